@@ -1,0 +1,1 @@
+//! goldengoose (work in progress)
