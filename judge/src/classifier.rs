@@ -1,0 +1,348 @@
+//! Metric classifiers: Kayenta's `MannWhitneyClassifier` (the one
+//! `NetflixACAJudge-v1.0` uses) and its simple `MeanInequalityClassifier`.
+//!
+//! A classifier takes one metric's cleaned control and experiment values and
+//! says Pass, High, Low, Nodata, NodataFailMetric or Error, with the effect
+//! size and, for Mann-Whitney, the interval that decided it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Direction, EffectSizeMeasure, NanStrategy};
+use crate::mannwhitney::MannWhitney;
+use crate::stats;
+
+/// A metric's verdict, with Kayenta's spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Classification {
+    /// No significant change.
+    Pass,
+    /// Canary significantly higher.
+    High,
+    /// Canary significantly lower.
+    Low,
+    /// No data on one side; not scored.
+    Nodata,
+    /// No data on a metric that must have data; scored as a failure.
+    NodataFailMetric,
+    /// The classifier could not run.
+    Error,
+}
+
+impl Classification {
+    /// Kayenta's string for the label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "Pass",
+            Self::High => "High",
+            Self::Low => "Low",
+            Self::Nodata => "Nodata",
+            Self::NodataFailMetric => "NodataFailMetric",
+            Self::Error => "Error",
+        }
+    }
+}
+
+impl std::fmt::Display for Classification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The Mann-Whitney numbers behind a classification (kayenta#521 asked for
+/// them in the result; Kayenta computes but never reports them).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MannWhitneyDetails {
+    /// Lower end of the interval for canary - baseline.
+    pub ci_lower: f64,
+    /// Upper end of the interval.
+    pub ci_upper: f64,
+    /// Location estimate of canary - baseline.
+    pub estimate: f64,
+    /// Tolerance band half-width: tolerance x |estimate|.
+    pub bound: f64,
+    /// Two-sided p-value for no shift.
+    pub p_value: f64,
+}
+
+/// A classifier's answer for one metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricClassification {
+    /// The label.
+    pub classification: Classification,
+    /// Why, in Kayenta's words, when Kayenta gives a reason.
+    pub reason: Option<String>,
+    /// Effect size (mean ratio or CLES; NaN when a mean is zero).
+    pub deviation: f64,
+    /// True when this result fails the canary outright.
+    pub critical: bool,
+    /// The test's numbers, when the test ran.
+    pub mann_whitney: Option<MannWhitneyDetails>,
+}
+
+impl MetricClassification {
+    fn early(
+        classification: Classification,
+        reason: Option<String>,
+        deviation: f64,
+        critical: bool,
+    ) -> Self {
+        Self {
+            classification,
+            reason,
+            deviation,
+            critical,
+            mann_whitney: None,
+        }
+    }
+}
+
+/// How a metric is to be judged, beyond its values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClassifyArgs<'a> {
+    /// Metric name, for reasons.
+    pub name: &'a str,
+    /// Which direction fails.
+    pub direction: Direction,
+    /// How NaN was handled upstream (decides what empty data means).
+    pub nan_strategy: NanStrategy,
+    /// Whether a failure of this metric fails the canary.
+    pub critical: bool,
+    /// Whether missing data fails the metric.
+    pub must_have_data: bool,
+    /// Seed for the noise Kayenta adds when both sides are single-valued.
+    pub noise_seed: u64,
+}
+
+/// Kayenta's Mann-Whitney classifier.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MannWhitneyClassifier {
+    /// Tolerance band as a fraction of |estimate| (0.25 in production).
+    pub tolerance: f64,
+    /// Confidence level (0.98 in production).
+    pub conf_level: f64,
+    /// (allowedDecrease, allowedIncrease).
+    pub effect_size_thresholds: (f64, f64),
+    /// (criticalDecrease, criticalIncrease).
+    pub critical_thresholds: (f64, f64),
+    /// How the effect is measured.
+    pub measure: EffectSizeMeasure,
+}
+
+impl Default for MannWhitneyClassifier {
+    /// `NetflixACAJudge-v1.0`'s settings with neutral effect thresholds.
+    fn default() -> Self {
+        Self {
+            tolerance: 0.25,
+            conf_level: 0.98,
+            effect_size_thresholds: (1.0, 1.0),
+            critical_thresholds: (1.0, 1.0),
+            measure: EffectSizeMeasure::MeanRatio,
+        }
+    }
+}
+
+const CANARY: &str = "Canary";
+const BASELINE: &str = "Baseline";
+
+impl MannWhitneyClassifier {
+    /// Classify cleaned (NaN-free) values. `mw` is a reusable workspace.
+    pub fn classify(
+        &self,
+        mw: &mut MannWhitney,
+        control: &[f64],
+        experiment: &[f64],
+        args: &ClassifyArgs<'_>,
+    ) -> MetricClassification {
+        use Classification::*;
+        if experiment.is_empty() || control.is_empty() {
+            return match args.nan_strategy {
+                NanStrategy::Remove => {
+                    let reason = Some(format!("Missing data for {}", args.name));
+                    if args.must_have_data && !args.critical {
+                        MetricClassification::early(NodataFailMetric, reason, 1.0, false)
+                    } else {
+                        MetricClassification::early(Nodata, reason, 1.0, args.critical)
+                    }
+                }
+                NanStrategy::Replace => MetricClassification::early(Pass, None, 1.0, false),
+            };
+        }
+        if same_multiset(experiment, control) {
+            let reason = Some(format!("The {CANARY} and {BASELINE} data are identical"));
+            return MetricClassification::early(Pass, reason, 1.0, false);
+        }
+        let first = experiment[0];
+        let single_valued = |v: &[f64]| v.iter().all(|&x| x == v[0]);
+        if single_valued(experiment) && single_valued(control) && control[0] == first {
+            return MetricClassification::early(Pass, None, 1.0, false);
+        }
+
+        // Kayenta's answer to a degenerate distribution: when both sides are
+        // single-valued, add Gaussian noise scaled to 1e-5 of each value.
+        // Kayenta's noise is unseeded; ours comes from the caller's seed.
+        let noisy;
+        let (experiment, control) = if single_valued(experiment) && single_valued(control) {
+            let mut rng = SplitMix64(args.noise_seed);
+            noisy = (
+                add_noise(experiment, &mut rng),
+                add_noise(control, &mut rng),
+            );
+            (noisy.0.as_slice(), noisy.1.as_slice())
+        } else {
+            (experiment, control)
+        };
+
+        let result = match mw.interval(experiment, control, self.conf_level) {
+            Ok(r) => r,
+            Err(e) => {
+                return MetricClassification::early(
+                    Error,
+                    Some(format!("Metric Classification Failed: {e}")),
+                    f64::NAN,
+                    args.critical,
+                );
+            }
+        };
+        let deviation = match self.measure {
+            EffectSizeMeasure::MeanRatio => stats::mean_ratio(control, experiment),
+            EffectSizeMeasure::Cles => stats::cles(control, experiment),
+        };
+        let bound = self.tolerance * result.estimate.abs();
+        let details = MannWhitneyDetails {
+            ci_lower: result.ci_lower,
+            ci_upper: result.ci_upper,
+            estimate: result.estimate,
+            bound,
+            p_value: result.p_value,
+        };
+        // A NaN effect size (a zero mean) does not stop a significant change
+        // from counting, as in Kayenta's zero-mean tests.
+        let reaches = |limit: f64, above: bool| {
+            deviation.is_nan()
+                || if above {
+                    deviation >= limit
+                } else {
+                    deviation <= limit
+                }
+        };
+        let up = matches!(args.direction, Direction::Increase | Direction::Either);
+        let down = matches!(args.direction, Direction::Decrease | Direction::Either);
+        let label = if up && result.ci_lower > bound && reaches(self.effect_size_thresholds.1, true)
+        {
+            High
+        } else if down && result.ci_upper < -bound && reaches(self.effect_size_thresholds.0, false)
+        {
+            Low
+        } else {
+            Pass
+        };
+        let critical = args.critical
+            && match label {
+                High => reaches(self.critical_thresholds.1, true),
+                Low => reaches(self.critical_thresholds.0, false),
+                _ => false,
+            };
+        let reason = match (label, critical) {
+            (Pass, _) => None,
+            (_, true) => Some(format!(
+                "The metric {} was classified as {label} (Critical)",
+                args.name
+            )),
+            (_, false) => Some(format!("{} was classified as {label}", args.name)),
+        };
+        MetricClassification {
+            classification: label,
+            reason,
+            deviation,
+            critical,
+            mann_whitney: Some(details),
+        }
+    }
+}
+
+/// Kayenta's `MeanInequalityClassifier`: High when the canary mean is above
+/// the baseline mean, Low when below. Only for comparison studies.
+pub fn classify_mean_inequality(
+    control: &[f64],
+    experiment: &[f64],
+    args: &ClassifyArgs<'_>,
+) -> MetricClassification {
+    use Classification::*;
+    if experiment.is_empty() || control.is_empty() {
+        return match args.nan_strategy {
+            NanStrategy::Remove if args.must_have_data && !args.critical => {
+                MetricClassification::early(NodataFailMetric, None, 1.0, false)
+            }
+            NanStrategy::Remove => MetricClassification::early(Nodata, None, 0.0, args.critical),
+            NanStrategy::Replace => MetricClassification::early(Pass, None, 1.0, false),
+        };
+    }
+    let (e, c) = (stats::mean(experiment), stats::mean(control));
+    let ratio = e / c;
+    let up = matches!(args.direction, Direction::Increase | Direction::Either);
+    let down = matches!(args.direction, Direction::Decrease | Direction::Either);
+    let (label, reason) = if up && e > c {
+        (
+            High,
+            Some(format!(
+                "The {CANARY} mean was greater than the {BASELINE} mean"
+            )),
+        )
+    } else if down && e < c {
+        (
+            Low,
+            Some(format!(
+                "The {CANARY} mean was less than the {BASELINE} mean"
+            )),
+        )
+    } else {
+        (Pass, None)
+    };
+    MetricClassification::early(label, reason, ratio, args.critical && label != Pass)
+}
+
+/// Same values in any order (Kayenta compares the sorted arrays).
+fn same_multiset(a: &[f64], b: &[f64]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a == b {
+        return true;
+    }
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort_unstable_by(f64::total_cmp);
+    b.sort_unstable_by(f64::total_cmp);
+    a == b
+}
+
+fn add_noise(values: &[f64], rng: &mut SplitMix64) -> Vec<f64> {
+    let sd = (values[0] * 1e-5).abs();
+    values.iter().map(|v| v + sd * rng.gaussian()).collect()
+}
+
+/// A tiny seeded generator for the noise path; the judge needs nothing
+/// better and stays free of dependencies.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1].
+    fn uniform(&mut self) -> f64 {
+        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box-Muller).
+    fn gaussian(&mut self) -> f64 {
+        let (u1, u2) = (self.uniform(), self.uniform());
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}

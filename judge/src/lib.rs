@@ -1,0 +1,495 @@
+//! A Kayenta-compatible automated canary analysis judge.
+//!
+//! [`Judge`] reproduces `NetflixACAJudge-v1.0`: for each metric it cleans the
+//! baseline (control) and canary (experiment) series, classifies them with
+//! the Mann-Whitney classifier, scores the groups and the canary, and
+//! returns Kayenta's `CanaryJudgeResult`. [`analysis`] runs Kayenta's
+//! multi-interval canary analysis over a judge's scores.
+//!
+//! The crate is pure: no I/O, no clock, and no randomness but the seed the
+//! caller passes (used only where Kayenta adds noise to single-valued data).
+//!
+//! ```
+//! use judge::{CanaryConfig, Judge, MetricSetPair};
+//! let config = CanaryConfig::from_json(r#"{"metrics":[{"name":"latency","groups":["perf"],
+//!     "analysisConfigurations":{"canary":{"direction":"increase"}}}]}"#).unwrap();
+//! let judge = Judge::new(&config).unwrap();
+//! let baseline: Vec<f64> = (0..60).map(|i| 100.0 + (i % 7) as f64).collect();
+//! let canary: Vec<f64> = baseline.iter().map(|v| v * 1.5).collect();
+//! let result = judge.judge_pairs(&[MetricSetPair::new("latency", baseline, canary)], 0).unwrap();
+//! assert_eq!(result.score.classification.as_str(), "Fail");
+//! assert_eq!(result.results[0].classification.as_str(), "High");
+//! ```
+
+pub mod analysis;
+pub mod classifier;
+pub mod config;
+pub mod error;
+pub mod mannwhitney;
+pub mod pairs;
+pub mod scorer;
+pub mod stats;
+mod text;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+pub use classifier::{
+    Classification, MannWhitneyClassifier, MannWhitneyDetails, MetricClassification,
+};
+pub use config::{CanaryConfig, Direction, MetricConfig, NanStrategy, ScoreThresholds};
+pub use error::{InputError, JudgeError};
+pub use pairs::{MetricSetPair, parse_pairs};
+pub use scorer::ScoreClassification;
+pub use stats::Summary;
+pub use text::render_text;
+
+use classifier::ClassifyArgs;
+use config::OutlierStrategy;
+use mannwhitney::MannWhitney;
+use scorer::{Scored, Weights};
+
+/// Kayenta's `CanaryJudgeResult`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryJudgeResult {
+    /// `NetflixACAJudge-v1.0`.
+    pub judge_name: String,
+    /// One result per metric pair, in input order.
+    pub results: Vec<CanaryAnalysisResult>,
+    /// Per group score, sorted by group name.
+    pub group_scores: Vec<CanaryJudgeGroupScore>,
+    /// Summary score and verdict.
+    pub score: CanaryJudgeScore,
+}
+
+/// Kayenta's `CanaryAnalysisResult`: one metric's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryAnalysisResult {
+    /// Metric name.
+    pub name: String,
+    /// The pair's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The label.
+    pub classification: Classification,
+    /// Why, when Kayenta says why.
+    #[serde(default)]
+    pub classification_reason: Option<String>,
+    /// The metric's groups.
+    pub groups: Vec<String>,
+    /// The pair's tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Canary statistics after cleaning.
+    pub experiment_metadata: StatsMetadata,
+    /// Baseline statistics after cleaning.
+    pub control_metadata: StatsMetadata,
+    /// Effect size and test numbers.
+    pub result_metadata: ResultMetadata,
+    /// Whether this result fails the canary outright.
+    pub critical: bool,
+    /// Muted metrics are reported but not scored.
+    #[serde(default)]
+    pub muted: bool,
+}
+
+/// `{"stats": {...}}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StatsMetadata {
+    /// Summary statistics.
+    pub stats: Summary,
+}
+
+/// `resultMetadata`: Kayenta's `ratio`, plus the Mann-Whitney numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultMetadata {
+    /// Effect size (mean ratio or CLES); "NaN" when a mean is zero.
+    #[serde(with = "pairs::nan_f64")]
+    pub ratio: f64,
+    /// The interval and estimate, when the test ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mann_whitney: Option<MannWhitneyDetails>,
+}
+
+/// Kayenta's `CanaryJudgeGroupScore`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryJudgeGroupScore {
+    /// Group name.
+    pub name: String,
+    /// Pass share in percent.
+    pub score: f64,
+    /// Always empty, as in Kayenta.
+    pub classification: String,
+    /// Always empty, as in Kayenta.
+    pub classification_reason: String,
+}
+
+/// Kayenta's `CanaryJudgeScore`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryJudgeScore {
+    /// Summary score, 0..=100.
+    pub score: f64,
+    /// Pass, Marginal or Fail.
+    pub classification: ScoreClassification,
+    /// Why the score was forced to 0, or empty.
+    pub classification_reason: String,
+}
+
+/// One metric's series for the fast path, in the config's metric order.
+#[derive(Debug, Clone, Copy)]
+pub struct Series<'a> {
+    /// Baseline values.
+    pub control: &'a [f64],
+    /// Canary values.
+    pub experiment: &'a [f64],
+}
+
+/// The fast path's answer: the verdict without the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// Summary score.
+    pub score: f64,
+    /// Pass, Marginal or Fail.
+    pub classification: ScoreClassification,
+    /// Per metric (config order): label and whether it was critical.
+    pub metrics: Vec<(Classification, bool)>,
+}
+
+/// Reusable buffers for [`Judge::judge_series`].
+#[derive(Debug, Default)]
+pub struct Workspace {
+    mw: MannWhitney,
+    control: Vec<f64>,
+    experiment: Vec<f64>,
+    counts: Vec<[u32; 3]>,
+}
+
+impl Workspace {
+    /// Empty buffers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// A metric's judging rule, resolved from the config once.
+#[derive(Debug, Clone)]
+struct MetricRule {
+    name: String,
+    groups: Vec<String>,
+    group_ids: Vec<usize>,
+    direction: Direction,
+    nan_strategy: NanStrategy,
+    critical: bool,
+    must_have_data: bool,
+    muted: bool,
+    outlier_factor: Option<f64>,
+    classifier: MannWhitneyClassifier,
+}
+
+/// `NetflixACAJudge-v1.0`, prepared for one canary config.
+#[derive(Debug, Clone)]
+pub struct Judge {
+    rules: Vec<MetricRule>,
+    by_name: HashMap<String, usize>,
+    group_names: Vec<String>,
+    weights: Weights,
+    thresholds: ScoreThresholds,
+}
+
+impl Judge {
+    /// Validate `config` and resolve every metric's rule. Thresholds come
+    /// from `classifier.scoreThresholds`, or 75 / 50.
+    pub fn new(config: &CanaryConfig) -> Result<Self, InputError> {
+        config.validate()?;
+        let mut group_names: Vec<String> = config
+            .metrics
+            .iter()
+            .flat_map(|m| m.groups.iter().cloned())
+            .chain(config.classifier.group_weights.keys().cloned())
+            .collect();
+        group_names.sort();
+        group_names.dedup();
+        let group_index = |g: &str| {
+            group_names
+                .binary_search_by(|n| n.as_str().cmp(g))
+                .unwrap_or(0)
+        };
+        let rules: Vec<MetricRule> = config
+            .metrics
+            .iter()
+            .map(|m| {
+                let c = &m.analysis_configurations.canary;
+                let e = c.effect_size.unwrap_or_default();
+                let neutral = e.measure.neutral();
+                MetricRule {
+                    name: m.name.clone(),
+                    groups: m.groups.clone(),
+                    group_ids: m.groups.iter().map(|g| group_index(g)).collect(),
+                    direction: c.direction,
+                    nan_strategy: c.nan_strategy,
+                    critical: c.critical,
+                    must_have_data: c.must_have_data,
+                    muted: c.muted,
+                    outlier_factor: c
+                        .outliers
+                        .filter(|o| o.strategy == OutlierStrategy::Remove)
+                        .map(|o| o.outlier_factor.unwrap_or(3.0)),
+                    classifier: MannWhitneyClassifier {
+                        tolerance: 0.25,
+                        conf_level: 0.98,
+                        effect_size_thresholds: (
+                            e.allowed_decrease.unwrap_or(neutral),
+                            e.allowed_increase.unwrap_or(neutral),
+                        ),
+                        critical_thresholds: (
+                            e.critical_decrease.unwrap_or(neutral),
+                            e.critical_increase.unwrap_or(neutral),
+                        ),
+                        measure: e.measure,
+                    },
+                }
+            })
+            .collect();
+        let weights = Weights {
+            weights: group_names
+                .iter()
+                .map(|g| config.classifier.group_weights.get(g).copied())
+                .collect(),
+        };
+        let by_name = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.clone(), i))
+            .collect();
+        Ok(Self {
+            rules,
+            by_name,
+            group_names,
+            weights,
+            thresholds: config.classifier.score_thresholds.unwrap_or_default(),
+        })
+    }
+
+    /// The pass and marginal thresholds in use.
+    pub fn thresholds(&self) -> ScoreThresholds {
+        self.thresholds
+    }
+
+    /// Use other thresholds (e.g. from the command line).
+    pub fn set_thresholds(&mut self, thresholds: ScoreThresholds) -> Result<(), InputError> {
+        thresholds.validate("scoreThresholds")?;
+        self.thresholds = thresholds;
+        Ok(())
+    }
+
+    /// Metric names in config order (the order [`Judge::judge_series`] takes).
+    pub fn metric_names(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.name.as_str())
+    }
+
+    /// Judge a `MetricSetPairList`, as Kayenta's judge endpoint does.
+    pub fn judge_pairs(
+        &self,
+        pairs: &[MetricSetPair],
+        seed: u64,
+    ) -> Result<CanaryJudgeResult, JudgeError> {
+        let mut ws = Workspace::new();
+        let mut seen = HashMap::new();
+        let mut results = Vec::with_capacity(pairs.len());
+        let mut rule_ids = Vec::with_capacity(pairs.len());
+        let mut outcomes = Vec::with_capacity(pairs.len());
+        for (i, pair) in pairs.iter().enumerate() {
+            let Some(&r) = self.by_name.get(&pair.name) else {
+                let mut known: Vec<&str> = self.metric_names().collect();
+                known.sort();
+                return Err(JudgeError::Pairs(InputError::at(
+                    format!("[{i}].name"),
+                    format!(
+                        "metric \"{}\" is not in the canary config (its metrics: {})",
+                        pair.name,
+                        known.join(", ")
+                    ),
+                )));
+            };
+            if let Some(first) = seen.insert(pair.name.as_str(), i) {
+                return Err(JudgeError::Pairs(InputError::at(
+                    format!("[{i}].name"),
+                    format!("metric \"{}\" appears twice (also at [{first}])", pair.name),
+                )));
+            }
+            let rule = &self.rules[r];
+            let outcome = self.classify(
+                rule,
+                pair.values.control.as_slice(),
+                pair.values.experiment.as_slice(),
+                metric_seed(seed, r),
+                &mut ws,
+            );
+            results.push(CanaryAnalysisResult {
+                name: pair.name.clone(),
+                id: pair.id.clone(),
+                classification: outcome.classification,
+                classification_reason: outcome.reason.clone(),
+                groups: rule.groups.clone(),
+                tags: pair.tags.clone(),
+                experiment_metadata: StatsMetadata {
+                    stats: Summary::of(&ws.experiment),
+                },
+                control_metadata: StatsMetadata {
+                    stats: Summary::of(&ws.control),
+                },
+                result_metadata: ResultMetadata {
+                    ratio: outcome.deviation,
+                    mann_whitney: outcome.mann_whitney,
+                },
+                critical: outcome.critical,
+                muted: rule.muted,
+            });
+            rule_ids.push(r);
+            outcomes.push(outcome);
+        }
+        let scored: Vec<Scored<'_>> = outcomes
+            .iter()
+            .zip(&rule_ids)
+            .filter(|(_, r)| !self.rules[**r].muted)
+            .map(|(o, r)| Scored {
+                classification: o.classification,
+                groups: &self.rules[*r].group_ids,
+                critical: o.critical,
+                reason: o.reason.as_deref(),
+            })
+            .collect();
+        let score = self.weights.score(&scored, &mut ws.counts);
+        let classification = scorer::classify_score(score.score, scored.len(), self.thresholds);
+        Ok(CanaryJudgeResult {
+            judge_name: config::NETFLIX_ACA_JUDGE.to_string(),
+            results,
+            group_scores: score
+                .groups
+                .iter()
+                .map(|g| CanaryJudgeGroupScore {
+                    name: self.group_names[g.group].clone(),
+                    score: g.score,
+                    classification: String::new(),
+                    classification_reason: String::new(),
+                })
+                .collect(),
+            score: CanaryJudgeScore {
+                score: score.score,
+                classification,
+                classification_reason: score.reason.unwrap_or_default(),
+            },
+        })
+    }
+
+    /// The fast path for simulators: one series per config metric, in
+    /// config order, no report built. Same verdict as [`Judge::judge_pairs`].
+    ///
+    /// # Panics
+    /// If `series` does not have one entry per config metric.
+    pub fn judge_series(&self, series: &[Series<'_>], seed: u64, ws: &mut Workspace) -> Verdict {
+        assert_eq!(
+            series.len(),
+            self.rules.len(),
+            "one series per config metric"
+        );
+        let outcomes: Vec<MetricClassification> = self
+            .rules
+            .iter()
+            .zip(series)
+            .enumerate()
+            .map(|(r, (rule, s))| {
+                self.classify(rule, s.control, s.experiment, metric_seed(seed, r), ws)
+            })
+            .collect();
+        let scored: Vec<Scored<'_>> = outcomes
+            .iter()
+            .zip(&self.rules)
+            .filter(|(_, rule)| !rule.muted)
+            .map(|(o, rule)| Scored {
+                classification: o.classification,
+                groups: &rule.group_ids,
+                critical: o.critical,
+                reason: o.reason.as_deref(),
+            })
+            .collect();
+        let score = self.weights.score(&scored, &mut ws.counts);
+        Verdict {
+            classification: scorer::classify_score(score.score, scored.len(), self.thresholds),
+            score: score.score,
+            metrics: outcomes
+                .iter()
+                .map(|o| (o.classification, o.critical))
+                .collect(),
+        }
+    }
+
+    /// Clean both series into the workspace and classify them.
+    fn classify(
+        &self,
+        rule: &MetricRule,
+        control: &[f64],
+        experiment: &[f64],
+        seed: u64,
+        ws: &mut Workspace,
+    ) -> MetricClassification {
+        preprocess_into(
+            control,
+            rule.nan_strategy,
+            rule.outlier_factor,
+            &mut ws.control,
+        );
+        preprocess_into(
+            experiment,
+            rule.nan_strategy,
+            rule.outlier_factor,
+            &mut ws.experiment,
+        );
+        let args = ClassifyArgs {
+            name: &rule.name,
+            direction: rule.direction,
+            nan_strategy: rule.nan_strategy,
+            critical: rule.critical,
+            must_have_data: rule.must_have_data,
+            noise_seed: seed,
+        };
+        rule.classifier
+            .classify(&mut ws.mw, &ws.control, &ws.experiment, &args)
+    }
+}
+
+/// Kayenta's preprocessing of one series: the NaN strategy, then (with a
+/// factor) reduced-sensitivity IQR outlier removal.
+pub fn preprocess(raw: &[f64], nan_strategy: NanStrategy, outlier_factor: Option<f64>) -> Vec<f64> {
+    let mut out = Vec::with_capacity(raw.len());
+    preprocess_into(raw, nan_strategy, outlier_factor, &mut out);
+    out
+}
+
+fn preprocess_into(
+    raw: &[f64],
+    nan_strategy: NanStrategy,
+    outlier_factor: Option<f64>,
+    out: &mut Vec<f64>,
+) {
+    out.clear();
+    match nan_strategy {
+        NanStrategy::Remove => out.extend(raw.iter().copied().filter(|v| !v.is_nan())),
+        NanStrategy::Replace => out.extend(raw.iter().map(|&v| if v.is_nan() { 0.0 } else { v })),
+    }
+    if let Some(factor) = outlier_factor {
+        let flags = stats::iqr_outliers(out, factor, true);
+        *out = stats::remove_flagged(out, &flags);
+    }
+}
+
+/// A per-metric seed, so a metric's noise does not depend on the others.
+fn metric_seed(seed: u64, metric: usize) -> u64 {
+    seed ^ (metric as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
