@@ -168,13 +168,14 @@ impl MannWhitneyClassifier {
                 NanStrategy::Replace => MetricClassification::early(Pass, None, 1.0, false),
             };
         }
-        if same_multiset(experiment, control) {
+        mw.load(experiment, control);
+        let (xs, ys) = (mw.experiment_sorted(), mw.control_sorted());
+        if xs == ys {
             let reason = Some(format!("The {CANARY} and {BASELINE} data are identical"));
             return MetricClassification::early(Pass, reason, 1.0, false);
         }
-        let first = experiment[0];
-        let single_valued = |v: &[f64]| v.iter().all(|&x| x == v[0]);
-        if single_valued(experiment) && single_valued(control) && control[0] == first {
+        let single_valued = xs[0] == xs[xs.len() - 1] && ys[0] == ys[ys.len() - 1];
+        if single_valued && xs[0] == ys[0] {
             return MetricClassification::early(Pass, None, 1.0, false);
         }
 
@@ -182,18 +183,19 @@ impl MannWhitneyClassifier {
         // single-valued, add Gaussian noise scaled to 1e-5 of each value.
         // Kayenta's noise is unseeded; ours comes from the caller's seed.
         let noisy;
-        let (experiment, control) = if single_valued(experiment) && single_valued(control) {
+        let (experiment, control) = if single_valued {
             let mut rng = SplitMix64(args.noise_seed);
             noisy = (
                 add_noise(experiment, &mut rng),
                 add_noise(control, &mut rng),
             );
+            mw.load(&noisy.0, &noisy.1);
             (noisy.0.as_slice(), noisy.1.as_slice())
         } else {
             (experiment, control)
         };
 
-        let result = match mw.interval(experiment, control, self.conf_level) {
+        let result = match mw.interval_loaded(self.conf_level) {
             Ok(r) => r,
             Err(e) => {
                 return MetricClassification::early(
@@ -300,21 +302,6 @@ pub fn classify_mean_inequality(
         (Pass, None)
     };
     MetricClassification::early(label, reason, ratio, args.critical && label != Pass)
-}
-
-/// Same values in any order (Kayenta compares the sorted arrays).
-fn same_multiset(a: &[f64], b: &[f64]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    if a == b {
-        return true;
-    }
-    let mut a = a.to_vec();
-    let mut b = b.to_vec();
-    a.sort_unstable_by(f64::total_cmp);
-    b.sort_unstable_by(f64::total_cmp);
-    a == b
 }
 
 fn add_noise(values: &[f64], rng: &mut SplitMix64) -> Vec<f64> {

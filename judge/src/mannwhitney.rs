@@ -46,18 +46,48 @@ pub struct MannWhitneyResult {
     pub p_value: f64,
 }
 
-/// Sorted copies of the two samples, reusable across calls to avoid
-/// allocating in hot loops (the simulator judges millions of windows).
+/// A reusable workspace: the two samples sorted once, and the per-x counts
+/// the rank statistic keeps between evaluations. The simulator judges
+/// millions of windows, so nothing here allocates after warm-up.
 #[derive(Debug, Default, Clone)]
 pub struct MannWhitney {
+    /// Experiment, sorted.
     x: Vec<f64>,
-    y: Vec<f64>,
+    /// Control, sorted, between a -inf and a +inf sentinel.
+    y_padded: Vec<f64>,
+    /// Per x, the count of control values below `x - d` at the last `d`.
+    counts: Vec<usize>,
 }
 
 impl MannWhitney {
     /// A workspace with no samples loaded.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sort `experiment` and `control` into the workspace.
+    pub fn load(&mut self, experiment: &[f64], control: &[f64]) {
+        self.x.clear();
+        self.x.extend_from_slice(experiment);
+        self.x.sort_unstable_by(f64::total_cmp);
+        self.y_padded.clear();
+        self.y_padded.push(f64::NEG_INFINITY);
+        self.y_padded.extend_from_slice(control);
+        self.y_padded[1..].sort_unstable_by(f64::total_cmp);
+        self.y_padded.push(f64::INFINITY);
+    }
+
+    /// The loaded experiment, sorted.
+    pub fn experiment_sorted(&self) -> &[f64] {
+        &self.x
+    }
+
+    /// The loaded control, sorted.
+    pub fn control_sorted(&self) -> &[f64] {
+        match self.y_padded.len() {
+            0 | 1 => &[],
+            len => &self.y_padded[1..len - 1],
+        }
     }
 
     /// Confidence interval for `experiment - control` at `conf_level`.
@@ -69,28 +99,31 @@ impl MannWhitney {
         control: &[f64],
         conf_level: f64,
     ) -> Result<MannWhitneyResult, MannWhitneyError> {
-        if experiment.is_empty() || control.is_empty() {
+        self.load(experiment, control);
+        self.interval_loaded(conf_level)
+    }
+
+    /// [`MannWhitney::interval`] for the samples already loaded.
+    pub fn interval_loaded(
+        &mut self,
+        conf_level: f64,
+    ) -> Result<MannWhitneyResult, MannWhitneyError> {
+        if self.x.is_empty() || self.y_padded.len() < 3 {
             return Err(MannWhitneyError::Empty);
         }
         if !(conf_level > 0.0 && conf_level < 1.0) {
             return Err(MannWhitneyError::ConfidenceLevel(conf_level));
         }
-        self.x.clear();
-        self.x.extend_from_slice(experiment);
-        self.y.clear();
-        self.y.extend_from_slice(control);
-        self.x.sort_unstable_by(f64::total_cmp);
-        self.y.sort_unstable_by(f64::total_cmp);
-        let stat = RankStatistic::new(&self.x, &self.y);
-
-        let mu_min = self.x[0] - self.y[self.y.len() - 1];
-        let mu_max = self.x[self.x.len() - 1] - self.y[0];
+        let mut stat = RankStatistic::new(&self.x, &self.y_padded, &mut self.counts);
+        let y = &self.y_padded[1..self.y_padded.len() - 1];
+        let mu_min = self.x[0] - y[y.len() - 1];
+        let mu_max = self.x[self.x.len() - 1] - y[0];
         let g_min = stat.z(mu_min)?;
         let g_max = stat.z(mu_max)?;
 
         let alpha = 1.0 - conf_level;
         let z_quant = qnorm(alpha / 2.0);
-        let find_root = |zq: f64| -> Result<f64, MannWhitneyError> {
+        let find_root = |stat: &mut RankStatistic<'_>, zq: f64| -> Result<f64, MannWhitneyError> {
             let f_lower = g_min - zq;
             let f_upper = g_max - zq;
             if f_lower <= 0.0 {
@@ -101,8 +134,8 @@ impl MannWhitney {
                 zeroin(mu_min, mu_max, f_lower, f_upper, |d| Ok(stat.z(d)? - zq))
             }
         };
-        let ci_lower = find_root(-z_quant)?;
-        let ci_upper = find_root(z_quant)?;
+        let ci_lower = find_root(&mut stat, -z_quant)?;
+        let ci_upper = find_root(&mut stat, z_quant)?;
         // Kayenta solves for the estimate without checking the endpoints.
         let estimate = zeroin(mu_min, mu_max, g_min, g_max, |d| stat.z(d))?;
 
@@ -130,28 +163,165 @@ pub fn mann_whitney(
 /// shifted by `d` against sorted `y`.
 struct RankStatistic<'a> {
     x: &'a [f64],
+    /// Sorted control between -inf and +inf sentinels.
+    y_padded: &'a [f64],
+    /// Sorted control.
     y: &'a [f64],
+    counts: &'a mut Vec<usize>,
     n: f64,
     m: f64,
     /// 2 * (n (n + 1) / 2 + n m / 2), to turn twice the rank sum into 2 dz.
     twice_offset: i64,
+    /// sum(t^3 - t) over tie groups inside x and inside y: these groups
+    /// stay tied at any shift, so when no new tie forms at `d` this is the
+    /// whole tie term.
+    own_ties: f64,
+    /// Smallest gap between distinct x values, and the largest |x|: below
+    /// `4 eps (max|x| + |d|)` rounding could merge two x values at shift d.
+    min_gap: f64,
+    max_abs_x: f64,
+    /// The shift the counts were last computed for, and the bracket width.
+    last_d: f64,
+    span: f64,
+}
+
+/// How many of sorted `y` are below `v`, knowing the answer is at least
+/// `floor` and probably near `hint`: exponential search from the hint,
+/// then binary search.
+fn count_below(y: &[f64], v: f64, floor: usize, hint: usize) -> usize {
+    let m = y.len();
+    let hint = hint.clamp(floor, m);
+    if hint > floor && y[hint - 1] >= v {
+        // the answer is in [floor, hint - 1]; y[hi] >= v throughout
+        let mut hi = hint - 1;
+        let mut step = 1;
+        loop {
+            if hi == floor {
+                return floor;
+            }
+            let probe = hi.saturating_sub(step).max(floor);
+            if y[probe] < v {
+                return probe + 1 + y[probe + 1..hi].partition_point(|&t| t < v);
+            }
+            hi = probe;
+            step *= 2;
+        }
+    }
+    // the answer is at least `hint`; y[lo - 1] < v throughout
+    let mut lo = hint;
+    let mut step = 1;
+    while lo < m && y[lo] < v {
+        let probe = (lo + step).min(m);
+        if probe == m || y[probe] >= v {
+            return lo + 1 + y[lo + 1..probe].partition_point(|&t| t < v);
+        }
+        lo = probe;
+        step *= 2;
+    }
+    lo
+}
+
+/// Tie term sum(t^3 - t) of a sorted slice.
+fn tie_term(sorted: &[f64]) -> f64 {
+    let mut ties = 0.0;
+    let mut k = 0;
+    while k < sorted.len() {
+        let mut e = k + 1;
+        while e < sorted.len() && sorted[e] == sorted[k] {
+            e += 1;
+        }
+        let t = (e - k) as f64;
+        if e - k > 1 {
+            ties += t * t * t - t;
+        }
+        k = e;
+    }
+    ties
 }
 
 impl<'a> RankStatistic<'a> {
-    fn new(x: &'a [f64], y: &'a [f64]) -> Self {
+    fn new(x: &'a [f64], y_padded: &'a [f64], counts: &'a mut Vec<usize>) -> Self {
+        let y = &y_padded[1..y_padded.len() - 1];
         let (n, m) = (x.len() as i64, y.len() as i64);
+        counts.clear();
+        counts.resize(x.len(), 0);
+        let min_gap = x
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .filter(|&g| g > 0.0)
+            .fold(f64::INFINITY, f64::min);
         Self {
             x,
+            y_padded,
             y,
+            counts,
             n: n as f64,
             m: m as f64,
             twice_offset: n * (n + 1) + n * m,
+            own_ties: tie_term(x) + tie_term(y),
+            min_gap,
+            max_abs_x: x[0].abs().max(x[x.len() - 1].abs()),
+            last_d: f64::INFINITY,
+            span: (x[x.len() - 1] - y[0]) - (x[0] - y[y.len() - 1]),
         }
     }
 
+    /// Twice the x rank sum and the tie term, when no value of `x - d`
+    /// ties a value of `y`: then the x rank sum is n(n+1)/2 plus, per x,
+    /// the count of smaller y. `None` when a new tie formed.
+    ///
+    /// The counts are kept between calls: the root finder's steps shrink,
+    /// so a count usually stays put (two comparisons against the padded
+    /// control confirm it), and otherwise is found by galloping from its
+    /// last value. A call costs about 2n comparisons, not n + m.
+    fn ranks_without_new_ties(&mut self, d: f64) -> Option<(i64, f64)> {
+        let (x, y, yp) = (self.x, self.y, self.y_padded);
+        let mut below: usize = 0;
+        let mut new_tie = false;
+        let mut floor = 0usize;
+        // After a long jump most counts change: one merge-like sweep (each
+        // count starts from the previous one) beats searching per x.
+        let sweep = (d - self.last_d).abs() * (x.len() + y.len()) as f64 > self.span;
+        self.last_d = d;
+        for (&xi, count) in x.iter().zip(self.counts.iter_mut()) {
+            let v = xi - d;
+            let mut p = *count;
+            // yp[p] is y[p - 1], yp[p + 1] is y[p]
+            if sweep {
+                p = floor;
+                while yp[p + 1] < v {
+                    p += 1;
+                }
+                *count = p;
+            } else if !(yp[p] < v && v <= yp[p + 1]) {
+                p = count_below(y, v, floor, p);
+                *count = p;
+            }
+            floor = p;
+            below += p;
+            new_tie |= yp[p + 1] == v;
+        }
+        if new_tie {
+            return None;
+        }
+        let n = x.len() as i64;
+        Some((n * (n + 1) + 2 * below as i64, self.own_ties))
+    }
+
     /// Twice the x rank sum (average ranks for ties; an integer) and the
-    /// tie term sum(t^3 - t), in one merge pass over `x - d` and `y`.
-    fn ranks(&self, d: f64) -> (i64, f64) {
+    /// tie term sum(t^3 - t).
+    fn ranks(&mut self, d: f64) -> (i64, f64) {
+        // Subtracting d could round two distinct x values onto one only if
+        // they are within a few ulps of each other at this magnitude.
+        let rounding_may_merge = self.min_gap <= 4.0 * f64::EPSILON * (self.max_abs_x + d.abs());
+        if !rounding_may_merge && let Some(r) = self.ranks_without_new_ties(d) {
+            return r;
+        }
+        self.ranks_with_ties(d)
+    }
+
+    /// The general merge: groups equal values of `x - d` and `y`.
+    fn ranks_with_ties(&self, d: f64) -> (i64, f64) {
         let (x, y) = (self.x, self.y);
         let (mut i, mut j) = (0usize, 0usize);
         let mut next_rank: i64 = 1;
@@ -185,7 +355,7 @@ impl<'a> RankStatistic<'a> {
     }
 
     /// Kayenta's `wilcoxonDiff(d, 0)`: (dz - sign(dz)/2) / sigma.
-    fn z(&self, d: f64) -> Result<f64, MannWhitneyError> {
+    fn z(&mut self, d: f64) -> Result<f64, MannWhitneyError> {
         let (twice_rank_sum, ties) = self.ranks(d);
         let twice_dz = twice_rank_sum - self.twice_offset;
         // Half-integers are exact in f64, so this equals Kayenta's sum of
@@ -286,14 +456,16 @@ pub fn wilcoxon_diff(
     experiment: &[f64],
     control: &[f64],
 ) -> Result<f64, MannWhitneyError> {
-    let mut x = experiment.to_vec();
-    let mut y = control.to_vec();
-    x.sort_unstable_by(f64::total_cmp);
-    y.sort_unstable_by(f64::total_cmp);
-    Ok(RankStatistic::new(&x, &y).z(mu)? - zq)
+    if experiment.is_empty() || control.is_empty() {
+        return Err(MannWhitneyError::Empty);
+    }
+    let mut mw = MannWhitney::new();
+    mw.load(experiment, control);
+    Ok(RankStatistic::new(&mw.x, &mw.y_padded, &mut mw.counts).z(mu)? - zq)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -333,6 +505,50 @@ mod tests {
             let fast = wilcoxon_diff(d, 0.0, &x, &y).unwrap();
             let slow = z_by_reranking(&x, &y, d);
             assert_eq!(fast, slow, "d = {d}");
+        }
+    }
+
+    #[test]
+    fn fast_path_equals_general_merge() {
+        let x = [0.1, 0.7, 0.7, 1.3, 2.9, 4.4];
+        let y = [0.0, 0.5, 0.5, 1.0, 3.3];
+        let mut mw = MannWhitney::new();
+        mw.load(&x, &y);
+        let mut stat = RankStatistic::new(&mw.x, &mw.y_padded, &mut mw.counts);
+        let mut fast_used = 0;
+        for k in -60..60 {
+            let d = k as f64 * 0.1;
+            if let Some(fast) = stat.ranks_without_new_ties(d) {
+                assert_eq!(fast, stat.ranks_with_ties(d), "d = {d}");
+                fast_used += 1;
+            }
+        }
+        assert!(fast_used > 50);
+        // the same shifts in a scrambled order exercise the warm counts
+        for k in (-60..60).rev().step_by(7).chain((-60..60).step_by(5)) {
+            let d = k as f64 * 0.1 + 0.05;
+            if let Some(fast) = stat.ranks_without_new_ties(d) {
+                assert_eq!(fast, stat.ranks_with_ties(d), "d = {d}");
+            }
+        }
+        // a new tie (x - d == y) must not take the fast path
+        assert!(stat.ranks_without_new_ties(0.1).is_none());
+    }
+
+    #[test]
+    fn count_below_from_any_hint() {
+        let y = [1.0, 2.0, 2.0, 3.0, 5.0, 8.0, 8.0, 9.0];
+        for v in [0.5, 1.0, 2.0, 2.5, 5.0, 8.0, 8.5, 9.5] {
+            let want = y.iter().filter(|&&t| t < v).count();
+            for floor in 0..=want {
+                for hint in 0..=y.len() + 1 {
+                    assert_eq!(
+                        count_below(&y, v, floor, hint),
+                        want,
+                        "v {v} floor {floor} hint {hint}"
+                    );
+                }
+            }
         }
     }
 

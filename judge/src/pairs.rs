@@ -133,6 +133,7 @@ pub mod nan_list {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

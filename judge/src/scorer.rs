@@ -228,6 +228,7 @@ pub fn round_half_up_2(x: f64) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,8 @@
 //! The judge's integration tests: Kayenta's own test vectors, an
 //! independent R oracle, property tests and whole-config judgements.
 
+#![allow(clippy::unwrap_used)]
+
 mod kayenta_vectors;
 mod properties;
 mod r_oracle;

@@ -1,0 +1,100 @@
+//! `canarylab judge`: Kayenta's judge endpoint on the command line.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use judge::{CanaryConfig, Judge, ScoreClassification, ScoreThresholds, parse_pairs, render_text};
+
+use crate::Exit;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Kayenta's CanaryJudgeResult JSON (plus Mann-Whitney details).
+    Json,
+    /// A readable table: each metric's verdict, ratio and interval.
+    Text,
+}
+
+/// Arguments of `canarylab judge`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  canarylab judge --config canary-config.json --pairs metric-set-pairs.json
+  canarylab judge --config c.json --pairs p.json --format text --pass 90 --marginal 70
+  canarylab judge --config c.json --pairs p.json --exit-code || echo 'roll back'
+
+Exit status: 0 judged (with --exit-code: passed); 1 with --exit-code when the
+canary fails; 3 with --exit-code when it is marginal; 2 on bad input.")]
+pub struct JudgeArgs {
+    /// Kayenta canary config (JSON), e.g. exported from Spinnaker.
+    #[arg(long, value_name = "CONFIG.json")]
+    pub config: PathBuf,
+    /// Kayenta MetricSetPairList (JSON array): per metric, control and
+    /// experiment values; "NaN" strings and nulls mark missing points.
+    #[arg(long, value_name = "PAIRS.json")]
+    pub pairs: PathBuf,
+    /// Pass threshold for the summary score [default: the config's
+    /// classifier.scoreThresholds.pass, else 75].
+    #[arg(long, value_name = "SCORE")]
+    pub pass: Option<f64>,
+    /// Marginal threshold [default: the config's, else 50].
+    #[arg(long, value_name = "SCORE")]
+    pub marginal: Option<f64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+    /// Exit 1 when the canary fails and 3 when it is marginal.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Seed for the tiny noise Kayenta adds when both series are constant
+    /// (Kayenta's is unseeded; this makes results reproducible).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Run `canarylab judge`.
+pub fn run(args: &JudgeArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
+    let config = CanaryConfig::from_json(&read(&args.config)?)
+        .with_context(|| format!("{}: invalid canary config", args.config.display()))?;
+    let pairs = parse_pairs(&read(&args.pairs)?)
+        .with_context(|| format!("{}: invalid metric set pair list", args.pairs.display()))?;
+    let mut judge = Judge::new(&config)
+        .with_context(|| format!("{}: invalid canary config", args.config.display()))?;
+    if args.pass.is_some() || args.marginal.is_some() {
+        let current = judge.thresholds();
+        let thresholds = ScoreThresholds {
+            pass: args.pass.unwrap_or(current.pass),
+            marginal: args.marginal.unwrap_or(current.marginal),
+        };
+        judge.set_thresholds(thresholds).map_err(|e| {
+            anyhow::anyhow!(
+                "--pass {} / --marginal {}: {}",
+                thresholds.pass,
+                thresholds.marginal,
+                e.message
+            )
+        })?;
+    }
+    let result = judge
+        .judge_pairs(&pairs, args.seed)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.pairs.display()))?;
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, &result)?;
+            writeln!(out)?;
+        }
+        Format::Text => write!(out, "{}", render_text(&result, judge.thresholds()))?,
+    }
+    Ok(match (args.exit_code, result.score.classification) {
+        (true, ScoreClassification::Fail | ScoreClassification::Nodata) => Exit::CanaryFailed,
+        (true, ScoreClassification::Marginal) => Exit::CanaryMarginal,
+        _ => Exit::Success,
+    })
+}

@@ -1,0 +1,57 @@
+//! The `canarylab` command line: argument parsing and glue between the
+//! library crates. Everything here is exposed so tests drive the CLI
+//! in-process: `run(Cli::parse_from([...]), &mut out)`.
+
+pub mod judge_cmd;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// How canarylab ends, for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Done (and, with `--exit-code`, the canary passed).
+    Success = 0,
+    /// With `--exit-code`: the canary failed.
+    CanaryFailed = 1,
+    /// Bad input or usage; nothing was judged.
+    BadInput = 2,
+    /// With `--exit-code`: the canary was marginal.
+    CanaryMarginal = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// Test how good a canary release configuration is.
+///
+/// canarylab judges canary metrics exactly as Kayenta's NetflixACAJudge-v1.0
+/// does, and (as its parts land) simulates and runs whole canary releases
+/// to measure how often a canary config catches known regressions.
+#[derive(Debug, Parser)]
+#[command(name = "canarylab", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Judge one canary analysis window: a Kayenta canary config and a
+    /// MetricSetPairList in, Kayenta's CanaryJudgeResult out.
+    Judge(judge_cmd::JudgeArgs),
+}
+
+/// Run a parsed command line, writing results to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
+    match cli.command {
+        Command::Judge(args) => judge_cmd::run(&args, out),
+    }
+}
