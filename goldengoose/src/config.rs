@@ -1,0 +1,201 @@
+//! Command-line options ([`Args`], clap) and the resolved server [`Config`].
+//!
+//! `Args` is what a user types; `Config` is what [`crate::run`] needs, with
+//! the admin token read and faults parsed. Tests and other crates build a
+//! `Config` directly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::fault::Fault;
+use crate::units::parse_duration;
+
+/// Environment variable holding the admin token, when no file is given.
+pub const ADMIN_TOKEN_ENV: &str = "GOLDENGOOSE_ADMIN_TOKEN";
+
+/// The largest `--payload-bytes` accepted.
+pub const MAX_PAYLOAD_BYTES: usize = 64 << 20;
+
+/// goldengoose: the web server under test, with injectable faults and
+/// Prometheus metrics.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "goldengoose", version, about, long_about = None)]
+pub struct Args {
+    /// Address to listen on; port 0 picks a free port. The bound address is
+    /// printed as the first line of stdout.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Version (track) label put on every response (x-version) and metric,
+    /// e.g. baseline, canary, production or v1.2.3.
+    #[arg(long = "track", visible_alias = "app-version", default_value = "dev")]
+    pub track: String,
+
+    /// Base service time of the work endpoint, e.g. 5ms.
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub service_time: Duration,
+
+    /// Size of the work endpoint's response body in bytes.
+    #[arg(long, default_value_t = 64)]
+    pub payload_bytes: usize,
+
+    /// A fault in force from start, KIND=VALUE; repeatable. Kinds:
+    /// latency=50ms, latency=500ms@1%, latency=lognormal:50ms:0.5,
+    /// errors=0.1[:503], cpu=2ms, memory=1KiB/req, memory=1MiB/s,
+    /// slow_start=30s[:100ms], crash=60s, crash=1000req, hang=0.01.
+    #[arg(long = "fault", value_name = "KIND=VALUE", value_parser = parse_fault_arg)]
+    pub faults: Vec<Fault>,
+
+    /// File holding the bearer token that enables the admin API
+    /// (otherwise $GOLDENGOOSE_ADMIN_TOKEN; without either it is disabled).
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// Seed of the fault RNG; default from the clock.
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// How long to wait for in-flight requests on SIGTERM/Ctrl-C.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Worker threads of the runtime; default one per core.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+fn parse_fault_arg(text: &str) -> Result<Fault, String> {
+    text.parse::<Fault>().map_err(|err| err.to_string())
+}
+
+/// Everything [`crate::run`] needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Value of the `version` label and the `x-version` header.
+    pub version: String,
+    pub service_time: Duration,
+    pub payload_bytes: usize,
+    /// Faults in force from start.
+    pub faults: Vec<Fault>,
+    /// Bearer token of the admin API; `None` disables it.
+    pub admin_token: Option<String>,
+    pub seed: u64,
+    pub drain_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            version: "dev".to_string(),
+            service_time: Duration::ZERO,
+            payload_bytes: 64,
+            faults: Vec::new(),
+            admin_token: None,
+            seed: 0,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Args {
+    /// Resolves the options: reads the admin token (file, else environment)
+    /// and picks a seed from the clock if none was given.
+    pub fn into_config(self) -> Result<Config, Error> {
+        let admin_token = match &self.admin_token_file {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| Error::AdminTokenFile {
+                        path: path.clone(),
+                        source,
+                    })?;
+                Some(non_empty(
+                    text,
+                    format!("--admin-token-file {}", path.display()),
+                )?)
+            }
+            None => match std::env::var(ADMIN_TOKEN_ENV) {
+                Ok(text) => Some(non_empty(text, format!("${ADMIN_TOKEN_ENV}"))?),
+                Err(_) => None,
+            },
+        };
+        if self.payload_bytes > MAX_PAYLOAD_BYTES {
+            return Err(Error::PayloadTooLarge(self.payload_bytes));
+        }
+        let seed = self.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
+        });
+        Ok(Config {
+            version: self.track,
+            service_time: self.service_time,
+            payload_bytes: self.payload_bytes,
+            faults: self.faults,
+            admin_token,
+            seed,
+            drain_timeout: self.drain_timeout,
+        })
+    }
+}
+
+fn non_empty(text: String, origin: String) -> Result<String, Error> {
+    let token = text.trim().to_string();
+    if token.is_empty() {
+        Err(Error::EmptyAdminToken { origin })
+    } else {
+        Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn faults_are_repeatable_and_parsed() {
+        let args = Args::try_parse_from([
+            "goldengoose",
+            "--fault",
+            "latency=50ms",
+            "--fault",
+            "errors=0.1",
+            "--track",
+            "canary",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .expect("valid args");
+        assert_eq!(args.faults.len(), 2);
+        assert_eq!(args.track, "canary");
+    }
+
+    #[test]
+    fn bad_fault_names_the_flag_and_the_allowed_form() {
+        for bad in ["errors=1.5", "errors=-0.1", "boom=1", "latency=5 parsecs"] {
+            let err = Args::try_parse_from(["goldengoose", "--fault", bad])
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("--fault"), "{err}");
+            assert!(err.contains("allowed: latency=DELAY"), "{err}");
+        }
+    }
+
+    #[test]
+    fn admin_token_file_is_read_and_trimmed() {
+        let path = std::env::temp_dir().join(format!("gg-token-{}", std::process::id()));
+        std::fs::write(&path, "s3cret\n").expect("temp file");
+        let args = Args::try_parse_from([
+            "goldengoose",
+            "--admin-token-file",
+            path.to_str().expect("utf-8 temp path"),
+        ])
+        .expect("valid args");
+        let config = args.into_config().expect("readable token");
+        std::fs::remove_file(&path).ok();
+        assert_eq!(config.admin_token.as_deref(), Some("s3cret"));
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests: goldengoose run in-process over loopback (and the
+//! binary, for the CLI contract), each fault's effect measured.
+
+mod admin;
+mod cli;
+mod faults;
+mod metrics;
+mod server;
+mod support;
