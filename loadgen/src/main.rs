@@ -1,0 +1,45 @@
+//! The loadgen binary: parse arguments, build the runtime, run the library's CLI.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line naming the flag and the problem; no backtrace for bad input.
+            eprintln!("loadgen: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = loadgen::Cli::parse();
+    let runtime = if cli.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cli.threads)
+            .enable_all()
+            .build()
+    }
+    .context("starting the tokio runtime")?;
+    runtime.block_on(async {
+        let control = loadgen::Control::new();
+        let on_interrupt = control.clone();
+        // Ctrl-C ends the load early but still prints the summary and writes --json.
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_interrupt.stop();
+            }
+        });
+        let mut out = std::io::stdout().lock();
+        loadgen::run_cli(&cli, control, &mut out).await
+    })?;
+    Ok(())
+}
