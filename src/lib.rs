@@ -3,6 +3,7 @@
 //! in-process: `run(Cli::parse_from([...]), &mut out)`.
 
 pub mod judge_cmd;
+pub mod study_cmd;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -31,8 +32,10 @@ impl From<Exit> for ExitCode {
 /// Test how good a canary release configuration is.
 ///
 /// canarylab judges canary metrics exactly as Kayenta's NetflixACAJudge-v1.0
-/// does, and (as its parts land) simulates and runs whole canary releases
-/// to measure how often a canary config catches known regressions.
+/// does, and simulates thousands of whole canary releases per second to
+/// measure how often a canary config catches known regressions, how often
+/// it fails harmless releases, and how long and how many user requests a
+/// decision costs.
 #[derive(Debug, Parser)]
 #[command(name = "canarylab", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
@@ -47,11 +50,26 @@ pub enum Command {
     /// Judge one canary analysis window: a Kayenta canary config and a
     /// MetricSetPairList in, Kayenta's CanaryJudgeResult out.
     Judge(judge_cmd::JudgeArgs),
+    /// Simulate seeded canary releases of scenarios (known regressions and
+    /// A/A releases) and report how often the canary config caught them.
+    Sim(study_cmd::SimArgs),
+    /// Rerun a study over a grid of judge or pipeline parameters: ROC and
+    /// power curves.
+    Sweep(study_cmd::SweepArgs),
+    /// Re-render the report of a saved results.json.
+    Report(study_cmd::ReportArgs),
+    /// Regression tests for a canary config: run the study and check each
+    /// scenario's expectation; JUnit XML for CI.
+    Test(study_cmd::TestArgs),
 }
 
 /// Run a parsed command line, writing results to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Judge(args) => judge_cmd::run(&args, out),
+        Command::Sim(args) => study_cmd::run_sim(&args, out),
+        Command::Sweep(args) => study_cmd::run_sweep(&args, out),
+        Command::Report(args) => study_cmd::run_report(&args, out),
+        Command::Test(args) => study_cmd::run_test(&args, out),
     }
 }

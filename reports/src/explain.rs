@@ -1,0 +1,144 @@
+//! A run's outcome in words: which metrics were High or Low and by how
+//! much, and which rule of the judge decided.
+
+use crate::model::{IntervalDetail, MetricVerdict, RunDetail};
+use crate::text::{num, seconds};
+
+/// Explain one run in plain sentences (Markdown-compatible: a paragraph,
+/// then one bullet per interval with the metrics that did not pass).
+pub fn explain_run(run: &RunDetail) -> String {
+    let mut out = format!(
+        "{} (seed {}): {}.",
+        run.scenario,
+        run.seed,
+        outcome(&run.decision)
+    );
+    if !run.reason.is_empty() {
+        out.push_str(&format!(
+            " The pipeline said: {}.",
+            run.reason.trim_end_matches('.')
+        ));
+    }
+    out.push_str(&format!(" Deciding rule: {}.\n", rule(run)));
+    for iv in &run.intervals {
+        out.push_str(&format!(
+            "\n- Interval {} ({} to {}): score {}, {}.",
+            iv.index,
+            seconds(iv.start_s),
+            seconds(iv.end_s),
+            num(iv.score),
+            iv.classification
+        ));
+        let (passed, flagged): (Vec<&MetricVerdict>, Vec<&MetricVerdict>) =
+            iv.metrics.iter().partition(|m| m.classification == "Pass");
+        for m in &flagged {
+            out.push_str(&format!(" {}.", metric_words(m)));
+        }
+        if flagged.is_empty() && !passed.is_empty() {
+            out.push_str(&format!(" All {} metrics passed.", passed.len()));
+        } else if !passed.is_empty() {
+            let names: Vec<&str> = passed.iter().map(|m| m.name.as_str()).collect();
+            out.push_str(&format!(" Passed: {}.", names.join(", ")));
+        }
+    }
+    out.push('\n');
+    out
+}
+
+fn outcome(decision: &str) -> &str {
+    match decision {
+        "promote" => "promoted",
+        "rollback" => "rolled back by the canary analysis",
+        "deploy_failed" => "rolled back before analysis, the canary never became ready",
+        "build_failed" => "the build failed, nothing was deployed",
+        other => other,
+    }
+}
+
+fn metric_words(m: &MetricVerdict) -> String {
+    let mut s = match m.classification.as_str() {
+        "High" => format!("{} was High (canary above baseline)", m.name),
+        "Low" => format!("{} was Low (canary below baseline)", m.name),
+        "Nodata" => format!("{} had no data", m.name),
+        "NodataFailMetric" => format!("{} had no data and is set to fail on no data", m.name),
+        "Error" => format!("{} could not be judged (error)", m.name),
+        other => format!("{} was {other}", m.name),
+    };
+    let mut facts = Vec::new();
+    if let Some(r) = m.ratio.filter(|r| r.is_finite()) {
+        facts.push(format!("ratio {}", num(r)));
+    }
+    if let Some((lo, hi)) = m.ci {
+        facts.push(format!(
+            "95% CI of canary − baseline [{}, {}]",
+            num(lo),
+            num(hi)
+        ));
+    }
+    if !facts.is_empty() {
+        s.push_str(&format!(": {}", facts.join(", ")));
+    }
+    if m.critical {
+        s.push_str("; critical metric, so the canary fails outright");
+    }
+    s
+}
+
+fn is_flagged(m: &MetricVerdict) -> bool {
+    m.classification != "Pass"
+}
+
+/// The rule that decided, from the last judged interval.
+fn rule(run: &RunDetail) -> String {
+    match run.decision.as_str() {
+        "build_failed" => return "none, no canary ran".into(),
+        "deploy_failed" => return "deployment readiness (no analysis ran)".into(),
+        _ => {}
+    }
+    let Some(last) = run.intervals.last() else {
+        return "unknown (no judged intervals recorded)".into();
+    };
+    if let Some(critical) = last.metrics.iter().find(|m| m.critical && is_flagged(m)) {
+        return format!(
+            "critical metric: {} was {} in interval {}, which scores the interval 0",
+            critical.name, critical.classification, last.index
+        );
+    }
+    let nodata = last
+        .metrics
+        .iter()
+        .filter(|m| m.classification.starts_with("Nodata"))
+        .count();
+    if !last.metrics.is_empty() && nodata * 2 >= last.metrics.len() {
+        return format!(
+            "no-data rule: {nodata} of {} metrics had no data in interval {} (50% or more scores 0)",
+            last.metrics.len(),
+            last.index
+        );
+    }
+    match (run.decision.as_str(), last.classification.as_str()) {
+        ("promote", _) => "every interval scored above marginal and the last reached pass".into(),
+        (_, "Fail") => score_rule(last, "score below marginal"),
+        (_, "Marginal") => score_rule(last, "final score below pass"),
+        _ => "as the pipeline said above".into(),
+    }
+}
+
+fn score_rule(iv: &IntervalDetail, rule: &str) -> String {
+    let flagged: Vec<&str> = iv
+        .metrics
+        .iter()
+        .filter(|m| is_flagged(m))
+        .map(|m| m.name.as_str())
+        .collect();
+    if flagged.is_empty() {
+        format!("{rule} (interval {} scored {})", iv.index, num(iv.score))
+    } else {
+        format!(
+            "{rule} (interval {} scored {}; failing: {})",
+            iv.index,
+            num(iv.score),
+            flagged.join(", ")
+        )
+    }
+}

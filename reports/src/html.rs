@@ -1,0 +1,332 @@
+//! The self-contained HTML report: one file, charts as inline SVG, styles
+//! inline, no scripts, fonts or images from anywhere else, so it opens from
+//! disk and survives being attached to a ticket.
+//!
+//! The markup is XHTML-compatible (every element closed, void elements
+//! written `<x />`, attributes quoted) so tests can check it with a plain
+//! tag-balance reader.
+
+use std::fmt::Write as _;
+
+use crate::charts::{Chart, study_charts};
+use crate::explain::explain_run;
+use crate::markdown::RATES_EXPLAINED;
+use crate::model::Study;
+use crate::text::{expect_word, median_blast, median_time, pct, rate_name, xml_escape as esc};
+
+/// Render the study as one self-contained HTML page (charts inline).
+/// A chart that cannot be drawn is replaced by a note saying why.
+pub fn render_html(study: &Study) -> String {
+    let rendered: Vec<(Chart<'_>, String)> = study_charts(study)
+        .into_iter()
+        .map(|c| {
+            let svg = c
+                .svg()
+                .unwrap_or_else(|e| format!("<p class=\"note\">{}</p>", esc(&e.to_string())));
+            (c, svg)
+        })
+        .collect();
+    render(study, &rendered, false)
+}
+
+/// The page for charts already drawn, linking their PNGs in `charts/`.
+pub(crate) fn render_with(study: &Study, rendered: &[(Chart<'_>, String)]) -> String {
+    render(study, rendered, true)
+}
+
+/// One line on where the results came from.
+pub(crate) fn provenance(study: &Study) -> String {
+    let mut s = format!(
+        "Driver `{}`, {} runs per scenario, {} scenarios, seed {}",
+        study.driver,
+        study.runs_per_scenario,
+        study.scenarios.len(),
+        study.seed
+    );
+    if let Some(config) = &study.config {
+        s.push_str(&format!(", canary config `{config}`"));
+    }
+    s.push_str(&format!(", canarylab {}.", study.tool_version));
+    s
+}
+
+/// "All 3 expectations met." / "2 of 5 expectations missed: a, b." / None.
+pub(crate) fn expectations_line(study: &Study) -> Option<String> {
+    let checked: Vec<_> = study
+        .scenarios
+        .iter()
+        .filter(|s| s.expectation.is_some())
+        .collect();
+    if checked.is_empty() {
+        return None;
+    }
+    let missed: Vec<&str> = checked
+        .iter()
+        .filter(|s| s.expectation.as_ref().is_some_and(|c| !c.met))
+        .map(|s| s.name.as_str())
+        .collect();
+    Some(if missed.is_empty() {
+        format!("All {} expectations met.", checked.len())
+    } else {
+        format!(
+            "{} of {} expectations missed: {}.",
+            missed.len(),
+            checked.len(),
+            missed.join(", ")
+        )
+    })
+}
+
+/// Markdown-ish `code` spans to HTML, after escaping.
+fn inline(s: &str) -> String {
+    let escaped = esc(s);
+    let mut out = String::new();
+    for (i, part) in escaped.split('`').enumerate() {
+        if i % 2 == 1 {
+            let _ = write!(out, "<code>{part}</code>");
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+fn render(study: &Study, charts: &[(Chart<'_>, String)], link_pngs: bool) -> String {
+    let mut h = String::with_capacity(64 * 1024);
+    h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\" />\n");
+    h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\" />\n");
+    let _ = writeln!(
+        h,
+        "<title>canarylab study: {} scenarios</title>",
+        study.scenarios.len()
+    );
+    let _ = writeln!(h, "<style>{CSS}</style>\n</head>\n<body>\n<main>");
+    h.push_str("<h1>canarylab study</h1>\n");
+    let _ = writeln!(h, "<p class=\"meta\">{}</p>", inline(&provenance(study)));
+    if let Some(line) = expectations_line(study) {
+        let class = if line.starts_with("All") {
+            "banner ok"
+        } else {
+            "banner bad"
+        };
+        let _ = writeln!(h, "<p class=\"{class}\">{}</p>", esc(&line));
+    }
+
+    h.push_str(
+        "<section id=\"summary\">\n<h2>Summary</h2>\n<div class=\"scroll\"><table>\n<thead><tr>",
+    );
+    for (head, class) in [
+        ("scenario", ""),
+        ("expect", ""),
+        ("runs", "n"),
+        ("promoted", "n"),
+        ("rolled back", "n"),
+        ("deploy failed", "n"),
+        ("build failed", "n"),
+        ("rollback rate [95% interval]", ""),
+        ("median decision", "n"),
+        ("median blast radius", "n"),
+        ("expectation", ""),
+    ] {
+        if class.is_empty() {
+            let _ = write!(h, "<th>{head}</th>");
+        } else {
+            let _ = write!(h, "<th class=\"{class}\">{head}</th>");
+        }
+    }
+    h.push_str("</tr></thead>\n<tbody>\n");
+    for s in &study.scenarios {
+        let v = &s.verdicts;
+        let r = &s.rollback_rate;
+        let expectation = match &s.expectation {
+            Some(c) if c.met => {
+                format!("<span class=\"tag ok\">met</span> {}", esc(&c.requirement))
+            }
+            Some(c) => format!(
+                "<span class=\"tag bad\">missed</span> {}",
+                esc(&c.requirement)
+            ),
+            None => "<span class=\"muted\">–</span>".into(),
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td><strong>{}</strong><br /><span class=\"muted small\">{}</span></td><td><span class=\"tag {}\">{}</span></td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td><span class=\"muted small\">{}</span> <strong>{}</strong> <span class=\"muted\">[{}–{}]</span></td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            esc(&s.name),
+            esc(&s.description),
+            expect_word(s.expect),
+            expect_word(s.expect),
+            s.runs,
+            v.promoted,
+            v.rolled_back,
+            v.deploy_failed,
+            v.build_failed,
+            rate_name(s.expect),
+            pct(r.rate),
+            pct(r.lower),
+            pct(r.upper),
+            esc(&median_time(s)),
+            esc(&median_blast(s)),
+            expectation
+        );
+    }
+    h.push_str("</tbody>\n</table></div>\n");
+    let _ = writeln!(
+        h,
+        "<p class=\"explain\">{}</p>\n</section>",
+        md_emphasis(&esc(RATES_EXPLAINED))
+    );
+
+    for sweep in &study.sweeps {
+        let _ = writeln!(
+            h,
+            "<section class=\"sweep\">\n<h2>Sweep: {}</h2>",
+            esc(&sweep.parameter)
+        );
+        h.push_str("<table>\n<thead><tr><th>setting</th><th>false alarm [95%]</th><th>detection [95%]</th><th></th></tr></thead>\n<tbody>\n");
+        for p in &sweep.points {
+            let _ = writeln!(
+                h,
+                "<tr{}><td>{}</td><td>{} <span class=\"muted\">[{}–{}]</span></td><td>{} <span class=\"muted\">[{}–{}]</span></td><td>{}</td></tr>",
+                if p.chosen { " class=\"chosen\"" } else { "" },
+                esc(&p.label),
+                pct(p.false_alarm.rate),
+                pct(p.false_alarm.lower),
+                pct(p.false_alarm.upper),
+                pct(p.detection.rate),
+                pct(p.detection.lower),
+                pct(p.detection.upper),
+                if p.chosen {
+                    "<span class=\"tag\">chosen</span>"
+                } else {
+                    ""
+                }
+            );
+        }
+        h.push_str("</tbody>\n</table>\n</section>\n");
+    }
+
+    let (run_charts, study_level): (Vec<_>, Vec<_>) =
+        charts.iter().partition(|(c, _)| c.id.starts_with("run-"));
+    h.push_str("<section id=\"charts\">\n<h2>Charts</h2>\n");
+    for (chart, svg) in &study_level {
+        figure(&mut h, chart, svg, link_pngs);
+    }
+    h.push_str("</section>\n");
+
+    if !study.example_runs.is_empty() {
+        h.push_str("<section id=\"runs\">\n<h2>Example runs</h2>\n");
+        for (i, run) in study.example_runs.iter().enumerate() {
+            let _ = writeln!(
+                h,
+                "<article class=\"run\">\n<h3>{} <span class=\"muted small\">seed {}</span></h3>",
+                esc(&run.scenario),
+                run.seed
+            );
+            explanation_html(&mut h, &explain_run(run));
+            let prefix = format!("run-{}-", i + 1);
+            if let Some((chart, svg)) = run_charts.iter().find(|(c, _)| c.id.starts_with(&prefix)) {
+                figure(&mut h, chart, svg, link_pngs);
+            }
+            h.push_str("</article>\n");
+        }
+        h.push_str("</section>\n");
+    }
+    h.push_str("<footer class=\"muted small\">Generated by canarylab. Charts are inline SVG; each is also written as PNG under charts/ for tickets.</footer>\n");
+    h.push_str("</main>\n</body>\n</html>\n");
+    h
+}
+
+fn figure(h: &mut String, chart: &Chart<'_>, svg: &str, link_png: bool) {
+    let _ = writeln!(
+        h,
+        "<figure id=\"{}\">\n<h3>{}</h3>\n<div class=\"chart\">",
+        chart.id,
+        esc(&chart.title)
+    );
+    h.push_str(svg.trim());
+    h.push_str("\n</div>\n");
+    let _ = write!(h, "<figcaption>{}", esc(&chart.caption));
+    if link_png {
+        let _ = write!(h, " <a href=\"charts/{}.png\">PNG</a>", chart.id);
+    }
+    h.push_str("</figcaption>\n</figure>\n");
+}
+
+/// The explanation's first paragraph and its `- ` bullets as HTML.
+fn explanation_html(h: &mut String, text: &str) {
+    let mut in_list = false;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(item) = line.strip_prefix("- ") {
+            if !in_list {
+                h.push_str("<ul class=\"intervals\">\n");
+                in_list = true;
+            }
+            let _ = writeln!(h, "<li>{}</li>", esc(item));
+        } else {
+            if in_list {
+                h.push_str("</ul>\n");
+                in_list = false;
+            }
+            let _ = writeln!(h, "<p>{}</p>", esc(line));
+        }
+    }
+    if in_list {
+        h.push_str("</ul>\n");
+    }
+}
+
+/// `**x**` to `<strong>` and `*x*` to `<em>` in already escaped text.
+fn md_emphasis(s: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in s.split("**").enumerate() {
+        if i % 2 == 1 {
+            let _ = write!(out, "<strong>{part}</strong>");
+        } else {
+            for (j, p) in part.split('*').enumerate() {
+                if j % 2 == 1 {
+                    let _ = write!(out, "<em>{p}</em>");
+                } else {
+                    out.push_str(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+const CSS: &str = r#"
+:root { --ink: #222; --muted: #666; --line: #e4e4e4; --ok: #009E73; --bad: #D55E00; --bg: #fff; --soft: #f6f7f9; }
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--ink); font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", sans-serif; }
+main { max-width: 1060px; margin: 0 auto; padding: 28px 24px 64px; }
+h1 { font-size: 28px; margin: 0 0 4px; letter-spacing: -0.01em; }
+h2 { font-size: 21px; margin: 40px 0 12px; padding-bottom: 6px; border-bottom: 1px solid var(--line); }
+h3 { font-size: 16px; margin: 28px 0 8px; }
+.meta, .muted { color: var(--muted); }
+.small { font-size: 12.5px; }
+code { font: 13px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: var(--soft); padding: 1px 4px; border-radius: 3px; }
+.banner { padding: 10px 14px; border-radius: 6px; font-weight: 600; }
+.banner.ok { background: #e6f5f0; color: #00664a; }
+.banner.bad { background: #fbeee5; color: #9c4300; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; font-size: 13.5px; font-variant-numeric: tabular-nums; }
+th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { font-weight: 600; color: var(--muted); font-size: 12.5px; white-space: nowrap; }
+td.n, th.n { text-align: right; }
+tbody tr:nth-child(even) { background: var(--soft); }
+tr.chosen { font-weight: 600; }
+.tag { display: inline-block; padding: 0 6px; border-radius: 3px; font-size: 12px; font-weight: 600; background: #eceff3; }
+.tag.ok, .tag.pass { background: #e6f5f0; color: #00664a; }
+.tag.bad, .tag.fail { background: #fbeee5; color: #9c4300; }
+.explain { background: var(--soft); padding: 10px 14px; border-radius: 6px; font-size: 14px; }
+figure { margin: 24px 0 36px; }
+figure h3 { margin-top: 0; }
+.chart svg { display: block; max-width: 100%; height: auto; }
+figcaption { color: var(--muted); font-size: 13.5px; margin-top: 6px; max-width: 820px; }
+article.run { border-top: 1px solid var(--line); }
+ul.intervals { padding-left: 20px; }
+footer { margin-top: 48px; }
+"#;

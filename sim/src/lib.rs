@@ -1,0 +1,33 @@
+//! A discrete-event simulator of canary releases and the Monte Carlo
+//! studies built on it.
+//!
+//! [`run::run_once`] plays one release (build, deploy, traffic shift,
+//! Kayenta analysis with the judge crate, promote or roll back) in virtual
+//! time from a seed; [`study::run_study`] plays thousands per scenario on
+//! all cores and sums them up as [`reports::model::Study`]; [`sweep`]
+//! repeats a study over a grid of judge and pipeline parameters.
+
+pub mod engine;
+pub mod run;
+pub mod series;
+pub mod study;
+pub mod sweep;
+
+pub use run::{Decision, Prepared, RunOutcome, run_once};
+pub use study::{StudyOptions, run_seed, run_study};
+
+/// What can stop a study.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// A scenario's config or schedule is unusable.
+    #[error("scenario {name}: {message}")]
+    Scenario {
+        /// Scenario name.
+        name: String,
+        /// The problem.
+        message: String,
+    },
+    /// A sweep parameter is unknown or has a bad value.
+    #[error("sweep: {0}")]
+    Sweep(String),
+}

@@ -1,0 +1,362 @@
+//! `canarylab sim`, `sweep`, `report` and `test`: studies of scenario
+//! files, and their reports.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use reports::model::{Expect, Study};
+use scenarios::Scenario;
+use sim::StudyOptions;
+
+use crate::Exit;
+
+/// Where the shipped catalog lives, for running without arguments.
+const CATALOG: &str = "scenarios/catalog";
+
+/// What every study command shares.
+#[derive(Debug, Args)]
+pub struct StudyArgs {
+    /// Scenario files (*.toml) or directories of them [default:
+    /// scenarios/catalog, the shipped known regressions and A/A releases].
+    #[arg(value_name = "SCENARIO_OR_DIR")]
+    pub scenarios: Vec<PathBuf>,
+    /// Judge every scenario with this Kayenta canary config instead of
+    /// each scenario's own `analysis.config`.
+    #[arg(long, value_name = "CONFIG.json")]
+    pub config: Option<PathBuf>,
+    /// Seeded releases simulated per scenario.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Study seed: the same seed gives byte-identical results, whatever
+    /// the thread count.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Worker threads [default: one per core].
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+impl StudyArgs {
+    fn load(&self) -> anyhow::Result<Vec<Scenario>> {
+        let paths = if self.scenarios.is_empty() {
+            vec![PathBuf::from(CATALOG)]
+        } else {
+            self.scenarios.clone()
+        };
+        Ok(scenarios::load_all(&paths, self.config.as_deref())?)
+    }
+
+    fn options(&self, examples: bool) -> StudyOptions {
+        StudyOptions {
+            runs: self.runs,
+            seed: self.seed,
+            threads: self.threads,
+            examples,
+        }
+    }
+}
+
+/// Arguments of `canarylab sim`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  canarylab sim                                   # the shipped catalog, 1000 runs each
+  canarylab sim scenarios/catalog --config my-kayenta-config.json --out review
+  canarylab sim scenarios/catalog/latency-5pct.toml --runs 10000 --seed 7
+
+Writes DIR/report.html (open it in a browser), DIR/report.md, DIR/results.json
+(re-render with `canarylab report`) and DIR/charts/*.svg|png.")]
+pub struct SimArgs {
+    #[command(flatten)]
+    pub study: StudyArgs,
+    /// Output directory.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+}
+
+/// Arguments of `canarylab sweep`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  canarylab sweep --param pass=50,60,70,75,80,90
+  canarylab sweep scenarios/catalog --param canary_weight=1,5,10,25 --runs 300
+  canarylab sweep --param interval_s=300,600,900 --param pass=60,75,90
+
+Each value reruns the study; the report shows ROC and power curves.")]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub study: StudyArgs,
+    /// NAME=V1,V2,...; repeatable. Parameters: pass, marginal, interval_s,
+    /// lifetime_s, warmup_s, canary_weight, scrape_step_s, allowed_increase.
+    #[arg(long = "param", value_name = "NAME=V1,V2,...", required = true)]
+    pub params: Vec<String>,
+    /// Output directory.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+}
+
+/// Arguments of `canarylab report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A results.json written by `canarylab sim`, `sweep` or `test`.
+    #[arg(value_name = "RESULTS.json")]
+    pub results: PathBuf,
+    /// Output directory [default: the results file's directory].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Arguments of `canarylab test`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Each scenario states what it expects: `expect = \"fail\"` with `min_detection = 0.9`,
+or `expect = \"pass\"` with `max_false_alarm = 0.02`. Without a number, the majority
+of runs must end as expected. Exit status: 0 when every expectation is met, 1 when
+any is missed, 2 on bad input.
+
+Example (in a team's CI):
+  canarylab test canary-scenarios/ --config kayenta/checkout.json --junit junit.xml")]
+pub struct TestArgs {
+    #[command(flatten)]
+    pub study: StudyArgs,
+    /// Write JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write the full report here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// A progress line on a terminal, nothing otherwise.
+struct Progress {
+    label: &'static str,
+    tty: bool,
+    last: Mutex<usize>,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(label: &'static str) -> Self {
+        Self {
+            label,
+            tty: std::io::stderr().is_terminal(),
+            last: Mutex::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    fn update(&self, done: usize, total: usize) {
+        if !self.tty || total == 0 {
+            return;
+        }
+        let pct = done * 100 / total;
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pct > *last || done == total {
+            *last = pct;
+            let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+            eprint!(
+                "\r{}: {done}/{total} runs ({pct}%), {rate:.0} runs/s   ",
+                self.label
+            );
+            if done == total {
+                eprintln!();
+            }
+        }
+    }
+}
+
+fn summary(study: &Study, out: &mut dyn Write) -> anyhow::Result<()> {
+    let width = study
+        .scenarios
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    writeln!(
+        out,
+        "{:<width$}  {:<6} {:>6}  {:<26} {:>10} {:>10}",
+        "scenario", "expect", "runs", "rolled back (95% CI)", "decided p50", "blast p50"
+    )?;
+    for s in &study.scenarios {
+        let r = s.rollback_rate;
+        let what = match s.expect {
+            Expect::Fail => "caught",
+            Expect::Pass => "false alarm",
+        };
+        writeln!(
+            out,
+            "{:<width$}  {:<6} {:>6}  {:<26} {:>10} {:>10}",
+            s.name,
+            match s.expect {
+                Expect::Fail => "fail",
+                Expect::Pass => "pass",
+            },
+            s.runs,
+            format!(
+                "{:5.1}% [{:.1}, {:.1}] {what}",
+                100.0 * r.rate,
+                100.0 * r.lower,
+                100.0 * r.upper
+            ),
+            format!("{:.0} s", s.decision_time_s.p50),
+            format!("{:.0}", s.blast_radius.p50),
+        )?;
+    }
+    Ok(())
+}
+
+fn write_report(study: &Study, dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Result<()> {
+    let written = reports::write_study(study, dir)
+        .with_context(|| format!("writing the report to {}", dir.display()))?;
+    writeln!(out, "\nreport: {}", written.html.display())?;
+    Ok(())
+}
+
+/// `canarylab sim`.
+pub fn run_sim(args: &SimArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
+    let scenarios = args.study.load()?;
+    let progress = Progress::new("sim");
+    let started = Instant::now();
+    let mut study = sim::run_study(&scenarios, args.study.options(true), &|d, t| {
+        progress.update(d, t)
+    })?;
+    study.config = args.study.config.as_ref().map(|c| c.display().to_string());
+    let elapsed = started.elapsed().as_secs_f64();
+    summary(&study, out)?;
+    let total = scenarios.len() as f64 * f64::from(args.study.runs);
+    writeln!(
+        out,
+        "\n{total} runs in {elapsed:.1} s ({:.0} runs/s)",
+        total / elapsed.max(1e-9)
+    )?;
+    write_report(&study, &args.out, out)?;
+    Ok(Exit::Success)
+}
+
+/// `canarylab sweep`.
+pub fn run_sweep(args: &SweepArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
+    let grids = args
+        .params
+        .iter()
+        .map(|p| sim::sweep::parse_grid(p).with_context(|| format!("--param {p}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let scenarios = args.study.load()?;
+    let progress = Progress::new("sim");
+    let mut study = sim::run_study(&scenarios, args.study.options(true), &|d, t| {
+        progress.update(d, t)
+    })?;
+    study.config = args.study.config.as_ref().map(|c| c.display().to_string());
+    for (name, values) in &grids {
+        let progress = Progress::new("sweep");
+        let sweep = sim::sweep::sweep(
+            &scenarios,
+            name,
+            values,
+            args.study.options(false),
+            &|d, t| progress.update(d, t),
+        )?;
+        writeln!(out, "sweep over {name}:")?;
+        writeln!(
+            out,
+            "  {:<24} {:>22} {:>22}",
+            "value", "false alarms", "detection"
+        )?;
+        for p in &sweep.points {
+            writeln!(
+                out,
+                "  {:<24} {:>8.1}% [{:4.1},{:5.1}] {:>8.1}% [{:4.1},{:5.1}]{}",
+                p.label,
+                100.0 * p.false_alarm.rate,
+                100.0 * p.false_alarm.lower,
+                100.0 * p.false_alarm.upper,
+                100.0 * p.detection.rate,
+                100.0 * p.detection.lower,
+                100.0 * p.detection.upper,
+                if p.chosen { "  <- current" } else { "" }
+            )?;
+        }
+        study.sweeps.push(sweep);
+    }
+    write_report(&study, &args.out, out)?;
+    Ok(Exit::Success)
+}
+
+/// `canarylab report`.
+pub fn run_report(args: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
+    let study = reports::read_study(&args.results)?;
+    let dir = match &args.out {
+        Some(d) => d.clone(),
+        None => args
+            .results
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    summary(&study, out)?;
+    write_report(&study, &dir, out)?;
+    Ok(Exit::Success)
+}
+
+/// `canarylab test`.
+pub fn run_test(args: &TestArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
+    let scenarios = args.study.load()?;
+    let progress = Progress::new("test");
+    let study = sim::run_study(
+        &scenarios,
+        args.study.options(args.out.is_some()),
+        &|d, t| progress.update(d, t),
+    )?;
+    let mut missed = 0;
+    for s in &study.scenarios {
+        let r = s.rollback_rate;
+        let (ok, requirement) = match &s.expectation {
+            Some(e) => (e.met, e.requirement.clone()),
+            None => (true, "nothing".to_string()),
+        };
+        let measured = match s.expect {
+            Expect::Fail => format!(
+                "detection {:.1}% [{:.1}, {:.1}]",
+                100.0 * r.rate,
+                100.0 * r.lower,
+                100.0 * r.upper
+            ),
+            Expect::Pass => format!(
+                "false alarms {:.1}% [{:.1}, {:.1}]",
+                100.0 * r.rate,
+                100.0 * r.lower,
+                100.0 * r.upper
+            ),
+        };
+        if !ok {
+            missed += 1;
+        }
+        writeln!(
+            out,
+            "{} {}: {measured}; required {requirement}",
+            if ok { "PASS" } else { "FAIL" },
+            s.name
+        )?;
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, reports::junit_xml(&study))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(dir) = &args.out {
+        write_report(&study, dir, out)?;
+    }
+    let n = study.scenarios.len();
+    writeln!(out, "\n{} passed, {} failed", n - missed, missed)?;
+    Ok(if missed > 0 {
+        Exit::CanaryFailed
+    } else {
+        Exit::Success
+    })
+}

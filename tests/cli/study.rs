@@ -1,0 +1,150 @@
+use canarylab::Exit;
+
+use crate::{canarylab, repo};
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("canarylab-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn sim_writes_a_report_and_report_rerenders_it() {
+    let out = tmp("sim");
+    let catalog = repo("scenarios/catalog");
+    let (exit, text) = canarylab(&[
+        "sim",
+        catalog.join("latency-25pct.toml").to_str().unwrap(),
+        catalog.join("aa-independent-noise.toml").to_str().unwrap(),
+        "--runs",
+        "40",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(exit, Exit::Success);
+    assert!(
+        text.contains("latency-25pct") && text.contains("caught") && text.contains("false alarm"),
+        "{text}"
+    );
+    for f in ["report.html", "report.md", "results.json"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let study = reports::read_study(&out.join("results.json")).unwrap();
+    assert_eq!(study.scenarios.len(), 2);
+    assert_eq!(study.scenarios[0].runs, 40);
+    assert_eq!(study.example_runs.len(), 2);
+
+    // re-render elsewhere from the saved results
+    let again = tmp("report");
+    let (exit, _) = canarylab(&[
+        "report",
+        out.join("results.json").to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(exit, Exit::Success);
+    assert_eq!(
+        std::fs::read(out.join("report.md")).unwrap(),
+        std::fs::read(again.join("report.md")).unwrap()
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_dir_all(&again).unwrap();
+}
+
+#[test]
+fn test_command_checks_expectations_and_writes_junit() {
+    let dir = tmp("test-scenarios");
+    std::fs::create_dir_all(&dir).unwrap();
+    let catalog = repo("scenarios/catalog");
+    std::fs::copy(
+        catalog.join("canary-config.json"),
+        dir.join("canary-config.json"),
+    )
+    .unwrap();
+    std::fs::copy(
+        catalog.join("errors-2pct.toml"),
+        dir.join("errors-2pct.toml"),
+    )
+    .unwrap();
+    // a 5% latency regression cannot be caught 99.9% of the time
+    std::fs::write(
+        dir.join("latency-5pct-strict.toml"),
+        "description = \"x\"\nexpect = \"fail\"\nmin_detection = 0.999\n[regression]\nkind = \"latency\"\nincrease = 0.05\n\
+         [analysis]\nconfig = \"canary-config.json\"\n",
+    )
+    .unwrap();
+    let junit = dir.join("junit.xml");
+    let (exit, text) = canarylab(&[
+        "test",
+        dir.to_str().unwrap(),
+        "--runs",
+        "60",
+        "--junit",
+        junit.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(exit, Exit::CanaryFailed, "{text}");
+    assert!(text.contains("PASS errors-2pct"), "{text}");
+    assert!(
+        text.contains("FAIL latency-5pct-strict") && text.contains("required detection >= 0.999"),
+        "{text}"
+    );
+    assert!(text.contains("1 passed, 1 failed"), "{text}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("<testsuite")
+            && xml.contains("latency-5pct-strict")
+            && xml.contains("<failure"),
+        "{xml}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sweep_and_bad_input() {
+    let out = tmp("sweep");
+    let catalog = repo("scenarios/catalog");
+    let (exit, text) = canarylab(&[
+        "sweep",
+        catalog.join("latency-5pct.toml").to_str().unwrap(),
+        catalog.join("aa-typical.toml").to_str().unwrap(),
+        "--param",
+        "pass=50,75,95",
+        "--runs",
+        "30",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(exit, Exit::Success);
+    assert!(
+        text.contains("pass = 75") && text.contains("<- current"),
+        "{text}"
+    );
+    let study = reports::read_study(&out.join("results.json")).unwrap();
+    let sweep = &study.sweeps[0];
+    assert_eq!(sweep.points.len(), 3);
+    // a stricter pass threshold never lowers detection
+    assert!(sweep.points[2].detection.rate >= sweep.points[0].detection.rate);
+    std::fs::remove_dir_all(&out).unwrap();
+
+    let e = canarylab(&["sweep", "--param", "speed=1,2"]).unwrap_err();
+    assert!(
+        e.contains("unknown parameter \"speed\"") && e.contains("canary_weight"),
+        "{e}"
+    );
+    let e = canarylab(&["sim", "no/such/dir"]).unwrap_err();
+    assert!(e.contains("no/such/dir"), "{e}");
+    let e = canarylab(&["sim", "--runs", "0"]).unwrap_err();
+    assert!(e.contains("--runs"), "{e}");
+}
+
+#[test]
+fn the_simulator_uses_goldengooses_histogram_buckets() {
+    assert_eq!(
+        sim::series::DURATION_BUCKETS,
+        goldengoose::metrics::DURATION_BUCKETS
+    );
+}
