@@ -26,7 +26,8 @@ pub const DURATION_BUCKETS: [f64; 16] = [
 ];
 const BUCKETS: usize = DURATION_BUCKETS.len() + 1;
 /// Natural logs of the bucket bounds, computed once.
-static LN_BUCKETS: std::sync::LazyLock<[f64; 16]> = std::sync::LazyLock::new(|| DURATION_BUCKETS.map(f64::ln));
+static LN_BUCKETS: std::sync::LazyLock<[f64; 16]> =
+    std::sync::LazyLock::new(|| DURATION_BUCKETS.map(f64::ln));
 
 /// One track's fixed properties for a run.
 #[derive(Debug, Clone)]
