@@ -156,17 +156,7 @@ impl MannWhitneyClassifier {
     ) -> MetricClassification {
         use Classification::*;
         if experiment.is_empty() || control.is_empty() {
-            return match args.nan_strategy {
-                NanStrategy::Remove => {
-                    let reason = Some(format!("Missing data for {}", args.name));
-                    if args.must_have_data && !args.critical {
-                        MetricClassification::early(NodataFailMetric, reason, 1.0, false)
-                    } else {
-                        MetricClassification::early(Nodata, reason, 1.0, args.critical)
-                    }
-                }
-                NanStrategy::Replace => MetricClassification::early(Pass, None, 1.0, false),
-            };
+            return missing_data(args, Some(format!("Missing data for {}", args.name)), 1.0);
         }
         mw.load(experiment, control);
         let (xs, ys) = (mw.experiment_sorted(), mw.control_sorted());
@@ -228,8 +218,7 @@ impl MannWhitneyClassifier {
                     deviation <= limit
                 }
         };
-        let up = matches!(args.direction, Direction::Increase | Direction::Either);
-        let down = matches!(args.direction, Direction::Decrease | Direction::Either);
+        let (up, down) = (args.direction.allows_high(), args.direction.allows_low());
         let label = if up && result.ci_lower > bound && reaches(self.effect_size_thresholds.1, true)
         {
             High
@@ -272,18 +261,11 @@ pub fn classify_mean_inequality(
 ) -> MetricClassification {
     use Classification::*;
     if experiment.is_empty() || control.is_empty() {
-        return match args.nan_strategy {
-            NanStrategy::Remove if args.must_have_data && !args.critical => {
-                MetricClassification::early(NodataFailMetric, None, 1.0, false)
-            }
-            NanStrategy::Remove => MetricClassification::early(Nodata, None, 0.0, args.critical),
-            NanStrategy::Replace => MetricClassification::early(Pass, None, 1.0, false),
-        };
+        return missing_data(args, None, 0.0);
     }
     let (e, c) = (stats::mean(experiment), stats::mean(control));
     let ratio = e / c;
-    let up = matches!(args.direction, Direction::Increase | Direction::Either);
-    let down = matches!(args.direction, Direction::Decrease | Direction::Either);
+    let (up, down) = (args.direction.allows_high(), args.direction.allows_low());
     let (label, reason) = if up && e > c {
         (
             High,
@@ -302,6 +284,26 @@ pub fn classify_mean_inequality(
         (Pass, None)
     };
     MetricClassification::early(label, reason, ratio, args.critical && label != Pass)
+}
+
+/// Either side empty after NaN handling: Nodata (critical if the metric
+/// is), NodataFailMetric for a non-critical metric that must have data,
+/// and a Pass when NaN was replaced (the arrays were empty to begin with).
+fn missing_data(
+    args: &ClassifyArgs<'_>,
+    reason: Option<String>,
+    nodata_deviation: f64,
+) -> MetricClassification {
+    use Classification::*;
+    match args.nan_strategy {
+        NanStrategy::Remove if args.must_have_data && !args.critical => {
+            MetricClassification::early(NodataFailMetric, reason, 1.0, false)
+        }
+        NanStrategy::Remove => {
+            MetricClassification::early(Nodata, reason, nodata_deviation, args.critical)
+        }
+        NanStrategy::Replace => MetricClassification::early(Pass, None, 1.0, false),
+    }
 }
 
 fn add_noise(values: &[f64], rng: &mut SplitMix64) -> Vec<f64> {

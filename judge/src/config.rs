@@ -153,6 +153,18 @@ pub enum Direction {
     Either,
 }
 
+impl Direction {
+    /// Whether a significant increase fails the metric.
+    pub fn allows_high(self) -> bool {
+        matches!(self, Self::Increase | Self::Either)
+    }
+
+    /// Whether a significant decrease fails the metric.
+    pub fn allows_low(self) -> bool {
+        matches!(self, Self::Decrease | Self::Either)
+    }
+}
+
 /// NaN handling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
