@@ -43,6 +43,12 @@ pub struct StudyArgs {
 impl StudyArgs {
     fn load(&self) -> anyhow::Result<Vec<Scenario>> {
         let paths = if self.scenarios.is_empty() {
+            if !std::path::Path::new(CATALOG).is_dir() {
+                anyhow::bail!(
+                    "no scenarios given, and the shipped catalog ({CATALOG}) is not below the current \
+                     directory: run from the repository root, or name scenario files or directories"
+                );
+            }
             vec![PathBuf::from(CATALOG)]
         } else {
             self.scenarios.clone()

@@ -22,12 +22,14 @@ pub use signal::{Signal, infer_signal};
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     /// The file could not be read.
-    #[error("{file}: cannot read: {source}")]
+    // The io error is shown in the message, not chained as a source, so
+    // error reports don't print it twice.
+    #[error("{file}: cannot read: {error}")]
     Read {
         /// The file.
         file: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// TOML syntax or a field of the wrong type or name.
     #[error("{file}: {message}")]
@@ -443,9 +445,9 @@ impl Scenario {
     /// Load and validate a scenario file. `config_override` replaces the
     /// scenario's own canary config (the `--config` flag).
     pub fn load(path: &Path, config_override: Option<&Path>) -> Result<Self, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ScenarioError::Read {
             file: path.into(),
-            source,
+            error,
         })?;
         Self::parse(&text, path, config_override)
     }
@@ -474,9 +476,9 @@ impl Scenario {
                 "no canary config: set analysis.config or pass --config",
             ));
         };
-        let text = std::fs::read_to_string(&config_path).map_err(|source| ScenarioError::Read {
+        let text = std::fs::read_to_string(&config_path).map_err(|error| ScenarioError::Read {
             file: config_path.clone(),
-            source,
+            error,
         })?;
         let config = CanaryConfig::from_json(&text).map_err(|e| ScenarioError::Config {
             file: config_path.clone(),
@@ -555,9 +557,9 @@ pub fn load_all(
     for p in paths {
         if p.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|source| ScenarioError::Read {
+                .map_err(|error| ScenarioError::Read {
                     file: p.clone(),
-                    source,
+                    error,
                 })?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| f.extension().is_some_and(|x| x == "toml"))
