@@ -283,23 +283,32 @@ impl<'a> RankStatistic<'a> {
         // count starts from the previous one) beats searching per x.
         let sweep = (d - self.last_d).abs() * (x.len() + y.len()) as f64 > self.span;
         self.last_d = d;
-        for (&xi, count) in x.iter().zip(self.counts.iter_mut()) {
-            let v = xi - d;
-            let mut p = *count;
-            // yp[p] is y[p - 1], yp[p + 1] is y[p]
-            if sweep {
-                p = floor;
+        if sweep {
+            for (&xi, count) in x.iter().zip(self.counts.iter_mut()) {
+                let v = xi - d;
+                let mut p = floor;
                 while yp[p + 1] < v {
                     p += 1;
                 }
                 *count = p;
-            } else if !(yp[p] < v && v <= yp[p + 1]) {
-                p = count_below(y, v, floor, p);
-                *count = p;
+                floor = p;
+                below += p;
+                new_tie |= yp[p + 1] == v;
             }
-            floor = p;
-            below += p;
-            new_tie |= yp[p + 1] == v;
+        } else {
+            for (&xi, count) in x.iter().zip(self.counts.iter_mut()) {
+                let v = xi - d;
+                let mut p = *count;
+                // yp[p] is y[p - 1], yp[p + 1] is y[p]
+                let around = &yp[p..p + 2];
+                if !(around[0] < v && v < around[1]) {
+                    p = count_below(y, v, floor, p);
+                    *count = p;
+                    new_tie |= yp[p + 1] == v;
+                }
+                floor = p;
+                below += p;
+            }
         }
         if new_tie {
             return None;
