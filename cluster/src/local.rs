@@ -1,0 +1,240 @@
+//! Pieces of the local real mode: goldengoose instances on loopback, and
+//! control/experiment series from Prometheus turned into a Kayenta
+//! [`MetricSetPair`].
+//!
+//! Not here yet: the orchestration of a whole release (pipeline stages,
+//! weights, analysis intervals, promote/rollback); see the crate README.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use judge::MetricSetPair;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Errors of the local mode's processes.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("goldengoose \"{track}\" cannot listen on 127.0.0.1: {source}")]
+    Listen {
+        track: String,
+        source: std::io::Error,
+    },
+}
+
+/// A goldengoose server running as a task of the current tokio runtime,
+/// on `127.0.0.1` with a free port. Dropping it aborts the task; [`stop`]
+/// shuts it down gracefully.
+///
+/// [`stop`]: Goose::stop
+#[derive(Debug)]
+pub struct Goose {
+    track: String,
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<goldengoose::Outcome, goldengoose::Error>>>,
+}
+
+impl Goose {
+    /// Starts goldengoose with `config` (its `version` is the track label
+    /// on every metric, e.g. `baseline` or `canary`).
+    pub async fn spawn(config: goldengoose::Config) -> Result<Goose, Error> {
+        let track = config.version.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|source| Error::Listen {
+                track: track.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Listen {
+            track: track.clone(),
+            source,
+        })?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(goldengoose::run(listener, config, async move {
+            let _ = rx.await;
+        }));
+        Ok(Goose {
+            track,
+            addr,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// The track (goldengoose's `version` label).
+    pub fn track(&self) -> &str {
+        &self.track
+    }
+
+    /// The bound address; `/` is the work endpoint, `/metrics` Prometheus's.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether the server task has ended (crash fault, error).
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Shuts down and waits for in-flight requests (goldengoose's drain
+    /// timeout); returns how the server ended.
+    pub async fn stop(mut self) -> Option<goldengoose::Outcome> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take()?.await {
+            Ok(Ok(outcome)) => Some(outcome),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Goose {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The step grid of a range query: `start, start + step, ... <= end`, as
+/// Prometheus evaluates `/api/v1/query_range`.
+pub fn step_grid(start: f64, end: f64, step: Duration) -> Vec<f64> {
+    if step.is_zero() || !start.is_finite() || !end.is_finite() || end < start {
+        return Vec::new();
+    }
+    let step = step.as_secs_f64();
+    // Tolerance: unix seconds as f64 carry ~1e-6 s of rounding.
+    let n = ((end - start) / step + 1e-4).floor() as usize + 1;
+    (0..n).map(|i| start + i as f64 * step).collect()
+}
+
+/// Puts `points` onto the step grid of `[start, end]`: one value per grid
+/// time, NaN where Prometheus returned nothing (no samples yet, a target
+/// down, a series that began late). Points off the grid are dropped.
+pub fn pad_to_grid(points: &[(f64, f64)], start: f64, end: f64, step: Duration) -> Vec<f64> {
+    let grid = step_grid(start, end, step);
+    let step_s = step.as_secs_f64();
+    let mut values = vec![f64::NAN; grid.len()];
+    // Nearest grid time: Prometheus answers on its grid, but from a start
+    // it received rounded to milliseconds.
+    for &(t, v) in points {
+        let i = ((t - start) / step_s).round();
+        if i >= 0.0 && (i as usize) < values.len() && (t - grid[i as usize]).abs() < step_s / 2.0 {
+            values[i as usize] = v;
+        }
+    }
+    values
+}
+
+/// Kayenta's MetricSetPair for one metric and interval: the control
+/// (baseline) and experiment (canary) series aligned on the same step grid,
+/// so both have one value per step, NaN-padded where data is missing.
+///
+/// Kayenta fills gaps inside a Prometheus series with NaN and pads the
+/// shorter of the two series with NaN at the end; aligning both on the
+/// query's grid gives the same values whenever the two series cover the
+/// interval, and keeps missing points at their true times when they do not.
+pub fn metric_set_pair(
+    name: &str,
+    control: &[(f64, f64)],
+    experiment: &[(f64, f64)],
+    start: f64,
+    end: f64,
+    step: Duration,
+) -> MetricSetPair {
+    MetricSetPair::new(
+        name,
+        pad_to_grid(control, start, end, step),
+        pad_to_grid(experiment, start, end, step),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_includes_both_ends() {
+        assert_eq!(
+            step_grid(100.0, 103.0, Duration::from_secs(1)),
+            vec![100.0, 101.0, 102.0, 103.0]
+        );
+        assert_eq!(
+            step_grid(100.0, 102.5, Duration::from_secs(1)).len(),
+            3,
+            "end off the grid is not a point"
+        );
+        assert!(step_grid(5.0, 1.0, Duration::from_secs(1)).is_empty());
+        assert!(step_grid(1.0, 5.0, Duration::ZERO).is_empty());
+    }
+
+    #[test]
+    fn missing_points_become_nan_at_their_time() {
+        let v = pad_to_grid(
+            &[(101.0, 1.0), (103.0, 3.0), (250.0, 9.0)],
+            100.0,
+            104.0,
+            Duration::from_secs(1),
+        );
+        assert_eq!(v.len(), 5);
+        assert!(v[0].is_nan() && v[2].is_nan() && v[4].is_nan());
+        assert_eq!((v[1], v[3]), (1.0, 3.0));
+    }
+
+    #[test]
+    fn millisecond_rounded_answers_land_on_the_grid() {
+        let start = 1_795_320_754.664_321_4;
+        let points: Vec<(f64, f64)> = (0..5)
+            .map(|i| (1_795_320_754.664 + i as f64 * 0.2, i as f64))
+            .collect();
+        let v = pad_to_grid(&points, start, start + 0.8, Duration::from_millis(200));
+        assert_eq!(v, vec![0.0, 1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn pair_has_equal_lengths_when_one_side_is_short() {
+        let control: Vec<(f64, f64)> = (0..10).map(|i| (1000.0 + i as f64 * 2.0, 1.0)).collect();
+        let experiment = &control[..4];
+        let pair = metric_set_pair(
+            "latency",
+            &control,
+            experiment,
+            1000.0,
+            1018.0,
+            Duration::from_secs(2),
+        );
+        let (c, e) = (&pair.values.control, &pair.values.experiment);
+        assert_eq!((c.len(), e.len()), (10, 10));
+        assert_eq!(e[3], 1.0);
+        assert!(e[4..].iter().all(|v| v.is_nan()));
+    }
+
+    #[tokio::test]
+    async fn goose_serves_metrics_with_its_track_and_stops() {
+        let goose = Goose::spawn(goldengoose::Config {
+            version: "baseline".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("spawns");
+        let addr = goose.addr();
+        let body = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(addr).expect("connects");
+            s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+                .expect("writes");
+            let mut out = String::new();
+            s.read_to_string(&mut out).expect("reads");
+            out
+        })
+        .await
+        .expect("joins");
+        assert!(body.contains(r#"version="baseline""#), "{body}");
+        assert!(goose.stop().await.is_some());
+    }
+}

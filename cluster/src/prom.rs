@@ -1,0 +1,540 @@
+//! A real Prometheus as a child process, and its range-query API.
+//!
+//! [`Prometheus::start`] writes a generated config and a file_sd target
+//! file into a fresh temporary directory, starts the `prometheus` binary on
+//! `127.0.0.1` with a free port and a temporary TSDB, and waits for
+//! `/-/ready`. Dropping the guard kills the process by PID, waits for it and
+//! removes the directory, also when a test fails.
+//!
+//! The HTTP client is a deliberately tiny blocking HTTP/1.0 client over
+//! `std::net::TcpStream`: one request per connection to a server on
+//! loopback, no TLS, no redirects. Call it from async code through
+//! `tokio::task::spawn_blocking` (or accept a short blocking call).
+//!
+//! Not for: talking to a remote or production Prometheus.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Environment variable naming the `prometheus` binary to run.
+pub const PROMETHEUS_ENV: &str = "CANARYLAB_PROMETHEUS";
+
+/// How long [`Prometheus::start`] waits for `/-/ready`.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Errors of the Prometheus child process and its API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "the prometheus binary was not found ({tried}). Install it with `apt-get install prometheus` (Debian/Ubuntu), or point at one with the --prometheus PATH flag or ${PROMETHEUS_ENV}=PATH"
+    )]
+    BinaryNotFound { tried: String },
+    #[error("cannot prepare Prometheus's temporary directory {path}: {source}")]
+    TempDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot find a free port on 127.0.0.1: {0}")]
+    Port(std::io::Error),
+    #[error("cannot start {binary}: {source}")]
+    Spawn {
+        binary: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("prometheus exited during start-up ({status}); its log ends with:\n{log}")]
+    Exited { status: String, log: String },
+    #[error("prometheus was not ready after {waited:?}; its log ends with:\n{log}")]
+    NotReady { waited: Duration, log: String },
+    #[error("HTTP request to Prometheus at {addr} failed: {source}")]
+    Http {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "Prometheus refused the query (HTTP {status}, {error_type}): {message}\nquery: {query}"
+    )]
+    Query {
+        status: u16,
+        error_type: String,
+        message: String,
+        query: String,
+    },
+    #[error("unexpected answer from Prometheus: {0}")]
+    BadResponse(String),
+    #[error("the query returned {count} series, expected at most one; aggregate it: {query}")]
+    ManySeries { count: usize, query: String },
+}
+
+/// One instance Prometheus scrapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrapeTarget {
+    /// The `job` label.
+    pub job: String,
+    /// `host:port` serving `/metrics`.
+    pub addr: SocketAddr,
+    /// Extra target labels (e.g. `track`). Avoid names the target already
+    /// exposes (goldengoose's `version`): Prometheus would rename them to
+    /// `exported_*`.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ScrapeTarget {
+    /// A target with no extra labels.
+    pub fn new(job: impl Into<String>, addr: SocketAddr) -> Self {
+        ScrapeTarget {
+            job: job.into(),
+            addr,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a target label.
+    pub fn with_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(name.into(), value.into());
+        self
+    }
+}
+
+/// One series of a range query: its labels and `(unix seconds, value)`
+/// points; values may be NaN or infinite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: BTreeMap<String, String>,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A running Prometheus child process; dropping it stops the process and
+/// removes its temporary directory.
+#[derive(Debug)]
+pub struct Prometheus {
+    child: Child,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Prometheus {
+    /// Finds the binary: `binary` if given, else `$CANARYLAB_PROMETHEUS`,
+    /// else `prometheus` on `PATH`.
+    pub fn find_binary(binary: Option<&Path>) -> Result<PathBuf, Error> {
+        if let Some(path) = binary {
+            return if path.is_file() {
+                Ok(path.to_path_buf())
+            } else {
+                Err(Error::BinaryNotFound {
+                    tried: format!("given path {} is not a file", path.display()),
+                })
+            };
+        }
+        if let Some(path) = std::env::var_os(PROMETHEUS_ENV) {
+            let path = PathBuf::from(path);
+            return if path.is_file() {
+                Ok(path)
+            } else {
+                Err(Error::BinaryNotFound {
+                    tried: format!("${PROMETHEUS_ENV}={} is not a file", path.display()),
+                })
+            };
+        }
+        let path_var = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path_var)
+            .map(|dir| dir.join("prometheus"))
+            .find(|candidate| candidate.is_file())
+            .ok_or_else(|| Error::BinaryNotFound {
+                tried: "not on PATH".to_string(),
+            })
+    }
+
+    /// Starts Prometheus scraping `targets` every `scrape_interval`, and
+    /// waits until it is ready (at most [`READY_TIMEOUT`]). The first scrape
+    /// lands some seconds later.
+    pub fn start(
+        binary: Option<&Path>,
+        targets: &[ScrapeTarget],
+        scrape_interval: Duration,
+    ) -> Result<Prometheus, Error> {
+        Self::start_in(&std::env::temp_dir(), binary, targets, scrape_interval)
+    }
+
+    /// [`Self::start`] with the temporary directory created under `root`.
+    pub fn start_in(
+        root: &Path,
+        binary: Option<&Path>,
+        targets: &[ScrapeTarget],
+        scrape_interval: Duration,
+    ) -> Result<Prometheus, Error> {
+        let binary = Self::find_binary(binary)?;
+        let dir = make_temp_dir(root)?;
+        // From here on a failure must remove the directory.
+        let mut cleanup = DirGuard(Some(dir.clone()));
+        let io = |source| Error::TempDir {
+            path: dir.clone(),
+            source,
+        };
+        write_targets(&dir, targets).map_err(io)?;
+        std::fs::write(
+            dir.join("prometheus.yml"),
+            config_yaml(&dir, scrape_interval),
+        )
+        .map_err(io)?;
+        let log = std::fs::File::create(dir.join("prometheus.log")).map_err(io)?;
+        let port = free_port()?;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let child = Command::new(&binary)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--web.enable-lifecycle")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|source| Error::Spawn {
+                binary: binary.clone(),
+                source,
+            })?;
+        let mut prometheus = Prometheus { child, addr, dir };
+        cleanup.0 = None; // the Prometheus guard owns the directory now
+        prometheus.wait_ready(READY_TIMEOUT)?;
+        Ok(prometheus)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), Error> {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(Error::Exited {
+                    status: status.to_string(),
+                    log: self.log_tail(),
+                });
+            }
+            if let Ok((200, _)) = http(self.addr, "GET", "/-/ready", None) {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                return Err(Error::NotReady {
+                    waited: timeout,
+                    log: self.log_tail(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The HTTP address, `127.0.0.1:PORT`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The temporary directory holding config, targets, log and TSDB.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The last lines of Prometheus's log (stderr).
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Replaces the scraped targets. Prometheus re-reads the file_sd file
+    /// on change (and at least every second), no restart needed.
+    pub fn set_targets(&self, targets: &[ScrapeTarget]) -> Result<(), Error> {
+        write_targets(&self.dir, targets).map_err(|source| Error::TempDir {
+            path: self.dir.clone(),
+            source,
+        })
+    }
+
+    /// `/api/v1/query_range` from `start` to `end` (unix seconds) every
+    /// `step`. An HTTP 400/422 carries Prometheus's own error message.
+    pub fn query_range(
+        &self,
+        promql: &str,
+        start: f64,
+        end: f64,
+        step: Duration,
+    ) -> Result<Vec<Series>, Error> {
+        let body = format!(
+            "query={}&start={start:.3}&end={end:.3}&step={}",
+            form_encode(promql),
+            step.as_secs_f64()
+        );
+        let (status, text) =
+            http(self.addr, "POST", "/api/v1/query_range", Some(&body)).map_err(|source| {
+                Error::Http {
+                    addr: self.addr,
+                    source,
+                }
+            })?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            Error::BadResponse(format!("HTTP {status}, not JSON ({e}): {}", clip(&text)))
+        })?;
+        if status != 200 || json["status"] != "success" {
+            return Err(Error::Query {
+                status,
+                error_type: json["errorType"].as_str().unwrap_or("unknown").to_string(),
+                message: json["error"].as_str().unwrap_or(&text).to_string(),
+                query: promql.to_string(),
+            });
+        }
+        parse_matrix(&json["data"])
+    }
+
+    /// [`Self::query_range`] for a query that yields one series (or none:
+    /// an empty vector).
+    pub fn query_range_single(
+        &self,
+        promql: &str,
+        start: f64,
+        end: f64,
+        step: Duration,
+    ) -> Result<Vec<(f64, f64)>, Error> {
+        let mut series = self.query_range(promql, start, end, step)?;
+        match series.len() {
+            0 => Ok(Vec::new()),
+            1 => Ok(series.remove(0).points),
+            count => Err(Error::ManySeries {
+                count,
+                query: promql.to_string(),
+            }),
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        // SIGKILL: nothing in the temporary TSDB is worth a clean shutdown.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Removes a directory on drop unless forgotten.
+struct DirGuard(Option<PathBuf>);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn make_temp_dir(root: &Path) -> Result<PathBuf, Error> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let path = root.join(format!(
+        "canarylab-prometheus-{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir(&path).map_err(|source| Error::TempDir {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
+
+fn free_port() -> Result<u16, Error> {
+    // Prometheus cannot take a listener from us, so there is a short window
+    // in which another process could take the port; start then fails clearly.
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(Error::Port)?;
+    Ok(listener.local_addr().map_err(Error::Port)?.port())
+}
+
+fn config_yaml(dir: &Path, scrape_interval: Duration) -> String {
+    let interval = format!("{}ms", scrape_interval.as_millis().max(1));
+    // JSON strings are valid YAML scalars, which quotes the path safely.
+    let targets = serde_json::Value::String(dir.join("targets.json").display().to_string());
+    format!(
+        "global:\n  scrape_interval: {interval}\n  scrape_timeout: {interval}\n  evaluation_interval: {interval}\n\
+         scrape_configs:\n  - job_name: canarylab\n    file_sd_configs:\n      - files: [{targets}]\n        refresh_interval: 1s\n"
+    )
+}
+
+fn write_targets(dir: &Path, targets: &[ScrapeTarget]) -> std::io::Result<()> {
+    let groups: Vec<serde_json::Value> = targets
+        .iter()
+        .map(|t| {
+            let mut labels: serde_json::Map<String, serde_json::Value> = t
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            labels.insert("job".into(), serde_json::Value::String(t.job.clone()));
+            serde_json::json!({ "targets": [t.addr.to_string()], "labels": labels })
+        })
+        .collect();
+    let text = serde_json::to_string_pretty(&groups).map_err(std::io::Error::other)?;
+    // Write then rename, so Prometheus never reads half a file.
+    let tmp = dir.join("targets.json.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(tmp, dir.join("targets.json"))
+}
+
+fn parse_matrix(data: &serde_json::Value) -> Result<Vec<Series>, Error> {
+    if data["resultType"] != "matrix" {
+        return Err(Error::BadResponse(format!(
+            "resultType {} is not \"matrix\"",
+            data["resultType"]
+        )));
+    }
+    let results = data["result"]
+        .as_array()
+        .ok_or_else(|| Error::BadResponse("data.result is not a list".into()))?;
+    results
+        .iter()
+        .map(|r| {
+            let labels = r["metric"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let points = r["values"]
+                .as_array()
+                .ok_or_else(|| Error::BadResponse("a series has no values".into()))?
+                .iter()
+                .map(parse_point)
+                .collect::<Result<_, _>>()?;
+            Ok(Series { labels, points })
+        })
+        .collect()
+}
+
+/// `[1700000000.5, "0.25"]`; values are strings and may be `NaN`, `+Inf`.
+fn parse_point(point: &serde_json::Value) -> Result<(f64, f64), Error> {
+    let bad = || Error::BadResponse(format!("bad point {point}"));
+    let t = point[0].as_f64().ok_or_else(bad)?;
+    let v = point[1]
+        .as_str()
+        .and_then(|s| s.parse::<f64>().ok())
+        .ok_or_else(bad)?;
+    Ok((t, v))
+}
+
+/// `application/x-www-form-urlencoded`: unreserved bytes kept, others `%XX`.
+fn form_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+fn clip(text: &str) -> String {
+    text.chars().take(300).collect()
+}
+
+/// One HTTP/1.0 request (the server closes the connection and never uses
+/// chunked encoding); returns status and body.
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)?;
+    stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
+    stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    if let Some(body) = body {
+        let _ = write!(
+            request,
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+    }
+    request.push_str("\r\n");
+    request.push_str(body.unwrap_or_default());
+    stream.write_all(request.as_bytes())?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response);
+    let invalid =
+        || std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed HTTP response");
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(invalid)?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(invalid)?;
+    Ok((status, body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_encoding_escapes_promql() {
+        assert_eq!(
+            form_encode(r#"up{a="b c"}[1m]+x"#),
+            "up%7Ba%3D%22b%20c%22%7D%5B1m%5D%2Bx"
+        );
+    }
+
+    #[test]
+    fn matrix_parses_nan_and_inf_strings() {
+        let json: serde_json::Value = serde_json::from_str(
+            r#"{"resultType":"matrix","result":[{"metric":{"job":"x"},
+                "values":[[1700000000,"0.5"],[1700000001.5,"NaN"],[1700000003,"+Inf"]]}]}"#,
+        )
+        .expect("json");
+        let series = parse_matrix(&json).expect("parses");
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].labels["job"], "x");
+        let p = &series[0].points;
+        assert_eq!(p[0], (1_700_000_000.0, 0.5));
+        assert!(p[1].1.is_nan());
+        assert_eq!(p[2].1, f64::INFINITY);
+    }
+
+    #[test]
+    fn missing_binary_says_how_to_install() {
+        let err = Prometheus::find_binary(Some(Path::new("/nonexistent/prometheus")))
+            .expect_err("no such file");
+        let text = err.to_string();
+        assert!(text.contains("apt-get install prometheus"), "{text}");
+        assert!(text.contains(PROMETHEUS_ENV), "{text}");
+        assert!(text.contains("--prometheus"), "{text}");
+    }
+
+    #[test]
+    fn config_has_interval_and_targets_file() {
+        let yaml = config_yaml(Path::new("/tmp/x"), Duration::from_millis(500));
+        assert!(yaml.contains("scrape_interval: 500ms"), "{yaml}");
+        assert!(yaml.contains("scrape_timeout: 500ms"), "{yaml}");
+        assert!(yaml.contains(r#"files: ["/tmp/x/targets.json"]"#), "{yaml}");
+    }
+}
