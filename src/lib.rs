@@ -3,6 +3,7 @@
 //! in-process: `run(Cli::parse_from([...]), &mut out)`.
 
 pub mod judge_cmd;
+pub mod local_cmd;
 pub mod study_cmd;
 
 use std::io::Write;
@@ -61,6 +62,9 @@ pub enum Command {
     /// Regression tests for a canary config: run the study and check each
     /// scenario's expectation; JUnit XML for CI.
     Test(study_cmd::TestArgs),
+    /// Run one scenario's release for real on loopback: goldengoose
+    /// servers, weighted traffic, a real Prometheus, the same judge.
+    Local(local_cmd::LocalArgs),
 }
 
 /// Run a parsed command line, writing results to `out`.
@@ -71,5 +75,6 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
         Command::Sweep(args) => study_cmd::run_sweep(&args, out),
         Command::Report(args) => study_cmd::run_report(&args, out),
         Command::Test(args) => study_cmd::run_test(&args, out),
+        Command::Local(args) => local_cmd::run(&args, out),
     }
 }

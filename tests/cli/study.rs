@@ -148,3 +148,20 @@ fn the_simulator_uses_goldengooses_histogram_buckets() {
         goldengoose::metrics::DURATION_BUCKETS
     );
 }
+
+#[test]
+fn local_refuses_bad_input_before_starting_anything() {
+    let e = canarylab(&[
+        "local",
+        "scenarios/catalog/latency-25pct.toml",
+        "--time-scale",
+        "0",
+    ])
+    .unwrap_err();
+    assert!(e.contains("--time-scale 0"), "{e}");
+    let e = canarylab(&["local", "no-such-scenario.toml"]).unwrap_err();
+    assert!(
+        e.contains("no-such-scenario.toml") && e.contains("cannot read"),
+        "{e}"
+    );
+}
