@@ -422,7 +422,8 @@ fn label_width<DB: DrawingBackend>(
     for l in labels {
         widest = widest.max(area.estimate_text_size(&l, &style)?.0);
     }
-    Ok((widest + 56).clamp(120, 340))
+    // room for the label, the "expect ..." tag at its left, and a gap
+    Ok((widest + 84).clamp(120, 370))
 }
 
 /// Rows from the top: row `i` of `n` occupies y in `[n-1-i, n-i]`.
