@@ -18,7 +18,7 @@ use judge::analysis::{Analysis, Outcome, Schedule, Step, Window};
 use judge::{CanaryConfig, CanaryJudgeResult, Judge, MetricSetPair, ScoreThresholds};
 
 use crate::local::metric_set_pair;
-use crate::prom::{self, Prometheus};
+use crate::prom::{self, PromApi};
 use crate::query::{QueryError, ScopeVars, build_query};
 
 /// Why an analysis could not run or finish; each ends the run with a clear
@@ -91,7 +91,7 @@ pub fn check_queries(
 /// (unix seconds) and aligns them on the `step` grid. Each pair records its
 /// two queries under `attributes`, as Kayenta's pairs do.
 pub fn fetch_pairs(
-    prometheus: &Prometheus,
+    prometheus: &PromApi,
     config: &CanaryConfig,
     control: &ScopeVars,
     experiment: &ScopeVars,
@@ -171,7 +171,7 @@ pub struct AnalysisPlan {
 /// has ended (plus one step, so its last scrape has landed), fetches,
 /// judges, and lets [`Analysis`] decide. `cancel` is checked every 100 ms.
 pub fn run_analysis(
-    prometheus: &Prometheus,
+    prometheus: &PromApi,
     config: &CanaryConfig,
     plan: &AnalysisPlan,
     cancel: &AtomicBool,

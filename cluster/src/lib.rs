@@ -22,6 +22,6 @@ pub mod release;
 pub use analysis::{AnalysisError, AnalysisPlan, AnalysisRun, run_analysis};
 pub use local::{Goose, metric_set_pair};
 pub use plan::{LocalPlan, PlanError, Split, plan_release};
-pub use prom::{Prometheus, ScrapeTarget, Series};
+pub use prom::{PromApi, Prometheus, ScrapeTarget, Series};
 pub use query::{QueryError, ScopeVars, build_query};
 pub use release::{ReleaseError, ReleaseOptions, ReleaseOutcome, run_release};

@@ -11,7 +11,9 @@
 //! loopback, no TLS, no redirects. Call it from async code through
 //! `tokio::task::spawn_blocking` (or accept a short blocking call).
 //!
-//! Not for: talking to a remote or production Prometheus.
+//! [`PromApi`] is the same client for a Prometheus we did not start (the
+//! Kubernetes mode's, usually behind `kubectl port-forward`): plain HTTP
+//! only, which is what a port-forward gives.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -67,6 +69,8 @@ pub enum Error {
         message: String,
         query: String,
     },
+    #[error("bad Prometheus URL {url:?}: {why}")]
+    BadUrl { url: String, why: String },
     #[error("unexpected answer from Prometheus: {0}")]
     BadResponse(String),
     #[error("the query returned {count} series, expected at most one; aggregate it: {query}")]
@@ -109,6 +113,160 @@ impl ScrapeTarget {
 pub struct Series {
     pub labels: BTreeMap<String, String>,
     pub points: Vec<(f64, f64)>,
+}
+
+/// A client of one Prometheus's HTTP API: the child process of
+/// [`Prometheus`] ([`Prometheus::api`]) or any Prometheus reachable over
+/// plain HTTP, such as a cluster's behind `kubectl port-forward`
+/// ([`PromApi::from_url`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromApi {
+    addr: SocketAddr,
+    /// The `Host` header: `host[:port]` as the user wrote it.
+    host: String,
+    /// Path prefix without a trailing `/` (`--web.route-prefix`), e.g. `/prometheus`.
+    prefix: String,
+}
+
+impl PromApi {
+    /// The API of a Prometheus listening on `addr`, at the root path.
+    pub fn new(addr: SocketAddr) -> Self {
+        PromApi {
+            addr,
+            host: addr.to_string(),
+            prefix: String::new(),
+        }
+    }
+
+    /// Parses `http://HOST[:PORT][/PREFIX]` (port 80 by default) and
+    /// resolves the host. HTTPS is refused: put a `kubectl port-forward` or
+    /// a local proxy in front of a TLS Prometheus.
+    pub fn from_url(url: &str) -> Result<Self, Error> {
+        let bad = |why: &str| Error::BadUrl {
+            url: url.to_string(),
+            why: why.to_string(),
+        };
+        let rest = match url.split_once("://") {
+            Some(("http", rest)) => rest,
+            Some(("https", _)) => {
+                return Err(bad(
+                    "https is not supported; reach Prometheus over plain http (e.g. `kubectl port-forward svc/prometheus 9090` and http://127.0.0.1:9090)",
+                ));
+            }
+            Some((scheme, _)) => return Err(bad(&format!("unknown scheme {scheme:?}"))),
+            None => return Err(bad("expected http://HOST:PORT")),
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if authority.is_empty() {
+            return Err(bad("no host"));
+        }
+        if authority.contains('@') {
+            return Err(bad("user info in the URL is not supported"));
+        }
+        let with_port = if authority.starts_with('[') {
+            if authority.contains("]:") {
+                authority.to_string()
+            } else {
+                format!("{authority}:80")
+            }
+        } else if authority.contains(':') {
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        };
+        use std::net::ToSocketAddrs as _;
+        let addr = with_port
+            .to_socket_addrs()
+            .map_err(|e| bad(&format!("cannot resolve {with_port}: {e}")))?
+            .next()
+            .ok_or_else(|| bad(&format!("{with_port} resolves to no address")))?;
+        Ok(PromApi {
+            addr,
+            host: authority.to_string(),
+            prefix: path.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// The address requests go to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<(u16, String), Error> {
+        http(
+            self.addr,
+            &self.host,
+            method,
+            &format!("{}{path}", self.prefix),
+            body,
+        )
+        .map_err(|source| Error::Http {
+            addr: self.addr,
+            source,
+        })
+    }
+
+    /// `GET /-/ready` answered 200.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.request("GET", "/-/ready", None), Ok((200, _)))
+    }
+
+    /// `/api/v1/query_range` from `start` to `end` (unix seconds) every
+    /// `step`. An HTTP 400/422 carries Prometheus's own error message.
+    pub fn query_range(
+        &self,
+        promql: &str,
+        start: f64,
+        end: f64,
+        step: Duration,
+    ) -> Result<Vec<Series>, Error> {
+        let body = format!(
+            "query={}&start={start:.3}&end={end:.3}&step={}",
+            form_encode(promql),
+            step.as_secs_f64()
+        );
+        let (status, text) = self.request("POST", "/api/v1/query_range", Some(&body))?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            Error::BadResponse(format!("HTTP {status}, not JSON ({e}): {}", clip(&text)))
+        })?;
+        if status != 200 || json["status"] != "success" {
+            return Err(Error::Query {
+                status,
+                error_type: json["errorType"].as_str().unwrap_or("unknown").to_string(),
+                message: json["error"].as_str().unwrap_or(&text).to_string(),
+                query: promql.to_string(),
+            });
+        }
+        parse_matrix(&json["data"])
+    }
+
+    /// [`Self::query_range`] for a query that yields one series (or none:
+    /// an empty vector).
+    pub fn query_range_single(
+        &self,
+        promql: &str,
+        start: f64,
+        end: f64,
+        step: Duration,
+    ) -> Result<Vec<(f64, f64)>, Error> {
+        let mut series = self.query_range(promql, start, end, step)?;
+        match series.len() {
+            0 => Ok(Vec::new()),
+            1 => Ok(series.remove(0).points),
+            count => Err(Error::ManySeries {
+                count,
+                query: promql.to_string(),
+            }),
+        }
+    }
 }
 
 /// A running Prometheus child process; dropping it stops the process and
@@ -221,7 +379,7 @@ impl Prometheus {
                     log: self.log_tail(),
                 });
             }
-            if let Ok((200, _)) = http(self.addr, "GET", "/-/ready", None) {
+            if self.api().is_ready() {
                 return Ok(());
             }
             if started.elapsed() > timeout {
@@ -265,8 +423,12 @@ impl Prometheus {
         })
     }
 
-    /// `/api/v1/query_range` from `start` to `end` (unix seconds) every
-    /// `step`. An HTTP 400/422 carries Prometheus's own error message.
+    /// The HTTP API of this Prometheus.
+    pub fn api(&self) -> PromApi {
+        PromApi::new(self.addr)
+    }
+
+    /// [`PromApi::query_range`] on this Prometheus.
     pub fn query_range(
         &self,
         promql: &str,
@@ -274,34 +436,10 @@ impl Prometheus {
         end: f64,
         step: Duration,
     ) -> Result<Vec<Series>, Error> {
-        let body = format!(
-            "query={}&start={start:.3}&end={end:.3}&step={}",
-            form_encode(promql),
-            step.as_secs_f64()
-        );
-        let (status, text) =
-            http(self.addr, "POST", "/api/v1/query_range", Some(&body)).map_err(|source| {
-                Error::Http {
-                    addr: self.addr,
-                    source,
-                }
-            })?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            Error::BadResponse(format!("HTTP {status}, not JSON ({e}): {}", clip(&text)))
-        })?;
-        if status != 200 || json["status"] != "success" {
-            return Err(Error::Query {
-                status,
-                error_type: json["errorType"].as_str().unwrap_or("unknown").to_string(),
-                message: json["error"].as_str().unwrap_or(&text).to_string(),
-                query: promql.to_string(),
-            });
-        }
-        parse_matrix(&json["data"])
+        self.api().query_range(promql, start, end, step)
     }
 
-    /// [`Self::query_range`] for a query that yields one series (or none:
-    /// an empty vector).
+    /// [`PromApi::query_range_single`] on this Prometheus.
     pub fn query_range_single(
         &self,
         promql: &str,
@@ -309,15 +447,7 @@ impl Prometheus {
         end: f64,
         step: Duration,
     ) -> Result<Vec<(f64, f64)>, Error> {
-        let mut series = self.query_range(promql, start, end, step)?;
-        match series.len() {
-            0 => Ok(Vec::new()),
-            1 => Ok(series.remove(0).points),
-            count => Err(Error::ManySeries {
-                count,
-                query: promql.to_string(),
-            }),
-        }
+        self.api().query_range_single(promql, start, end, step)
     }
 }
 
@@ -460,6 +590,7 @@ fn clip(text: &str) -> String {
 /// chunked encoding); returns status and body.
 fn http(
     addr: SocketAddr,
+    host: &str,
     method: &str,
     path: &str,
     body: Option<&str>,
@@ -467,7 +598,7 @@ fn http(
     let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)?;
     stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
     stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
-    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\n");
     if let Some(body) = body {
         let _ = write!(
             request,
@@ -495,6 +626,27 @@ fn http(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_parse_with_port_and_prefix() {
+        let api = PromApi::from_url("http://127.0.0.1:9090/prometheus/").expect("parses");
+        assert_eq!(api.addr(), "127.0.0.1:9090".parse().expect("addr"));
+        assert_eq!(api.prefix, "/prometheus");
+        assert_eq!(api.host, "127.0.0.1:9090");
+        let api = PromApi::from_url("http://127.0.0.1").expect("parses");
+        assert_eq!(api.addr().port(), 80);
+        assert_eq!(api.prefix, "");
+        for bad in [
+            "https://127.0.0.1:9090",
+            "127.0.0.1:9090",
+            "ftp://x",
+            "http://",
+            "http://u@127.0.0.1",
+        ] {
+            let err = PromApi::from_url(bad).expect_err(bad);
+            assert!(err.to_string().contains(bad), "{err}");
+        }
+    }
 
     #[test]
     fn form_encoding_escapes_promql() {

@@ -198,7 +198,7 @@ pub async fn run_release(
         let prometheus = prometheus.clone();
         let config = scenario.config.clone();
         tokio::task::spawn_blocking(move || {
-            run_analysis(&prometheus, &config, &analysis_plan, &cancel)
+            run_analysis(&prometheus.api(), &config, &analysis_plan, &cancel)
         })
         .await
         .map_err(|e| ReleaseError::Task(e.to_string()))

@@ -93,7 +93,7 @@ async fn release(canary_faults: &[&str]) -> AnalysisRun {
     let run = {
         let prom = prom.clone();
         tokio::task::spawn_blocking(move || {
-            cluster::run_analysis(&prom, &config, &analysis, &cancel)
+            cluster::run_analysis(&prom.api(), &config, &analysis, &cancel)
         })
         .await
         .expect("joins")

@@ -82,7 +82,7 @@ fn cancelled_analysis_then_drop_leaves_nothing_behind() {
             cancel.store(true, Ordering::Relaxed);
         })
     };
-    let result = cluster::run_analysis(&prom, &config, &plan, &cancel);
+    let result = cluster::run_analysis(&prom.api(), &config, &plan, &cancel);
     interrupt.join().expect("joins");
     assert!(
         matches!(result, Err(AnalysisError::Cancelled)),
@@ -122,8 +122,8 @@ fn no_data_ends_the_analysis_with_a_clear_error() {
         experiment: ScopeVars::new("canary"),
         seed: 1,
     };
-    let err =
-        cluster::run_analysis(&prom, &config, &plan, &AtomicBool::new(false)).expect_err("no data");
+    let err = cluster::run_analysis(&prom.api(), &config, &plan, &AtomicBool::new(false))
+        .expect_err("no data");
     assert!(matches!(err, AnalysisError::NoData { .. }), "{err}");
     assert!(err.to_string().contains("no data"), "{err}");
 }
