@@ -5,30 +5,15 @@
 //! Kayenta's root finder stops at an absolute tolerance (1e-4), so the
 //! number of steps grows with the data's scale: latency around 100 (ms) is
 //! the slow case; the same data in seconds, as Prometheus reports it, needs
-//! about half the steps. Both are measured.
+//! about half the steps. Both are measured. `examples/classify_count.rs`
+//! runs the same cases a fixed number of times, for instruction counts.
+
+mod data;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use judge::classifier::{ClassifyArgs, MannWhitneyClassifier};
 use judge::mannwhitney::MannWhitney;
 use judge::{Direction, NanStrategy};
-
-/// Deterministic log-normal samples (no RNG dependency in the bench).
-fn lognormal(n: usize, seed: u64, scale: f64, unit: f64) -> Vec<f64> {
-    let mut s = seed;
-    let mut next = || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    };
-    (0..n)
-        .map(|_| {
-            let (u1, u2) = (next(), next());
-            let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-            scale * (0.3 * z).exp() * 100.0 * unit
-        })
-        .collect()
-}
 
 fn bench(c: &mut Criterion) {
     let classifier = MannWhitneyClassifier::default();
@@ -40,14 +25,8 @@ fn bench(c: &mut Criterion) {
         must_have_data: false,
         noise_seed: 0,
     };
-    for (n, unit, label) in [
-        (60, 1.0, "ms"),
-        (180, 1.0, "ms"),
-        (60, 0.001, "s"),
-        (180, 0.001, "s"),
-    ] {
-        let control = lognormal(n, 1, 1.0, unit);
-        let experiment = lognormal(n, 2, 1.05, unit);
+    for (n, unit, label) in data::CASES {
+        let (control, experiment) = data::case(n, unit);
         let mut mw = MannWhitney::new();
         c.bench_function(&format!("classify {n} vs {n} ({label})"), |b| {
             b.iter(|| {
