@@ -252,14 +252,17 @@ pub fn run_once(
                         },
                     ]
                 });
-                generator = Some(Generator::new(
+                let mut g = Generator::new(
                     svc,
                     step_s,
                     f.analysis.rate_window_s,
                     [canary, control],
                     shares,
                     &sc.signals,
-                ));
+                );
+                // every step up to the end of the lifetime, at once
+                g.reserve(((pl.warmup_s + pl.lifetime_s) / step_s).ceil() as usize + 1);
+                generator = Some(g);
                 let a = match Analysis::new(&p.schedule, p.judge.thresholds()) {
                     Ok(a) => a,
                     Err(e) => {
