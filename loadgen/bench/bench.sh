@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Client efficiency of loadgen against wrk, in the same run, against the same
 # nginx on 127.0.0.1 (its own temp config, a free port):
-#   1. wrk -t2 -c64 and loadgen closed loop -c64: client CPU seconds per request
-#      (user+sys of the client process, from bash's `times` in a subshell);
+#   1. wrk -t2 -c64 and loadgen closed loop -c64 (--threads 1 and 2), ROUNDS
+#      rounds interleaved: client CPU seconds per request (user+sys of the
+#      client process, from wait4), medians and their ratio to wrk
+#      (closed_loop.py);
 #   2. loadgen open loop at RATE req/s: achieved rate vs target;
 #   3. loadgen resident memory (peak VmHWM) for a SHORT and a LONG run at RATE.
 # Everything started here is killed by PID on exit (trap).
 #
 # Usage: loadgen/bench/bench.sh            (from the workspace root)
-# Env:   SECS=10 RATE=20000 SHORT=10 LONG=120 CONNS=64
+# Env:   SECS=10 ROUNDS=5 RATE=20000 SHORT=10 LONG=120 CONNS=64
 #        LOADGEN=/path/to/loadgen (default: build with cargo --release)
 set -euo pipefail
 
 SECS=${SECS:-10}
+ROUNDS=${ROUNDS:-5}
 RATE=${RATE:-20000}
 SHORT=${SHORT:-10}
 LONG=${LONG:-120}
@@ -73,22 +76,8 @@ echo "nginx on $URL (1 worker); loadgen: $LOADGEN"
 wrk -t1 -c8 -d2s "$URL" >/dev/null
 
 echo
-echo "== closed loop, $CONNS connections, ${SECS}s each =="
-wrk_cpu=$( (wrk -t2 -c"$CONNS" -d"${SECS}s" "$URL" >"$TMP/wrk.txt"; times) | tail -n 1 | awk '{
-    split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.3f", u[1]*60 + u[2] + s[1]*60 + s[2] }')
-wrk_req=$(awk '/requests in/ {print $1}' "$TMP/wrk.txt")
-printf "%-28s %10s requests %8.3f s CPU %6.2f us/request %9.0f req/s\n" "wrk -t2 -c$CONNS" "$wrk_req" "$wrk_cpu" \
-    "$(echo "$wrk_cpu $wrk_req" | awk '{print $1/$2*1e6}')" "$(echo "$wrk_req $SECS" | awk '{print $1/$2}')"
-
-for threads in 1 2; do
-    lg_cpu=$( ("$LOADGEN" --target "nginx=$URL" -c "$CONNS" -d "${SECS}s" --threads "$threads" -q --json "$TMP/lg$threads.json"; times) \
-        | tail -n 1 | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.3f", u[1]*60 + u[2] + s[1]*60 + s[2] }')
-    lg_req=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['total']['requests'])" "$TMP/lg$threads.json")
-    lg_err=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['total']; print(sum(r['errors'].values()))" "$TMP/lg$threads.json")
-    printf "%-28s %10s requests %8.3f s CPU %6.2f us/request %9.0f req/s  (%s errors)\n" \
-        "loadgen -c$CONNS --threads $threads" "$lg_req" "$lg_cpu" \
-        "$(echo "$lg_cpu $lg_req" | awk '{print $1/$2*1e6}')" "$(echo "$lg_req $SECS" | awk '{print $1/$2}')" "$lg_err"
-done
+echo "== closed loop, $CONNS connections, ${SECS}s each, $ROUNDS rounds interleaved =="
+python3 "$HERE/closed_loop.py" "$URL" "$SECS" "$CONNS" "$ROUNDS" "$LOADGEN" "$TMP"
 
 echo
 echo "== open loop at $RATE req/s, ${SECS}s =="

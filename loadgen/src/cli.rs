@@ -16,7 +16,12 @@ use crate::{Control, Error, Plan, Report};
 /// request to its version.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "loadgen", version, about, long_about = None)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
+    /// Without a subcommand, loadgen runs a load with the options below.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// A version and its URL, with an optional relative weight (default 1).
     /// Repeat for each version, e.g. `--target production=http://127.0.0.1:8080/@90`.
     #[arg(long = "target", value_name = "NAME=URL[@WEIGHT]")]
@@ -80,7 +85,8 @@ pub struct Cli {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
-    /// Runtime threads (1 = a single-threaded runtime, the cheapest per request).
+    /// Threads running the connections, each with its own single-threaded
+    /// runtime (the scheduler and reporting share the first).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
 
@@ -100,6 +106,15 @@ pub struct Cli {
     /// while the run goes (labelled by target), e.g. `127.0.0.1:9464`.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<String>,
+}
+
+/// loadgen's subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Merge the --json reports of runs made side by side (e.g. the pods of
+    /// one Job): counts and rates summed per target, percentiles from the
+    /// merged histograms.
+    Merge(crate::merge::MergeArgs),
 }
 
 fn duration_flag(flag: &'static str, value: &str) -> Result<Duration, Error> {
@@ -164,6 +179,7 @@ impl Cli {
         plan.late_after = duration_flag("--late-after", &self.late_after)?;
         plan.seed = self.seed;
         plan.loopback_only = self.loopback_only;
+        plan.threads = self.threads;
         plan.validate()?;
         Ok(plan)
     }
@@ -289,6 +305,19 @@ pub fn write_summary<W: Write>(r: &Report, out: &mut W) -> std::io::Result<()> {
         r.total.dropped,
         r.total.late_starts
     )?;
+    write_targets(r.targets.iter().chain(std::iter::once(&r.total)), out)?;
+    writeln!(
+        out,
+        "latency in ms from the intended send time (coordinated-omission corrected)"
+    )?;
+    Ok(())
+}
+
+/// The summary's table: a header and one line per target.
+pub(crate) fn write_targets<'a, W: Write>(
+    targets: impl Iterator<Item = &'a crate::TargetReport>,
+    out: &mut W,
+) -> std::io::Result<()> {
     writeln!(
         out,
         "{:<14} {:>9} {:>10} {:>8} {:>7} {:>7}  {:>21}  {:>8} {:>8} {:>8} {:>8} {:>8}",
@@ -305,7 +334,7 @@ pub fn write_summary<W: Write>(r: &Report, out: &mut W) -> std::io::Result<()> {
         "p99.9",
         "max"
     )?;
-    for t in r.targets.iter().chain(std::iter::once(&r.total)) {
+    for t in targets {
         let s = |k: &str| t.status.get(k).copied().unwrap_or(0);
         let errs = format!(
             "{}/{}/{}{}",
@@ -341,9 +370,5 @@ pub fn write_summary<W: Write>(r: &Report, out: &mut W) -> std::io::Result<()> {
             lat(|l| l.max),
         )?;
     }
-    writeln!(
-        out,
-        "latency in ms from the intended send time (coordinated-omission corrected)"
-    )?;
     Ok(())
 }

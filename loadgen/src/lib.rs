@@ -31,11 +31,12 @@ mod cli;
 mod client;
 mod control;
 mod error;
+pub mod merge;
 mod plan;
 mod runner;
 mod stats;
 
-pub use cli::{Cli, run_cli, write_summary};
+pub use cli::{Cli, Command, run_cli, write_summary};
 pub use control::{Control, Progress};
 pub use error::Error;
 pub use plan::{Arrival, Endpoint, Plan, RateProfile, Target, Targets, WeightStep, parse_duration};

@@ -18,17 +18,17 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<()> {
     let cli = loadgen::Cli::parse();
-    let runtime = if cli.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(cli.threads)
-            .enable_all()
-            .build()
+    if let Some(loadgen::Command::Merge(args)) = &cli.command {
+        // no runtime needed: merging only reads files
+        loadgen::merge::run_merge(args, &mut std::io::stdout().lock())?;
+        return Ok(());
     }
-    .context("starting the tokio runtime")?;
+    // A single-threaded runtime: with --threads N the library starts N - 1
+    // more threads with runtimes of their own (Plan::threads).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
     runtime.block_on(async {
         let control = loadgen::Control::new();
         let on_interrupt = control.clone();

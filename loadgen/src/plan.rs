@@ -320,11 +320,16 @@ pub struct Plan {
     pub seed: u64,
     /// Refuse targets that are not on loopback (tests set this).
     pub loopback_only: bool,
+    /// Threads that run the connections. 1 (the default): all of them on the
+    /// caller's runtime. N > 1: the caller's runtime keeps 1/N of them and
+    /// N - 1 more threads, each with its own single-threaded runtime, run the
+    /// rest, so a connection's wake-ups never cross threads. 0 counts as 1.
+    pub threads: usize,
 }
 
 impl Plan {
     /// A plan with defaults: 64 connections, backlog 10000, 10 s timeout,
-    /// 10 s intervals, late after 10 ms, seed 1. A duration or request
+    /// 10 s intervals, late after 10 ms, seed 1, 1 thread. A duration or request
     /// count must still be set.
     pub fn new(targets: Targets, arrival: Arrival) -> Plan {
         Plan {
@@ -340,6 +345,7 @@ impl Plan {
             late_after: Duration::from_millis(10),
             seed: 1,
             loopback_only: false,
+            threads: 1,
         }
     }
 

@@ -97,13 +97,20 @@ pub async fn run(plan: Plan, control: Control) -> Result<Report, Error> {
     }
 
     let deadline = plan.duration.map(|d| start + d);
-    let mut workers = JoinSet::new();
+    // Threads of our own are not aborted with the run's future: if that future
+    // is dropped mid-run, this tells their workers to finish.
+    let _close_on_drop = CloseOnDrop(shared.clone());
+    let roles: Vec<Role> = (0..plan.connections)
+        .map(|i| match plan.arrival {
+            Arrival::ClosedLoop => Role::Closed {
+                seed: plan.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            },
+            Arrival::Constant(_) | Arrival::Poisson(_) => Role::Open,
+        })
+        .collect();
+    let mut workers = spawn_workers(&shared, &roles, plan.threads);
     match &plan.arrival {
         Arrival::ClosedLoop => {
-            for i in 0..plan.connections {
-                let seed = plan.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                workers.spawn(closed_loop(Worker::new(shared.clone()), seed));
-            }
             tokio::select! {
                 _ = sleep_until(deadline) => {}
                 _ = control.stopped() => {}
@@ -111,9 +118,6 @@ pub async fn run(plan: Plan, control: Control) -> Result<Report, Error> {
             }
         }
         Arrival::Constant(profile) | Arrival::Poisson(profile) => {
-            for _ in 0..plan.connections {
-                workers.spawn(open_loop(Worker::new(shared.clone())));
-            }
             let poisson = matches!(plan.arrival, Arrival::Poisson(_));
             schedule_arrivals(&shared, profile, poisson, plan.seed, start, deadline).await;
         }
@@ -157,6 +161,73 @@ pub async fn run(plan: Plan, control: Control) -> Result<Report, Error> {
     Ok(rec.finish(load_end, end, header))
 }
 
+/// What one connection worker does.
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    /// Closed loop, choosing targets with its own seeded generator.
+    Closed { seed: u64 },
+    /// Open loop, taking due requests from the shared queue.
+    Open,
+}
+
+async fn work(shared: Arc<Shared>, role: Role) {
+    // The worker (its timer) is made here, on the runtime that will poll it.
+    let w = Worker::new(shared);
+    match role {
+        Role::Closed { seed } => closed_loop(w, seed).await,
+        Role::Open => open_loop(w).await,
+    }
+}
+
+/// Starts one worker per role, dealt round-robin over `threads` threads: the
+/// first share on the caller's runtime, each other share on a thread of the
+/// blocking pool running a single-threaded runtime of its own (wrk's model:
+/// one event loop per thread, no work stealing, no cross-thread wake-ups).
+/// If such a runtime cannot be built, its share runs on the caller's runtime.
+fn spawn_workers(shared: &Arc<Shared>, roles: &[Role], threads: usize) -> JoinSet<()> {
+    let threads = threads.clamp(1, roles.len().max(1));
+    let mut workers = JoinSet::new();
+    for t in 1..threads {
+        let mine: Vec<Role> = roles.iter().skip(t).step_by(threads).copied().collect();
+        let built = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        match built {
+            Ok(rt) => {
+                let shared = shared.clone();
+                workers.spawn_blocking(move || {
+                    rt.block_on(async move {
+                        let mut set = JoinSet::new();
+                        for role in mine {
+                            set.spawn(work(shared.clone(), role));
+                        }
+                        join_all(&mut set).await;
+                    });
+                });
+            }
+            Err(_) => {
+                for role in mine {
+                    workers.spawn(work(shared.clone(), role));
+                }
+            }
+        }
+    }
+    for role in roles.iter().step_by(threads) {
+        workers.spawn(work(shared.clone(), *role));
+    }
+    workers
+}
+
+/// Sets `closing` when dropped.
+struct CloseOnDrop(Arc<Shared>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.closing.store(true, Ordering::SeqCst);
+        self.0.queue_notify.notify_waiters();
+    }
+}
+
 async fn resolve(flag: &'static str, e: &Endpoint) -> Result<Route, Error> {
     let problem = |p: String| Error::Resolve {
         host: e.host.clone(),
@@ -173,13 +244,13 @@ async fn resolve(flag: &'static str, e: &Endpoint) -> Result<Route, Error> {
         .or(addrs.first())
         .copied()
         .ok_or_else(|| problem("no addresses".into()))?;
-    let uri = e
-        .path
-        .parse()
+    // The request is written byte for byte: check what goes into it.
+    e.path
+        .parse::<hyper::Uri>()
         .map_err(|err| Error::invalid(flag, &e.url, format!("bad path: {err}")))?;
-    let host = HeaderValue::from_str(&e.authority)
+    HeaderValue::from_str(&e.authority)
         .map_err(|err| Error::invalid(flag, &e.url, format!("bad host: {err}")))?;
-    Ok(Route { addr, uri, host })
+    Ok(Route::new(addr, &e.path, &e.authority))
 }
 
 #[derive(Debug)]

@@ -97,7 +97,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(h: &Histogram<u64>) -> Option<Latency> {
+    pub(crate) fn of(h: &Histogram<u64>) -> Option<Latency> {
         if h.is_empty() {
             return None;
         }
@@ -174,6 +174,10 @@ pub struct TargetReport {
     pub uncorrected_latency_ms: Option<Latency>,
     /// Corrected latency by status class.
     pub latency_by_status_ms: BTreeMap<String, Latency>,
+    /// The run's histograms (HDR V2 + DEFLATE, base64), what `loadgen
+    /// merge` adds up across runs; absent in reports of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histograms: Option<crate::merge::Histograms>,
 }
 
 /// One reporting interval.
@@ -706,6 +710,14 @@ fn target_report(t: &TargetStats, load_s: f64) -> TargetReport {
             .zip(&t.by_status)
             .filter_map(|(k, h)| Some((k.to_string(), Latency::of(h.as_ref()?)?)))
             .collect(),
+        histograms: crate::merge::Histograms::of(
+            &t.corrected,
+            &t.uncorrected,
+            CLASSES
+                .iter()
+                .zip(&t.by_status)
+                .filter_map(|(k, h)| Some((*k, h.as_ref()?))),
+        ),
     }
 }
 

@@ -2,7 +2,9 @@
 
 mod cli;
 mod errors;
+mod goose;
 mod server;
+mod threads;
 mod timing;
 mod weights;
 
