@@ -1,5 +1,5 @@
-//! `canarylab sim`, `sweep`, `report` and `test`: studies of scenario
-//! files, and their reports.
+//! `canarylab sim`, `sweep`, `report`, `test` and `merge`: studies of
+//! scenario files (whole, or one shard of many), and their reports.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -75,10 +75,40 @@ Examples:
   canarylab sim scenarios/catalog/latency-5pct.toml --runs 10000 --seed 7
 
 Writes DIR/report.html (open it in a browser), DIR/report.md, DIR/results.json
-(re-render with `canarylab report`) and DIR/charts/*.svg|png.")]
+(re-render with `canarylab report`) and DIR/charts/*.svg|png.
+
+On many machines (e.g. a Kubernetes Indexed Job), each runs one shard and
+`canarylab merge` puts them together into the same results as one machine:
+  canarylab sim scenarios/catalog --runs 100000 --shard 0/4 --out shards   # ... 3/4
+  canarylab merge shards --out review")]
 pub struct SimArgs {
     #[command(flatten)]
     pub study: StudyArgs,
+    /// Run only shard I of N: the runs r with r % N == I of each scenario,
+    /// seeded as in the whole study; write DIR/shard-I-of-N.json for
+    /// `canarylab merge` instead of a report.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<sim::shard::Shard>,
+    /// Output directory.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+}
+
+/// Arguments of `canarylab merge`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  canarylab merge shards/ --out review        # shards/shard-0-of-4.json ... shard-3-of-4.json
+
+Writes the same DIR/results.json and report as `canarylab sim` (or `sweep`)
+without --shard (same scenarios, --runs, --seed, --config, --param and version)
+would. Refuses missing or
+duplicate shards and shards of different studies.")]
+pub struct MergeArgs {
+    /// Shard files written by `canarylab sim --shard I/N`, or directories
+    /// of them (their shard-*.json files).
+    #[arg(value_name = "SHARD_FILE_OR_DIR", required = true)]
+    pub shards: Vec<PathBuf>,
     /// Output directory.
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
@@ -92,10 +122,15 @@ Examples:
   canarylab sweep scenarios/catalog --param canary_weight=1,5,10,25 --runs 300
   canarylab sweep --param interval_s=300,600,900 --param pass=60,75,90
 
-Each value reruns the study; the report shows ROC and power curves.")]
+Each value reruns the study; the report shows ROC and power curves. With
+--shard I/N, as for `canarylab sim`: DIR/shard-I-of-N.json for `canarylab merge`.")]
 pub struct SweepArgs {
     #[command(flatten)]
     pub study: StudyArgs,
+    /// Run only shard I of N of the study's runs and of each setting's, and
+    /// write DIR/shard-I-of-N.json for `canarylab merge` instead of a report.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<sim::shard::Shard>,
     /// NAME=V1,V2,...; repeatable. Parameters: pass, marginal, interval_s,
     /// lifetime_s, warmup_s, canary_weight, scrape_step_s, allowed_increase.
     #[arg(long = "param", value_name = "NAME=V1,V2,...", required = true)]
@@ -229,6 +264,9 @@ fn write_report(study: &Study, dir: &std::path::Path, out: &mut dyn Write) -> an
 /// `canarylab sim`.
 pub fn run_sim(args: &SimArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let scenarios = args.study.load()?;
+    if let Some(shard) = args.shard {
+        return run_shard(&args.study, &[], shard, &scenarios, &args.out, out);
+    }
     let progress = Progress::new("sim");
     let started = Instant::now();
     let mut study = sim::run_study(&scenarios, args.study.options(true), &|d, t| {
@@ -247,6 +285,96 @@ pub fn run_sim(args: &SimArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
+/// `canarylab sim --shard I/N` (and `sweep --shard I/N` with `params`).
+fn run_shard(
+    study: &StudyArgs,
+    params: &[String],
+    shard: sim::shard::Shard,
+    scenarios: &[Scenario],
+    dir: &std::path::Path,
+    out: &mut dyn Write,
+) -> anyhow::Result<Exit> {
+    let progress = Progress::new("sim");
+    let started = Instant::now();
+    let config = study.config.as_ref().map(|c| c.display().to_string());
+    let update = |d, t| progress.update(d, t);
+    let file = if params.is_empty() {
+        sim::shard::run_shard(scenarios, study.options(true), shard, config, &update)?
+    } else {
+        sim::shard::run_sweep_shard(
+            scenarios,
+            study.options(true),
+            shard,
+            config,
+            params,
+            &update,
+        )?
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    let per_scenario = shard.len(study.runs);
+    let total = per_scenario as usize * scenarios.len();
+    let path = sim::shard::write(&file, dir)?;
+    let settings: usize = file.sweeps.iter().map(|s| s.points.len()).sum();
+    let sweep = if settings > 0 {
+        format!(", for the study and each of {settings} sweep settings,")
+    } else {
+        String::new()
+    };
+    writeln!(
+        out,
+        "shard {shard}: {per_scenario} of {} runs of each of {} scenarios ({total} runs){sweep} in {elapsed:.1} s",
+        study.runs,
+        scenarios.len(),
+    )?;
+    writeln!(out, "shard file: {}", path.display())?;
+    Ok(Exit::Success)
+}
+
+fn print_sweep(sweep: &reports::model::Sweep, out: &mut dyn Write) -> anyhow::Result<()> {
+    writeln!(out, "sweep over {}:", sweep.parameter)?;
+    writeln!(
+        out,
+        "  {:<24} {:>22} {:>22}",
+        "value", "false alarms", "detection"
+    )?;
+    for p in &sweep.points {
+        writeln!(
+            out,
+            "  {:<24} {:>8.1}% [{:4.1},{:5.1}] {:>8.1}% [{:4.1},{:5.1}]{}",
+            p.label,
+            100.0 * p.false_alarm.rate,
+            100.0 * p.false_alarm.lower,
+            100.0 * p.false_alarm.upper,
+            100.0 * p.detection.rate,
+            100.0 * p.detection.lower,
+            100.0 * p.detection.upper,
+            if p.chosen { "  <- current" } else { "" }
+        )?;
+    }
+    Ok(())
+}
+
+/// `canarylab merge`.
+pub fn run_merge(args: &MergeArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
+    let shards = sim::shard::read_inputs(&args.shards)?;
+    let n = shards.len();
+    let study = sim::shard::merge(shards)?;
+    summary(&study, out)?;
+    for sweep in &study.sweeps {
+        writeln!(out)?;
+        print_sweep(sweep, out)?;
+    }
+    writeln!(
+        out,
+        "\nmerged {n} shards: {} runs of each of {} scenarios, seed {}",
+        study.runs_per_scenario,
+        study.scenarios.len(),
+        study.seed
+    )?;
+    write_report(&study, &args.out, out)?;
+    Ok(Exit::Success)
+}
+
 /// `canarylab sweep`.
 pub fn run_sweep(args: &SweepArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let grids = args
@@ -255,6 +383,9 @@ pub fn run_sweep(args: &SweepArgs, out: &mut dyn Write) -> anyhow::Result<Exit> 
         .map(|p| sim::sweep::parse_grid(p).with_context(|| format!("--param {p}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let scenarios = args.study.load()?;
+    if let Some(shard) = args.shard {
+        return run_shard(&args.study, &args.params, shard, &scenarios, &args.out, out);
+    }
     let progress = Progress::new("sim");
     let mut study = sim::run_study(&scenarios, args.study.options(true), &|d, t| {
         progress.update(d, t)
@@ -269,26 +400,7 @@ pub fn run_sweep(args: &SweepArgs, out: &mut dyn Write) -> anyhow::Result<Exit> 
             args.study.options(false),
             &|d, t| progress.update(d, t),
         )?;
-        writeln!(out, "sweep over {name}:")?;
-        writeln!(
-            out,
-            "  {:<24} {:>22} {:>22}",
-            "value", "false alarms", "detection"
-        )?;
-        for p in &sweep.points {
-            writeln!(
-                out,
-                "  {:<24} {:>8.1}% [{:4.1},{:5.1}] {:>8.1}% [{:4.1},{:5.1}]{}",
-                p.label,
-                100.0 * p.false_alarm.rate,
-                100.0 * p.false_alarm.lower,
-                100.0 * p.false_alarm.upper,
-                100.0 * p.detection.rate,
-                100.0 * p.detection.lower,
-                100.0 * p.detection.upper,
-                if p.chosen { "  <- current" } else { "" }
-            )?;
-        }
+        print_sweep(&sweep, out)?;
         study.sweeps.push(sweep);
     }
     write_report(&study, &args.out, out)?;

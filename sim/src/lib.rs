@@ -5,11 +5,13 @@
 //! Kayenta analysis with the judge crate, promote or roll back) in virtual
 //! time from a seed; [`study::run_study`] plays thousands per scenario on
 //! all cores and sums them up as [`reports::model::Study`]; [`sweep`]
-//! repeats a study over a grid of judge and pipeline parameters.
+//! repeats a study over a grid of judge and pipeline parameters;
+//! [`shard`] splits a study over machines and merges the pieces back.
 
 pub mod engine;
 pub mod run;
 pub mod series;
+pub mod shard;
 pub mod study;
 pub mod sweep;
 

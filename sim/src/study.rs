@@ -13,9 +13,11 @@ use reports::model::{
     self, ExpectationCheck, Regression as ReportRegression, ScenarioResult, Study, Verdicts,
 };
 use scenarios::{Expect, Scenario};
+use serde::{Deserialize, Serialize};
 
 use crate::SimError;
 use crate::run::{Decision, Prepared, RunOutcome, run_once};
+use crate::shard::Shard;
 
 /// How to run a study.
 #[derive(Debug, Clone, Copy)]
@@ -64,17 +66,16 @@ pub fn run_study(
         })
         .collect::<Result<_, _>>()?;
     let outcomes = run_all(&prepared, opts, progress);
-    let mut results = Vec::with_capacity(scenarios.len());
-    let mut examples = Vec::new();
-    for (i, p) in prepared.iter().enumerate() {
-        results.push(summarize(p.scenario(), &outcomes[i]));
-        if opts.examples {
-            let seed = run_seed(opts.seed, &p.scenario().name, 0);
-            if let (_, Some(detail)) = run_once(p, seed, true, &mut Workspace::new()) {
-                examples.push(detail);
-            }
-        }
-    }
+    let results = prepared
+        .iter()
+        .zip(&outcomes)
+        .map(|(p, o)| summarize(p.scenario(), o))
+        .collect();
+    let examples = if opts.examples {
+        example_runs(&prepared, opts.seed)
+    } else {
+        Vec::new()
+    };
     Ok(Study {
         tool_version: env!("CARGO_PKG_VERSION").into(),
         driver: "sim".into(),
@@ -87,13 +88,36 @@ pub fn run_study(
     })
 }
 
+/// Run 0 of each scenario, in detail (the report's example runs).
+pub fn example_runs(prepared: &[Prepared<'_>], seed: u64) -> Vec<model::RunDetail> {
+    prepared
+        .iter()
+        .filter_map(|p| {
+            let seed = run_seed(seed, &p.scenario().name, 0);
+            run_once(p, seed, true, &mut Workspace::new()).1
+        })
+        .collect()
+}
+
 /// Every run's outcome, per scenario, in run order.
 pub fn run_all(
     prepared: &[Prepared<'_>],
     opts: StudyOptions,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Vec<Vec<RunOutcome>> {
-    let runs = opts.runs as usize;
+    run_shard_outcomes(prepared, opts, Shard::WHOLE, progress)
+}
+
+/// The outcomes of the runs of `shard` (see [`Shard::runs`]), per scenario,
+/// in run order. Each run is seeded by [`run_seed`] from its index in the
+/// whole study, so a shard's runs are exactly the unsharded study's.
+pub fn run_shard_outcomes(
+    prepared: &[Prepared<'_>],
+    opts: StudyOptions,
+    shard: Shard,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Vec<Vec<RunOutcome>> {
+    let runs = shard.len(opts.runs) as usize;
     let total = prepared.len() * runs;
     const CHUNK: usize = 32;
     let chunks = total.div_ceil(CHUNK);
@@ -117,9 +141,9 @@ pub fn run_all(
                     }
                     local.clear();
                     for job in c * CHUNK..((c + 1) * CHUNK).min(total) {
-                        let (sc, run) = (job / runs, job % runs);
+                        let (sc, k) = (job / runs, job % runs);
                         let p = &prepared[sc];
-                        let seed = run_seed(opts.seed, &p.scenario().name, run as u32);
+                        let seed = run_seed(opts.seed, &p.scenario().name, shard.run(k as u32));
                         local.push((job, run_once(p, seed, false, &mut ws).0));
                     }
                     let n = local.len();
@@ -148,8 +172,56 @@ pub fn run_all(
         .collect()
 }
 
+/// What summing up a scenario's runs needs to know of the scenario: kept
+/// in shard files, so merging needs no scenario files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioMeta {
+    /// Scenario name.
+    pub name: String,
+    /// One-line description.
+    pub description: String,
+    /// Ground truth.
+    pub expect: model::Expect,
+    /// The injected regression.
+    pub regression: ReportRegression,
+    /// The scenario's stated minimum detection rate, if any.
+    pub min_detection: Option<f64>,
+    /// The scenario's stated maximum false-alarm rate, if any.
+    pub max_false_alarm: Option<f64>,
+}
+
+impl ScenarioMeta {
+    /// The summary-relevant facts of `sc`.
+    pub fn of(sc: &Scenario) -> Self {
+        let f = &sc.file;
+        let (kind, size, label) = match &f.regression {
+            Some(r) => {
+                let (k, s, l) = r.describe();
+                (k.to_string(), s, l)
+            }
+            None => ("none".into(), 0.0, "no change".into()),
+        };
+        Self {
+            name: sc.name.clone(),
+            description: f.description.clone(),
+            expect: match f.expect {
+                Expect::Pass => model::Expect::Pass,
+                Expect::Fail => model::Expect::Fail,
+            },
+            regression: ReportRegression { kind, size, label },
+            min_detection: f.min_detection,
+            max_false_alarm: f.max_false_alarm,
+        }
+    }
+}
+
 /// A scenario's results from its runs.
 pub fn summarize(sc: &Scenario, outcomes: &[RunOutcome]) -> ScenarioResult {
+    summarize_meta(&ScenarioMeta::of(sc), outcomes)
+}
+
+/// A scenario's results from its runs (all of them, in run order).
+pub fn summarize_meta(meta: &ScenarioMeta, outcomes: &[RunOutcome]) -> ScenarioResult {
     let mut v = Verdicts::default();
     for o in outcomes {
         match o.decision {
@@ -169,14 +241,6 @@ pub fn summarize(sc: &Scenario, outcomes: &[RunOutcome]) -> ScenarioResult {
         let values: Vec<f64> = deployed_runs.iter().map(|o| f(o)).collect();
         model::distribution(&values, 20)
     };
-    let f = &sc.file;
-    let (kind, size, label) = match &f.regression {
-        Some(r) => {
-            let (k, s, l) = r.describe();
-            (k.to_string(), s, l)
-        }
-        None => ("none".into(), 0.0, "no change".into()),
-    };
     let mut decided_at = Vec::new();
     for o in outcomes {
         if let Some(i) = o.decided_at_interval {
@@ -187,16 +251,16 @@ pub fn summarize(sc: &Scenario, outcomes: &[RunOutcome]) -> ScenarioResult {
         }
     }
     // Without a stated number, the majority of runs must end as expected.
-    let expectation = Some(match (f.expect, f.min_detection, f.max_false_alarm) {
-        (Expect::Fail, min, _) => {
-            let min = min.unwrap_or(0.5);
+    let expectation = Some(match meta.expect {
+        model::Expect::Fail => {
+            let min = meta.min_detection.unwrap_or(0.5);
             ExpectationCheck {
                 requirement: format!("detection >= {min}"),
                 met: rollback_rate.rate >= min,
             }
         }
-        (Expect::Pass, _, max) => {
-            let max = max.unwrap_or(0.5);
+        model::Expect::Pass => {
+            let max = meta.max_false_alarm.unwrap_or(0.5);
             ExpectationCheck {
                 requirement: format!("false alarms <= {max}"),
                 met: rollback_rate.rate <= max,
@@ -204,13 +268,10 @@ pub fn summarize(sc: &Scenario, outcomes: &[RunOutcome]) -> ScenarioResult {
         }
     });
     ScenarioResult {
-        name: sc.name.clone(),
-        description: f.description.clone(),
-        expect: match f.expect {
-            Expect::Pass => model::Expect::Pass,
-            Expect::Fail => model::Expect::Fail,
-        },
-        regression: ReportRegression { kind, size, label },
+        name: meta.name.clone(),
+        description: meta.description.clone(),
+        expect: meta.expect,
+        regression: meta.regression.clone(),
         runs: outcomes.len() as u32,
         verdicts: v,
         rollback_rate,

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod judge;
+mod shard;
 mod study;
 
 use std::path::PathBuf;

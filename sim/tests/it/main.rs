@@ -1,11 +1,13 @@
 //! The simulator's checks of faithfulness: false-alarm rates against
 //! theory, detection rising with effect size and traffic, determinism
-//! across thread counts, and the pipeline's failure paths.
+//! across thread counts, the pipeline's failure paths, and sharded
+//! studies merged back.
 
 #![allow(clippy::unwrap_used)]
 
 mod faithfulness;
 mod pipeline;
+mod sharding;
 
 use std::path::{Path, PathBuf};
 
