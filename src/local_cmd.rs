@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::Args;
+use cluster::results::{self, Verdict};
 use cluster::{ReleaseOptions, run_release};
 use scenarios::Scenario;
 
@@ -19,12 +20,19 @@ use crate::Exit;
 Examples:
   canarylab local scenarios/catalog/latency-25pct.toml            # about a minute
   canarylab local scenarios/catalog/aa-typical.toml --time-scale 0.05 --out run1
+  canarylab report run1/results.json
 
 Needs Prometheus (Debian: apt-get install prometheus), found on PATH, by
 --prometheus, or by $CANARYLAB_PROMETHEUS. Everything listens on 127.0.0.1.
-Ctrl-C moves traffic back to production and stops every process it started.
-Not there yet: several replicas per track, replacing production on promotion,
-and the simulator's results.json (this writes the judged intervals instead).")]
+Writes DIR/results.json in the simulator's format (times in scenario seconds,
+request counts as really sent), DIR/report.html, DIR/report.md, DIR/charts/
+DIR/intervals.json (every judged interval: pairs, queries, judge results)
+and DIR/load.json (loadgen's report: per instance, per step).
+Range selectors in the config's PromQL ([1m]) are scaled by --time-scale
+unless --exact-ranges is given. Ctrl-C moves traffic back to production and
+stops every process it started; during a promotion it undoes the promotion.
+Exit status: 0 promoted, 1 rolled back (with --exit-code), 2 bad input or
+an error (the report names the step that failed).")]
 pub struct LocalArgs {
     /// The scenario to release.
     #[arg(value_name = "SCENARIO.toml")]
@@ -33,18 +41,26 @@ pub struct LocalArgs {
     #[arg(long, value_name = "CONFIG.json")]
     pub config: Option<PathBuf>,
     /// Multiply every duration of the scenario (scrape step, warmup,
-    /// intervals) by this: 0.02 runs a 35-minute release in about 45 s.
+    /// intervals, rate windows) by this: 0.02 runs a 35-minute release in
+    /// about 45 s.
     #[arg(long, default_value_t = 0.02)]
     pub time_scale: f64,
+    /// Send the config's range selectors ([1m]) unscaled, exactly as
+    /// Kayenta would (at small time scales they then span most of the run).
+    #[arg(long)]
+    pub exact_ranges: bool,
     /// The prometheus binary.
     #[arg(long, value_name = "PATH")]
     pub prometheus: Option<PathBuf>,
     /// Seed for the servers' faults and the traffic.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Write the judged intervals (metric set pairs and judge results) here.
+    /// Write results.json, the report and intervals.json here.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Exit with status 1 when the canary is rolled back.
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 /// `canarylab local`.
@@ -53,17 +69,30 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         anyhow::bail!("--time-scale {}: must be in (0, 1]", args.time_scale);
     }
     let scenario = Scenario::load(&args.scenario, args.config.as_deref())?;
-    let options = ReleaseOptions {
-        time_scale: args.time_scale,
-        prometheus: args.prometheus.clone(),
-        temp_root: None,
-        seed: args.seed,
-    };
+    let mut options = ReleaseOptions::new(args.time_scale);
+    options.prometheus = args.prometheus.clone();
+    options.seed = args.seed;
+    options.scale_ranges = !args.exact_ranges;
+    // Time scaling keeps the request rate, so each rate window holds
+    // `time_scale` times the scenario's requests: quantiles and ratios get
+    // noisier by about 1/sqrt(time_scale) (see cluster/README.md).
+    let f = &scenario.file;
+    let per_window = f.service.request_rate * f.pipeline.traffic.canary / 100.0
+        * f.analysis.rate_window_s
+        * args.time_scale;
+    if per_window < 200.0 && !args.exact_ranges {
+        eprintln!(
+            "note: at --time-scale {} the canary gets about {per_window:.0} requests per rate window \
+             (the scenario: {:.0}); its metrics are noisier than the simulator's for this scenario",
+            args.time_scale,
+            per_window / args.time_scale
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let cancel = Arc::new(AtomicBool::new(false));
-    let outcome = runtime.block_on(async {
+    let result = runtime.block_on(async {
         let flag = cancel.clone();
         // Ctrl-C asks the release to stop; it cleans up before returning.
         tokio::spawn(async move {
@@ -74,23 +103,35 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
                 flag.store(true, Ordering::SeqCst);
             }
         });
+        let watch = options.watch.clone();
+        tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                let now = watch.get();
+                if now != last {
+                    if let Some(step) = now {
+                        eprintln!("local: {step}");
+                    }
+                    last = now;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        });
         run_release(&scenario, &options, cancel.clone()).await
     });
-    let outcome = outcome.with_context(|| format!("local release of {}", scenario.name))?;
-    for i in &outcome.analysis.intervals {
-        let r = &i.result;
-        let failed: Vec<String> = r
-            .results
-            .iter()
-            .filter(|m| m.classification != judge::Classification::Pass)
-            .map(|m| format!("{} {}", m.name, m.classification))
-            .collect();
+
+    let intervals = match &result {
+        Ok(o) => &o.analysis.intervals,
+        Err(f) => &f.record.intervals,
+    };
+    for i in intervals {
+        let failed = results::flagged(i);
         writeln!(
             out,
             "interval {}: score {:.2} {}{}",
             i.window.index,
-            r.score.score,
-            r.score.classification,
+            i.result.score.score,
+            i.result.score.classification,
             if failed.is_empty() {
                 String::new()
             } else {
@@ -98,16 +139,27 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
             }
         )?;
     }
-    writeln!(
-        out,
-        "decision: {:?}: {}",
-        outcome.decision, outcome.analysis.outcome.reason
-    )?;
+    let (verdict, reason, record) = results::verdict(&result);
+    writeln!(out, "{}: {reason}", verdict.as_str())?;
+    if let Some(load) = &record.load {
+        let canary: u64 = load
+            .targets
+            .iter()
+            .filter(|t| t.name.starts_with("canary-"))
+            .map(|t| t.requests)
+            .sum();
+        writeln!(
+            out,
+            "traffic: {} requests, {} to the canary (real counts at --time-scale {})",
+            load.total.requests, canary, args.time_scale
+        )?;
+    }
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let intervals: Vec<serde_json::Value> = outcome
-            .analysis
-            .intervals
+        let mut study = results::study(&scenario, &result, args.seed);
+        study.config = args.config.as_ref().map(|c| c.display().to_string());
+        let written = reports::write_study(&study, dir)
+            .with_context(|| format!("writing the report to {}", dir.display()))?;
+        let judged: Vec<serde_json::Value> = intervals
             .iter()
             .map(|i| {
                 serde_json::json!({
@@ -120,9 +172,31 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
             })
             .collect();
         let path = dir.join("intervals.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&intervals)?)
+        std::fs::write(&path, serde_json::to_string_pretty(&judged)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        writeln!(out, "judged intervals: {}", path.display())?;
+        if let Some(load) = &record.load {
+            let path = dir.join("load.json");
+            std::fs::write(&path, serde_json::to_string_pretty(load)?)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        writeln!(
+            out,
+            "results: {} (report: {}); judged intervals: {}",
+            written.json.display(),
+            written.html.display(),
+            path.display()
+        )?;
     }
-    Ok(Exit::Success)
+    Ok(match verdict {
+        Verdict::Promote => Exit::Success,
+        Verdict::Rollback | Verdict::DeployFailed if args.exit_code => Exit::CanaryFailed,
+        Verdict::Rollback | Verdict::DeployFailed => Exit::Success,
+        Verdict::Error => {
+            // The report is written; the error itself goes to stderr.
+            if let Err(f) = &result {
+                eprintln!("error: local release of {}: {f}", scenario.name);
+            }
+            Exit::BadInput
+        }
+    })
 }

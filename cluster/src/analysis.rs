@@ -176,6 +176,18 @@ pub fn run_analysis(
     plan: &AnalysisPlan,
     cancel: &AtomicBool,
 ) -> Result<AnalysisRun, AnalysisError> {
+    run_analysis_observed(prometheus, config, plan, cancel, &mut |_| {})
+}
+
+/// [`run_analysis`], calling `judged` with each interval as soon as it is
+/// judged, so a caller keeps the intervals judged before an error.
+pub fn run_analysis_observed(
+    prometheus: &PromApi,
+    config: &CanaryConfig,
+    plan: &AnalysisPlan,
+    cancel: &AtomicBool,
+    judged: &mut dyn FnMut(&JudgedInterval),
+) -> Result<AnalysisRun, AnalysisError> {
     check_queries(config, &plan.control, &plan.experiment)?;
     let judge = Judge::new(config).map_err(AnalysisError::Config)?;
     let mut analysis =
@@ -211,13 +223,15 @@ pub fn run_analysis(
         }
         let result = judge.judge_pairs(&pairs, plan.seed.wrapping_add(window.index as u64))?;
         let score = result.score.score;
-        intervals.push(JudgedInterval {
+        let interval = JudgedInterval {
             window,
             start,
             end,
             pairs,
             result,
-        });
+        };
+        judged(&interval);
+        intervals.push(interval);
         match analysis.record(score) {
             Step::Judge(next) => window = next,
             Step::Done(outcome) => return Ok(AnalysisRun { outcome, intervals }),

@@ -2,8 +2,9 @@
 //! control/experiment series from Prometheus turned into a Kayenta
 //! [`MetricSetPair`].
 //!
-//! Not here yet: the orchestration of a whole release (pipeline stages,
-//! weights, analysis intervals, promote/rollback); see the crate README.
+//! Not for: the orchestration of a whole release (pipeline stages,
+//! weights, analysis intervals, promote/rollback); that is
+//! [`crate::release`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -46,6 +47,31 @@ impl Goose {
                 track: track.clone(),
                 source,
             })?;
+        Self::serve(listener, config)
+    }
+
+    /// Starts goldengoose on a listener bound earlier (a slot reserved at
+    /// the start of a release, so its address can be given to loadgen
+    /// before the server exists). Must be called inside a tokio runtime.
+    pub fn spawn_on(
+        listener: std::net::TcpListener,
+        config: goldengoose::Config,
+    ) -> Result<Goose, Error> {
+        let track = config.version.clone();
+        let io = |source| Error::Listen {
+            track: track.clone(),
+            source,
+        };
+        listener.set_nonblocking(true).map_err(io)?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(io)?;
+        Self::serve(listener, config)
+    }
+
+    fn serve(
+        listener: tokio::net::TcpListener,
+        config: goldengoose::Config,
+    ) -> Result<Goose, Error> {
+        let track = config.version.clone();
         let addr = listener.local_addr().map_err(|source| Error::Listen {
             track: track.clone(),
             source,
@@ -77,6 +103,12 @@ impl Goose {
         self.task.as_ref().is_none_or(|t| t.is_finished())
     }
 
+    /// Whether `/readyz` answers 200 (goldengoose's readiness probe; 503
+    /// during a slow start). A server that does not answer is not ready.
+    pub async fn is_ready(&self) -> bool {
+        probe(self.addr, "/readyz").await == Some(200)
+    }
+
     /// Shuts down and waits for in-flight requests (goldengoose's drain
     /// timeout); returns how the server ended.
     pub async fn stop(mut self) -> Option<goldengoose::Outcome> {
@@ -99,6 +131,34 @@ impl Drop for Goose {
             task.abort();
         }
     }
+}
+
+/// `GET path` over HTTP/1.0 with a one-second budget; the status code, or
+/// `None` when nothing answered.
+pub async fn probe(addr: SocketAddr, path: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await
+            .ok()?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; 256];
+        while !head.windows(2).any(|w| w == b"\r\n") {
+            let n = stream.read(&mut buf).await.ok()?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8_lossy(&head).to_string();
+        line.split_whitespace().nth(1)?.parse::<u16>().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(1), ask)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// The step grid of a range query: `start, start + step, ... <= end`, as
@@ -235,6 +295,27 @@ mod tests {
         .await
         .expect("joins");
         assert!(body.contains(r#"version="baseline""#), "{body}");
+        assert!(goose.is_ready().await);
+        assert!(goose.stop().await.is_some());
+        assert_eq!(probe(addr, "/readyz").await, None, "stopped");
+    }
+
+    #[tokio::test]
+    async fn slow_start_is_not_ready_on_a_reserved_listener() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        let addr = listener.local_addr().expect("addr");
+        let goose = Goose::spawn_on(
+            listener,
+            goldengoose::Config {
+                version: "canary".into(),
+                faults: vec!["slow_start=60s".parse().expect("fault")],
+                ..Default::default()
+            },
+        )
+        .expect("spawns");
+        assert_eq!(goose.addr(), addr);
+        assert_eq!(probe(addr, "/healthz").await, Some(200));
+        assert!(!goose.is_ready().await, "slow start answers 503");
         assert!(goose.stop().await.is_some());
     }
 }

@@ -1,15 +1,18 @@
-//! Whole time-scaled releases of catalog scenarios.
+//! Whole time-scaled releases of catalog scenarios, their results in the
+//! simulator's format, and the ways a release can end early.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use cluster::{AnalysisError, ReleaseError, ReleaseOptions, run_release};
+use cluster::results::{self, Verdict};
+use cluster::{AnalysisError, ReleaseError, ReleaseOptions, Step, run_release};
 use judge::analysis::Decision;
 use scenarios::Scenario;
 
-fn catalog(name: &str) -> Scenario {
-    let path: PathBuf = [
+fn catalog_path(name: &str) -> PathBuf {
+    [
         env!("CARGO_MANIFEST_DIR"),
         "..",
         "scenarios",
@@ -17,12 +20,26 @@ fn catalog(name: &str) -> Scenario {
         name,
     ]
     .iter()
-    .collect();
-    let mut s = Scenario::load(&path, None).expect("catalog scenario loads");
-    // Lean on the shared test machine: no CPU burn, modest traffic.
+    .collect()
+}
+
+fn catalog(name: &str) -> Scenario {
+    let mut s = Scenario::load(&catalog_path(name), None).expect("catalog scenario loads");
+    lean(&mut s);
+    s
+}
+
+/// Lean on the shared test machine: no CPU burn, modest traffic.
+fn lean(s: &mut Scenario) {
     s.file.service.cpu_ms_per_request = 0.0;
     s.file.service.request_rate = 100.0;
-    s
+}
+
+/// A short release: 2 s warmup and one 6 s interval at scale 0.02.
+fn short(s: &mut Scenario) {
+    s.file.pipeline.warmup_s = 100.0;
+    s.file.pipeline.lifetime_s = 300.0;
+    s.file.pipeline.interval_s = Some(300.0);
 }
 
 /// A large latency fault (+100%) with a quarter of the traffic each for
@@ -40,12 +57,7 @@ fn large_latency_fault() -> Scenario {
 }
 
 fn options() -> ReleaseOptions {
-    ReleaseOptions {
-        time_scale: 0.02,
-        prometheus: None,
-        temp_root: None,
-        seed: 1,
-    }
+    ReleaseOptions::new(0.02)
 }
 
 /// A directory of this test's own, removed on drop.
@@ -57,6 +69,12 @@ impl TempRoot {
             std::env::temp_dir().join(format!("canarylab-test-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&path).expect("temp root");
         TempRoot(path)
+    }
+
+    fn is_empty(&self) -> bool {
+        std::fs::read_dir(&self.0)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true)
     }
 }
 
@@ -87,19 +105,26 @@ fn processes_mentioning(text: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Requests loadgen sent to targets whose name starts with `prefix`.
+fn requests(load: &loadgen::Report, prefix: &str) -> u64 {
+    load.targets
+        .iter()
+        .filter(|t| t.name.starts_with(prefix))
+        .map(|t| t.requests)
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_with_a_large_latency_fault_is_rolled_back() {
     let scenario = large_latency_fault();
-    let out = run_release(&scenario, &options(), Arc::new(AtomicBool::new(false)))
-        .await
-        .expect("release runs");
+    let root = TempRoot::new("latency");
+    let mut opts = options();
+    opts.temp_root = Some(root.0.clone());
+    let result = run_release(&scenario, &opts, Arc::new(AtomicBool::new(false))).await;
+    assert!(root.is_empty(), "Prometheus's directory removed");
+    let out = result.as_ref().expect("release runs");
     let first = &out.analysis.intervals[0];
-    let why: Vec<String> = first
-        .result
-        .results
-        .iter()
-        .map(|r| format!("{} {:?}", r.name, r.classification))
-        .collect();
+    let why = results::flagged(first);
     eprintln!("{:?} {why:?}", out.analysis.outcome);
     assert_eq!(
         out.decision,
@@ -107,12 +132,69 @@ async fn release_with_a_large_latency_fault_is_rolled_back() {
         "{:?} {why:?}",
         out.analysis.outcome
     );
+    // Range selectors follow the time scale: [1m] is 60 scenario seconds.
+    let query = first.pairs[0].attributes.as_ref().expect("queries")["experiment"]["query"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(query.contains("[1200ms]"), "{query}");
+    // The scenario's replicas, each its own target.
+    let production = out.plan.production_replicas as usize;
     assert!(
-        out.load
-            .targets
-            .iter()
-            .any(|t| t.name == "canary" && t.requests > 0)
+        production > 1,
+        "the catalog runs several production replicas"
     );
+    let served = out
+        .load
+        .targets
+        .iter()
+        .filter(|t| t.name.starts_with("production-") && !t.name.contains("new") && t.requests > 0)
+        .count();
+    assert_eq!(served, production, "every production replica served");
+    assert_eq!(requests(&out.load, "production-new-"), 0, "no promotion");
+    assert!(requests(&out.load, "canary-") > 0);
+
+    // The simulator's results: one run, rolled back, with its intervals,
+    // series and loadgen's canary counts up to the decision.
+    let study = results::study(&scenario, &result, 1);
+    assert_eq!(study.driver, "local");
+    let s = &study.scenarios[0];
+    assert_eq!((s.runs, s.verdicts.rolled_back), (1, 1));
+    assert_eq!(s.rollback_rate.rate, 1.0);
+    let decided_s = out.analysis.outcome.decided_at.as_secs_f64() / 0.02;
+    assert!(
+        (s.decision_time_s.mean - decided_s).abs() < 1e-6
+            && ((decided_s - 300.0) % 600.0).abs() < 1e-6,
+        "decided at the end of an interval of the 35-minute scenario, in scenario seconds: {} vs {decided_s}",
+        s.decision_time_s.mean
+    );
+    assert!(s.canary_requests.mean > 0.0);
+    assert!(s.canary_requests.mean <= requests(&out.load, "canary-") as f64);
+    let run = &study.example_runs[0];
+    assert_eq!(run.decision, "rollback");
+    assert_eq!(run.intervals.len(), out.analysis.intervals.len());
+    let last = run.intervals.last().expect("judged");
+    assert!((last.end_s - decided_s).abs() < 1e-6, "{}", last.end_s);
+    assert_eq!(run.series.len(), scenario.config.metrics.len());
+    let points = run.series[0].control.iter().flatten().count();
+    assert!(
+        points >= 20,
+        "series over the whole analysis: {points} points"
+    );
+    let stages: Vec<&str> = run.timeline.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(stages, ["deploy", "warmup", "analysis", "rollback"]);
+
+    // And the report renders it as it renders a simulated study.
+    let dir = TempRoot::new("latency-report");
+    let written = reports::write_study(&study, &dir.0).expect("report writes");
+    let again = reports::read_study(&written.json).expect("reads back");
+    assert_eq!(again, study);
+    let html = std::fs::read_to_string(&written.html).expect("html");
+    assert!(
+        html.contains("rolled back by the canary analysis"),
+        "verdict in the report"
+    );
+    assert!(html.contains("Interval 1"), "interval scores in the report");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,20 +204,24 @@ async fn release_with_a_config_without_prometheus_queries_starts_nothing() {
         m.query = Default::default();
         m.query.kind = Some("stackdriver".into());
     }
-    let binary = Path::new("/nonexistent/prometheus").to_path_buf();
     let mut opts = options();
     // Were anything started, this would fail with BinaryNotFound instead.
-    opts.prometheus = Some(binary);
-    let err = run_release(&scenario, &opts, Arc::new(AtomicBool::new(false)))
-        .await
-        .expect_err("bad config");
+    opts.prometheus = Some(Path::new("/nonexistent/prometheus").to_path_buf());
+    let result = run_release(&scenario, &opts, Arc::new(AtomicBool::new(false))).await;
+    let err = result.as_ref().expect_err("bad config");
+    assert_eq!(err.step, Step::Plan);
     assert!(
         matches!(
-            err,
+            err.error,
             ReleaseError::Analysis(AnalysisError::NoPrometheusQueries(_))
         ),
         "{err}"
     );
+    let study = results::study(&scenario, &result, 1);
+    let run = &study.example_runs[0];
+    assert_eq!(run.decision, "error");
+    assert!(run.reason.starts_with("step plan failed"), "{}", run.reason);
+    assert_eq!(study.scenarios[0].verdicts, Default::default());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,55 +229,44 @@ async fn interrupted_release_leaves_no_process_and_no_temp_dir() {
     let root = TempRoot::new("interrupted");
     let scenario = catalog("latency-25pct.toml");
     let cancel = Arc::new(AtomicBool::new(false));
-    let interrupt = {
-        let cancel = cancel.clone();
-        let root = root.0.clone();
-        tokio::spawn(async move {
-            // Interrupt once Prometheus is up and traffic flows.
-            let started = std::time::Instant::now();
-            while processes_mentioning(&root.display().to_string()).is_empty()
-                && started.elapsed() < std::time::Duration::from_secs(30)
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-        })
-    };
     let mut opts = options();
     opts.temp_root = Some(root.0.clone());
+    let interrupt = {
+        let cancel = cancel.clone();
+        let watch = opts.watch.clone();
+        tokio::spawn(async move {
+            // Interrupt once the analysis runs: traffic flows, Prometheus up.
+            let started = Instant::now();
+            while watch.get() != Some(Step::Analysis) && started.elapsed() < Duration::from_secs(60)
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            cancel.store(true, Ordering::Relaxed);
+        })
+    };
     let err = run_release(&scenario, &opts, cancel)
         .await
         .expect_err("cancelled");
     interrupt.await.expect("joins");
+    assert_eq!(err.step, Step::Analysis, "{err}");
     assert!(
-        matches!(err, ReleaseError::Analysis(AnalysisError::Cancelled)),
+        matches!(err.error, ReleaseError::Analysis(AnalysisError::Cancelled)),
         "{err}"
     );
     let left = processes_mentioning(&root.0.display().to_string());
     assert!(left.is_empty(), "{left:?}");
-    let files: Vec<_> = std::fs::read_dir(&root.0)
-        .expect("root")
-        .flatten()
-        .collect();
-    assert!(files.is_empty(), "{files:?}");
+    assert!(root.is_empty());
+    // The traffic was stopped and counted.
+    let load = err.record.load.as_ref().expect("loadgen's report");
+    assert!(requests(load, "canary-") > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aa_release_is_promoted() {
+async fn aa_release_is_promoted_by_replacing_production() {
     // The A/A scenario judged with examples/canary-config.json, whose
     // critical latency_p50 has an effect size (allowedIncrease 1.1): the
-    // catalog config fails on any significant difference, and rate windows
-    // far longer than the scaled intervals make small ones significant.
-    let path: PathBuf = [
-        env!("CARGO_MANIFEST_DIR"),
-        "..",
-        "scenarios",
-        "catalog",
-        "aa-typical.toml",
-    ]
-    .iter()
-    .collect();
+    // catalog config fails on any significant difference.
     let config: PathBuf = [
         env!("CARGO_MANIFEST_DIR"),
         "..",
@@ -200,31 +275,24 @@ async fn aa_release_is_promoted() {
     ]
     .iter()
     .collect();
-    let mut scenario = Scenario::load(&path, Some(&config)).expect("loads");
-    scenario.file.service.cpu_ms_per_request = 0.0;
-    scenario.file.service.request_rate = 100.0;
-    // Rare errors make cumulative error ratios differ by chance, and
-    // error_ratio is critical.
+    let mut scenario =
+        Scenario::load(&catalog_path("aa-typical.toml"), Some(&config)).expect("loads");
+    lean(&mut scenario);
+    // Rare errors make error ratios differ by chance, and error_ratio is
+    // critical.
     scenario.file.service.error_rate = 0.0;
     scenario.file.pipeline.traffic = scenarios::Traffic {
         canary: 25.0,
         baseline: 25.0,
         production: 50.0,
     };
-    let out = run_release(&scenario, &options(), Arc::new(AtomicBool::new(false)))
-        .await
-        .expect("release runs");
+    let result = run_release(&scenario, &options(), Arc::new(AtomicBool::new(false))).await;
+    let out = result.as_ref().expect("release runs");
     let why: Vec<Vec<String>> = out
         .analysis
         .intervals
         .iter()
-        .map(|i| {
-            i.result
-                .results
-                .iter()
-                .map(|r| format!("{} {:?}", r.name, r.classification))
-                .collect()
-        })
+        .map(results::flagged)
         .collect();
     eprintln!("{:?} {why:?}", out.analysis.outcome);
     assert_eq!(
@@ -234,4 +302,189 @@ async fn aa_release_is_promoted() {
         out.analysis.outcome
     );
     assert_eq!(out.analysis.intervals.len(), 3);
+    let n = out.plan.production_replicas;
+    let promotion = out.record.promotion.expect("promoted");
+    assert_eq!(
+        (promotion.replaced, promotion.of, promotion.undone),
+        (n, n, false)
+    );
+    // Every new production instance took traffic, and the last weights
+    // have production wholly on the new version.
+    for i in 0..n {
+        assert!(
+            requests(&out.load, &format!("production-new-{i}")) > 0,
+            "production-new-{i} served"
+        );
+    }
+    let last = out.load.weight_changes.last().expect("weights changed");
+    for (name, w) in &last.weights {
+        let new = name.starts_with("production-new-");
+        assert_eq!(*w > 0.0, new, "{name} weight {w} in {last:?}");
+    }
+    let study = results::study(&scenario, &result, 1);
+    assert_eq!(study.scenarios[0].verdicts.promoted, 1);
+    let run = &study.example_runs[0];
+    assert_eq!(run.decision, "promote");
+    assert!(
+        run.reason.contains("instances replaced one at a time"),
+        "{}",
+        run.reason
+    );
+    assert_eq!(
+        run.timeline.last().map(|s| s.name.as_str()),
+        Some("promote")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_promotion_undoes_it() {
+    let config: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "..",
+        "examples",
+        "canary-config.json",
+    ]
+    .iter()
+    .collect();
+    let mut scenario =
+        Scenario::load(&catalog_path("aa-typical.toml"), Some(&config)).expect("loads");
+    lean(&mut scenario);
+    short(&mut scenario);
+    scenario.file.service.error_rate = 0.0;
+    scenario.file.pipeline.traffic = scenarios::Traffic {
+        canary: 25.0,
+        baseline: 25.0,
+        production: 50.0,
+    };
+    // Each instance needs 150 scenario seconds (3 s) before it counts as
+    // ready: the promotion of 6 replicas takes about 18 s.
+    scenario.file.pipeline.readiness_s = 150.0;
+    let root = TempRoot::new("promotion");
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut opts = options();
+    opts.temp_root = Some(root.0.clone());
+    let interrupt = {
+        let cancel = cancel.clone();
+        let watch = opts.watch.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            while watch.get() != Some(Step::Promote) && started.elapsed() < Duration::from_secs(90)
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // Into the second instance's readiness wait.
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            cancel.store(true, Ordering::Relaxed);
+        })
+    };
+    let result = run_release(&scenario, &opts, cancel).await;
+    interrupt.await.expect("joins");
+    let err = result.as_ref().expect_err("interrupted");
+    assert_eq!(err.step, Step::Promote, "{err}");
+    assert!(
+        matches!(
+            err.error,
+            ReleaseError::Interrupted {
+                step: Step::Promote,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let promotion = err.record.promotion.expect("promotion started");
+    assert!(promotion.undone, "{promotion:?}");
+    assert!(
+        promotion.replaced >= 1 && promotion.replaced < promotion.of,
+        "interrupted mid-way: {promotion:?}"
+    );
+    assert!(err.to_string().contains("undone"), "{err}");
+    // Production back on the current version: every old instance has
+    // weight again, every new one none.
+    let load = err.record.load.as_ref().expect("loadgen's report");
+    let last = load.weight_changes.last().expect("weights changed");
+    for (name, w) in &last.weights {
+        if name.starts_with("production-new-") {
+            assert_eq!(*w, 0.0, "{name}");
+        } else if name.starts_with("production-") {
+            assert!(*w > 0.0, "{name}");
+        }
+    }
+    assert!(requests(load, "production-new-") > 0, "one was replaced");
+    let left = processes_mentioning(&root.0.display().to_string());
+    assert!(left.is_empty(), "{left:?}");
+    assert!(root.is_empty());
+    let study = results::study(&scenario, &result, 1);
+    let run = &study.example_runs[0];
+    assert_eq!(run.decision, "error");
+    assert!(
+        run.reason.starts_with("step promote failed"),
+        "{}",
+        run.reason
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_that_never_starts_fails_the_deploy() {
+    let mut scenario = catalog("crash-loop.toml");
+    short(&mut scenario);
+    let root = TempRoot::new("crash");
+    let mut opts = options();
+    opts.temp_root = Some(root.0.clone());
+    let result = run_release(&scenario, &opts, Arc::new(AtomicBool::new(false))).await;
+    let err = result.as_ref().expect_err("never ready");
+    assert_eq!(err.step, Step::Deploy, "{err}");
+    match &err.error {
+        ReleaseError::NotReady { instance, why, .. } => {
+            assert_eq!(instance, "canary-0");
+            assert!(why.contains("exited"), "{why}");
+        }
+        other => panic!("expected NotReady, got {other}"),
+    }
+    assert!(
+        err.record.traffic_at.is_none(),
+        "no traffic reached the canary"
+    );
+    assert!(root.is_empty());
+    let (verdict, reason, _) = results::verdict(&result);
+    assert_eq!(verdict, Verdict::DeployFailed, "{reason}");
+    let study = results::study(&scenario, &result, 1);
+    assert_eq!(study.scenarios[0].verdicts.deploy_failed, 1);
+    assert!(study.example_runs[0].reason.contains("canary-0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promql_error_ends_the_release_at_the_analysis() {
+    let mut scenario = catalog("aa-typical.toml");
+    short(&mut scenario);
+    // Builds (the template resolves) but does not parse.
+    scenario.config.metrics[0].query.custom_inline_template =
+        Some(r#"PromQL:sum(rate(http_requests_total{version="${scope}"}[1m])"#.into());
+    let root = TempRoot::new("promql");
+    let mut opts = options();
+    opts.temp_root = Some(root.0.clone());
+    let result = run_release(&scenario, &opts, Arc::new(AtomicBool::new(false))).await;
+    let err = result.as_ref().expect_err("bad PromQL");
+    assert_eq!(err.step, Step::Analysis, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("HTTP 400") && text.contains("parse error"),
+        "{text}"
+    );
+    assert!(root.is_empty());
+    let study = results::study(&scenario, &result, 1);
+    let run = &study.example_runs[0];
+    assert_eq!(run.decision, "error");
+    assert!(
+        run.reason.starts_with("step analysis failed"),
+        "{}",
+        run.reason
+    );
+    assert!(
+        !study.scenarios[0]
+            .expectation
+            .as_ref()
+            .expect("checked")
+            .met,
+        "an error meets no expectation"
+    );
 }

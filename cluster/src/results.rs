@@ -1,0 +1,298 @@
+//! A local release as the results a simulated study writes
+//! ([`reports::model::Study`], driver `local`, one run), so
+//! `canarylab report RUN/results.json` renders it the way it renders the
+//! simulator's: the verdict, the interval scores, the series the judge saw,
+//! the decision time, and the requests (and failed requests) the canary
+//! served, counted by loadgen.
+//!
+//! Units, as in the simulator: times are **scenario seconds** (real seconds
+//! divided by the time scale), so a release at `--time-scale 0.02` shows
+//! the same interval bounds and decision time as its scenario; request
+//! counts are **real**, what loadgen sent (at a time scale `s` the canary
+//! gets `s` times the requests the scenario's full-length release would).
+//! The timeline's `deploy` stage also covers starting Prometheus.
+//!
+//! A release that stopped on an error is one run with decision `error` and
+//! a reason naming the failed step; a canary that never became ready is
+//! `deploy_failed`, as in the simulator.
+//!
+//! Not for: rendering (that is the `reports` crate) or running anything.
+
+use judge::Classification;
+use reports::model::{
+    self, ExpectationCheck, IntervalDetail, MetricSeries, MetricVerdict, Regression, RunDetail,
+    ScenarioResult, Stage, Study, Verdicts,
+};
+use scenarios::{Expect, Scenario};
+
+use crate::analysis::JudgedInterval;
+use crate::release::{ReleaseError, ReleaseFailure, ReleaseOutcome, ReleaseRecord, Step};
+
+/// How a local release ended, in the results' words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Promote,
+    Rollback,
+    /// A canary or baseline instance never became ready.
+    DeployFailed,
+    /// The pipeline stopped on an error (or Ctrl-C): no verdict.
+    Error,
+}
+
+impl Verdict {
+    /// The `decision` string of [`RunDetail`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Promote => "promote",
+            Verdict::Rollback => "rollback",
+            Verdict::DeployFailed => "deploy_failed",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+/// The verdict, the reason in words, and the record of a release.
+pub fn verdict(
+    result: &Result<ReleaseOutcome, ReleaseFailure>,
+) -> (Verdict, String, &ReleaseRecord) {
+    match result {
+        Ok(out) => {
+            let mut reason = out.analysis.outcome.reason.clone();
+            if let Some(p) = out.record.promotion {
+                reason.push_str(&format!(
+                    "; production promoted: {} of {} instances replaced one at a time",
+                    p.replaced, p.of
+                ));
+            }
+            let v = match out.decision {
+                judge::analysis::Decision::Promote => Verdict::Promote,
+                judge::analysis::Decision::Rollback => Verdict::Rollback,
+            };
+            (v, reason, &out.record)
+        }
+        Err(f) => {
+            let deploy_failed = f.step == Step::Deploy
+                && matches!(&f.error, ReleaseError::NotReady { instance, .. }
+                    if instance.starts_with("canary") || instance.starts_with("baseline"));
+            let v = if deploy_failed {
+                Verdict::DeployFailed
+            } else {
+                Verdict::Error
+            };
+            (v, format!("step {} failed: {}", f.step, f.error), &f.record)
+        }
+    }
+}
+
+/// The study of one local release of `scenario` (driver `local`).
+pub fn study(
+    scenario: &Scenario,
+    result: &Result<ReleaseOutcome, ReleaseFailure>,
+    seed: u64,
+) -> Study {
+    let (verdict, reason, record) = verdict(result);
+    let scale = record.plan.as_ref().map_or(1.0, |p| p.time_scale);
+    let to_scenario = |t: f64, from: f64| (t - from) / scale;
+    let traffic_at = record.traffic_at.unwrap_or(record.started_at);
+
+    let mut verdicts = Verdicts::default();
+    match verdict {
+        Verdict::Promote => verdicts.promoted = 1,
+        Verdict::Rollback => verdicts.rolled_back = 1,
+        Verdict::DeployFailed => verdicts.deploy_failed = 1,
+        Verdict::Error => {}
+    }
+    let deployed = verdicts.promoted + verdicts.rolled_back + verdicts.deploy_failed;
+    let rollback_rate = model::wilson(verdicts.rolled_back + verdicts.deploy_failed, deployed);
+
+    let end = record
+        .timeline
+        .iter()
+        .map(|s| s.end)
+        .fold(record.started_at, f64::max);
+    let (decision_time, cutoff_s) = match (&record.outcome, verdict) {
+        (Some(o), _) => (
+            o.decided_at.as_secs_f64() / scale,
+            o.decided_at.as_secs_f64(),
+        ),
+        (None, Verdict::DeployFailed) => (to_scenario(end, record.started_at), 0.0),
+        _ => (0.0, 0.0),
+    };
+    let (canary_requests, blast_radius) = canary_counts(record, cutoff_s);
+    let one = |v: f64| match verdict {
+        Verdict::Error => model::distribution(&[], 20),
+        _ => model::distribution(&[v], 20),
+    };
+
+    let f = &scenario.file;
+    let (kind, size, label) = match &f.regression {
+        Some(r) => {
+            let (k, s, l) = r.describe();
+            (k.to_string(), s, l)
+        }
+        None => ("none".into(), 0.0, "no change".into()),
+    };
+    // The simulator's rule: without a stated number, the majority of runs.
+    let expectation = match (verdict, f.expect) {
+        (Verdict::Error, _) => ExpectationCheck {
+            requirement: "a verdict (the run ended in error)".into(),
+            met: false,
+        },
+        (_, Expect::Fail) => {
+            let min = f.min_detection.unwrap_or(0.5);
+            ExpectationCheck {
+                requirement: format!("detection >= {min}"),
+                met: rollback_rate.rate >= min,
+            }
+        }
+        (_, Expect::Pass) => {
+            let max = f.max_false_alarm.unwrap_or(0.5);
+            ExpectationCheck {
+                requirement: format!("false alarms <= {max}"),
+                met: rollback_rate.rate <= max,
+            }
+        }
+    };
+    let decided_at_interval = match &record.outcome {
+        Some(o) if !o.scores.is_empty() => {
+            let mut v = vec![0; o.scores.len()];
+            v[o.scores.len() - 1] = 1;
+            v
+        }
+        _ => Vec::new(),
+    };
+    let result = ScenarioResult {
+        name: scenario.name.clone(),
+        description: f.description.clone(),
+        expect: match f.expect {
+            Expect::Pass => model::Expect::Pass,
+            Expect::Fail => model::Expect::Fail,
+        },
+        regression: Regression { kind, size, label },
+        runs: 1,
+        verdicts,
+        rollback_rate,
+        decision_time_s: one(decision_time),
+        canary_requests: one(canary_requests as f64),
+        blast_radius: one(blast_radius as f64),
+        lead_time_s: one(to_scenario(end, record.started_at)),
+        decided_at_interval,
+        expectation: Some(expectation),
+    };
+
+    let intervals = record
+        .intervals
+        .iter()
+        .map(|i| interval_detail(i, scale))
+        .collect();
+    let step = record.plan.as_ref().map_or(0.0, |p| p.step.as_secs_f64());
+    let series = record
+        .series
+        .iter()
+        .map(|pair| {
+            let n = pair.values.control.len().max(pair.values.experiment.len());
+            let value = |v: &[f64], k: usize| v.get(k).copied().filter(|x| x.is_finite());
+            MetricSeries {
+                name: pair.name.clone(),
+                times_s: (0..n)
+                    .map(|k| to_scenario(record.series_start + k as f64 * step, traffic_at))
+                    .collect(),
+                control: (0..n).map(|k| value(&pair.values.control, k)).collect(),
+                experiment: (0..n).map(|k| value(&pair.values.experiment, k)).collect(),
+            }
+        })
+        .collect();
+    let timeline = record
+        .timeline
+        .iter()
+        .map(|s| Stage {
+            name: s.name.clone(),
+            start_s: to_scenario(s.start, record.started_at),
+            end_s: to_scenario(s.end, record.started_at),
+        })
+        .collect();
+    Study {
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        driver: "local".into(),
+        seed,
+        runs_per_scenario: 1,
+        config: None,
+        scenarios: vec![result],
+        example_runs: vec![RunDetail {
+            scenario: scenario.name.clone(),
+            seed,
+            decision: verdict.as_str().into(),
+            reason,
+            intervals,
+            series,
+            timeline,
+        }],
+        sweeps: Vec::new(),
+    }
+}
+
+/// Requests loadgen sent to canary instances in its intervals that began
+/// before `cutoff_s` (seconds since traffic started), and how many of them
+/// failed (5xx or no answer).
+fn canary_counts(record: &ReleaseRecord, cutoff_s: f64) -> (u64, u64) {
+    let Some(load) = &record.load else {
+        return (0, 0);
+    };
+    let mut requests = 0;
+    let mut failed = 0;
+    for interval in load
+        .intervals
+        .iter()
+        .filter(|i| i.start_s < cutoff_s - 1e-9)
+    {
+        for t in interval
+            .targets
+            .iter()
+            .filter(|t| t.name.starts_with("canary-"))
+        {
+            requests += t.requests;
+            let e = &t.errors;
+            failed += t.status_5xx + e.connect + e.timeout + e.reset + e.other;
+        }
+    }
+    (requests, failed)
+}
+
+/// One judged interval as the report shows it; times are the window offsets
+/// divided by `scale` (1 for a release in real time).
+pub fn interval_detail(i: &JudgedInterval, scale: f64) -> IntervalDetail {
+    let r = &i.result;
+    IntervalDetail {
+        index: i.window.index as u32,
+        // The window's own offsets: the queried bounds are rounded to
+        // milliseconds of unix time.
+        start_s: i.window.start.as_secs_f64() / scale,
+        end_s: i.window.end.as_secs_f64() / scale,
+        score: r.score.score,
+        classification: r.score.classification.to_string(),
+        metrics: r
+            .results
+            .iter()
+            .map(|m| MetricVerdict {
+                name: m.name.clone(),
+                classification: m.classification.to_string(),
+                ratio: Some(m.result_metadata.ratio).filter(|v| v.is_finite()),
+                ci: m
+                    .result_metadata
+                    .mann_whitney
+                    .map(|mw| (mw.ci_lower, mw.ci_upper)),
+                critical: m.critical,
+            })
+            .collect(),
+    }
+}
+
+/// Which metrics of an interval did not pass, for one-line summaries.
+pub fn flagged(i: &JudgedInterval) -> Vec<String> {
+    i.result
+        .results
+        .iter()
+        .filter(|m| m.classification != Classification::Pass)
+        .map(|m| format!("{} {}", m.name, m.classification))
+        .collect()
+}
