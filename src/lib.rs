@@ -2,6 +2,7 @@
 //! library crates. Everything here is exposed so tests drive the CLI
 //! in-process: `run(Cli::parse_from([...]), &mut out)`.
 
+pub mod cluster_cmd;
 pub mod judge_cmd;
 pub mod local_cmd;
 pub mod study_cmd;
@@ -57,6 +58,9 @@ pub enum Command {
     /// Rerun a study over a grid of judge or pipeline parameters: ROC and
     /// power curves.
     Sweep(study_cmd::SweepArgs),
+    /// Merge the shard files of `canarylab sim --shard I/N` into the
+    /// results and report of the whole study.
+    Merge(study_cmd::MergeArgs),
     /// Re-render the report of a saved results.json.
     Report(study_cmd::ReportArgs),
     /// Regression tests for a canary config: run the study and check each
@@ -65,6 +69,9 @@ pub enum Command {
     /// Run one scenario's release for real on loopback: goldengoose
     /// servers, weighted traffic, a real Prometheus, the same judge.
     Local(local_cmd::LocalArgs),
+    /// A canary release on a real Kubernetes cluster with Istio and
+    /// Prometheus: render the manifests, run a release, clean up.
+    Cluster(cluster_cmd::ClusterArgs),
 }
 
 /// Run a parsed command line, writing results to `out`.
@@ -73,8 +80,10 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
         Command::Judge(args) => judge_cmd::run(&args, out),
         Command::Sim(args) => study_cmd::run_sim(&args, out),
         Command::Sweep(args) => study_cmd::run_sweep(&args, out),
+        Command::Merge(args) => study_cmd::run_merge(&args, out),
         Command::Report(args) => study_cmd::run_report(&args, out),
         Command::Test(args) => study_cmd::run_test(&args, out),
         Command::Local(args) => local_cmd::run(&args, out),
+        Command::Cluster(args) => cluster_cmd::run(&args, out),
     }
 }

@@ -7,21 +7,31 @@
 //!   splits and a schedule (pure);
 //! - [`local`]: pieces of the local real mode (goldengoose on loopback,
 //!   control/experiment series into a Kayenta `MetricSetPair`);
-//! - [`release`]: a whole time-scaled release on loopback (first version).
-//!
-//! Not here yet: rolling promotion, replicas, the results JSON and the
-//! Kubernetes mode (see the crate README).
+//! - [`release`]: a whole time-scaled release on loopback: replicas per
+//!   track, stepped weights, analysis, rolling promotion or rollback;
+//! - [`ranges`]: range selectors in the user's PromQL scaled by the time
+//!   scale (pure);
+//! - [`results`]: a release as the simulator's results (`reports` model).
+//! - [`kube`]: the Kubernetes mode (see `KUBE.md`).
 
 pub mod analysis;
+pub mod kube;
 pub mod local;
 pub mod plan;
 pub mod prom;
 pub mod query;
+pub mod ranges;
 pub mod release;
+pub mod results;
 
-pub use analysis::{AnalysisError, AnalysisPlan, AnalysisRun, run_analysis};
+pub use analysis::{
+    AnalysisError, AnalysisPlan, AnalysisRun, JudgedInterval, run_analysis, run_analysis_observed,
+};
 pub use local::{Goose, metric_set_pair};
 pub use plan::{LocalPlan, PlanError, Split, plan_release};
 pub use prom::{PromApi, Prometheus, ScrapeTarget, Series};
 pub use query::{QueryError, ScopeVars, build_query};
-pub use release::{ReleaseError, ReleaseOptions, ReleaseOutcome, run_release};
+pub use release::{
+    ReleaseError, ReleaseFailure, ReleaseOptions, ReleaseOutcome, ReleaseRecord, Step, StepWatch,
+    run_release,
+};

@@ -1,0 +1,44 @@
+//! The real-cluster mode: a canary release on Kubernetes with Istio and
+//! Prometheus (`canarylab cluster render|run|clean`).
+//!
+//! - [`manifests`]: the objects of a release from a scenario's plan (pure),
+//!   and [`Manifests::to_yaml`] for `render`;
+//! - [`run`]: the release through the API server (server-side apply,
+//!   rollouts, weights, analysis, promotion or rollback, cleanup);
+//! - [`clean`]: removal of everything carrying the ownership label;
+//! - [`yaml`]: the small YAML emitter `render` prints with.
+//!
+//! The analysis itself is the local mode's ([`crate::analysis`]), pointed
+//! at the cluster's Prometheus. Not for: building images or installing
+//! Istio and Prometheus (see `cluster/KUBE.md`).
+
+pub mod clean;
+pub mod manifests;
+pub mod run;
+pub mod yaml;
+
+pub use clean::clean;
+pub use manifests::{Manifests, RenderError, RenderOptions, ScenarioFiles, release_id};
+pub use run::{
+    Cleanup, KubeError, KubeOutcome, MetricsSource, ProductionState, RunFailure, RunOptions,
+    run_release,
+};
+
+/// A client for `context` of the kubeconfig (`$KUBECONFIG` or
+/// `~/.kube/config`), or its current context.
+pub async fn connect(context: Option<&str>) -> Result<::kube::Client, ::kube::Error> {
+    let options = ::kube::config::KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..Default::default()
+    };
+    let config = match context {
+        Some(_) => ::kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(::kube::Error::InferKubeconfig)?,
+        // In a pod: the service account; else the kubeconfig.
+        None => ::kube::Config::infer()
+            .await
+            .map_err(::kube::Error::InferConfig)?,
+    };
+    ::kube::Client::try_from(config)
+}

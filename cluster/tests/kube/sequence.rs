@@ -1,0 +1,706 @@
+//! The exact request sequence of `run_release` and `clean` against the
+//! mock API server: a passing release, a failing one, errors mid-way and
+//! Ctrl-C at several points.
+//!
+//! The analysis is injected ([`MetricsSource`]): these tests are about the
+//! Kubernetes side, and the verdict is given. The analysis against a real
+//! Prometheus is tested in `tests/local`, with the same `run_analysis`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cluster::analysis::{AnalysisError, AnalysisPlan, AnalysisRun};
+use cluster::kube::manifests::all_production;
+use cluster::kube::{
+    KubeError, Manifests, MetricsSource, ProductionState, RenderOptions, RunOptions, clean,
+    run_release,
+};
+use cluster::plan::{LocalPlan, Split, plan_release};
+use judge::CanaryConfig;
+use judge::analysis::{Decision, Outcome};
+use scenarios::Scenario;
+use serde_json::Value;
+
+use super::mock::{
+    self, CONFIGMAPS, DEPLOYMENTS, DESTINATION_RULES, JOBS, Reply, SERVICES, VIRTUAL_SERVICES,
+    apply, delete, get, list,
+};
+
+fn catalog(name: &str) -> Scenario {
+    let path = format!(
+        "{}/../scenarios/catalog/{name}.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    Scenario::load(std::path::Path::new(&path), None).expect("catalog scenario loads")
+}
+
+struct Release {
+    scenario: Scenario,
+    plan: LocalPlan,
+    manifests: Manifests,
+}
+
+fn release(name: &str) -> Release {
+    let scenario = catalog(name);
+    let plan = plan_release(&scenario, 0.05, 1).expect("plans");
+    let manifests = Manifests::new(
+        &scenario.name,
+        &plan,
+        &RenderOptions::new("shop", "test-release"),
+        None,
+    )
+    .expect("renders");
+    Release {
+        scenario,
+        plan,
+        manifests,
+    }
+}
+
+/// What the analysis does, and what it was asked.
+#[derive(Default)]
+struct Fake {
+    verdict: Option<Decision>,
+    /// Fail with NoData instead of a verdict.
+    no_data: bool,
+    /// Run this long (or until cancelled) before answering.
+    takes: Duration,
+    asked: Mutex<Vec<(String, String, String)>>,
+}
+
+impl MetricsSource for Fake {
+    fn analyze(
+        &self,
+        _config: &CanaryConfig,
+        plan: &AnalysisPlan,
+        cancel: &AtomicBool,
+    ) -> Result<AnalysisRun, AnalysisError> {
+        self.asked.lock().expect("lock").push((
+            plan.control.scope.clone(),
+            plan.experiment.scope.clone(),
+            plan.experiment
+                .extra
+                .get("namespace")
+                .cloned()
+                .unwrap_or_default(),
+        ));
+        let until = std::time::Instant::now() + self.takes;
+        while std::time::Instant::now() < until || self.verdict.is_none() && !self.no_data {
+            if cancel.load(Ordering::SeqCst) {
+                return Err(AnalysisError::Cancelled);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if self.no_data {
+            return Err(AnalysisError::NoData {
+                interval: 0,
+                start: 0.0,
+                end: 1.0,
+                query: "q".into(),
+            });
+        }
+        let decision = self.verdict.unwrap_or(Decision::Rollback);
+        Ok(AnalysisRun {
+            outcome: Outcome {
+                decision,
+                reason: "given by the test".into(),
+                scores: vec![if decision == Decision::Promote {
+                    100.0
+                } else {
+                    10.0
+                }],
+                decided_at: Duration::from_secs(1),
+            },
+            intervals: Vec::new(),
+        })
+    }
+}
+
+fn options() -> RunOptions {
+    RunOptions {
+        poll: Duration::from_millis(10),
+        rollout_timeout: Duration::from_secs(30),
+        seed: 1,
+    }
+}
+
+/// Applies, rollouts and traffic shift of a release with a baseline, up to
+/// the analysis.
+fn setup(first_split_cancels: Option<&Arc<AtomicBool>>) -> Vec<mock::Expect> {
+    let mut shift = apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService");
+    if let Some(flag) = first_split_cancels {
+        shift = shift.then_cancel(flag);
+    }
+    vec![
+        apply(DEPLOYMENTS, "goldengoose-production", "Deployment"),
+        apply(DEPLOYMENTS, "goldengoose-baseline", "Deployment"),
+        apply(DEPLOYMENTS, "goldengoose-canary", "Deployment"),
+        apply(SERVICES, "goldengoose", "Service"),
+        apply(DESTINATION_RULES, "goldengoose", "DestinationRule"),
+        apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService"),
+        get(DEPLOYMENTS, "goldengoose-production", Reply::RolledOut),
+        get(DEPLOYMENTS, "goldengoose-baseline", Reply::RolledOut),
+        get(DEPLOYMENTS, "goldengoose-canary", Reply::RolledOut),
+        apply(JOBS, "canarylab-loadgen", "Job"),
+        shift,
+    ]
+}
+
+fn teardown() -> Vec<mock::Expect> {
+    vec![
+        apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService"),
+        delete(DEPLOYMENTS, "goldengoose-canary"),
+        delete(DEPLOYMENTS, "goldengoose-baseline"),
+        delete(JOBS, "canarylab-loadgen"),
+    ]
+}
+
+/// `(subset, weight)` of an applied VirtualService body.
+fn weights(body: &Value) -> Vec<(String, i64)> {
+    body["spec"]["http"][0]["route"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .map(|r| {
+            (
+                r["destination"]["subset"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                r["weight"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+fn split_weights(split: Split) -> Vec<(String, i64)> {
+    cluster::kube::manifests::integer_weights(split, true)
+        .into_iter()
+        .map(|(t, w)| (t.to_string(), w))
+        .collect()
+}
+
+fn args(deployment: &Value) -> Vec<String> {
+    serde_json::from_value(deployment["spec"]["template"]["spec"]["containers"][0]["args"].clone())
+        .expect("args")
+}
+
+async fn run(
+    r: &Release,
+    client: kube::Client,
+    fake: Arc<Fake>,
+    options: &RunOptions,
+    cancel: Arc<AtomicBool>,
+) -> Result<cluster::kube::KubeOutcome, cluster::kube::RunFailure> {
+    run_release(
+        client,
+        &r.manifests,
+        &r.plan,
+        &r.scenario.config,
+        fake,
+        options,
+        cancel,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn passing_release_is_promoted_then_baseline_and_canary_deleted() {
+    let r = release("latency-25pct");
+    let mut script = setup(None);
+    script.extend([
+        apply(DEPLOYMENTS, "goldengoose-production", "Deployment"),
+        get(DEPLOYMENTS, "goldengoose-production", Reply::RolledOut),
+    ]);
+    script.extend(teardown());
+    let (client, server) = mock::server(script);
+    let fake = Arc::new(Fake {
+        verdict: Some(Decision::Promote),
+        ..Default::default()
+    });
+    let cancel = Arc::new(AtomicBool::new(false));
+    let outcome = run(&r, client, fake.clone(), &options(), cancel)
+        .await
+        .expect("release finishes");
+    let seen = server.await.expect("verifier");
+    assert_eq!(outcome.decision, Decision::Promote);
+    assert_eq!(outcome.production, ProductionState::Promoted);
+    assert!(outcome.cleanup.traffic_to_production);
+    assert_eq!(
+        outcome.cleanup.deleted,
+        [
+            "Deployment/goldengoose-canary",
+            "Deployment/goldengoose-baseline",
+            "Job/canarylab-loadgen"
+        ]
+    );
+    assert!(outcome.cleanup.problems.is_empty(), "{:?}", outcome.cleanup);
+
+    // Traffic: nothing to the new pods before they are ready, then the
+    // plan's first split, then all back to production.
+    assert_eq!(weights(&seen[5].body), split_weights(all_production()));
+    assert_eq!(
+        weights(&seen[10].body),
+        split_weights(r.plan.split_at(Duration::ZERO))
+    );
+    assert_eq!(weights(&seen[13].body), split_weights(all_production()));
+    // Production before and after promotion: the canary's faults under
+    // the production track.
+    let before = args(&seen[0].body);
+    let canary = args(&seen[2].body);
+    let after = args(&seen[11].body);
+    assert!(before.contains(&"production".to_string()), "{before:?}");
+    assert_ne!(before, after);
+    assert!(after.contains(&"production".to_string()), "{after:?}");
+    let faults = |a: &[String]| -> Vec<String> {
+        a.windows(2)
+            .filter(|w| w[0] == "--fault")
+            .map(|w| w[1].clone())
+            .collect()
+    };
+    assert_eq!(faults(&after), faults(&canary));
+    assert_ne!(faults(&before), faults(&canary));
+    assert_eq!(
+        seen[11].body["spec"]["selector"], seen[0].body["spec"]["selector"],
+        "the selector is immutable"
+    );
+    // The analysis compared baseline with canary in the namespace.
+    assert_eq!(
+        *fake.asked.lock().expect("lock"),
+        [(
+            "baseline".to_string(),
+            "canary".to_string(),
+            "shop".to_string()
+        )]
+    );
+}
+
+#[tokio::test]
+async fn failing_release_is_rolled_back_and_production_left_alone() {
+    let r = release("latency-25pct");
+    let mut script = setup(None);
+    script.extend(teardown());
+    let (client, server) = mock::server(script);
+    let fake = Arc::new(Fake {
+        verdict: Some(Decision::Rollback),
+        ..Default::default()
+    });
+    let outcome = run(
+        &r,
+        client,
+        fake,
+        &options(),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .expect("release finishes");
+    let seen = server.await.expect("verifier");
+    assert_eq!(outcome.decision, Decision::Rollback);
+    assert_eq!(outcome.production, ProductionState::Untouched);
+    assert_eq!(weights(&seen[11].body), split_weights(all_production()));
+    // Production was applied once, at the start.
+    let production_applies = seen
+        .iter()
+        .filter(|s| s.method == http::Method::PATCH && s.path.ends_with("goldengoose-production"))
+        .count();
+    assert_eq!(production_applies, 1);
+}
+
+#[tokio::test]
+async fn release_without_baseline_compares_with_production() {
+    let r = release("aa-vs-production");
+    assert!(r.manifests.baseline.is_none());
+    let script = vec![
+        apply(DEPLOYMENTS, "goldengoose-production", "Deployment"),
+        apply(DEPLOYMENTS, "goldengoose-canary", "Deployment"),
+        apply(SERVICES, "goldengoose", "Service"),
+        apply(DESTINATION_RULES, "goldengoose", "DestinationRule"),
+        apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService"),
+        get(DEPLOYMENTS, "goldengoose-production", Reply::RolledOut),
+        get(DEPLOYMENTS, "goldengoose-canary", Reply::RolledOut),
+        apply(JOBS, "canarylab-loadgen", "Job"),
+        apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService"),
+        apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService"),
+        delete(DEPLOYMENTS, "goldengoose-canary"),
+        delete(JOBS, "canarylab-loadgen"),
+    ];
+    let (client, server) = mock::server(script);
+    let fake = Arc::new(Fake {
+        verdict: Some(Decision::Rollback),
+        ..Default::default()
+    });
+    run(
+        &r,
+        client,
+        fake.clone(),
+        &options(),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .expect("release finishes");
+    let seen = server.await.expect("verifier");
+    let subsets: Vec<String> = seen[3].body["spec"]["subsets"]
+        .as_array()
+        .expect("subsets")
+        .iter()
+        .map(|s| s["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(subsets, ["production", "canary"]);
+    assert_eq!(fake.asked.lock().expect("lock")[0].0, "production");
+}
+
+#[tokio::test]
+async fn rollouts_are_polled_until_complete() {
+    let r = release("latency-25pct");
+    let mut script = setup(None);
+    // The canary needs two more polls.
+    script.insert(
+        8,
+        get(DEPLOYMENTS, "goldengoose-canary", Reply::Progressing),
+    );
+    script.insert(
+        8,
+        get(DEPLOYMENTS, "goldengoose-canary", Reply::Progressing),
+    );
+    script.extend(teardown());
+    let (client, server) = mock::server(script);
+    let fake = Arc::new(Fake {
+        verdict: Some(Decision::Rollback),
+        ..Default::default()
+    });
+    run(
+        &r,
+        client,
+        fake,
+        &options(),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .expect("release finishes");
+    server.await.expect("verifier");
+}
+
+#[tokio::test]
+async fn traffic_steps_update_the_virtual_service_in_order() {
+    let mut r = release("latency-25pct");
+    let step = |p, b, c| Split {
+        production: p,
+        baseline: b,
+        canary: c,
+    };
+    r.plan.traffic = vec![
+        (Duration::ZERO, step(90.0, 5.0, 5.0)),
+        (Duration::from_millis(200), step(50.0, 25.0, 25.0)),
+        (Duration::from_millis(400), step(0.0, 50.0, 50.0)),
+    ];
+    let mut script = setup(None);
+    script.extend([
+        apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService"),
+        apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService"),
+    ]);
+    script.extend(teardown());
+    let (client, server) = mock::server(script);
+    let fake = Arc::new(Fake {
+        verdict: Some(Decision::Rollback),
+        takes: Duration::from_millis(1500),
+        ..Default::default()
+    });
+    run(
+        &r,
+        client,
+        fake,
+        &options(),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .expect("release finishes");
+    let seen = server.await.expect("verifier");
+    let vs: Vec<Vec<(String, i64)>> = seen
+        .iter()
+        .filter(|s| s.path.ends_with("virtualservices/goldengoose"))
+        .map(|s| weights(&s.body))
+        .collect();
+    assert_eq!(
+        vs,
+        [
+            split_weights(all_production()),
+            split_weights(step(90.0, 5.0, 5.0)),
+            split_weights(step(50.0, 25.0, 25.0)),
+            split_weights(step(0.0, 50.0, 50.0)),
+            split_weights(all_production()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn api_error_mid_way_deletes_what_was_sent_and_keeps_production() {
+    let r = release("latency-25pct");
+    let script = vec![
+        apply(DEPLOYMENTS, "goldengoose-production", "Deployment"),
+        apply(DEPLOYMENTS, "goldengoose-baseline", "Deployment"),
+        apply(DEPLOYMENTS, "goldengoose-canary", "Deployment").reply(Reply::Fail(500)),
+        // No VirtualService was sent, so none is touched; the canary was
+        // never stored (404 counts as gone), the baseline is deleted.
+        delete(DEPLOYMENTS, "goldengoose-canary"),
+        delete(DEPLOYMENTS, "goldengoose-baseline"),
+    ];
+    let (client, server) = mock::server(script);
+    let failure = run(
+        &r,
+        client,
+        Arc::new(Fake::default()),
+        &options(),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .expect_err("the apply fails");
+    server.await.expect("verifier");
+    assert!(
+        matches!(&failure.error, KubeError::Api { action: "apply", object, .. } if object == "Deployment goldengoose-canary"),
+        "{}",
+        failure.error
+    );
+    assert!(
+        failure.error.to_string().contains("injected failure"),
+        "{}",
+        failure.error
+    );
+    assert_eq!(failure.production, ProductionState::Untouched);
+    let cleanup = failure.cleanup.expect("cleanup ran");
+    assert!(!cleanup.traffic_to_production);
+    assert_eq!(
+        cleanup.deleted,
+        [
+            "Deployment/goldengoose-canary",
+            "Deployment/goldengoose-baseline"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn analysis_error_moves_traffic_back_and_deletes_the_new_pods() {
+    let r = release("latency-25pct");
+    let mut script = setup(None);
+    script.extend(teardown());
+    let (client, server) = mock::server(script);
+    let fake = Arc::new(Fake {
+        no_data: true,
+        ..Default::default()
+    });
+    let failure = run(
+        &r,
+        client,
+        fake,
+        &options(),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .expect_err("no data");
+    let seen = server.await.expect("verifier");
+    assert!(
+        matches!(
+            failure.error,
+            KubeError::Analysis(AnalysisError::NoData { .. })
+        ),
+        "{}",
+        failure.error
+    );
+    let cleanup = failure.cleanup.expect("cleanup ran");
+    assert!(cleanup.traffic_to_production);
+    assert_eq!(weights(&seen[11].body), split_weights(all_production()));
+    assert_eq!(failure.production, ProductionState::Untouched);
+}
+
+#[tokio::test]
+async fn failed_promotion_rollout_is_undone() {
+    let r = release("latency-25pct");
+    let mut script = setup(None);
+    script.extend([
+        apply(DEPLOYMENTS, "goldengoose-production", "Deployment"),
+        get(DEPLOYMENTS, "goldengoose-production", Reply::Progressing),
+        // Undo: the previous production Deployment again.
+        apply(DEPLOYMENTS, "goldengoose-production", "Deployment"),
+    ]);
+    script.extend(teardown());
+    let (client, server) = mock::server(script);
+    let fake = Arc::new(Fake {
+        verdict: Some(Decision::Promote),
+        ..Default::default()
+    });
+    let opts = RunOptions {
+        rollout_timeout: Duration::ZERO,
+        ..options()
+    };
+    let failure = run(&r, client, fake, &opts, Arc::new(AtomicBool::new(false)))
+        .await
+        .expect_err("rollout times out");
+    let seen = server.await.expect("verifier");
+    assert!(
+        matches!(&failure.error, KubeError::RolloutTimeout { name, .. } if name == "goldengoose-production"),
+        "{}",
+        failure.error
+    );
+    assert_eq!(failure.production, ProductionState::PromotionUndone);
+    assert_eq!(
+        seen[13].body["spec"], seen[0].body["spec"],
+        "undo re-applies the old spec"
+    );
+    assert!(failure.cleanup.expect("cleanup").traffic_to_production);
+}
+
+#[tokio::test]
+async fn ctrl_c_during_analysis_moves_traffic_back_and_deletes() {
+    let r = release("latency-25pct");
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut script = setup(Some(&cancel));
+    script.extend(teardown());
+    let (client, server) = mock::server(script);
+    // Would wait for ever without the flag.
+    let fake = Arc::new(Fake::default());
+    let failure = run(&r, client, fake, &options(), cancel)
+        .await
+        .expect_err("cancelled");
+    let seen = server.await.expect("verifier");
+    assert!(
+        matches!(failure.error, KubeError::Cancelled),
+        "{}",
+        failure.error
+    );
+    assert_eq!(failure.production, ProductionState::Untouched);
+    let cleanup = failure.cleanup.expect("cleanup ran");
+    assert!(cleanup.traffic_to_production);
+    assert_eq!(weights(&seen[11].body), split_weights(all_production()));
+}
+
+#[tokio::test]
+async fn ctrl_c_while_waiting_for_a_rollout_cleans_up() {
+    let r = release("latency-25pct");
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut script: Vec<_> = setup(None).into_iter().take(6).collect();
+    script
+        .push(get(DEPLOYMENTS, "goldengoose-production", Reply::Progressing).then_cancel(&cancel));
+    script.extend([
+        apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService"),
+        delete(DEPLOYMENTS, "goldengoose-canary"),
+        delete(DEPLOYMENTS, "goldengoose-baseline"),
+    ]);
+    let (client, server) = mock::server(script);
+    let failure = run(&r, client, Arc::new(Fake::default()), &options(), cancel)
+        .await
+        .expect_err("cancelled");
+    server.await.expect("verifier");
+    assert!(
+        matches!(failure.error, KubeError::Cancelled),
+        "{}",
+        failure.error
+    );
+    assert_eq!(failure.production, ProductionState::Untouched);
+}
+
+#[tokio::test]
+async fn ctrl_c_during_promotion_leaves_the_rollout_to_finish() {
+    let r = release("latency-25pct");
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut script = setup(None);
+    script.push(apply(DEPLOYMENTS, "goldengoose-production", "Deployment").then_cancel(&cancel));
+    script.extend(teardown());
+    let (client, server) = mock::server(script);
+    let fake = Arc::new(Fake {
+        verdict: Some(Decision::Promote),
+        ..Default::default()
+    });
+    let failure = run(&r, client, fake, &options(), cancel)
+        .await
+        .expect_err("cancelled");
+    server.await.expect("verifier");
+    assert!(
+        matches!(failure.error, KubeError::Cancelled),
+        "{}",
+        failure.error
+    );
+    assert_eq!(failure.production, ProductionState::PromotionLeftRunning);
+    assert!(failure.cleanup.expect("cleanup").traffic_to_production);
+}
+
+#[tokio::test]
+async fn bad_config_sends_nothing() {
+    let r = release("latency-25pct");
+    let config = CanaryConfig::from_json(
+        r#"{"metrics":[{"name":"p50","query":{"type":"prometheus",
+            "customInlineTemplate":"PromQL:up{a=\"${cluster}\"}"},
+            "groups":["g"],"analysisConfigurations":{"canary":{"direction":"increase"}}}]}"#,
+    )
+    .expect("config");
+    let (client, server) = mock::server(Vec::new());
+    let failure = run_release(
+        client,
+        &r.manifests,
+        &r.plan,
+        &config,
+        Arc::new(Fake::default()),
+        &options(),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .expect_err("unresolved variable");
+    server.await.expect("verifier saw no request");
+    assert!(failure.cleanup.is_none());
+    assert!(
+        failure.error.to_string().contains("${cluster}"),
+        "{}",
+        failure.error
+    );
+}
+
+#[tokio::test]
+async fn clean_deletes_every_labelled_object_routing_first() {
+    let script = vec![
+        list(VIRTUAL_SERVICES, vec!["goldengoose"]),
+        delete(VIRTUAL_SERVICES, "goldengoose"),
+        list(DESTINATION_RULES, vec!["goldengoose"]),
+        delete(DESTINATION_RULES, "goldengoose"),
+        list(JOBS, vec!["canarylab-loadgen"]),
+        delete(JOBS, "canarylab-loadgen"),
+        list(
+            DEPLOYMENTS,
+            vec!["goldengoose-production", "goldengoose-canary"],
+        ),
+        delete(DEPLOYMENTS, "goldengoose-production"),
+        delete(DEPLOYMENTS, "goldengoose-canary"),
+        list(SERVICES, vec!["goldengoose"]),
+        delete(SERVICES, "goldengoose"),
+        list(CONFIGMAPS, vec![]),
+    ];
+    let (client, server) = mock::server(script);
+    let cleanup = clean(client, "shop", None).await;
+    let seen = server.await.expect("verifier");
+    // Deleted objects were not in the mock's store: 404 counts as gone.
+    assert_eq!(cleanup.deleted.len(), 6, "{cleanup:?}");
+    assert!(cleanup.problems.is_empty(), "{cleanup:?}");
+    // Jobs go with their pods.
+    let job_delete = &seen[5];
+    assert_eq!(job_delete.body["propagationPolicy"], "Background");
+}
+
+#[tokio::test]
+async fn clean_skips_kinds_the_cluster_does_not_serve() {
+    let script = vec![
+        list(VIRTUAL_SERVICES, vec![]).reply(Reply::Fail(404)),
+        list(DESTINATION_RULES, vec![]).reply(Reply::Fail(404)),
+        list(JOBS, vec![]),
+        list(DEPLOYMENTS, vec!["goldengoose-canary"]),
+        delete(DEPLOYMENTS, "goldengoose-canary"),
+        list(SERVICES, vec![]),
+        list(CONFIGMAPS, vec![]),
+    ];
+    let (client, server) = mock::server(script);
+    let cleanup = clean(client, "shop", None).await;
+    server.await.expect("verifier");
+    assert_eq!(cleanup.deleted, ["Deployment/goldengoose-canary"]);
+    assert_eq!(cleanup.problems.len(), 2, "{cleanup:?}");
+    assert!(
+        cleanup.problems[0].contains("VirtualService"),
+        "{cleanup:?}"
+    );
+}
