@@ -427,28 +427,6 @@ impl Prometheus {
     pub fn api(&self) -> PromApi {
         PromApi::new(self.addr)
     }
-
-    /// [`PromApi::query_range`] on this Prometheus.
-    pub fn query_range(
-        &self,
-        promql: &str,
-        start: f64,
-        end: f64,
-        step: Duration,
-    ) -> Result<Vec<Series>, Error> {
-        self.api().query_range(promql, start, end, step)
-    }
-
-    /// [`PromApi::query_range_single`] on this Prometheus.
-    pub fn query_range_single(
-        &self,
-        promql: &str,
-        start: f64,
-        end: f64,
-        step: Duration,
-    ) -> Result<Vec<(f64, f64)>, Error> {
-        self.api().query_range_single(promql, start, end, step)
-    }
 }
 
 impl Drop for Prometheus {

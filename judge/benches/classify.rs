@@ -11,20 +11,12 @@
 mod data;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use judge::classifier::{ClassifyArgs, MannWhitneyClassifier};
+use judge::classifier::MannWhitneyClassifier;
 use judge::mannwhitney::MannWhitney;
-use judge::{Direction, NanStrategy};
 
 fn bench(c: &mut Criterion) {
     let classifier = MannWhitneyClassifier::default();
-    let args = ClassifyArgs {
-        name: "latency",
-        direction: Direction::Either,
-        nan_strategy: NanStrategy::Remove,
-        critical: false,
-        must_have_data: false,
-        noise_seed: 0,
-    };
+    let args = data::classify_args();
     for (n, unit, label) in data::CASES {
         let (control, experiment) = data::case(n, unit);
         let mut mw = MannWhitney::new();

@@ -14,9 +14,8 @@
 #[path = "../benches/data/mod.rs"]
 mod data;
 
-use judge::classifier::{ClassifyArgs, MannWhitneyClassifier};
+use judge::classifier::MannWhitneyClassifier;
 use judge::mannwhitney::MannWhitney;
-use judge::{Direction, NanStrategy};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -30,14 +29,7 @@ fn main() {
     let iterations: usize = args.get(3).and_then(|s| s.parse().ok()).expect(usage);
     let (control, experiment) = data::case(n, unit);
     let classifier = MannWhitneyClassifier::default();
-    let cargs = ClassifyArgs {
-        name: "latency",
-        direction: Direction::Either,
-        nan_strategy: NanStrategy::Remove,
-        critical: false,
-        must_have_data: false,
-        noise_seed: 0,
-    };
+    let cargs = data::classify_args();
     let mut mw = MannWhitney::new();
     let mut last = None;
     for _ in 0..iterations {

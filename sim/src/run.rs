@@ -81,6 +81,19 @@ impl<'a> Prepared<'a> {
         })
     }
 
+    /// [`Prepared::new`] for every scenario; an error names the scenario.
+    pub fn all(scenarios: &'a [Scenario]) -> Result<Vec<Self>, crate::SimError> {
+        scenarios
+            .iter()
+            .map(|s| {
+                Self::new(s).map_err(|e| crate::SimError::Scenario {
+                    name: s.name.clone(),
+                    message: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
     /// The scenario.
     pub fn scenario(&self) -> &Scenario {
         self.scenario

@@ -432,15 +432,7 @@ pub fn run_shard(
     config: Option<String>,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<ShardFile, SimError> {
-    let prepared: Vec<Prepared<'_>> = scenarios
-        .iter()
-        .map(|s| {
-            Prepared::new(s).map_err(|e| SimError::Scenario {
-                name: s.name.clone(),
-                message: e.to_string(),
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    let prepared = Prepared::all(scenarios)?;
     let outcomes = run_shard_outcomes(&prepared, opts, shard, progress);
     let example_runs = if opts.examples && shard.index == 0 {
         example_runs(&prepared, opts.seed)

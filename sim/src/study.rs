@@ -56,15 +56,7 @@ pub fn run_study(
     opts: StudyOptions,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Study, SimError> {
-    let prepared: Vec<Prepared<'_>> = scenarios
-        .iter()
-        .map(|s| {
-            Prepared::new(s).map_err(|e| SimError::Scenario {
-                name: s.name.clone(),
-                message: e.to_string(),
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    let prepared = Prepared::all(scenarios)?;
     let outcomes = run_all(&prepared, opts, progress);
     let results = prepared
         .iter()

@@ -26,6 +26,7 @@ fn promql_error_carries_prometheus_message() {
     let prom = Prometheus::start(None, &[], Duration::from_secs(1)).expect("prometheus starts");
     let now = unix_now();
     let err = prom
+        .api()
         .query_range("sum(rate(x[1m]", now - 10.0, now, Duration::from_secs(1))
         .expect_err("bad PromQL");
     match &err {
@@ -39,6 +40,7 @@ fn promql_error_carries_prometheus_message() {
     }
     // A valid query over an empty TSDB is no data, not an error.
     let none = prom
+        .api()
         .query_range_single("up", now - 10.0, now, Duration::from_secs(1))
         .expect("valid query");
     assert!(none.is_empty());

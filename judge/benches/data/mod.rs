@@ -11,6 +11,19 @@ pub const CASES: [(usize, f64, &str); 4] = [
     (180, 0.001, "s"),
 ];
 
+/// The classification measured: a non-critical latency metric failing in
+/// either direction, Kayenta's defaults otherwise.
+pub fn classify_args() -> judge::classifier::ClassifyArgs<'static> {
+    judge::classifier::ClassifyArgs {
+        name: "latency",
+        direction: judge::Direction::Either,
+        nan_strategy: judge::NanStrategy::Remove,
+        critical: false,
+        must_have_data: false,
+        noise_seed: 0,
+    }
+}
+
 /// Deterministic log-normal samples around 100 ms times `scale`, in `unit`.
 pub fn lognormal(n: usize, seed: u64, scale: f64, unit: f64) -> Vec<f64> {
     let mut s = seed;
