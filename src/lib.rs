@@ -72,6 +72,10 @@ pub enum Command {
     /// A canary release on a real Kubernetes cluster with Istio and
     /// Prometheus: render the manifests, run a release, clean up.
     Cluster(cluster_cmd::ClusterArgs),
+    /// Run goldengoose, the web server under test with injectable faults
+    /// (the same as the goldengoose binary; `canarylab local` runs its
+    /// instances this way).
+    Goldengoose(goldengoose::Args),
 }
 
 /// Run a parsed command line, writing results to `out`.
@@ -85,5 +89,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
         Command::Test(args) => study_cmd::run_test(&args, out),
         Command::Local(args) => local_cmd::run(&args, out),
         Command::Cluster(args) => cluster_cmd::run(&args, out),
+        // It owns the process (runtime, signals, exit status): main runs it.
+        Command::Goldengoose(_) => {
+            anyhow::bail!("goldengoose runs as a process of its own: `canarylab goldengoose ...`")
+        }
     }
 }

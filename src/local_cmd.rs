@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use clap::Args;
 use cluster::results::{self, Verdict};
-use cluster::{ReleaseOptions, run_release};
+use cluster::{GooseCommand, ReleaseOptions, run_release};
 use scenarios::Scenario;
 
 use crate::Exit;
@@ -24,6 +24,8 @@ Examples:
 
 Needs Prometheus (Debian: apt-get install prometheus), found on PATH, by
 --prometheus, or by $CANARYLAB_PROMETHEUS. Everything listens on 127.0.0.1.
+Every goldengoose instance is a process of its own (`canarylab goldengoose`,
+or --goldengoose PATH), restarted like a kubelet restarts a crashed pod.
 Writes DIR/results.json in the simulator's format (times in scenario seconds,
 request counts as really sent), DIR/report.html, DIR/report.md, DIR/charts/
 DIR/intervals.json (every judged interval: pairs, queries, judge results)
@@ -45,6 +47,15 @@ pub struct LocalArgs {
     /// about 45 s.
     #[arg(long, default_value_t = 0.02)]
     pub time_scale: f64,
+    /// Multiply the scenario's request rate by this (and divide its CPU
+    /// per request by it, so the cpu metric stays the scenario's). The
+    /// default keeps the scenario's rate, so a scaled rate window holds
+    /// --time-scale times the scenario's requests and the points are
+    /// noisier than the simulator's; 1/--time-scale (50 at 0.02) gives
+    /// each window the scenario's number of requests, as the simulator
+    /// models it, if the machine can serve that rate.
+    #[arg(long, default_value_t = 1.0, value_name = "X")]
+    pub rate_scale: f64,
     /// Send the config's range selectors ([1m]) unscaled, exactly as
     /// Kayenta would (at small time scales they then span most of the run).
     #[arg(long)]
@@ -52,6 +63,10 @@ pub struct LocalArgs {
     /// The prometheus binary.
     #[arg(long, value_name = "PATH")]
     pub prometheus: Option<PathBuf>,
+    /// Run the servers with this goldengoose binary instead of this
+    /// program's own `canarylab goldengoose`.
+    #[arg(long, value_name = "PATH")]
+    pub goldengoose: Option<PathBuf>,
     /// Seed for the servers' faults and the traffic.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -69,23 +84,32 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         anyhow::bail!("--time-scale {}: must be in (0, 1]", args.time_scale);
     }
     let scenario = Scenario::load(&args.scenario, args.config.as_deref())?;
-    let mut options = ReleaseOptions::new(args.time_scale);
+    let goldengoose = match &args.goldengoose {
+        Some(path) => GooseCommand::new(path),
+        None => GooseCommand::canarylab_subcommand()
+            .context("cannot find this program's path to run `canarylab goldengoose`")?,
+    };
+    let mut options = ReleaseOptions::new(args.time_scale, goldengoose);
     options.prometheus = args.prometheus.clone();
     options.seed = args.seed;
     options.scale_ranges = !args.exact_ranges;
+    options.rate_scale = args.rate_scale;
     // Time scaling keeps the request rate, so each rate window holds
     // `time_scale` times the scenario's requests: quantiles and ratios get
     // noisier by about 1/sqrt(time_scale) (see cluster/README.md).
     let f = &scenario.file;
     let per_window = f.service.request_rate * f.pipeline.traffic.canary / 100.0
         * f.analysis.rate_window_s
-        * args.time_scale;
-    if per_window < 200.0 && !args.exact_ranges {
+        * args.time_scale
+        * args.rate_scale;
+    let scenario_per_window = per_window / args.time_scale / args.rate_scale;
+    if per_window < 200.0 && per_window < scenario_per_window && !args.exact_ranges {
         eprintln!(
             "note: at --time-scale {} the canary gets about {per_window:.0} requests per rate window \
-             (the scenario: {:.0}); its metrics are noisier than the simulator's for this scenario",
+             (the scenario: {scenario_per_window:.0}); its metrics are noisier than the simulator's \
+             for this scenario (--rate-scale {} keeps the scenario's count)",
             args.time_scale,
-            per_window / args.time_scale
+            1.0 / args.time_scale
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -152,6 +176,16 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
             out,
             "traffic: {} requests, {} to the canary (real counts at --time-scale {})",
             load.total.requests, canary, args.time_scale
+        )?;
+    }
+    for i in record.instances.iter().filter(|i| i.exits > 0) {
+        writeln!(
+            out,
+            "{}: exited {} time{} and was restarted ({} processes)",
+            i.name,
+            i.exits,
+            if i.exits == 1 { "" } else { "s" },
+            i.pids.len()
         )?;
     }
     if let Some(dir) = &args.out {

@@ -5,7 +5,8 @@
 //! - [`analysis`]: Kayenta's multi-interval analysis against Prometheus;
 //! - [`plan`]: a scenario at a time scale, as goldengoose configs, traffic
 //!   splits and a schedule (pure);
-//! - [`local`]: pieces of the local real mode (goldengoose on loopback,
+//! - [`goose`]: goldengoose instances as supervised child processes;
+//! - [`local`]: pieces of the local real mode (readiness probe,
 //!   control/experiment series into a Kayenta `MetricSetPair`);
 //! - [`release`]: a whole time-scaled release on loopback: replicas per
 //!   track, stepped weights, analysis, rolling promotion or rollback;
@@ -15,6 +16,7 @@
 //! - [`kube`]: the Kubernetes mode (see `KUBE.md`).
 
 pub mod analysis;
+pub mod goose;
 pub mod kube;
 pub mod local;
 pub mod plan;
@@ -27,11 +29,12 @@ pub mod results;
 pub use analysis::{
     AnalysisError, AnalysisPlan, AnalysisRun, JudgedInterval, run_analysis, run_analysis_observed,
 };
-pub use local::{Goose, metric_set_pair};
+pub use goose::{Goose, GooseCommand, Supervision};
+pub use local::metric_set_pair;
 pub use plan::{LocalPlan, PlanError, Split, plan_release};
 pub use prom::{PromApi, Prometheus, ScrapeTarget, Series};
 pub use query::{QueryError, ScopeVars, build_query};
 pub use release::{
-    ReleaseError, ReleaseFailure, ReleaseOptions, ReleaseOutcome, ReleaseRecord, Step, StepWatch,
-    run_release,
+    Instance, ReleaseError, ReleaseFailure, ReleaseOptions, ReleaseOutcome, ReleaseRecord, Step,
+    StepWatch, run_release,
 };

@@ -1,6 +1,6 @@
-//! Pieces of the local real mode: goldengoose instances on loopback, and
-//! control/experiment series from Prometheus turned into a Kayenta
-//! [`MetricSetPair`].
+//! Pieces of the local real mode: a readiness probe, and control/experiment
+//! series from Prometheus turned into a Kayenta [`MetricSetPair`].
+//! goldengoose processes are [`crate::goose`].
 //!
 //! Not for: the orchestration of a whole release (pipeline stages,
 //! weights, analysis intervals, promote/rollback); that is
@@ -10,128 +10,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use judge::MetricSetPair;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-/// Errors of the local mode's processes.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("goldengoose \"{track}\" cannot listen on 127.0.0.1: {source}")]
-    Listen {
-        track: String,
-        source: std::io::Error,
-    },
-}
-
-/// A goldengoose server running as a task of the current tokio runtime,
-/// on `127.0.0.1` with a free port. Dropping it aborts the task; [`stop`]
-/// shuts it down gracefully.
-///
-/// [`stop`]: Goose::stop
-#[derive(Debug)]
-pub struct Goose {
-    track: String,
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<goldengoose::Outcome, goldengoose::Error>>>,
-}
-
-impl Goose {
-    /// Starts goldengoose with `config` (its `version` is the track label
-    /// on every metric, e.g. `baseline` or `canary`).
-    pub async fn spawn(config: goldengoose::Config) -> Result<Goose, Error> {
-        let track = config.version.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|source| Error::Listen {
-                track: track.clone(),
-                source,
-            })?;
-        Self::serve(listener, config)
-    }
-
-    /// Starts goldengoose on a listener bound earlier (a slot reserved at
-    /// the start of a release, so its address can be given to loadgen
-    /// before the server exists). Must be called inside a tokio runtime.
-    pub fn spawn_on(
-        listener: std::net::TcpListener,
-        config: goldengoose::Config,
-    ) -> Result<Goose, Error> {
-        let track = config.version.clone();
-        let io = |source| Error::Listen {
-            track: track.clone(),
-            source,
-        };
-        listener.set_nonblocking(true).map_err(io)?;
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(io)?;
-        Self::serve(listener, config)
-    }
-
-    fn serve(
-        listener: tokio::net::TcpListener,
-        config: goldengoose::Config,
-    ) -> Result<Goose, Error> {
-        let track = config.version.clone();
-        let addr = listener.local_addr().map_err(|source| Error::Listen {
-            track: track.clone(),
-            source,
-        })?;
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(goldengoose::run(listener, config, async move {
-            let _ = rx.await;
-        }));
-        Ok(Goose {
-            track,
-            addr,
-            shutdown: Some(tx),
-            task: Some(task),
-        })
-    }
-
-    /// The track (goldengoose's `version` label).
-    pub fn track(&self) -> &str {
-        &self.track
-    }
-
-    /// The bound address; `/` is the work endpoint, `/metrics` Prometheus's.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Whether the server task has ended (crash fault, error).
-    pub fn is_finished(&self) -> bool {
-        self.task.as_ref().is_none_or(|t| t.is_finished())
-    }
-
-    /// Whether `/readyz` answers 200 (goldengoose's readiness probe; 503
-    /// during a slow start). A server that does not answer is not ready.
-    pub async fn is_ready(&self) -> bool {
-        probe(self.addr, "/readyz").await == Some(200)
-    }
-
-    /// Shuts down and waits for in-flight requests (goldengoose's drain
-    /// timeout); returns how the server ended.
-    pub async fn stop(mut self) -> Option<goldengoose::Outcome> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        match self.task.take()?.await {
-            Ok(Ok(outcome)) => Some(outcome),
-            _ => None,
-        }
-    }
-}
-
-impl Drop for Goose {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
 
 /// `GET path` over HTTP/1.0 with a one-second budget; the status code, or
 /// `None` when nothing answered.
@@ -272,50 +150,5 @@ mod tests {
         assert_eq!((c.len(), e.len()), (10, 10));
         assert_eq!(e[3], 1.0);
         assert!(e[4..].iter().all(|v| v.is_nan()));
-    }
-
-    #[tokio::test]
-    async fn goose_serves_metrics_with_its_track_and_stops() {
-        let goose = Goose::spawn(goldengoose::Config {
-            version: "baseline".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("spawns");
-        let addr = goose.addr();
-        let body = tokio::task::spawn_blocking(move || {
-            use std::io::{Read, Write};
-            let mut s = std::net::TcpStream::connect(addr).expect("connects");
-            s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-                .expect("writes");
-            let mut out = String::new();
-            s.read_to_string(&mut out).expect("reads");
-            out
-        })
-        .await
-        .expect("joins");
-        assert!(body.contains(r#"version="baseline""#), "{body}");
-        assert!(goose.is_ready().await);
-        assert!(goose.stop().await.is_some());
-        assert_eq!(probe(addr, "/readyz").await, None, "stopped");
-    }
-
-    #[tokio::test]
-    async fn slow_start_is_not_ready_on_a_reserved_listener() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
-        let addr = listener.local_addr().expect("addr");
-        let goose = Goose::spawn_on(
-            listener,
-            goldengoose::Config {
-                version: "canary".into(),
-                faults: vec!["slow_start=60s".parse().expect("fault")],
-                ..Default::default()
-            },
-        )
-        .expect("spawns");
-        assert_eq!(goose.addr(), addr);
-        assert_eq!(probe(addr, "/healthz").await, Some(200));
-        assert!(!goose.is_ready().await, "slow start answers 503");
-        assert!(goose.stop().await.is_some());
     }
 }

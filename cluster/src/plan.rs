@@ -30,6 +30,8 @@ pub const MAX_LEAK_BYTES: f64 = 1024.0 * 1024.0 * 1024.0;
 pub enum PlanError {
     #[error("--time-scale {0} must be a number above 0")]
     TimeScale(f64),
+    #[error("--rate-scale {0} must be a number above 0")]
+    RateScale(f64),
     #[error(
         "at --time-scale {scale} the scrape step of {step_s} s becomes {scaled_ms:.0} ms, below the {min_ms} ms Prometheus can sample reliably here; use a larger time scale"
     )]
@@ -96,6 +98,25 @@ pub struct LocalPlan {
 }
 
 impl LocalPlan {
+    /// The same release with `k` times the scenario's request rate and
+    /// `1/k` of its CPU per request, so the cpu metric stays the
+    /// scenario's. `k = 1 / time_scale` gives every scaled rate window the
+    /// scenario's number of requests, as the simulator models it.
+    pub fn with_rate_scale(mut self, k: f64) -> Result<Self, PlanError> {
+        if !(k.is_finite() && k > 0.0) {
+            return Err(PlanError::RateScale(k));
+        }
+        self.request_rate *= k;
+        for config in [&mut self.production, &mut self.baseline, &mut self.canary] {
+            for fault in &mut config.faults {
+                if let Fault::Cpu { per_request } = fault {
+                    *per_request = per_request.div_f64(k);
+                }
+            }
+        }
+        Ok(self)
+    }
+
     /// The split in force `since_shift` after traffic first shifted.
     pub fn split_at(&self, since_shift: Duration) -> Split {
         self.traffic
@@ -286,15 +307,18 @@ fn apply_regression(
                 (crash_after_s * time_scale).max(0.0),
             )),
         }),
-        // goldengoose's slow start decays linearly over its duration, not
-        // exponentially over decay_s: an approximation.
+        // As the simulator: not ready for extra_ready_s, and the extra
+        // latency decays as exp(-age / decay_s) from the process's start.
+        // The simulator scales the median by 1 + extra; goldengoose adds
+        // that much delay to every request (the same shift at the median).
         Regression::SlowStart {
             extra_ready_s,
             extra_latency,
-            ..
+            decay_s,
         } => faults.push(Fault::SlowStart {
             duration: Duration::from_secs_f64((extra_ready_s * time_scale).max(0.0)),
             extra: ms(median * extra_latency),
+            decay: Some(Duration::from_secs_f64((decay_s * time_scale).max(1e-3))),
         }),
     }
     Ok(())
@@ -303,6 +327,38 @@ fn apply_regression(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_scale_multiplies_the_rate_and_divides_cpu_per_request() {
+        let plan = plan_release(&catalog("cpu-30pct"), 0.02, 1).expect("plans");
+        let cpu = |c: &goldengoose::Config| {
+            c.faults
+                .iter()
+                .find_map(|f| match f {
+                    Fault::Cpu { per_request } => Some(*per_request),
+                    _ => None,
+                })
+                .expect("a cpu fault")
+        };
+        let scaled = plan.clone().with_rate_scale(50.0).expect("scales");
+        assert_eq!(scaled.request_rate, plan.request_rate * 50.0);
+        for (a, b) in [
+            (&plan.baseline, &scaled.baseline),
+            (&plan.canary, &scaled.canary),
+        ] {
+            let (a, b) = (cpu(a).as_secs_f64(), cpu(b).as_secs_f64());
+            assert!((a / b - 50.0).abs() < 1e-6, "{a} vs {b}");
+        }
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(
+                matches!(
+                    plan.clone().with_rate_scale(bad),
+                    Err(PlanError::RateScale(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
 
     fn catalog(name: &str) -> Scenario {
         let path = format!(

@@ -1,5 +1,6 @@
 //! A whole canary release on loopback, time-scaled (`canarylab local`):
-//! production, baseline and canary goldengoose replicas in-process, a real
+//! production, baseline and canary goldengoose replicas as child processes
+//! (see [`crate::goose`]: restarted when they exit, as a kubelet would), a real
 //! Prometheus scraping every instance, loadgen moving traffic as the
 //! scenario's splits say, [`run_analysis`](crate::run_analysis) deciding,
 //! then a rolling promotion of production or a rollback.
@@ -20,9 +21,9 @@
 //! server and Prometheus, and removes the temporary directory; a failure
 //! says which [`Step`] failed and keeps what was measured up to it.
 //!
-//! Not for: CPU and memory per track (the servers share this process; see
-//! the crate README) or crash loops that restart (an in-process crash ends
-//! a task; the deploy step reports it as never ready).
+//! Not for: routing by readiness. loadgen's weights are fixed per
+//! instance, so requests sent to an instance that is down (a crash, until
+//! its restart) are refused and count as errors, as in the simulator.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,11 +41,15 @@ use crate::analysis::{
     AnalysisError, AnalysisPlan, AnalysisRun, JudgedInterval, check_queries, fetch_pairs,
     run_analysis_observed, unix_now,
 };
-use crate::local::{self, Goose};
+use crate::goose::{self, Goose, GooseCommand, Supervision};
 use crate::plan::{LocalPlan, PlanError, Split, plan_release};
 use crate::prom::{self, Prometheus, ScrapeTarget};
 use crate::query::ScopeVars;
 use crate::ranges::scale_config_ranges;
+
+/// Scenario seconds a crashed instance stays down before it serves again:
+/// the simulator's crash loop (`sim/src/series.rs`) is down 30 s per cycle.
+const CRASH_RESTART_S: f64 = 30.0;
 
 /// How to run a release.
 #[derive(Debug, Clone)]
@@ -64,6 +69,11 @@ pub struct ReleaseOptions {
     pub scale_ranges: bool,
     /// Which step the release is in, for progress displays and tests.
     pub watch: StepWatch,
+    /// How goldengoose is run (`canarylab goldengoose`, or a binary).
+    pub goldengoose: GooseCommand,
+    /// Multiplies the scenario's request rate (see
+    /// [`LocalPlan::with_rate_scale`]); 1 keeps it.
+    pub rate_scale: f64,
 }
 
 /// The step a running release is in; clones share one state.
@@ -85,8 +95,9 @@ impl StepWatch {
 
 impl ReleaseOptions {
     /// Defaults: system temp dir, Prometheus from `$CANARYLAB_PROMETHEUS`
-    /// or `PATH`, seed 1, range selectors scaled.
-    pub fn new(time_scale: f64) -> Self {
+    /// or `PATH`, seed 1, range selectors scaled; goldengoose run by
+    /// `goldengoose`.
+    pub fn new(time_scale: f64, goldengoose: GooseCommand) -> Self {
         ReleaseOptions {
             time_scale,
             prometheus: None,
@@ -94,6 +105,8 @@ impl ReleaseOptions {
             seed: 1,
             scale_ranges: true,
             watch: StepWatch::default(),
+            goldengoose,
+            rate_scale: 1.0,
         }
     }
 }
@@ -184,6 +197,21 @@ pub struct ReleaseRecord {
     /// What loadgen counted.
     pub load: Option<loadgen::Report>,
     pub promotion: Option<Promotion>,
+    /// Every goldengoose instance started, in the order they stopped.
+    pub instances: Vec<Instance>,
+}
+
+/// A goldengoose instance of a release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// `production-0`, `canary-1`, `production-new-0`, ...
+    pub name: String,
+    /// Its `version` label: production, baseline or canary.
+    pub track: String,
+    /// Its processes' PIDs: the first, then one per restart.
+    pub pids: Vec<u32>,
+    /// Unexpected exits (crashes), each followed by a restart.
+    pub exits: u32,
 }
 
 /// How a release ended with a decision.
@@ -208,7 +236,7 @@ pub enum ReleaseError {
     #[error(transparent)]
     Prometheus(#[from] Box<prom::Error>),
     #[error(transparent)]
-    Goose(#[from] local::Error),
+    Goose(#[from] goose::Error),
     #[error("loadgen: {0}")]
     Load(#[from] loadgen::Error),
     #[error("goldengoose {instance} did not become ready within {waited:?}: {why}")]
@@ -310,6 +338,8 @@ struct Running {
     prometheus: Option<Arc<Prometheus>>,
     load: Option<Load>,
     stepper: Option<JoinHandle<()>>,
+    /// The instances stopped so far.
+    stopped: Vec<Instance>,
 }
 
 impl Running {
@@ -375,6 +405,23 @@ impl Running {
         Ok(())
     }
 
+    /// Stops slot `i`'s server (SIGTERM, drain) and records it.
+    async fn stop_slot(&mut self, i: usize) {
+        let Some(slot) = self.slots.get_mut(i) else {
+            return;
+        };
+        if let Some(g) = slot.goose.take() {
+            let instance = Instance {
+                name: slot.name.clone(),
+                track: slot.track.label().to_string(),
+                pids: g.pids(),
+                exits: g.exits(),
+            };
+            g.stop().await;
+            self.stopped.push(instance);
+        }
+    }
+
     /// Stops the traffic (returning loadgen's report), Prometheus and
     /// every server. Safe to call whatever was started.
     async fn teardown(&mut self) -> Option<Result<loadgen::Report, ReleaseError>> {
@@ -388,11 +435,9 @@ impl Running {
         // The analysis thread has joined by now, so this is the last handle
         // and dropping it kills Prometheus and removes its directory.
         self.prometheus = None;
-        for slot in &mut self.slots {
-            if let Some(g) = slot.goose.take() {
-                g.stop().await;
-            }
-            slot.listener = None;
+        for i in 0..self.slots.len() {
+            self.stop_slot(i).await;
+            self.slots[i].listener = None;
         }
         report
     }
@@ -420,7 +465,9 @@ pub async fn run_release(
         error,
         record,
     };
-    let plan = match plan_release(scenario, options.time_scale, options.seed) {
+    let planned = plan_release(scenario, options.time_scale, options.seed)
+        .and_then(|p| p.with_rate_scale(options.rate_scale));
+    let plan = match planned {
         Ok(p) => p,
         Err(e) => return Err(fail(Step::Plan, e.into(), record)),
     };
@@ -448,6 +495,7 @@ pub async fn run_release(
     };
     let result = drive(&ctx, &mut running, &mut record).await;
     let load = running.teardown().await;
+    record.instances = std::mem::take(&mut running.stopped);
     let load = match load {
         Some(Ok(report)) => Some(report),
         Some(Err(e)) => {
@@ -518,6 +566,16 @@ impl Context<'_> {
         let s = self.scenario.file.pipeline.readiness_s * self.options.time_scale;
         Duration::from_secs_f64(s.max(0.0))
     }
+
+    /// Instances are restarted `CRASH_RESTART_S` scaled after they exit.
+    fn supervision(&self) -> Supervision {
+        Supervision {
+            restart_delay: Duration::from_secs_f64(
+                (CRASH_RESTART_S * self.options.time_scale).max(0.05),
+            ),
+            ..Supervision::default()
+        }
+    }
 }
 
 async fn drive(
@@ -566,7 +624,7 @@ async fn drive(
             continue;
         }
         let config = instance_config(plan, slot.track, i as u64);
-        start_slot(slot, config).map_err(deploy)?;
+        start_slot(ctx, slot, config).await.map_err(deploy)?;
     }
     watch.set(Step::Prometheus);
     let prometheus = {
@@ -616,6 +674,10 @@ async fn drive(
     load_plan.duration =
         Some(analysis_time * 2 + ctx.ready_timeout() * 4 + Duration::from_secs(60));
     load_plan.loopback_only = true;
+    // Open loop: enough connections for 100 ms of arrivals in flight (the
+    // catalog's latencies are 50 ms at the median), so a raised
+    // --rate-scale is not capped by the pool (64 x 20 req/s at 50 ms).
+    load_plan.connections = ((plan.request_rate * 0.1).ceil() as usize).clamp(64, 2048);
     // Per-step counts, so the canary's requests up to the decision can be
     // told from those after it.
     load_plan.interval = plan.step;
@@ -752,12 +814,24 @@ fn instance_config(plan: &LocalPlan, track: Track, index: u64) -> goldengoose::C
     config
 }
 
-fn start_slot(slot: &mut Slot, config: goldengoose::Config) -> Result<(), ReleaseError> {
+async fn start_slot(
+    ctx: &Context<'_>,
+    slot: &mut Slot,
+    config: goldengoose::Config,
+) -> Result<(), ReleaseError> {
     let listener = slot
         .listener
         .take()
         .ok_or_else(|| ReleaseError::Task(format!("{} has no listener", slot.name)))?;
-    slot.goose = Some(Goose::spawn_on(listener, config)?);
+    let goose = Goose::spawn_on(
+        &ctx.options.goldengoose,
+        &slot.name,
+        listener,
+        &config,
+        &ctx.supervision(),
+    )
+    .await?;
+    slot.goose = Some(goose);
     Ok(())
 }
 
@@ -773,11 +847,6 @@ async fn wait_ready(
         return Err(ReleaseError::Task(format!("{} is not running", slot.name)));
     };
     let started = Instant::now();
-    let not_ready = |why: String| ReleaseError::NotReady {
-        instance: slot.name.clone(),
-        waited: timeout,
-        why,
-    };
     loop {
         if cancel.load(Ordering::SeqCst) {
             return Err(ReleaseError::Interrupted {
@@ -785,17 +854,23 @@ async fn wait_ready(
                 detail: format!("while waiting for {} to become ready", slot.name),
             });
         }
-        if goose.is_finished() {
-            return Err(not_ready(format!(
-                "the server exited after {:.1} s (a crash fault, or it could not serve)",
-                started.elapsed().as_secs_f64()
-            )));
-        }
-        if started.elapsed() >= min_up && goose.is_ready().await {
+        // Up long enough since its last (re)start, and answering 200.
+        if goose.up_for().is_some_and(|up| up >= min_up) && goose.is_ready().await {
             return Ok(());
         }
         if started.elapsed() > timeout {
-            return Err(not_ready("/readyz never answered 200".into()));
+            let why = match (goose.exits(), goose.last_exit()) {
+                (0, _) | (_, None) => "/readyz never answered 200".to_string(),
+                (n, Some(last)) => format!(
+                    "it exited {n} time{} and was restarted (a crash loop); last: {last}",
+                    if n == 1 { "" } else { "s" }
+                ),
+            };
+            return Err(ReleaseError::NotReady {
+                instance: slot.name.clone(),
+                waited: timeout,
+                why,
+            });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -849,14 +924,10 @@ async fn rollback(running: &mut Running) -> Result<(), (Step, ReleaseError)> {
         .map_err(|e| (Step::Rollback, e))?;
     // Let requests already assigned to the canary finish before it stops.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    for slot in running
-        .slots
-        .iter_mut()
-        .filter(|s| matches!(s.track, Track::Canary | Track::Baseline))
-    {
-        slot.serving = false;
-        if let Some(g) = slot.goose.take() {
-            g.stop().await;
+    for i in 0..running.slots.len() {
+        if matches!(running.slots[i].track, Track::Canary | Track::Baseline) {
+            running.slots[i].serving = false;
+            running.stop_slot(i).await;
         }
     }
     running.update_targets().map_err(|e| (Step::Rollback, e))
@@ -887,7 +958,7 @@ async fn promote(
                 });
             }
             let config = instance_config(ctx.plan, Track::Next, k as u64);
-            start_slot(&mut running.slots[new], config)?;
+            start_slot(ctx, &mut running.slots[new], config).await?;
             wait_ready(
                 &running.slots[new],
                 ctx.min_ready(),
@@ -947,13 +1018,9 @@ async fn promote(
         .set_weights(all_production)
         .map_err(|e| (Step::Promote, e))?;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    for slot in running
-        .slots
-        .iter_mut()
-        .filter(|s| !s.serving && s.goose.is_some())
-    {
-        if let Some(g) = slot.goose.take() {
-            g.stop().await;
+    for i in 0..running.slots.len() {
+        if !running.slots[i].serving {
+            running.stop_slot(i).await;
         }
     }
     running.update_targets().map_err(|e| (Step::Promote, e))
@@ -980,9 +1047,7 @@ async fn undo_promotion(running: &mut Running, split: Split, olds: &[usize], new
     let _ = running.set_weights(split);
     tokio::time::sleep(Duration::from_millis(200)).await;
     for &i in news {
-        if let Some(g) = running.slots[i].goose.take() {
-            g.stop().await;
-        }
+        running.stop_slot(i).await;
     }
     let _ = running.update_targets();
 }

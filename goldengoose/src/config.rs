@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::fault::Fault;
-use crate::units::parse_duration;
+use crate::units::{format_duration, parse_duration};
 
 /// Environment variable holding the admin token, when no file is given.
 pub const ADMIN_TOKEN_ENV: &str = "GOLDENGOOSE_ADMIN_TOKEN";
@@ -28,6 +28,22 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Serve the listening TCP socket inherited as standard input instead of
+    /// binding --listen (inetd "wait" style; unix only). The parent process
+    /// (a supervisor such as canarylab's local mode) binds and listens, so
+    /// it knows the address before this server exists, and a restarted
+    /// server keeps the same address and the connections queued meanwhile.
+    /// The first line of stdout is still the address.
+    #[arg(long, conflicts_with = "listen")]
+    pub listen_stdin: bool,
+
+    /// Shut down gracefully, as on SIGTERM, once the process that started
+    /// this one has exited (checked every 250 ms; unix only), so a server
+    /// whose supervisor was killed does not live on holding its port. For
+    /// supervisors: canarylab local passes it.
+    #[arg(long)]
+    pub exit_with_parent: bool,
+
     /// Version (track) label put on every response (x-version) and metric,
     /// e.g. baseline, canary, production or v1.2.3.
     #[arg(long = "track", visible_alias = "app-version", default_value = "dev")]
@@ -43,8 +59,11 @@ pub struct Args {
 
     /// A fault in force from start, KIND=VALUE; repeatable. Kinds:
     /// latency=50ms, latency=500ms@1%, latency=lognormal:50ms:0.5,
-    /// errors=0.1[:503], cpu=2ms, memory=1KiB/req, memory=1MiB/s,
-    /// slow_start=30s[:100ms], crash=60s, crash=1000req, hang=0.01.
+    /// errors=0.1, errors=0.1:503, cpu=2ms, memory=1KiB/req, memory=1MiB/s,
+    /// slow_start=30s, slow_start=30s:100ms, slow_start=30s:100ms:decay=60s,
+    /// crash=60s, crash=1000req, hang=0.01. slow_start: /readyz fails for
+    /// 30s; the extra latency (default 100ms) fades linearly to 0 over those
+    /// 30s, or with decay=TAU is 100ms*exp(-t/TAU), going on after ready.
     #[arg(long = "fault", value_name = "KIND=VALUE", value_parser = parse_fault_arg)]
     pub faults: Vec<Fault>,
 
@@ -71,7 +90,7 @@ fn parse_fault_arg(text: &str) -> Result<Fault, String> {
 }
 
 /// Everything [`crate::run`] needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Value of the `version` label and the `x-version` header.
     pub version: String,
@@ -96,6 +115,35 @@ impl Default for Config {
             seed: 0,
             drain_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+impl Config {
+    /// The goldengoose command-line options that reproduce this config, for
+    /// starting it as a child process: `Args::parse_from` of a program name
+    /// followed by these, then [`Args::into_config`], gives back an equal
+    /// `Config` (durations exactly, to the nanosecond).
+    ///
+    /// Every field is given, defaults too, as `--flag=value` so a value that
+    /// starts with `-` is not taken for a flag. Not included: a program name,
+    /// `--listen`/`--listen-stdin`, `--exit-with-parent` and `--threads`
+    /// (process options, not part of a `Config`),
+    /// and the admin token: arguments are readable by every local user
+    /// (`ps`, `/proc/PID/cmdline`), so pass the token in the environment
+    /// variable [`ADMIN_TOKEN_ENV`] instead.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = vec![
+            format!("--track={}", self.version),
+            format!("--service-time={}", format_duration(self.service_time)),
+            format!("--payload-bytes={}", self.payload_bytes),
+        ];
+        args.extend(self.faults.iter().map(|fault| format!("--fault={fault}")));
+        args.push(format!("--seed={}", self.seed));
+        args.push(format!(
+            "--drain-timeout={}",
+            format_duration(self.drain_timeout)
+        ));
+        args
     }
 }
 
@@ -182,6 +230,74 @@ mod tests {
             assert!(err.contains("--fault"), "{err}");
             assert!(err.contains("allowed: latency=DELAY"), "{err}");
         }
+    }
+
+    #[test]
+    fn to_args_round_trips_through_the_parser() {
+        let config = Config {
+            // Starts with '-': must not be taken for a flag.
+            version: "-canary v2".to_string(),
+            service_time: Duration::new(0, 1_234_567),
+            payload_bytes: 4097,
+            faults: [
+                "latency=lognormal:40ms:0.5@0.1",
+                "latency=1500us",
+                "errors=0.02:503",
+                "cpu=250us",
+                "memory=4KiB/req",
+                "memory=1MiB/s",
+                "slow_start=30s:123456789ns:decay=61s",
+                "slow_start=5s",
+                "crash=1000req",
+                "crash=90s",
+                "hang=0.001",
+            ]
+            .iter()
+            .map(|spec| spec.parse().expect("valid fault"))
+            .collect(),
+            admin_token: Some("s3cret".to_string()),
+            seed: u64::MAX,
+            drain_timeout: Duration::new(7, 1),
+        };
+        let args = config.to_args();
+        assert!(
+            !args.iter().any(|arg| arg.contains("s3cret")),
+            "token on the command line: {args:?}"
+        );
+        let parsed = Args::try_parse_from(std::iter::once("goldengoose".to_string()).chain(args))
+            .expect("to_args output parses");
+        assert!(!parsed.listen_stdin);
+        assert!(!parsed.exit_with_parent, "off unless asked for");
+        assert_eq!(parsed.admin_token_file, None);
+        let back = parsed.into_config().expect("resolves");
+        assert_eq!(back.version, config.version);
+        assert_eq!(back.service_time, config.service_time);
+        assert_eq!(back.payload_bytes, config.payload_bytes);
+        assert_eq!(back.faults, config.faults);
+        assert_eq!(back.seed, config.seed);
+        assert_eq!(back.drain_timeout, config.drain_timeout);
+        // The token comes from the environment, never from the arguments.
+        let from_env = std::env::var(ADMIN_TOKEN_ENV)
+            .ok()
+            .map(|token| token.trim().to_string());
+        assert_eq!(back.admin_token, from_env);
+        assert_eq!(
+            Config {
+                admin_token: back.admin_token.clone(),
+                ..config
+            },
+            back
+        );
+    }
+
+    #[test]
+    fn listen_stdin_conflicts_with_an_explicit_listen() {
+        let err =
+            Args::try_parse_from(["goldengoose", "--listen-stdin", "--listen", "127.0.0.1:0"])
+                .expect_err("both given");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let args = Args::try_parse_from(["goldengoose", "--listen-stdin"]).expect("alone");
+        assert!(args.listen_stdin);
     }
 
     #[test]

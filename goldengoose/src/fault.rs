@@ -24,13 +24,19 @@ latency=DELAY[@FRACTION] (DELAY = 50ms | lognormal:MEDIAN:SIGMA), \
 errors=FRACTION[:STATUS] (STATUS 500..=599, default 500), \
 cpu=DURATION, \
 memory=SIZE/req | SIZE/s, \
-slow_start=DURATION[:EXTRA_LATENCY] (default extra 100ms), \
+slow_start=DURATION[:EXTRA_LATENCY][:decay=TAU] (not ready for DURATION; \
+extra latency, default 100ms, fading linearly to 0 over DURATION, or with decay \
+EXTRA*exp(-t/TAU) also after ready), \
 crash=DURATION | Nreq, \
 hang=FRACTION; \
 FRACTION is 0.01 or 1%, SIZE is 4096, 4KiB, 1MiB";
 
 /// Extra latency at the first instant of a slow start, unless the spec says.
 pub const DEFAULT_SLOW_START_EXTRA: Duration = Duration::from_millis(100);
+
+/// An exponentially decaying slow start ends (its extra latency is taken as
+/// 0) after this many time constants: e^-20 is 2e-9 of the initial extra.
+pub const SLOW_START_DECAY_END: u32 = 20;
 
 /// One injectable fault. Its text form ([`FromStr`] / [`fmt::Display`]) is
 /// the same on the command line and in the admin API.
@@ -44,9 +50,17 @@ pub enum Fault {
     Cpu { per_request: Duration },
     /// Memory that is allocated, touched and never freed.
     Memory { bytes: u64, per: LeakRate },
-    /// Not ready, and slower, for `duration` after the fault is set; the extra
-    /// latency falls linearly from `extra` to 0.
-    SlowStart { duration: Duration, extra: Duration },
+    /// Not ready for `duration` after the fault is set, and slower: without
+    /// `decay` the extra latency falls linearly from `extra` to 0 over
+    /// `duration`; with `decay` (the time constant tau) it is
+    /// `extra * exp(-t / tau)`, t from when the fault was set, going on after
+    /// readiness until [`SLOW_START_DECAY_END`] time constants (the
+    /// simulator's slow-start model).
+    SlowStart {
+        duration: Duration,
+        extra: Duration,
+        decay: Option<Duration>,
+    },
     /// The server stops abruptly (the binary exits non-zero).
     Crash { after: CrashAfter },
     /// A `fraction` of requests never answered while the server runs.
@@ -167,11 +181,30 @@ fn parse_fault(spec: &str) -> Result<Fault, String> {
             })
         }
         "slow_start" | "slow-start" => {
-            let (duration, extra) = match value.split_once(':') {
-                Some((duration, extra)) => (parse_duration(duration)?, parse_duration(extra)?),
-                None => (parse_duration(value)?, DEFAULT_SLOW_START_EXTRA),
-            };
-            Ok(Fault::SlowStart { duration, extra })
+            let mut parts = value.split(':');
+            let duration = parse_duration(parts.next().unwrap_or_default())?;
+            let (mut extra, mut decay) = (None, None);
+            for part in parts {
+                let part = part.trim();
+                match part.strip_prefix("decay=") {
+                    // decay=0 is allowed: no extra latency at all, the
+                    // limit of exp(-t/tau) as tau goes to 0.
+                    Some(tau) if decay.is_none() => decay = Some(parse_duration(tau)?),
+                    None if extra.is_none() && decay.is_none() => {
+                        extra = Some(parse_duration(part)?)
+                    }
+                    _ => {
+                        return Err(format!(
+                            "slow_start takes DURATION[:EXTRA][:decay=TAU]; unexpected {part:?}"
+                        ));
+                    }
+                }
+            }
+            Ok(Fault::SlowStart {
+                duration,
+                extra: extra.unwrap_or(DEFAULT_SLOW_START_EXTRA),
+                decay,
+            })
         }
         "crash" => {
             let after = match value.strip_suffix("req") {
@@ -219,12 +252,22 @@ impl fmt::Display for Fault {
                 };
                 write!(f, "memory={}/{per}", format_bytes(*bytes))
             }
-            Fault::SlowStart { duration, extra } => write!(
-                f,
-                "slow_start={}:{}",
-                format_duration(*duration),
-                format_duration(*extra)
-            ),
+            Fault::SlowStart {
+                duration,
+                extra,
+                decay,
+            } => {
+                write!(
+                    f,
+                    "slow_start={}:{}",
+                    format_duration(*duration),
+                    format_duration(*extra)
+                )?;
+                match decay {
+                    Some(tau) => write!(f, ":decay={}", format_duration(*tau)),
+                    None => Ok(()),
+                }
+            }
             Fault::Crash { after } => match after {
                 CrashAfter::Elapsed(d) => write!(f, "crash={}", format_duration(*d)),
                 CrashAfter::Requests(n) => write!(f, "crash={n}req"),
@@ -377,13 +420,14 @@ impl FaultSet {
                     per: LeakRate::PerRequest,
                 } => plan.leak = plan.leak.saturating_add(*bytes),
                 Fault::Memory { .. } => {}
-                Fault::SlowStart { duration, extra } => {
-                    if elapsed < *duration {
-                        let left = 1.0 - elapsed.as_secs_f64() / duration.as_secs_f64();
-                        plan.delay = plan
-                            .delay
-                            .saturating_add(extra.mul_f64(left.clamp(0.0, 1.0)));
-                    }
+                Fault::SlowStart {
+                    duration,
+                    extra,
+                    decay,
+                } => {
+                    plan.delay = plan
+                        .delay
+                        .saturating_add(slow_start_extra(elapsed, *duration, *extra, *decay));
                 }
                 Fault::Crash {
                     after: CrashAfter::Requests(count),
@@ -402,6 +446,29 @@ impl FaultSet {
             }
         }
         plan
+    }
+}
+
+/// The extra latency of a slow start `elapsed` after it was set.
+fn slow_start_extra(
+    elapsed: Duration,
+    duration: Duration,
+    extra: Duration,
+    decay: Option<Duration>,
+) -> Duration {
+    match decay {
+        Some(tau) => {
+            // Also covers tau = 0 (no extra at all), avoiding 0/0 below.
+            if elapsed >= tau.saturating_mul(SLOW_START_DECAY_END) {
+                return Duration::ZERO;
+            }
+            extra.mul_f64((-elapsed.as_secs_f64() / tau.as_secs_f64()).exp())
+        }
+        None if elapsed < duration => {
+            let left = 1.0 - elapsed.as_secs_f64() / duration.as_secs_f64();
+            extra.mul_f64(left.clamp(0.0, 1.0))
+        }
+        None => Duration::ZERO,
     }
 }
 
@@ -484,7 +551,24 @@ mod tests {
             parse("slow_start=30s"),
             Fault::SlowStart {
                 duration: Duration::from_secs(30),
-                extra: DEFAULT_SLOW_START_EXTRA
+                extra: DEFAULT_SLOW_START_EXTRA,
+                decay: None
+            }
+        );
+        assert_eq!(
+            parse("slow_start=30s:200ms:decay=1m"),
+            Fault::SlowStart {
+                duration: Duration::from_secs(30),
+                extra: Duration::from_millis(200),
+                decay: Some(Duration::from_secs(60))
+            }
+        );
+        assert_eq!(
+            parse("slow_start=30s:decay=1m"),
+            Fault::SlowStart {
+                duration: Duration::from_secs(30),
+                extra: DEFAULT_SLOW_START_EXTRA,
+                decay: Some(Duration::from_secs(60))
             }
         );
         assert_eq!(
@@ -517,6 +601,11 @@ mod tests {
             "memory=1KiB",
             "memory=-1/req",
             "slow_start=soon",
+            "slow_start=30s:100ms:200ms",
+            "slow_start=30s:decay=1m:100ms",
+            "slow_start=30s:100ms:decay=1m:decay=2m",
+            "slow_start=30s:100ms:decay=",
+            "slow_start=30s:100ms:tau=1m",
             "crash=0req",
             "crash=tomorrow",
             "hang=2",
@@ -540,6 +629,8 @@ mod tests {
             "memory=1KiB/req",
             "memory=3MiB/s",
             "slow_start=30s:100ms",
+            "slow_start=30s:100ms:decay=60s",
+            "slow_start=0s:1500us:decay=250ms",
             "crash=1000req",
             "crash=1500ms",
             "hang=0.25",
@@ -663,6 +754,60 @@ mod tests {
         let after = start + Duration::from_secs(10);
         assert!(!set.warming_up(after));
         assert_eq!(set.plan(after, &mut rng).delay, Duration::ZERO);
+    }
+
+    #[test]
+    fn slow_start_with_decay_is_exponential_and_outlasts_readiness() {
+        let start = Instant::now();
+        let set = FaultSet::new(vec![parse("slow_start=10s:100ms:decay=30s")], start);
+        let mut rng = rng();
+        let at = |seconds: u64| start + Duration::from_secs(seconds);
+        assert!(set.warming_up(start));
+        assert_eq!(set.plan(start, &mut rng).delay, Duration::from_millis(100));
+        // At t = tau: extra / e = 36.787944117 ms, to the nanosecond.
+        let expected = Duration::from_nanos(36_787_944);
+        let at_tau = set.plan(at(30), &mut rng).delay;
+        assert!(
+            at_tau.abs_diff(expected) <= Duration::from_nanos(1),
+            "{at_tau:?}"
+        );
+        // Ready after DURATION, but still slower: the decay goes on.
+        assert!(set.warming_up(at(9)));
+        assert!(!set.warming_up(at(10)));
+        let after_ready = set.plan(at(10), &mut rng).delay;
+        assert!(
+            after_ready.abs_diff(Duration::from_nanos(71_653_131)) <= Duration::from_nanos(1),
+            "{after_ready:?}"
+        );
+        // Over after 20 time constants.
+        assert!(set.plan(at(500), &mut rng).delay > Duration::ZERO);
+        assert_eq!(set.plan(at(600), &mut rng).delay, Duration::ZERO);
+    }
+
+    #[test]
+    fn slow_start_with_zero_decay_adds_nothing() {
+        let start = Instant::now();
+        let set = FaultSet::new(vec![parse("slow_start=5s:100ms:decay=0")], start);
+        assert!(set.warming_up(start));
+        assert_eq!(set.plan(start, &mut rng()).delay, Duration::ZERO);
+    }
+
+    #[test]
+    fn slow_start_decay_goes_through_json() {
+        let faults: Vec<Fault> =
+            serde_json::from_str(r#"["slow_start=30s:50ms:decay=1m"]"#).expect("valid json");
+        assert_eq!(
+            faults,
+            [Fault::SlowStart {
+                duration: Duration::from_secs(30),
+                extra: Duration::from_millis(50),
+                decay: Some(Duration::from_secs(60))
+            }]
+        );
+        assert_eq!(
+            serde_json::to_string(&faults).expect("serializable"),
+            r#"["slow_start=30s:50ms:decay=60s"]"#
+        );
     }
 
     #[test]

@@ -20,9 +20,14 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Or as a child process: the binary is [`cli::main`] (also callable from
+//! another binary), [`Config::to_args`] gives its command line, and
+//! `--listen-stdin` makes it serve a listener the parent bound.
+//!
 //! Not for: generating load (that is `loadgen`) or judging (that is `judge`).
 
 pub mod admin;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fault;

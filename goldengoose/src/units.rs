@@ -11,6 +11,10 @@ use std::time::Duration;
 pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Parses `1.5s`, `50ms`, `250us`, `2m`, `0`. A unit is required except for 0.
+///
+/// The number is read as an exact decimal (no floating point), rounded to
+/// the nearest nanosecond, so every [`format_duration`] output reads back to
+/// the same `Duration`, also beyond the 2^53 ns that an `f64` holds exactly.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text == "0" {
@@ -20,33 +24,71 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .find(|c: char| c.is_ascii_alphabetic() || c == 'µ')
         .ok_or_else(|| format!("duration {text:?} has no unit (use ms, s, m, us)"))?;
     let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("duration {text:?} does not start with a number"))?;
-    if !value.is_finite() {
-        return Err(format!("duration {text:?} is not finite"));
-    }
-    if value < 0.0 {
-        return Err(format!("duration {text:?} is negative"));
-    }
-    let seconds = match unit {
-        "ns" => value * 1e-9,
-        "us" | "µs" => value * 1e-6,
-        "ms" => value * 1e-3,
-        "s" => value,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
+    let number = number.trim();
+    let (whole, fraction) =
+        decimal_digits(number.strip_prefix('+').unwrap_or(number)).ok_or_else(|| {
+            if number.starts_with('-') && decimal_digits(&number[1..]).is_some() {
+                format!("duration {text:?} is negative")
+            } else {
+                format!("duration {text:?} does not start with a number")
+            }
+        })?;
+    let unit_nanos: u128 = match unit {
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
         _ => {
             return Err(format!(
                 "duration {text:?} has unknown unit {unit:?} (use ns, us, ms, s, m, h)"
             ));
         }
     };
-    match Duration::try_from_secs_f64(seconds) {
-        Ok(d) if d <= MAX_DURATION => Ok(d),
-        _ => Err(format!("duration {text:?} is longer than a year")),
+    let too_long = || format!("duration {text:?} is longer than a year");
+    // More whole digits than this is far beyond a year in any unit, and
+    // keeps the u128 arithmetic below from overflowing.
+    if whole.len() > 24 {
+        return Err(too_long());
     }
+    let whole_value: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| too_long())?
+    };
+    // Digits past the 24th are worth under 1e-11 ns in any unit: dropped.
+    let fraction = &fraction[..fraction.len().min(24)];
+    let fraction_nanos = if fraction.is_empty() {
+        0
+    } else {
+        let numerator: u128 = fraction.parse::<u128>().map_err(|_| too_long())? * unit_nanos;
+        let denominator = 10u128.pow(fraction.len() as u32);
+        // Round half up to the nearest nanosecond.
+        (numerator + denominator / 2) / denominator
+    };
+    let nanos = whole_value
+        .checked_mul(unit_nanos)
+        .and_then(|n| n.checked_add(fraction_nanos))
+        .ok_or_else(too_long)?;
+    if nanos > MAX_DURATION.as_nanos() {
+        return Err(too_long());
+    }
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| too_long())?;
+    let subsec = u32::try_from(nanos % 1_000_000_000).map_err(|_| too_long())?;
+    Ok(Duration::new(secs, subsec))
+}
+
+/// Splits `12.5`, `12`, `.5` or `12.` into its whole and fraction digits;
+/// `None` unless it is ASCII digits with at most one point and at least
+/// one digit.
+fn decimal_digits(number: &str) -> Option<(&str, &str)> {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    Some((whole, fraction))
 }
 
 /// Prints a duration so that [`parse_duration`] reads it back exactly.
@@ -161,8 +203,33 @@ mod tests {
             Duration::from_secs(3),
             Duration::from_micros(1500),
             Duration::from_nanos(7),
+            Duration::from_nanos(1_500_001),
+            Duration::new(1, 1),
+            // More nanoseconds than an f64 holds exactly (2^53 ns is ~104 days).
+            Duration::new(31_000_000, 123_456_789),
+            MAX_DURATION,
         ] {
-            assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn decimal_durations_are_exact() {
+        assert_eq!(parse_duration("0.1s"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_duration("1.5us"), Ok(Duration::from_nanos(1500)));
+        assert_eq!(parse_duration(".25ms"), Ok(Duration::from_micros(250)));
+        assert_eq!(parse_duration("+2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("0.1h"), Ok(Duration::from_secs(360)));
+        // Below a nanosecond: rounded half up.
+        assert_eq!(parse_duration("1.5ns"), Ok(Duration::from_nanos(2)));
+        assert_eq!(parse_duration("1.4ns"), Ok(Duration::from_nanos(1)));
+        assert!(
+            parse_duration("-5ms")
+                .expect_err("negative")
+                .contains("negative")
+        );
+        for bad in ["1..5s", "1.2.3s", ".s", "1,5s", "--5ms", "0x10s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
 

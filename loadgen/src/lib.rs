@@ -31,6 +31,7 @@ mod cli;
 mod client;
 mod control;
 mod error;
+mod fdlimit;
 pub mod merge;
 mod plan;
 mod runner;
@@ -39,6 +40,7 @@ mod stats;
 pub use cli::{Cli, Command, run_cli, write_summary};
 pub use control::{Control, Progress};
 pub use error::Error;
+pub use fdlimit::{RaiseError, raise_fd_limit};
 pub use plan::{Arrival, Endpoint, Plan, RateProfile, Target, Targets, WeightStep, parse_duration};
 pub use runner::run;
 pub use stats::{

@@ -23,6 +23,11 @@ fn run() -> anyhow::Result<()> {
         loadgen::merge::run_merge(args, &mut std::io::stdout().lock())?;
         return Ok(());
     }
+    // Thousands of pooled connections need more than the common soft limit
+    // of 1024 open files; a failure is only a warning (small runs still work).
+    if let Err(err) = loadgen::raise_fd_limit() {
+        eprintln!("loadgen: warning: {err}");
+    }
     // A single-threaded runtime: with --threads N the library starts N - 1
     // more threads with runtimes of their own (Plan::threads).
     let runtime = tokio::runtime::Builder::new_current_thread()

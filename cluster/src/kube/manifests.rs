@@ -229,29 +229,11 @@ pub fn all_production() -> Split {
     }
 }
 
-/// goldengoose's command line for a config (defaults left out).
+/// goldengoose's command line for a config in a pod (listening on the pod's port).
 pub fn goldengoose_args(config: &goldengoose::Config) -> Vec<String> {
-    let mut args = vec![
-        "--listen".to_string(),
-        format!("0.0.0.0:{PORT}"),
-        "--track".to_string(),
-        config.version.clone(),
-        "--seed".to_string(),
-        config.seed.to_string(),
-    ];
-    let defaults = goldengoose::Config::default();
-    if config.service_time != defaults.service_time {
-        args.push("--service-time".into());
-        args.push(format!("{}us", config.service_time.as_micros()));
-    }
-    if config.payload_bytes != defaults.payload_bytes {
-        args.push("--payload-bytes".into());
-        args.push(config.payload_bytes.to_string());
-    }
-    for fault in &config.faults {
-        args.push("--fault".into());
-        args.push(fault.to_string());
-    }
+    let mut args = vec!["--listen".to_string(), format!("0.0.0.0:{PORT}")];
+    // Every field, exactly (durations to the nanosecond); never the token.
+    args.extend(config.to_args());
     args
 }
 

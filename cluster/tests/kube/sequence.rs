@@ -250,13 +250,19 @@ async fn passing_release_is_promoted_then_baseline_and_canary_deleted() {
     let before = args(&seen[0].body);
     let canary = args(&seen[2].body);
     let after = args(&seen[11].body);
-    assert!(before.contains(&"production".to_string()), "{before:?}");
+    assert!(
+        before.contains(&"--track=production".to_string()),
+        "{before:?}"
+    );
     assert_ne!(before, after);
-    assert!(after.contains(&"production".to_string()), "{after:?}");
+    assert!(
+        after.contains(&"--track=production".to_string()),
+        "{after:?}"
+    );
     let faults = |a: &[String]| -> Vec<String> {
-        a.windows(2)
-            .filter(|w| w[0] == "--fault")
-            .map(|w| w[1].clone())
+        a.iter()
+            .filter_map(|x| x.strip_prefix("--fault="))
+            .map(str::to_string)
             .collect()
     };
     assert_eq!(faults(&after), faults(&canary));

@@ -10,10 +10,10 @@ use hyper::StatusCode;
 
 use crate::support::Client;
 
-const BIN: &str = env!("CARGO_BIN_EXE_goldengoose");
+pub const BIN: &str = env!("CARGO_BIN_EXE_goldengoose");
 
 /// Kills the child on drop, so a failing test leaves no process behind.
-struct Process(Child);
+pub struct Process(pub Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -44,7 +44,7 @@ fn spawn(args: &[&str]) -> (Process, SocketAddr) {
     (process, addr)
 }
 
-fn wait_exit(process: &mut Process, within: Duration) -> std::process::ExitStatus {
+pub fn wait_exit(process: &mut Process, within: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + within;
     loop {
         if let Some(status) = process.0.try_wait().expect("try_wait") {
@@ -108,4 +108,56 @@ fn bad_fault_flags_are_refused_at_start() {
         assert!(stderr.contains("--fault"), "{bad}: {stderr}");
         assert!(stderr.contains("allowed: latency=DELAY"), "{bad}: {stderr}");
     }
+}
+
+/// Soft and hard "Max open files" of a process, from /proc (Linux).
+#[cfg(target_os = "linux")]
+fn open_file_limits(pid: u32) -> (u64, Option<u64>) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("read /proc limits");
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let number = |word: &str| (word != "unlimited").then(|| word.parse().expect("a number"));
+    (
+        number(words[3]).expect("soft limit is finite"),
+        number(words[4]),
+    )
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn binary_raises_the_open_file_soft_limit_to_the_hard_limit() {
+    let (_, hard) = open_file_limits(std::process::id());
+    let expected = hard.unwrap_or(u64::MAX).min(1 << 20);
+    assert!(
+        expected > 128,
+        "hard limit {hard:?} leaves nothing to raise"
+    );
+    // The shell lowers the soft limit it hands on, then becomes goldengoose
+    // (same PID), which should raise it again before serving.
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            r#"ulimit -Sn 128 && exec "$0" --listen 127.0.0.1:0"#,
+            BIN,
+        ])
+        .env_remove(goldengoose::ADMIN_TOKEN_ENV)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sh");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let process = Process(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("first line");
+    line.trim()
+        .parse::<SocketAddr>()
+        .expect("first line is the bound address");
+    let pid = process.0.id();
+    assert_eq!(open_file_limits(pid), (expected, hard));
 }

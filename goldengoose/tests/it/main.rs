@@ -3,7 +3,9 @@
 
 mod admin;
 mod cli;
+mod exit_with_parent;
 mod faults;
+mod listen_stdin;
 mod metrics;
 mod server;
 mod support;

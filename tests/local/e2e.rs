@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use cluster::analysis::unix_now;
-use cluster::{AnalysisPlan, AnalysisRun, Goose, Prometheus, ScopeVars, ScrapeTarget};
+use cluster::{AnalysisPlan, AnalysisRun, Goose, Prometheus, ScopeVars, ScrapeTarget, Supervision};
 use judge::analysis::{Decision, Schedule};
 use judge::{CanaryConfig, Classification};
 use loadgen::{Arrival, Control, Plan, RateProfile, Target, Targets};
@@ -18,36 +18,44 @@ const STEP: Duration = Duration::from_secs(1);
 const SERVICE_TIME: Duration = Duration::from_millis(5);
 
 fn example_config() -> CanaryConfig {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/canary-config.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/canary-config.json");
     let text = std::fs::read_to_string(path).expect("example config");
     CanaryConfig::from_json(&text).expect("example config parses")
 }
 
-/// Baseline and canary goldengoose in-process, a Prometheus scraping both,
+/// Baseline and canary goldengoose processes, a Prometheus scraping both,
 /// 100 requests/s split 50/50 while a short two-interval analysis runs.
 async fn release(canary_faults: &[&str]) -> AnalysisRun {
     let config = example_config();
-    let baseline = Goose::spawn(goldengoose::Config {
-        version: "baseline".into(),
-        service_time: SERVICE_TIME,
-        seed: 1,
-        ..Default::default()
-    })
+    let supervision = Supervision::default();
+    let baseline = Goose::spawn(
+        &crate::goldengoose(),
+        "baseline-0",
+        &goldengoose::Config {
+            version: "baseline".into(),
+            service_time: SERVICE_TIME,
+            seed: 1,
+            ..Default::default()
+        },
+        &supervision,
+    )
     .await
     .expect("baseline starts");
-    let canary = Goose::spawn(goldengoose::Config {
-        version: "canary".into(),
-        service_time: SERVICE_TIME,
-        faults: canary_faults
-            .iter()
-            .map(|f| f.parse().expect("fault spec"))
-            .collect(),
-        seed: 2,
-        ..Default::default()
-    })
+    let canary = Goose::spawn(
+        &crate::goldengoose(),
+        "canary-0",
+        &goldengoose::Config {
+            version: "canary".into(),
+            service_time: SERVICE_TIME,
+            faults: canary_faults
+                .iter()
+                .map(|f| f.parse().expect("fault spec"))
+                .collect(),
+            seed: 2,
+            ..Default::default()
+        },
+        &supervision,
+    )
     .await
     .expect("canary starts");
 

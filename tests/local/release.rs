@@ -12,15 +12,9 @@ use judge::analysis::Decision;
 use scenarios::Scenario;
 
 fn catalog_path(name: &str) -> PathBuf {
-    [
-        env!("CARGO_MANIFEST_DIR"),
-        "..",
-        "scenarios",
-        "catalog",
-        name,
-    ]
-    .iter()
-    .collect()
+    [env!("CARGO_MANIFEST_DIR"), "scenarios", "catalog", name]
+        .iter()
+        .collect()
 }
 
 fn catalog(name: &str) -> Scenario {
@@ -57,7 +51,7 @@ fn large_latency_fault() -> Scenario {
 }
 
 fn options() -> ReleaseOptions {
-    ReleaseOptions::new(0.02)
+    ReleaseOptions::new(0.02, crate::goldengoose())
 }
 
 /// A directory of this test's own, removed on drop.
@@ -257,6 +251,15 @@ async fn interrupted_release_leaves_no_process_and_no_temp_dir() {
     let left = processes_mentioning(&root.0.display().to_string());
     assert!(left.is_empty(), "{left:?}");
     assert!(root.is_empty());
+    // Every goldengoose process it started was stopped.
+    let instances = &err.record.instances;
+    assert!(
+        instances.iter().any(|i| i.name == "canary-0"),
+        "{instances:?}"
+    );
+    for pid in instances.iter().flat_map(|i| &i.pids) {
+        assert!(!crate::alive(*pid), "{pid} still runs: {instances:?}");
+    }
     // The traffic was stopped and counted.
     let load = err.record.load.as_ref().expect("loadgen's report");
     assert!(requests(load, "canary-") > 0);
@@ -267,14 +270,9 @@ async fn aa_release_is_promoted_by_replacing_production() {
     // The A/A scenario judged with examples/canary-config.json, whose
     // critical latency_p50 has an effect size (allowedIncrease 1.1): the
     // catalog config fails on any significant difference.
-    let config: PathBuf = [
-        env!("CARGO_MANIFEST_DIR"),
-        "..",
-        "examples",
-        "canary-config.json",
-    ]
-    .iter()
-    .collect();
+    let config: PathBuf = [env!("CARGO_MANIFEST_DIR"), "examples", "canary-config.json"]
+        .iter()
+        .collect();
     let mut scenario =
         Scenario::load(&catalog_path("aa-typical.toml"), Some(&config)).expect("loads");
     lean(&mut scenario);
@@ -338,14 +336,9 @@ async fn aa_release_is_promoted_by_replacing_production() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_during_promotion_undoes_it() {
-    let config: PathBuf = [
-        env!("CARGO_MANIFEST_DIR"),
-        "..",
-        "examples",
-        "canary-config.json",
-    ]
-    .iter()
-    .collect();
+    let config: PathBuf = [env!("CARGO_MANIFEST_DIR"), "examples", "canary-config.json"]
+        .iter()
+        .collect();
     let mut scenario =
         Scenario::load(&catalog_path("aa-typical.toml"), Some(&config)).expect("loads");
     lean(&mut scenario);
@@ -436,9 +429,21 @@ async fn canary_that_never_starts_fails_the_deploy() {
     match &err.error {
         ReleaseError::NotReady { instance, why, .. } => {
             assert_eq!(instance, "canary-0");
-            assert!(why.contains("exited"), "{why}");
+            assert!(why.contains("crash loop") && why.contains("70"), "{why}");
         }
         other => panic!("expected NotReady, got {other}"),
+    }
+    // It was restarted until the deploy timeout, as a kubelet would, and
+    // every one of its processes is gone.
+    let canary = err
+        .record
+        .instances
+        .iter()
+        .find(|i| i.name == "canary-0")
+        .expect("canary-0 recorded");
+    assert!(canary.exits >= 2 && canary.pids.len() >= 2, "{canary:?}");
+    for pid in err.record.instances.iter().flat_map(|i| &i.pids) {
+        assert!(!crate::alive(*pid), "{pid} still runs");
     }
     assert!(
         err.record.traffic_at.is_none(),

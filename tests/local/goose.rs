@@ -1,0 +1,336 @@
+//! goldengoose instances as supervised child processes: started on a
+//! reserved listener, their own process metrics, restarted after a crash
+//! on the same address, stopped (or killed on drop) by PID, and clear
+//! errors when they cannot start.
+
+use std::time::{Duration, Instant};
+
+use cluster::goose::Error;
+use cluster::local::probe;
+use cluster::{Goose, GooseCommand, Supervision};
+
+use crate::alive;
+
+/// Polls `cond` every 20 ms for up to `within`.
+async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond()
+}
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+    let path = path.to_string();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).expect("connects");
+        write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").expect("writes");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("reads");
+        out
+    })
+    .await
+    .expect("joins")
+}
+
+fn config(track: &str, faults: &[&str]) -> goldengoose::Config {
+    goldengoose::Config {
+        version: track.into(),
+        faults: faults.iter().map(|f| f.parse().expect("fault")).collect(),
+        seed: 7,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn serves_on_the_reserved_listener_as_a_process_of_its_own() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let addr = listener.local_addr().expect("addr");
+    let goose = Goose::spawn_on(
+        &crate::goldengoose(),
+        "baseline-0",
+        listener,
+        &config("baseline", &[]),
+        &Supervision::default(),
+    )
+    .await
+    .expect("starts");
+    assert_eq!(goose.addr(), addr);
+    let pid = goose.pid().expect("running");
+    assert_ne!(pid, std::process::id());
+    assert!(alive(pid));
+    let metrics = get(addr, "/metrics").await;
+    assert!(metrics.contains(r#"version="baseline""#), "{metrics}");
+    // Its own process's resident memory, not this test's.
+    assert!(
+        metrics.contains("process_resident_memory_bytes"),
+        "{metrics}"
+    );
+    assert!(goose.is_ready().await);
+    let status = goose.stop().await.expect("it was running");
+    assert!(status.success(), "SIGTERM drains and exits 0: {status}");
+    assert!(!alive(pid));
+    assert_eq!(probe(addr, "/readyz").await, None, "nothing listens");
+}
+
+#[tokio::test]
+async fn a_crashed_instance_is_restarted_on_the_same_address() {
+    let supervision = Supervision {
+        restart_delay: Duration::from_millis(300),
+        ..Supervision::default()
+    };
+    let goose = Goose::spawn(
+        &crate::goldengoose(),
+        "canary-0",
+        &config("canary", &["crash=400ms"]),
+        &supervision,
+    )
+    .await
+    .expect("starts");
+    let addr = goose.addr();
+    let first = goose.pid().expect("running");
+    assert!(
+        eventually(Duration::from_secs(10), || goose.exits() >= 1).await,
+        "the crash fault fired"
+    );
+    let last = goose.last_exit().expect("an exit");
+    assert!(last.contains("exit status 70"), "{last}");
+    assert!(!alive(first));
+    assert!(
+        eventually(Duration::from_secs(10), || goose.pids().len() >= 2
+            && goose.up_for().is_some())
+        .await,
+        "restarted: {:?}",
+        goose.pids()
+    );
+    assert_eq!(probe(addr, "/healthz").await, Some(200), "same address");
+    let pids = goose.pids();
+    drop(goose);
+    // Dropping kills by PID: no process is left behind.
+    assert!(
+        eventually(Duration::from_secs(5), || pids.iter().all(|&p| !alive(p))).await,
+        "{pids:?}"
+    );
+}
+
+#[tokio::test]
+async fn dropping_an_instance_kills_its_process() {
+    let goose = Goose::spawn(
+        &crate::goldengoose(),
+        "production-0",
+        &config("production", &[]),
+        &Supervision::default(),
+    )
+    .await
+    .expect("starts");
+    let pid = goose.pid().expect("running");
+    drop(goose);
+    assert!(
+        eventually(Duration::from_secs(5), || !alive(pid)).await,
+        "{pid} still runs"
+    );
+}
+
+#[tokio::test]
+async fn slow_start_is_not_ready_but_healthy() {
+    let goose = Goose::spawn(
+        &crate::goldengoose(),
+        "canary-0",
+        &config("canary", &["slow_start=60s"]),
+        &Supervision::default(),
+    )
+    .await
+    .expect("starts");
+    assert_eq!(probe(goose.addr(), "/healthz").await, Some(200));
+    assert!(!goose.is_ready().await, "slow start answers 503");
+    assert!(goose.stop().await.is_some());
+}
+
+#[tokio::test]
+async fn a_program_that_cannot_run_is_named() {
+    let missing = GooseCommand::new("/nonexistent/goldengoose");
+    let err = Goose::spawn(
+        &missing,
+        "canary-0",
+        &config("canary", &[]),
+        &Supervision::default(),
+    )
+    .await
+    .expect_err("no such program");
+    assert!(matches!(err, Error::Spawn { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("/nonexistent/goldengoose") && text.contains("--goldengoose"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_instance_that_exits_before_serving_shows_its_stderr() {
+    // A flag goldengoose does not know: it exits with clap's message.
+    let bad = crate::goldengoose().arg("--no-such-flag");
+    let err = Goose::spawn(
+        &bad,
+        "canary-0",
+        &config("canary", &[]),
+        &Supervision::default(),
+    )
+    .await
+    .expect_err("exits");
+    assert!(matches!(err, Error::Exited { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("canary-0") && text.contains("--no-such-flag"),
+        "{text}"
+    );
+}
+
+/// `process_cpu_seconds_total` of the process behind `addr`.
+async fn cpu_seconds(addr: std::net::SocketAddr) -> f64 {
+    let metrics = get(addr, "/metrics").await;
+    metrics
+        .lines()
+        .find(|l| l.starts_with("process_cpu_seconds_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no process_cpu_seconds_total in {metrics}"))
+}
+
+#[tokio::test]
+async fn cpu_is_counted_per_instance() {
+    let supervision = Supervision::default();
+    let command = crate::goldengoose();
+    let baseline = Goose::spawn(
+        &command,
+        "baseline-0",
+        &config("baseline", &[]),
+        &supervision,
+    )
+    .await
+    .expect("starts");
+    let canary = Goose::spawn(
+        &command,
+        "canary-0",
+        &config("canary", &["cpu=20ms"]),
+        &supervision,
+    )
+    .await
+    .expect("starts");
+    let (b0, c0) = (
+        cpu_seconds(baseline.addr()).await,
+        cpu_seconds(canary.addr()).await,
+    );
+    for _ in 0..20 {
+        get(baseline.addr(), "/").await;
+        get(canary.addr(), "/").await;
+    }
+    let (b1, c1) = (
+        cpu_seconds(baseline.addr()).await,
+        cpu_seconds(canary.addr()).await,
+    );
+    // 20 requests x 20 ms of burnt CPU: about 0.4 s more for the canary.
+    assert!(
+        (c1 - c0) - (b1 - b0) > 0.3,
+        "canary {c0} -> {c1}, baseline {b0} -> {b1}"
+    );
+    assert!(canary.stop().await.is_some());
+    assert!(baseline.stop().await.is_some());
+}
+
+/// PIDs of the processes whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<(u32, String)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // "PID (comm) STATE PPID ...": fields after the last ')'.
+            let ppid: u32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            (ppid == parent).then_some((pid, cmd))
+        })
+        .collect()
+}
+
+/// Kills `pids` by PID when dropped (the test's cleanup, also on failure).
+struct KillOnDrop(Vec<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            let pid = i32::try_from(pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw);
+            if let Some(pid) = pid {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn goldengoose_processes_exit_when_canarylab_is_killed() {
+    // A whole `canarylab local`, killed with SIGKILL once it serves traffic:
+    // it cannot clean up, so its goldengoose processes must notice
+    // (--exit-with-parent). Prometheus cannot: the test kills it.
+    let tmp = std::env::temp_dir().join(format!("canarylab-test-sigkill-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("temp dir");
+    let mut canarylab = std::process::Command::new(env!("CARGO_BIN_EXE_canarylab"))
+        .args([
+            "local",
+            "scenarios/catalog/aa-typical.toml",
+            "--rate-scale",
+            "0.5",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TMPDIR", &tmp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("canarylab runs");
+    let parent = canarylab.id();
+    let mut guard = KillOnDrop(vec![parent]);
+    // Production, baseline, canary and Prometheus all started.
+    let started = Instant::now();
+    let mut children = Vec::new();
+    while started.elapsed() < Duration::from_secs(60) {
+        children = children_of(parent);
+        let geese = children
+            .iter()
+            .filter(|(_, c)| c.contains("goldengoose"))
+            .count();
+        if geese >= 3 && children.iter().any(|(_, c)| c.contains("prometheus")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    guard.0.extend(children.iter().map(|(p, _)| *p));
+    let geese: Vec<u32> = children
+        .iter()
+        .filter(|(_, c)| c.contains("goldengoose --listen-stdin"))
+        .map(|(p, _)| *p)
+        .collect();
+    assert!(geese.len() >= 3, "{children:?}");
+    canarylab.kill().expect("SIGKILL");
+    canarylab.wait().expect("reaped");
+    assert!(
+        eventually(Duration::from_secs(5), || geese.iter().all(|&p| !alive(p))).await,
+        "left behind: {:?}",
+        geese.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
+    );
+    drop(guard);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
