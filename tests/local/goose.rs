@@ -286,8 +286,7 @@ async fn goldengoose_processes_exit_when_canarylab_is_killed() {
     // A whole `canarylab local`, killed with SIGKILL once it serves traffic:
     // it cannot clean up, so its goldengoose processes must notice
     // (--exit-with-parent). Prometheus cannot: the test kills it.
-    let tmp = std::env::temp_dir().join(format!("canarylab-test-sigkill-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).expect("temp dir");
+    let tmp = crate::TempRoot::new("sigkill");
     let mut canarylab = std::process::Command::new(env!("CARGO_BIN_EXE_canarylab"))
         .args([
             "local",
@@ -296,7 +295,7 @@ async fn goldengoose_processes_exit_when_canarylab_is_killed() {
             "0.5",
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("TMPDIR", &tmp)
+        .env("TMPDIR", &tmp.0)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -332,5 +331,4 @@ async fn goldengoose_processes_exit_when_canarylab_is_killed() {
         geese.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
     );
     drop(guard);
-    let _ = std::fs::remove_dir_all(&tmp);
 }

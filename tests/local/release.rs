@@ -11,6 +11,8 @@ use cluster::{AnalysisError, ReleaseError, ReleaseOptions, Step, run_release};
 use judge::analysis::Decision;
 use scenarios::Scenario;
 
+use crate::TempRoot;
+
 fn catalog_path(name: &str) -> PathBuf {
     [env!("CARGO_MANIFEST_DIR"), "scenarios", "catalog", name]
         .iter()
@@ -52,30 +54,6 @@ fn large_latency_fault() -> Scenario {
 
 fn options() -> ReleaseOptions {
     ReleaseOptions::new(0.02, crate::goldengoose())
-}
-
-/// A directory of this test's own, removed on drop.
-struct TempRoot(PathBuf);
-
-impl TempRoot {
-    fn new(name: &str) -> TempRoot {
-        let path =
-            std::env::temp_dir().join(format!("canarylab-test-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("temp root");
-        TempRoot(path)
-    }
-
-    fn is_empty(&self) -> bool {
-        std::fs::read_dir(&self.0)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(true)
-    }
-}
-
-impl Drop for TempRoot {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Processes whose command line mentions `text`.
@@ -216,6 +194,48 @@ async fn release_with_a_config_without_prometheus_queries_starts_nothing() {
     assert_eq!(run.decision, "error");
     assert!(run.reason.starts_with("step plan failed"), "{}", run.reason);
     assert_eq!(study.scenarios[0].verdicts, Default::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_that_fails_to_start_ends_the_deploy_and_stops_the_others() {
+    // goldengoose through a shell that refuses to start the canary: the
+    // production and baseline processes start first and must be stopped.
+    let script = format!(
+        r#"case "$*" in *--track=canary*) echo "no canary today" >&2; exit 3;; esac; exec "{}" goldengoose "$@""#,
+        env!("CARGO_BIN_EXE_canarylab")
+    );
+    let mut opts = options();
+    opts.goldengoose = cluster::GooseCommand::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .arg("sh");
+    let root = TempRoot::new("nocanary");
+    opts.temp_root = Some(root.0.clone());
+    let mut scenario = catalog("aa-typical.toml");
+    short(&mut scenario);
+    let result = run_release(&scenario, &opts, Arc::new(AtomicBool::new(false))).await;
+    let err = result.as_ref().expect_err("the canary cannot start");
+    assert_eq!(err.step, Step::Deploy, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("canary-0")
+            && text.contains("exit status 3")
+            && text.contains("no canary today"),
+        "{text}"
+    );
+    let started = &err.record.instances;
+    assert!(
+        started.iter().any(|i| i.track == "production")
+            && started.iter().any(|i| i.track == "baseline"),
+        "{started:?}"
+    );
+    for pid in started.iter().flat_map(|i| &i.pids) {
+        assert!(!crate::alive(*pid), "{pid} still runs");
+    }
+    assert!(root.is_empty(), "Prometheus never started");
+    let (verdict, reason, _) = results::verdict(&result);
+    assert_eq!(verdict, Verdict::Error, "{reason}");
+    assert!(reason.contains("step deploy failed"), "{reason}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
