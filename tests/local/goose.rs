@@ -243,25 +243,9 @@ async fn cpu_is_counted_per_instance() {
 
 /// PIDs of the processes whose parent is `parent`.
 fn children_of(parent: u32) -> Vec<(u32, String)> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // "PID (comm) STATE PPID ...": fields after the last ')'.
-            let ppid: u32 = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            (ppid == parent).then_some((pid, cmd))
-        })
+    crate::processes()
+        .into_iter()
+        .filter_map(|(pid, ppid, cmd)| (ppid == parent).then_some((pid, cmd)))
         .collect()
 }
 

@@ -15,16 +15,35 @@ pub fn goldengoose() -> GooseCommand {
     GooseCommand::new(env!("CARGO_BIN_EXE_canarylab")).arg("goldengoose")
 }
 
+/// State and parent PID from `/proc/PID/stat` ("PID (comm) STATE PPID
+/// ...": the fields after the last ')').
+fn stat(pid: u32) -> Option<(String, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.to_string();
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
 /// Whether `pid` is a live process (a zombie is not).
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // "PID (comm) STATE ...": the state follows the last ')'.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
+    stat(pid).is_some_and(|(state, _)| state != "Z" && state != "X")
+}
+
+/// Every process: PID, parent PID and command line (arguments joined by
+/// spaces).
+pub fn processes() -> Vec<(u32, u32, String)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let (_, ppid) = stat(pid)?;
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            Some((pid, ppid, String::from_utf8_lossy(&cmd).replace('\0', " ")))
+        })
+        .collect()
 }
 
 /// A directory of this test's own, removed on drop.

@@ -58,23 +58,10 @@ fn options() -> ReleaseOptions {
 
 /// Processes whose command line mentions `text`.
 fn processes_mentioning(text: &str) -> Vec<String> {
-    std::fs::read_dir("/proc")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .chars()
-                        .all(|c| c.is_ascii_digit())
-                })
-                .filter_map(|e| {
-                    let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-                    let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-                    cmd.contains(text).then_some(cmd)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::processes()
+        .into_iter()
+        .filter_map(|(_, _, cmd)| cmd.contains(text).then_some(cmd))
+        .collect()
 }
 
 /// Requests loadgen sent to targets whose name starts with `prefix`.
