@@ -1,0 +1,10 @@
+//! Argo Rollouts: its files ([`spec`]), its AnalysisRun rules ([`run`]) and
+//! its canary Rollout controller ([`rollout`]).
+
+pub mod rollout;
+pub mod run;
+pub mod spec;
+
+pub use rollout::ArgoRollout;
+pub use run::{AnalysisRun, Phase};
+pub use spec::{ArgoDocs, Hashes, Metric, Provider, RolloutPlan, RunSpec, Step};
