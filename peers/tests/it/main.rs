@@ -1,0 +1,48 @@
+//! peers' integration tests: the peers' own files, and decision times worked
+//! out by hand from the peers' code.
+
+mod argo_rules;
+mod catalog;
+mod fixtures;
+mod flagger_rules;
+
+use std::time::Duration;
+
+use peers::{Answer, Command, Controller, Outcome, Query, QueryResult, drive};
+
+pub fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// Run to the end (at most 10 simulated hours), answering every query with `answer`.
+pub fn run(
+    c: &mut dyn Controller,
+    answer: impl Fn(&Query) -> QueryResult,
+) -> (Vec<Command>, Outcome) {
+    let log = drive(c, Duration::ZERO, secs(36_000), |cmd| match cmd {
+        Command::Measure { query, .. } => Some(Answer::Measured(answer(query))),
+        _ => None,
+    });
+    let outcome = c.outcome().cloned().expect("the controller decided");
+    (log, outcome)
+}
+
+/// Times of the Measure commands.
+pub fn measure_times(log: &[Command]) -> Vec<u64> {
+    log.iter()
+        .filter_map(|c| match c {
+            Command::Measure { query, .. } => Some(query.at.as_secs()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// (time, weight) of the SetWeight commands.
+pub fn weights(log: &[Command]) -> Vec<(u64, u32)> {
+    log.iter()
+        .filter_map(|c| match c {
+            Command::SetWeight { at, canary_percent } => Some((at.as_secs(), *canary_percent)),
+            _ => None,
+        })
+        .collect()
+}
