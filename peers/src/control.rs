@@ -20,9 +20,35 @@ use std::time::Duration;
 /// Identifies one measurement or judgement asked for.
 pub type MeasureId = u64;
 
+/// A query a controller may ask for, listed once by [`Controller::queries`]
+/// so a driver can prepare (parse) every query before the release starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuerySpec {
+    /// The metric's or check's name in the peer's file (for messages).
+    pub name: String,
+    /// The PromQL text, arguments and template variables substituted.
+    pub promql: String,
+    /// `Some` for a range query, as offsets before the measurement time.
+    pub range: Option<RangeOffsets>,
+}
+
+/// A range query's window relative to the measurement time (Argo's
+/// `rangeQuery`: `start: now() - duration("5m")`, `end: now()`, `step`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangeOffsets {
+    /// start = now − this
+    pub start_before: Duration,
+    /// end = now − this
+    pub end_before: Duration,
+    /// resolution
+    pub step: Duration,
+}
+
 /// A PromQL query to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
+    /// Index into [`Controller::queries`].
+    pub index: usize,
     /// The PromQL text, arguments and template variables already substituted.
     pub promql: String,
     /// Evaluation time of an instant query (the controller's now); for a
@@ -185,6 +211,9 @@ pub trait Controller {
     fn next_wake(&self) -> Option<Duration>;
     /// The decision, once made.
     fn outcome(&self) -> Option<&Outcome>;
+    /// Every query `Measure` may ask for, by [`Query::index`]; fixed for
+    /// the controller's life.
+    fn queries(&self) -> &[QuerySpec];
 }
 
 /// An answer to a command, for [`drive`].
@@ -206,6 +235,9 @@ pub fn drive<C: Controller + ?Sized>(
 ) -> Vec<Command> {
     let mut log = Vec::new();
     let mut queue: std::collections::VecDeque<Command> = controller.start(start).into();
+    // a controller that keeps asking to be woken at the same time without
+    // doing anything is a bug; stop rather than spin
+    let (mut last_wake, mut idle_wakes) = (None, 0u32);
     loop {
         while let Some(cmd) = queue.pop_front() {
             let more = match (&cmd, answer(&cmd)) {
@@ -226,7 +258,18 @@ pub fn drive<C: Controller + ?Sized>(
             return log;
         }
         match controller.next_wake() {
-            Some(t) if t <= until => queue.extend(controller.wake(t)),
+            Some(t) if t <= until => {
+                queue.extend(controller.wake(t));
+                idle_wakes = if queue.is_empty() && last_wake == Some(t) {
+                    idle_wakes + 1
+                } else {
+                    0
+                };
+                if idle_wakes > 1000 {
+                    return log;
+                }
+                last_wake = Some(t);
+            }
             _ => return log,
         }
     }

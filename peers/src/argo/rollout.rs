@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::argo::run::{AnalysisRun, Phase, Task};
 use crate::argo::spec::{RolloutPlan, Step};
-use crate::control::{Command, Controller, Decision, MeasureId, Outcome, QueryResult};
+use crate::control::{Command, Controller, Decision, MeasureId, Outcome, QueryResult, QuerySpec};
 
 /// The Rollout controller for one release.
 #[derive(Debug, Clone)]
@@ -285,5 +285,9 @@ impl Controller for ArgoRollout {
 
     fn outcome(&self) -> Option<&Outcome> {
         self.outcome.as_ref()
+    }
+
+    fn queries(&self) -> &[QuerySpec] {
+        &self.plan.queries
     }
 }

@@ -291,7 +291,12 @@ impl AnalysisRun {
             m.in_flight = Some((id, now));
             m.has_result = true;
             let task = match &m.spec.provider {
-                Provider::Prometheus { query, range } => Task::Query(Query {
+                Provider::Prometheus {
+                    query,
+                    range,
+                    index,
+                } => Task::Query(Query {
+                    index: *index,
                     promql: query.clone(),
                     at: now,
                     range: range.map(|r| QueryRange {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::control::{QuerySpec, RangeOffsets};
 use crate::duration::parse_go_duration;
 use crate::error::{Location, PeersError};
 use crate::expr::Condition;
@@ -241,7 +242,9 @@ pub enum Provider {
         /// PromQL, arguments substituted
         query: String,
         /// `rangeQuery`: start and end as offsets before the measurement, and step
-        range: Option<RangeSpec>,
+        range: Option<RangeOffsets>,
+        /// index into [`RolloutPlan::queries`]
+        index: usize,
     },
     /// `provider.kayenta`
     Kayenta {
@@ -256,17 +259,6 @@ pub enum Provider {
         /// `lookback`: windows start at the run's start
         lookback: bool,
     },
-}
-
-/// Argo's `rangeQuery`, with `now() - duration("X")` read as offsets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RangeSpec {
-    /// start = now − this
-    pub start_before: Duration,
-    /// end = now − this
-    pub end_before: Duration,
-    /// step
-    pub step: Duration,
 }
 
 /// One metric of an AnalysisRun, arguments resolved.
@@ -339,6 +331,40 @@ pub struct RolloutPlan {
     pub abort_scale_down_delay: Duration,
     /// one line per thing read and ignored while resolving
     pub notes: Vec<String>,
+    /// every Prometheus query of the plan; `Provider::Prometheus::index` points here
+    pub queries: Vec<QuerySpec>,
+}
+
+impl RolloutPlan {
+    fn index_queries(&mut self) {
+        let mut queries = Vec::new();
+        let runs =
+            self.background
+                .iter_mut()
+                .map(|(r, _)| r)
+                .chain(self.steps.iter_mut().filter_map(|s| match s {
+                    Step::Analysis(r) => Some(r),
+                    _ => None,
+                }));
+        for run in runs {
+            for m in &mut run.metrics {
+                if let Provider::Prometheus {
+                    query,
+                    range,
+                    index,
+                } = &mut m.provider
+                {
+                    *index = queries.len();
+                    queries.push(QuerySpec {
+                        name: m.name.clone(),
+                        promql: query.clone(),
+                        range: *range,
+                    });
+                }
+            }
+        }
+        self.queries = queries;
+    }
 }
 
 /// The Argo documents of one or more files.
@@ -516,13 +542,16 @@ impl ArgoDocs {
             _ => None,
         };
         let delay = canary.abort_scale_down_delay_seconds.unwrap_or(30).max(0) as u64;
-        Ok(RolloutPlan {
+        let mut plan = RolloutPlan {
             name: raw.metadata.name.clone(),
             steps,
             background,
             abort_scale_down_delay: Duration::from_secs(delay),
             notes,
-        })
+            queries: Vec::new(),
+        };
+        plan.index_queries();
+        Ok(plan)
     }
 
     fn file_names(&self) -> String {
@@ -1047,7 +1076,7 @@ fn resolve_metric(
             }
             let range = match &p.range_query {
                 None => None,
-                Some(r) => Some(RangeSpec {
+                Some(r) => Some(RangeOffsets {
                     start_before: time_expr(&r.start).map_err(|e| {
                         PeersError::field(at, f("provider.prometheus.rangeQuery.start"), e)
                     })?,
@@ -1062,6 +1091,7 @@ fn resolve_metric(
             Provider::Prometheus {
                 query: p.query,
                 range,
+                index: 0, // set by RolloutPlan::index_queries
             }
         }
         Some((k, v)) if k == "kayenta" => {

@@ -26,7 +26,9 @@
 
 use std::time::Duration;
 
-use crate::control::{Command, Controller, Decision, MeasureId, Outcome, Query, QueryResult};
+use crate::control::{
+    Command, Controller, Decision, MeasureId, Outcome, Query, QueryResult, QuerySpec,
+};
 use crate::flagger::spec::{Bounds, CanaryPlan, Check, CheckKind, Strategy};
 
 /// Flagger's phases that matter here.
@@ -135,12 +137,24 @@ pub struct FlaggerCanary {
     next_id: MeasureId,
     outcome: Option<Outcome>,
     last_failure: String,
+    /// one per check (an `AlwaysFails` check has an empty query it never asks)
+    queries: Vec<QuerySpec>,
 }
 
 impl FlaggerCanary {
     /// A controller for this plan.
     pub fn new(plan: CanaryPlan) -> Self {
+        let queries = plan
+            .checks
+            .iter()
+            .map(|c| QuerySpec {
+                name: c.name.clone(),
+                promql: c.query.clone(),
+                range: None,
+            })
+            .collect();
         Self {
+            queries,
             plan,
             phase: CanaryPhase::Initialized,
             canary_weight: 0,
@@ -275,6 +289,7 @@ impl FlaggerCanary {
             cmds.push(Command::Measure {
                 id,
                 query: Query {
+                    index: i,
                     promql: check.query.clone(),
                     at: self.now,
                     range: None,
@@ -384,5 +399,9 @@ impl Controller for FlaggerCanary {
 
     fn outcome(&self) -> Option<&Outcome> {
         self.outcome.as_ref()
+    }
+
+    fn queries(&self) -> &[QuerySpec] {
+        &self.queries
     }
 }
