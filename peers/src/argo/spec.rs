@@ -327,7 +327,7 @@ pub struct RolloutPlan {
     pub steps: Vec<Step>,
     /// background `analysis` and its `startingStep`
     pub background: Option<(RunSpec, usize)>,
-    /// `abortScaleDownDelaySeconds` (default 30 s)
+    /// `abortScaleDownDelaySeconds` (default 30 s) with traffic routing; 0 without
     pub abort_scale_down_delay: Duration,
     /// one line per thing read and ignored while resolving
     pub notes: Vec<String>,
@@ -541,7 +541,12 @@ impl ArgoDocs {
             }
             _ => None,
         };
-        let delay = canary.abort_scale_down_delay_seconds.unwrap_or(30).max(0) as u64;
+        // abortScaleDownDelaySeconds applies to traffic-routed canaries only; a
+        // basic (replica-weighted) canary is scaled down at once
+        let delay = match canary.traffic_routing {
+            Some(_) => canary.abort_scale_down_delay_seconds.unwrap_or(30).max(0) as u64,
+            None => 0,
+        };
         let mut plan = RolloutPlan {
             name: raw.metadata.name.clone(),
             steps,

@@ -74,6 +74,8 @@ fn argo_catalog_rollout() {
     let (_, out) = run(&mut c, answer(0.999, 260.0));
     assert_eq!((out.decision, out.at), (Decision::Rollback, secs(1200)));
     assert!(out.reason.contains("latency-p99"), "{}", out.reason);
+    // Istio traffic routing: the canary's pods stay abortScaleDownDelaySeconds (30 s)
+    assert_eq!(c.plan().abort_scale_down_delay, secs(30));
 }
 
 #[test]
