@@ -5,6 +5,7 @@ mod argo_rules;
 mod catalog;
 mod fixtures;
 mod flagger_rules;
+mod properties;
 
 use std::time::Duration;
 
