@@ -3,6 +3,7 @@
 
 mod argo_rules;
 mod catalog;
+mod expr_vectors;
 mod fixtures;
 mod flagger_rules;
 mod properties;
