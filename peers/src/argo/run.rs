@@ -585,3 +585,129 @@ fn assess_metric(m: &MetricState, terminating: bool) -> Phase {
     }
     Phase::Running
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::argo::spec::{Metric, Provider};
+    use crate::expr::Condition;
+
+    fn metric(success: Option<&str>, failure: Option<&str>) -> Metric {
+        Metric {
+            name: "m".into(),
+            interval: None,
+            initial_delay: None,
+            effective_count: Some(1),
+            success: success.map(|s| Condition::parse(s).expect("parses")),
+            failure: failure.map(|s| Condition::parse(s).expect("parses")),
+            failure_limit: 0,
+            inconclusive_limit: 0,
+            consecutive_error_limit: 4,
+            consecutive_success_limit: 0,
+            provider: Provider::Prometheus {
+                query: "q".into(),
+                range: None,
+                index: 0,
+            },
+            dry_run: false,
+        }
+    }
+
+    /// evaluate.go EvaluateResult
+    #[test]
+    fn evaluate_result_table() {
+        let f = |x: f64| Value::Float(x);
+        assert_eq!(
+            evaluate_result(&metric(None, None), &f(1.0)).0,
+            Phase::Successful
+        );
+        assert_eq!(
+            evaluate_result(&metric(Some("result > 1"), None), &f(2.0)).0,
+            Phase::Successful
+        );
+        assert_eq!(
+            evaluate_result(&metric(Some("result > 1"), None), &f(0.0)).0,
+            Phase::Failed
+        );
+        assert_eq!(
+            evaluate_result(&metric(None, Some("result > 1")), &f(2.0)).0,
+            Phase::Failed
+        );
+        assert_eq!(
+            evaluate_result(&metric(None, Some("result > 1")), &f(0.0)).0,
+            Phase::Successful
+        );
+        let both = metric(Some("result > 2"), Some("result < 1"));
+        assert_eq!(evaluate_result(&both, &f(1.5)).0, Phase::Inconclusive);
+        assert_eq!(evaluate_result(&both, &f(3.0)).0, Phase::Successful);
+        assert_eq!(evaluate_result(&both, &f(0.0)).0, Phase::Failed);
+        // both true: failure wins
+        let overlap = metric(Some("result > 0"), Some("result > 0"));
+        assert_eq!(evaluate_result(&overlap, &f(1.0)).0, Phase::Failed);
+        let (p, msg) = evaluate_result(&metric(Some("result[0] > 1"), None), &Value::Array(vec![]));
+        assert_eq!(p, Phase::Error);
+        assert!(
+            msg.unwrap_or_default()
+                .contains("could not evaluate successCondition")
+        );
+    }
+
+    /// prometheus.go processResponse: scalar → float, vector → list, matrix → flattened
+    #[test]
+    fn prometheus_result_shapes() {
+        assert_eq!(
+            prometheus_value(&QueryResult::Scalar(1.0)),
+            Ok(Value::Float(1.0))
+        );
+        assert_eq!(
+            prometheus_value(&QueryResult::Vector(vec![1.0, 2.0])),
+            Ok(Value::Array(vec![Value::Float(1.0), Value::Float(2.0)]))
+        );
+        assert_eq!(
+            prometheus_value(&QueryResult::Matrix(vec![vec![1.0], vec![2.0, 3.0]])),
+            Ok(Value::Array(vec![
+                Value::Float(1.0),
+                Value::Float(2.0),
+                Value::Float(3.0)
+            ]))
+        );
+        assert!(prometheus_value(&QueryResult::Failed("x".into())).is_err());
+    }
+
+    /// analysis.go assessMetricFailureInconclusiveOrError: later checks override
+    /// earlier ones, so Error beats Inconclusive beats Failed.
+    #[test]
+    fn error_beats_inconclusive_beats_failed() {
+        let m = metric(Some("true"), None);
+        let c = |failed, inconclusive, consecutive_error| Counters {
+            failed,
+            inconclusive,
+            consecutive_error,
+            ..Counters::default()
+        };
+        assert_eq!(
+            failure_inconclusive_error(&m, &c(1, 0, 0)).0,
+            Some(Phase::Failed)
+        );
+        assert_eq!(
+            failure_inconclusive_error(&m, &c(1, 1, 0)).0,
+            Some(Phase::Inconclusive)
+        );
+        assert_eq!(
+            failure_inconclusive_error(&m, &c(1, 1, 5)).0,
+            Some(Phase::Error)
+        );
+        assert_eq!(failure_inconclusive_error(&m, &c(0, 0, 4)).0, None);
+        let mut off = m.clone();
+        off.failure_limit = -1;
+        assert_eq!(failure_inconclusive_error(&off, &c(9, 0, 0)).0, None);
+    }
+
+    /// kayenta.go evaluateResult on int(score)
+    #[test]
+    fn kayenta_thresholds() {
+        assert_eq!(kayenta_phase(75.9, 76, 50), Phase::Inconclusive);
+        assert_eq!(kayenta_phase(76.0, 76, 50), Phase::Successful);
+        assert_eq!(kayenta_phase(49.99, 76, 50), Phase::Failed);
+    }
+}

@@ -439,7 +439,14 @@ impl ArgoDocs {
                 .collect();
             merge_args(&mut resolved, &args);
             for (mat, i, m) in &metrics {
-                resolve_metric(mat, &format!("spec.metrics[{i}]"), m, &resolved, &mut notes)?;
+                resolve_metric(
+                    mat,
+                    &format!("spec.metrics[{i}]"),
+                    m,
+                    &resolved,
+                    &mut notes,
+                    true,
+                )?;
             }
         }
         Ok(())
@@ -754,6 +761,7 @@ impl ArgoDocs {
                 m,
                 &resolved,
                 notes,
+                false,
             )?);
         }
         let names: Vec<String> = out.iter().map(|m| m.name.clone()).collect();
@@ -961,6 +969,7 @@ fn resolve_metric(
     metric: &serde_json::Value,
     args: &[(String, String)],
     notes: &mut Vec<String>,
+    lenient: bool,
 ) -> Result<Metric, PeersError> {
     let text = metric.to_string();
     let mut out = String::with_capacity(text.len());
@@ -982,6 +991,9 @@ fn resolve_metric(
                 let quoted = serde_json::to_string(v).unwrap_or_default();
                 out.push_str(&quoted[1..quoted.len() - 1]);
             }
+            // a template checked on its own may use args that the templates
+            // including it declare
+            None if lenient && tag.starts_with("args.") => out.push_str("placeholder"),
             None => {
                 return Err(PeersError::field(
                     at,

@@ -405,3 +405,63 @@ impl Controller for FlaggerCanary {
         &self.queries
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(kind: CheckKind, bounds: Bounds) -> Check {
+        Check {
+            name: "c".into(),
+            kind,
+            query: "q".into(),
+            bounds,
+        }
+    }
+
+    #[test]
+    fn duration_checks_truncate_like_go() {
+        let max500 = check(
+            CheckKind::Duration,
+            Bounds::Range {
+                min: None,
+                max: Some(500.0),
+            },
+        );
+        assert!(check_passes(&max500, 500.99).is_ok());
+        assert!(check_passes(&max500, 501.0).is_err());
+        // int64(+Inf) on amd64 is i64::MIN; times time.Millisecond wraps to 0: passes
+        assert!(check_passes(&max500, f64::INFINITY).is_ok());
+        // deprecated threshold: fails above it (0 when absent: any latency fails)
+        assert!(check_passes(&check(CheckKind::Duration, Bounds::Threshold(0.0)), 1.0).is_err());
+    }
+
+    #[test]
+    fn value_checks() {
+        let sr = check(CheckKind::SuccessRate, Bounds::Threshold(99.0));
+        assert!(check_passes(&sr, 98.0).is_err());
+        assert!(check_passes(&sr, 99.0).is_ok());
+        let q = check(CheckKind::Query, Bounds::Threshold(5.0));
+        assert!(check_passes(&q, 6.0).is_err());
+        assert!(check_passes(&q, 5.0).is_ok());
+        let r = check(
+            CheckKind::Query,
+            Bounds::Range {
+                min: Some(10.0),
+                max: Some(1000.0),
+            },
+        );
+        assert!(check_passes(&r, 9.0).is_err());
+        assert!(check_passes(&r, 1001.0).is_err());
+        assert!(check_passes(&r, 10.0).is_ok());
+    }
+
+    #[test]
+    fn flagger_client_values() {
+        assert_eq!(flagger_value(&QueryResult::Vector(vec![1.0, 2.0])), Ok(2.0));
+        assert!(flagger_value(&QueryResult::Vector(vec![])).is_err());
+        assert!(flagger_value(&QueryResult::Vector(vec![1.0, f64::NAN])).is_err());
+        assert!(flagger_value(&QueryResult::Scalar(1.0)).is_err());
+        assert!(flagger_value(&QueryResult::Matrix(vec![vec![1.0]])).is_err());
+    }
+}

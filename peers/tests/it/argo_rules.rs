@@ -391,3 +391,79 @@ spec:
     assert_eq!(out.decision, Decision::Paused);
     assert_eq!(out.at, secs(315));
 }
+
+/// helpers.go FlattenTemplates: a template's `templates` are included
+/// (metrics appended, args merged); clusterScope picks a
+/// ClusterAnalysisTemplate; a rangeQuery is asked over now − 5m .. now at
+/// its step and its matrix is flattened into `result`.
+#[test]
+fn template_includes_cluster_scope_and_range_queries() {
+    let text = r#"
+kind: Rollout
+apiVersion: argoproj.io/v1alpha1
+metadata: {name: r}
+spec:
+  strategy:
+    canary:
+      steps:
+      - setWeight: 10
+      - analysis:
+          templates: [{templateName: outer}]
+          args: [{name: service, value: catalog}]
+---
+kind: AnalysisTemplate
+apiVersion: argoproj.io/v1alpha1
+metadata: {name: outer}
+spec:
+  args: [{name: service}]
+  templates: [{templateName: shared, clusterScope: true}]
+  metrics:
+  - name: latency
+    successCondition: "all(result, # < 1000)"
+    provider:
+      prometheus:
+        query: latency{service="{{args.service}}"}
+        rangeQuery:
+          start: now() - duration("{{args.lookback}}")
+          end: now()
+          step: 1m
+---
+kind: ClusterAnalysisTemplate
+apiVersion: argoproj.io/v1alpha1
+metadata: {name: shared}
+spec:
+  args: [{name: lookback, value: 5m}]
+  metrics:
+  - name: errors
+    successCondition: result[0] < 0.01
+    provider:
+      prometheus:
+        query: errors{service="{{args.service}}"}
+"#;
+    let b = load("t.yaml", text).expect("loads");
+    let plan = b.argo.plan(&Default::default()).expect("plans");
+    let names: Vec<&str> = plan.queries.iter().map(|q| q.promql.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            r#"latency{service="catalog"}"#,
+            r#"errors{service="catalog"}"#
+        ]
+    );
+    let mut c = peers::ArgoRollout::new(plan);
+    let (log, out) = run(&mut c, |q| {
+        if q.promql.starts_with("latency") {
+            let r = q.range.expect("a range query");
+            assert_eq!(
+                (r.start, r.end, r.step),
+                (q.at - secs(300).min(q.at), q.at, secs(60))
+            );
+            QueryResult::Matrix(vec![vec![100.0, 200.0], vec![1500.0]])
+        } else {
+            QueryResult::Vector(vec![0.001])
+        }
+    });
+    assert_eq!(measure_times(&log), vec![0, 0]);
+    assert_eq!(out.decision, Decision::Rollback);
+    assert!(out.reason.contains("\"latency\""), "{}", out.reason);
+}

@@ -214,3 +214,94 @@ fn builtin_queries_are_rendered() {
             .contains("istio_request_duration_milliseconds_bucket")
     );
 }
+
+/// scheduler_metrics.go: inline `query` (deprecated) is checked with the
+/// built-ins, templateRef metrics after them; a metric with neither fails
+/// every tick (runMetricChecks' last branch); templateVariables fill
+/// `{{ variables.X }}` (render.go, missingkey=error).
+#[test]
+fn inline_queries_templates_and_metrics_with_nothing_to_check() {
+    let text = r#"
+apiVersion: flagger.app/v1beta1
+kind: MetricTemplate
+metadata: {name: latency, namespace: shop}
+spec:
+  provider: {type: prometheus, address: http://prometheus:9090}
+  query: |
+    histogram_quantile(0.99, sum(rate(response_latency_ms_bucket{namespace="{{ namespace }}", deployment=~"{{ target }}", direction="{{ variables.direction }}"}[{{ interval }}])) by (le))
+---
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: catalog, namespace: shop}
+spec:
+  targetRef: {name: catalog}
+  analysis:
+    interval: 1m
+    threshold: 2
+    stepWeight: 50
+    metrics:
+    - name: latency
+      templateRef: {name: latency}
+      templateVariables: {direction: inbound}
+      thresholdRange: {max: 500}
+      interval: 2m
+    - name: errors
+      query: sum(rate(errors{app="{{ target }}"}[1m]))
+      threshold: 1
+"#;
+    let b = load("c.yaml", text).expect("loads");
+    let plan = b.flagger.plan().expect("plans");
+    let names: Vec<&str> = plan.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["errors", "latency"]);
+    assert!(
+        plan.checks[1].query.contains(r#"direction="inbound""#)
+            && plan.checks[1].query.contains("[2m]")
+    );
+    assert_eq!(
+        plan.checks[0].query,
+        r#"sum(rate(errors{app="catalog"}[1m]))"#
+    );
+    let mut c = peers::FlaggerCanary::new(plan);
+    let (_, out) = run(&mut c, |q| {
+        QueryResult::Vector(vec![if q.promql.starts_with("sum") {
+            0.5
+        } else {
+            120.0
+        }])
+    });
+    assert_eq!((out.decision, out.at), (Decision::Promote, secs(180)));
+
+    let missing_var = text.replace(
+        "templateVariables: {direction: inbound}",
+        "templateVariables: {}",
+    );
+    let e = load("c.yaml", &missing_var)
+        .expect("loads")
+        .flagger
+        .plan()
+        .expect_err("no variable")
+        .to_string();
+    assert!(
+        e.contains("(MetricTemplate latency)") && e.contains("\"direction\""),
+        "{e}"
+    );
+
+    let nothing = text.replace(
+        "      query: sum(rate(errors{app=\"{{ target }}\"}[1m]))\n",
+        "",
+    );
+    let mut c = peers::FlaggerCanary::new(
+        load("c.yaml", &nothing)
+            .expect("loads")
+            .flagger
+            .plan()
+            .expect("plans"),
+    );
+    let (log, out) = run(&mut c, |_| QueryResult::Vector(vec![120.0]));
+    // the template check passes, then "errors" fails without a query: one failure per tick
+    assert_eq!(
+        (out.decision, out.at),
+        (Decision::Rollback, secs(60 + 60 * 3))
+    );
+    assert_eq!(measure_times(&log), vec![120, 180]);
+}
