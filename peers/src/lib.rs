@@ -13,6 +13,38 @@
 //!
 //! Not for: running queries, waiting, or deciding what a peer's verdict means
 //! for a study; drivers do that.
+//!
+//! ```
+//! use std::time::Duration;
+//! use peers::{Answer, Command, Decision, QueryResult};
+//!
+//! let canary = r#"
+//! apiVersion: flagger.app/v1beta1
+//! kind: Canary
+//! metadata: {name: catalog, namespace: shop}
+//! spec:
+//!   targetRef: {name: catalog}
+//!   analysis:
+//!     interval: 1m
+//!     threshold: 2
+//!     stepWeight: 25
+//!     maxWeight: 50
+//!     metrics:
+//!     - name: request-success-rate
+//!       thresholdRange: {min: 99}
+//! "#;
+//! let bundle = peers::load("canary.yaml", canary).unwrap();
+//! let mut c = bundle.controller(&Default::default()).unwrap();
+//! // every check finds no data: Flagger fails the check (zero traffic fails a canary)
+//! let log = peers::drive(c.as_mut(), Duration::ZERO, Duration::from_secs(3600), |cmd| match cmd {
+//!     Command::Measure { .. } => Some(Answer::Measured(QueryResult::Vector(vec![]))),
+//!     _ => None,
+//! });
+//! let out = c.outcome().unwrap();
+//! assert_eq!(out.decision, Decision::Rollback);
+//! assert_eq!(out.at, Duration::from_secs(60 + 3 * 60)); // interval * (threshold + 1) after tick 1
+//! assert!(log.iter().any(|c| matches!(c, Command::SetWeight { canary_percent: 25, .. })));
+//! ```
 
 #![forbid(unsafe_code)]
 
@@ -85,7 +117,7 @@ pub fn load(name: &str, text: &str) -> Result<Bundle, PeersError> {
             kind => b.notes.push(format!("{}: {kind} {IGNORED_NOTE}", doc.at)),
         }
     }
-    b.argo.check_templates()?;
+    b.argo.check_templates(&mut b.notes)?;
     Ok(b)
 }
 

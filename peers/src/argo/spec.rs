@@ -418,17 +418,15 @@ impl ArgoDocs {
     /// Check every template on its own (arguments given placeholder values
     /// where the template has none), so a file of templates is refused or
     /// accepted as a whole.
-    pub fn check_templates(&self) -> Result<(), PeersError> {
+    pub fn check_templates(&self, notes: &mut Vec<String>) -> Result<(), PeersError> {
         for (at, raw, cluster) in &self.templates {
             let r = TemplateRef {
                 template_name: raw.metadata.name.clone(),
                 cluster_scope: Some(*cluster),
             };
-            let args: Vec<(String, Option<String>)> = Vec::new();
             let mut seen = Vec::new();
-            let mut notes = Vec::new();
-            let (metrics, targs, _dry) = self.flatten(at, &[r], &mut seen, &mut notes)?;
-            let mut resolved: Vec<(String, String)> = targs
+            let (metrics, targs, _dry) = self.flatten(at, &[r], &mut seen, notes)?;
+            let resolved: Vec<(String, String)> = targs
                 .iter()
                 .map(|(n, v)| {
                     (
@@ -437,14 +435,13 @@ impl ArgoDocs {
                     )
                 })
                 .collect();
-            merge_args(&mut resolved, &args);
             for (mat, i, m) in &metrics {
                 resolve_metric(
                     mat,
                     &format!("spec.metrics[{i}]"),
                     m,
                     &resolved,
-                    &mut notes,
+                    notes,
                     true,
                 )?;
             }
@@ -815,14 +812,6 @@ fn field_value(meta: &Metadata, path: &str) -> Option<String> {
             } else {
                 None
             }
-        }
-    }
-}
-
-fn merge_args(resolved: &mut [(String, String)], incoming: &[(String, Option<String>)]) {
-    for (n, v) in incoming {
-        if let (Some(slot), Some(v)) = (resolved.iter_mut().find(|(k, _)| k == n), v) {
-            slot.1 = v.clone();
         }
     }
 }

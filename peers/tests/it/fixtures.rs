@@ -61,6 +61,13 @@ fn argo_range_query_template_loads() {
 fn argo_secret_arg_is_read_and_noted() {
     let b = load_fixture("argo/docs-prometheus-oauth.yaml").expect("loads");
     assert_eq!(b.argo.templates(), 1);
+    assert!(
+        b.notes
+            .iter()
+            .any(|n| n.contains("spec.args[1].valueFrom.secretKeyRef read and ignored")),
+        "{:?}",
+        b.notes
+    );
 }
 
 #[test]
