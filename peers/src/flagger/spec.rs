@@ -680,4 +680,43 @@ mod tests {
         assert!(render("{{ variables.missing }}", &m).is_err());
         assert!(render("{{ if true }}x{{ end }}", &m).is_err());
     }
+
+    /// Expected outputs from Go's text/template (go1.19) with Flagger's
+    /// functions and missingkey=error, as render.go RenderQuery sets it up.
+    #[test]
+    fn renders_as_go_text_template_does() {
+        let vars: BTreeMap<String, String> =
+            [("direction".to_string(), "inbound".to_string())].into();
+        let m = Model {
+            name: "catalog",
+            namespace: "shop",
+            target: "catalog",
+            service: "catalog-svc",
+            ingress: "catalog-ing",
+            route: "catalog-route",
+            interval: "2m",
+            variables: &vars,
+        };
+        assert_eq!(
+            render(ISTIO_SUCCESS_RATE, &m).as_deref(),
+            Ok(
+                "\n\tsum(\n\t\trate(\n\t\t\tistio_requests_total{\n\t\t\t\treporter=\"destination\",\n\t\t\t\tdestination_workload_namespace=\"shop\",\n\t\t\t\tdestination_workload=~\"catalog\",\n\t\t\t\tresponse_code!~\"5.*\"\n\t\t\t}[2m]\n\t\t)\n\t) \n\t/ \n\tsum(\n\t\trate(\n\t\t\tistio_requests_total{\n\t\t\t\treporter=\"destination\",\n\t\t\t\tdestination_workload_namespace=\"shop\",\n\t\t\t\tdestination_workload=~\"catalog\"\n\t\t\t}[2m]\n\t\t)\n\t) \n\t* 100"
+            )
+        );
+        assert_eq!(
+            render(ISTIO_DURATION, &m).as_deref(),
+            Ok(
+                "\n\thistogram_quantile(\n\t\t0.99,\n\t\tsum(\n\t\t\trate(\n\t\t\t\tistio_request_duration_milliseconds_bucket{\n\t\t\t\t\treporter=\"destination\",\n\t\t\t\t\tdestination_workload_namespace=\"shop\",\n\t\t\t\t\tdestination_workload=~\"catalog\"\n\t\t\t\t}[2m]\n\t\t\t)\n\t\t) by (le)\n\t)"
+            )
+        );
+        assert_eq!(render("x{n=\"{{ name }}\",ns=\"{{namespace}}\",t=\"{{ target }}\",s=\"{{ service }}\",i=\"{{ ingress }}\",r=\"{{ route }}\",d=\"{{ variables.direction }}\"}[{{ interval }}]\n  {{- target -}}\n", &m).as_deref(), Ok("x{n=\"catalog\",ns=\"shop\",t=\"catalog\",s=\"catalog-svc\",i=\"catalog-ing\",r=\"catalog-route\",d=\"inbound\"}[2m]catalog"));
+        assert_eq!(
+            render(
+                "a  {{- target }}  b {{ target -}}\n\n c {{/* comment */}} d",
+                &m
+            )
+            .as_deref(),
+            Ok("acatalog  b catalogc  d")
+        );
+    }
 }
