@@ -977,8 +977,14 @@ fn resolve_metric(
             .and_then(|n| args.iter().find(|(k, _)| k == n))
         {
             Some((_, v)) => {
-                let quoted = serde_json::to_string(v).unwrap_or_default();
-                out.push_str(&quoted[1..quoted.len() - 1]);
+                // strconv.Quote without its quotes (JSON escaping agrees for these)
+                let quoted = serde_json::Value::String(v.clone()).to_string();
+                out.push_str(
+                    quoted
+                        .strip_prefix('"')
+                        .and_then(|q| q.strip_suffix('"'))
+                        .unwrap_or(&quoted),
+                );
             }
             // a template checked on its own may use args that the templates
             // including it declare
@@ -1023,6 +1029,13 @@ fn resolve_metric(
         }
     };
     let interval = dur(&raw.interval, "interval")?;
+    if interval.is_some_and(|i| i.is_zero()) {
+        return Err(PeersError::unsupported(
+            at,
+            f("interval"),
+            "0s: Argo would measure again on every reconcile, with no time passing",
+        ));
+    }
     let count = int(&raw.count, "count", 0)?;
     let failure_limit = int(&raw.failure_limit, "failureLimit", 0)?;
     let inconclusive_limit = int(&raw.inconclusive_limit, "inconclusiveLimit", 0)?;

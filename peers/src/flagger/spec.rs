@@ -391,13 +391,13 @@ impl FlaggerDocs {
             Err(_) => Duration::from_secs(60), // GetAnalysisInterval falls back to 60 s
         };
         let threshold = if a.threshold > 0 {
-            a.threshold as u32
+            a.threshold.min(i64::from(u32::MAX)) as u32
         } else {
             1
         };
         let strategy = if a.iterations > 0 {
             Strategy::BlueGreen {
-                iterations: a.iterations as u32,
+                iterations: a.iterations.min(i64::from(u32::MAX)) as u32,
             }
         } else {
             let step_weights: Vec<u32> = a

@@ -48,3 +48,20 @@ pub fn weights(log: &[Command]) -> Vec<(u64, u32)> {
         })
         .collect()
 }
+
+/// Run for at most 10 simulated hours and 200,000 commands; the outcome if any.
+pub fn run_until(
+    c: &mut dyn Controller,
+    answer: impl Fn(&Query) -> QueryResult,
+) -> Option<Outcome> {
+    let mut n = 0u32;
+    drive(c, Duration::ZERO, secs(36_000), |cmd| {
+        n += 1;
+        assert!(n < 200_000, "the controller keeps asking");
+        match cmd {
+            Command::Measure { query, .. } => Some(Answer::Measured(answer(query))),
+            _ => None,
+        }
+    });
+    c.outcome().cloned()
+}

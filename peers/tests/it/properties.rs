@@ -76,3 +76,57 @@ proptest! {
         prop_assert_eq!(out.at, secs(pause));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Bad input never panics: any text is a condition or a parse error, and
+    /// any parsed condition evaluates or errors.
+    #[test]
+    fn conditions_never_panic(src in "[-+*/%<>=!&|?:.,()\\[\\]{}# a-z0-9_\"']{0,40}", x in proptest::num::f64::ANY) {
+        if let Ok(c) = peers::expr::Condition::parse(&src) {
+            let _ = c.eval(&peers::expr::Value::Float(x));
+            let _ = c.eval(&peers::expr::Value::Array(vec![peers::expr::Value::Float(x)]));
+            let _ = c.eval(&peers::expr::Value::Array(vec![]));
+        }
+    }
+
+    /// Any YAML-ish text loads or is refused with an error, never a panic.
+    #[test]
+    fn load_never_panics(text in "(kind: (Rollout|Canary|AnalysisTemplate|MetricTemplate)\n)?[-a-z: {}\\[\\],\n0-9]{0,120}") {
+        if let Ok(b) = load("fuzz.yaml", &text) {
+            let _ = b.controller(&Default::default());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Plausible files with odd numbers (weights past 0..100, negative and
+    /// zero limits, counts below the limits): refused, or run to a decision,
+    /// never a panic or a hang; about 80% run. Intervals of a second or more
+    /// and pauses under a day keep a run under ~60,000 measurements.
+    #[test]
+    fn odd_numbers_never_panic_or_hang(
+        weight in -1i64..=101, pause in "[0-9]{1,3}(s|m)?", interval in "[1-9][0-9]{0,2}(s|m)", count in -1i64..30,
+        limit in -1i64..4, cel in 0i64..8, csl in 0i64..3, threshold in -3i64..20, step in -5i64..150, max in -5i64..150,
+    ) {
+        let argo = format!(
+            "kind: Rollout\nmetadata: {{name: r}}\nspec:\n  strategy:\n    canary:\n      analysis: {{templates: [{{templateName: t}}]}}\n      steps: [{{setWeight: {weight}}}, {{pause: {{duration: \"{pause}\"}}}}]\n---\nkind: AnalysisTemplate\nmetadata: {{name: t}}\nspec:\n  metrics:\n  - name: m\n    interval: \"{interval}\"\n    count: {count}\n    failureLimit: {limit}\n    consecutiveErrorLimit: {cel}\n    consecutiveSuccessLimit: {csl}\n    successCondition: result[0] < 1\n    provider: {{prometheus: {{query: q}}}}\n"
+        );
+        if let Ok(b) = load("a.yaml", &argo)
+            && let Ok(mut c) = b.controller(&Default::default())
+        {
+            let _ = crate::run_until(c.as_mut(), |q| QueryResult::Vector(if q.at.as_secs() % 3 == 0 { vec![] } else { vec![0.5] }));
+        }
+        let flagger = format!(
+            "kind: Canary\nmetadata: {{name: c}}\nspec:\n  targetRef: {{name: c}}\n  analysis:\n    interval: \"{interval}\"\n    threshold: {threshold}\n    stepWeight: {step}\n    maxWeight: {max}\n    metrics:\n    - name: request-duration\n      thresholdRange: {{max: 500}}\n"
+        );
+        if let Ok(b) = load("f.yaml", &flagger)
+            && let Ok(mut c) = b.controller(&Default::default())
+        {
+            let _ = crate::run_until(c.as_mut(), |q| QueryResult::Vector(if q.at.as_secs() % 7 == 0 { vec![] } else { vec![100.0] }));
+        }
+    }
+}
