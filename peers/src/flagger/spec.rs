@@ -640,6 +640,15 @@ fn check_canary(at: &Location, raw: &RawCanary, notes: &mut Vec<String>) -> Resu
             raw.spec.target_ref.kind
         ));
     }
+    let builtins = a
+        .metrics
+        .iter()
+        .any(|m| m.name == "request-success-rate" || m.name == "request-duration");
+    if raw.spec.provider.is_empty() && builtins {
+        notes.push(format!(
+            "{at}: no spec.provider: Flagger uses its installation's mesh provider; the built-in checks are Istio's here"
+        ));
+    }
     if raw.metadata.namespace.is_empty() {
         notes.push(format!(
             "{at}: no metadata.namespace: queries use namespace \"default\""

@@ -282,3 +282,41 @@ fn bad_yaml_and_bad_fields_name_the_place() {
         "{e}"
     );
 }
+
+/// Flagger's podinfo example canaries (artifacts/examples/).
+#[test]
+fn flagger_podinfo_examples() {
+    let b = load_fixture("flagger/examples-istio-canary.yaml").expect("loads");
+    let plan = b.flagger.plan().expect("plans");
+    assert_eq!(plan.interval, std::time::Duration::from_secs(15));
+    assert_eq!(plan.threshold, 10);
+    assert_eq!(
+        plan.strategy,
+        peers::flagger::Strategy::Canary {
+            step_weight: 5,
+            step_weights: vec![],
+            max_weight: 50
+        }
+    );
+
+    let b = load_fixture("flagger/examples-kuma-canary.yaml").expect("loads");
+    assert!(
+        b.notes.iter().any(|n| n.contains("no spec.provider")),
+        "{:?}",
+        b.notes
+    );
+    assert!(b.flagger.plan().is_ok());
+
+    let e = refused("flagger/examples-istio-abtest.yaml");
+    assert!(e.contains("spec.analysis.match"), "{e}");
+    for f in [
+        "flagger/examples-linkerd-canary.yaml",
+        "flagger/examples-linkerd-canary-steps.yaml",
+    ] {
+        let e = refused(f);
+        assert!(
+            e.contains("spec.provider") && e.contains("\"linkerd\"") && e.contains("istio only"),
+            "{e}"
+        );
+    }
+}
