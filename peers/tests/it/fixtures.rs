@@ -320,3 +320,48 @@ fn flagger_podinfo_examples() {
         );
     }
 }
+
+/// `count` may come from an argument (IntOrString after ResolveMetricArgs);
+/// the Kayenta docs' `thresholds:` is not a field Argo reads (it reads
+/// `threshold`), which a note says.
+#[test]
+fn argo_string_count_from_args_and_kayenta_thresholds_typo() {
+    let text = r#"
+kind: AnalysisTemplate
+apiVersion: argoproj.io/v1alpha1
+metadata: {name: k}
+spec:
+  args: [{name: n, value: "3"}]
+  metrics:
+  - name: q
+    count: "{{args.n}}"
+    interval: 1m
+    provider:
+      prometheus:
+        query: up
+  - name: kayenta
+    interval: 5m
+    provider:
+      kayenta:
+        canaryConfigName: my-test
+        thresholds: {pass: 90, marginal: 75}
+        scopes:
+        - name: default
+          controlScope: {scope: stable, step: 60}
+          experimentScope: {scope: canary, step: 60}
+"#;
+    let b = load("k.yaml", text).expect("loads");
+    assert!(
+        b.notes
+            .iter()
+            .any(|n| n.contains("provider.kayenta.thresholds") && n.contains("every score passes")),
+        "{:?}",
+        b.notes
+    );
+    let bad = text.replace(r#"value: "3""#, r#"value: "three""#);
+    let e = load("k.yaml", &bad).expect_err("not a number").to_string();
+    assert!(
+        e.contains("spec.metrics[0].count") && e.contains("\"three\" is not an integer"),
+        "{e}"
+    );
+}
