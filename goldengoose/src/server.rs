@@ -397,18 +397,14 @@ fn burn_cpu(duration: Duration) {
     }
 }
 
-/// CPU time of the calling thread.
+/// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID, through rustix:
+/// no unsafe code here).
 #[cfg(unix)]
-#[allow(unsafe_code)]
 fn thread_cpu_time() -> Option<Duration> {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes the timespec we own, and
-    // CLOCK_THREAD_CPUTIME_ID is a valid clock on every unix libc exposes it.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    (rc == 0).then(|| Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    let secs = u64::try_from(now.tv_sec).ok()?;
+    let nanos = u32::try_from(now.tv_nsec).ok()?;
+    Some(Duration::new(secs, nanos))
 }
 
 #[cfg(not(unix))]
