@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::fault::Fault;
+use crate::istio::Istio;
 use crate::units::{format_duration, parse_duration};
 
 /// Environment variable holding the admin token, when no file is given.
@@ -83,6 +84,19 @@ pub struct Args {
     /// Worker threads of the runtime; default one per core.
     #[arg(long)]
     pub threads: Option<usize>,
+
+    /// Also expose, for the work requests, the metrics the Istio sidecar of
+    /// this workload would report (istio_requests_total,
+    /// istio_request_duration_milliseconds; reporter="destination"), so
+    /// Istio queries work without a mesh. namespace defaults to default,
+    /// service to the workload, app to the service; e.g.
+    /// workload=shop-canary,namespace=default,service=shop.
+    #[arg(long, value_name = "workload=NAME[,namespace=NS][,service=SVC][,app=APP]", value_parser = parse_istio_arg)]
+    pub istio: Option<Istio>,
+}
+
+fn parse_istio_arg(text: &str) -> Result<Istio, String> {
+    text.parse::<Istio>().map_err(|err| err.to_string())
 }
 
 fn parse_fault_arg(text: &str) -> Result<Fault, String> {
@@ -102,6 +116,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub seed: u64,
     pub drain_timeout: Duration,
+    /// `--istio`: also expose the Istio-named metrics of this workload.
+    pub istio: Option<Istio>,
 }
 
 impl Default for Config {
@@ -114,6 +130,7 @@ impl Default for Config {
             admin_token: None,
             seed: 0,
             drain_timeout: Duration::from_secs(10),
+            istio: None,
         }
     }
 }
@@ -143,6 +160,9 @@ impl Config {
             "--drain-timeout={}",
             format_duration(self.drain_timeout)
         ));
+        if let Some(istio) = &self.istio {
+            args.push(format!("--istio={istio}"));
+        }
         args
     }
 }
@@ -185,6 +205,7 @@ impl Args {
             admin_token,
             seed,
             drain_timeout: self.drain_timeout,
+            istio: self.istio,
         })
     }
 }
@@ -258,6 +279,11 @@ mod tests {
             admin_token: Some("s3cret".to_string()),
             seed: u64::MAX,
             drain_timeout: Duration::new(7, 1),
+            istio: Some(
+                "workload=shop-canary,service=shop"
+                    .parse()
+                    .expect("valid istio"),
+            ),
         };
         let args = config.to_args();
         assert!(
@@ -276,6 +302,7 @@ mod tests {
         assert_eq!(back.faults, config.faults);
         assert_eq!(back.seed, config.seed);
         assert_eq!(back.drain_timeout, config.drain_timeout);
+        assert_eq!(back.istio, config.istio);
         // The token comes from the environment, never from the arguments.
         let from_env = std::env::var(ADMIN_TOKEN_ENV)
             .ok()
@@ -288,6 +315,23 @@ mod tests {
             },
             back
         );
+    }
+
+    #[test]
+    fn istio_is_off_by_default_and_bad_values_name_the_flag() {
+        let args = Args::try_parse_from(["goldengoose"]).expect("no flags");
+        assert_eq!(args.istio, None);
+        assert!(
+            Config::default()
+                .to_args()
+                .iter()
+                .all(|a| !a.starts_with("--istio"))
+        );
+        let err = Args::try_parse_from(["goldengoose", "--istio", "namespace=default"])
+            .expect_err("no workload")
+            .to_string();
+        assert!(err.contains("--istio"), "{err}");
+        assert!(err.contains("workload is missing"), "{err}");
     }
 
     #[test]

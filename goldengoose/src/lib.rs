@@ -31,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fault;
+pub mod istio;
 pub mod metrics;
 pub mod server;
 mod timer;
@@ -40,6 +41,7 @@ pub use admin::{FaultsStatus, FaultsUpdate};
 pub use config::{ADMIN_TOKEN_ENV, Args, Config};
 pub use error::Error;
 pub use fault::{CrashAfter, Delay, Fault, FaultSpecError, LeakRate};
+pub use istio::{Istio, IstioSpecError};
 pub use server::{Outcome, run};
 
 /// Exit status of the binary when a crash fault fires (EX_SOFTWARE).

@@ -18,6 +18,8 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::istio::{ISTIO_DURATION_BUCKETS_MS, Istio};
+
 /// Content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -29,6 +31,78 @@ pub const DURATION_BUCKETS: [f64; 16] = [
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabel {
     code: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResponseCodeLabel {
+    response_code: u16,
+}
+
+type MsHistograms = Family<ResponseCodeLabel, Histogram, fn() -> Histogram>;
+
+fn istio_histogram() -> Histogram {
+    Histogram::new(ISTIO_DURATION_BUCKETS_MS)
+}
+
+/// The Istio-named families of `--istio` (see [`crate::istio`]), in a
+/// registry of their own: their labels are Istio's, without `version`.
+#[derive(Debug)]
+struct IstioMetrics {
+    registry: Registry,
+    requests: Family<ResponseCodeLabel, Counter>,
+    durations: MsHistograms,
+    /// Handles for response code 200, so the hot path skips the families' locks.
+    ok: Counter,
+    ok_duration: Histogram,
+}
+
+impl IstioMetrics {
+    fn new(istio: &Istio, version: &str) -> Self {
+        let mut registry = Registry::with_labels(
+            istio
+                .labels(version)
+                .into_iter()
+                .map(|(name, value)| (Cow::Borrowed(name), Cow::Owned(value))),
+        );
+        let requests = Family::<ResponseCodeLabel, Counter>::default();
+        registry.register(
+            "istio_requests",
+            "Requests to the work endpoint, as the destination's Istio sidecar counts them",
+            requests.clone(),
+        );
+        let durations: MsHistograms = Family::new_with_constructor(istio_histogram);
+        registry.register(
+            "istio_request_duration_milliseconds",
+            "Duration of work requests in whole milliseconds (truncated), as the destination's Istio sidecar records them",
+            durations.clone(),
+        );
+        let code = ResponseCodeLabel { response_code: 200 };
+        let ok = requests.get_or_create(&code).clone();
+        let ok_duration = durations.get_or_create(&code).clone();
+        IstioMetrics {
+            registry,
+            requests,
+            durations,
+            ok,
+            ok_duration,
+        }
+    }
+
+    fn observe(&self, code: u16, elapsed: Duration) {
+        // Istio's stats filter records `duration / absl::Milliseconds(1)`,
+        // an integer division: whole milliseconds, truncated.
+        let ms = elapsed.as_millis() as f64;
+        if code == 200 {
+            self.ok.inc();
+            self.ok_duration.observe(ms);
+        } else {
+            let label = ResponseCodeLabel {
+                response_code: code,
+            };
+            self.requests.get_or_create(&label).inc();
+            self.durations.get_or_create(&label).observe(ms);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -45,11 +119,14 @@ pub struct Metrics {
     duration: Histogram,
     in_flight: Gauge,
     heap_bytes: Arc<AtomicU64>,
+    istio: Option<IstioMetrics>,
 }
 
 impl Metrics {
     /// `heap_bytes` is read at each scrape for `goldengoose_heap_bytes`.
-    pub fn new(version: &str, heap_bytes: Arc<AtomicU64>) -> Self {
+    /// With `istio`, requests are also counted in the Istio-named families
+    /// a sidecar would report for that workload.
+    pub fn new(version: &str, heap_bytes: Arc<AtomicU64>, istio: Option<&Istio>) -> Self {
         let mut registry = Registry::with_labels(
             [(Cow::Borrowed("version"), Cow::Owned(version.to_string()))].into_iter(),
         );
@@ -99,6 +176,7 @@ impl Metrics {
             duration,
             in_flight,
             heap_bytes,
+            istio: istio.map(|istio| IstioMetrics::new(istio, version)),
         }
     }
 
@@ -110,6 +188,9 @@ impl Metrics {
             self.requests.get_or_create(&CodeLabel { code }).inc();
         }
         self.duration.observe(elapsed.as_secs_f64());
+        if let Some(istio) = &self.istio {
+            istio.observe(code, elapsed);
+        }
     }
 
     /// Counts a work request in flight until the guard is dropped (also when
@@ -126,7 +207,11 @@ impl Metrics {
     /// The OpenMetrics text exposition, which Prometheus scrapes.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::with_capacity(4096);
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        prometheus_client::encoding::text::encode_registry(&mut out, &self.registry)?;
+        if let Some(istio) = &self.istio {
+            prometheus_client::encoding::text::encode_registry(&mut out, &istio.registry)?;
+        }
+        prometheus_client::encoding::text::encode_eof(&mut out)?;
         Ok(out)
     }
 }
@@ -250,7 +335,7 @@ mod tests {
 
     #[test]
     fn exposition_has_the_contract_names_with_version() {
-        let metrics = Metrics::new("canary", Arc::new(AtomicU64::new(42)));
+        let metrics = Metrics::new("canary", Arc::new(AtomicU64::new(42)), None);
         metrics.observe(200, Duration::from_millis(3));
         metrics.observe(503, Duration::from_millis(30));
         let _guard = metrics.in_flight();
@@ -270,5 +355,41 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
+        assert!(!text.contains("istio_"), "istio families without --istio");
+    }
+
+    #[test]
+    fn istio_durations_are_whole_milliseconds_in_envoys_buckets() {
+        let istio = Istio::new("shop-canary");
+        let metrics = Metrics::new("canary", Arc::new(AtomicU64::new(0)), Some(&istio));
+        // 0.9 ms truncates to 0 (bucket 0.5); 1.9 ms to 1 (bucket 1).
+        metrics.observe(200, Duration::from_micros(900));
+        metrics.observe(200, Duration::from_micros(1900));
+        metrics.observe(503, Duration::from_micros(30_700));
+        let text = metrics.encode().expect("encodes");
+        let common = r#"destination_canonical_revision="canary",destination_cluster="Kubernetes",request_protocol="http",response_flags="-",grpc_response_status="",connection_security_policy="none""#;
+        // Encoded in this order: Istio's labels, `le`, `response_code`.
+        let series = |le: Option<&str>, code: u16| match le {
+            Some(le) => format!("{common},le=\"{le}\",response_code=\"{code}\"}}"),
+            None => format!("{common},response_code=\"{code}\"}}"),
+        };
+        for (needle, value) in [
+            (series(None, 200), 2),
+            (series(None, 503), 1),
+            (series(Some("0.5"), 200), 1),
+            (series(Some("1.0"), 200), 2),
+            (series(Some("25.0"), 503), 0),
+            (series(Some("50.0"), 503), 1),
+            (series(Some("+Inf"), 200), 2),
+        ] {
+            let needle = format!("{needle} {value}\n");
+            assert!(text.contains(&needle), "missing {needle} in\n{text}");
+        }
+        assert!(text.contains(
+            "istio_requests_total{reporter=\"destination\",source_workload=\"unknown\","
+        ));
+        assert!(text.contains("istio_request_duration_milliseconds_sum{reporter=\"destination\""));
+        assert_eq!(text.matches("# EOF").count(), 1);
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

@@ -81,7 +81,11 @@ impl Shared {
         let body = Bytes::from(payload(config.payload_bytes, &config.version));
         let faults = FaultSet::new(config.faults.clone(), Instant::now());
         Ok(Shared {
-            metrics: Metrics::new(&config.version, Arc::new(AtomicU64::new(0))),
+            metrics: Metrics::new(
+                &config.version,
+                Arc::new(AtomicU64::new(0)),
+                config.istio.as_ref(),
+            ),
             body,
             version_header,
             faults: RwLock::new(Arc::new(faults)),

@@ -5,6 +5,7 @@ mod admin;
 mod cli;
 mod exit_with_parent;
 mod faults;
+mod istio;
 mod listen_stdin;
 mod metrics;
 mod server;
