@@ -217,6 +217,126 @@ async fn sidecar_metrics_count_codes_and_place_durations_in_envoys_buckets() {
     server.stop().await;
 }
 
+/// A Prometheus process, killed by PID (and its data removed) on drop.
+struct Prometheus {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    addr: std::net::SocketAddr,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_prometheus(target: std::net::SocketAddr) -> Prometheus {
+    let dir = std::env::temp_dir().join(format!("gg-istio-prom-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: gg\n    static_configs: [{{targets: [\"{target}\"]}}]\n"
+        ),
+    )
+    .expect("write config");
+    // Prometheus cannot report a port it picked: take a free one.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port");
+    let child = std::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={addr}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("prometheus runs (apt-get install prometheus)");
+    Prometheus { child, dir, addr }
+}
+
+/// Percent-encodes a PromQL query for a URL query string.
+fn encode(query: &str) -> String {
+    query
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The single value of an instant query, or None while it has no result.
+async fn instant(prometheus: std::net::SocketAddr, query: &str) -> Option<f64> {
+    let mut client = crate::support::Client::try_connect(prometheus).await.ok()?;
+    let response = client
+        .try_send(
+            Method::GET,
+            &format!("/api/v1/query?query={}", encode(query)),
+            None,
+            Bytes::new(),
+        )
+        .await
+        .ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+    let result = json["data"]["result"].as_array()?;
+    assert!(result.len() <= 1, "{json}");
+    result.first()?["value"][1].as_str()?.parse().ok()
+}
+
+/// Flagger's built-in Istio checks (request-success-rate, request-duration,
+/// as in flagger's pkg/metrics/observers/istio.go), run by a real Prometheus
+/// against goldengoose's --istio metrics on loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prometheus: apt-get install prometheus"]
+async fn flaggers_istio_queries_work_on_a_real_prometheus() {
+    let server = start(Config {
+        version: "canary".to_string(),
+        istio: Some("workload=shop-canary,service=shop".parse().expect("valid")),
+        ..config(&["latency=30ms", "errors=0.2:503"])
+    })
+    .await;
+    let prometheus = start_prometheus(server.addr);
+    let success_rate = r#"sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="default",destination_workload=~"shop-canary",response_code!~"5.*"}[30s])) / sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="default",destination_workload=~"shop-canary"}[30s])) * 100"#;
+    let p99 = r#"histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="default",destination_workload=~"shop-canary"}[30s])) by (le))"#;
+    let mut client = server.client().await;
+    // Requests until both queries have values over at least two scrapes
+    // that saw 100 requests (bounded by count, not by time).
+    let mut answers = None;
+    for _ in 0..200 {
+        for _ in 0..20 {
+            client.get("/").await;
+        }
+        let both = (
+            instant(prometheus.addr, success_rate).await,
+            instant(prometheus.addr, p99).await,
+            instant(prometheus.addr, "sum(istio_requests_total)").await,
+        );
+        if let (Some(rate), Some(p99), Some(total)) = both
+            && total >= 100.0
+        {
+            answers = Some((rate, p99));
+            break;
+        }
+    }
+    let (rate, p99) = answers.expect("Prometheus answered both queries");
+    // errors=0.2: about 80% succeed.
+    assert!((60.0..=95.0).contains(&rate), "success rate {rate}");
+    // Every request takes at least 30 ms, so p99 is interpolated inside
+    // a bucket above 25 ms.
+    assert!(p99 > 25.0, "p99 {p99}");
+    drop(prometheus);
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_istio_families_without_the_option() {
     let server = start(config(&[])).await;
