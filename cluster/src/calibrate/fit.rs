@@ -1008,8 +1008,8 @@ fn acov_of(s: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// Least squares of `acov[k] = A rho^k` over lags 1..: `(A, rho)`, A >= 0,
-/// rho on a grid of [0, 0.999].
+/// Least squares of `acov[k] = A rho^k` over lags 1..: `(A, rho)`,
+/// 0 <= A <= acov[0], rho on a grid of [0, 0.999].
 pub fn ar1_from_acov(acov: &[f64]) -> Option<(f64, f64)> {
     let lags: Vec<(usize, f64)> = acov
         .iter()
@@ -1030,7 +1030,19 @@ pub fn ar1_from_acov(acov: &[f64]) -> Option<(f64, f64)> {
             num += g * p;
             den += p * p;
         }
-        let a = if den > 0.0 { (num / den).max(0.0) } else { 0.0 };
+        // The AR(1) part cannot hold more variance than the series
+        // (lag 0): without this cap a noisy lag-1 covariance and a tiny rho
+        // fit as a huge A.
+        let cap = acov
+            .first()
+            .copied()
+            .filter(|g| g.is_finite() && *g > 0.0)
+            .unwrap_or(f64::INFINITY);
+        let a = if den > 0.0 {
+            (num / den).clamp(0.0, cap)
+        } else {
+            0.0
+        };
         let sse: f64 = lags
             .iter()
             .map(|&(k, g)| (g - a * rho.powi(k as i32)).powi(2))
