@@ -1514,4 +1514,64 @@ mod tests {
         let (a, rho) = ar1_from_acov(&[1.0, -0.1, 0.0, 0.01]).unwrap();
         assert_eq!((a, rho), (0.0, 0.0));
     }
+
+    /// A week at 10 s for 20 pods (1.2M pod-steps), drawn per step rather
+    /// than per request (normal approximations), then fitted: prints how
+    /// long the fit takes. Run with
+    /// `cargo test -p cluster --release --lib week_of_20_pods -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn week_of_20_pods() {
+        let (steps, n, step) = (60_480usize, 20usize, 10.0);
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+        let mut pods: Vec<PodSeries> = (0..n)
+            .map(|i| PodSeries {
+                name: format!("pod-{i}"),
+                ..PodSeries::default()
+            })
+            .collect();
+        let mut hist = vec![vec![0.0; BOUNDS.len() + 1]; 20];
+        let mut load = 0.0;
+        let mut drift = vec![0.0; n];
+        for k in 0..steps {
+            load = ar1(load, (0.03, 0.5), &mut rng);
+            let hour = ((1.8e9 + k as f64 * step) / 3600.0) % 24.0;
+            let mean = 50.0 * step * (1.0 + 0.3 * (std::f64::consts::TAU * hour / 24.0).sin());
+            for (i, p) in pods.iter_mut().enumerate() {
+                drift[i] = ar1(drift[i], (0.01, 0.9), &mut rng);
+                let r = (mean * f64::exp(load) + (mean).sqrt() * gauss(&mut rng))
+                    .round()
+                    .max(1.0);
+                let m = 0.05 * (0.5 * load + drift[i]).exp() * (0.125f64).exp();
+                p.requests.push(r);
+                p.errors.push((r * 0.001).round());
+                p.latency_sum
+                    .push(r * m * (1.0 + 0.53 / r.sqrt() * gauss(&mut rng)));
+                p.latency_count.push(r);
+                p.cpu_seconds.push((0.02 + r / step * 0.005) * step);
+                p.memory_bytes.push(3e8);
+                hist[k * 20 / steps][6] += r / 2.0;
+                hist[k * 20 / steps][5] += r / 2.0;
+            }
+        }
+        let obs = Observations {
+            start_unix: 1.8e9,
+            step_s: step,
+            pods,
+            histogram: Some(HistogramBlocks {
+                bounds: BOUNDS.to_vec(),
+                blocks: hist,
+            }),
+            sources: Sources::default(),
+        };
+        let t = std::time::Instant::now();
+        let c = calibrate(&obs);
+        eprintln!(
+            "fit of {} pods x {} steps: {:.3} s (request_rate {:?})",
+            n,
+            steps,
+            t.elapsed().as_secs_f64(),
+            c.request_rate.value()
+        );
+    }
 }
