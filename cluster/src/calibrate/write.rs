@@ -757,4 +757,51 @@ mod tests {
         assert_eq!(utc(0.0), "1970-01-01T00:00:00Z");
         assert_eq!(utc(1_800_000_000.0), "2027-01-15T08:00:00Z");
     }
+
+    #[test]
+    fn the_file_loads_as_a_service_with_every_value_and_comment() {
+        let mut c = super::super::fit::calibrate(&super::super::fit::Observations::default());
+        let f = |value: f64, se: f64| Fit::Fitted {
+            value,
+            se,
+            source: "test data".into(),
+        };
+        c.step_s = 10.0;
+        c.request_rate = f(123.4, 1.5);
+        c.replicas = f(4.0, 0.0);
+        c.error_rate = f(-0.0001, 0.0002); // clamped to 0
+        c.load_noise_rho = f(1.2, 0.1); // clamped below 1
+        c.pod_drift_sd = f(0.02, f64::INFINITY);
+        let p = Provenance {
+            url: "http://127.0.0.1:9090".into(),
+            selector: r#"{app="shop"}"#.into(),
+            family: "goldengoose".into(),
+            from_unix: 1.8e9,
+            to_unix: 1.8e9 + 3600.0,
+            queries: vec![("requests".into(), "sum(x)".into())],
+        };
+        let text = scenario_toml(&c, &p);
+        let (svc, step) =
+            scenarios::parse_service(&text, std::path::Path::new("out.toml")).expect(&text);
+        assert_eq!(step, 10.0);
+        assert_eq!(svc.request_rate, 123.4);
+        assert_eq!(svc.replicas, 4);
+        assert_eq!(svc.error_rate, 0.0);
+        assert_eq!(svc.load_noise.rho, 0.999);
+        assert_eq!(svc.pod_drift.sd, 0.02);
+        assert_eq!(
+            svc.latency_median_ms,
+            scenarios::Service::default().latency_median_ms
+        );
+        assert!(text.contains("NOT FITTED, default kept"), "{text}");
+        assert!(
+            text.contains("+- 1.5 (1 standard error; 95% [120.5, 126.3])"),
+            "{text}"
+        );
+        assert!(text.contains("clamped"), "{text}");
+        assert!(text.contains("uncertainty unknown"), "{text}");
+        let page = html(&c, &p);
+        assert!(page.contains("request_rate") && page.contains("sum(x)"));
+        assert!(summary(&c).contains("not fitted"));
+    }
 }
