@@ -2,6 +2,7 @@
 //! library crates. Everything here is exposed so tests drive the CLI
 //! in-process: `run(Cli::parse_from([...]), &mut out)`.
 
+pub mod calibrate_cmd;
 pub mod cluster_cmd;
 pub mod judge_cmd;
 pub mod local_cmd;
@@ -72,6 +73,10 @@ pub enum Command {
     /// A canary release on a real Kubernetes cluster with Istio and
     /// Prometheus: render the manifests, run a release, clean up.
     Cluster(cluster_cmd::ClusterArgs),
+    /// Fit a scenario's `[service]` to a service's own metrics in its
+    /// Prometheus: traffic, latency, errors, CPU, memory, pod-to-pod
+    /// variation and noise, each with its uncertainty.
+    Calibrate(calibrate_cmd::CalibrateArgs),
     /// Run goldengoose, the web server under test with injectable faults
     /// (the same as the goldengoose binary; `canarylab local` runs its
     /// instances this way).
@@ -89,6 +94,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
         Command::Test(args) => study_cmd::run_test(&args, out),
         Command::Local(args) => local_cmd::run(&args, out),
         Command::Cluster(args) => cluster_cmd::run(&args, out),
+        Command::Calibrate(args) => calibrate_cmd::run(&args, out),
         // It owns the process (runtime, signals, exit status): main runs it.
         Command::Goldengoose(_) => {
             anyhow::bail!("goldengoose runs as a process of its own: `canarylab goldengoose ...`")

@@ -38,6 +38,11 @@ pub struct StudyArgs {
     /// Worker threads [default: one per core].
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Replace every scenario's `[service]` with this file's (e.g. one
+    /// `canarylab calibrate` fitted to your service); regressions,
+    /// pipelines and analyses stay the scenarios' own.
+    #[arg(long, value_name = "SERVICE.toml")]
+    pub service: Option<PathBuf>,
 }
 
 impl StudyArgs {
@@ -53,7 +58,15 @@ impl StudyArgs {
         } else {
             self.scenarios.clone()
         };
-        Ok(scenarios::load_all(&paths, self.config.as_deref())?)
+        let mut loaded = scenarios::load_all(&paths, self.config.as_deref())?;
+        if let Some(path) = &self.service {
+            let (service, step) = scenarios::load_service(path)?;
+            for sc in &mut loaded {
+                // AR(1) correlations are per scrape step: convert them
+                sc.file.service = service.at_step(step, sc.file.analysis.scrape_step_s);
+            }
+        }
+        Ok(loaded)
     }
 
     fn options(&self, examples: bool) -> StudyOptions {

@@ -14,8 +14,11 @@
 //!   scale (pure);
 //! - [`results`]: a release as the simulator's results (`reports` model).
 //! - [`kube`]: the Kubernetes mode (see `KUBE.md`).
+//! - [`calibrate`]: the simulator's `[service]` fitted to a service's
+//!   metrics in its Prometheus (`canarylab calibrate`).
 
 pub mod analysis;
+pub mod calibrate;
 pub mod goose;
 pub mod kube;
 pub mod local;

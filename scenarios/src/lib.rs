@@ -578,6 +578,42 @@ pub fn load_all(
     Ok(out)
 }
 
+/// The `[service]` of a scenario file (such as one `canarylab calibrate`
+/// writes) and the scrape step its AR(1) correlations are per, validated
+/// like a whole scenario; no canary config is needed.
+pub fn load_service(path: &Path) -> Result<(Service, f64), ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ScenarioError::Read {
+        file: path.into(),
+        error,
+    })?;
+    parse_service(&text, path)
+}
+
+/// [`load_service`] on text; `path` names it in errors.
+pub fn parse_service(text: &str, path: &Path) -> Result<(Service, f64), ScenarioError> {
+    let file: ScenarioFile = toml::from_str(text).map_err(|e| ScenarioError::Parse {
+        file: path.into(),
+        message: e.to_string().trim_end().replace('\n', "\n  "),
+    })?;
+    validate(&file, path)?;
+    Ok((file.service, file.analysis.scrape_step_s))
+}
+
+impl Service {
+    /// The same service at another scrape step: an AR(1)'s correlation
+    /// per step is `rho^(to / from)` (the stationary sd does not depend on
+    /// the step).
+    pub fn at_step(&self, from_step_s: f64, to_step_s: f64) -> Service {
+        let mut s = self.clone();
+        if from_step_s > 0.0 && to_step_s > 0.0 && from_step_s != to_step_s {
+            let k = to_step_s / from_step_s;
+            s.load_noise.rho = s.load_noise.rho.powf(k);
+            s.pod_drift.rho = s.pod_drift.rho.powf(k);
+        }
+        s
+    }
+}
+
 fn invalid(path: &Path, field: &str, message: &str) -> ScenarioError {
     ScenarioError::Invalid {
         file: path.into(),

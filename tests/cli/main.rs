@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod calibrate;
 mod judge;
 mod shard;
 mod study;

@@ -182,3 +182,25 @@ fn a_directory_without_scenarios_is_an_error() {
     assert!(matches!(e, ScenarioError::Empty(_)), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_service_file_loads_alone_and_converts_its_correlations_to_another_step() {
+    let path = std::path::Path::new("svc.toml");
+    let (svc, step) = scenarios::parse_service(
+        "description = \"d\"\nexpect = \"pass\"\n[service]\nrequest_rate = 42.0\n\
+         [service.pod_drift]\nsd = 0.02\nrho = 0.81\n[analysis]\nscrape_step_s = 5.0\n",
+        path,
+    )
+    .expect("parses without a canary config");
+    assert_eq!((svc.request_rate, step), (42.0, 5.0));
+    let at10 = svc.at_step(step, 10.0);
+    assert!((at10.pod_drift.rho - 0.81f64.powi(2)).abs() < 1e-12);
+    assert_eq!(at10.pod_drift.sd, 0.02);
+    assert_eq!(svc.at_step(5.0, 5.0), svc);
+    let err = scenarios::parse_service(
+        "description = \"d\"\nexpect = \"pass\"\n[service]\nreplicas = 0\n[analysis]\n",
+        path,
+    )
+    .expect_err("invalid");
+    assert!(err.to_string().contains("service.replicas"), "{err}");
+}

@@ -1,0 +1,532 @@
+//! Reading a service's metrics from a Prometheus for [`super::fit`].
+//!
+//! Per pod (the `pod` label, else `instance`), at the query step: the raw
+//! counters (requests, 5xx, latency sum and count, CPU seconds) and the
+//! memory gauge, differenced here into per-step increments (a drop is a
+//! counter reset), and the sample timestamps, so a step whose newest sample
+//! is not one scrape after the previous one (a missed or repeated scrape, a
+//! stale series) counts as missing instead of as a zero or a double. The
+//! latency histogram is read per time block as `increase()` over the
+//! block, summed over pods by `le`.
+//!
+//! Range queries are chunked to [`CHUNK_POINTS`] points per series, below
+//! Prometheus's limit of 11,000, so a week at 10 s (60,480 steps) is seven
+//! chunks per query.
+//!
+//! Not for: fitting (pure, in [`super::fit`]).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::prom::{self, PromApi, Series};
+
+use super::fit::{HistogramBlocks, Observations, PodSeries, Sources};
+
+/// Points per series in one range query (Prometheus refuses more than 11,000).
+pub const CHUNK_POINTS: usize = 10_000;
+
+/// Why calibration could not read its data.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Prometheus at {url} failed: {source}\n  query: {query}")]
+    Prometheus {
+        url: String,
+        query: String,
+        source: Box<prom::Error>,
+    },
+    #[error(
+        "Prometheus at {url} has no series for {what} between {from} and {to} (unix seconds); tried:\n  {queries}\n  check --selector and the time window"
+    )]
+    NoSeries {
+        url: String,
+        what: String,
+        from: f64,
+        to: f64,
+        queries: String,
+    },
+    #[error("--selector '{selector}': {why} (expected e.g. '{{app=\"shop\"}}')")]
+    Selector { selector: String, why: String },
+    #[error("the time window: {0}")]
+    Window(String),
+}
+
+/// The time window and step of the range queries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    /// Unix seconds.
+    pub from: f64,
+    /// Unix seconds.
+    pub to: f64,
+    pub step: Duration,
+}
+
+impl Window {
+    /// Steps (increments) in the window.
+    pub fn steps(&self) -> usize {
+        ((self.to - self.from) / self.step.as_secs_f64())
+            .floor()
+            .max(0.0) as usize
+    }
+}
+
+/// Which metric names the service exposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// goldengoose (and most Prometheus client libraries): `http_requests_total{code}`,
+    /// `http_request_duration_seconds`, process metrics.
+    Goldengoose,
+    /// Istio's sidecar: `istio_requests_total{response_code}`,
+    /// `istio_request_duration_milliseconds`, server side
+    /// (`reporter="destination"` unless the selector says otherwise).
+    Istio,
+}
+
+impl Family {
+    fn requests(self) -> &'static str {
+        match self {
+            Family::Goldengoose => "http_requests_total",
+            Family::Istio => "istio_requests_total",
+        }
+    }
+    fn code(self) -> &'static str {
+        match self {
+            Family::Goldengoose => "code",
+            Family::Istio => "response_code",
+        }
+    }
+    fn duration(self) -> &'static str {
+        match self {
+            Family::Goldengoose => "http_request_duration_seconds",
+            Family::Istio => "istio_request_duration_milliseconds",
+        }
+    }
+    /// Multiplies `le` into seconds.
+    fn le_seconds(self) -> f64 {
+        match self {
+            Family::Goldengoose => 1.0,
+            Family::Istio => 0.001,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Goldengoose => "goldengoose",
+            Family::Istio => "istio",
+        }
+    }
+}
+
+/// One query sent, for the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub what: String,
+    pub promql: String,
+}
+
+/// The matchers inside the user's selector, validated lightly: `{a="b",
+/// c=~"d"}` or `a="b"` -> `a="b",c=~"d"` (empty for none).
+pub fn matchers(selector: &str) -> Result<String, Error> {
+    let bad = |why: &str| Error::Selector {
+        selector: selector.to_string(),
+        why: why.to_string(),
+    };
+    let s = selector.trim();
+    let inner = match (s.starts_with('{'), s.ends_with('}')) {
+        (true, true) => &s[1..s.len() - 1],
+        (false, false) => s,
+        _ => return Err(bad("unbalanced braces")),
+    };
+    let inner = inner.trim().trim_end_matches(',').trim();
+    if inner.is_empty() {
+        return Ok(String::new());
+    }
+    if inner.matches('"').count() % 2 != 0 {
+        return Err(bad("unbalanced quotes"));
+    }
+    if !["=", "!=", "=~", "!~"].iter().any(|op| inner.contains(op)) {
+        return Err(bad("no label matcher (label=\"value\")"));
+    }
+    Ok(inner.to_string())
+}
+
+fn with(metric: &str, matchers: &str, extra: &str) -> String {
+    let all: Vec<&str> = [matchers, extra]
+        .into_iter()
+        .filter(|m| !m.is_empty())
+        .collect();
+    format!("{metric}{{{}}}", all.join(","))
+}
+
+/// Reads everything [`super::fit::calibrate`] needs. `progress` gets one
+/// line per request.
+pub fn read(
+    api: &PromApi,
+    url: &str,
+    selector: &str,
+    window: Window,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Observations, Family, Vec<Query>), Error> {
+    let step = window.step.as_secs_f64();
+    if step.is_nan() || step <= 0.0 {
+        return Err(Error::Window("--step must be above 0".into()));
+    }
+    if window.to.is_nan() || window.from.is_nan() || window.to <= window.from {
+        return Err(Error::Window(format!(
+            "--from {} is not before --to {}",
+            window.from, window.to
+        )));
+    }
+    let steps = window.steps();
+    if steps < 2 {
+        return Err(Error::Window(format!(
+            "{} s holds fewer than 2 steps of {step} s",
+            window.to - window.from
+        )));
+    }
+    let m = matchers(selector)?;
+    let run = |q: &str, start: f64, end: f64, st: Duration| -> Result<Vec<Series>, Error> {
+        api.query_range(q, start, end, st)
+            .map_err(|source| Error::Prometheus {
+                url: url.to_string(),
+                query: q.to_string(),
+                source: Box::new(source),
+            })
+    };
+
+    // Which family: the first whose request counter has series.
+    let coarse = Duration::from_secs_f64(((window.to - window.from) / 200.0).max(step));
+    let mut tried = Vec::new();
+    let mut family = None;
+    for f in [Family::Goldengoose, Family::Istio] {
+        let m = family_matchers(f, &m);
+        let q = format!("count({})", with(f.requests(), &m, ""));
+        progress(&format!("looking for {} ({q})", f.name()));
+        let found = run(&q, window.from, window.to, coarse)?;
+        tried.push(q);
+        if found.iter().any(|s| !s.points.is_empty()) {
+            family = Some(f);
+            break;
+        }
+    }
+    let Some(family) = family else {
+        return Err(Error::NoSeries {
+            url: url.to_string(),
+            what: "the request counter of goldengoose or Istio".into(),
+            from: window.from,
+            to: window.to,
+            queries: tried.join("\n  "),
+        });
+    };
+    let m = family_matchers(family, &m);
+    let by = "pod, instance";
+    let req = with(family.requests(), &m, "");
+    let err = with(
+        family.requests(),
+        &m,
+        &format!("{}=~\"5..\"", family.code()),
+    );
+    let dur_sum = with(&format!("{}_sum", family.duration()), &m, "");
+    let dur_count = with(&format!("{}_count", family.duration()), &m, "");
+    let cpu = with("process_cpu_seconds_total", &m, "");
+    let mem = with("process_resident_memory_bytes", &m, "");
+    let queries = [
+        ("sample times", format!("max by ({by}) (timestamp({req}))")),
+        ("requests", format!("sum by ({by}) ({req})")),
+        ("5xx responses", format!("sum by ({by}) ({err})")),
+        ("latency sum", format!("sum by ({by}) ({dur_sum})")),
+        ("latency count", format!("sum by ({by}) ({dur_count})")),
+        ("CPU seconds", format!("sum by ({by}) ({cpu})")),
+        ("resident memory", format!("sum by ({by}) ({mem})")),
+    ];
+    let chunks = steps.div_ceil(CHUNK_POINTS);
+    let total_requests = queries.len() * chunks + 1;
+    let mut sent = 0;
+    // per query: pod -> values at grid points 0..=steps
+    let mut grids: Vec<BTreeMap<String, Vec<f64>>> = Vec::new();
+    for (what, q) in &queries {
+        let mut grid: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for c in 0..chunks {
+            let a = c * CHUNK_POINTS;
+            let b = ((c + 1) * CHUNK_POINTS).min(steps);
+            sent += 1;
+            progress(&format!(
+                "[{sent}/{total_requests}] {what}, steps {a}-{b} of {steps}: {q}"
+            ));
+            let start = window.from + a as f64 * step;
+            let end = window.from + b as f64 * step;
+            for s in run(q, start, end, window.step)? {
+                let pod = pod_name(&s);
+                let v = grid.entry(pod).or_insert_with(|| vec![f64::NAN; steps + 1]);
+                for (t, x) in s.points {
+                    let k = ((t - window.from) / step).round();
+                    if k >= 0.0 && (k as usize) <= steps {
+                        v[k as usize] = x;
+                    }
+                }
+            }
+        }
+        grids.push(grid);
+    }
+    if grids[1].is_empty() {
+        return Err(Error::NoSeries {
+            url: url.to_string(),
+            what: "per-pod requests".into(),
+            from: window.from,
+            to: window.to,
+            queries: queries[1].1.clone(),
+        });
+    }
+
+    let times = &grids[0];
+    let pods: Vec<PodSeries> = grids[1]
+        .keys()
+        .map(|pod| {
+            let ts = times.get(pod);
+            let valid: Vec<bool> = (1..=steps)
+                .map(|k| {
+                    ts.is_some_and(|t| {
+                        let dt = t[k] - t[k - 1];
+                        dt.is_finite() && dt > 0.5 * step && dt < 1.5 * step
+                    })
+                })
+                .collect();
+            let counter = |g: &BTreeMap<String, Vec<f64>>| -> Vec<f64> {
+                g.get(pod).map_or_else(Vec::new, |v| increments(v, &valid))
+            };
+            let gauge = |g: &BTreeMap<String, Vec<f64>>| -> Vec<f64> {
+                g.get(pod).map_or_else(Vec::new, |v| v[1..].to_vec())
+            };
+            // a pod with requests but no 5xx series has had no errors
+            let requests = counter(&grids[1]);
+            let errors = if grids[2].is_empty() && !grids[1].is_empty() {
+                requests
+                    .iter()
+                    .map(|r| if r.is_finite() { 0.0 } else { *r })
+                    .collect()
+            } else {
+                let e = counter(&grids[2]);
+                if e.is_empty() {
+                    requests
+                        .iter()
+                        .map(|r| if r.is_finite() { 0.0 } else { *r })
+                        .collect()
+                } else {
+                    e
+                }
+            };
+            PodSeries {
+                name: pod.clone(),
+                requests,
+                errors,
+                latency_sum: counter(&grids[3]),
+                latency_count: counter(&grids[4]),
+                cpu_seconds: counter(&grids[5]),
+                memory_bytes: gauge(&grids[6]),
+            }
+        })
+        .collect();
+
+    // The histogram, per block of the jackknife.
+    let blocks = (steps / 50).clamp(1, super::fit::BLOCKS);
+    let block_steps = steps / blocks;
+    let block = Duration::from_secs_f64(block_steps as f64 * step);
+    let bucket = with(&format!("{}_bucket", family.duration()), &m, "");
+    let hq = format!("sum by (le) (increase({bucket}[{}ms]))", block.as_millis());
+    sent += 1;
+    progress(&format!(
+        "[{sent}/{total_requests}] latency histogram per block: {hq}"
+    ));
+    let hs = run(
+        &hq,
+        window.from + block.as_secs_f64(),
+        window.from + (blocks * block_steps) as f64 * step,
+        block,
+    )?;
+    let histogram = histogram_blocks(&hs, family.le_seconds(), blocks);
+
+    let sources = Sources {
+        requests: family.requests().to_string(),
+        errors: format!("{}{{{}=~\"5..\"}}", family.requests(), family.code()),
+        latency: format!("{0}_sum / {0}_count", family.duration()),
+        histogram: format!("{}_bucket", family.duration()),
+        cpu: "process_cpu_seconds_total".into(),
+        memory: "process_resident_memory_bytes".into(),
+    };
+    let query_list = queries
+        .iter()
+        .map(|(w, q)| Query {
+            what: w.to_string(),
+            promql: q.clone(),
+        })
+        .chain(std::iter::once(Query {
+            what: "latency histogram".into(),
+            promql: hq,
+        }))
+        .collect();
+    Ok((
+        Observations {
+            start_unix: window.from,
+            step_s: step,
+            pods,
+            histogram,
+            sources,
+        },
+        family,
+        query_list,
+    ))
+}
+
+fn family_matchers(f: Family, m: &str) -> String {
+    if f == Family::Istio && !m.contains("reporter") {
+        if m.is_empty() {
+            "reporter=\"destination\"".into()
+        } else {
+            format!("{m},reporter=\"destination\"")
+        }
+    } else {
+        m.to_string()
+    }
+}
+
+fn pod_name(s: &Series) -> String {
+    s.labels
+        .get("pod")
+        .or_else(|| s.labels.get("instance"))
+        .cloned()
+        .unwrap_or_else(|| "(no pod or instance label)".into())
+}
+
+/// Per-step increments of a counter sampled at grid points `0..=steps`:
+/// a drop is a reset (the increment is the new value); a step whose
+/// sample is not one scrape after the last is missing.
+pub fn increments(v: &[f64], valid: &[bool]) -> Vec<f64> {
+    (1..v.len())
+        .map(|k| {
+            let (a, b) = (v[k - 1], v[k]);
+            if !valid.get(k - 1).copied().unwrap_or(false) || !a.is_finite() || !b.is_finite() {
+                f64::NAN
+            } else if b >= a {
+                b - a
+            } else {
+                b
+            }
+        })
+        .collect()
+}
+
+/// Per block (one point per series), cumulative `le` counts into
+/// per-bucket counts; `None` without usable buckets.
+fn histogram_blocks(series: &[Series], le_seconds: f64, blocks: usize) -> Option<HistogramBlocks> {
+    let mut by_le: Vec<(f64, &Series)> = series
+        .iter()
+        .filter_map(|s| {
+            let le = s.labels.get("le")?;
+            let v = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse::<f64>().ok()?
+            };
+            Some((v, s))
+        })
+        .collect();
+    by_le.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if by_le.len() < 2 || by_le.last().is_some_and(|(le, _)| le.is_finite()) {
+        return None;
+    }
+    let times: Vec<f64> = {
+        let mut t: Vec<f64> = by_le
+            .iter()
+            .flat_map(|(_, s)| s.points.iter().map(|p| p.0))
+            .collect();
+        t.sort_by(f64::total_cmp);
+        t.dedup();
+        t
+    };
+    let bounds: Vec<f64> = by_le[..by_le.len() - 1]
+        .iter()
+        .map(|(le, _)| le * le_seconds)
+        .collect();
+    let out: Vec<Vec<f64>> = times
+        .iter()
+        .take(blocks)
+        .map(|t| {
+            let cum: Vec<f64> = by_le
+                .iter()
+                .map(|(_, s)| {
+                    s.points
+                        .iter()
+                        .find(|p| p.0 == *t)
+                        .map_or(0.0, |p| if p.1.is_finite() { p.1 } else { 0.0 })
+                })
+                .collect();
+            let mut prev = 0.0;
+            cum.iter()
+                .map(|c| {
+                    let d = (c - prev).max(0.0);
+                    prev = prev.max(*c);
+                    d
+                })
+                .collect()
+        })
+        .collect();
+    (!out.is_empty()).then_some(HistogramBlocks {
+        bounds,
+        blocks: out,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_become_matchers() {
+        assert_eq!(
+            matchers(r#"{app="shop"}"#).unwrap_or_default(),
+            r#"app="shop""#
+        );
+        assert_eq!(matchers(" {} ").unwrap_or_default(), "");
+        assert_eq!(
+            matchers(r#"app="shop",track!="canary""#).unwrap_or_default(),
+            r#"app="shop",track!="canary""#
+        );
+        for bad in [r#"{app="shop""#, r#"{app="shop}"#, "{app}"] {
+            let e = matchers(bad).expect_err(bad);
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+        assert_eq!(
+            with("x", r#"a="b""#, r#"code=~"5..""#),
+            r#"x{a="b",code=~"5.."}"#
+        );
+        assert_eq!(with("x", "", ""), "x{}");
+        assert_eq!(
+            family_matchers(Family::Istio, r#"app="a""#),
+            r#"app="a",reporter="destination""#
+        );
+    }
+
+    #[test]
+    fn counters_difference_with_resets_and_bad_steps() {
+        let v = [10.0, 15.0, 15.0, 3.0, f64::NAN, 9.0, 12.0];
+        let ok = [true, true, true, true, true, false];
+        let d = increments(&v, &ok);
+        assert_eq!(&d[..3], &[5.0, 0.0, 3.0]);
+        assert!(d[3].is_nan() && d[4].is_nan() && d[5].is_nan());
+    }
+
+    #[test]
+    fn histogram_blocks_from_cumulative_le_series() {
+        let s = |le: &str, pts: &[(f64, f64)]| Series {
+            labels: [("le".to_string(), le.to_string())].into_iter().collect(),
+            points: pts.to_vec(),
+        };
+        let series = vec![
+            s("+Inf", &[(1.0, 10.0), (2.0, 20.0)]),
+            s("50", &[(1.0, 4.0), (2.0, 5.0)]),
+            s("100", &[(1.0, 9.0), (2.0, 15.0)]),
+        ];
+        let h = histogram_blocks(&series, 0.001, 2).expect("buckets");
+        assert_eq!(h.bounds, vec![0.05, 0.1]);
+        assert_eq!(h.blocks, vec![vec![4.0, 5.0, 1.0], vec![5.0, 10.0, 5.0]]);
+        assert!(histogram_blocks(&series[1..], 1.0, 2).is_none(), "no +Inf");
+    }
+}

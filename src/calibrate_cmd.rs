@@ -1,0 +1,267 @@
+//! `canarylab calibrate`: a scenario whose `[service]` is fitted to a
+//! service's own metrics in its Prometheus.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use cluster::PromApi;
+use cluster::calibrate::{self, Window, write};
+
+use crate::Exit;
+
+/// Arguments of `canarylab calibrate`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  canarylab calibrate --prometheus http://127.0.0.1:9090 --selector '{app=\"shop\"}' --last 24h --out shop.toml
+  canarylab calibrate --prometheus http://127.0.0.1:9090 --from 2026-12-01T00:00:00Z --to 2026-12-08T00:00:00Z --out shop.toml
+  canarylab sim scenarios/catalog --service shop.toml     # the catalog's regressions on your service
+  canarylab sim shop.toml --config scenarios/catalog/canary-config.json   # A/A false alarms on your service
+
+Reads goldengoose's families (http_requests_total{code},
+http_request_duration_seconds, process_cpu_seconds_total,
+process_resident_memory_bytes) or Istio's (istio_requests_total{response_code},
+istio_request_duration_milliseconds, reporter=\"destination\") per pod (the pod
+label, else instance), at --step, which should be the scrape interval. Writes
+OUT (a scenario file: each fitted value with its standard error and the data
+it came from; what could not be fitted keeps the default and says why) and
+OUT with .html (the fits drawn over the data). Nothing is written unless
+everything was read.")]
+pub struct CalibrateArgs {
+    /// The Prometheus to read, http://HOST:PORT[/PREFIX].
+    #[arg(long, value_name = "URL")]
+    pub prometheus: String,
+    /// Label matchers selecting the service's series (its production pods).
+    #[arg(long, default_value = "", value_name = "'{app=\"shop\"}'")]
+    pub selector: String,
+    /// Start of the window: unix seconds or RFC 3339 (2026-12-01T00:00:00Z).
+    #[arg(long, requires = "to", conflicts_with = "last", value_name = "T")]
+    pub from: Option<String>,
+    /// End of the window.
+    #[arg(long, requires = "from", value_name = "T")]
+    pub to: Option<String>,
+    /// The window: this long up to now [default: 6h].
+    #[arg(long, value_name = "DURATION")]
+    pub last: Option<String>,
+    /// Query step: the scrape interval (the simulator's scrape step).
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub step: String,
+    /// The scenario file to write.
+    #[arg(long, value_name = "FILE.toml")]
+    pub out: PathBuf,
+    /// The HTML page [default: OUT with .html].
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<PathBuf>,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Parses `10s`, `500ms`, `6h`, `7d`, `1.5m`.
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: f64 = n
+        .parse()
+        .with_context(|| format!("{text:?} is not a duration (e.g. 10s, 500ms, 6h, 7d)"))?;
+    let s = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86_400.0,
+        "w" => n * 7.0 * 86_400.0,
+        _ => anyhow::bail!("{text:?}: unknown unit {unit:?} (ms, s, m, h, d, w)"),
+    };
+    if !(s.is_finite() && s > 0.0) {
+        anyhow::bail!("{text:?} must be above 0");
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+/// Parses unix seconds or RFC 3339 UTC (`2026-12-01T00:00:00Z`, fractions
+/// and `+HH:MM` offsets allowed).
+pub fn parse_time(text: &str) -> anyhow::Result<f64> {
+    let t = text.trim();
+    if let Ok(v) = t.parse::<f64>() {
+        return Ok(v);
+    }
+    let bad = || {
+        anyhow::anyhow!(
+            "{text:?} is not a time: unix seconds or RFC 3339 like 2026-12-01T00:00:00Z"
+        )
+    };
+    let (date, rest) = t.split_once(['T', ' ']).ok_or_else(bad)?;
+    let mut d = date.split('-');
+    let (y, m, day): (i64, i64, i64) = (
+        d.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?,
+        d.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?,
+        d.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?,
+    );
+    let (clock, offset) = if let Some(c) = rest.strip_suffix('Z') {
+        (c, 0.0)
+    } else if let Some(i) = rest.rfind(['+', '-']) {
+        let (c, o) = rest.split_at(i);
+        let sign = if o.starts_with('-') { -1.0 } else { 1.0 };
+        let (oh, om) = o[1..].split_once(':').ok_or_else(bad)?;
+        let oh: f64 = oh.parse().map_err(|_| bad())?;
+        let om: f64 = om.parse().map_err(|_| bad())?;
+        (c, sign * (oh * 3600.0 + om * 60.0))
+    } else {
+        return Err(bad());
+    };
+    let mut c = clock.split(':');
+    let (hh, mm, ss): (f64, f64, f64) = (
+        c.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?,
+        c.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?,
+        c.next().and_then(|x| x.parse().ok()).unwrap_or(0.0),
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh >= 24.0 || mm >= 60.0 || ss >= 61.0
+    {
+        return Err(bad());
+    }
+    // days from civil (Howard Hinnant's algorithm)
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(days as f64 * 86_400.0 + hh * 3600.0 + mm * 60.0 + ss - offset)
+}
+
+/// Writes `text` to `path` through a temporary file in the same directory
+/// and a rename: the file is whole or untouched.
+fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file name", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, text).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::anyhow!("{}: cannot write: {e}", path.display())
+    })
+}
+
+/// Runs `canarylab calibrate`.
+pub fn run(args: &CalibrateArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
+    let step = parse_duration(&args.step).context("--step")?;
+    let (from, to) = match (&args.from, &args.to) {
+        (Some(f), Some(t)) => (
+            parse_time(f).context("--from")?,
+            parse_time(t).context("--to")?,
+        ),
+        _ => {
+            let last = parse_duration(args.last.as_deref().unwrap_or("6h")).context("--last")?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            // whole steps, ending a step before now (the newest scrape may
+            // not have landed yet)
+            let s = step.as_secs_f64();
+            let to = (now / s).floor() * s - s;
+            (to - last.as_secs_f64(), to)
+        }
+    };
+    let api = PromApi::from_url(&args.prometheus)?;
+    let window = Window { from, to, step };
+    let quiet = args.quiet;
+    let mut progress = |line: &str| {
+        if !quiet {
+            eprintln!("calibrate: {line}");
+        }
+    };
+    let started = std::time::Instant::now();
+    let (obs, family, queries) = calibrate::read(
+        &api,
+        &args.prometheus,
+        &args.selector,
+        window,
+        &mut progress,
+    )?;
+    let read_s = started.elapsed().as_secs_f64();
+    let fit_started = std::time::Instant::now();
+    let cal = calibrate::calibrate(&obs);
+    let fit_s = fit_started.elapsed().as_secs_f64();
+    let prov = write::Provenance {
+        url: args.prometheus.clone(),
+        selector: args.selector.clone(),
+        family: family.name().to_string(),
+        from_unix: from,
+        to_unix: to,
+        queries: queries.into_iter().map(|q| (q.what, q.promql)).collect(),
+    };
+    let toml = write::scenario_toml(&cal, &prov);
+    // What is written must load as a scenario's service.
+    scenarios::parse_service(&toml, &args.out)
+        .context("internal error: the fitted scenario does not validate")?;
+    let html_path = args
+        .html
+        .clone()
+        .unwrap_or_else(|| args.out.with_extension("html"));
+    let page = write::html(&cal, &prov);
+    write_atomic(&args.out, &toml)?;
+    write_atomic(&html_path, &page)?;
+    for line in write::not_fitted(&cal) {
+        eprintln!("calibrate: warning: {line}");
+    }
+    writeln!(
+        out,
+        "{} pods, {} steps of {} s ({} family); read in {read_s:.1} s, fitted in {fit_s:.2} s",
+        obs.pods.len(),
+        cal.steps,
+        write::num(cal.step_s),
+        family.name()
+    )?;
+    write!(out, "{}", write::summary(&cal))?;
+    writeln!(
+        out,
+        "wrote {} and {}",
+        args.out.display(),
+        html_path.display()
+    )?;
+    Ok(Exit::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_durations_parse() {
+        assert_eq!(parse_time("1800000000").ok(), Some(1.8e9));
+        assert_eq!(parse_time("2027-01-15T08:00:00Z").ok(), Some(1.8e9));
+        assert_eq!(parse_time("2027-01-15T09:00:00+01:00").ok(), Some(1.8e9));
+        assert_eq!(parse_time("1970-01-01T00:00:00.5Z").ok(), Some(0.5));
+        assert!(parse_time("yesterday").is_err());
+        assert!(parse_time("2027-13-01T00:00:00Z").is_err());
+        assert_eq!(parse_duration("10s").ok(), Some(Duration::from_secs(10)));
+        assert_eq!(
+            parse_duration("500ms").ok(),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_duration("7d").ok(),
+            Some(Duration::from_secs(604_800))
+        );
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+}
