@@ -5,6 +5,7 @@
 mod e2e;
 mod goose;
 mod release;
+mod serve;
 
 use std::path::PathBuf;
 
