@@ -172,7 +172,7 @@ pub fn kayenta_config(metrics: usize, judge: &str) -> Value {
 }
 
 /// Metric set pairs as Kayenta writes them: ids, tags, NaN as "NaN",
-/// scopes and attributes. `shift` multiplies the canary of every third
+/// scopes and attributes. `shift` multiplies the canary of every other
 /// metric.
 pub fn kayenta_pairs(metrics: usize, points: usize, shift: f64, seed: u64) -> Value {
     let mut rng = Lcg(seed);
@@ -192,7 +192,7 @@ pub fn kayenta_pairs(metrics: usize, points: usize, shift: f64, seed: u64) -> Va
     let pairs: Vec<Value> = (0..metrics)
         .map(|i| {
             let control = series(&mut rng, 1.0);
-            let experiment = series(&mut rng, if i % 3 == 0 { shift } else { 1.0 });
+            let experiment = series(&mut rng, if i % 2 == 0 { shift } else { 1.0 });
             json!({
                 "name": format!("metric_{i}"),
                 "id": format!("00000000-0000-0000-0000-{i:012}"),
@@ -357,6 +357,11 @@ fn token_body_limit_and_metrics() {
     let right = [("Authorization", "Bearer s3cret")];
     let (status, answer) = request(server.addr, "POST", "/judge", &right, body.as_bytes());
     assert_eq!(status, 200, "{answer}");
+    let served: Value = serde_json::from_str(&answer).unwrap();
+    let verdict = served["score"]["classification"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (status, _) = request(server.addr, "GET", "/judges", &[], b"");
     assert_eq!(status, 401);
     let (status, judges) = request(server.addr, "GET", "/judges", &right, b"");
@@ -374,15 +379,22 @@ fn token_body_limit_and_metrics() {
     assert_eq!(request(server.addr, "GET", "/readyz", &[], b"").0, 200);
     let (status, metrics) = request(server.addr, "GET", "/metrics", &[], b"");
     assert_eq!(status, 200);
+    let verdicts = format!(
+        r#"canarylab_serve_verdicts_total{{endpoint="judge",judge="NetflixACAJudge-v1.0",verdict="{verdict}"}} 1"#
+    );
     for line in [
         r#"canarylab_serve_requests_total{endpoint="judge",code="200"} 1"#,
         r#"canarylab_serve_requests_total{endpoint="judge",code="401"} 1"#,
         r#"canarylab_serve_requests_total{endpoint="judge",code="413"} 1"#,
-        r#"canarylab_serve_verdicts_total{endpoint="judge",judge="NetflixACAJudge-v1.0",verdict="Pass"} 1"#,
+        &verdicts,
         r#"canarylab_serve_request_duration_seconds_count{endpoint="judge"} 4"#,
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
+    assert_eq!(
+        metrics.matches("canarylab_serve_verdicts_total{").count(),
+        1
+    );
 }
 
 #[test]
