@@ -130,7 +130,7 @@ pub fn kayenta_config(metrics: usize, judge: &str) -> Value {
     let metric = |i: usize| {
         let mut canary = json!({
             "direction": directions[i % 3],
-            "nanStrategy": if i % 4 == 0 { "replace" } else { "remove" },
+            "nanStrategy": if i.is_multiple_of(4) { "replace" } else { "remove" },
             "critical": i == 1,
             "mustHaveData": i == 2,
         });
@@ -150,7 +150,7 @@ pub fn kayenta_config(metrics: usize, judge: &str) -> Value {
                 "customInlineTemplate": format!("PromQL:sum(rate(m{i}{{version=\"${{scope}}\"}}[1m]))"),
                 "serviceType": "prometheus"
             },
-            "groups": [if i % 2 == 0 { "latency" } else { "errors" }],
+            "groups": [if i.is_multiple_of(2) { "latency" } else { "errors" }],
             "analysisConfigurations": { "canary": canary },
             "scopeName": "default"
         })
@@ -192,7 +192,7 @@ pub fn kayenta_pairs(metrics: usize, points: usize, shift: f64, seed: u64) -> Va
     let pairs: Vec<Value> = (0..metrics)
         .map(|i| {
             let control = series(&mut rng, 1.0);
-            let experiment = series(&mut rng, if i % 2 == 0 { shift } else { 1.0 });
+            let experiment = series(&mut rng, if i.is_multiple_of(2) { shift } else { 1.0 });
             json!({
                 "name": format!("metric_{i}"),
                 "id": format!("00000000-0000-0000-0000-{i:012}"),

@@ -360,7 +360,7 @@ pub fn plan(body: &[u8], now: f64, configs: &dyn ConfigSource) -> Result<Analyze
             format!("step {step} s is not a positive duration"),
         ));
     }
-    if !(start < end) {
+    if start >= end {
         return Err(ApiError::bad(
             "start",
             format!("the window is empty: start {start} is not before end {end}"),
@@ -649,7 +649,7 @@ mod tests {
     fn bad_requests_are_located() {
         let cases = [
             (
-                format!(r#"{{"control":{{"scope":"a"}},"experiment":{{"scope":"b"}}}}"#),
+                r#"{"control":{"scope":"a"},"experiment":{"scope":"b"}}"#.to_string(),
                 "",
             ),
             (
@@ -659,9 +659,8 @@ mod tests {
                 "configName",
             ),
             (
-                format!(
-                    r#"{{"configName":"x","control":{{"scope":"a"}},"experiment":{{"scope":"b"}}}}"#
-                ),
+                r#"{"configName":"x","control":{"scope":"a"},"experiment":{"scope":"b"}}"#
+                    .to_string(),
                 "configName",
             ),
             (format!(r#"{{"canaryConfig":{CONFIG}}}"#), ""),

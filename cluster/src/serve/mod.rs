@@ -298,7 +298,7 @@ async fn route(
             Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n"),
         },
         ("judges", Method::GET) => match authorize(shared, &request) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(()) => json(
                 StatusCode::OK,
                 serde_json::to_vec(&serde_json::json!({
@@ -310,14 +310,14 @@ async fn route(
             ),
         },
         ("judge", Method::POST) => match authorize(shared, &request) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(()) => match admit(shared, request).await {
                 Ok(work) => judge(shared, work).await,
                 Err(r) => r,
             },
         },
         ("analyze", Method::POST) => match authorize(shared, &request) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(()) => match admit(shared, request).await {
                 Ok(work) => analyze(shared, work).await,
                 Err(r) => r,
@@ -335,7 +335,7 @@ async fn route(
 }
 
 /// The bearer token check: none configured → open.
-fn authorize(shared: &Shared, request: &Request<Incoming>) -> Result<(), Response<Body>> {
+fn authorize(shared: &Shared, request: &Request<Incoming>) -> Result<(), Box<Response<Body>>> {
     let Some(token) = shared.options.token.as_deref() else {
         return Ok(());
     };
@@ -357,10 +357,10 @@ fn authorize(shared: &Shared, request: &Request<Incoming>) -> Result<(), Respons
             ));
             r.headers_mut()
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            Err(r)
+            Err(Box::new(r))
         }
         Some(given) if !constant_time_eq(given.as_bytes(), token.as_bytes()) => {
-            Err(error(&ApiError::status(403, "", "wrong token")))
+            Err(Box::new(error(&ApiError::status(403, "", "wrong token"))))
         }
         Some(_) => Ok(()),
     }
