@@ -144,7 +144,8 @@ async fn analyze(canary_faults: &[&str]) -> Analyzed {
         .expect("joins")
         .expect("prometheus starts");
     let prom = Arc::new(prom);
-    let dir = crate::TempRoot::new("serve-configs");
+    // One directory per test: the two tests run at once in one process.
+    let dir = crate::TempRoot::new(&format!("serve-configs-{}", canary_faults.join("-")));
     std::fs::write(dir.0.join("goldengoose.json"), example_config_text()).expect("writes");
     let server = ServeProcess::start(prom.addr(), &dir.0);
 
