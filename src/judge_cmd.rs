@@ -85,13 +85,17 @@ pub fn run(args: &JudgeArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let result = judge
         .judge_pairs(&pairs, args.seed)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.pairs.display()))?;
-    match args.format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &result)?;
-            writeln!(out)?;
-        }
-        Format::Text => write!(out, "{}", render_text(&result, judge.thresholds()))?,
+    // One write: stdout is line-buffered, and pretty JSON of thousands of
+    // metrics is tens of thousands of lines (a write call each).
+    let mut text = match args.format {
+        Format::Json => serde_json::to_vec_pretty(&result)?,
+        Format::Text => render_text(&result, judge.thresholds()).into_bytes(),
+    };
+    if args.format == Format::Json {
+        text.push(b'\n');
     }
+    out.write_all(&text)?;
+    out.flush()?;
     Ok(match (args.exit_code, result.score.classification) {
         (true, ScoreClassification::Fail | ScoreClassification::Nodata) => Exit::CanaryFailed,
         (true, ScoreClassification::Marginal) => Exit::CanaryMarginal,

@@ -6,6 +6,7 @@ pub mod calibrate_cmd;
 pub mod cluster_cmd;
 pub mod judge_cmd;
 pub mod local_cmd;
+pub mod serve_cmd;
 pub mod study_cmd;
 
 use std::io::Write;
@@ -81,6 +82,10 @@ pub enum Command {
     /// (the same as the goldengoose binary; `canarylab local` runs its
     /// instances this way).
     Goldengoose(goldengoose::Args),
+    /// Serve the judge over HTTP: Kayenta's remote judge (`POST /judge`),
+    /// and `POST /analyze` for Argo Rollouts' web provider and Flagger's
+    /// webhooks, judged from a Prometheus.
+    Serve(serve_cmd::ServeArgs),
 }
 
 /// Run a parsed command line, writing results to `out`.
@@ -95,6 +100,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
         Command::Local(args) => local_cmd::run(&args, out),
         Command::Cluster(args) => cluster_cmd::run(&args, out),
         Command::Calibrate(args) => calibrate_cmd::run(&args, out),
+        Command::Serve(args) => serve_cmd::run(&args, out),
         // It owns the process (runtime, signals, exit status): main runs it.
         Command::Goldengoose(_) => {
             anyhow::bail!("goldengoose runs as a process of its own: `canarylab goldengoose ...`")

@@ -13,6 +13,8 @@
 //! - [`ranges`]: range selectors in the user's PromQL scaled by the time
 //!   scale (pure);
 //! - [`results`]: a release as the simulator's results (`reports` model).
+//! - [`serve`]: `canarylab serve`, the judge as an HTTP service for Kayenta,
+//!   Argo Rollouts and Flagger.
 //! - [`kube`]: the Kubernetes mode (see `KUBE.md`).
 //! - [`calibrate`]: the simulator's `[service]` fitted to a service's
 //!   metrics in its Prometheus (`canarylab calibrate`).
@@ -28,6 +30,7 @@ pub mod query;
 pub mod ranges;
 pub mod release;
 pub mod results;
+pub mod serve;
 
 pub use analysis::{
     AnalysisError, AnalysisPlan, AnalysisRun, JudgedInterval, run_analysis, run_analysis_observed,

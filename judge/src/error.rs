@@ -45,6 +45,11 @@ impl fmt::Display for InputError {
 
 /// Parse JSON into `T`, reporting the JSON path of the first error.
 pub(crate) fn parse_json<T: DeserializeOwned>(text: &str) -> Result<T, InputError> {
+    // Plain serde_json first: tracking the path of every value costs about
+    // as much as parsing; only a document that fails is parsed again.
+    if let Ok(value) = serde_json::from_str(text) {
+        return Ok(value);
+    }
     let de = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

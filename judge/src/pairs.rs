@@ -68,30 +68,53 @@ pub fn parse_pairs(text: &str) -> Result<Vec<MetricSetPair>, InputError> {
 pub mod nan_f64 {
     use super::*;
 
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Num {
-        N(f64),
-        S(String),
-        Null(()),
-    }
+    /// A visitor rather than an untagged enum: serde buffers every value
+    /// of an untagged enum before trying its variants, which made number
+    /// parsing the largest cost of judging a request.
+    struct NanVisitor;
 
-    /// Deserialize one value.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        match Num::deserialize(d)? {
-            Num::N(n) => Ok(n),
-            Num::Null(()) => Ok(f64::NAN),
-            Num::S(s) => match s.as_str() {
+    impl<'de> serde::de::Visitor<'de> for NanVisitor {
+        type Value = f64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a number, \"NaN\", \"Infinity\", \"-Infinity\" or null")
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<f64, E> {
+            Ok(f64::NAN)
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<f64, E> {
+            Ok(f64::NAN)
+        }
+
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<f64, E> {
+            match s {
                 "NaN" | "nan" => Ok(f64::NAN),
                 "Infinity" | "+Inf" | "inf" => Ok(f64::INFINITY),
                 "-Infinity" | "-Inf" | "-inf" => Ok(f64::NEG_INFINITY),
                 other => other.parse::<f64>().map_err(|_| {
-                    serde::de::Error::custom(format!(
-                        "expected a number or \"NaN\", found \"{other}\""
-                    ))
+                    E::custom(format!("expected a number or \"NaN\", found \"{other}\""))
                 }),
-            },
+            }
         }
+    }
+
+    /// Deserialize one value.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        d.deserialize_any(NanVisitor)
     }
 
     /// Serialize one value, non-finite ones as Kayenta's strings.

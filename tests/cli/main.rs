@@ -5,6 +5,7 @@
 
 mod calibrate;
 mod judge;
+mod serve;
 mod shard;
 mod study;
 

@@ -1,0 +1,424 @@
+//! The pure core of `canarylab serve`: a request body in, an answer (or a
+//! located error) out. No sockets, no clock, no files: [`super`] does the
+//! I/O and calls these.
+//!
+//! - [`judge_body`]: Kayenta's remote-judge contract. Kayenta's
+//!   `RemoteJudge` posts a `RemoteJudgeRequest` (`canaryConfig`,
+//!   `scoreThresholds`, `metricSetPairList`; its ObjectMapper omits nulls,
+//!   writes NaN as `"NaN"` and ignores unknown fields) and reads a
+//!   `CanaryJudgeResult`.
+//! - [`build_judge`]: the single place a canary config becomes a judge.
+
+use judge::config::{KNOWN_JUDGES, NETFLIX_ACA_JUDGE};
+use judge::{
+    CanaryConfig, CanaryJudgeResult, InputError, Judge, JudgeError, MetricSetPair, ScoreThresholds,
+};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// The judge name Kayenta gives its remote judge. A canary config that
+/// names it selected "the outside judge", which is this server's default.
+pub const REMOTE_JUDGE: &str = "RemoteJudge-v1.0";
+
+/// Seed of the tiny noise the judge adds to constant series; the same as
+/// `canarylab judge`'s default, so both answer alike.
+pub const SEED: u64 = 0;
+
+/// A request that cannot be answered: the HTTP status, the JSON path of the
+/// problem in the request body (empty for the body itself) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", if path.is_empty() { String::new() } else { format!("at `{path}`: ") })]
+pub struct ApiError {
+    /// HTTP status code to answer.
+    pub status: u16,
+    /// JSON path in the request body, e.g. `metricSetPairList[3].values.control[7]`.
+    pub path: String,
+    /// What is wrong, for a human.
+    pub message: String,
+}
+
+impl ApiError {
+    /// A 400 at `path`.
+    pub fn bad(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::status(400, path, message)
+    }
+
+    /// Any status.
+    pub fn status(status: u16, path: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A judge-crate error found inside the request's `prefix` field.
+    pub fn input(prefix: &str, e: InputError) -> Self {
+        let path = join_path(prefix, &e.path);
+        let message = match e.position {
+            Some((l, c)) => format!("{} (line {l}, column {c})", e.message),
+            None => e.message,
+        };
+        Self::bad(path, message)
+    }
+
+    /// The JSON answer: `{"error": ..., "path": ...}`.
+    pub fn to_json(&self) -> Vec<u8> {
+        let body = serde_json::json!({ "error": self.message, "path": self.path });
+        let mut bytes = body.to_string().into_bytes();
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+fn join_path(prefix: &str, path: &str) -> String {
+    match (prefix.is_empty(), path.is_empty()) {
+        (_, true) => prefix.to_string(),
+        (true, false) => path.to_string(),
+        (false, false) if path.starts_with('[') => format!("{prefix}{path}"),
+        (false, false) => format!("{prefix}.{path}"),
+    }
+}
+
+/// Parses a JSON body into `T`; a syntax or type error is a 400 naming the
+/// JSON path, line and column.
+pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad("", "empty body: expected a JSON object"));
+    }
+    // Plain serde_json first: tracking the path of every value costs as
+    // much as parsing; only a body that fails is parsed again for its path.
+    if let Ok(value) = serde_json::from_slice(body) {
+        return Ok(value);
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let mut message = inner.to_string();
+        if let Some(cut) = message.rfind(" at line ") {
+            message.truncate(cut);
+        }
+        if inner.line() > 0 {
+            message = format!(
+                "{message} (line {}, column {})",
+                inner.line(),
+                inner.column()
+            );
+        }
+        ApiError::bad(if path == "." { String::new() } else { path }, message)
+    })?;
+    Ok(value)
+}
+
+/// Kayenta's `RemoteJudgeRequest`. Unknown fields (and Kayenta's own
+/// `scopes`/`attributes` in each pair) are accepted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteJudgeRequest {
+    /// The canary config the analysis runs with.
+    pub canary_config: CanaryConfig,
+    /// The execution's thresholds; Kayenta always sends them. When absent,
+    /// the config's `classifier.scoreThresholds` (else 75/50) apply.
+    #[serde(default)]
+    pub score_thresholds: Option<ScoreThresholds>,
+    /// One pair per metric.
+    pub metric_set_pair_list: Vec<MetricSetPair>,
+}
+
+/// The single place a canary config becomes a judge, for `/judge` and
+/// `/analyze` alike: `RemoteJudge-v1.0` (Kayenta's name for "the outside
+/// judge") means `default_judge`; any other name is the judge the config
+/// asks for. Selection of further judges by `judge.name` belongs here.
+///
+/// Errors carry paths relative to the config.
+pub fn build_judge(mut config: CanaryConfig, default_judge: &str) -> Result<Judge, InputError> {
+    if config.judge_name() == REMOTE_JUDGE
+        && let Some(judge) = config.judge.as_mut()
+    {
+        judge.name = default_judge.to_string();
+    }
+    Judge::new(&config)
+}
+
+/// Judges the server can run (`GET /judges`), and whether `name` is one.
+pub fn known_judges() -> &'static [&'static str] {
+    KNOWN_JUDGES
+}
+
+/// Checks a `--default-judge` name.
+pub fn check_default_judge(name: &str) -> Result<(), String> {
+    if known_judges().contains(&name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown judge \"{name}\"; known judges: {} (default {NETFLIX_ACA_JUDGE})",
+            known_judges().join(", ")
+        ))
+    }
+}
+
+/// Judges `pairs` with `config`, the request's thresholds overriding the
+/// config's. Paths in errors are prefixed with the request's field names.
+pub fn judge(
+    config: CanaryConfig,
+    thresholds: Option<ScoreThresholds>,
+    pairs: &[MetricSetPair],
+    default_judge: &str,
+    config_field: &str,
+) -> Result<CanaryJudgeResult, ApiError> {
+    let mut judge =
+        build_judge(config, default_judge).map_err(|e| ApiError::input(config_field, e))?;
+    if let Some(t) = thresholds {
+        judge
+            .set_thresholds(t)
+            .map_err(|e| ApiError::input("", e))?;
+    }
+    judge.judge_pairs(pairs, SEED).map_err(|e| match e {
+        JudgeError::Config(e) => ApiError::input(config_field, e),
+        JudgeError::Pairs(e) => ApiError::input("metricSetPairList", e),
+    })
+}
+
+/// `POST /judge`: a `RemoteJudgeRequest` body in, a `CanaryJudgeResult` out.
+pub fn judge_body(body: &[u8], default_judge: &str) -> Result<CanaryJudgeResult, ApiError> {
+    let request: RemoteJudgeRequest = parse_body(body)?;
+    judge(
+        request.canary_config,
+        request.score_thresholds,
+        &request.metric_set_pair_list,
+        default_judge,
+        "canaryConfig",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"{"name":"c","judge":{"name":"RemoteJudge-v1.0","judgeConfigurations":{}},
+        "metrics":[{"name":"latency","query":{"type":"prometheus","customInlineTemplate":"PromQL:up"},
+        "groups":["perf"],"analysisConfigurations":{"canary":{"direction":"increase"}},"scopeName":"default"}],
+        "templates":{},"classifier":{"groupWeights":{"perf":100}}}"#;
+
+    fn body(pairs: &str) -> String {
+        format!(
+            r#"{{"canaryConfig":{CONFIG},"scoreThresholds":{{"pass":90,"marginal":50}},"metricSetPairList":{pairs},"extra":[1]}}"#
+        )
+    }
+
+    #[test]
+    fn remote_judge_name_means_the_default_judge() {
+        let values: Vec<String> = (0..30).map(|i| format!("{}", 100 + i % 5)).collect();
+        let v = values.join(",");
+        let pairs = format!(
+            r#"[{{"name":"latency","id":"x","tags":{{}},"values":{{"control":[{v},"NaN"],"experiment":[{v}]}},
+            "scopes":{{"control":{{"startTimeIso":"2026-01-01T00:00:00Z","startTimeMillis":0,"stepMillis":60000}}}},
+            "attributes":{{"control":{{"query":"up"}}}}}}]"#
+        );
+        let result = judge_body(body(&pairs).as_bytes(), NETFLIX_ACA_JUDGE).expect("judged");
+        assert_eq!(result.judge_name, NETFLIX_ACA_JUDGE);
+        assert_eq!(result.results[0].classification.as_str(), "Pass");
+        assert_eq!(result.score.score, 100.0);
+    }
+
+    #[test]
+    fn errors_name_the_json_path_in_the_request() {
+        let e = judge_body(
+            body(r#"[{"name":"latency","values":{"control":[1,"x"],"experiment":[]}}]"#).as_bytes(),
+            NETFLIX_ACA_JUDGE,
+        )
+        .expect_err("bad value");
+        assert_eq!(e.status, 400);
+        assert_eq!(e.path, "metricSetPairList[0].values.control[1]");
+        let e = judge_body(
+            body(r#"[{"name":"nope","values":{"control":[],"experiment":[]}}]"#).as_bytes(),
+            NETFLIX_ACA_JUDGE,
+        )
+        .expect_err("unknown metric");
+        assert_eq!(e.path, "metricSetPairList[0].name");
+        assert!(e.message.contains("nope"), "{e}");
+        let bad_direction = body("[]").replace("\"increase\"", "\"up\"");
+        let e = judge_body(bad_direction.as_bytes(), NETFLIX_ACA_JUDGE).expect_err("bad config");
+        assert_eq!(
+            e.path,
+            "canaryConfig.metrics[0].analysisConfigurations.canary.direction"
+        );
+        let e = judge_body(b"{\"canaryConfig\":", NETFLIX_ACA_JUDGE).expect_err("cut");
+        assert!(e.message.contains("line 1"), "{e}");
+        let e = judge_body(b"  ", NETFLIX_ACA_JUDGE).expect_err("empty");
+        assert!(e.message.contains("empty"), "{e}");
+        let thresholds = body("[]").replace("\"pass\":90", "\"pass\":190");
+        let e = judge_body(thresholds.as_bytes(), NETFLIX_ACA_JUDGE).expect_err("thresholds");
+        assert_eq!(e.path, "scoreThresholds.pass");
+    }
+
+    #[test]
+    fn an_unknown_judge_is_refused_with_its_path() {
+        let other = body("[]").replace("RemoteJudge-v1.0", "Mystery-v9");
+        let e = judge_body(other.as_bytes(), NETFLIX_ACA_JUDGE).expect_err("unknown judge");
+        assert_eq!(e.path, "canaryConfig.judge.name");
+        assert!(check_default_judge("Mystery-v9").is_err());
+        assert!(check_default_judge(NETFLIX_ACA_JUDGE).is_ok());
+    }
+}
+
+/// The body parser fuzzed: arbitrary JSON, valid bodies with one value
+/// replaced, and valid bodies with bytes cut or flipped always get an
+/// answer or a 4xx with a message, never a panic.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn valid() -> Value {
+        let values: Vec<Value> = (0..12).map(|i| json!(100 + i % 5)).collect();
+        json!({
+            "canaryConfig": {
+                "name": "c",
+                "judge": {"name": "RemoteJudge-v1.0", "judgeConfigurations": {}},
+                "metrics": [
+                    {"name": "a", "query": {"type": "prometheus", "customInlineTemplate": "PromQL:up"},
+                     "groups": ["g"], "analysisConfigurations": {"canary": {"direction": "increase",
+                     "nanStrategy": "replace", "critical": true, "effectSize": {"allowedIncrease": 1.1},
+                     "outliers": {"strategy": "remove"}}}, "scopeName": "default"},
+                    {"name": "b", "groups": ["h"], "analysisConfigurations": {"canary": {"direction": "either", "mustHaveData": true}}}
+                ],
+                "templates": {},
+                "classifier": {"groupWeights": {"g": 70, "h": 30}, "scoreThresholds": {"pass": 80, "marginal": 40}}
+            },
+            "scoreThresholds": {"pass": 75.0, "marginal": 50.0},
+            "metricSetPairList": [
+                {"name": "a", "id": "1", "tags": {"k": "v"}, "values": {"control": values, "experiment": ["NaN", 3, 1e300, "Infinity"]}},
+                {"name": "b", "values": {"control": [], "experiment": [1]}}
+            ]
+        })
+    }
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            any::<i64>().prop_map(|i| json!(i)),
+            prop_oneof![
+                Just("NaN".to_string()),
+                Just("-Infinity".to_string()),
+                Just("RemoteJudge-v1.0".to_string()),
+                Just("increase".to_string()),
+                ".{0,8}"
+            ]
+            .prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("canaryConfig".to_string()),
+                        Just("metricSetPairList".to_string()),
+                        Just("scoreThresholds".to_string()),
+                        Just("metrics".to_string()),
+                        Just("values".to_string()),
+                        Just("name".to_string()),
+                        "[a-z]{1,6}"
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Every path to a value in `v`.
+    fn paths(v: &Value, here: Vec<String>, out: &mut Vec<Vec<String>>) {
+        out.push(here.clone());
+        match v {
+            Value::Object(m) => {
+                for (k, c) in m {
+                    let mut p = here.clone();
+                    p.push(k.clone());
+                    paths(c, p, out);
+                }
+            }
+            Value::Array(a) => {
+                for (i, c) in a.iter().enumerate() {
+                    let mut p = here.clone();
+                    p.push(i.to_string());
+                    paths(c, p, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn replace(v: &mut Value, path: &[String], with: Value) {
+        match path.split_first() {
+            None => *v = with,
+            Some((head, rest)) => {
+                let child = match v {
+                    Value::Object(m) => m.get_mut(head),
+                    Value::Array(a) => head.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
+                    _ => None,
+                };
+                if let Some(c) = child {
+                    replace(c, rest, with);
+                }
+            }
+        }
+    }
+
+    fn check(body: &[u8]) -> Result<(), TestCaseError> {
+        match judge_body(body, judge::config::NETFLIX_ACA_JUDGE) {
+            Ok(result) => {
+                prop_assert!((0.0..=100.0).contains(&result.score.score));
+            }
+            Err(e) => {
+                prop_assert!((400..500).contains(&e.status), "{e:?}");
+                prop_assert!(!e.message.is_empty());
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_valid_body_is_judged() {
+        let body = valid().to_string();
+        let result = judge_body(body.as_bytes(), judge::config::NETFLIX_ACA_JUDGE);
+        assert!(result.is_ok(), "{result:?}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_json_never_panics(v in any_json()) {
+            check(v.to_string().as_bytes())?;
+        }
+
+        #[test]
+        fn one_value_replaced_never_panics(pick in any::<prop::sample::Index>(), with in any_json()) {
+            let mut body = valid();
+            let mut all = Vec::new();
+            paths(&body, Vec::new(), &mut all);
+            let path = pick.get(&all).clone();
+            replace(&mut body, &path, with);
+            check(body.to_string().as_bytes())?;
+        }
+
+        #[test]
+        fn cut_or_flipped_bytes_never_panic(cut in any::<prop::sample::Index>(), flip in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let body = valid().to_string().into_bytes();
+            check(&body[..cut.index(body.len())])?;
+            let mut flipped = body.clone();
+            let i = flip.index(flipped.len());
+            flipped[i] = byte;
+            check(&flipped)?;
+        }
+    }
+}
