@@ -38,6 +38,9 @@ pub struct StudyArgs {
     /// Worker threads [default: one per core].
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Judge override for every scenario.
+    #[command(flatten)]
+    pub judge: crate::judges_cmd::JudgeOverride,
 }
 
 impl StudyArgs {
@@ -53,7 +56,13 @@ impl StudyArgs {
         } else {
             self.scenarios.clone()
         };
-        Ok(scenarios::load_all(&paths, self.config.as_deref())?)
+        let mut scenarios = scenarios::load_all(&paths, self.config.as_deref())?;
+        for s in &mut scenarios {
+            self.judge
+                .apply(&mut s.config)
+                .with_context(|| format!("scenario {}", s.name))?;
+        }
+        Ok(scenarios)
     }
 
     fn options(&self, examples: bool) -> StudyOptions {
