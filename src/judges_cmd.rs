@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use judge::CanaryConfig;
 use judge::config::JudgeConfig;
-use judge::judges::{JUDGES, RECOMMENDED, RECOMMENDED_JUDGE, resolve};
+use judge::judges::{JUDGES, RECOMMENDED, RECOMMENDED_JUDGE};
 
 use crate::Exit;
 
@@ -54,7 +54,8 @@ impl JudgeOverride {
             .transpose()?;
         let current = config.judge.take();
         let name = match (&self.judge, &current) {
-            (Some(n), _) => resolve(n).to_string(),
+            // `recommended` stays as named: it carries its own parameters
+            (Some(n), _) => n.clone(),
             (None, Some(j)) => j.name.clone(),
             (None, None) => judge::config::NETFLIX_ACA_JUDGE.to_string(),
         };
@@ -83,6 +84,9 @@ pub fn run(_args: &JudgesArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     for j in JUDGES {
         writeln!(out, "{:width$}  {}", j.name, j.summary)?;
     }
-    writeln!(out, "{RECOMMENDED:width$}  = {RECOMMENDED_JUDGE}")?;
+    writeln!(
+        out,
+        "{RECOMMENDED:width$}  = {RECOMMENDED_JUDGE} with alpha 0.02, trackSd 0.005 (see README)"
+    )?;
     Ok(Exit::Success)
 }

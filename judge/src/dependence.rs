@@ -58,31 +58,24 @@ pub fn effective_n(x: &[f64]) -> f64 {
     x.len() as f64 / vif_ar1(lag1(x), x.len())
 }
 
-/// Student t quantile for `p` in (0.5, 1) with `df` degrees of freedom by
-/// the Cornish-Fisher expansion around the normal quantile (relative error
-/// below 1e-3 for `df >= 3`); `df` below 3 is treated as 3 and
-/// above 1e6 as normal. Decisions only need a few digits.
+/// Student t quantile for `p` in (0.5, 1) with `df` degrees of freedom
+/// (Wallace's approximation from the normal quantile: within 1.2% of R's
+/// `qt` for `df >= 3` at the usual levels); `df` below 1 is treated as 1.
 pub fn qt(p: f64, df: f64) -> f64 {
-    let z = crate::stats::qnorm(p);
-    t_from_z(z, df)
+    t_from_z(crate::stats::qnorm(p), df)
 }
 
-/// The t deviate with the same tail probability as the normal deviate `z`.
+/// The t deviate with about the same tail probability as the normal
+/// deviate `z` (Wallace 1959: `t = sqrt(v (exp(w^2 / v) - 1))`,
+/// `w = z (8v + 3) / (8v + 1)`).
 pub fn t_from_z(z: f64, df: f64) -> f64 {
-    if !df.is_finite() || df > 1e6 {
+    if !df.is_finite() || df > 1e7 {
         return z;
     }
-    let v = df.max(3.0);
-    let z2 = z * z;
-    let z3 = z2 * z;
-    let z5 = z3 * z2;
-    let z7 = z5 * z2;
-    let z9 = z7 * z2;
-    z + (z3 + z) / (4.0 * v)
-        + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * v * v)
-        + (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / (384.0 * v * v * v)
-        + (79.0 * z9 + 776.0 * z7 + 1482.0 * z5 - 1920.0 * z3 - 945.0 * z)
-            / (92160.0 * v * v * v * v)
+    let v = df.max(1.0);
+    let w = z * (8.0 * v + 3.0) / (8.0 * v + 1.0);
+    let t = (v * ((w * w / v).exp() - 1.0)).sqrt();
+    if z < 0.0 { -t } else { t }
 }
 
 #[cfg(test)]
@@ -114,7 +107,7 @@ mod tests {
         ] {
             let got = qt(p, df);
             assert!(
-                (got / want - 1.0).abs() < 5e-3,
+                (got / want - 1.0).abs() < 1.5e-2,
                 "qt({p}, {df}) = {got}, want {want}"
             );
         }

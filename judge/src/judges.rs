@@ -57,8 +57,10 @@ pub const TOLERANCE: &str = "tolerance";
 pub const SEQUENTIAL: &str = "sequential";
 /// The alias for the judge the README recommends.
 pub const RECOMMENDED: &str = "recommended";
-/// What [`RECOMMENDED`] stands for.
-pub const RECOMMENDED_JUDGE: &str = SEQUENTIAL;
+/// What [`RECOMMENDED`] stands for: `ratio-ess` with alpha 0.02 and
+/// trackSd 0.005 unless the config says otherwise (the README's
+/// measurements on the catalog).
+pub const RECOMMENDED_JUDGE: &str = RATIO_ESS;
 
 /// A judge's name and one line about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +86,7 @@ pub const JUDGES: &[JudgeInfo] = &[
     JudgeInfo {
         name: RATIO_ESS,
         summary: "log ratio of means (delta method, paired by time) with the effective \
-                  sample size; level alpha per release",
+                  sample size; level alpha per release (`recommended`: alpha 0.02, trackSd 0.005)",
     },
     JudgeInfo {
         name: TOLERANCE,
@@ -94,7 +96,7 @@ pub const JUDGES: &[JudgeInfo] = &[
     JudgeInfo {
         name: SEQUENTIAL,
         summary: "tolerance judge with an always-valid confidence sequence: level alpha \
-                  over any number of analysis intervals (recommended)",
+                  over any number of analysis intervals (conservative)",
     },
 ];
 
@@ -172,19 +174,27 @@ impl Params {
     pub fn defaults(kind: Kind) -> Self {
         let tolerance = match kind {
             Kind::MannWhitneyEss | Kind::RatioEss => 0.0,
-            Kind::Tolerance | Kind::Sequential => 0.05,
+            Kind::Tolerance | Kind::Sequential => 0.02,
         };
         Self {
             alpha: 0.01,
             tolerance,
             track_sd: 0.0,
-            tau: 0.1,
+            tau: 0.3,
             looks: 1,
         }
     }
 
-    fn parse(kind: Kind, value: Option<&Value>) -> Result<Self, InputError> {
-        let mut p = Self::defaults(kind);
+    /// The parameters [`RECOMMENDED`] starts from.
+    pub fn recommended() -> Self {
+        Self {
+            alpha: 0.02,
+            track_sd: 0.005,
+            ..Self::defaults(Kind::RatioEss)
+        }
+    }
+
+    fn parse(mut p: Self, kind: Kind, value: Option<&Value>) -> Result<Self, InputError> {
         let base = "judge.judgeConfigurations";
         let obj = match value {
             None | Some(Value::Null) => return Ok(p),
@@ -211,7 +221,7 @@ impl Params {
                 "trackSd" => return Err(bad("must be a log-scale sd in [0, 1]")),
                 "tau" if num > 0.0 && num <= 10.0 => p.tau = num,
                 "tau" => return Err(bad("must be in (0, 10]")),
-                "looks" if num >= 1.0 && num <= 10_000.0 && num.fract() == 0.0 => {
+                "looks" if (1.0..=10_000.0).contains(&num) && num.fract() == 0.0 => {
                     p.looks = num as u32
                 }
                 "looks" => return Err(bad("must be a whole number of looks, 1 to 10000")),
@@ -274,7 +284,13 @@ impl Method {
                 ),
             ));
         };
+        let start = if name == RECOMMENDED {
+            Params::recommended()
+        } else {
+            Params::defaults(kind)
+        };
         let params = Params::parse(
+            start,
             kind,
             config
                 .judge
@@ -504,11 +520,15 @@ impl Method {
             Scale::Difference => (0.0, 0.0),
         };
         let se = var.sqrt();
-        let z = match self.kind {
-            Kind::Sequential => mixture_boundary(var, p.tau, 2.0 * a),
-            _ => stats::qnorm(1.0 - a),
+        let z = stats::qnorm(1.0 - a);
+        let fixed = t_from_z(z, df.max(1.0));
+        let threshold = match self.kind {
+            // the boundary in standard errors, widened as the fixed-level
+            // quantile is for the effective sample size (mapping the
+            // boundary itself through t's tail would be far stricter)
+            Kind::Sequential => mixture_boundary(var, p.tau, 2.0 * a) * fixed / z,
+            _ => fixed,
         };
-        let threshold = t_from_z(z, df.max(1.0));
         let stat = |beyond: f64| {
             if se > 0.0 {
                 beyond / se
