@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod judge;
+mod judges;
 mod shard;
 mod study;
 
