@@ -53,6 +53,9 @@ pub struct JudgeArgs {
     /// (Kayenta's is unseeded; this makes results reproducible).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Judge override.
+    #[command(flatten)]
+    pub judge: crate::judges_cmd::JudgeOverride,
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
@@ -61,8 +64,9 @@ fn read(path: &Path) -> anyhow::Result<String> {
 
 /// Run `canarylab judge`.
 pub fn run(args: &JudgeArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
-    let config = CanaryConfig::from_json(&read(&args.config)?)
+    let mut config = CanaryConfig::from_json(&read(&args.config)?)
         .with_context(|| format!("{}: invalid canary config", args.config.display()))?;
+    args.judge.apply(&mut config)?;
     let pairs = parse_pairs(&read(&args.pairs)?)
         .with_context(|| format!("{}: invalid metric set pair list", args.pairs.display()))?;
     let mut judge = Judge::new(&config)

@@ -5,6 +5,7 @@
 pub mod calibrate_cmd;
 pub mod cluster_cmd;
 pub mod judge_cmd;
+pub mod judges_cmd;
 pub mod local_cmd;
 pub mod serve_cmd;
 pub mod study_cmd;
@@ -54,6 +55,9 @@ pub enum Command {
     /// Judge one canary analysis window: a Kayenta canary config and a
     /// MetricSetPairList in, Kayenta's CanaryJudgeResult out.
     Judge(judge_cmd::JudgeArgs),
+    /// List the judges (`--judge NAME`, or the config's `judge.name`),
+    /// one line each.
+    Judges(judges_cmd::JudgesArgs),
     /// Simulate seeded canary releases of scenarios (known regressions and
     /// A/A releases) and report how often the canary config caught them.
     Sim(study_cmd::SimArgs),
@@ -92,6 +96,7 @@ pub enum Command {
 pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Judge(args) => judge_cmd::run(&args, out),
+        Command::Judges(args) => judges_cmd::run(&args, out),
         Command::Sim(args) => study_cmd::run_sim(&args, out),
         Command::Sweep(args) => study_cmd::run_sweep(&args, out),
         Command::Merge(args) => study_cmd::run_merge(&args, out),

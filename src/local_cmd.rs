@@ -42,6 +42,9 @@ pub struct LocalArgs {
     /// Judge with this Kayenta canary config instead of the scenario's.
     #[arg(long, value_name = "CONFIG.json")]
     pub config: Option<PathBuf>,
+    /// Judge override.
+    #[command(flatten)]
+    pub judge: crate::judges_cmd::JudgeOverride,
     /// Multiply every duration of the scenario (scrape step, warmup,
     /// intervals, rate windows) by this: 0.02 runs a 35-minute release in
     /// about 45 s.
@@ -83,7 +86,8 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     if !(args.time_scale > 0.0 && args.time_scale <= 1.0) {
         anyhow::bail!("--time-scale {}: must be in (0, 1]", args.time_scale);
     }
-    let scenario = Scenario::load(&args.scenario, args.config.as_deref())?;
+    let mut scenario = Scenario::load(&args.scenario, args.config.as_deref())?;
+    args.judge.apply(&mut scenario.config)?;
     let goldengoose = match &args.goldengoose {
         Some(path) => GooseCommand::new(path),
         None => GooseCommand::canarylab_subcommand()

@@ -43,6 +43,9 @@ pub struct StudyArgs {
     /// pipelines and analyses stay the scenarios' own.
     #[arg(long, value_name = "SERVICE.toml")]
     pub service: Option<PathBuf>,
+    /// Judge override for every scenario.
+    #[command(flatten)]
+    pub judge: crate::judges_cmd::JudgeOverride,
 }
 
 impl StudyArgs {
@@ -65,6 +68,11 @@ impl StudyArgs {
                 // AR(1) correlations are per scrape step: convert them
                 sc.file.service = service.at_step(step, sc.file.analysis.scrape_step_s);
             }
+        }
+        for s in &mut loaded {
+            self.judge
+                .apply(&mut s.config)
+                .with_context(|| format!("scenario {}", s.name))?;
         }
         Ok(loaded)
     }

@@ -17,8 +17,8 @@ use crate::error::InputError;
 /// Name of the judge that reproduces Kayenta's default judge.
 pub const NETFLIX_ACA_JUDGE: &str = "NetflixACAJudge-v1.0";
 
-/// Judge names this crate can run.
-pub const KNOWN_JUDGES: &[&str] = &[NETFLIX_ACA_JUDGE];
+/// Judge names this crate can run (see [`crate::judges`]).
+pub const KNOWN_JUDGES: &[&str] = crate::judges::NAMES;
 
 /// A Kayenta canary configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -24,7 +24,9 @@
 pub mod analysis;
 pub mod classifier;
 pub mod config;
+pub mod dependence;
 pub mod error;
+pub mod judges;
 pub mod mannwhitney;
 pub mod pairs;
 pub mod scorer;
@@ -200,6 +202,8 @@ pub struct Judge {
     group_names: Vec<String>,
     weights: Weights,
     thresholds: ScoreThresholds,
+    /// The judge the config names, when not Kayenta's.
+    method: Option<judges::Method>,
 }
 
 impl Judge {
@@ -207,6 +211,7 @@ impl Judge {
     /// from `classifier.scoreThresholds`, or 75 / 50.
     pub fn new(config: &CanaryConfig) -> Result<Self, InputError> {
         config.validate()?;
+        let method = judges::Method::from_config(config)?;
         let mut group_names: Vec<String> = config
             .metrics
             .iter()
@@ -273,7 +278,15 @@ impl Judge {
             group_names,
             weights,
             thresholds: config.classifier.score_thresholds.unwrap_or_default(),
+            method,
         })
+    }
+
+    /// The name of the judge in use (`judgeName` of its results).
+    pub fn name(&self) -> &'static str {
+        self.method
+            .as_ref()
+            .map_or(config::NETFLIX_ACA_JUDGE, judges::Method::name)
     }
 
     /// The pass and marginal thresholds in use.
@@ -368,7 +381,7 @@ impl Judge {
         let score = self.weights.score(&scored, &mut ws.counts);
         let classification = scorer::classify_score(score.score, scored.len(), self.thresholds);
         Ok(CanaryJudgeResult {
-            judge_name: config::NETFLIX_ACA_JUDGE.to_string(),
+            judge_name: self.name().to_string(),
             results,
             group_scores: score
                 .groups
@@ -459,6 +472,15 @@ impl Judge {
             must_have_data: rule.must_have_data,
             noise_seed: seed,
         };
+        if let Some(method) = &self.method {
+            return method.classify(
+                &ws.control,
+                &ws.experiment,
+                &args,
+                rule.classifier.effect_size_thresholds,
+                rule.classifier.critical_thresholds,
+            );
+        }
         rule.classifier
             .classify(&mut ws.mw, &ws.control, &ws.experiment, &args)
     }

@@ -5,6 +5,7 @@
 
 mod calibrate;
 mod judge;
+mod judges;
 mod serve;
 mod shard;
 mod study;

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod judges;
 mod kayenta_vectors;
 mod properties;
 mod r_oracle;
