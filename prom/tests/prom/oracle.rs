@@ -259,6 +259,10 @@ fn queries() -> Vec<String> {
             "sum(process_resident_memory_bytes) / count(process_resident_memory_bytes)",
             "http_requests_total + on(pod, code) http_requests_total",
             "rate(http_requests_total[5m]) + process_resident_memory_bytes",
+            // Errors, which must be errors on both sides.
+            "http_requests_total / on(version) process_resident_memory_bytes",
+            "process_resident_memory_bytes / on(version) group_left http_requests_total",
+            "rate(http_requests_total[5m]) or rate(http_requests_total[5m] offset 1m)",
         ]
         .map(String::from),
     );
@@ -280,7 +284,10 @@ fn close(a: &str, b: &str) -> bool {
 
 /// Compares two API bodies; returns the difference, if any.
 fn diff(ours: &str, theirs: &str) -> Option<String> {
-    let o: Json = serde_json::from_str(ours).ok()?;
+    let o: Json = match serde_json::from_str(ours) {
+        Ok(o) => o,
+        Err(e) => return Some(format!("our answer is not JSON ({e}): {ours}")),
+    };
     let t: Json = match serde_json::from_str(theirs) {
         Ok(t) => t,
         Err(e) => return Some(format!("prometheus answered non-JSON ({e}): {theirs}")),
@@ -358,6 +365,18 @@ fn diff(ours: &str, theirs: &str) -> Option<String> {
     None
 }
 
+/// True when Prometheus answered with a non-empty result.
+fn has_data(body: &str) -> bool {
+    let Ok(j) = serde_json::from_str::<Json>(body) else {
+        return false;
+    };
+    j["status"] == "success"
+        && match &j["data"]["result"] {
+            Json::Array(a) => !a.is_empty(),
+            _ => true,
+        }
+}
+
 #[test]
 #[ignore = "needs prometheus: apt-get install prometheus"]
 fn evaluator_matches_a_real_prometheus() {
@@ -415,6 +434,11 @@ fn evaluator_matches_a_real_prometheus() {
     ];
 
     let mut compared = 0usize;
+    let mut nonempty = 0usize;
+    let mut identical = 0usize;
+    let mut range_success = 0usize;
+    let mut instant_identical = 0usize;
+    let mut mismatched_bytes: Vec<String> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
     for q in queries() {
         let query = Query::parse(&q).unwrap_or_else(|e| panic!("{e}"));
@@ -426,6 +450,10 @@ fn evaluator_matches_a_real_prometheus() {
             let path = format!("/api/v1/query?query={}&time={}", urlencode(&q), secs(t));
             let (_, theirs) = http_get(server.addr, &path).expect("query prometheus");
             compared += 1;
+            nonempty += usize::from(has_data(&theirs));
+            if ours == theirs {
+                instant_identical += 1;
+            }
             if let Some(d) = diff(&ours, &theirs) {
                 failures.push(format!("instant {q} @ {}: {d}", secs(t)));
             }
@@ -444,6 +472,17 @@ fn evaluator_matches_a_real_prometheus() {
             );
             let (_, theirs) = http_get(server.addr, &path).expect("query prometheus");
             compared += 1;
+            nonempty += usize::from(has_data(&theirs));
+            range_success += usize::from(has_data(&theirs));
+            if ours == theirs {
+                identical += 1;
+            } else if has_data(&theirs) && mismatched_bytes.len() < 3 {
+                mismatched_bytes.push(format!(
+                    "{q}\nours   {}\ntheirs {}",
+                    &ours[..ours.len().min(300)],
+                    &theirs[..theirs.len().min(300)]
+                ));
+            }
             if let Some(d) = diff(&ours, &theirs) {
                 failures.push(format!(
                     "range {q} [{}, {}, {}]: {d}",
@@ -455,7 +494,25 @@ fn evaluator_matches_a_real_prometheus() {
         }
     }
     drop(server);
+    eprintln!(
+        "{compared} answers compared, {nonempty} of them non-empty successes, {identical} range bodies byte-identical ({range_success} with data), {instant_identical} instant bodies byte-identical, {} differ",
+        failures.len()
+    );
     assert!(compared > 1000, "only {compared} comparisons");
+    // Guard against a vacuous pass (Prometheus without the data, say).
+    eprintln!("{}", mismatched_bytes.join("\n"));
+    assert!(
+        nonempty * 10 > compared * 5,
+        "only {nonempty} of {compared} answers carry data"
+    );
+    // Range results are sorted by labels on both sides: the bodies must be
+    // the same bytes (instant vectors keep Prometheus's evaluation order,
+    // which for aggregations is not ours, hence the parsed comparison).
+    assert!(
+        mismatched_bytes.is_empty(),
+        "range bodies differ in bytes:\n{}",
+        mismatched_bytes.join("\n")
+    );
     assert!(
         failures.is_empty(),
         "{} of {compared} answers differ from Prometheus:\n{}",
