@@ -5,6 +5,7 @@
 pub mod cluster_cmd;
 pub mod judge_cmd;
 pub mod local_cmd;
+pub mod query_cmd;
 pub mod study_cmd;
 
 use std::io::Write;
@@ -76,6 +77,9 @@ pub enum Command {
     /// (the same as the goldengoose binary; `canarylab local` runs its
     /// instances this way).
     Goldengoose(goldengoose::Args),
+    /// Answer a PromQL query on an OpenMetrics file with timestamps, as
+    /// Prometheus's HTTP API would (instant or range).
+    Query(query_cmd::QueryArgs),
 }
 
 /// Run a parsed command line, writing results to `out`.
@@ -89,6 +93,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
         Command::Test(args) => study_cmd::run_test(&args, out),
         Command::Local(args) => local_cmd::run(&args, out),
         Command::Cluster(args) => cluster_cmd::run(&args, out),
+        Command::Query(args) => query_cmd::run(&args, out),
         // It owns the process (runtime, signals, exit status): main runs it.
         Command::Goldengoose(_) => {
             anyhow::bail!("goldengoose runs as a process of its own: `canarylab goldengoose ...`")

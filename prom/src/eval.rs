@@ -176,55 +176,59 @@ fn with_position(text: &str, message: String) -> String {
     )
 }
 
-/// True when some short completion makes `prefix` parse.
+/// True when some short completion makes `prefix` parse: an operand
+/// fragment, then whatever closes the brackets and quotes left open.
 fn completable(prefix: &str) -> bool {
-    const TAILS: &[&str] = &[
-        "",
-        ")",
-        "))",
-        ")))",
-        "}",
-        "\"}",
-        "])",
-        "m])",
-        "x",
-        "x)",
-        "x))",
-        "1",
-        "1)",
-        "1))",
-        "]",
-        "m]",
-        "m])",
-        "\")",
-        "\"})",
-        "\"}[5m])",
-        "x)[5m:])",
-        "(x)",
-        "(x))",
-        "x}",
-        "=\"\"}",
-        "=\"\"})",
-        "(x)))",
-        "by (x)",
-        ") by (x)",
-        "le)",
-        "1,x)",
-        "x[5m])",
-        "[5m])",
-        "5m])",
-        "5m]",
-        "m:])",
-        "1m])",
-        "\"})))",
-        "\"}[5m]))",
-        "\"}[5m])))",
-        "1)) by (le))",
+    const MIDS: &[&str] = &[
+        "", "x", "1", "[5m]", "5m]", "m]", "[5m:]", ":]", "\"\"", "=\"\"", "x=\"\"", " x", "(x)",
+        "1,x", "x[5m]", "1,x[5m]", " by (x)", ") by (x)", "le", "(x[5m])", "=~\"\"",
     ];
-    TAILS.iter().any(|t| {
-        let candidate = format!("{prefix}{t}");
+    MIDS.iter().any(|mid| {
+        let mut candidate = format!("{prefix}{mid}");
+        match closers(&candidate) {
+            Some(c) => candidate.push_str(&c),
+            None => return false,
+        }
         promql_parser::parser::parse(&candidate).is_ok()
     })
+}
+
+/// The quotes and brackets that close what `s` leaves open, or `None`
+/// when `s` closes a bracket it never opened.
+fn closers(s: &str) -> Option<String> {
+    let mut stack: Vec<char> = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in s.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && q != '`' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' | '`' => quote = Some(c),
+            '(' => stack.push(')'),
+            '{' => stack.push('}'),
+            '[' => stack.push(']'),
+            ')' | '}' | ']' => {
+                if stack.pop() != Some(c) {
+                    return None;
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    if let Some(q) = quote {
+        out.push(q);
+    }
+    out.extend(stack.iter().rev());
+    Some(out)
 }
 
 fn check_supported(expr: &Expr, query: &str) -> Result<(), Error> {

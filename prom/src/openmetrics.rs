@@ -273,9 +273,19 @@ pub fn format_timestamp(t_ms: i64) -> String {
 
 /// Writes every series of `store` as OpenMetrics text, ending in `# EOF`.
 pub fn write(store: &Store) -> String {
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail, and every byte written is UTF-8.
+    let _ = write_to(store, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Streams every series of `store` as OpenMetrics text to `w` (a file for
+/// `--dump-series`, say), sorted by labels, each series' samples in time
+/// order, ending in `# EOF`. Stale markers are left out.
+pub fn write_to(store: &Store, w: &mut dyn std::io::Write) -> std::io::Result<()> {
     let mut order: Vec<usize> = (0..store.len()).collect();
     order.sort_by(|&a, &b| store.series()[a].labels.cmp(&store.series()[b].labels));
-    let mut out = String::new();
+    let mut line = String::new();
     for i in order {
         let s = &store.series()[i];
         let head = series_text(&s.labels);
@@ -283,11 +293,12 @@ pub fn write(store: &Store) -> String {
             if is_stale(v) {
                 continue;
             }
-            let _ = writeln!(out, "{head} {} {}", format_value(v), format_timestamp(t));
+            line.clear();
+            let _ = writeln!(line, "{head} {} {}", format_value(v), format_timestamp(t));
+            w.write_all(line.as_bytes())?;
         }
     }
-    out.push_str("# EOF\n");
-    out
+    w.write_all(b"# EOF\n")
 }
 
 /// `name{a="x",...}` with OpenMetrics escaping.
