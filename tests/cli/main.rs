@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod judge;
+mod query;
 mod shard;
 mod study;
 
