@@ -216,7 +216,8 @@ fn closers(s: &str) -> Option<String> {
             '{' => stack.push('}'),
             '[' => stack.push(']'),
             ')' | '}' | ']' => {
-                if stack.pop() != Some(c) {
+                let open = stack.pop();
+                if open != Some(c) {
                     return None;
                 }
             }
@@ -1614,7 +1615,7 @@ fn parse_go_float(s: &str) -> Option<f64> {
 }
 
 /// Prometheus 2.42's bucketQuantile.
-pub fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+pub fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
     if q.is_nan() {
         return f64::NAN;
     }

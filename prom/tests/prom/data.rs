@@ -61,7 +61,9 @@ pub struct Pod {
 
 pub fn pods(rng: &mut Rng) -> Vec<Pod> {
     let mut out = Vec::new();
-    let specs: &[(&str, &str, usize, i64, i64, f64, f64, f64)] = &[
+    /// track, template hash, pods, start and end offsets, rps, error ratio, latency.
+    type Spec = (&'static str, &'static str, usize, i64, i64, f64, f64, f64);
+    let specs: &[Spec] = &[
         // track, hash, pods, start offset, end offset, rps, errors, latency
         ("production", "6d4f8b7c9", 3, 0, SPAN_MS, 40.0, 0.01, 40.0),
         (
