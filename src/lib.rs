@@ -8,6 +8,7 @@ pub mod judge_cmd;
 pub mod judges_cmd;
 pub mod local_cmd;
 pub mod serve_cmd;
+pub mod query_cmd;
 pub mod study_cmd;
 
 use std::io::Write;
@@ -90,6 +91,9 @@ pub enum Command {
     /// and `POST /analyze` for Argo Rollouts' web provider and Flagger's
     /// webhooks, judged from a Prometheus.
     Serve(serve_cmd::ServeArgs),
+    /// Answer a PromQL query on an OpenMetrics file with timestamps, as
+    /// Prometheus's HTTP API would (instant or range).
+    Query(query_cmd::QueryArgs),
 }
 
 /// Run a parsed command line, writing results to `out`.
@@ -106,6 +110,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
         Command::Cluster(args) => cluster_cmd::run(&args, out),
         Command::Calibrate(args) => calibrate_cmd::run(&args, out),
         Command::Serve(args) => serve_cmd::run(&args, out),
+        Command::Query(args) => query_cmd::run(&args, out),
         // It owns the process (runtime, signals, exit status): main runs it.
         Command::Goldengoose(_) => {
             anyhow::bail!("goldengoose runs as a process of its own: `canarylab goldengoose ...`")

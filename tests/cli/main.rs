@@ -7,6 +7,7 @@ mod calibrate;
 mod judge;
 mod judges;
 mod serve;
+mod query;
 mod shard;
 mod study;
 

@@ -1,0 +1,527 @@
+//! The oracle: the same series written as OpenMetrics, backfilled with
+//! `promtool tsdb create-blocks-from openmetrics`, served by a real
+//! Prometheus on 127.0.0.1; every query answered by both at many times,
+//! instant and range, and the answers compared: same result type, same
+//! label sets, same timestamps, values equal to 1e-9 relative.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use prom::{Engine, Query};
+use serde_json::Value as Json;
+
+use crate::data::{self, SCRAPE_MS, SPAN_MS, T0_MS};
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let p = std::env::temp_dir().join(format!("prom-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A Prometheus child process, killed by PID on drop (also when a test panics).
+struct Prometheus {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+fn start_prometheus(dir: &Path, tsdb: &Path) -> Prometheus {
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        "global:\n  scrape_interval: 15s\nscrape_configs: []\n",
+    )
+    .expect("config");
+    let log = std::fs::File::create(dir.join("prometheus.log")).expect("log file");
+    let port = free_port();
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+        .arg(format!("--web.listen-address={addr}"))
+        .arg("--storage.tsdb.retention.time=100y")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start prometheus (apt-get install prometheus)");
+    let p = Prometheus { child, addr };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok((200, _)) = http_get(addr, "/-/ready") {
+            return p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "prometheus not ready after 60 s; see {}",
+            dir.join("prometheus.log").display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let status = buf
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn secs(t_ms: i64) -> String {
+    format!("{}.{:03}", t_ms / 1000, t_ms % 1000)
+}
+
+/// The queries: the catalog's and examples' Kayenta configs (scope
+/// substituted as cluster/src/query.rs builds them), Kayenta's own
+/// Prometheus fixtures, Flagger's built-in Istio checks (PEERS.md), Argo
+/// Rollouts-style queries, and a spread of the supported language.
+fn queries() -> Vec<String> {
+    let mut q: Vec<String> = Vec::new();
+    for scope in ["canary", "baseline", "production"] {
+        // scenarios/catalog/canary-config.json and examples/canary-config.json
+        q.push(format!("histogram_quantile(0.5, sum by (le) (rate(http_request_duration_seconds_bucket{{version=\"{scope}\"}}[1m])))"));
+        q.push(format!("histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{version=\"{scope}\"}}[1m])))"));
+        q.push(format!("sum(rate(http_requests_total{{version=\"{scope}\",code=~\"5..\"}}[1m])) / sum(rate(http_requests_total{{version=\"{scope}\"}}[1m]))"));
+        q.push(format!(
+            "avg(rate(process_cpu_seconds_total{{version=\"{scope}\"}}[1m]))"
+        ));
+        q.push(format!(
+            "avg(process_resident_memory_bytes{{version=\"{scope}\"}})"
+        ));
+        // Kayenta's integration-test configs: standard-template "namespace='${{namespace}}', scope='${{scope}}'"
+        q.push(format!(
+            "avg(integration_test_cpu{{namespace='prod', scope='{scope}'}})"
+        ));
+        q.push(format!(
+            "avg(integration_failing_metric{{namespace='prod', scope='{scope}'}})"
+        ));
+        q.push(format!(
+            "avg(integration_successful_metric{{namespace='prod', scope='{scope}'}})"
+        ));
+        // Kayenta's scratch Prometheus config (metricName node_cpu, labelBindings, by mode).
+        q.push(format!(
+            "avg(node_cpu{{version=\"{scope}\",mode=~\"user|system\",job=\"node\"}}) by (mode)"
+        ));
+    }
+    for target in ["shop-canary", "shop-primary", "shop-.*"] {
+        for interval in ["1m", "5m"] {
+            // Flagger's built-in Istio checks (pkg/metrics/observers/istio.go).
+            q.push(format!("sum(rate(istio_requests_total{{reporter=\"destination\",destination_workload_namespace=\"prod\",destination_workload=~\"{target}\",response_code!~\"5.*\"}}[{interval}])) / sum(rate(istio_requests_total{{reporter=\"destination\",destination_workload_namespace=\"prod\",destination_workload=~\"{target}\"}}[{interval}])) * 100"));
+            q.push(format!("histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{{reporter=\"destination\",destination_workload_namespace=\"prod\",destination_workload=~\"{target}\"}}[{interval}])) by (le))"));
+        }
+    }
+    // Argo Rollouts style.
+    q.extend(
+        [
+            r#"sum(irate(istio_requests_total{reporter="destination",destination_workload=~"shop-canary",response_code!~"5.*"}[5m])) / sum(irate(istio_requests_total{reporter="destination",destination_workload=~"shop-canary"}[5m]))"#,
+            r#"sum(irate(http_requests_total{rollouts_pod_template_hash="7f5c9d2e1",code!~"5.."}[5m])) / sum(irate(http_requests_total{rollouts_pod_template_hash="7f5c9d2e1"}[5m])) * 100"#,
+            r#"sum(rate(http_requests_total{code=~"5.."}[5m] offset 10m))"#,
+            r#"sum(rate(http_requests_total{version="canary"}[5m])) - sum(rate(http_requests_total{version="canary"}[5m] offset 5m))"#,
+            r#"sum(increase(http_requests_total[10m])) by (version)"#,
+            r#"sum by (version) (rate(http_requests_total[2m])) > bool 10"#,
+            r#"scalar(sum(rate(http_requests_total{version="canary"}[5m]))) * 100"#,
+        ]
+        .map(String::from),
+    );
+    // The language, broadly.
+    q.extend(
+        [
+            "http_requests_total",
+            "http_requests_total{version=\"canary\"}",
+            "http_requests_total{version!=\"production\",code=~\"2..\"}",
+            "http_requests_total{pod!~\".*a1b2c\"} offset 3m",
+            "process_resident_memory_bytes",
+            "rate(http_requests_total[1m])",
+            "rate(http_requests_total[5m])",
+            "irate(http_requests_total[1m])",
+            "increase(http_requests_total[3m])",
+            "delta(process_resident_memory_bytes[5m])",
+            "idelta(process_resident_memory_bytes[2m])",
+            "deriv(process_resident_memory_bytes[5m])",
+            "avg_over_time(process_resident_memory_bytes[5m])",
+            "min_over_time(process_resident_memory_bytes[5m])",
+            "max_over_time(process_resident_memory_bytes[10m])",
+            "sum_over_time(process_resident_memory_bytes[2m])",
+            "count_over_time(http_requests_total[5m])",
+            "last_over_time(http_requests_total[10m])",
+            "quantile_over_time(0.9, process_resident_memory_bytes[10m])",
+            "stddev_over_time(process_resident_memory_bytes[10m])",
+            "sum(http_requests_total)",
+            "sum by (version) (http_requests_total)",
+            "sum without (pod, rollouts_pod_template_hash) (rate(http_requests_total[5m]))",
+            "avg by (version, code) (rate(http_requests_total[5m]))",
+            "min by (version) (process_resident_memory_bytes)",
+            "max(process_resident_memory_bytes) by (version)",
+            "count by (version) (http_requests_total)",
+            "quantile(0.9, rate(http_requests_total[5m]))",
+            "quantile by (version) (0.5, process_resident_memory_bytes)",
+            "topk(3, process_resident_memory_bytes)",
+            "bottomk(2, rate(http_requests_total[5m]))",
+            "topk by (version) (1, process_resident_memory_bytes)",
+            "stddev(process_resident_memory_bytes)",
+            "group by (version) (http_requests_total)",
+            "histogram_quantile(0.9, rate(http_request_duration_seconds_bucket[5m]))",
+            "histogram_quantile(0.5, sum by (le, version) (rate(http_request_duration_seconds_bucket[5m])))",
+            "histogram_quantile(0, sum by (le) (rate(istio_request_duration_milliseconds_bucket[5m])))",
+            "histogram_quantile(1, sum by (le) (rate(istio_request_duration_milliseconds_bucket[5m])))",
+            "histogram_quantile(1.5, sum by (le) (rate(istio_request_duration_milliseconds_bucket[5m])))",
+            "rate(http_request_duration_seconds_sum[5m]) / rate(http_request_duration_seconds_count[5m])",
+            "http_requests_total{code=\"500\"} / ignoring(code) http_requests_total{code=\"200\"}",
+            "http_requests_total{code=\"500\"} / on(pod) http_requests_total{code=\"200\"}",
+            "sum by (version, code) (rate(http_requests_total[5m])) / ignoring(code) group_left sum by (version) (rate(http_requests_total[5m]))",
+            "sum by (version) (rate(http_requests_total[5m])) / ignoring(code) group_right sum by (version, code) (rate(http_requests_total[5m]))",
+            "rate(http_requests_total[5m]) * on(pod) group_left(rollouts_pod_template_hash) process_resident_memory_bytes",
+            "process_resident_memory_bytes > 50000000",
+            "process_resident_memory_bytes > bool 50000000",
+            "50000000 < process_resident_memory_bytes",
+            "process_resident_memory_bytes == bool process_resident_memory_bytes",
+            "http_requests_total{code=\"200\"} >= on(pod) http_requests_total{code=\"500\"}",
+            "http_requests_total and on(pod) http_requests_total{code=\"500\"}",
+            "http_requests_total{code=\"500\"} or http_requests_total{version=\"baseline\"}",
+            "process_resident_memory_bytes unless on(version) process_resident_memory_bytes{version=\"canary\"}",
+            "-process_resident_memory_bytes",
+            "process_resident_memory_bytes % 7 + 2 ^ 3",
+            "abs(delta(process_resident_memory_bytes[5m]))",
+            "clamp_min(deriv(process_resident_memory_bytes[5m]), 0)",
+            "clamp_max(rate(http_requests_total[5m]), 10)",
+            "clamp(rate(http_requests_total[5m]), 1, 10)",
+            "scalar(sum(process_resident_memory_bytes))",
+            "scalar(process_resident_memory_bytes)",
+            "vector(1)",
+            "vector(time())",
+            "time()",
+            "time() - 1700000000",
+            "absent(http_requests_total{version=\"nope\",code=\"200\"})",
+            "absent(http_requests_total{version=\"canary\"})",
+            "absent_over_time(http_requests_total{version=\"nope\"}[5m])",
+            "1 + 2 * 3",
+            "2 > bool 1",
+            "sum(rate(http_requests_total[5m])) by (version) * 100",
+            "max_over_time(rate(http_requests_total{version=\"canary\"}[1m])[10m:1m])",
+            "avg_over_time(sum(rate(http_requests_total[1m]))[5m:30s])",
+            "rate(http_requests_total{version=\"canary\"}[5m] @ 1700002000)",
+            "http_requests_total{version=\"production\"} @ 1700001000 offset 1m",
+            "ceil(rate(http_requests_total[5m]))",
+            "sqrt(process_resident_memory_bytes)",
+            "sum(process_resident_memory_bytes) / count(process_resident_memory_bytes)",
+            "http_requests_total + on(pod, code) http_requests_total",
+            "rate(http_requests_total[5m]) + process_resident_memory_bytes",
+            // Errors, which must be errors on both sides.
+            "http_requests_total / on(version) process_resident_memory_bytes",
+            "process_resident_memory_bytes / on(version) group_left http_requests_total",
+            "rate(http_requests_total[5m]) or rate(http_requests_total[5m] offset 1m)",
+        ]
+        .map(String::from),
+    );
+    q
+}
+
+fn close(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) if x.is_finite() && y.is_finite() => {
+            let d = (x - y).abs();
+            d <= 1e-9 * x.abs().max(y.abs()) || d < 1e-12
+        }
+        _ => false,
+    }
+}
+
+/// Compares two API bodies; returns the difference, if any.
+fn diff(ours: &str, theirs: &str) -> Option<String> {
+    let o: Json = match serde_json::from_str(ours) {
+        Ok(o) => o,
+        Err(e) => return Some(format!("our answer is not JSON ({e}): {ours}")),
+    };
+    let t: Json = match serde_json::from_str(theirs) {
+        Ok(t) => t,
+        Err(e) => return Some(format!("prometheus answered non-JSON ({e}): {theirs}")),
+    };
+    if o["status"] != t["status"] {
+        return Some(format!(
+            "status: ours {} theirs {}",
+            o["status"], t["status"]
+        ));
+    }
+    if t["status"] != "success" {
+        return None;
+    }
+    let (od, td) = (&o["data"], &t["data"]);
+    if od["resultType"] != td["resultType"] {
+        return Some(format!(
+            "resultType: ours {} theirs {}",
+            od["resultType"], td["resultType"]
+        ));
+    }
+    let points = |v: &Json| -> Vec<(String, String)> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|p| {
+                        (
+                            p[0].to_string(),
+                            p[1].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let by_labels = |d: &Json| -> BTreeMap<String, Vec<(String, String)>> {
+        let mut m = BTreeMap::new();
+        match d["resultType"].as_str() {
+            Some("scalar") | Some("string") => {
+                m.insert("{}".into(), points(&Json::Array(vec![d["result"].clone()])));
+            }
+            _ => {
+                for s in d["result"].as_array().cloned().unwrap_or_default() {
+                    let pts = if s.get("value").is_some() {
+                        points(&Json::Array(vec![s["value"].clone()]))
+                    } else {
+                        points(&s["values"])
+                    };
+                    m.insert(s["metric"].to_string(), pts);
+                }
+            }
+        }
+        m
+    };
+    let (om, tm) = (by_labels(od), by_labels(td));
+    let ok: Vec<&String> = om.keys().collect();
+    let tk: Vec<&String> = tm.keys().collect();
+    if ok != tk {
+        return Some(format!("series: ours {ok:?}\ntheirs {tk:?}"));
+    }
+    for (k, op) in &om {
+        let tp = &tm[k];
+        if op.len() != tp.len() {
+            return Some(format!(
+                "{k}: {} points ours, {} theirs\nours {op:?}\ntheirs {tp:?}",
+                op.len(),
+                tp.len()
+            ));
+        }
+        for (a, b) in op.iter().zip(tp) {
+            if a.0 != b.0 || !close(&a.1, &b.1) {
+                return Some(format!("{k}: ours {a:?} theirs {b:?}"));
+            }
+        }
+    }
+    None
+}
+
+/// True when Prometheus answered with a non-empty result.
+fn has_data(body: &str) -> bool {
+    let Ok(j) = serde_json::from_str::<Json>(body) else {
+        return false;
+    };
+    j["status"] == "success"
+        && match &j["data"]["result"] {
+            Json::Array(a) => !a.is_empty(),
+            _ => true,
+        }
+}
+
+#[test]
+#[ignore = "needs prometheus: apt-get install prometheus"]
+fn evaluator_matches_a_real_prometheus() {
+    let dir = TempDir::new("oracle");
+    let store = data::store(7);
+    let om = dir.0.join("series.om");
+    std::fs::write(&om, prom::openmetrics::write(&store)).expect("write openmetrics");
+    // The file we wrote is what we evaluate on: load it back.
+    let text = std::fs::read_to_string(&om).expect("read back");
+    let store =
+        prom::openmetrics::parse(&text, &om.display().to_string()).expect("parse own output");
+    let tsdb = dir.0.join("tsdb");
+    let out = Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&om)
+        .arg(&tsdb)
+        .output()
+        .expect("run promtool (apt-get install prometheus)");
+    assert!(
+        out.status.success(),
+        "promtool failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = start_prometheus(&dir.0, &tsdb);
+    let engine = Engine::new(&store);
+
+    // Instant times: start, inside the first scrape interval, exactly on
+    // scrape timestamps, in the canary's short and long gaps, after the
+    // deleted pod's last scrape (inside and past the lookback), past the end.
+    let canary = &store
+        .series()
+        .iter()
+        .find(|s| s.labels.get("version") == Some("canary"))
+        .expect("a canary series");
+    let mut times: Vec<i64> = vec![
+        T0_MS,
+        T0_MS + 7_500,
+        T0_MS + 300_000,
+        T0_MS + 603_000,
+        T0_MS + 1_200_000,
+        canary.timestamps[5],
+        canary.timestamps[canary.timestamps.len() / 3] + 90_000,
+        canary.timestamps[2 * canary.timestamps.len() / 3 - 1] + 400_000,
+        T0_MS + 2_400_000 + 240_000,
+        T0_MS + 2_400_000 + 360_000,
+        T0_MS + SPAN_MS - 1,
+        T0_MS + SPAN_MS + 120_000,
+        T0_MS + SPAN_MS + 420_000,
+    ];
+    times.sort_unstable();
+    let ranges: [(i64, i64, i64); 3] = [
+        (T0_MS + 300_000, T0_MS + SPAN_MS + 300_000, 60_000),
+        (T0_MS + 1_000_000, T0_MS + 2_200_000, 17_000),
+        (T0_MS - 60_000, T0_MS + 900_500, SCRAPE_MS * 2),
+    ];
+
+    let mut compared = 0usize;
+    let mut nonempty = 0usize;
+    let mut identical = 0usize;
+    let mut range_success = 0usize;
+    let mut instant_identical = 0usize;
+    let mut mismatched_bytes: Vec<String> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
+    for q in queries() {
+        let query = Query::parse(&q).unwrap_or_else(|e| panic!("{e}"));
+        for &t in &times {
+            let ours = match engine.instant(&query, t) {
+                Ok(v) => prom::json::instant(&v, t),
+                Err(e) => prom::json::error("execution", &e.to_string()),
+            };
+            let path = format!("/api/v1/query?query={}&time={}", urlencode(&q), secs(t));
+            let (_, theirs) = http_get(server.addr, &path).expect("query prometheus");
+            compared += 1;
+            nonempty += usize::from(has_data(&theirs));
+            if ours == theirs {
+                instant_identical += 1;
+            }
+            if let Some(d) = diff(&ours, &theirs) {
+                failures.push(format!("instant {q} @ {}: {d}", secs(t)));
+            }
+        }
+        for &(s, e, step) in &ranges {
+            let ours = match engine.range(&query, s, e, step) {
+                Ok(m) => prom::json::range(&m),
+                Err(err) => prom::json::error("execution", &err.to_string()),
+            };
+            let path = format!(
+                "/api/v1/query_range?query={}&start={}&end={}&step={}",
+                urlencode(&q),
+                secs(s),
+                secs(e),
+                secs(step)
+            );
+            let (_, theirs) = http_get(server.addr, &path).expect("query prometheus");
+            compared += 1;
+            nonempty += usize::from(has_data(&theirs));
+            range_success += usize::from(has_data(&theirs));
+            if ours == theirs {
+                identical += 1;
+            } else if has_data(&theirs) && mismatched_bytes.len() < 3 {
+                mismatched_bytes.push(format!(
+                    "{q}\nours   {}\ntheirs {}",
+                    &ours[..ours.len().min(300)],
+                    &theirs[..theirs.len().min(300)]
+                ));
+            }
+            if let Some(d) = diff(&ours, &theirs) {
+                failures.push(format!(
+                    "range {q} [{}, {}, {}]: {d}",
+                    secs(s),
+                    secs(e),
+                    secs(step)
+                ));
+            }
+        }
+    }
+    drop(server);
+    eprintln!(
+        "{compared} answers compared, {nonempty} of them non-empty successes, {identical} range bodies byte-identical ({range_success} with data), {instant_identical} instant bodies byte-identical, {} differ",
+        failures.len()
+    );
+    assert!(compared > 1000, "only {compared} comparisons");
+    // Guard against a vacuous pass (Prometheus without the data, say).
+    eprintln!("{}", mismatched_bytes.join("\n"));
+    assert!(
+        nonempty * 10 > compared * 5,
+        "only {nonempty} of {compared} answers carry data"
+    );
+    // Range results are sorted by labels on both sides: the bodies must be
+    // the same bytes (instant vectors keep Prometheus's evaluation order,
+    // which for aggregations is not ours, hence the parsed comparison).
+    assert!(
+        mismatched_bytes.is_empty(),
+        "range bodies differ in bytes:\n{}",
+        mismatched_bytes.join("\n")
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {compared} answers differ from Prometheus:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    );
+}
