@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod fast_band;
 mod kayenta_vectors;
 mod properties;
 mod r_oracle;
