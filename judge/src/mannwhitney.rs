@@ -442,6 +442,10 @@ fn decide_band(stat: &mut RankStatistic<'_>, q: &BandQuestion) -> Option<Band> {
     if !opposite {
         return None;
     }
+    if !(q.above || q.below) {
+        // nothing can fail, and nothing asked
+        return Some(Band::Within);
+    }
     // Kayenta's tolerance: |c - b| <= 2 (2 eps |b| + tol / 2) with
     // tol = 1e-4, |b| <= reach; inflated for the rounding of the bounds.
     let slack = (1e-4 + 8.0 * f64::EPSILON * reach) * (1.0 + 1e-9);
