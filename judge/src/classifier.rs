@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Direction, EffectSizeMeasure, NanStrategy};
-use crate::mannwhitney::MannWhitney;
+use crate::mannwhitney::{Band, BandAnswer, MannWhitney, MannWhitneyResult};
 use crate::stats;
 
 /// A metric's verdict, with Kayenta's spelling.
@@ -147,12 +147,40 @@ const BASELINE: &str = "Baseline";
 
 impl MannWhitneyClassifier {
     /// Classify cleaned (NaN-free) values. `mw` is a reusable workspace.
+    /// Computes the interval (Kayenta's three root-finder runs) and reports
+    /// it in `mann_whitney`.
     pub fn classify(
         &self,
         mw: &mut MannWhitney,
         control: &[f64],
         experiment: &[f64],
         args: &ClassifyArgs<'_>,
+    ) -> MetricClassification {
+        self.classify_with(mw, control, experiment, args, false)
+    }
+
+    /// [`MannWhitneyClassifier::classify`]'s classification, critical
+    /// flag, reason and effect size, decided where possible from the rank
+    /// statistic at a few shifts instead of the interval
+    /// ([`MannWhitney::band_loaded`]); `mann_whitney` is then `None`. For
+    /// callers that need only the label (the simulator).
+    pub fn classify_fast(
+        &self,
+        mw: &mut MannWhitney,
+        control: &[f64],
+        experiment: &[f64],
+        args: &ClassifyArgs<'_>,
+    ) -> MetricClassification {
+        self.classify_with(mw, control, experiment, args, true)
+    }
+
+    fn classify_with(
+        &self,
+        mw: &mut MannWhitney,
+        control: &[f64],
+        experiment: &[f64],
+        args: &ClassifyArgs<'_>,
+        fast: bool,
     ) -> MetricClassification {
         use Classification::*;
         if experiment.is_empty() || control.is_empty() {
@@ -185,32 +213,21 @@ impl MannWhitneyClassifier {
             (experiment, control)
         };
 
-        let result = match mw.interval_loaded(self.conf_level) {
-            Ok(r) => r,
-            Err(e) => {
-                return MetricClassification::early(
-                    Error,
-                    Some(format!("Metric Classification Failed: {e}")),
-                    f64::NAN,
-                    args.critical,
-                );
-            }
+        let failed = |e: crate::mannwhitney::MannWhitneyError| {
+            MetricClassification::early(
+                Error,
+                Some(format!("Metric Classification Failed: {e}")),
+                f64::NAN,
+                args.critical,
+            )
         };
-        let deviation = match self.measure {
+        let deviation = || match self.measure {
             EffectSizeMeasure::MeanRatio => stats::mean_ratio(control, experiment),
             EffectSizeMeasure::Cles => stats::cles(control, experiment),
         };
-        let bound = self.tolerance * result.estimate.abs();
-        let details = MannWhitneyDetails {
-            ci_lower: result.ci_lower,
-            ci_upper: result.ci_upper,
-            estimate: result.estimate,
-            bound,
-            p_value: result.p_value,
-        };
         // A NaN effect size (a zero mean) does not stop a significant change
         // from counting, as in Kayenta's zero-mean tests.
-        let reaches = |limit: f64, above: bool| {
+        let reaches = |deviation: f64, limit: f64, above: bool| {
             deviation.is_nan()
                 || if above {
                     deviation >= limit
@@ -219,19 +236,42 @@ impl MannWhitneyClassifier {
                 }
         };
         let (up, down) = (args.direction.allows_high(), args.direction.allows_low());
-        let label = if up && result.ci_lower > bound && reaches(self.effect_size_thresholds.1, true)
-        {
-            High
-        } else if down && result.ci_upper < -bound && reaches(self.effect_size_thresholds.0, false)
-        {
-            Low
+        let (deviation, label, details) = if fast {
+            // The effect size first: it decides which side of the band
+            // can matter at all.
+            let deviation = deviation();
+            let above = up && reaches(deviation, self.effect_size_thresholds.1, true);
+            let below = down && reaches(deviation, self.effect_size_thresholds.0, false);
+            match mw.band_loaded(self.conf_level, self.tolerance, above, below) {
+                Ok(BandAnswer::Decided(band)) => {
+                    let label = match band {
+                        Band::Above => High,
+                        Band::Below => Low,
+                        Band::Within => Pass,
+                    };
+                    (deviation, label, None)
+                }
+                Ok(BandAnswer::Computed(result)) => {
+                    let (label, details) = self.label(&result, above, below);
+                    (deviation, label, Some(details))
+                }
+                Err(e) => return failed(e),
+            }
         } else {
-            Pass
+            let result = match mw.interval_loaded(self.conf_level) {
+                Ok(r) => r,
+                Err(e) => return failed(e),
+            };
+            let deviation = deviation();
+            let above = up && reaches(deviation, self.effect_size_thresholds.1, true);
+            let below = down && reaches(deviation, self.effect_size_thresholds.0, false);
+            let (label, details) = self.label(&result, above, below);
+            (deviation, label, Some(details))
         };
         let critical = args.critical
             && match label {
-                High => reaches(self.critical_thresholds.1, true),
-                Low => reaches(self.critical_thresholds.0, false),
+                High => reaches(deviation, self.critical_thresholds.1, true),
+                Low => reaches(deviation, self.critical_thresholds.0, false),
                 _ => false,
             };
         let reason = match (label, critical) {
@@ -247,8 +287,34 @@ impl MannWhitneyClassifier {
             reason,
             deviation,
             critical,
-            mann_whitney: Some(details),
+            mann_whitney: details,
         }
+    }
+
+    /// High when `above` may count and the interval lies above the band,
+    /// else Low when `below` may and it lies below, else Pass.
+    fn label(
+        &self,
+        result: &MannWhitneyResult,
+        above: bool,
+        below: bool,
+    ) -> (Classification, MannWhitneyDetails) {
+        let bound = self.tolerance * result.estimate.abs();
+        let label = if above && result.ci_lower > bound {
+            Classification::High
+        } else if below && result.ci_upper < -bound {
+            Classification::Low
+        } else {
+            Classification::Pass
+        };
+        let details = MannWhitneyDetails {
+            ci_lower: result.ci_lower,
+            ci_upper: result.ci_upper,
+            estimate: result.estimate,
+            bound,
+            p_value: result.p_value,
+        };
+        (label, details)
     }
 }
 

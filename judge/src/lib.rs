@@ -166,16 +166,44 @@ pub struct Verdict {
 /// Reusable buffers for [`Judge::judge_series`].
 #[derive(Debug, Default)]
 pub struct Workspace {
-    mw: MannWhitney,
+    /// One per metric, so that each keeps its metric's sorted samples for
+    /// the next (grown or slid) window.
+    mws: Vec<MannWhitney>,
     control: Vec<f64>,
     experiment: Vec<f64>,
     counts: Vec<[u32; 3]>,
+    /// Compute every interval, as [`Judge::judge_pairs`] does.
+    full_interval: bool,
 }
 
 impl Workspace {
-    /// Empty buffers.
+    /// Empty buffers; [`Judge::judge_series`] decides each metric's label
+    /// without solving for the interval where it can
+    /// ([`MannWhitneyClassifier::classify_fast`]).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Empty buffers with which [`Judge::judge_series`] computes every
+    /// interval ([`MannWhitneyClassifier::classify`]): the same verdicts,
+    /// slower; for comparisons and benchmarks.
+    pub fn with_full_interval() -> Self {
+        Self {
+            full_interval: true,
+            ..Self::default()
+        }
+    }
+
+    /// How many metric classifications (of those that reached the
+    /// Mann-Whitney test) were decided without the root finder, and how
+    /// many computed the interval.
+    pub fn band_counts(&self) -> mannwhitney::BandCounts {
+        let mut total = mannwhitney::BandCounts::default();
+        for c in self.mws.iter().map(MannWhitney::band_counts) {
+            total.decided += c.decided;
+            total.computed += c.computed;
+        }
+        total
     }
 }
 
@@ -342,6 +370,8 @@ impl Judge {
                 pair.values.control.as_slice(),
                 pair.values.experiment.as_slice(),
                 metric_seed(seed, r),
+                false,
+                r,
                 &mut ws,
             );
             results.push(CanaryAnalysisResult {
@@ -402,7 +432,9 @@ impl Judge {
     }
 
     /// The fast path for simulators: one series per config metric, in
-    /// config order, no report built. Same verdict as [`Judge::judge_pairs`].
+    /// config order, no report built, and (with [`Workspace::new`]) labels
+    /// decided without solving for the interval where the statistic at a
+    /// few shifts settles them. Same verdict as [`Judge::judge_pairs`].
     ///
     /// # Panics
     /// If `series` does not have one entry per config metric.
@@ -418,7 +450,16 @@ impl Judge {
             .zip(series)
             .enumerate()
             .map(|(r, (rule, s))| {
-                self.classify(rule, s.control, s.experiment, metric_seed(seed, r), ws)
+                let fast = !ws.full_interval;
+                self.classify(
+                    rule,
+                    s.control,
+                    s.experiment,
+                    metric_seed(seed, r),
+                    fast,
+                    r,
+                    ws,
+                )
             })
             .collect();
         let scored: Vec<Scored<'_>> = outcomes
@@ -443,15 +484,23 @@ impl Judge {
         }
     }
 
-    /// Clean both series into the workspace and classify them.
+    /// Clean both series into the workspace and classify them (`metric`:
+    /// the rule's index, whose workspace keeps its sorted samples).
+    #[allow(clippy::too_many_arguments)]
     fn classify(
         &self,
         rule: &MetricRule,
         control: &[f64],
         experiment: &[f64],
         seed: u64,
+        fast: bool,
+        metric: usize,
         ws: &mut Workspace,
     ) -> MetricClassification {
+        if ws.mws.len() <= metric {
+            ws.mws.resize_with(metric + 1, MannWhitney::new);
+        }
+        let mw = &mut ws.mws[metric];
         preprocess_into(
             control,
             rule.nan_strategy,
@@ -481,8 +530,13 @@ impl Judge {
                 rule.classifier.critical_thresholds,
             );
         }
-        rule.classifier
-            .classify(&mut ws.mw, &ws.control, &ws.experiment, &args)
+        if fast {
+            rule.classifier
+                .classify_fast(mw, &ws.control, &ws.experiment, &args)
+        } else {
+            rule.classifier
+                .classify(mw, &ws.control, &ws.experiment, &args)
+        }
     }
 }
 

@@ -67,6 +67,35 @@ pub struct MannWhitney {
     keys: Vec<i64>,
     /// What the rank statistic keeps between evaluations.
     scratch: Scratch,
+    /// Band questions answered without and with the root finder.
+    band_counts: BandCounts,
+    /// The previous load's samples, as given, and merge buffers.
+    reuse: Reuse,
+}
+
+/// What [`MannWhitney::load`] keeps to extend the next load's sorted
+/// samples instead of sorting them again.
+#[derive(Debug, Default, Clone)]
+struct Reuse {
+    /// The last experiment and control loaded, in the caller's order.
+    x: Vec<f64>,
+    y: Vec<f64>,
+    /// Scratch: the values dropped or added, sorted; a merge's output.
+    part: Vec<f64>,
+    merged: Vec<f64>,
+    /// Loads that reused the previous sort (for the benchmarks).
+    reused: u64,
+}
+
+/// How many [`MannWhitney::band_loaded`] questions were decided from the
+/// statistic at a few shifts, and how many needed the full interval.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BandCounts {
+    /// Decided without the root finder.
+    pub decided: u64,
+    /// Too close to call (or outside what the fast decision covers): the
+    /// full interval was computed.
+    pub computed: u64,
 }
 
 /// The rank statistic's memory, kept in the workspace so that nothing is
@@ -87,11 +116,18 @@ impl MannWhitney {
         Self::default()
     }
 
-    /// Sort `experiment` and `control` into the workspace.
+    /// Sort `experiment` and `control` into the workspace. When a sample
+    /// is the previous load's with values appended (a growing window), or
+    /// with some dropped from the front as well (a sliding one), the new
+    /// values are sorted alone and merged in.
     pub fn load(&mut self, experiment: &[f64], control: &[f64]) {
-        sort_total(experiment, &mut self.keys, &mut self.x);
-        sort_total(control, &mut self.keys, &mut self.y_padded);
+        let r = &mut self.reuse;
+        let (mut prev_x, mut prev_y) = (std::mem::take(&mut r.x), std::mem::take(&mut r.y));
+        sort_reusing(experiment, &mut prev_x, &mut self.x, &mut self.keys, r);
+        self.y_padded.pop();
+        sort_reusing(control, &mut prev_y, &mut self.y_padded, &mut self.keys, r);
         self.y_padded.push(f64::INFINITY);
+        (r.x, r.y) = (prev_x, prev_y);
     }
 
     /// The loaded experiment, sorted.
@@ -137,6 +173,405 @@ impl MannWhitney {
         let mu_max = x[x.len() - 1] - y[0];
         let mut stat = RankStatistic::new(x, y_padded, &mut self.scratch);
         solve_interval(mu_min, mu_max, conf_level, |d| stat.z(d))
+    }
+}
+
+/// Where the interval lies against the tolerance band
+/// `[-tolerance |estimate|, tolerance |estimate|]`, as the classifier asks:
+/// `Above` when `ci_lower > bound` (and that was asked), else `Below` when
+/// `ci_upper < -bound` (and that was asked), else `Within`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Band {
+    /// The whole interval lies above the band.
+    Above,
+    /// The whole interval lies below the band.
+    Below,
+    /// Neither (or not asked).
+    Within,
+}
+
+/// The answer of [`MannWhitney::band_loaded`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BandAnswer {
+    /// Decided without the root finder: every interval and estimate the
+    /// full computation can return gives this answer.
+    Decided(Band),
+    /// Too close to call: the full interval, exactly as
+    /// [`MannWhitney::interval_loaded`] returns it.
+    Computed(MannWhitneyResult),
+}
+
+impl MannWhitney {
+    /// Where the interval at `conf_level` lies against the band of
+    /// half-width `tolerance * |estimate|`, for the samples already loaded:
+    /// `above` asks whether `ci_lower > bound`, `below` whether
+    /// `ci_upper < -bound` (the first that holds, of those asked, is the
+    /// answer). Decided from the rank statistic at a few shifts when every
+    /// result the root finder can return agrees (see [`decide_band`]);
+    /// otherwise the full interval is computed with the same workspace.
+    /// Errors are those of [`MannWhitney::interval_loaded`].
+    pub fn band_loaded(
+        &mut self,
+        conf_level: f64,
+        tolerance: f64,
+        above: bool,
+        below: bool,
+    ) -> Result<BandAnswer, MannWhitneyError> {
+        if self.x.is_empty() || self.y_padded.len() < 2 {
+            return Err(MannWhitneyError::Empty);
+        }
+        if !(conf_level > 0.0 && conf_level < 1.0) {
+            return Err(MannWhitneyError::ConfidenceLevel(conf_level));
+        }
+        let (x, y_padded) = (&self.x, &self.y_padded);
+        let y = &y_padded[..y_padded.len() - 1];
+        let mu_min = x[0] - y[y.len() - 1];
+        let mu_max = x[x.len() - 1] - y[0];
+        let mut stat = RankStatistic::new(x, y_padded, &mut self.scratch);
+        let question = BandQuestion {
+            mu_min,
+            mu_max,
+            z_quant: qnorm((1.0 - conf_level) / 2.0),
+            tolerance,
+            above,
+            below,
+        };
+        if let Some(band) = decide_band(&mut stat, &question) {
+            self.band_counts.decided += 1;
+            return Ok(BandAnswer::Decided(band));
+        }
+        self.band_counts.computed += 1;
+        // the probes taken so far serve the root finder too
+        solve_interval(mu_min, mu_max, conf_level, |d| stat.z(d)).map(BandAnswer::Computed)
+    }
+
+    /// How many band questions were decided with and without the root
+    /// finder since the workspace was made.
+    pub fn band_counts(&self) -> BandCounts {
+        self.band_counts
+    }
+}
+
+/// What [`decide_band`] is asked.
+struct BandQuestion {
+    mu_min: f64,
+    mu_max: f64,
+    /// `qnorm(alpha / 2)`, as [`solve_interval`] computes it (negative).
+    z_quant: f64,
+    tolerance: f64,
+    above: bool,
+    below: bool,
+}
+
+/// Evaluations of the statistic [`decide_band`] may make before it leaves
+/// the question to the root finder.
+const BAND_MAX_EVALS: usize = 24;
+
+/// The widest bracket `[mu_min, mu_max]` the fast decision takes on: its
+/// bounds on the root finder's results assume the root finder stopped on
+/// its tolerance, not on its 1001-iteration cap. Brent's method needs at
+/// most about k^2 evaluations where k = log2(width / tolerance) is what
+/// bisection needs (Brent 1973, ch. 4); 2^30 times the smallest step
+/// (5e-5) keeps k^2 below 1001.
+const BAND_MAX_WIDTH: f64 = 5e-5 * (1u64 << 30) as f64;
+
+/// What is known about one root of `f(d) = z(d) - zq`: `f > 0` at every
+/// shift up to `pos`, `f < 0` at every shift from `neg` on (from the
+/// statistic at those shifts, with the bounds of [`Sigmas`]), and the
+/// corrected rank sums there (for the next guess).
+#[derive(Debug, Clone, Copy)]
+struct RootKnowledge {
+    zq: f64,
+    pos: f64,
+    h_pos: f64,
+    neg: f64,
+    h_neg: f64,
+}
+
+/// The standard deviation of the statistic at a shift with no new tie
+/// (`own`: only the groups inside each sample), and a value no shift's
+/// standard deviation is below (`min`: the tie term bounded above).
+#[derive(Debug, Clone, Copy)]
+struct Sigmas {
+    own: f64,
+    min: f64,
+}
+
+impl RootKnowledge {
+    fn new(zq: f64) -> Self {
+        Self {
+            zq,
+            pos: f64::NEG_INFINITY,
+            h_pos: f64::NAN,
+            neg: f64::INFINITY,
+            h_neg: f64::NAN,
+        }
+    }
+
+    /// Learn from `h = dz - sign(dz)/2` at shift `t`. At every shift
+    /// `d <= t`, h(d) >= h(t) and sigma(d) lies in [min, own], and the
+    /// floating-point division is monotone in both, so the statistic the
+    /// full computation evaluates at `d` is at least `inf_z`; the same
+    /// the other way from `t` on.
+    fn learn(&mut self, t: f64, h: f64, s: Sigmas) {
+        let inf_z = if h >= 0.0 { h / s.own } else { h / s.min };
+        let sup_z = if h <= 0.0 { h / s.own } else { h / s.min };
+        if inf_z > self.zq && t > self.pos {
+            self.pos = t;
+            self.h_pos = h;
+        }
+        if sup_z < self.zq && t < self.neg {
+            self.neg = t;
+            self.h_neg = h;
+        }
+    }
+
+    /// Bounds on every value the root finder can return for this root.
+    ///
+    /// R's zeroin (as Kayenta runs it) keeps a bracket `[b, c]` with
+    /// `f(b)` and `f(c)` of strictly opposite signs, and returns `b` when
+    /// `f(b) == 0` or `|c - b| / 2 <= 2 eps |b| + tol / 2`. So a returned
+    /// `b` is a zero of f, or within `slack` of a point where f has the
+    /// other sign: with `f > 0` on `(-inf, pos]`, either `b` or its
+    /// partner has `f <= 0` and lies right of `pos`, so `b > pos - slack`;
+    /// likewise `b < neg + slack`. The interval's ends are clipped to
+    /// `[mu_min, mu_max]` (the end checks, and zeroin's steps never leave
+    /// its bracket), which also covers `pos > mu_max` (then `f(mu_max) > 0`
+    /// and the end is `mu_max`) and `neg < mu_min`.
+    fn bounds(&self, mu_min: f64, mu_max: f64, slack: f64) -> (f64, f64) {
+        let lo = (self.pos - slack).clamp(mu_min, mu_max);
+        let hi = (self.neg + slack).clamp(mu_min, mu_max);
+        (lo, hi)
+    }
+
+    /// A shift inside the unknown stretch `(pos, neg)` worth evaluating
+    /// (regula falsi on h, kept off the ends), or `None` when the stretch
+    /// is too short to learn more than the slack allows.
+    fn guess(&self, q: &BandQuestion, h_max: f64, s: Sigmas, slack: f64) -> Option<f64> {
+        let (a, ha) = if self.pos.is_finite() {
+            (self.pos, self.h_pos)
+        } else {
+            (q.mu_min, h_max)
+        };
+        let (b, hb) = if self.neg.is_finite() {
+            (self.neg, self.h_neg)
+        } else {
+            (q.mu_max, -h_max)
+        };
+        if (b - a).partial_cmp(&slack) != Some(std::cmp::Ordering::Greater) {
+            return None;
+        }
+        let target = self.zq * s.own;
+        let frac = (ha - target) / (ha - hb);
+        let frac = if frac.is_finite() {
+            frac.clamp(0.1, 0.9)
+        } else {
+            0.5
+        };
+        Some(a + (b - a) * frac)
+    }
+}
+
+/// Decide [`MannWhitney::band_loaded`]'s question from the statistic at a
+/// few shifts, or `None` when that cannot be done with certainty.
+///
+/// The interval's ends and the estimate are what the root finder returns
+/// for `z(d) = zq`, `zq` in `{-z_quant, 0, z_quant}`. Each evaluation of
+/// the rank sum at a shift `t` proves, for each of the three roots, that
+/// `f` keeps one sign on one side of `t` ([`RootKnowledge::learn`]: the
+/// rank sum never increases with the shift and the standard deviation is
+/// bounded on both sides, so this holds even where new ties make the
+/// statistic itself non-monotone). That bounds what the root finder can
+/// return to within its tolerance ([`RootKnowledge::bounds`]), and the
+/// answer is given only when every combination of returnable ends and
+/// estimate gives it. The first two shifts are just either side of zero
+/// (an interval across zero is inside the band whatever the estimate);
+/// then the estimate is narrowed and the interval's end tested at the
+/// band's edges.
+///
+/// Not covered (so `None`): shifts at which subtracting could round two
+/// experiment values together (the tie bound assumes it cannot), brackets
+/// wider than [`BAND_MAX_WIDTH`], an estimate bracket whose ends do not
+/// provably have opposite signs (Kayenta does not check them), and a
+/// standard deviation that could reach zero (the full computation errs).
+fn decide_band(stat: &mut RankStatistic<'_>, q: &BandQuestion) -> Option<Band> {
+    let (x, y) = (stat.x, stat.y);
+    let (n, m) = (x.len(), y.len());
+    let (mu_min, mu_max) = (q.mu_min, q.mu_max);
+    let covered = mu_min.is_finite()
+        && mu_max.is_finite()
+        && q.z_quant.is_finite()
+        && q.tolerance >= 0.0
+        && q.tolerance.is_finite()
+        && mu_max - mu_min <= BAND_MAX_WIDTH;
+    if !covered {
+        return None;
+    }
+    let reach = mu_min.abs().max(mu_max.abs()) + 1.0;
+    if stat.min_gap <= 4.0 * f64::EPSILON * (stat.max_abs_x + reach) {
+        return None;
+    }
+    // Without rounding merges, the pooled groups at any shift are x groups
+    // joined to at most one y group each: joining groups of a and b adds
+    // 3ab(a+b) to the tie term, and the joined pairs ab sum to at most
+    // min(n B, m A) (A, B the largest groups).
+    let (big_a, big_b) = (stat.longest_x as i128, stat.longest_y as i128);
+    let own_ties = stat.own_x_ties + stat.own_y_ties;
+    let max_ties = own_ties + 3 * (big_a + big_b) * (n as i128 * big_b).min(m as i128 * big_a);
+    let sig = Sigmas {
+        own: sigma(own_ties as f64, stat.n, stat.m),
+        min: sigma(max_ties as f64, stat.n, stat.m),
+    };
+    if sig.min.is_nan() || sig.min <= 0.0 {
+        return None;
+    }
+    // The estimate's root finder starts from f(mu_min) and f(mu_max)
+    // without checking their signs: make sure they are opposite. At
+    // mu_min, if min(x) - mu_min >= max(y) (it is, unless rounding
+    // interferes), every x - mu_min is at or above all of y: 2 dz is
+    // n m less top times the x's that tie max(y) (k of them, the first),
+    // and dz >= 1 makes the statistic positive. At mu_max the mirror.
+    let top = y.iter().rev().take_while(|&&v| v == y[m - 1]).count();
+    let bottom = y.iter().take_while(|&&v| v == y[0]).count();
+    let k_low = x.iter().take_while(|&&v| v - mu_min == y[m - 1]).count();
+    let k_high = x.iter().rev().take_while(|&&v| v - mu_max == y[0]).count();
+    let opposite = x[0] - mu_min >= y[m - 1]
+        && n * m >= k_low * top + 2
+        && x[n - 1] - mu_max <= y[0]
+        && n * m >= k_high * bottom + 2;
+    if !opposite {
+        return None;
+    }
+    if !(q.above || q.below) {
+        // nothing can fail, and nothing asked
+        return Some(Band::Within);
+    }
+    // Kayenta's tolerance: |c - b| <= 2 (2 eps |b| + tol / 2) with
+    // tol = 1e-4, |b| <= reach; inflated for the rounding of the bounds.
+    let slack = (1e-4 + 8.0 * f64::EPSILON * reach) * (1.0 + 1e-9);
+    let h_max = (n as f64) * (m as f64) / 2.0;
+
+    let mut roots = [
+        RootKnowledge::new(-q.z_quant),
+        RootKnowledge::new(0.0),
+        RootKnowledge::new(q.z_quant),
+    ];
+    let [lower, estimate, upper] = [0, 1, 2];
+    let mut tried = [f64::NAN; BAND_MAX_EVALS];
+    let mut evals = 0;
+    // Every shift evaluated stays within `reach` (for the rounding above);
+    // beyond the bracket, one just past its end says as much.
+    let clamp = |t: f64| t.clamp(mu_min - 2.0 * slack, mu_max + 2.0 * slack);
+    let mut next = clamp(-1.5 * slack);
+    loop {
+        let (twice_rank_sum, _) = stat.ranks(next);
+        let h = corrected_dz(twice_rank_sum - stat.twice_offset);
+        for r in &mut roots {
+            r.learn(next, h, sig);
+        }
+        tried[evals] = next;
+        evals += 1;
+        if evals == 1 {
+            next = clamp(1.5 * slack);
+            continue;
+        }
+
+        let (l_lo, l_hi) = roots[lower].bounds(mu_min, mu_max, slack);
+        let (e_lo, e_hi) = roots[estimate].bounds(mu_min, mu_max, slack);
+        let (u_lo, u_hi) = roots[upper].bounds(mu_min, mu_max, slack);
+        let max_abs = e_lo.abs().max(e_hi.abs());
+        let min_abs = if e_lo <= 0.0 && e_hi >= 0.0 {
+            0.0
+        } else {
+            e_lo.abs().min(e_hi.abs())
+        };
+        // every bound tolerance * |estimate| the full computation can use
+        // lies in [band_min, band_max] (multiplication is monotone)
+        let (band_min, band_max) = (q.tolerance * min_abs, q.tolerance * max_abs);
+        let above = if !q.above {
+            Some(false)
+        } else if l_lo > band_max {
+            Some(true)
+        } else if l_hi <= band_min {
+            Some(false)
+        } else {
+            None
+        };
+        let below = if !q.below {
+            Some(false)
+        } else if u_hi < -band_max {
+            Some(true)
+        } else if u_lo >= -band_min {
+            Some(false)
+        } else {
+            None
+        };
+        match (above, below) {
+            (Some(true), _) => return Some(Band::Above),
+            (Some(false), Some(true)) => return Some(Band::Below),
+            (Some(false), Some(false)) => return Some(Band::Within),
+            _ => {}
+        }
+        if evals == BAND_MAX_EVALS {
+            return None;
+        }
+        let was_tried = |t: f64| tried[..evals].contains(&t);
+        let e = &roots[estimate];
+        let e_guess = || {
+            e.guess(q, h_max, sig, 4.0 * slack)
+                .map(clamp)
+                .filter(|&t| !was_tried(t))
+        };
+        // Narrow the estimate first while it is loosely known.
+        if (e_hi - e_lo) > 0.2 * max_abs + 4.0 * slack
+            && let Some(t) = e_guess()
+        {
+            next = t;
+            continue;
+        }
+        // Then test the interval's end at the band's edges: f > 0 at
+        // band_max + 1.5 slack puts ci_lower above the band, f < 0 at
+        // band_min - 1.5 slack puts it inside; for ci_upper the mirror.
+        let (r, prove_out, prove_in) = if above.is_none() {
+            (
+                &roots[lower],
+                clamp(band_max + 1.5 * slack),
+                clamp(band_min - 1.5 * slack),
+            )
+        } else {
+            (
+                &roots[upper],
+                clamp(-band_max - 1.5 * slack),
+                clamp(-band_min + 1.5 * slack),
+            )
+        };
+        let (out_open, in_open) = if above.is_none() {
+            (
+                r.neg > prove_out && !was_tried(prove_out),
+                r.pos < prove_in && !was_tried(prove_in),
+            )
+        } else {
+            (
+                r.pos < prove_out && !was_tried(prove_out),
+                r.neg > prove_in && !was_tried(prove_in),
+            )
+        };
+        let mid = (prove_out + prove_in) / 2.0;
+        let likely_out = r
+            .guess(q, h_max, sig, 0.0)
+            .is_some_and(|g| if above.is_none() { g >= mid } else { g <= mid });
+        next = match (out_open, in_open) {
+            (true, true) => {
+                if likely_out {
+                    prove_out
+                } else {
+                    prove_in
+                }
+            }
+            (true, false) => prove_out,
+            (false, true) => prove_in,
+            (false, false) => e_guess()?,
+        };
     }
 }
 
@@ -205,15 +640,92 @@ fn sort_total(values: &[f64], keys: &mut Vec<i64>, out: &mut Vec<f64>) {
     out.extend(keys.iter().map(|&k| f64::from_bits(total_key(k) as u64)));
 }
 
+/// Whether two samples are the same values, bit for bit.
+fn same_bits(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits())
+}
+
+/// `values` sorted in `f64::total_cmp` order into `sorted`, which holds
+/// `prev` sorted (when its length says so). If `values` is `prev` with
+/// its first `k` values dropped and others appended, those are removed
+/// from and merged into `sorted` (the order of equal keys is immaterial:
+/// equal keys are equal bits), else `values` is sorted anew. `prev`
+/// becomes `values`.
+fn sort_reusing(
+    values: &[f64],
+    prev: &mut Vec<f64>,
+    sorted: &mut Vec<f64>,
+    keys: &mut Vec<i64>,
+    scratch: &mut Reuse,
+) {
+    let kept_from = match values.first() {
+        Some(first) if !prev.is_empty() && sorted.len() == prev.len() => {
+            if values.len() >= prev.len() && same_bits(&values[..prev.len()], prev) {
+                Some(0)
+            } else {
+                // sliding: where the new sample's first value sits in the
+                // old one (the first place only; checked in full)
+                prev.iter()
+                    .position(|p| p.to_bits() == first.to_bits())
+                    .filter(|&k| {
+                        let kept = prev.len() - k;
+                        values.len() >= kept && same_bits(&values[..kept], &prev[k..])
+                    })
+            }
+        }
+        _ => None,
+    };
+    match kept_from {
+        None => sort_total(values, keys, sorted),
+        Some(k) => {
+            scratch.reused += 1;
+            let kept = prev.len() - k;
+            let part = &mut scratch.part;
+            if k > 0 {
+                sort_total(&prev[..k], keys, part);
+                // sorted minus part, both in key order, part within sorted
+                let mut j = 0;
+                sorted.retain(|v| {
+                    let drop = part.get(j).is_some_and(|p| p.to_bits() == v.to_bits());
+                    j += usize::from(drop);
+                    !drop
+                });
+            }
+            if values.len() > kept {
+                sort_total(&values[kept..], keys, part);
+                let merged = &mut scratch.merged;
+                merged.clear();
+                merged.reserve(sorted.len() + part.len());
+                let key = |v: f64| total_key(v.to_bits() as i64);
+                let (mut i, mut j) = (0, 0);
+                while i < sorted.len() && j < part.len() {
+                    if key(part[j]) < key(sorted[i]) {
+                        merged.push(part[j]);
+                        j += 1;
+                    } else {
+                        merged.push(sorted[i]);
+                        i += 1;
+                    }
+                }
+                merged.extend_from_slice(&sorted[i..]);
+                merged.extend_from_slice(&part[j..]);
+                std::mem::swap(sorted, merged);
+            }
+        }
+    }
+    prev.clear();
+    prev.extend_from_slice(values);
+}
+
 /// t^3 - t, a tie group's term in the variance.
 fn tie_weight(t: i128) -> i128 {
     t * t * t - t
 }
 
-/// sum(t^3 - t) over the groups of equal values in `sorted`, and the
-/// smallest positive gap between neighbours.
-fn runs(sorted: &[f64]) -> (i128, f64) {
-    let (mut ties, mut gap, mut run) = (0i128, f64::INFINITY, 1usize);
+/// sum(t^3 - t) over the groups of equal values in `sorted`, the smallest
+/// positive gap between neighbours, and the largest group.
+fn runs(sorted: &[f64]) -> (i128, f64, usize) {
+    let (mut ties, mut gap, mut run, mut longest) = (0i128, f64::INFINITY, 1usize, 1usize);
     for w in sorted.windows(2) {
         if w[1] == w[0] {
             run += 1;
@@ -221,6 +733,7 @@ fn runs(sorted: &[f64]) -> (i128, f64) {
         }
         if run > 1 {
             ties += tie_weight(run as i128);
+            longest = longest.max(run);
             run = 1;
         }
         let g = w[1] - w[0];
@@ -228,7 +741,7 @@ fn runs(sorted: &[f64]) -> (i128, f64) {
             gap = g;
         }
     }
-    (ties + tie_weight(run as i128), gap)
+    (ties + tie_weight(run as i128), gap, longest.max(run))
 }
 
 /// One shift the statistic was evaluated at: per x, how many control
@@ -397,6 +910,9 @@ struct RankStatistic<'a> {
     /// `4 eps (max|x| + |d|)` rounding could merge two x values at shift d.
     min_gap: f64,
     max_abs_x: f64,
+    /// The largest group of equal values in x and in y.
+    longest_x: usize,
+    longest_y: usize,
 }
 
 impl<'a> RankStatistic<'a> {
@@ -411,8 +927,8 @@ impl<'a> RankStatistic<'a> {
         probes.reset(x.len(), y.len());
         pairs.valid = false;
         pairs.last = None;
-        let (x_ties, min_gap) = runs(x);
-        let (y_ties, _) = runs(y);
+        let (x_ties, min_gap, longest_x) = runs(x);
+        let (y_ties, _, longest_y) = runs(y);
         Self {
             x,
             y,
@@ -430,6 +946,8 @@ impl<'a> RankStatistic<'a> {
             tied,
             min_gap,
             max_abs_x: x[0].abs().max(x[x.len() - 1].abs()),
+            longest_x,
+            longest_y,
         }
     }
 
@@ -663,15 +1181,27 @@ impl<'a> RankStatistic<'a> {
 
 /// Kayenta's statistic from twice dz (an integer) and the tie term.
 fn z_from_ranks(twice_dz: i64, ties: f64, n: f64, m: f64) -> Result<f64, MannWhitneyError> {
-    // Half-integers are exact in f64, so this equals Kayenta's sum of
-    // average ranks minus its offsets bit for bit.
-    let dz = twice_dz as f64 / 2.0;
-    let correction = 0.5 * (twice_dz.signum() as f64);
-    let sigma = ((n * m / 12.0) * ((n + m + 1.0) - ties / ((n + m) * (n + m - 1.0)))).sqrt();
+    let sigma = sigma(ties, n, m);
     if sigma == 0.0 {
         return Err(MannWhitneyError::AllTied);
     }
-    Ok((dz - correction) / sigma)
+    Ok(corrected_dz(twice_dz) / sigma)
+}
+
+/// dz - sign(dz) / 2, exact (half-integers are exact in f64, so this
+/// equals Kayenta's sum of average ranks minus its offsets bit for bit).
+/// Never increases as the shift grows.
+fn corrected_dz(twice_dz: i64) -> f64 {
+    let dz = twice_dz as f64 / 2.0;
+    let correction = 0.5 * (twice_dz.signum() as f64);
+    dz - correction
+}
+
+/// The statistic's standard deviation for tie term `ties`. Every operation
+/// is monotone, so a larger tie term never gives a larger value, in floating
+/// point as in the reals.
+fn sigma(ties: f64, n: f64, m: f64) -> f64 {
+    ((n * m / 12.0) * ((n + m + 1.0) - ties / ((n + m) * (n + m - 1.0)))).sqrt()
 }
 
 /// R's `zeroin` (Brent 1973) as Kayenta's `KayentaBrentSolver.brentDirect`
@@ -1038,6 +1568,48 @@ mod tests {
         fn map_bits(&self) -> Vec<u64> {
             self.iter().map(|v| v.to_bits()).collect()
         }
+    }
+
+    #[test]
+    fn loads_that_grow_or_slide_sort_as_a_fresh_load_does() {
+        let mut r = Lcg(21);
+        let mut reusing = MannWhitney::new();
+        let (mut x, mut y): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+        let value = |r: &mut Lcg| match r.below(4) {
+            0 => r.below(5) as f64,
+            1 => -0.0,
+            _ => r.unit() * 10.0 - 5.0,
+        };
+        for step in 0..400 {
+            // grow, slide, shrink from the front, or start over
+            let (drop_x, drop_y) = match r.below(5) {
+                0 | 1 => (0, 0),
+                2 => (r.below(x.len() + 1), r.below(y.len() + 1)),
+                3 => (x.len(), y.len()),
+                _ => (r.below(3).min(x.len()), 0),
+            };
+            x.drain(..drop_x);
+            y.drain(..drop_y);
+            for _ in 0..r.below(12) {
+                x.push(value(&mut r));
+            }
+            for _ in 0..r.below(12) {
+                y.push(value(&mut r));
+            }
+            if step % 50 == 0 {
+                x.reverse();
+            }
+            reusing.load(&x, &y);
+            let mut fresh = MannWhitney::new();
+            fresh.load(&x, &y);
+            assert_eq!(reusing.x.map_bits(), fresh.x.map_bits(), "step {step}");
+            assert_eq!(
+                reusing.y_padded.map_bits(),
+                fresh.y_padded.map_bits(),
+                "step {step}"
+            );
+        }
+        assert!(reusing.reuse.reused > 300, "{}", reusing.reuse.reused);
     }
 
     #[test]

@@ -62,7 +62,20 @@ fn classifier_suite() {
                         _ => EffectSizeMeasure::MeanRatio,
                     },
                 };
-                classifier.classify(&mut MannWhitney::new(), &control, &experiment, &args)
+                let full =
+                    classifier.classify(&mut MannWhitney::new(), &control, &experiment, &args);
+                // the fast path must agree on everything but the interval
+                let fast =
+                    classifier.classify_fast(&mut MannWhitney::new(), &control, &experiment, &args);
+                assert_eq!(fast.classification, full.classification, "{name}: fast");
+                assert_eq!(fast.critical, full.critical, "{name}: fast critical");
+                assert_eq!(fast.reason, full.reason, "{name}: fast reason");
+                assert!(
+                    fast.deviation.to_bits() == full.deviation.to_bits()
+                        || (fast.deviation.is_nan() && full.deviation.is_nan()),
+                    "{name}: fast deviation"
+                );
+                full
             }
             "MeanInequalityClassifier" => classify_mean_inequality(&control, &experiment, &args),
             other => panic!("{name}: unknown classifier {other}"),
@@ -173,6 +186,7 @@ fn mann_whitney_suite() {
                 close("rFlower2", wilcoxon_diff(mu_min, -zq, &x, &y).unwrap());
                 close("rFupper2", wilcoxon_diff(mu_max, -zq, &x, &y).unwrap());
                 let r = mann_whitney(&x, &y, conf).unwrap();
+                crate::fast_band::check_band(&x, &y, conf, name);
                 close("rCil", r.ci_lower);
                 close("rCiu", r.ci_upper);
                 close("rEst", r.estimate);
@@ -180,6 +194,7 @@ fn mann_whitney_suite() {
             _ => {
                 let (x, y) = (nums(&case["x_experiment"]), nums(&case["y_control"]));
                 let r = mann_whitney(&x, &y, num(&case["confidenceLevel"])).unwrap();
+                crate::fast_band::check_band(&x, &y, num(&case["confidenceLevel"]), name);
                 for (field, got) in [
                     ("ciLower", r.ci_lower),
                     ("ciUpper", r.ci_upper),

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod fast_band;
 mod judges;
 mod kayenta_vectors;
 mod properties;

@@ -19,6 +19,7 @@ fn intervals_estimates_and_labels_match_r() {
         let y = nums(&case["control"]);
         let conf = num(&case["confLevel"]);
         let r = mann_whitney(&x, &y, conf).unwrap_or_else(|e| panic!("case {i}: {e}"));
+        crate::fast_band::check_band(&x, &y, conf, &format!("R oracle case {i}"));
         let close = |what: &str, ours: f64, theirs: f64| {
             assert!(
                 (ours - theirs).abs() <= 1e-9 * theirs.abs().max(1.0),
@@ -55,6 +56,10 @@ fn intervals_estimates_and_labels_match_r() {
         let got = classifier
             .classify(&mut MannWhitney::new(), &y, &x, &args)
             .classification;
+        let fast = classifier
+            .classify_fast(&mut MannWhitney::new(), &y, &x, &args)
+            .classification;
+        assert_eq!(fast, got, "case {i} ({}): fast label", case["kind"]);
         let want = match case["label"].as_str().unwrap() {
             "High" => Classification::High,
             "Low" => Classification::Low,
