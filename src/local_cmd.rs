@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::Args;
-use cluster::results::{self, Verdict};
+use cluster::results::{self, ReleaseEnd};
 use cluster::{GooseCommand, ReleaseOptions, run_release};
 use scenarios::Scenario;
 
@@ -226,10 +226,10 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         )?;
     }
     Ok(match verdict {
-        Verdict::Promote => Exit::Success,
-        Verdict::Rollback | Verdict::DeployFailed if args.exit_code => Exit::CanaryFailed,
-        Verdict::Rollback | Verdict::DeployFailed => Exit::Success,
-        Verdict::Error => {
+        ReleaseEnd::Promote => Exit::Success,
+        ReleaseEnd::Rollback | ReleaseEnd::DeployFailed if args.exit_code => Exit::CanaryFailed,
+        ReleaseEnd::Rollback | ReleaseEnd::DeployFailed => Exit::Success,
+        ReleaseEnd::Error | ReleaseEnd::BuildFailed => {
             // The report is written; the error itself goes to stderr.
             if let Err(f) = &result {
                 eprintln!("error: local release of {}: {f}", scenario.name);

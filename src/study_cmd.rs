@@ -416,7 +416,7 @@ pub fn run_sweep(args: &SweepArgs, out: &mut dyn Write) -> anyhow::Result<Exit> 
         let progress = Progress::new("sweep");
         let sweep = sim::sweep::sweep(
             &scenarios,
-            name,
+            *name,
             values,
             args.study.options(false),
             &|d, t| progress.update(d, t),

@@ -297,7 +297,7 @@ fn run_stats(run: &RunDetail, index: u32, metric: &str) -> Option<RunStats> {
         .metrics
         .iter()
         .find(|m| m.name == metric)
-        .map(|m| m.classification != "Pass");
+        .map(|m| !m.passed());
     Some(RunStats {
         points: keep.len(),
         control_mean,
@@ -539,10 +539,11 @@ mod tests {
             start_s,
             end_s,
             score: 100.0,
-            classification: "Pass".into(),
+            classification: judge::ScoreClassification::Pass,
             metrics: vec![MetricVerdict {
                 name: "m".into(),
-                classification: class.into(),
+                classification: serde_json::from_value(serde_json::json!(class))
+                    .expect("a classification"),
                 ratio: None,
                 ci: None,
                 critical: false,
@@ -556,7 +557,7 @@ mod tests {
         RunDetail {
             scenario: "s".into(),
             seed: 1,
-            decision: "promote".into(),
+            decision: reports::model::ReleaseEnd::Promote,
             reason: String::new(),
             intervals: vec![interval(1, 10.0, 30.0, class)],
             series: vec![MetricSeries {

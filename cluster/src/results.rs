@@ -19,42 +19,19 @@
 //! Not for: rendering (that is the `reports` crate) or running anything.
 
 use judge::Classification;
-use reports::model::{
-    self, ExpectationCheck, IntervalDetail, MetricSeries, MetricVerdict, Regression, RunDetail,
-    ScenarioResult, Stage, Study, Verdicts,
-};
-use scenarios::{Expect, Scenario};
+use reports::model::{IntervalDetail, MetricSeries, MetricVerdict, RunDetail, Stage, Study};
+use reports::summary::{RunOutcome, summarize};
+use scenarios::Scenario;
 
 use crate::analysis::JudgedInterval;
+pub use release::ReleaseEnd;
+
 use crate::release::{ReleaseError, ReleaseFailure, ReleaseOutcome, ReleaseRecord, Step};
-
-/// How a local release ended, in the results' words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Promote,
-    Rollback,
-    /// A canary or baseline instance never became ready.
-    DeployFailed,
-    /// The pipeline stopped on an error (or Ctrl-C): no verdict.
-    Error,
-}
-
-impl Verdict {
-    /// The `decision` string of [`RunDetail`].
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Promote => "promote",
-            Verdict::Rollback => "rollback",
-            Verdict::DeployFailed => "deploy_failed",
-            Verdict::Error => "error",
-        }
-    }
-}
 
 /// The verdict, the reason in words, and the record of a release.
 pub fn verdict(
     result: &Result<ReleaseOutcome, ReleaseFailure>,
-) -> (Verdict, String, &ReleaseRecord) {
+) -> (ReleaseEnd, String, &ReleaseRecord) {
     match result {
         Ok(out) => {
             let mut reason = out.analysis.outcome.reason.clone();
@@ -65,8 +42,8 @@ pub fn verdict(
                 ));
             }
             let v = match out.decision {
-                judge::analysis::Decision::Promote => Verdict::Promote,
-                judge::analysis::Decision::Rollback => Verdict::Rollback,
+                judge::analysis::Decision::Promote => ReleaseEnd::Promote,
+                judge::analysis::Decision::Rollback => ReleaseEnd::Rollback,
             };
             (v, reason, &out.record)
         }
@@ -75,9 +52,9 @@ pub fn verdict(
                 && matches!(&f.error, ReleaseError::NotReady { instance, .. }
                     if instance.starts_with("canary") || instance.starts_with("baseline"));
             let v = if deploy_failed {
-                Verdict::DeployFailed
+                ReleaseEnd::DeployFailed
             } else {
-                Verdict::Error
+                ReleaseEnd::Error
             };
             (v, format!("step {} failed: {}", f.step, f.error), &f.record)
         }
@@ -95,16 +72,6 @@ pub fn study(
     let to_scenario = |t: f64, from: f64| (t - from) / scale;
     let traffic_at = record.traffic_at.unwrap_or(record.started_at);
 
-    let mut verdicts = Verdicts::default();
-    match verdict {
-        Verdict::Promote => verdicts.promoted = 1,
-        Verdict::Rollback => verdicts.rolled_back = 1,
-        Verdict::DeployFailed => verdicts.deploy_failed = 1,
-        Verdict::Error => {}
-    }
-    let deployed = verdicts.promoted + verdicts.rolled_back + verdicts.deploy_failed;
-    let rollback_rate = model::wilson(verdicts.rolled_back + verdicts.deploy_failed, deployed);
-
     let end = record
         .timeline
         .iter()
@@ -115,70 +82,22 @@ pub fn study(
             o.decided_at.as_secs_f64() / scale,
             o.decided_at.as_secs_f64(),
         ),
-        (None, Verdict::DeployFailed) => (to_scenario(end, record.started_at), 0.0),
+        (None, ReleaseEnd::DeployFailed) => (to_scenario(end, record.started_at), 0.0),
         _ => (0.0, 0.0),
     };
     let (canary_requests, blast_radius) = canary_counts(record, cutoff_s);
-    let one = |v: f64| match verdict {
-        Verdict::Error => model::distribution(&[], 20),
-        _ => model::distribution(&[v], 20),
+    let run = RunOutcome {
+        decision: verdict,
+        decision_time_s: decision_time,
+        canary_requests,
+        blast_radius,
+        lead_time_s: to_scenario(end, record.started_at),
+        decided_at_interval: record
+            .outcome
+            .as_ref()
+            .and_then(|o| o.scores.len().checked_sub(1)),
     };
-
-    let f = &scenario.file;
-    let (kind, size, label) = match &f.regression {
-        Some(r) => {
-            let (k, s, l) = r.describe();
-            (k.to_string(), s, l)
-        }
-        None => ("none".into(), 0.0, "no change".into()),
-    };
-    // The simulator's rule: without a stated number, the majority of runs.
-    let expectation = match (verdict, f.expect) {
-        (Verdict::Error, _) => ExpectationCheck {
-            requirement: "a verdict (the run ended in error)".into(),
-            met: false,
-        },
-        (_, Expect::Fail) => {
-            let min = f.min_detection.unwrap_or(0.5);
-            ExpectationCheck {
-                requirement: format!("detection >= {min}"),
-                met: rollback_rate.rate >= min,
-            }
-        }
-        (_, Expect::Pass) => {
-            let max = f.max_false_alarm.unwrap_or(0.5);
-            ExpectationCheck {
-                requirement: format!("false alarms <= {max}"),
-                met: rollback_rate.rate <= max,
-            }
-        }
-    };
-    let decided_at_interval = match &record.outcome {
-        Some(o) if !o.scores.is_empty() => {
-            let mut v = vec![0; o.scores.len()];
-            v[o.scores.len() - 1] = 1;
-            v
-        }
-        _ => Vec::new(),
-    };
-    let result = ScenarioResult {
-        name: scenario.name.clone(),
-        description: f.description.clone(),
-        expect: match f.expect {
-            Expect::Pass => model::Expect::Pass,
-            Expect::Fail => model::Expect::Fail,
-        },
-        regression: Regression { kind, size, label },
-        runs: 1,
-        verdicts,
-        rollback_rate,
-        decision_time_s: one(decision_time),
-        canary_requests: one(canary_requests as f64),
-        blast_radius: one(blast_radius as f64),
-        lead_time_s: one(to_scenario(end, record.started_at)),
-        decided_at_interval,
-        expectation: Some(expectation),
-    };
+    let result = summarize(scenario, &[run]);
 
     let intervals = record
         .intervals
@@ -221,7 +140,7 @@ pub fn study(
         example_runs: vec![RunDetail {
             scenario: scenario.name.clone(),
             seed,
-            decision: verdict.as_str().into(),
+            decision: verdict,
             reason,
             intervals,
             series,
@@ -269,21 +188,8 @@ pub fn interval_detail(i: &JudgedInterval, scale: f64) -> IntervalDetail {
         start_s: i.window.start.as_secs_f64() / scale,
         end_s: i.window.end.as_secs_f64() / scale,
         score: r.score.score,
-        classification: r.score.classification.to_string(),
-        metrics: r
-            .results
-            .iter()
-            .map(|m| MetricVerdict {
-                name: m.name.clone(),
-                classification: m.classification.to_string(),
-                ratio: Some(m.result_metadata.ratio).filter(|v| v.is_finite()),
-                ci: m
-                    .result_metadata
-                    .mann_whitney
-                    .map(|mw| (mw.ci_lower, mw.ci_upper)),
-                critical: m.critical,
-            })
-            .collect(),
+        classification: r.score.classification,
+        metrics: r.results.iter().map(MetricVerdict::of).collect(),
     }
 }
 

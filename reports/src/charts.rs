@@ -17,7 +17,11 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::Error;
-use crate::model::{Distribution, Expect, Rate, RunDetail, ScenarioResult, Study, Sweep};
+use judge::{Classification, ScoreClassification};
+
+use crate::model::{
+    Distribution, Expect, Rate, ReleaseEnd, RunDetail, ScenarioResult, Study, Sweep,
+};
 use crate::text::{count, num, pct, rate_name, seconds};
 
 /// DejaVu Sans (Bitstream Vera license, see `assets/DejaVuSans-LICENSE.txt`):
@@ -254,7 +258,7 @@ impl<'a> Chart<'a> {
     pub fn run(run: &'a RunDetail, index: usize) -> Self {
         Chart {
             id: format!("run-{}-{}", index + 1, slug(&run.scenario)),
-            title: format!("Example run: {} (seed {}): {}", run.scenario, run.seed, decision_words(&run.decision)),
+            title: format!("Example run: {} (seed {}): {}", run.scenario, run.seed, decision_words(run.decision)),
             caption: "Baseline (control) and canary (experiment) series of each metric as the judge saw them. \
                       Dashed lines end the analysis intervals; above each interval its score and verdict, and \
                       in each panel that metric's classification."
@@ -325,13 +329,13 @@ impl<'a> Chart<'a> {
     }
 }
 
-fn decision_words(decision: &str) -> String {
+fn decision_words(decision: ReleaseEnd) -> &'static str {
     match decision {
-        "promote" => "promoted".into(),
-        "rollback" => "rolled back".into(),
-        "deploy_failed" => "deploy failed".into(),
-        "build_failed" => "build failed".into(),
-        other => other.replace('_', " "),
+        ReleaseEnd::Promote => "promoted",
+        ReleaseEnd::Rollback => "rolled back",
+        ReleaseEnd::DeployFailed => "deploy failed",
+        ReleaseEnd::BuildFailed => "build failed",
+        ReleaseEnd::Error => "error",
     }
 }
 
@@ -909,13 +913,19 @@ fn draw_histograms<DB: DrawingBackend>(
     Ok(())
 }
 
-fn classification_color(c: &str) -> &'static RGBColor {
+fn metric_color(c: Classification) -> &'static RGBColor {
     match c {
-        "Pass" => &GREEN,
-        "Marginal" => &ORANGE,
-        "High" | "Low" | "Fail" | "Error" => &VERMILLION,
-        _ if c.starts_with("Nodata") => &ORANGE,
-        _ => &MUTED,
+        Classification::Pass => &GREEN,
+        Classification::High | Classification::Low | Classification::Error => &VERMILLION,
+        Classification::Nodata | Classification::NodataFailMetric => &ORANGE,
+    }
+}
+
+fn score_color(c: ScoreClassification) -> &'static RGBColor {
+    match c {
+        ScoreClassification::Pass => &GREEN,
+        ScoreClassification::Marginal | ScoreClassification::Nodata => &ORANGE,
+        ScoreClassification::Fail => &VERMILLION,
     }
 }
 
@@ -934,7 +944,7 @@ fn draw_run<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, run: &RunDetail) 
             root,
             &format!(
                 "no analysis in this run: {} ({})",
-                decision_words(&run.decision),
+                decision_words(run.decision),
                 run.reason
             ),
         );
@@ -1021,17 +1031,17 @@ fn draw_run<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, run: &RunDetail) 
             let Some(m) = iv.metrics.iter().find(|m| m.name == series.name) else {
                 continue;
             };
-            let mut words = m.classification.clone();
-            if matches!(m.classification.as_str(), "High" | "Low")
+            let mut words = m.classification.to_string();
+            if matches!(m.classification, Classification::High | Classification::Low)
                 && let Some(r) = m.ratio
             {
                 words.push_str(&format!(" ×{}", num(r)));
             }
-            if m.critical && m.classification != "Pass" {
+            if m.critical && !m.passed() {
                 words.push_str(" (critical)");
             }
             let style = anchored(
-                font(11.5).color(classification_color(&m.classification)),
+                font(11.5).color(metric_color(m.classification)),
                 HPos::Center,
                 VPos::Top,
             );
@@ -1048,7 +1058,7 @@ fn draw_run<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, run: &RunDetail) 
     }
     for (iv, x) in run.intervals.iter().zip(interval_px) {
         let style = anchored(
-            font(12.5).color(classification_color(&iv.classification)),
+            font(12.5).color(score_color(iv.classification)),
             HPos::Center,
             VPos::Center,
         );

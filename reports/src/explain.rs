@@ -1,7 +1,9 @@
 //! A run's outcome in words: which metrics were High or Low and by how
 //! much, and which rule of the judge decided.
 
-use crate::model::{IntervalDetail, MetricVerdict, RunDetail};
+use judge::{Classification, ScoreClassification};
+
+use crate::model::{IntervalDetail, MetricVerdict, ReleaseEnd, RunDetail};
 use crate::text::{num, seconds};
 
 /// Explain one run in plain sentences (Markdown-compatible: a paragraph,
@@ -11,7 +13,7 @@ pub fn explain_run(run: &RunDetail) -> String {
         "{} (seed {}): {}.",
         run.scenario,
         run.seed,
-        outcome(&run.decision)
+        outcome(run.decision)
     );
     if !run.reason.is_empty() {
         out.push_str(&format!(
@@ -30,7 +32,7 @@ pub fn explain_run(run: &RunDetail) -> String {
             iv.classification
         ));
         let (passed, flagged): (Vec<&MetricVerdict>, Vec<&MetricVerdict>) =
-            iv.metrics.iter().partition(|m| m.classification == "Pass");
+            iv.metrics.iter().partition(|m| m.passed());
         for m in &flagged {
             out.push_str(&format!(" {}.", metric_words(m)));
         }
@@ -45,24 +47,26 @@ pub fn explain_run(run: &RunDetail) -> String {
     out
 }
 
-fn outcome(decision: &str) -> &str {
+fn outcome(decision: ReleaseEnd) -> &'static str {
     match decision {
-        "promote" => "promoted",
-        "rollback" => "rolled back by the canary analysis",
-        "deploy_failed" => "rolled back before analysis, the canary never became ready",
-        "build_failed" => "the build failed, nothing was deployed",
-        other => other,
+        ReleaseEnd::Promote => "promoted",
+        ReleaseEnd::Rollback => "rolled back by the canary analysis",
+        ReleaseEnd::DeployFailed => "rolled back before analysis, the canary never became ready",
+        ReleaseEnd::BuildFailed => "the build failed, nothing was deployed",
+        ReleaseEnd::Error => "error",
     }
 }
 
 fn metric_words(m: &MetricVerdict) -> String {
-    let mut s = match m.classification.as_str() {
-        "High" => format!("{} was High (canary above baseline)", m.name),
-        "Low" => format!("{} was Low (canary below baseline)", m.name),
-        "Nodata" => format!("{} had no data", m.name),
-        "NodataFailMetric" => format!("{} had no data and is set to fail on no data", m.name),
-        "Error" => format!("{} could not be judged (error)", m.name),
-        other => format!("{} was {other}", m.name),
+    let mut s = match m.classification {
+        Classification::High => format!("{} was High (canary above baseline)", m.name),
+        Classification::Low => format!("{} was Low (canary below baseline)", m.name),
+        Classification::Nodata => format!("{} had no data", m.name),
+        Classification::NodataFailMetric => {
+            format!("{} had no data and is set to fail on no data", m.name)
+        }
+        Classification::Error => format!("{} could not be judged (error)", m.name),
+        Classification::Pass => format!("{} was Pass", m.name),
     };
     let mut facts = Vec::new();
     if let Some(r) = m.ratio.filter(|r| r.is_finite()) {
@@ -85,14 +89,14 @@ fn metric_words(m: &MetricVerdict) -> String {
 }
 
 fn is_flagged(m: &MetricVerdict) -> bool {
-    m.classification != "Pass"
+    !m.passed()
 }
 
 /// The rule that decided, from the last judged interval.
 fn rule(run: &RunDetail) -> String {
-    match run.decision.as_str() {
-        "build_failed" => return "none, no canary ran".into(),
-        "deploy_failed" => return "deployment readiness (no analysis ran)".into(),
+    match run.decision {
+        ReleaseEnd::BuildFailed => return "none, no canary ran".into(),
+        ReleaseEnd::DeployFailed => return "deployment readiness (no analysis ran)".into(),
         _ => {}
     }
     let Some(last) = run.intervals.last() else {
@@ -107,7 +111,12 @@ fn rule(run: &RunDetail) -> String {
     let nodata = last
         .metrics
         .iter()
-        .filter(|m| m.classification.starts_with("Nodata"))
+        .filter(|m| {
+            matches!(
+                m.classification,
+                Classification::Nodata | Classification::NodataFailMetric
+            )
+        })
         .count();
     if !last.metrics.is_empty() && nodata * 2 >= last.metrics.len() {
         return format!(
@@ -116,10 +125,12 @@ fn rule(run: &RunDetail) -> String {
             last.index
         );
     }
-    match (run.decision.as_str(), last.classification.as_str()) {
-        ("promote", _) => "every interval scored above marginal and the last reached pass".into(),
-        (_, "Fail") => score_rule(last, "score below marginal"),
-        (_, "Marginal") => score_rule(last, "final score below pass"),
+    match (run.decision, last.classification) {
+        (ReleaseEnd::Promote, _) => {
+            "every interval scored above marginal and the last reached pass".into()
+        }
+        (_, ScoreClassification::Fail) => score_rule(last, "score below marginal"),
+        (_, ScoreClassification::Marginal) => score_rule(last, "final score below pass"),
         _ => "as the pipeline said above".into(),
     }
 }

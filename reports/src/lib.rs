@@ -16,6 +16,7 @@ mod html;
 mod junit;
 mod markdown;
 pub mod model;
+pub mod summary;
 mod text;
 
 use std::path::{Path, PathBuf};

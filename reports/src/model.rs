@@ -1,12 +1,17 @@
 //! The result records every driver (simulator, local mode, cluster mode)
-//! writes and every renderer reads. Plain serde data: this crate depends on
-//! no other canarylab crate, so the drivers fill these in.
+//! writes and every renderer reads. Plain serde data in the one result
+//! vocabulary: how a release ended is a [`ReleaseEnd`] (the release
+//! controllers' own), classifications are the judge's enums, serialized as
+//! Kayenta spells them; [`MetricVerdict::of`] is the one mapping from a
+//! judge result.
 //!
 //! Rates are of runs: for a scenario whose ground truth is a regression
 //! (`expect = fail`) the rate of interest is detection (runs rolled back);
 //! for a harmless one (`expect = pass`) it is false alarms (runs rolled
 //! back). Times are seconds of (virtual or real) time.
 
+use judge::{Classification, ScoreClassification};
+pub use release::ReleaseEnd;
 use serde::{Deserialize, Serialize};
 
 /// A whole study: N runs of each scenario, optionally a sweep.
@@ -158,13 +163,35 @@ pub struct MetricVerdict {
     /// Metric name.
     pub name: String,
     /// Pass, High, Low, Nodata, NodataFailMetric or Error.
-    pub classification: String,
+    pub classification: Classification,
     /// Effect size (mean ratio or CLES); NaN written as null.
     pub ratio: Option<f64>,
     /// Confidence interval of canary - baseline, when the test ran.
     pub ci: Option<(f64, f64)>,
     /// Whether it failed the canary outright.
     pub critical: bool,
+}
+
+impl MetricVerdict {
+    /// A metric's verdict from the judge's result (a ratio that is not
+    /// finite is left out).
+    pub fn of(m: &judge::CanaryAnalysisResult) -> Self {
+        MetricVerdict {
+            name: m.name.clone(),
+            classification: m.classification,
+            ratio: Some(m.result_metadata.ratio).filter(|v| v.is_finite()),
+            ci: m
+                .result_metadata
+                .mann_whitney
+                .map(|mw| (mw.ci_lower, mw.ci_upper)),
+            critical: m.critical,
+        }
+    }
+
+    /// Whether the metric passed.
+    pub fn passed(&self) -> bool {
+        self.classification == Classification::Pass
+    }
 }
 
 /// One analysis interval of a run.
@@ -178,8 +205,8 @@ pub struct IntervalDetail {
     pub end_s: f64,
     /// Judge score.
     pub score: f64,
-    /// Pass, Marginal or Fail.
-    pub classification: String,
+    /// Pass, Marginal, Fail or Nodata.
+    pub classification: ScoreClassification,
     /// Per metric.
     pub metrics: Vec<MetricVerdict>,
 }
@@ -215,8 +242,8 @@ pub struct RunDetail {
     pub scenario: String,
     /// The run's seed.
     pub seed: u64,
-    /// "promote", "rollback", "deploy_failed" or "build_failed".
-    pub decision: String,
+    /// How the run ended.
+    pub decision: ReleaseEnd,
     /// Which rule decided, in words.
     pub reason: String,
     /// Judged intervals, in order.

@@ -535,6 +535,13 @@ impl Scenario {
         }
     }
 
+    /// Check the scenario's values again (after a change, such as a
+    /// sweep's): the same checks and bounds as loading, errors naming the
+    /// scenario's file and the field.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        validate(&self.file, &self.path)
+    }
+
     /// The analysis schedule.
     pub fn schedule(&self) -> judge::analysis::Schedule {
         let p = &self.file.pipeline;
@@ -622,6 +629,17 @@ fn invalid(path: &Path, field: &str, message: &str) -> ScenarioError {
     }
 }
 
+/// Longest duration a scenario may state (30 days), seconds: beyond it a
+/// release is not a canary, and times would lose millisecond precision.
+pub const MAX_DURATION_S: f64 = 30.0 * 86_400.0;
+/// Most scrape steps a release's series may hold (what the simulator
+/// generates per track and signal): a week at a 6 s step.
+pub const MAX_POINTS: f64 = 100_000.0;
+/// Most pods a track may have (the simulator draws per pod).
+pub const MAX_REPLICAS: u32 = 10_000;
+/// Highest request rate, requests per second.
+pub const MAX_REQUEST_RATE: f64 = 10_000_000.0;
+
 fn validate(f: &ScenarioFile, path: &Path) -> Result<(), ScenarioError> {
     let check = |ok: bool, field: &str, message: String| {
         if ok {
@@ -646,8 +664,26 @@ fn validate(f: &ScenarioFile, path: &Path) -> Result<(), ScenarioError> {
             format!("{v} must be >= 0"),
         )
     };
+    let at_most = |v: f64, max: f64, field: &str, what: &str| {
+        check(v <= max, field, format!("{v} is above {max} ({what})"))
+    };
+    let duration = |v: f64, field: &str| at_most(v, MAX_DURATION_S, field, "30 days");
+    let replicas = |v: u32, field: &str| {
+        check(
+            v <= MAX_REPLICAS,
+            field,
+            format!("{v} is above {MAX_REPLICAS} replicas"),
+        )
+    };
     let s = &f.service;
     positive(s.request_rate, "service.request_rate")?;
+    at_most(
+        s.request_rate,
+        MAX_REQUEST_RATE,
+        "service.request_rate",
+        "requests per second",
+    )?;
+    replicas(s.replicas, "service.replicas")?;
     fraction(s.diurnal_swing, "service.diurnal_swing")?;
     check(
         s.replicas >= 1,
@@ -730,16 +766,25 @@ fn validate(f: &ScenarioFile, path: &Path) -> Result<(), ScenarioError> {
         ("warmup_s", p.warmup_s),
     ] {
         non_negative(v, &format!("pipeline.{name}"))?;
+        duration(v, &format!("pipeline.{name}"))?;
     }
     positive(p.deploy_timeout_s, "pipeline.deploy_timeout_s")?;
+    duration(p.deploy_timeout_s, "pipeline.deploy_timeout_s")?;
     fraction(p.build_failure, "pipeline.build_failure")?;
     positive(p.lifetime_s, "pipeline.lifetime_s")?;
+    duration(p.lifetime_s, "pipeline.lifetime_s")?;
     if let Some(i) = p.interval_s {
         positive(i, "pipeline.interval_s")?;
+        duration(i, "pipeline.interval_s")?;
     }
     if let Some(l) = p.lookback_s {
         positive(l, "pipeline.lookback_s")?;
+        duration(l, "pipeline.lookback_s")?;
     }
+    replicas(p.canary_replicas, "pipeline.canary_replicas")?;
+    replicas(p.baseline_replicas, "pipeline.baseline_replicas")?;
+    replicas(p.max_surge, "pipeline.max_surge")?;
+    replicas(p.max_unavailable, "pipeline.max_unavailable")?;
     check(
         p.canary_replicas >= 1,
         "pipeline.canary_replicas",
@@ -772,6 +817,18 @@ fn validate(f: &ScenarioFile, path: &Path) -> Result<(), ScenarioError> {
             "shares must add up to 100, with canary > 0".into(),
         )?;
         non_negative(s.after_s, &format!("pipeline.traffic_steps[{i}].after_s"))?;
+        duration(s.after_s, &format!("pipeline.traffic_steps[{i}].after_s"))?;
+        if i > 0 {
+            let before = p.traffic_steps[i - 1].after_s;
+            check(
+                s.after_s > before,
+                &format!("pipeline.traffic_steps[{i}].after_s"),
+                format!(
+                    "{} is not after the previous step's {before}: steps go in time order",
+                    s.after_s
+                ),
+            )?;
+        }
     }
     let fresh = p.baseline == BaselineKind::Fresh;
     check(
@@ -800,6 +857,17 @@ fn validate(f: &ScenarioFile, path: &Path) -> Result<(), ScenarioError> {
         )?;
     }
     positive(f.analysis.scrape_step_s, "analysis.scrape_step_s")?;
+    duration(f.analysis.rate_window_s, "analysis.rate_window_s")?;
+    let points = (p.warmup_s + p.lifetime_s) / f.analysis.scrape_step_s;
+    check(
+        points <= MAX_POINTS,
+        "analysis.scrape_step_s",
+        format!(
+            "warmup and lifetime ({} s) at a {} s step are {points:.0} points, more than {MAX_POINTS}",
+            p.warmup_s + p.lifetime_s,
+            f.analysis.scrape_step_s
+        ),
+    )?;
     check(
         f.analysis.rate_window_s >= f.analysis.scrape_step_s,
         "analysis.rate_window_s",

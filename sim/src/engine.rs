@@ -5,18 +5,9 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-/// Virtual time, milliseconds since the commit.
-pub type Millis = u64;
-
-/// Seconds to virtual milliseconds (rounded; negative clamps to 0).
-pub fn ms(seconds: f64) -> Millis {
-    (seconds * 1000.0).round().max(0.0) as Millis
-}
-
-/// Virtual milliseconds to seconds.
-pub fn secs(t: Millis) -> f64 {
-    t as f64 / 1000.0
-}
+/// Virtual time, milliseconds since the commit (the release controllers'
+/// time).
+pub use release::{Millis, ms, secs};
 
 /// The event queue.
 #[derive(Debug)]

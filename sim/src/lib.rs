@@ -3,8 +3,10 @@
 //!
 //! [`run::run_once`] plays one release (build, deploy, traffic shift,
 //! Kayenta analysis with the judge crate, promote or roll back) in virtual
-//! time from a seed; [`study::run_study`] plays thousands per scenario on
-//! all cores and sums them up as [`reports::model::Study`]; [`sweep`]
+//! time from a seed, carrying out the commands of a sans-IO release
+//! controller ([`release::kayenta::Kayenta`]); [`study::run_study`] plays
+//! thousands per scenario on all cores and sums them up as
+//! [`reports::model::Study`]; [`sweep`]
 //! repeats a study over a grid of judge and pipeline parameters;
 //! [`shard`] splits a study over machines and merges the pieces back.
 

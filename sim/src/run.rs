@@ -5,68 +5,38 @@
 //! analysis intervals judged by the judge crate, then a rolling promotion
 //! of production or a rollback, and cleanup.
 //!
-//! Everything happens on the discrete-event queue in virtual time; the
-//! only randomness is the run's seeded generator.
+//! The decisions are [`release::kayenta::Kayenta`]'s, a sans-IO
+//! controller any driver can run; this module is the simulator's driver: it carries
+//! out the controller's commands in virtual time on the discrete-event
+//! queue (how long a build, a pod or a promotion takes, drawn from the
+//! run's seeded generator), generates the metrics the judge sees, and
+//! feeds the answers back. The only randomness is the run's generator.
 
-use judge::analysis::{Analysis, Decision as AnalysisDecision, Step as AnalysisStep, Window};
 use judge::{Judge, MetricSetPair, Series, Workspace};
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
+use release::kayenta::{Kayenta, KayentaSpec};
+use release::{
+    Command, Controller, Event, JudgeRequest, Measurement, Outcome, ReleaseEnd, RollingUpdate,
+    Split, Track,
+};
 use reports::model::{IntervalDetail, MetricSeries, MetricVerdict, RunDetail, Stage};
 use scenarios::{BaselineKind, Regression, Scenario};
 
 use crate::engine::{Millis, Queue, ms, secs};
 use crate::series::{CANARY, CONTROL, Generator, TrackSpec};
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Decision {
-    /// The analysis passed; production was updated.
-    Promote,
-    /// The analysis failed; the canary was removed.
-    Rollback,
-    /// The canary never became ready; the deploy timed out.
-    DeployFailed,
-    /// The build failed; nothing was deployed.
-    BuildFailed,
-}
+/// How a run ended (the one vocabulary of every driver).
+pub type Decision = ReleaseEnd;
 
-impl Decision {
-    /// Name used in results.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Promote => "promote",
-            Self::Rollback => "rollback",
-            Self::DeployFailed => "deploy_failed",
-            Self::BuildFailed => "build_failed",
-        }
-    }
-}
-
-/// What a run produced, for the study's statistics.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunOutcome {
-    /// How it ended.
-    pub decision: Decision,
-    /// Seconds from traffic shift (or deploy start, for a failed deploy) to
-    /// the decision; 0 for a failed build.
-    pub decision_time_s: f64,
-    /// Requests the canary served before the decision.
-    pub canary_requests: u64,
-    /// Of those, the ones that failed (5xx, or sent to a down pod).
-    pub blast_radius: u64,
-    /// Commit to the end of promotion or rollback, seconds.
-    pub lead_time_s: f64,
-    /// Interval (0-based) at which the analysis decided, if it ran.
-    pub decided_at_interval: Option<usize>,
-}
+pub use reports::summary::RunOutcome;
 
 /// Per-run settings derived once per scenario.
 #[derive(Debug)]
 pub struct Prepared<'a> {
     scenario: &'a Scenario,
     judge: Judge,
-    schedule: judge::analysis::Schedule,
+    spec: KayentaSpec,
 }
 
 impl<'a> Prepared<'a> {
@@ -74,10 +44,11 @@ impl<'a> Prepared<'a> {
     pub fn new(scenario: &'a Scenario) -> Result<Self, judge::InputError> {
         let mut judge = Judge::new(&scenario.config)?;
         judge.set_thresholds(scenario.thresholds())?;
+        let spec = KayentaSpec::from_scenario(scenario, judge.thresholds());
         Ok(Self {
             scenario,
             judge,
-            schedule: scenario.schedule(),
+            spec,
         })
     }
 
@@ -100,19 +71,28 @@ impl<'a> Prepared<'a> {
     }
 }
 
-enum Event {
-    BuildStart,
-    BuildDone,
-    TrafficShift,
-    DeployTimeout,
-    Judge(Window),
-    Done,
-}
-
 /// Multiply `base` by a log-normal jitter with ~10% spread.
 fn jitter(base: f64, rng: &mut Xoshiro256PlusPlus) -> f64 {
     let z: f64 = rand_distr::Distribution::sample(&rand_distr::StandardNormal, rng);
     base * (0.1 * z).exp()
+}
+
+/// Cleanup after a promotion, or a rollback: the canary removed, seconds.
+const CLEANUP_S: f64 = 5.0;
+
+/// The simulated world a run's controller acts on.
+struct World<'p, 'a> {
+    p: &'p Prepared<'a>,
+    seed: u64,
+    detail: bool,
+    rng: Xoshiro256PlusPlus,
+    q: Queue<Event>,
+    /// When traffic reached the canary, once it did.
+    traffic_at: Millis,
+    generator: Option<Generator<'a>>,
+    intervals: Vec<IntervalDetail>,
+    /// The judge's error on the last window, if any (detail runs only).
+    judge_note: String,
 }
 
 /// Simulate one release with `seed`. With `detail`, also return the full
@@ -123,358 +103,336 @@ pub fn run_once(
     detail: bool,
     ws: &mut Workspace,
 ) -> (RunOutcome, Option<RunDetail>) {
-    let sc = p.scenario;
-    let f = &sc.file;
-    let pl = &f.pipeline;
-    let svc = &f.service;
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let mut q: Queue<Event> = Queue::new();
-    let mut timeline: Vec<Stage> = Vec::new();
-    let mut stage = |name: &str, start: Millis, end: Millis| {
-        if detail {
-            timeline.push(Stage {
-                name: name.into(),
-                start_s: secs(start),
-                end_s: secs(end),
-            });
-        }
+    let mut w = World {
+        p,
+        seed,
+        detail,
+        rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+        q: Queue::new(),
+        traffic_at: 0,
+        generator: None,
+        intervals: Vec::new(),
+        judge_note: String::new(),
     };
-
-    q.at(ms(pl.webhook_s), Event::BuildStart);
-    let mut build_started = 0;
-    let mut deploy_started = 0;
-    let mut traffic_at: Millis = 0;
-    let mut generator: Option<Generator<'_>> = None;
-    let mut analysis: Option<Analysis> = None;
-    let mut outcome: Option<(Decision, String, Millis, Option<usize>)> = None;
-    let mut intervals: Vec<IntervalDetail> = Vec::new();
-    let step_s = f.analysis.scrape_step_s;
-
-    while let Some(event) = q.pop() {
-        let now = q.now();
-        match event {
-            Event::BuildStart => {
-                build_started = now;
-                q.after(ms(jitter(pl.build_s, &mut rng)), Event::BuildDone);
+    let mut controller = Kayenta::new(&p.spec, detail);
+    controller.handle(0, Event::Start);
+    let outcome = 'run: loop {
+        while let Some(command) = controller.poll() {
+            if let Command::Done(outcome) = command {
+                break 'run outcome;
             }
-            Event::BuildDone => {
-                stage("build", build_started, now);
-                if rng.random_bool(pl.build_failure) {
-                    outcome = Some((Decision::BuildFailed, "the build failed".into(), now, None));
-                    break;
-                }
-                deploy_started = now;
-                // canary and (fresh) baseline pods start and become ready
-                let crash_after = match f.regression {
-                    Some(Regression::CrashLoop { crash_after_s }) => Some(crash_after_s),
-                    _ => None,
-                };
-                let extra_ready = match f.regression {
-                    Some(Regression::SlowStart { extra_ready_s, .. }) => extra_ready_s,
-                    _ => 0.0,
-                };
-                let mut all_ready: f64 = 0.0;
-                let mut canary_never_ready = false;
-                let fresh_baseline = pl.baseline == BaselineKind::Fresh;
-                let pods = pl.canary_replicas
-                    + if fresh_baseline {
-                        pl.baseline_replicas
-                    } else {
-                        0
-                    };
-                for pod in 0..pods {
-                    let is_canary = pod < pl.canary_replicas;
-                    let started = jitter(pl.pod_start_s, &mut rng);
-                    let ready = jitter(pl.readiness_s, &mut rng)
-                        + if is_canary { extra_ready } else { 0.0 };
-                    if is_canary && crash_after.is_some_and(|c| c <= ready) {
-                        canary_never_ready = true;
-                    }
-                    all_ready = all_ready.max(started + ready);
-                }
-                if canary_never_ready || all_ready > pl.deploy_timeout_s {
-                    q.after(ms(pl.deploy_timeout_s), Event::DeployTimeout);
-                } else {
-                    // the VirtualService update reaches the gateways in ~1 s
-                    q.after(ms(all_ready + 1.0), Event::TrafficShift);
-                }
-            }
-            Event::DeployTimeout => {
-                stage("deploy", deploy_started, now);
-                let reason = format!(
-                    "canary pods not ready after {} s: deploy timed out, rolled back",
-                    pl.deploy_timeout_s
-                );
-                outcome = Some((Decision::DeployFailed, reason, now, None));
-                stage("rollback", now, now + ms(5.0));
-                q.after(ms(5.0), Event::Done);
-            }
-            Event::TrafficShift => {
-                stage("deploy", deploy_started, now);
-                traffic_at = now;
-                let offset = |n: u32, rng: &mut Xoshiro256PlusPlus| {
-                    let n = n.max(1);
-                    (0..n)
-                        .map(|_| {
-                            svc.pod_variation
-                                * rand_distr::Distribution::<f64>::sample(
-                                    &rand_distr::StandardNormal,
-                                    rng,
-                                )
-                        })
-                        .sum::<f64>()
-                        / f64::from(n)
-                };
-                let canary = TrackSpec {
-                    pods: pl.canary_replicas,
-                    age_at_start_s: pl.readiness_s,
-                    latency_offset: offset(pl.canary_replicas, &mut rng),
-                    regression: f.regression,
-                };
-                let control = match pl.baseline {
-                    BaselineKind::Fresh => TrackSpec {
-                        pods: pl.baseline_replicas,
-                        age_at_start_s: pl.readiness_s,
-                        latency_offset: offset(pl.baseline_replicas, &mut rng),
-                        regression: None,
-                    },
-                    BaselineKind::Production => TrackSpec {
-                        pods: svc.replicas,
-                        age_at_start_s: 7.0 * 86_400.0,
-                        latency_offset: offset(svc.replicas, &mut rng),
-                        regression: None,
-                    },
-                };
-                let base = pl.traffic;
-                let steps = pl.traffic_steps.clone();
-                let production_control = pl.baseline == BaselineKind::Production;
-                let shares = Box::new(move |t: f64| {
-                    let (c, b, prod) = steps
-                        .iter()
-                        .rev()
-                        .find(|s| s.after_s <= t)
-                        .map_or((base.canary, base.baseline, base.production), |s| {
-                            (s.canary, s.baseline, s.production)
-                        });
-                    [
-                        c / 100.0,
-                        if production_control {
-                            prod / 100.0
-                        } else {
-                            b / 100.0
-                        },
-                    ]
-                });
-                let mut g = Generator::new(
-                    svc,
-                    step_s,
-                    f.analysis.rate_window_s,
-                    [canary, control],
-                    shares,
-                    &sc.signals,
-                );
-                // every step up to the end of the lifetime, at once
-                g.reserve(((pl.warmup_s + pl.lifetime_s) / step_s).ceil() as usize + 1);
-                generator = Some(g);
-                let a = match Analysis::new(&p.schedule, p.judge.thresholds()) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        outcome = Some((
-                            Decision::Rollback,
-                            format!("invalid analysis schedule: {e}"),
-                            now,
-                            None,
-                        ));
-                        break;
-                    }
-                };
-                let first = a.first();
-                analysis = Some(a);
-                q.after(ms(first.end.as_secs_f64()), Event::Judge(first));
-            }
-            Event::Judge(window) => {
-                let (Some(generator), Some(a)) = (generator.as_mut(), analysis.as_mut()) else {
-                    break;
-                };
-                let start = window.start.as_secs_f64();
-                let end = window.end.as_secs_f64();
-                let k_lo = (start / step_s + 1e-9).floor() as usize + 1;
-                let k_hi = (end / step_s + 1e-9).floor() as usize;
-                generator.advance_to(k_hi, &mut rng);
-                let judge_seed = seed ^ (window.index as u64).wrapping_mul(0xD134_2543_DE82_EF95);
-                let (score, label, reason, metrics) = if detail {
-                    let pairs: Vec<MetricSetPair> = sc
-                        .config
-                        .metrics
-                        .iter()
-                        .enumerate()
-                        .map(|(i, m)| {
-                            MetricSetPair::new(
-                                m.name.clone(),
-                                generator.values[CONTROL][i][k_lo - 1..k_hi].to_vec(),
-                                generator.values[CANARY][i][k_lo - 1..k_hi].to_vec(),
-                            )
-                        })
-                        .collect();
-                    match p.judge.judge_pairs(&pairs, judge_seed) {
-                        Ok(r) => {
-                            let metrics = r
-                                .results
-                                .iter()
-                                .map(|m| MetricVerdict {
-                                    name: m.name.clone(),
-                                    classification: m.classification.to_string(),
-                                    ratio: Some(m.result_metadata.ratio).filter(|v| v.is_finite()),
-                                    ci: m
-                                        .result_metadata
-                                        .mann_whitney
-                                        .map(|mw| (mw.ci_lower, mw.ci_upper)),
-                                    critical: m.critical,
-                                })
-                                .collect();
-                            (
-                                r.score.score,
-                                r.score.classification,
-                                r.score.classification_reason,
-                                metrics,
-                            )
-                        }
-                        Err(e) => (
-                            0.0,
-                            judge::ScoreClassification::Fail,
-                            e.to_string(),
-                            Vec::new(),
-                        ),
-                    }
-                } else {
-                    let series: Vec<Series<'_>> = (0..sc.signals.len())
-                        .map(|i| Series {
-                            control: &generator.values[CONTROL][i][k_lo - 1..k_hi],
-                            experiment: &generator.values[CANARY][i][k_lo - 1..k_hi],
-                        })
-                        .collect();
-                    let v = p.judge.judge_series(&series, judge_seed, ws);
-                    (v.score, v.classification, String::new(), Vec::new())
-                };
-                if detail {
-                    intervals.push(IntervalDetail {
-                        index: window.index as u32,
-                        start_s: start,
-                        end_s: end,
-                        score,
-                        classification: label.to_string(),
-                        metrics,
-                    });
-                }
-                match a.record(score) {
-                    AnalysisStep::Judge(next) => {
-                        q.at(traffic_at + ms(next.end.as_secs_f64()), Event::Judge(next))
-                    }
-                    AnalysisStep::Done(o) => {
-                        let decision = match o.decision {
-                            AnalysisDecision::Promote => Decision::Promote,
-                            AnalysisDecision::Rollback => Decision::Rollback,
-                        };
-                        let mut why = o.reason.clone();
-                        if !reason.is_empty() {
-                            why = format!("{why} ({reason})");
-                        }
-                        outcome = Some((decision, why, now, Some(o.scores.len() - 1)));
-                        stage(
-                            "warmup",
-                            traffic_at,
-                            traffic_at + ms(pl.warmup_s).min(now - traffic_at),
-                        );
-                        stage(
-                            "analysis",
-                            traffic_at + ms(pl.warmup_s).min(now - traffic_at),
-                            now,
-                        );
-                        let tail = match decision {
-                            Decision::Promote => {
-                                // rolling update of production, then cleanup
-                                let per_batch = (pl.max_surge + pl.max_unavailable).max(1);
-                                let batches = svc.replicas.div_ceil(per_batch);
-                                let mut t = 0.0;
-                                for _ in 0..batches {
-                                    t += jitter(pl.pod_start_s, &mut rng)
-                                        + jitter(pl.readiness_s, &mut rng);
-                                }
-                                stage("promote", now, now + ms(t));
-                                t + 5.0
-                            }
-                            _ => {
-                                stage("rollback", now, now + ms(5.0));
-                                5.0
-                            }
-                        };
-                        q.after(ms(tail), Event::Done);
-                    }
-                }
-            }
-            Event::Done => break,
+            w.execute(command, &mut controller, ws);
         }
-    }
-
-    let end = q.now();
-    let (decision, reason, decided, interval) = outcome.unwrap_or((
-        Decision::Rollback,
-        "the pipeline stopped without a decision".into(),
-        end,
-        None,
-    ));
-    let (mut canary_requests, mut blast_radius) = (0, 0);
-    let mut decision_time_s = 0.0;
-    if let Some(g) = &generator {
-        decision_time_s = secs(decided.saturating_sub(traffic_at));
-        let k_decided = ((decision_time_s / step_s) + 1e-9).floor() as usize;
-        for k in 1..=k_decided.min(g.len()) {
-            let (r, e) = g.canary_served(k);
-            canary_requests += r;
-            blast_radius += e;
-        }
-    } else if decision == Decision::DeployFailed {
-        decision_time_s = secs(decided.saturating_sub(deploy_started));
-    }
-    let outcome = RunOutcome {
-        decision,
-        decision_time_s,
-        canary_requests,
-        blast_radius,
-        lead_time_s: secs(end),
-        decided_at_interval: interval,
-    };
-    let detail = detail.then(|| {
-        let series = match &generator {
-            Some(g) => sc
-                .config
-                .metrics
-                .iter()
-                .enumerate()
-                .map(|(i, m)| MetricSeries {
-                    name: m.name.clone(),
-                    times_s: (1..=g.len()).map(|k| k as f64 * step_s).collect(),
-                    control: g.values[CONTROL][i]
-                        .iter()
-                        .map(|v| Some(*v).filter(|v| v.is_finite()))
-                        .collect(),
-                    experiment: g.values[CANARY][i]
-                        .iter()
-                        .map(|v| Some(*v).filter(|v| v.is_finite()))
-                        .collect(),
-                })
-                .collect(),
-            None => Vec::new(),
+        let Some(event) = w.q.pop() else {
+            break Outcome {
+                end: ReleaseEnd::Rollback,
+                reason: "the pipeline stopped without a decision".into(),
+                decided_at: w.q.now(),
+                ended_at: w.q.now(),
+                deploy_started: None,
+                traffic_at: None,
+                decided_at_interval: None,
+                timeline: Vec::new(),
+            };
         };
-        RunDetail {
-            scenario: sc.name.clone(),
-            seed,
-            decision: decision.as_str().into(),
-            reason: reason.clone(),
-            intervals,
-            series,
-            timeline,
+        controller.handle(w.q.now(), event);
+    };
+    w.finish(outcome)
+}
+
+impl<'a> World<'_, 'a> {
+    fn execute(&mut self, command: Command, controller: &mut Kayenta<'_>, ws: &mut Workspace) {
+        let pl = &self.p.scenario.file.pipeline;
+        match command {
+            Command::WakeAt(t) => self.q.at(t, Event::TimeReached),
+            Command::Build => {
+                // Both draws now: nothing else draws while the build runs.
+                let took = jitter(pl.build_s, &mut self.rng);
+                let failed = self.rng.random_bool(pl.build_failure);
+                self.q.after(ms(took), Event::BuildFinished { ok: !failed });
+            }
+            Command::StartPods { track, count } => self.start_pods(track, count),
+            Command::SetWeights(split) => self.set_weights(split),
+            Command::Judge(request) => {
+                let (index, score) = self.judge(request, ws);
+                controller.handle(self.q.now(), Event::Judged { index, score });
+            }
+            Command::Measure(m) => controller.handle(
+                self.q.now(),
+                Event::Measured {
+                    id: m.id,
+                    value: Measurement::Error(
+                        "the simulator has no PromQL evaluator: only Kayenta windows are judged"
+                            .into(),
+                    ),
+                },
+            ),
+            Command::Promote(update) => {
+                let took = self.rolling_update(update);
+                self.q.after(ms(took), Event::Promoted(Ok(())));
+            }
+            Command::RollBack => self.q.after(ms(CLEANUP_S), Event::RolledBack),
+            Command::Cleanup => self.q.after(ms(CLEANUP_S), Event::CleanedUp),
+            Command::Done(_) => {}
         }
-    });
-    (outcome, detail)
+    }
+
+    /// Each pod starts and becomes ready after its own (jittered) times; a
+    /// canary in a crash loop crashes before it is ready and never is.
+    fn start_pods(&mut self, track: Track, count: u32) {
+        let f = &self.p.scenario.file;
+        let pl = &f.pipeline;
+        let crash_after = match f.regression {
+            Some(Regression::CrashLoop { crash_after_s }) if track == Track::Canary => {
+                Some(crash_after_s)
+            }
+            _ => None,
+        };
+        let extra_ready = match f.regression {
+            Some(Regression::SlowStart { extra_ready_s, .. }) if track == Track::Canary => {
+                extra_ready_s
+            }
+            _ => 0.0,
+        };
+        // The queue counts milliseconds; a pod ready after the deploy
+        // timeout by less than half a millisecond must still be late.
+        let deadline = ms(pl.deploy_timeout_s);
+        for _ in 0..count {
+            let started = jitter(pl.pod_start_s, &mut self.rng);
+            let ready = jitter(pl.readiness_s, &mut self.rng) + extra_ready;
+            match crash_after {
+                Some(c) if c <= ready => {
+                    self.q.after(ms(started + c), Event::PodCrashed { track });
+                }
+                _ => {
+                    let at = started + ready;
+                    let at = if at > pl.deploy_timeout_s {
+                        ms(at).max(deadline + 1)
+                    } else {
+                        ms(at)
+                    };
+                    self.q.after(at, Event::PodReady { track });
+                }
+            }
+        }
+    }
+
+    /// The first split starts the traffic (and the metrics); later ones
+    /// change the shares from now on.
+    fn set_weights(&mut self, split: Split) {
+        let now = self.q.now();
+        let sc = self.p.scenario;
+        let f = &sc.file;
+        let pl = &f.pipeline;
+        let production_control = pl.baseline == BaselineKind::Production;
+        let shares = [
+            split.canary / 100.0,
+            if production_control {
+                split.production / 100.0
+            } else {
+                split.baseline / 100.0
+            },
+        ];
+        if let Some(g) = &mut self.generator {
+            g.set_shares(secs(now - self.traffic_at), shares);
+            return;
+        }
+        self.traffic_at = now;
+        let svc = &f.service;
+        let offset = |n: u32, rng: &mut Xoshiro256PlusPlus| {
+            let n = n.max(1);
+            (0..n)
+                .map(|_| {
+                    svc.pod_variation
+                        * rand_distr::Distribution::<f64>::sample(&rand_distr::StandardNormal, rng)
+                })
+                .sum::<f64>()
+                / f64::from(n)
+        };
+        let canary = TrackSpec {
+            pods: pl.canary_replicas,
+            age_at_start_s: pl.readiness_s,
+            latency_offset: offset(pl.canary_replicas, &mut self.rng),
+            regression: f.regression,
+        };
+        let control = match pl.baseline {
+            BaselineKind::Fresh => TrackSpec {
+                pods: pl.baseline_replicas,
+                age_at_start_s: pl.readiness_s,
+                latency_offset: offset(pl.baseline_replicas, &mut self.rng),
+                regression: None,
+            },
+            BaselineKind::Production => TrackSpec {
+                pods: svc.replicas,
+                age_at_start_s: 7.0 * 86_400.0,
+                latency_offset: offset(svc.replicas, &mut self.rng),
+                regression: None,
+            },
+        };
+        let step_s = f.analysis.scrape_step_s;
+        let mut g = Generator::new(
+            svc,
+            step_s,
+            f.analysis.rate_window_s,
+            [canary, control],
+            &sc.signals,
+        );
+        g.set_shares(0.0, shares);
+        // every step up to the end of the lifetime, at once
+        g.reserve(((pl.warmup_s + pl.lifetime_s) / step_s).ceil() as usize + 1);
+        self.generator = Some(g);
+    }
+
+    /// Judges one window of the generated series; returns its index and
+    /// score.
+    fn judge(&mut self, request: JudgeRequest, ws: &mut Workspace) -> (usize, f64) {
+        let window = request.window;
+        let p = self.p;
+        let sc = p.scenario;
+        let step_s = sc.file.analysis.scrape_step_s;
+        let Some(generator) = self.generator.as_mut() else {
+            // No traffic, no data: the judge would see nothing.
+            return (window.index, 0.0);
+        };
+        let start = window.start.as_secs_f64();
+        let end = window.end.as_secs_f64();
+        let k_lo = (start / step_s + 1e-9).floor() as usize + 1;
+        let k_hi = (end / step_s + 1e-9).floor() as usize;
+        generator.advance_to(k_hi, &mut self.rng);
+        let judge_seed = self.seed ^ (window.index as u64).wrapping_mul(0xD134_2543_DE82_EF95);
+        if !self.detail {
+            let series: Vec<Series<'_>> = (0..sc.signals.len())
+                .map(|i| Series {
+                    control: &generator.values[CONTROL][i][k_lo - 1..k_hi],
+                    experiment: &generator.values[CANARY][i][k_lo - 1..k_hi],
+                })
+                .collect();
+            let v = p.judge.judge_series(&series, judge_seed, ws);
+            return (window.index, v.score);
+        }
+        let pairs: Vec<MetricSetPair> = sc
+            .config
+            .metrics
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                MetricSetPair::new(
+                    m.name.clone(),
+                    generator.values[CONTROL][i][k_lo - 1..k_hi].to_vec(),
+                    generator.values[CANARY][i][k_lo - 1..k_hi].to_vec(),
+                )
+            })
+            .collect();
+        let (score, label, note, metrics) = match p.judge.judge_pairs(&pairs, judge_seed) {
+            Ok(r) => {
+                let metrics = r.results.iter().map(MetricVerdict::of).collect();
+                (
+                    r.score.score,
+                    r.score.classification,
+                    r.score.classification_reason,
+                    metrics,
+                )
+            }
+            Err(e) => (
+                0.0,
+                judge::ScoreClassification::Fail,
+                e.to_string(),
+                Vec::new(),
+            ),
+        };
+        self.judge_note = note;
+        self.intervals.push(IntervalDetail {
+            index: window.index as u32,
+            start_s: start,
+            end_s: end,
+            score,
+            classification: label,
+            metrics,
+        });
+        (window.index, score)
+    }
+
+    /// Seconds a rolling update of production takes: batch after batch,
+    /// each as long as a pod takes to start and become ready.
+    fn rolling_update(&mut self, update: RollingUpdate) -> f64 {
+        let pl = &self.p.scenario.file.pipeline;
+        let mut t = 0.0;
+        for _ in 0..update.batches() {
+            t += jitter(pl.pod_start_s, &mut self.rng) + jitter(pl.readiness_s, &mut self.rng);
+        }
+        t
+    }
+
+    fn finish(self, outcome: Outcome) -> (RunOutcome, Option<RunDetail>) {
+        let sc = self.p.scenario;
+        let step_s = sc.file.analysis.scrape_step_s;
+        let decision = outcome.end;
+        let (mut canary_requests, mut blast_radius) = (0, 0);
+        let mut decision_time_s = 0.0;
+        if let Some(g) = &self.generator {
+            decision_time_s = secs(outcome.decided_at.saturating_sub(self.traffic_at));
+            let k_decided = ((decision_time_s / step_s) + 1e-9).floor() as usize;
+            for k in 1..=k_decided.min(g.len()) {
+                let (r, e) = g.canary_served(k);
+                canary_requests += r;
+                blast_radius += e;
+            }
+        } else if decision == ReleaseEnd::DeployFailed {
+            let started = outcome.deploy_started.unwrap_or(0);
+            decision_time_s = secs(outcome.decided_at.saturating_sub(started));
+        }
+        let run = RunOutcome {
+            decision,
+            decision_time_s,
+            canary_requests,
+            blast_radius,
+            lead_time_s: secs(outcome.ended_at),
+            decided_at_interval: outcome.decided_at_interval,
+        };
+        let detail = self.detail.then(|| {
+            let mut reason = outcome.reason;
+            if outcome.decided_at_interval.is_some() && !self.judge_note.is_empty() {
+                reason = format!("{reason} ({})", self.judge_note);
+            }
+            let series = match &self.generator {
+                Some(g) => sc
+                    .config
+                    .metrics
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| MetricSeries {
+                        name: m.name.clone(),
+                        times_s: (1..=g.len()).map(|k| k as f64 * step_s).collect(),
+                        control: g.values[CONTROL][i]
+                            .iter()
+                            .map(|v| Some(*v).filter(|v| v.is_finite()))
+                            .collect(),
+                        experiment: g.values[CANARY][i]
+                            .iter()
+                            .map(|v| Some(*v).filter(|v| v.is_finite()))
+                            .collect(),
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            RunDetail {
+                scenario: sc.name.clone(),
+                seed: self.seed,
+                decision,
+                reason,
+                intervals: self.intervals,
+                series,
+                timeline: outcome
+                    .timeline
+                    .iter()
+                    .map(|s| Stage {
+                        name: s.name.into(),
+                        start_s: secs(s.start),
+                        end_s: secs(s.end),
+                    })
+                    .collect(),
+            }
+        });
+        (run, detail)
+    }
 }

@@ -88,8 +88,9 @@ pub struct Generator<'a> {
     step_s: f64,
     window_steps: usize,
     tracks: [TrackSpec; 2],
-    /// Traffic share of each track at a time (seconds after traffic start).
-    shares: Box<dyn Fn(f64) -> [f64; 2] + 'a>,
+    /// Traffic share of each track from a time on (seconds after traffic
+    /// start), in the order the shares were set.
+    shares: Vec<(f64, [f64; 2])>,
     load: f64,
     drift: [f64; 2],
     steps: [Vec<Step>; 2],
@@ -133,7 +134,6 @@ impl<'a> Generator<'a> {
         step_s: f64,
         rate_window_s: f64,
         tracks: [TrackSpec; 2],
-        shares: Box<dyn Fn(f64) -> [f64; 2] + 'a>,
         signals: &'a [Signal],
     ) -> Self {
         Self {
@@ -141,7 +141,7 @@ impl<'a> Generator<'a> {
             step_s,
             window_steps: ((rate_window_s / step_s).round() as usize).max(1),
             tracks,
-            shares,
+            shares: Vec::with_capacity(4),
             load: 0.0,
             drift: [0.0; 2],
             steps: [Vec::new(), Vec::new()],
@@ -190,6 +190,13 @@ impl<'a> Generator<'a> {
         (s.requests, s.errors)
     }
 
+    /// From `from_s` seconds after traffic start on, each track (canary,
+    /// control) gets this share of the requests (a fraction); steps not yet
+    /// generated at or after `from_s` use it. Shares are set in time order.
+    pub fn set_shares(&mut self, from_s: f64, shares: [f64; 2]) {
+        self.shares.push((from_s, shares));
+    }
+
     /// Generate up to step `k` (1-based) inclusive.
     pub fn advance_to(&mut self, k: usize, rng: &mut Xoshiro256PlusPlus) {
         while self.len() < k {
@@ -202,7 +209,12 @@ impl<'a> Generator<'a> {
         let k = self.len() + 1;
         let t = k as f64 * self.step_s;
         self.load = ar1(self.load, svc.load_noise, rng);
-        let shares = (self.shares)(t);
+        let shares = self
+            .shares
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= t)
+            .map_or([0.0; 2], |(_, s)| *s);
         let hour = svc.start_hour + t / 3600.0;
         let diurnal = 1.0 + svc.diurnal_swing * (std::f64::consts::TAU * hour / 24.0).sin();
         for track in [CANARY, CONTROL] {

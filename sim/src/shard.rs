@@ -262,7 +262,7 @@ pub struct Outcomes {
     /// Scenario name.
     pub scenario: String,
     /// One letter per run: `P` promoted, `R` rolled back, `D` deploy
-    /// failed, `B` build failed.
+    /// failed, `B` build failed, `E` error (no verdict).
     pub decision: String,
     /// [`RunOutcome::decision_time_s`] per run.
     pub decision_time_s: Vec<Num>,
@@ -312,7 +312,7 @@ impl Outcomes {
                 Ok(RunOutcome {
                     decision: decision(c).ok_or_else(|| {
                         format!(
-                            "scenario {}: decision {k} is \"{c}\" (expected P, R, D or B)",
+                            "scenario {}: decision {k} is \"{c}\" (expected P, R, D, B or E)",
                             self.scenario
                         )
                     })?,
@@ -333,6 +333,7 @@ fn letter(d: Decision) -> char {
         Decision::Rollback => 'R',
         Decision::DeployFailed => 'D',
         Decision::BuildFailed => 'B',
+        Decision::Error => 'E',
     }
 }
 
@@ -342,6 +343,7 @@ fn decision(c: char) -> Option<Decision> {
         'R' => Decision::Rollback,
         'D' => Decision::DeployFailed,
         'B' => Decision::BuildFailed,
+        'E' => Decision::Error,
         _ => return None,
     })
 }
@@ -489,7 +491,7 @@ pub fn run_sweep_shard(
     };
     for (name, values) in &grids {
         file.sweeps.push(sweep_counts(
-            scenarios, name, values, sweep_opts, shard, progress,
+            scenarios, *name, values, sweep_opts, shard, progress,
         )?);
     }
     file.study.sweep = params.to_vec();

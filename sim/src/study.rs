@@ -9,14 +9,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use judge::Workspace;
-use reports::model::{
-    self, ExpectationCheck, Regression as ReportRegression, ScenarioResult, Study, Verdicts,
-};
-use scenarios::{Expect, Scenario};
-use serde::{Deserialize, Serialize};
+use reports::model::{self, Study};
+use scenarios::Scenario;
 
 use crate::SimError;
-use crate::run::{Decision, Prepared, RunOutcome, run_once};
+use crate::run::{Prepared, RunOutcome, run_once};
 use crate::shard::Shard;
 
 /// How to run a study.
@@ -164,114 +161,4 @@ pub fn run_shard_outcomes(
         .collect()
 }
 
-/// What summing up a scenario's runs needs to know of the scenario: kept
-/// in shard files, so merging needs no scenario files.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScenarioMeta {
-    /// Scenario name.
-    pub name: String,
-    /// One-line description.
-    pub description: String,
-    /// Ground truth.
-    pub expect: model::Expect,
-    /// The injected regression.
-    pub regression: ReportRegression,
-    /// The scenario's stated minimum detection rate, if any.
-    pub min_detection: Option<f64>,
-    /// The scenario's stated maximum false-alarm rate, if any.
-    pub max_false_alarm: Option<f64>,
-}
-
-impl ScenarioMeta {
-    /// The summary-relevant facts of `sc`.
-    pub fn of(sc: &Scenario) -> Self {
-        let f = &sc.file;
-        let (kind, size, label) = match &f.regression {
-            Some(r) => {
-                let (k, s, l) = r.describe();
-                (k.to_string(), s, l)
-            }
-            None => ("none".into(), 0.0, "no change".into()),
-        };
-        Self {
-            name: sc.name.clone(),
-            description: f.description.clone(),
-            expect: match f.expect {
-                Expect::Pass => model::Expect::Pass,
-                Expect::Fail => model::Expect::Fail,
-            },
-            regression: ReportRegression { kind, size, label },
-            min_detection: f.min_detection,
-            max_false_alarm: f.max_false_alarm,
-        }
-    }
-}
-
-/// A scenario's results from its runs.
-pub fn summarize(sc: &Scenario, outcomes: &[RunOutcome]) -> ScenarioResult {
-    summarize_meta(&ScenarioMeta::of(sc), outcomes)
-}
-
-/// A scenario's results from its runs (all of them, in run order).
-pub fn summarize_meta(meta: &ScenarioMeta, outcomes: &[RunOutcome]) -> ScenarioResult {
-    let mut v = Verdicts::default();
-    for o in outcomes {
-        match o.decision {
-            Decision::Promote => v.promoted += 1,
-            Decision::Rollback => v.rolled_back += 1,
-            Decision::DeployFailed => v.deploy_failed += 1,
-            Decision::BuildFailed => v.build_failed += 1,
-        }
-    }
-    let deployed = v.promoted + v.rolled_back + v.deploy_failed;
-    let rollback_rate = model::wilson(v.rolled_back + v.deploy_failed, deployed);
-    let deployed_runs: Vec<&RunOutcome> = outcomes
-        .iter()
-        .filter(|o| o.decision != Decision::BuildFailed)
-        .collect();
-    let dist = |f: &dyn Fn(&RunOutcome) -> f64| {
-        let values: Vec<f64> = deployed_runs.iter().map(|o| f(o)).collect();
-        model::distribution(&values, 20)
-    };
-    let mut decided_at = Vec::new();
-    for o in outcomes {
-        if let Some(i) = o.decided_at_interval {
-            if decided_at.len() <= i {
-                decided_at.resize(i + 1, 0);
-            }
-            decided_at[i] += 1;
-        }
-    }
-    // Without a stated number, the majority of runs must end as expected.
-    let expectation = Some(match meta.expect {
-        model::Expect::Fail => {
-            let min = meta.min_detection.unwrap_or(0.5);
-            ExpectationCheck {
-                requirement: format!("detection >= {min}"),
-                met: rollback_rate.rate >= min,
-            }
-        }
-        model::Expect::Pass => {
-            let max = meta.max_false_alarm.unwrap_or(0.5);
-            ExpectationCheck {
-                requirement: format!("false alarms <= {max}"),
-                met: rollback_rate.rate <= max,
-            }
-        }
-    });
-    ScenarioResult {
-        name: meta.name.clone(),
-        description: meta.description.clone(),
-        expect: meta.expect,
-        regression: meta.regression.clone(),
-        runs: outcomes.len() as u32,
-        verdicts: v,
-        rollback_rate,
-        decision_time_s: dist(&|o| o.decision_time_s),
-        canary_requests: dist(&|o| o.canary_requests as f64),
-        blast_radius: dist(&|o| o.blast_radius as f64),
-        lead_time_s: dist(&|o| o.lead_time_s),
-        decided_at_interval: decided_at,
-        expectation,
-    }
-}
+pub use reports::summary::{ScenarioMeta, summarize, summarize_meta};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use cluster::results::{self, Verdict};
+use cluster::results::{self, ReleaseEnd};
 use cluster::{AnalysisError, ReleaseError, ReleaseOptions, Step, run_release};
 use judge::analysis::Decision;
 use scenarios::Scenario;
@@ -130,7 +130,7 @@ async fn release_with_a_large_latency_fault_is_rolled_back() {
     assert!(s.canary_requests.mean > 0.0);
     assert!(s.canary_requests.mean <= requests(&out.load, "canary-") as f64);
     let run = &study.example_runs[0];
-    assert_eq!(run.decision, "rollback");
+    assert_eq!(run.decision, ReleaseEnd::Rollback);
     assert_eq!(run.intervals.len(), out.analysis.intervals.len());
     let last = run.intervals.last().expect("judged");
     assert!((last.end_s - decided_s).abs() < 1e-6, "{}", last.end_s);
@@ -178,7 +178,7 @@ async fn release_with_a_config_without_prometheus_queries_starts_nothing() {
     );
     let study = results::study(&scenario, &result, 1);
     let run = &study.example_runs[0];
-    assert_eq!(run.decision, "error");
+    assert_eq!(run.decision, ReleaseEnd::Error);
     assert!(run.reason.starts_with("step plan failed"), "{}", run.reason);
     assert_eq!(study.scenarios[0].verdicts, Default::default());
 }
@@ -221,7 +221,7 @@ async fn canary_that_fails_to_start_ends_the_deploy_and_stops_the_others() {
     }
     assert!(root.is_empty(), "Prometheus never started");
     let (verdict, reason, _) = results::verdict(&result);
-    assert_eq!(verdict, Verdict::Error, "{reason}");
+    assert_eq!(verdict, ReleaseEnd::Error, "{reason}");
     assert!(reason.contains("step deploy failed"), "{reason}");
 }
 
@@ -329,7 +329,7 @@ async fn aa_release_is_promoted_by_replacing_production() {
     let study = results::study(&scenario, &result, 1);
     assert_eq!(study.scenarios[0].verdicts.promoted, 1);
     let run = &study.example_runs[0];
-    assert_eq!(run.decision, "promote");
+    assert_eq!(run.decision, ReleaseEnd::Promote);
     assert!(
         run.reason.contains("instances replaced one at a time"),
         "{}",
@@ -415,7 +415,7 @@ async fn ctrl_c_during_promotion_undoes_it() {
     assert!(root.is_empty());
     let study = results::study(&scenario, &result, 1);
     let run = &study.example_runs[0];
-    assert_eq!(run.decision, "error");
+    assert_eq!(run.decision, ReleaseEnd::Error);
     assert!(
         run.reason.starts_with("step promote failed"),
         "{}",
@@ -458,7 +458,7 @@ async fn canary_that_never_starts_fails_the_deploy() {
     );
     assert!(root.is_empty());
     let (verdict, reason, _) = results::verdict(&result);
-    assert_eq!(verdict, Verdict::DeployFailed, "{reason}");
+    assert_eq!(verdict, ReleaseEnd::DeployFailed, "{reason}");
     let study = results::study(&scenario, &result, 1);
     assert_eq!(study.scenarios[0].verdicts.deploy_failed, 1);
     assert!(study.example_runs[0].reason.contains("canary-0"));
@@ -485,7 +485,7 @@ async fn promql_error_ends_the_release_at_the_analysis() {
     assert!(root.is_empty());
     let study = results::study(&scenario, &result, 1);
     let run = &study.example_runs[0];
-    assert_eq!(run.decision, "error");
+    assert_eq!(run.decision, ReleaseEnd::Error);
     assert!(
         run.reason.starts_with("step analysis failed"),
         "{}",

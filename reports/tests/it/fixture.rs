@@ -119,7 +119,8 @@ fn metric(
 ) -> MetricVerdict {
     MetricVerdict {
         name: name.into(),
-        classification: classification.into(),
+        classification: serde_json::from_value(serde_json::json!(classification))
+            .expect("a metric classification"),
         ratio: Some(ratio),
         ci: Some(ci),
         critical,
@@ -300,14 +301,15 @@ pub fn study() -> Study {
             start_s: 60.0 + 300.0 * f64::from(index - 1),
             end_s: 60.0 + 300.0 * f64::from(index),
             score,
-            classification: classification.into(),
+            classification: serde_json::from_value(serde_json::json!(classification))
+                .expect("a score classification"),
             metrics,
         }
     };
     let rollback = RunDetail {
         scenario: "latency-10pct".into(),
         seed: 7_315_002_417,
-        decision: "rollback".into(),
+        decision: reports::model::ReleaseEnd::Rollback,
         reason: "interval 3 scored 0 (critical metric latency_p99 High)".into(),
         intervals: vec![
             interval(
@@ -344,7 +346,7 @@ pub fn study() -> Study {
     let promote = RunDetail {
         scenario: "aa-baseline".into(),
         seed: 1_804_289_383,
-        decision: "promote".into(),
+        decision: reports::model::ReleaseEnd::Promote,
         reason: "all intervals passed".into(),
         intervals: (1..=3)
             .map(|i| {

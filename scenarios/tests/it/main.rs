@@ -204,3 +204,75 @@ fn a_service_file_loads_alone_and_converts_its_correlations_to_another_step() {
     .expect_err("invalid");
     assert!(err.to_string().contains("service.replicas"), "{err}");
 }
+
+#[test]
+fn values_beyond_sane_bounds_are_refused_with_the_field() {
+    let refused = |extra: &str, field: &str, words: &str| {
+        let e = parse(&format!("{MINIMAL}{extra}")).unwrap_err().to_string();
+        assert!(
+            e.contains("test-scenario.toml")
+                && e.contains(&format!("`{field}`"))
+                && e.contains(words),
+            "{extra}: {e}"
+        );
+    };
+    // 1e13 s would be a 184 TB series allocation in the simulator
+    refused(
+        "[pipeline]\nlifetime_s = 1e13\n",
+        "pipeline.lifetime_s",
+        "30 days",
+    );
+    refused(
+        "[pipeline]\nlifetime_s = -5\n",
+        "pipeline.lifetime_s",
+        "must be > 0",
+    );
+    refused(
+        "[pipeline]\ndeploy_timeout_s = 1e9\n",
+        "pipeline.deploy_timeout_s",
+        "30 days",
+    );
+    refused(
+        "[pipeline]\ncanary_replicas = 1000000\n",
+        "pipeline.canary_replicas",
+        "10000 replicas",
+    );
+    refused(
+        "[service]\nreplicas = 20000\n",
+        "service.replicas",
+        "10000 replicas",
+    );
+    refused(
+        "[service]\nrequest_rate = 1e12\n",
+        "service.request_rate",
+        "requests per second",
+    );
+    // a week of analysis at a 1 s step is more points than a release holds
+    let e = parse(
+        "description = \"d\"\nexpect = \"pass\"\n[pipeline]\nlifetime_s = 2e6\n\
+         [analysis]\nconfig = \"canary-config.json\"\nscrape_step_s = 1\nrate_window_s = 1\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("`analysis.scrape_step_s`") && e.contains("points"),
+        "{e}"
+    );
+    refused(
+        "[pipeline]\ntraffic_steps = [\n  { after_s = 900, canary = 25, baseline = 25, production = 50 },\n  { after_s = 300, canary = 50, baseline = 50, production = 0 },\n]\n",
+        "pipeline.traffic_steps[1].after_s",
+        "time order",
+    );
+}
+
+#[test]
+fn validate_checks_a_changed_copy() {
+    let mut s = parse(MINIMAL).unwrap();
+    s.validate().unwrap();
+    s.file.analysis.scrape_step_s = 0.0;
+    let e = s.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("`analysis.scrape_step_s`") && e.contains("must be > 0"),
+        "{e}"
+    );
+}

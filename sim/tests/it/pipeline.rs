@@ -72,7 +72,7 @@ fn a_run_plays_the_whole_pipeline() {
         .iter()
         .find(|m| m.name == "latency_p50")
         .unwrap();
-    assert_eq!(p50.classification, "High");
+    assert_eq!(p50.classification, judge::Classification::High);
     let names: Vec<&str> = d.timeline.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["build", "deploy", "warmup", "analysis", "rollback"]);
     // timeline is ordered and contiguous

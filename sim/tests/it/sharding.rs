@@ -209,7 +209,7 @@ fn merged_sweep_shards_are_the_unsharded_sweep() {
         };
         whole
             .sweeps
-            .push(sim::sweep::sweep(&sc, &name, &values, o, &|_, _| {}).unwrap());
+            .push(sim::sweep::sweep(&sc, name, &values, o, &|_, _| {}).unwrap());
     }
     let sweep_shards = |count: u32, params: &[String]| -> Vec<(PathBuf, ShardFile)> {
         (0..count)

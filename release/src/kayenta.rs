@@ -1,0 +1,500 @@
+//! The Spinnaker demo pipeline with Kayenta's canary analysis, as a
+//! [`Controller`]: webhook, build (may fail), deploy canary and baseline
+//! (every pod must be ready before the deploy timeout, or the release is
+//! rolled back), traffic shift (once the VirtualService update has reached
+//! the gateways), stepped splits, warmup, Kayenta's analysis intervals
+//! (each one a [`Command::Judge`], decided by
+//! [`judge::analysis::Analysis`]), then a rolling promotion of production
+//! and cleanup, or a rollback.
+//!
+//! A crashed pod is restarted by Kubernetes and is not ready until the
+//! driver says so; a canary in a crash loop therefore never becomes ready
+//! and the deploy times out. A pod ready exactly at the deploy deadline is
+//! in time.
+//!
+//! Not for: how long a build or a pod takes, or what a window scores
+//! (the driver's).
+
+use std::collections::VecDeque;
+
+use judge::ScoreThresholds;
+use judge::analysis::{Analysis, Decision, Schedule, Step, Window};
+
+use crate::{
+    Command, Controller, Event, JudgeRequest, Millis, OperatorInput, Outcome, ReleaseEnd,
+    RollingUpdate, Split, Stage, Track, ms,
+};
+
+/// The pipeline's settings (seconds, as in a scenario).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KayentaSpec {
+    /// Commit to build start; `None`: no build, the release starts at the
+    /// deploy (the real modes deploy an image that exists).
+    pub build_after_s: Option<f64>,
+    /// How long every canary and baseline pod has to become ready.
+    pub deploy_timeout_s: f64,
+    /// Canary pods to start.
+    pub canary_pods: u32,
+    /// Baseline pods to start (0 when comparing with production).
+    pub baseline_pods: u32,
+    /// From the last pod ready to the traffic shift (the VirtualService
+    /// update reaching the gateways).
+    pub shift_delay_s: f64,
+    /// The split from the traffic shift on.
+    pub traffic: Split,
+    /// Later splits: seconds after the traffic shift, split.
+    pub traffic_steps: Vec<(f64, Split)>,
+    /// Kayenta's schedule (windows count from the traffic shift).
+    pub schedule: Schedule,
+    /// Pass and marginal thresholds.
+    pub thresholds: ScoreThresholds,
+    /// How production is replaced on promotion.
+    pub rolling_update: RollingUpdate,
+}
+
+impl KayentaSpec {
+    /// The simulator's pipeline of `scenario`, with `thresholds` (the
+    /// judge's, which may override the scenario's).
+    pub fn from_scenario(scenario: &scenarios::Scenario, thresholds: ScoreThresholds) -> Self {
+        let f = &scenario.file;
+        let pl = &f.pipeline;
+        KayentaSpec {
+            build_after_s: Some(pl.webhook_s),
+            deploy_timeout_s: pl.deploy_timeout_s,
+            canary_pods: pl.canary_replicas,
+            baseline_pods: match pl.baseline {
+                scenarios::BaselineKind::Fresh => pl.baseline_replicas,
+                scenarios::BaselineKind::Production => 0,
+            },
+            shift_delay_s: 1.0,
+            traffic: pl.traffic.into(),
+            traffic_steps: pl
+                .traffic_steps
+                .iter()
+                .map(|s| (s.after_s, s.into()))
+                .collect(),
+            schedule: scenario.schedule(),
+            thresholds,
+            rolling_update: RollingUpdate {
+                replicas: f.service.replicas,
+                max_surge: pl.max_surge,
+                max_unavailable: pl.max_unavailable,
+            },
+        }
+    }
+}
+
+/// What a timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    BuildStart,
+    DeployDeadline,
+    TrafficShift,
+    TrafficStep(usize),
+    Window(Window),
+}
+
+#[derive(Debug)]
+enum Phase {
+    Idle,
+    Waiting,
+    Building {
+        started: Millis,
+    },
+    Deploying {
+        ready: u32,
+    },
+    /// Every pod ready; the shift is under way.
+    Shifting,
+    Analysing {
+        analysis: Analysis,
+        /// The window being judged, once asked for.
+        judging: Option<usize>,
+    },
+    Promoting,
+    RollingBack,
+    CleaningUp,
+    Done,
+}
+
+/// The Spinnaker/Kayenta pipeline; see the module docs.
+#[derive(Debug)]
+pub struct Kayenta<'a> {
+    spec: &'a KayentaSpec,
+    keep_timeline: bool,
+    phase: Phase,
+    commands: VecDeque<Command>,
+    /// Pending timers: (time, order given, what for).
+    timers: Vec<(Millis, u64, Timer)>,
+    timer_seq: u64,
+    deploy_started: Option<Millis>,
+    traffic_at: Option<Millis>,
+    decision: Option<Decided>,
+    timeline: Vec<Stage>,
+}
+
+#[derive(Debug)]
+struct Decided {
+    end: ReleaseEnd,
+    reason: String,
+    at: Millis,
+    interval: Option<usize>,
+}
+
+impl<'a> Kayenta<'a> {
+    /// A controller for one release; with `keep_timeline` its
+    /// [`Outcome::timeline`] lists the stages.
+    pub fn new(spec: &'a KayentaSpec, keep_timeline: bool) -> Self {
+        Kayenta {
+            spec,
+            keep_timeline,
+            phase: Phase::Idle,
+            commands: VecDeque::with_capacity(8),
+            timers: Vec::with_capacity(4),
+            timer_seq: 0,
+            deploy_started: None,
+            traffic_at: None,
+            decision: None,
+            timeline: Vec::new(),
+        }
+    }
+
+    fn stage(&mut self, name: &'static str, start: Millis, end: Millis) {
+        if self.keep_timeline {
+            self.timeline.push(Stage { name, start, end });
+        }
+    }
+
+    fn wake_at(&mut self, at: Millis, timer: Timer) {
+        self.timer_seq += 1;
+        self.timers.push((at, self.timer_seq, timer));
+        self.commands.push_back(Command::WakeAt(at));
+    }
+
+    /// The earliest due timer, removed.
+    fn take_due(&mut self, now: Millis) -> Option<Timer> {
+        let i = self
+            .timers
+            .iter()
+            .enumerate()
+            .filter(|(_, (at, _, _))| *at <= now)
+            .min_by_key(|(_, (at, seq, _))| (*at, *seq))
+            .map(|(i, _)| i)?;
+        Some(self.timers.swap_remove(i).2)
+    }
+
+    fn start_deploy(&mut self, now: Millis) {
+        self.deploy_started = Some(now);
+        self.phase = Phase::Deploying { ready: 0 };
+        let spec = self.spec;
+        if spec.canary_pods > 0 {
+            self.commands.push_back(Command::StartPods {
+                track: Track::Canary,
+                count: spec.canary_pods,
+            });
+        }
+        if spec.baseline_pods > 0 {
+            self.commands.push_back(Command::StartPods {
+                track: Track::Baseline,
+                count: spec.baseline_pods,
+            });
+        }
+        if spec.canary_pods + spec.baseline_pods == 0 {
+            self.all_ready(now);
+        } else {
+            self.wake_at(now + ms(spec.deploy_timeout_s), Timer::DeployDeadline);
+        }
+    }
+
+    fn all_ready(&mut self, now: Millis) {
+        self.phase = Phase::Shifting;
+        self.wake_at(now + ms(self.spec.shift_delay_s), Timer::TrafficShift);
+    }
+
+    fn traffic_shift(&mut self, now: Millis) {
+        let deploy_started = self.deploy_started.unwrap_or(now);
+        self.stage("deploy", deploy_started, now);
+        self.traffic_at = Some(now);
+        self.commands
+            .push_back(Command::SetWeights(self.spec.traffic));
+        // Steps first, so a step and a window ending at the same time see
+        // the step's weights (the window's last point is after the step).
+        for (i, (after_s, _)) in self.spec.traffic_steps.iter().enumerate() {
+            self.wake_at(now + ms(*after_s), Timer::TrafficStep(i));
+        }
+        match Analysis::new(&self.spec.schedule, self.spec.thresholds) {
+            Ok(analysis) => {
+                let first = analysis.first();
+                self.phase = Phase::Analysing {
+                    analysis,
+                    judging: None,
+                };
+                self.wake_at(now + ms(first.end.as_secs_f64()), Timer::Window(first));
+            }
+            Err(e) => {
+                self.decide(
+                    now,
+                    ReleaseEnd::Rollback,
+                    format!("invalid analysis schedule: {e}"),
+                    None,
+                );
+                self.finish(now);
+            }
+        }
+    }
+
+    fn decide(&mut self, now: Millis, end: ReleaseEnd, reason: String, interval: Option<usize>) {
+        self.decision = Some(Decided {
+            end,
+            reason,
+            at: now,
+            interval,
+        });
+    }
+
+    /// Decided during the analysis: the warmup and analysis stages, then
+    /// promote or roll back.
+    fn analysis_decided(
+        &mut self,
+        now: Millis,
+        end: ReleaseEnd,
+        reason: String,
+        interval: Option<usize>,
+    ) {
+        let traffic_at = self.traffic_at.unwrap_or(now);
+        let warmup_end =
+            traffic_at + ms(self.spec.schedule.warmup.as_secs_f64()).min(now - traffic_at);
+        self.stage("warmup", traffic_at, warmup_end);
+        self.stage("analysis", warmup_end, now);
+        self.decide(now, end, reason, interval);
+        if end == ReleaseEnd::Promote {
+            self.phase = Phase::Promoting;
+            self.commands
+                .push_back(Command::Promote(self.spec.rolling_update));
+        } else {
+            self.roll_back();
+        }
+    }
+
+    fn roll_back(&mut self) {
+        self.phase = Phase::RollingBack;
+        self.commands.push_back(Command::RollBack);
+    }
+
+    fn finish(&mut self, now: Millis) {
+        self.phase = Phase::Done;
+        let d = self.decision.take().unwrap_or_else(|| Decided {
+            end: ReleaseEnd::Error,
+            reason: "the pipeline stopped without a decision".into(),
+            at: now,
+            interval: None,
+        });
+        self.commands.push_back(Command::Done(Outcome {
+            end: d.end,
+            reason: d.reason,
+            decided_at: d.at,
+            ended_at: now,
+            deploy_started: self.deploy_started,
+            traffic_at: self.traffic_at,
+            decided_at_interval: d.interval,
+            timeline: std::mem::take(&mut self.timeline),
+        }));
+        self.timers.clear();
+    }
+
+    fn on_timer(&mut self, now: Millis, timer: Timer) {
+        match (timer, &mut self.phase) {
+            (Timer::BuildStart, Phase::Waiting) => {
+                self.phase = Phase::Building { started: now };
+                self.commands.push_back(Command::Build);
+            }
+            (Timer::DeployDeadline, Phase::Deploying { .. }) => {
+                let deploy_started = self.deploy_started.unwrap_or(now);
+                self.stage("deploy", deploy_started, now);
+                let reason = format!(
+                    "canary pods not ready after {} s: deploy timed out, rolled back",
+                    self.spec.deploy_timeout_s
+                );
+                self.decide(now, ReleaseEnd::DeployFailed, reason, None);
+                self.roll_back();
+            }
+            (Timer::TrafficShift, Phase::Shifting) => self.traffic_shift(now),
+            (Timer::TrafficStep(i), Phase::Analysing { .. }) => {
+                if let Some((_, split)) = self.spec.traffic_steps.get(i) {
+                    self.commands.push_back(Command::SetWeights(*split));
+                }
+            }
+            (Timer::Window(window), Phase::Analysing { judging, .. }) if judging.is_none() => {
+                *judging = Some(window.index);
+                let origin = self.traffic_at.unwrap_or(now);
+                self.commands
+                    .push_back(Command::Judge(JudgeRequest { window, origin }));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_judged(&mut self, now: Millis, index: usize, score: f64) {
+        let Phase::Analysing { analysis, judging } = &mut self.phase else {
+            return;
+        };
+        if *judging != Some(index) {
+            return;
+        }
+        *judging = None;
+        match analysis.record(score) {
+            Step::Judge(next) => {
+                let at = self.traffic_at.unwrap_or(now) + ms(next.end.as_secs_f64());
+                self.wake_at(at, Timer::Window(next));
+            }
+            Step::Done(o) => {
+                let end = match o.decision {
+                    Decision::Promote => ReleaseEnd::Promote,
+                    Decision::Rollback => ReleaseEnd::Rollback,
+                };
+                let interval = o.scores.len().checked_sub(1);
+                self.analysis_decided(now, end, o.reason, interval);
+            }
+        }
+    }
+
+    fn on_operator(&mut self, now: Millis, input: OperatorInput) {
+        match (input, &self.phase) {
+            (OperatorInput::Resume, _) | (_, Phase::Done) => {}
+            (_, Phase::Promoting | Phase::RollingBack | Phase::CleaningUp) => {}
+            (OperatorInput::Promote, Phase::Analysing { .. }) => self.analysis_decided(
+                now,
+                ReleaseEnd::Promote,
+                "promoted by the operator".into(),
+                None,
+            ),
+            (OperatorInput::Abort, Phase::Analysing { .. }) => self.analysis_decided(
+                now,
+                ReleaseEnd::Rollback,
+                "aborted by the operator".into(),
+                None,
+            ),
+            // Before traffic there is nothing to promote: the operator's
+            // input stops the release.
+            (_, Phase::Deploying { .. } | Phase::Shifting) => {
+                if let Some(s) = self.deploy_started {
+                    self.stage("deploy", s, now);
+                }
+                self.decide(
+                    now,
+                    ReleaseEnd::Rollback,
+                    "aborted by the operator before the analysis".into(),
+                    None,
+                );
+                self.roll_back();
+            }
+            (_, Phase::Idle | Phase::Waiting | Phase::Building { .. }) => {
+                self.decide(
+                    now,
+                    ReleaseEnd::Error,
+                    "aborted by the operator before the deploy".into(),
+                    None,
+                );
+                self.finish(now);
+            }
+        }
+    }
+}
+
+impl Controller for Kayenta<'_> {
+    fn handle(&mut self, now: Millis, event: Event) {
+        match event {
+            Event::Start => {
+                if !matches!(self.phase, Phase::Idle) {
+                    return;
+                }
+                match self.spec.build_after_s {
+                    Some(s) => {
+                        self.phase = Phase::Waiting;
+                        self.wake_at(now + ms(s), Timer::BuildStart);
+                    }
+                    None => self.start_deploy(now),
+                }
+            }
+            Event::TimeReached => {
+                while let Some(timer) = self.take_due(now) {
+                    self.on_timer(now, timer);
+                }
+            }
+            Event::BuildFinished { ok } => {
+                let Phase::Building { started } = self.phase else {
+                    return;
+                };
+                self.stage("build", started, now);
+                if ok {
+                    self.start_deploy(now);
+                } else {
+                    self.decide(
+                        now,
+                        ReleaseEnd::BuildFailed,
+                        "the build failed".into(),
+                        None,
+                    );
+                    self.finish(now);
+                }
+            }
+            Event::PodReady { track } => {
+                let Phase::Deploying { ready } = &mut self.phase else {
+                    return;
+                };
+                if track == Track::Production {
+                    return;
+                }
+                *ready += 1;
+                if *ready >= self.spec.canary_pods + self.spec.baseline_pods {
+                    self.all_ready(now);
+                }
+            }
+            // Kubernetes restarts a crashed pod; it counts once it is ready.
+            Event::PodCrashed { .. } => {}
+            Event::Measured { .. } => {}
+            Event::Judged { index, score } => self.on_judged(now, index, score),
+            Event::Promoted(result) => {
+                if !matches!(self.phase, Phase::Promoting) {
+                    return;
+                }
+                let started = self.decision.as_ref().map_or(now, |d| d.at);
+                self.stage("promote", started, now);
+                match result {
+                    Ok(()) => {
+                        self.phase = Phase::CleaningUp;
+                        self.commands.push_back(Command::Cleanup);
+                    }
+                    Err(why) => {
+                        if let Some(d) = &mut self.decision {
+                            d.end = ReleaseEnd::Error;
+                            d.reason = format!("{}; the promotion failed: {why}", d.reason);
+                        }
+                        self.roll_back();
+                    }
+                }
+            }
+            Event::RolledBack => {
+                if !matches!(self.phase, Phase::RollingBack) {
+                    return;
+                }
+                let started = self.decision.as_ref().map_or(now, |d| d.at);
+                self.stage("rollback", started, now);
+                self.finish(now);
+            }
+            Event::CleanedUp => {
+                if matches!(self.phase, Phase::CleaningUp) {
+                    self.finish(now);
+                }
+            }
+            Event::Operator(input) => self.on_operator(now, input),
+        }
+    }
+
+    fn poll(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests;

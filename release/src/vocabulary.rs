@@ -1,0 +1,87 @@
+//! The one result vocabulary every driver and report uses: how a release
+//! ended ([`ReleaseEnd`], serialized as the results' `decision` strings).
+
+use serde::{Deserialize, Serialize};
+
+/// How a release ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseEnd {
+    /// The analysis passed; production was updated.
+    Promote,
+    /// The analysis failed; the canary was removed.
+    Rollback,
+    /// The canary never became ready; the deploy timed out.
+    DeployFailed,
+    /// The build failed; nothing was deployed.
+    BuildFailed,
+    /// The pipeline stopped on an error (or Ctrl-C): no verdict.
+    Error,
+}
+
+impl ReleaseEnd {
+    /// The name in results (`promote`, `rollback`, `deploy_failed`,
+    /// `build_failed`, `error`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Promote => "promote",
+            Self::Rollback => "rollback",
+            Self::DeployFailed => "deploy_failed",
+            Self::BuildFailed => "build_failed",
+            Self::Error => "error",
+        }
+    }
+
+    /// Whether the canary was deployed and a verdict reached (what the
+    /// rollback rate counts over): promote, rollback or a failed deploy.
+    pub fn deployed(self) -> bool {
+        matches!(self, Self::Promote | Self::Rollback | Self::DeployFailed)
+    }
+
+    /// Whether the release counts as rejected (rollback or failed deploy).
+    pub fn rejected(self) -> bool {
+        matches!(self, Self::Rollback | Self::DeployFailed)
+    }
+}
+
+impl std::fmt::Display for ReleaseEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ReleaseEnd {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "promote" => Self::Promote,
+            "rollback" => Self::Rollback,
+            "deploy_failed" => Self::DeployFailed,
+            "build_failed" => Self::BuildFailed,
+            "error" => Self::Error,
+            other => return Err(format!("unknown release end \"{other}\"")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_serde_and_from_str() {
+        for end in [
+            ReleaseEnd::Promote,
+            ReleaseEnd::Rollback,
+            ReleaseEnd::DeployFailed,
+            ReleaseEnd::BuildFailed,
+            ReleaseEnd::Error,
+        ] {
+            let json = serde_json::to_string(&end).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", end.as_str()));
+            assert_eq!(end.as_str().parse::<ReleaseEnd>(), Ok(end));
+        }
+        assert!("promoted".parse::<ReleaseEnd>().is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! The one summariser every driver uses: a scenario's runs (however they
+//! were played: simulated, on loopback, on Kubernetes) summed up as a
+//! [`ScenarioResult`], with the one expectation rule.
+
+use scenarios::Scenario;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    Expect, ExpectationCheck, Regression, ReleaseEnd, ScenarioResult, Verdicts, distribution,
+    wilson,
+};
+
+/// What one run produced, for a scenario's statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    /// How it ended.
+    pub decision: ReleaseEnd,
+    /// Seconds from traffic shift (or deploy start, for a failed deploy) to
+    /// the decision; 0 for a failed build.
+    pub decision_time_s: f64,
+    /// Requests the canary served before the decision.
+    pub canary_requests: u64,
+    /// Of those, the ones that failed (5xx, or sent to a down pod).
+    pub blast_radius: u64,
+    /// Commit to the end of promotion or rollback, seconds.
+    pub lead_time_s: f64,
+    /// Interval (0-based) at which the analysis decided, if it ran.
+    pub decided_at_interval: Option<usize>,
+}
+
+/// The expectation rule: a regression (`fail`) needs a rollback rate of at
+/// least `min_detection`, a harmless change (`pass`) at most
+/// `max_false_alarm`; without a stated number, the majority of runs (0.5).
+/// Runs that all ended in error (no verdict) meet nothing.
+pub fn expectation(
+    expect: Expect,
+    min_detection: Option<f64>,
+    max_false_alarm: Option<f64>,
+    verdicts: &Verdicts,
+    rollback_rate: crate::model::Rate,
+    errors: bool,
+) -> ExpectationCheck {
+    let verdicts = verdicts.promoted + verdicts.rolled_back + verdicts.deploy_failed;
+    if verdicts == 0 && errors {
+        return ExpectationCheck {
+            requirement: "a verdict (the run ended in error)".into(),
+            met: false,
+        };
+    }
+    match expect {
+        Expect::Fail => {
+            let min = min_detection.unwrap_or(0.5);
+            ExpectationCheck {
+                requirement: format!("detection >= {min}"),
+                met: rollback_rate.rate >= min,
+            }
+        }
+        Expect::Pass => {
+            let max = max_false_alarm.unwrap_or(0.5);
+            ExpectationCheck {
+                requirement: format!("false alarms <= {max}"),
+                met: rollback_rate.rate <= max,
+            }
+        }
+    }
+}
+
+/// What summing up a scenario's runs needs to know of the scenario: kept
+/// in shard files, so merging needs no scenario files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioMeta {
+    /// Scenario name.
+    pub name: String,
+    /// One-line description.
+    pub description: String,
+    /// Ground truth.
+    pub expect: Expect,
+    /// The injected regression.
+    pub regression: Regression,
+    /// The scenario's stated minimum detection rate, if any.
+    pub min_detection: Option<f64>,
+    /// The scenario's stated maximum false-alarm rate, if any.
+    pub max_false_alarm: Option<f64>,
+}
+
+impl ScenarioMeta {
+    /// The summary-relevant facts of `sc`.
+    pub fn of(sc: &Scenario) -> Self {
+        let f = &sc.file;
+        let (kind, size, label) = match &f.regression {
+            Some(r) => {
+                let (k, s, l) = r.describe();
+                (k.to_string(), s, l)
+            }
+            None => ("none".into(), 0.0, "no change".into()),
+        };
+        Self {
+            name: sc.name.clone(),
+            description: f.description.clone(),
+            expect: match f.expect {
+                scenarios::Expect::Pass => Expect::Pass,
+                scenarios::Expect::Fail => Expect::Fail,
+            },
+            regression: Regression { kind, size, label },
+            min_detection: f.min_detection,
+            max_false_alarm: f.max_false_alarm,
+        }
+    }
+}
+
+/// A scenario's results from its runs.
+pub fn summarize(sc: &Scenario, outcomes: &[RunOutcome]) -> ScenarioResult {
+    summarize_meta(&ScenarioMeta::of(sc), outcomes)
+}
+
+/// A scenario's results from its runs (all of them, in run order).
+pub fn summarize_meta(meta: &ScenarioMeta, outcomes: &[RunOutcome]) -> ScenarioResult {
+    let mut v = Verdicts::default();
+    for o in outcomes {
+        match o.decision {
+            ReleaseEnd::Promote => v.promoted += 1,
+            ReleaseEnd::Rollback => v.rolled_back += 1,
+            ReleaseEnd::DeployFailed => v.deploy_failed += 1,
+            ReleaseEnd::BuildFailed => v.build_failed += 1,
+            // No verdict: counted nowhere, and its times mean nothing.
+            ReleaseEnd::Error => {}
+        }
+    }
+    let deployed = v.promoted + v.rolled_back + v.deploy_failed;
+    let rollback_rate = wilson(v.rolled_back + v.deploy_failed, deployed);
+    let deployed_runs: Vec<&RunOutcome> =
+        outcomes.iter().filter(|o| o.decision.deployed()).collect();
+    let dist = |f: &dyn Fn(&RunOutcome) -> f64| {
+        let values: Vec<f64> = deployed_runs.iter().map(|o| f(o)).collect();
+        distribution(&values, 20)
+    };
+    let mut decided_at = Vec::new();
+    for o in outcomes {
+        if let Some(i) = o.decided_at_interval {
+            if decided_at.len() <= i {
+                decided_at.resize(i + 1, 0);
+            }
+            decided_at[i] += 1;
+        }
+    }
+    let expectation = Some(expectation(
+        meta.expect,
+        meta.min_detection,
+        meta.max_false_alarm,
+        &v,
+        rollback_rate,
+        outcomes.iter().any(|o| o.decision == ReleaseEnd::Error),
+    ));
+    ScenarioResult {
+        name: meta.name.clone(),
+        description: meta.description.clone(),
+        expect: meta.expect,
+        regression: meta.regression.clone(),
+        runs: outcomes.len() as u32,
+        verdicts: v,
+        rollback_rate,
+        decision_time_s: dist(&|o| o.decision_time_s),
+        canary_requests: dist(&|o| o.canary_requests as f64),
+        blast_radius: dist(&|o| o.blast_radius as f64),
+        lead_time_s: dist(&|o| o.lead_time_s),
+        decided_at_interval: decided_at,
+        expectation,
+    }
+}
