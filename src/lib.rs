@@ -2,6 +2,7 @@
 //! library crates. Everything here is exposed so tests drive the CLI
 //! in-process: `run(Cli::parse_from([...]), &mut out)`.
 
+#[cfg(feature = "kube")]
 pub mod cluster_cmd;
 pub mod judge_cmd;
 pub mod local_cmd;
@@ -71,6 +72,7 @@ pub enum Command {
     Local(local_cmd::LocalArgs),
     /// A canary release on a real Kubernetes cluster with Istio and
     /// Prometheus: render the manifests, run a release, clean up.
+    #[cfg(feature = "kube")]
     Cluster(cluster_cmd::ClusterArgs),
     /// Run goldengoose, the web server under test with injectable faults
     /// (the same as the goldengoose binary; `canarylab local` runs its
@@ -88,6 +90,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
         Command::Report(args) => study_cmd::run_report(&args, out),
         Command::Test(args) => study_cmd::run_test(&args, out),
         Command::Local(args) => local_cmd::run(&args, out),
+        #[cfg(feature = "kube")]
         Command::Cluster(args) => cluster_cmd::run(&args, out),
         // It owns the process (runtime, signals, exit status): main runs it.
         Command::Goldengoose(_) => {
