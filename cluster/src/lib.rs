@@ -13,10 +13,12 @@
 //! - [`ranges`]: range selectors in the user's PromQL scaled by the time
 //!   scale (pure);
 //! - [`results`]: a release as the simulator's results (`reports` model).
-//! - [`kube`]: the Kubernetes mode (see `KUBE.md`).
+//! - `kube`: the Kubernetes mode (see `KUBE.md`), with the default cargo
+//!   feature `kube`.
 
 pub mod analysis;
 pub mod goose;
+#[cfg(feature = "kube")]
 pub mod kube;
 pub mod local;
 pub mod plan;
@@ -32,7 +34,7 @@ pub use analysis::{
 pub use goose::{Goose, GooseCommand, Supervision};
 pub use local::metric_set_pair;
 pub use plan::{LocalPlan, PlanError, Split, plan_release};
-pub use prom::{PromApi, Prometheus, ScrapeTarget, Series};
+pub use prom::{PromApi, Prometheus, Retry, RetryCount, ScrapeTarget, Series};
 pub use query::{QueryError, ScopeVars, build_query};
 pub use release::{
     Instance, ReleaseError, ReleaseFailure, ReleaseOptions, ReleaseOutcome, ReleaseRecord, Step,

@@ -5,6 +5,7 @@
 mod e2e;
 mod goose;
 mod release;
+mod retry;
 
 use std::path::PathBuf;
 
