@@ -319,7 +319,8 @@ async fn nothing_is_left_behind_when_canarylab_is_killed() {
             .iter()
             .filter(|(_, c)| c.starts_with("/bin/sh"))
             .flat_map(|(p, _)| children_of(*p))
-            .filter(|(_, c)| c.contains("--web.listen-address"))
+            // Not the supervisor's watcher subshell (the same command line).
+            .filter(|(_, c)| !c.starts_with("/bin/sh") && c.contains("--web.listen-address"))
             .map(|(p, _)| p)
             .collect();
         let geese = children
