@@ -107,7 +107,13 @@ Example:
 Ctrl-C moves traffic back to production and deletes baseline and canary;
 production is left alone unless promotion had begun (then its rollout is
 left to finish). Production, Service, DestinationRule and VirtualService
-stay after a run: `canarylab cluster clean` removes them.")]
+stay after a run: `canarylab cluster clean` removes them.
+
+Transient failures are retried: a Prometheus query (no connection, HTTP 429
+or 5xx) up to --prometheus-retries times, an API server request (HTTP 409,
+429, 5xx, no connection) up to --api-retries times, each waiting 0.5 s,
+then doubling up to 5 s between tries (17.5 s in all for the default 6);
+only then does the step fail. The retries are counted in the output.")]
 pub struct RunArgs {
     #[command(flatten)]
     pub release: ReleaseArgs,
@@ -120,6 +126,13 @@ pub struct RunArgs {
     /// How long each rollout may take, in seconds.
     #[arg(long, default_value_t = 600)]
     pub rollout_timeout: u64,
+    /// Retries of a failed Prometheus query before the analysis fails.
+    #[arg(long, default_value_t = cluster::prom::Retry::DEFAULT.retries, value_name = "N")]
+    pub prometheus_retries: u32,
+    /// Retries of an API server request answered 409, 429 or 5xx (or not
+    /// at all) before the step fails.
+    #[arg(long, default_value_t = cluster::prom::Retry::DEFAULT.retries, value_name = "N")]
+    pub api_retries: u32,
     /// Exit 1 when the canary is rolled back (for scripts and CI).
     #[arg(long)]
     pub exit_code: bool,
@@ -212,7 +225,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let (scenario, plan, manifests) = prepare(&args.release)?;
-    let prometheus = PromApi::from_url(&args.prometheus)?;
+    let prometheus = PromApi::from_url(&args.prometheus)?
+        .with_retry(cluster::prom::Retry::with_retries(args.prometheus_retries));
+    let prometheus_retries = prometheus.clone();
+    let mut api_retries = cluster::prom::RetryCount::default();
     let options = RunOptions {
         rollout_timeout: Duration::from_secs(args.rollout_timeout),
         seed: args.release.seed,
@@ -223,6 +239,11 @@ fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         let client = cluster::kube::connect(Some(&args.context))
             .await
             .with_context(|| format!("kubeconfig context {}", args.context))?;
+        let (client, count) = cluster::kube::retry::with_retry(
+            client,
+            cluster::prom::Retry::with_retries(args.api_retries),
+        );
+        api_retries = count;
         let flag = cancel.clone();
         // Ctrl-C asks the release to stop; it cleans up before returning.
         tokio::spawn(async move {
@@ -244,8 +265,20 @@ fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
             .await,
         )
     })?;
+    let retries = format!(
+        "retries: {} Prometheus quer{}, {} API server request{}",
+        prometheus_retries.retries(),
+        if prometheus_retries.retries() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
+        api_retries.get(),
+        if api_retries.get() == 1 { "" } else { "s" }
+    );
     match result {
         Ok(outcome) => {
+            writeln!(out, "{retries}")?;
             for (i, score) in outcome.analysis.outcome.scores.iter().enumerate() {
                 writeln!(out, "interval {i}: score {score:.2}")?;
             }
@@ -265,7 +298,10 @@ fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
             })
         }
         Err(failure) => {
-            let mut text = format!("cluster release of {}: {}", scenario.name, failure.error);
+            let mut text = format!(
+                "cluster release of {}: {}\n{retries}",
+                scenario.name, failure.error
+            );
             text.push_str(&format!("\n{}", failure.production));
             match &failure.cleanup {
                 None => text.push_str("\nnothing had been sent to the cluster"),
@@ -294,6 +330,7 @@ fn clean(args: &CleanArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         let client = cluster::kube::connect(args.context.as_deref())
             .await
             .context("kubeconfig")?;
+        let (client, _) = cluster::kube::retry::with_retry(client, cluster::prom::Retry::DEFAULT);
         anyhow::Ok(cluster::kube::clean(client, &args.namespace, args.release.as_deref()).await)
     })?;
     for d in &cleanup.deleted {

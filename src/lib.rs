@@ -3,6 +3,7 @@
 //! in-process: `run(Cli::parse_from([...]), &mut out)`.
 
 pub mod calibrate_cmd;
+#[cfg(feature = "kube")]
 pub mod cluster_cmd;
 pub mod judge_cmd;
 pub mod judges_cmd;
@@ -78,6 +79,7 @@ pub enum Command {
     Local(local_cmd::LocalArgs),
     /// A canary release on a real Kubernetes cluster with Istio and
     /// Prometheus: render the manifests, run a release, clean up.
+    #[cfg(feature = "kube")]
     Cluster(cluster_cmd::ClusterArgs),
     /// Fit a scenario's `[service]` to a service's own metrics in its
     /// Prometheus: traffic, latency, errors, CPU, memory, pod-to-pod
@@ -107,6 +109,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
         Command::Report(args) => study_cmd::run_report(&args, out),
         Command::Test(args) => study_cmd::run_test(&args, out),
         Command::Local(args) => local_cmd::run(&args, out),
+        #[cfg(feature = "kube")]
         Command::Cluster(args) => cluster_cmd::run(&args, out),
         Command::Calibrate(args) => calibrate_cmd::run(&args, out),
         Command::Serve(args) => serve_cmd::run(&args, out),

@@ -30,6 +30,13 @@ Writes DIR/results.json in the simulator's format (times in scenario seconds,
 request counts as really sent), DIR/report.html, DIR/report.md, DIR/charts/
 DIR/intervals.json (every judged interval: pairs, queries, judge results)
 and DIR/load.json (loadgen's report: per instance, per step).
+A Prometheus query that fails for a reason a retry can cure (no connection,
+HTTP 429 or 5xx) is retried up to --prometheus-retries times (default 6),
+waiting 0.5 s, then doubling up to 5 s between tries (17.5 s in all by
+default); only then does the step fail. Retries are counted in the output.
+Prometheus runs under a small sh supervisor that kills it and removes its
+temporary directory if canarylab dies, even by SIGKILL; directories of
+earlier runs whose process is gone are removed on start.
 Range selectors in the config's PromQL ([1m]) are scaled by --time-scale
 unless --exact-ranges is given. Ctrl-C moves traffic back to production and
 stops every process it started; during a promotion it undoes the promotion.
@@ -66,6 +73,11 @@ pub struct LocalArgs {
     /// The prometheus binary.
     #[arg(long, value_name = "PATH")]
     pub prometheus: Option<PathBuf>,
+    /// Retries of a failed Prometheus query (no connection, HTTP 429 or
+    /// 5xx) before the step fails: 0.5 s before the first, doubling up to
+    /// 5 s.
+    #[arg(long, default_value_t = cluster::prom::Retry::DEFAULT.retries, value_name = "N")]
+    pub prometheus_retries: u32,
     /// Run the servers with this goldengoose binary instead of this
     /// program's own `canarylab goldengoose`.
     #[arg(long, value_name = "PATH")]
@@ -98,6 +110,7 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     options.seed = args.seed;
     options.scale_ranges = !args.exact_ranges;
     options.rate_scale = args.rate_scale;
+    options.prometheus_retry = cluster::prom::Retry::with_retries(args.prometheus_retries);
     // Time scaling keeps the request rate, so each rate window holds
     // `time_scale` times the scenario's requests: quantiles and ratios get
     // noisier by about 1/sqrt(time_scale) (see cluster/README.md).
@@ -180,6 +193,18 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
             out,
             "traffic: {} requests, {} to the canary (real counts at --time-scale {})",
             load.total.requests, canary, args.time_scale
+        )?;
+    }
+    if record.prometheus_retries > 0 {
+        writeln!(
+            out,
+            "prometheus: {} quer{} retried after a transient failure",
+            record.prometheus_retries,
+            if record.prometheus_retries == 1 {
+                "y"
+            } else {
+                "ies"
+            }
         )?;
     }
     for i in record.instances.iter().filter(|i| i.exits > 0) {

@@ -15,13 +15,15 @@
 //! - [`results`]: a release as the simulator's results (`reports` model).
 //! - [`serve`]: `canarylab serve`, the judge as an HTTP service for Kayenta,
 //!   Argo Rollouts and Flagger.
-//! - [`kube`]: the Kubernetes mode (see `KUBE.md`).
+//! - `kube`: the Kubernetes mode (see `KUBE.md`), with the default cargo
+//!   feature `kube`.
 //! - [`calibrate`]: the simulator's `[service]` fitted to a service's
 //!   metrics in its Prometheus (`canarylab calibrate`).
 
 pub mod analysis;
 pub mod calibrate;
 pub mod goose;
+#[cfg(feature = "kube")]
 pub mod kube;
 pub mod local;
 pub mod plan;
@@ -38,7 +40,7 @@ pub use analysis::{
 pub use goose::{Goose, GooseCommand, Supervision};
 pub use local::metric_set_pair;
 pub use plan::{LocalPlan, PlanError, Split, plan_release};
-pub use prom::{PromApi, Prometheus, ScrapeTarget, Series};
+pub use prom::{PromApi, Prometheus, Retry, RetryCount, ScrapeTarget, Series};
 pub use query::{QueryError, ScopeVars, build_query};
 pub use release::{
     Instance, ReleaseError, ReleaseFailure, ReleaseOptions, ReleaseOutcome, ReleaseRecord, Step,

@@ -13,7 +13,16 @@
 //!
 //! [`PromApi`] is the same client for a Prometheus we did not start (the
 //! Kubernetes mode's, usually behind `kubectl port-forward`): plain HTTP
-//! only, which is what a port-forward gives.
+//! only, which is what a port-forward gives. A query that fails for a
+//! reason a retry can cure (no connection, HTTP 429 or 5xx) is retried with
+//! backoff within a [`Retry`] bound, and every retry is counted.
+//!
+//! Nothing is left behind even when canarylab is SIGKILLed: Prometheus runs
+//! under a small `/bin/sh` supervisor of ours (see [`SUPERVISOR`]) that
+//! watches canarylab's PID and, once canarylab is gone, kills Prometheus and
+//! removes the temporary directory. Directories of earlier runs whose
+//! process is gone (all of a process group SIGKILLed, a power cut) are
+//! swept by the next start ([`sweep_stale_dirs`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,6 +31,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -76,6 +86,130 @@ pub enum Error {
     BadResponse(String),
     #[error("the query returned {count} series, expected at most one; aggregate it: {query}")]
     ManySeries { count: usize, query: String },
+    #[error("Prometheus at {addr} still failing after {retries} retries over {waited:?}: {last}")]
+    RetriesSpent {
+        addr: SocketAddr,
+        retries: u32,
+        waited: Duration,
+        last: Box<Error>,
+    },
+}
+
+impl Error {
+    /// Whether a retry can cure it: no connection or a broken answer
+    /// (Prometheus down or restarting), HTTP 429 or 5xx. A PromQL error
+    /// (HTTP 400/422) or a bad URL never is.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Http { .. } => true,
+            Error::Query { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// How a failed query is retried: up to `retries` more attempts, waiting
+/// `backoff` before the first and doubling each time up to `max_backoff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    pub retries: u32,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Retry {
+    /// 6 retries after 0.5, 1, 2, 4, 5 and 5 s: 17.5 s in all, enough for
+    /// a Prometheus restart (its WAL replay) to finish.
+    pub const DEFAULT: Retry = Retry {
+        retries: 6,
+        backoff: Duration::from_millis(500),
+        max_backoff: Duration::from_secs(5),
+    };
+
+    /// No retries.
+    pub const NONE: Retry = Retry {
+        retries: 0,
+        backoff: Duration::ZERO,
+        max_backoff: Duration::ZERO,
+    };
+
+    /// [`Self::DEFAULT`]'s backoff with `retries` retries.
+    pub fn with_retries(retries: u32) -> Retry {
+        Retry {
+            retries,
+            ..Retry::DEFAULT
+        }
+    }
+
+    /// The wait before retry `n` (0 for the first retry).
+    pub fn delay(&self, n: u32) -> Duration {
+        let factor = 1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX);
+        self.backoff
+            .checked_mul(factor)
+            .unwrap_or(self.max_backoff)
+            .min(self.max_backoff)
+    }
+
+    /// The total wait when every retry is spent.
+    pub fn budget(&self) -> Duration {
+        (0..self.retries).map(|n| self.delay(n)).sum()
+    }
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry::DEFAULT
+    }
+}
+
+/// Counts retries; clones share the count.
+#[derive(Debug, Clone, Default)]
+pub struct RetryCount(Arc<AtomicU64>);
+
+impl RetryCount {
+    /// Retries so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Calls `attempt` until it succeeds, fails for good, or `retry` is spent,
+/// sleeping between attempts and counting each retry in `count`.
+fn with_retry<T>(
+    retry: Retry,
+    count: &RetryCount,
+    addr: SocketAddr,
+    mut attempt: impl FnMut() -> Result<T, Error>,
+) -> Result<T, Error> {
+    let mut waited = Duration::ZERO;
+    let mut n = 0;
+    loop {
+        match attempt() {
+            Err(e) if e.is_transient() => {
+                if n >= retry.retries {
+                    if n == 0 {
+                        return Err(e);
+                    }
+                    return Err(Error::RetriesSpent {
+                        addr,
+                        retries: n,
+                        waited,
+                        last: Box::new(e),
+                    });
+                }
+                let delay = retry.delay(n);
+                std::thread::sleep(delay);
+                waited += delay;
+                count.add();
+                n += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// One instance Prometheus scrapes.
@@ -120,23 +254,44 @@ pub struct Series {
 /// [`Prometheus`] ([`Prometheus::api`]) or any Prometheus reachable over
 /// plain HTTP, such as a cluster's behind `kubectl port-forward`
 /// ([`PromApi::from_url`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PromApi {
     addr: SocketAddr,
     /// The `Host` header: `host[:port]` as the user wrote it.
     host: String,
     /// Path prefix without a trailing `/` (`--web.route-prefix`), e.g. `/prometheus`.
     prefix: String,
+    retry: Retry,
+    retries: RetryCount,
 }
 
 impl PromApi {
-    /// The API of a Prometheus listening on `addr`, at the root path.
+    /// The API of a Prometheus listening on `addr`, at the root path, with
+    /// [`Retry::DEFAULT`].
     pub fn new(addr: SocketAddr) -> Self {
         PromApi {
             addr,
             host: addr.to_string(),
             prefix: String::new(),
+            retry: Retry::DEFAULT,
+            retries: RetryCount::default(),
         }
+    }
+
+    /// The same API with another retry bound (the count stays shared).
+    pub fn with_retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The retry bound.
+    pub fn retry(&self) -> Retry {
+        self.retry
+    }
+
+    /// Retries so far, over every clone of this API.
+    pub fn retries(&self) -> u64 {
+        self.retries.get()
     }
 
     /// Parses `http://HOST[:PORT][/PREFIX]` (port 80 by default) and
@@ -188,6 +343,8 @@ impl PromApi {
             addr,
             host: authority.to_string(),
             prefix: path.trim_end_matches('/').to_string(),
+            retry: Retry::DEFAULT,
+            retries: RetryCount::default(),
         })
     }
 
@@ -221,8 +378,22 @@ impl PromApi {
     }
 
     /// `/api/v1/query_range` from `start` to `end` (unix seconds) every
-    /// `step`. An HTTP 400/422 carries Prometheus's own error message.
+    /// `step`. An HTTP 400/422 carries Prometheus's own error message. A
+    /// transient failure ([`Error::is_transient`]) is retried within the
+    /// API's [`Retry`] bound, then [`Error::RetriesSpent`].
     pub fn query_range(
+        &self,
+        promql: &str,
+        start: f64,
+        end: f64,
+        step: Duration,
+    ) -> Result<Vec<Series>, Error> {
+        with_retry(self.retry, &self.retries, self.addr, || {
+            self.query_range_once(promql, start, end, step)
+        })
+    }
+
+    fn query_range_once(
         &self,
         promql: &str,
         start: f64,
@@ -235,9 +406,17 @@ impl PromApi {
             step.as_secs_f64()
         );
         let (status, text) = self.request("POST", "/api/v1/query_range", Some(&body))?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            Error::BadResponse(format!("HTTP {status}, not JSON ({e}): {}", clip(&text)))
-        })?;
+        let json: serde_json::Value = match serde_json::from_str(&text) {
+            Ok(json) => json,
+            // A proxy's or a starting server's error page: transient.
+            Err(_) if status == 429 || status >= 500 => serde_json::Value::Null,
+            Err(e) => {
+                return Err(Error::BadResponse(format!(
+                    "HTTP {status}, not JSON ({e}): {}",
+                    clip(&text)
+                )));
+            }
+        };
         if status != 200 || json["status"] != "success" {
             return Err(Error::Query {
                 status,
@@ -270,13 +449,44 @@ impl PromApi {
     }
 }
 
-/// A running Prometheus child process; dropping it stops the process and
-/// removes its temporary directory.
+/// The supervisor Prometheus runs under: `sh -c SUPERVISOR sh PARENT DIR
+/// PROMETHEUS ARGS...`. It starts Prometheus, prints its PID, and waits for
+/// it, exiting with its status. A watcher subshell reads the supervisor's
+/// parent PID from `/proc` every second; once it is not `PARENT` any more
+/// (canarylab died, even by SIGKILL, and the supervisor was re-parented),
+/// it kills Prometheus, and the supervisor then removes `DIR`. Plain POSIX
+/// sh and `/proc`: no unsafe `pre_exec`, no binary of ours to find (the
+/// tests run the library from test binaries).
+pub const SUPERVISOR: &str = r#"parent=$1; dir=$2; shift 2
+"$@" </dev/null >/dev/null &
+p=$!
+echo "$p"
+exec >/dev/null
+orphaned() { read -r _ _ _ ppid _ < "/proc/$$/stat" && [ "$ppid" != "$parent" ]; }
+( while ! orphaned; do sleep 1; done; kill -9 "$p" ) &
+w=$!
+wait "$p"; status=$?
+kill "$w" 2>/dev/null
+if orphaned; then rm -rf "$dir"; fi
+exit "$status"
+"#;
+
+/// Prefix of Prometheus's temporary directories:
+/// `canarylab-prometheus-PID-NANOS-N`, PID the creating process's.
+const DIR_PREFIX: &str = "canarylab-prometheus-";
+
+/// A running Prometheus child process (under its [`SUPERVISOR`]); dropping
+/// it stops the process and removes its temporary directory.
 #[derive(Debug)]
 pub struct Prometheus {
+    /// The supervisor shell.
     child: Child,
+    /// Prometheus itself, the supervisor's child.
+    pid: u32,
     addr: SocketAddr,
     dir: PathBuf,
+    retry: Retry,
+    retries: RetryCount,
 }
 
 impl Prometheus {
@@ -323,6 +533,8 @@ impl Prometheus {
     }
 
     /// [`Self::start`] with the temporary directory created under `root`.
+    /// Directories left there by earlier runs whose process is gone are
+    /// removed first ([`sweep_stale_dirs`]).
     pub fn start_in(
         root: &Path,
         binary: Option<&Path>,
@@ -330,6 +542,7 @@ impl Prometheus {
         scrape_interval: Duration,
     ) -> Result<Prometheus, Error> {
         let binary = Self::find_binary(binary)?;
+        sweep_stale_dirs(root);
         let dir = make_temp_dir(root)?;
         // From here on a failure must remove the directory.
         let mut cleanup = DirGuard(Some(dir.clone()));
@@ -346,7 +559,13 @@ impl Prometheus {
         let log = std::fs::File::create(dir.join("prometheus.log")).map_err(io)?;
         let port = free_port()?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let child = Command::new(&binary)
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(SUPERVISOR)
+            .arg("sh")
+            .arg(std::process::id().to_string())
+            .arg(&dir)
+            .arg(&binary)
             .arg(format!(
                 "--config.file={}",
                 dir.join("prometheus.yml").display()
@@ -358,7 +577,7 @@ impl Prometheus {
             .arg(format!("--web.listen-address={addr}"))
             .arg("--web.enable-lifecycle")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(log)
             // Its own process group: a terminal's Ctrl-C reaches canarylab,
             // which stops Prometheus itself when it is done with it.
@@ -368,10 +587,43 @@ impl Prometheus {
                 binary: binary.clone(),
                 source,
             })?;
-        let mut prometheus = Prometheus { child, addr, dir };
+        // The supervisor's first line: Prometheus's PID.
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            use std::io::BufRead as _;
+            let _ = std::io::BufReader::new(out).read_line(&mut line);
+        }
+        let Ok(pid) = line.trim().parse::<u32>() else {
+            let _ = child.kill();
+            let status = child
+                .wait()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string());
+            let log = std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
+            return Err(Error::Exited { status, log });
+        };
+        let mut prometheus = Prometheus {
+            child,
+            pid,
+            addr,
+            dir,
+            retry: Retry::DEFAULT,
+            retries: RetryCount::default(),
+        };
         cleanup.0 = None; // the Prometheus guard owns the directory now
         prometheus.wait_ready(READY_TIMEOUT)?;
         Ok(prometheus)
+    }
+
+    /// The same Prometheus with another retry bound for [`Self::api`].
+    pub fn with_retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Query retries so far, over every [`Self::api`] of this Prometheus.
+    pub fn retries(&self) -> u64 {
+        self.retries.get()
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), Error> {
@@ -383,7 +635,7 @@ impl Prometheus {
                     log: self.log_tail(),
                 });
             }
-            if self.api().is_ready() {
+            if PromApi::new(self.addr).is_ready() {
                 return Ok(());
             }
             if started.elapsed() > timeout {
@@ -401,8 +653,13 @@ impl Prometheus {
         self.addr
     }
 
-    /// The process id.
+    /// Prometheus's process id.
     pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The process id of its supervisor (see [`SUPERVISOR`]).
+    pub fn supervisor_pid(&self) -> u32 {
         self.child.id()
     }
 
@@ -427,19 +684,70 @@ impl Prometheus {
         })
     }
 
-    /// The HTTP API of this Prometheus.
+    /// The HTTP API of this Prometheus, with its retry bound and count.
     pub fn api(&self) -> PromApi {
-        PromApi::new(self.addr)
+        PromApi {
+            retry: self.retry,
+            retries: self.retries.clone(),
+            ..PromApi::new(self.addr)
+        }
     }
 }
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
         // SIGKILL: nothing in the temporary TSDB is worth a clean shutdown.
+        // While the supervisor runs, Prometheus is its child (alive or not
+        // yet reaped), so its PID cannot belong to anyone else; the
+        // supervisor then reaps it and exits.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            kill(self.pid);
+            let _ = self.child.wait();
+        }
+        // Were the supervisor stuck, this ends it (Prometheus is dead).
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn kill(pid: u32) {
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// Removes Prometheus directories under `root` (`canarylab-prometheus-PID-*`)
+/// whose creating process is gone; returns what it removed. A directory
+/// whose PID runs (this process's, another canarylab's, or a reused PID) is
+/// left alone.
+pub fn sweep_stale_dirs(root: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let path = entry.path();
+        if Path::new(&format!("/proc/{pid}")).exists() || !path.is_dir() {
+            continue;
+        }
+        if std::fs::remove_dir_all(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
 }
 
 /// Removes a directory on drop unless forgotten.
@@ -460,7 +768,7 @@ fn make_temp_dir(root: &Path) -> Result<PathBuf, Error> {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let path = root.join(format!(
-        "canarylab-prometheus-{}-{nanos}-{}",
+        "{DIR_PREFIX}{}-{nanos}-{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
@@ -662,6 +970,99 @@ mod tests {
         assert!(text.contains("apt-get install prometheus"), "{text}");
         assert!(text.contains(PROMETHEUS_ENV), "{text}");
         assert!(text.contains("--prometheus"), "{text}");
+    }
+
+    #[test]
+    fn retry_backoff_doubles_up_to_its_cap() {
+        let r = Retry::DEFAULT;
+        let delays: Vec<u64> = (0..r.retries)
+            .map(|n| r.delay(n).as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [500, 1000, 2000, 4000, 5000, 5000]);
+        assert_eq!(r.budget(), Duration::from_millis(17_500));
+        assert_eq!(r.delay(200), r.max_backoff);
+        assert_eq!(Retry::NONE.budget(), Duration::ZERO);
+    }
+
+    fn http_error() -> Error {
+        Error::Http {
+            addr: "127.0.0.1:9".parse().expect("addr"),
+            source: std::io::ErrorKind::ConnectionRefused.into(),
+        }
+    }
+
+    fn query_error(status: u16) -> Error {
+        Error::Query {
+            status,
+            error_type: "x".into(),
+            message: "y".into(),
+            query: "up".into(),
+        }
+    }
+
+    #[test]
+    fn only_transient_errors_are_retried_and_every_retry_counted() {
+        let quick = Retry {
+            retries: 3,
+            backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+        };
+        let addr = "127.0.0.1:9".parse().expect("addr");
+        // Two failures, then an answer: two retries.
+        let count = RetryCount::default();
+        let mut calls = 0;
+        let got = with_retry(quick, &count, addr, || {
+            calls += 1;
+            match calls {
+                1 => Err(http_error()),
+                2 => Err(query_error(503)),
+                _ => Ok(calls),
+            }
+        });
+        assert_eq!(got.expect("third attempt answers"), 3);
+        assert_eq!(count.get(), 2);
+        // A PromQL error is final at once.
+        let mut calls = 0;
+        let err = with_retry(quick, &count, addr, || {
+            calls += 1;
+            Err::<(), _>(query_error(400))
+        })
+        .expect_err("bad query");
+        assert_eq!(calls, 1);
+        assert!(matches!(err, Error::Query { status: 400, .. }), "{err}");
+        // Always down: 1 + 3 attempts, then the bound is named.
+        let mut calls = 0;
+        let err = with_retry(quick, &count, addr, || {
+            calls += 1;
+            Err::<(), _>(http_error())
+        })
+        .expect_err("down");
+        assert_eq!(calls, 4);
+        assert_eq!(count.get(), 2 + 3);
+        assert!(err.to_string().contains("after 3 retries"), "{err}");
+        // No retries: the error itself.
+        let err =
+            with_retry(Retry::NONE, &count, addr, || Err::<(), _>(http_error())).expect_err("down");
+        assert!(matches!(err, Error::Http { .. }), "{err}");
+    }
+
+    #[test]
+    fn stale_dirs_of_dead_processes_are_swept_and_live_ones_kept() {
+        let root = std::env::temp_dir().join(format!("canarylab-sweep-{}", std::process::id()));
+        std::fs::create_dir_all(&root).expect("root");
+        // A PID that is surely gone: a child that exited and was reaped.
+        let mut child = Command::new("true").spawn().expect("true runs");
+        let dead = child.id();
+        child.wait().expect("reaped");
+        let stale = root.join(format!("{DIR_PREFIX}{dead}-1-0"));
+        let live = root.join(format!("{DIR_PREFIX}{}-1-0", std::process::id()));
+        let other = root.join("something-else-1");
+        for d in [&stale, &live, &other] {
+            std::fs::create_dir_all(d.join("data")).expect("dir");
+        }
+        let removed = sweep_stale_dirs(&root);
+        let _ = std::fs::remove_dir_all(&root);
+        assert_eq!(removed, vec![stale]);
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub struct ReleaseOptions {
     /// Multiplies the scenario's request rate (see
     /// [`LocalPlan::with_rate_scale`]); 1 keeps it.
     pub rate_scale: f64,
+    /// How a failed Prometheus query is retried before the step fails.
+    pub prometheus_retry: prom::Retry,
 }
 
 /// The step a running release is in; clones share one state.
@@ -107,6 +109,7 @@ impl ReleaseOptions {
             watch: StepWatch::default(),
             goldengoose,
             rate_scale: 1.0,
+            prometheus_retry: prom::Retry::DEFAULT,
         }
     }
 }
@@ -199,6 +202,8 @@ pub struct ReleaseRecord {
     pub promotion: Option<Promotion>,
     /// Every goldengoose instance started, in the order they stopped.
     pub instances: Vec<Instance>,
+    /// Prometheus queries retried after a transient failure.
+    pub prometheus_retries: u64,
 }
 
 /// A goldengoose instance of a release.
@@ -494,6 +499,7 @@ pub async fn run_release(
         experiment: experiment_scope,
     };
     let result = drive(&ctx, &mut running, &mut record).await;
+    record.prometheus_retries = running.prometheus.as_ref().map_or(0, |p| p.retries());
     let load = running.teardown().await;
     record.instances = std::mem::take(&mut running.stopped);
     let load = match load {
@@ -636,8 +642,10 @@ async fn drive(
             .clone()
             .unwrap_or_else(std::env::temp_dir);
         let step = plan.step;
+        let retry = ctx.options.prometheus_retry;
         tokio::task::spawn_blocking(move || {
             Prometheus::start_in(&root, binary.as_deref(), &targets, step)
+                .map(|p| p.with_retry(retry))
         })
         .await
         .map_err(|e| (Step::Prometheus, ReleaseError::Task(e.to_string())))?

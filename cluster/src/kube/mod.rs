@@ -6,6 +6,8 @@
 //! - [`run`]: the release through the API server (server-side apply,
 //!   rollouts, weights, analysis, promotion or rollback, cleanup);
 //! - [`clean`]: removal of everything carrying the ownership label;
+//! - [`retry`]: the API server's 409/429/5xx answers retried within a
+//!   bound, around the whole client ([`retry::with_retry`]);
 //! - [`yaml`]: the small YAML emitter `render` prints with.
 //!
 //! The analysis itself is the local mode's ([`crate::analysis`]), pointed
@@ -14,6 +16,7 @@
 
 pub mod clean;
 pub mod manifests;
+pub mod retry;
 pub mod run;
 pub mod yaml;
 

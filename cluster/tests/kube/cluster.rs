@@ -1,12 +1,13 @@
-//! A whole release on a real cluster: ignored here (no API server can run
-//! on these machines). To run it, follow the walkthrough in
+//! A whole release on a real cluster: compiled only with the
+//! `real-cluster-test` feature (no API server can run on these machines, and
+//! CI's `--include-ignored` must not try one). To run it, follow the walkthrough in
 //! `cluster/KUBE.md` (kind + Istio + Prometheus, images loaded), then:
 //!
 //! ```sh
 //! kubectl -n monitoring port-forward svc/prometheus-server 9090:80 &
 //! CANARYLAB_KUBE_CONTEXT=kind-canarylab CANARYLAB_KUBE_NAMESPACE=canarylab \
 //! CANARYLAB_PROMETHEUS_URL=http://127.0.0.1:9090 \
-//!   cargo test -p cluster --test kube -- --ignored --nocapture
+//!   cargo test -p cluster --features real-cluster-test --test kube -- --nocapture
 //! ```
 //!
 //! It releases `aa-typical` at `--time-scale 0.1` (about 4 minutes) and
@@ -25,7 +26,6 @@ fn env(name: &str) -> String {
 }
 
 #[tokio::test]
-#[ignore = "needs cluster"]
 async fn aa_release_on_a_real_cluster_is_promoted_and_clean_removes_everything() {
     let context = env("CANARYLAB_KUBE_CONTEXT");
     let namespace = env("CANARYLAB_KUBE_NAMESPACE");

@@ -8,6 +8,7 @@ use cluster::analysis::unix_now;
 use cluster::prom::Error;
 
 #[test]
+#[ignore = "needs prometheus: apt-get install prometheus"]
 fn dropping_prometheus_leaves_no_process_and_no_temp_dir() {
     let prom = Prometheus::start(None, &[], Duration::from_secs(1)).expect("prometheus starts");
     let pid = prom.pid();
@@ -22,6 +23,7 @@ fn dropping_prometheus_leaves_no_process_and_no_temp_dir() {
 }
 
 #[test]
+#[ignore = "needs prometheus: apt-get install prometheus"]
 fn promql_error_carries_prometheus_message() {
     let prom = Prometheus::start(None, &[], Duration::from_secs(1)).expect("prometheus starts");
     let now = unix_now();
@@ -47,6 +49,7 @@ fn promql_error_carries_prometheus_message() {
 }
 
 #[test]
+#[ignore = "needs prometheus: apt-get install prometheus"]
 fn cancelled_analysis_then_drop_leaves_nothing_behind() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,6 +99,7 @@ fn cancelled_analysis_then_drop_leaves_nothing_behind() {
 }
 
 #[test]
+#[ignore = "needs prometheus: apt-get install prometheus"]
 fn no_data_ends_the_analysis_with_a_clear_error() {
     use std::sync::atomic::AtomicBool;
 

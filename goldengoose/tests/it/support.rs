@@ -46,12 +46,13 @@ impl Server {
         self.outcome().await
     }
 
-    /// Waits (at most 10 s) for `run` to return by itself, e.g. after a crash.
+    /// Waits for `run` to return by itself, e.g. after a crash. The 120 s
+    /// limit is a hang guard (a test that never ends), not a speed check.
     pub async fn outcome(&mut self) -> Outcome {
         let handle = self.handle.take().expect("outcome taken once");
-        tokio::time::timeout(Duration::from_secs(10), handle)
+        tokio::time::timeout(Duration::from_secs(120), handle)
             .await
-            .expect("server ends within 10 s")
+            .expect("server ends (hang guard: 120 s)")
             .expect("server task not panicked")
             .expect("server ran")
     }
