@@ -8,8 +8,8 @@ pub mod cluster_cmd;
 pub mod judge_cmd;
 pub mod judges_cmd;
 pub mod local_cmd;
-pub mod serve_cmd;
 pub mod query_cmd;
+pub mod serve_cmd;
 pub mod study_cmd;
 
 use std::io::Write;

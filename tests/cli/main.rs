@@ -6,8 +6,8 @@
 mod calibrate;
 mod judge;
 mod judges;
-mod serve;
 mod query;
+mod serve;
 mod shard;
 mod study;
 

@@ -187,7 +187,7 @@ fn false_alarms_within_the_band_quick() {
 }
 
 #[test]
-#[ignore = "10,000 runs per case: cargo test --release -p judge --test it -- --ignored judges"]
+#[ignore = "10,000 runs per case; fails today in 4 of 45 cases (ratio-ess and tolerance at AR(1) 0.8 with 40 points, ratio-ess just under the band with independent points; issue 16): cargo test --release -p judge --test it -- --ignored judges"]
 fn false_alarms_within_the_band_10000_runs() {
     check(10_000, &[1, 3, 10]);
 }
