@@ -2,7 +2,6 @@
 //! `canarylab goldengoose` (this package's binary), a real Prometheus
 //! (`apt-get install prometheus`, or $CANARYLAB_PROMETHEUS), real traffic.
 
-mod calibrate;
 mod e2e;
 mod goose;
 mod release;
