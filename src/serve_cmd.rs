@@ -110,33 +110,11 @@ pub fn run(args: &ServeArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         let addr = listener.local_addr()?;
         writeln!(out, "{addr}")?;
         out.flush()?;
-        let stopped = cluster::serve::run(listener, options, shutdown_signal()).await?;
+        let stopped =
+            cluster::serve::run(listener, options, goldengoose::cli::termination_signal()).await?;
         if !stopped.drained {
             eprintln!("serve: stopped with requests still in flight (--drain-timeout)");
         }
         Ok(Exit::Success)
     })
-}
-
-/// SIGTERM (Kubernetes, docker stop) or Ctrl-C.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -302,7 +302,9 @@ async fn parent_exit(was: Option<u32>) -> (u32, u32) {
     }
 }
 
-async fn termination_signal() {
+/// Resolves on SIGTERM (Kubernetes, docker stop) or Ctrl-C; servers pass it
+/// (or a future built on it) as their shutdown signal.
+pub async fn termination_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
