@@ -252,8 +252,11 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     }
     Ok(match verdict {
         ReleaseEnd::Promote => Exit::Success,
-        ReleaseEnd::Rollback | ReleaseEnd::DeployFailed if args.exit_code => Exit::CanaryFailed,
-        ReleaseEnd::Rollback | ReleaseEnd::DeployFailed => Exit::Success,
+        // Paused (waiting for a person) is not a promotion: a gate fails it.
+        ReleaseEnd::Rollback | ReleaseEnd::DeployFailed | ReleaseEnd::Paused if args.exit_code => {
+            Exit::CanaryFailed
+        }
+        ReleaseEnd::Rollback | ReleaseEnd::DeployFailed | ReleaseEnd::Paused => Exit::Success,
         ReleaseEnd::Error | ReleaseEnd::BuildFailed => {
             // The report is written; the error itself goes to stderr.
             if let Err(f) = &result {

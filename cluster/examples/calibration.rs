@@ -579,6 +579,7 @@ mod tests {
             config: None,
             scenarios: vec![ScenarioResult {
                 name: "s".into(),
+                analysis: None,
                 description: String::new(),
                 expect: Expect::Pass,
                 regression: Regression {
@@ -716,6 +717,7 @@ mod tests {
                         rolled_back: 5,
                         deploy_failed: 2,
                         build_failed: 3,
+                        paused: 0,
                     },
                     100,
                 ),

@@ -32,7 +32,7 @@
 //! | [`Build`](Command::Build) | builds the image | [`BuildFinished`](Event::BuildFinished) |
 //! | [`StartPods`](Command::StartPods) | starts `count` pods of a track | one [`PodReady`](Event::PodReady) per pod that becomes ready, [`PodCrashed`](Event::PodCrashed) per crash |
 //! | [`SetWeights`](Command::SetWeights) | routes traffic as the [`Split`] says, from now | none: in force once carried out |
-//! | [`Measure`](Command::Measure) | evaluates [`Query`] `query` at time `at` (over `range` before it, if given) | [`Measured`](Event::Measured) with the same `id` |
+//! | [`Measure`](Command::Measure) | evaluates [`Query`] `query` at time `at` (a range query over `range`, if given) | [`Measured`](Event::Measured) with the same `id` |
 //! | [`Judge`](Command::Judge) | fetches the window's series and judges them with the Kayenta judge | [`Judged`](Event::Judged) with the window's index |
 //! | [`Promote`](Command::Promote) | replaces production with the new version, as the [`RollingUpdate`] says | [`Promoted`](Event::Promoted) |
 //! | [`RollBack`](Command::RollBack) | all traffic to production, canary (and baseline) removed | [`RolledBack`](Event::RolledBack) |
@@ -169,20 +169,37 @@ pub struct MeasureRequest {
     pub id: u64,
     /// Index into [`Controller::queries`].
     pub query: usize,
-    /// Evaluation time.
+    /// When the query is made: the evaluation time of an instant query.
     pub at: Millis,
-    /// `Some(r)`: a range query over `[at - r, at]` at the driver's step;
-    /// `None`: an instant query.
-    pub range: Option<Millis>,
+    /// `Some`: a range query (`/api/v1/query_range`) over these times;
+    /// `None`: an instant query (`/api/v1/query`) at `at`.
+    pub range: Option<RangeRequest>,
 }
 
-/// The answer to a [`MeasureRequest`].
+/// The times of a range query, as Prometheus's `query_range` takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangeRequest {
+    /// First evaluation time.
+    pub start: Millis,
+    /// Last evaluation time (at most `at`).
+    pub end: Millis,
+    /// Resolution (more than 0).
+    pub step: Millis,
+}
+
+/// The answer to a [`MeasureRequest`], in the shape Prometheus's HTTP API
+/// gives it (`resultType`), values only: the controllers read values, and
+/// the order of series is the order Prometheus returns them in.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Measurement {
-    /// One value per series of the result (an instant vector); for a range
-    /// query, the points of the first series. Empty: no data.
-    Values(Vec<f64>),
-    /// The query could not be evaluated (Prometheus down, a bad query).
+    /// `resultType: scalar`.
+    Scalar(f64),
+    /// `resultType: vector`: one value per series. Empty: no data.
+    Vector(Vec<f64>),
+    /// `resultType: matrix`: each series' values in time order.
+    Matrix(Vec<Vec<f64>>),
+    /// The query could not be evaluated (Prometheus down, a bad query,
+    /// an HTTP error): the message.
     Error(String),
 }
 

@@ -17,11 +17,15 @@ pub enum ReleaseEnd {
     BuildFailed,
     /// The pipeline stopped on an error (or Ctrl-C): no verdict.
     Error,
+    /// The analysis stopped and waits for a person (Argo Rollouts pauses a
+    /// rollout whose analysis is Inconclusive): deployed, neither promoted
+    /// nor rejected.
+    Paused,
 }
 
 impl ReleaseEnd {
     /// The name in results (`promote`, `rollback`, `deploy_failed`,
-    /// `build_failed`, `error`).
+    /// `build_failed`, `error`, `paused`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Promote => "promote",
@@ -29,13 +33,18 @@ impl ReleaseEnd {
             Self::DeployFailed => "deploy_failed",
             Self::BuildFailed => "build_failed",
             Self::Error => "error",
+            Self::Paused => "paused",
         }
     }
 
-    /// Whether the canary was deployed and a verdict reached (what the
-    /// rollback rate counts over): promote, rollback or a failed deploy.
+    /// Whether the canary was deployed and the analysis ended (what the
+    /// rollback rate counts over): promote, rollback, a failed deploy or a
+    /// pause for a person (which is not a rollback).
     pub fn deployed(self) -> bool {
-        matches!(self, Self::Promote | Self::Rollback | Self::DeployFailed)
+        matches!(
+            self,
+            Self::Promote | Self::Rollback | Self::DeployFailed | Self::Paused
+        )
     }
 
     /// Whether the release counts as rejected (rollback or failed deploy).
@@ -60,6 +69,7 @@ impl std::str::FromStr for ReleaseEnd {
             "deploy_failed" => Self::DeployFailed,
             "build_failed" => Self::BuildFailed,
             "error" => Self::Error,
+            "paused" => Self::Paused,
             other => return Err(format!("unknown release end \"{other}\"")),
         })
     }
@@ -77,6 +87,7 @@ mod tests {
             ReleaseEnd::DeployFailed,
             ReleaseEnd::BuildFailed,
             ReleaseEnd::Error,
+            ReleaseEnd::Paused,
         ] {
             let json = serde_json::to_string(&end).expect("serializes");
             assert_eq!(json, format!("\"{}\"", end.as_str()));

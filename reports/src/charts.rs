@@ -336,6 +336,7 @@ fn decision_words(decision: ReleaseEnd) -> &'static str {
         ReleaseEnd::DeployFailed => "deploy failed",
         ReleaseEnd::BuildFailed => "build failed",
         ReleaseEnd::Error => "error",
+        ReleaseEnd::Paused => "paused",
     }
 }
 

@@ -54,6 +54,7 @@ fn outcome(decision: ReleaseEnd) -> &'static str {
         ReleaseEnd::DeployFailed => "rolled back before analysis, the canary never became ready",
         ReleaseEnd::BuildFailed => "the build failed, nothing was deployed",
         ReleaseEnd::Error => "error",
+        ReleaseEnd::Paused => "paused by the analysis, waiting for a person",
     }
 }
 

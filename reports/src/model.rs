@@ -88,6 +88,14 @@ pub struct Verdicts {
     pub deploy_failed: u32,
     /// The build failed: nothing was deployed.
     pub build_failed: u32,
+    /// The analysis paused the release for a person (Argo Rollouts on an
+    /// Inconclusive analysis): neither promoted nor rolled back.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub paused: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Summary of a distribution over runs.
@@ -127,6 +135,11 @@ pub struct ExpectationCheck {
 pub struct ScenarioResult {
     /// Scenario name (file stem).
     pub name: String,
+    /// The analysis these runs were judged by (its file's stem), when the
+    /// study compares several (`canarylab sim --analysis FILE ...`); absent
+    /// when the scenario's own Kayenta config judged them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<String>,
     /// One-line description.
     pub description: String,
     /// Ground truth.

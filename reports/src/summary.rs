@@ -122,11 +122,12 @@ pub fn summarize_meta(meta: &ScenarioMeta, outcomes: &[RunOutcome]) -> ScenarioR
             ReleaseEnd::Rollback => v.rolled_back += 1,
             ReleaseEnd::DeployFailed => v.deploy_failed += 1,
             ReleaseEnd::BuildFailed => v.build_failed += 1,
+            ReleaseEnd::Paused => v.paused += 1,
             // No verdict: counted nowhere, and its times mean nothing.
             ReleaseEnd::Error => {}
         }
     }
-    let deployed = v.promoted + v.rolled_back + v.deploy_failed;
+    let deployed = v.promoted + v.rolled_back + v.deploy_failed + v.paused;
     let rollback_rate = wilson(v.rolled_back + v.deploy_failed, deployed);
     let deployed_runs: Vec<&RunOutcome> =
         outcomes.iter().filter(|o| o.decision.deployed()).collect();
@@ -153,6 +154,7 @@ pub fn summarize_meta(meta: &ScenarioMeta, outcomes: &[RunOutcome]) -> ScenarioR
     ));
     ScenarioResult {
         name: meta.name.clone(),
+        analysis: None,
         description: meta.description.clone(),
         expect: meta.expect,
         regression: meta.regression.clone(),

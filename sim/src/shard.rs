@@ -312,7 +312,7 @@ impl Outcomes {
                 Ok(RunOutcome {
                     decision: decision(c).ok_or_else(|| {
                         format!(
-                            "scenario {}: decision {k} is \"{c}\" (expected P, R, D, B or E)",
+                            "scenario {}: decision {k} is \"{c}\" (expected P, R, D, B, E or A)",
                             self.scenario
                         )
                     })?,
@@ -334,6 +334,7 @@ fn letter(d: Decision) -> char {
         Decision::DeployFailed => 'D',
         Decision::BuildFailed => 'B',
         Decision::Error => 'E',
+        Decision::Paused => 'A',
     }
 }
 
@@ -344,6 +345,7 @@ fn decision(c: char) -> Option<Decision> {
         'D' => Decision::DeployFailed,
         'B' => Decision::BuildFailed,
         'E' => Decision::Error,
+        'A' => Decision::Paused,
         _ => return None,
     })
 }

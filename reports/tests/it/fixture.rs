@@ -79,6 +79,7 @@ fn scenario(spec: Spec, rng: &mut Lcg) -> ScenarioResult {
         .collect();
     ScenarioResult {
         name: spec.name.into(),
+        analysis: None,
         description: spec.description.into(),
         expect: spec.expect,
         regression: Regression {
@@ -107,6 +108,7 @@ fn verdicts(promoted: u32, rolled_back: u32, deploy_failed: u32, build_failed: u
         rolled_back,
         deploy_failed,
         build_failed,
+        paused: 0,
     }
 }
 
