@@ -11,6 +11,7 @@
 //! beyond what a chart needs to be drawn.
 
 pub mod charts;
+pub mod compare;
 mod explain;
 mod html;
 mod junit;
