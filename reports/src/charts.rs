@@ -19,10 +19,11 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::Error;
 use judge::{Classification, ScoreClassification};
 
+use crate::compare::{Comparison, Row};
 use crate::model::{
     Distribution, Expect, Rate, ReleaseEnd, RunDetail, ScenarioResult, Study, Sweep,
 };
-use crate::text::{count, num, pct, rate_name, seconds};
+use crate::text::{any_paused, count, num, pct, rate_name, scenario_label, seconds};
 
 /// DejaVu Sans (Bitstream Vera license, see `assets/DejaVuSans-LICENSE.txt`):
 /// plotters measures text with it for every backend and draws PNG text with it.
@@ -83,6 +84,34 @@ enum Plot<'a> {
         which: Which,
     },
     Run(&'a RunDetail),
+    Compare {
+        analyses: Vec<String>,
+        panels: Vec<ComparePanel>,
+        /// What the whisker of a mark spans, for the legend.
+        whisker: &'static str,
+    },
+}
+
+/// One panel of a side-by-side chart: one row per scenario, one mark per
+/// analysis in each row.
+#[derive(Debug, Clone)]
+struct ComparePanel {
+    title: String,
+    axis: Axis,
+    /// Per row: its label, and per analysis `(value, whisker from, whisker to)`.
+    rows: Vec<(String, Vec<Option<(f64, f64, f64)>>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Axis {
+    /// A rate from 0 to 1; `zoom` narrows the axis to the largest upper
+    /// bound seen (false alarms are near 0).
+    Rate {
+        zoom: bool,
+        desc: &'static str,
+    },
+    Seconds,
+    Count,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,18 +123,23 @@ enum Which {
 #[derive(Debug, Clone)]
 struct PowerLine {
     kind: String,
+    /// The analysis (in a study of several), which picks the line's color.
+    analysis: Option<(usize, String)>,
     /// (size, rollback rate), by size.
     points: Vec<(f64, Rate)>,
 }
 
-/// Every chart of a study's report, in report order: verdicts, confusion
-/// matrix, power curves (when a regression kind has 2+ sizes), one ROC per
+/// Every chart of a study's report, in report order: verdicts, the
+/// side-by-side charts (when the study compares two or more analyses),
+/// confusion matrix, power curves (when a regression kind has 2+ sizes), one ROC per
 /// sweep, decision-time and blast-radius distributions, one per example run.
 pub fn study_charts(study: &Study) -> Vec<Chart<'_>> {
-    let mut charts = vec![
-        Chart::verdicts(&study.scenarios),
-        Chart::confusion(&study.scenarios),
-    ];
+    let mut charts = vec![Chart::verdicts(&study.scenarios)];
+    if let Some(cmp) = Comparison::of(study) {
+        charts.push(Chart::side_by_side(&cmp));
+        charts.push(Chart::side_by_side_cost(&cmp));
+    }
+    charts.push(Chart::confusion(&study.scenarios));
     charts.extend(Chart::power(&study.scenarios));
     charts.extend(
         study
@@ -142,13 +176,17 @@ impl<'a> Chart<'a> {
     /// Per scenario, how the runs ended (stacked bar) with the rollback rate
     /// and its Wilson 95% interval drawn over it.
     pub fn verdicts(scenarios: &'a [ScenarioResult]) -> Self {
+        let mut caption: String = "Each bar is all runs of one scenario. The black dot and whisker are the rollback rate and its \
+                      95% interval: detection for a regression (expect fail, should be near 100%), false alarm \
+                      for a harmless release (expect pass, should be near 0%)."
+            .into();
+        if any_paused(scenarios) {
+            caption.push_str(PAUSED_IN_RATES);
+        }
         Chart {
             id: "verdicts".into(),
             title: "How the runs ended, per scenario".into(),
-            caption: "Each bar is all runs of one scenario. The black dot and whisker are the rollback rate and its \
-                      95% interval: detection for a regression (expect fail, should be near 100%), false alarm \
-                      for a harmless release (expect pass, should be near 0%)."
-                .into(),
+            caption,
             size: (980, 130 + 30 * scenarios.len().max(1) as u32),
             plot: Plot::Verdicts(scenarios),
         }
@@ -157,14 +195,27 @@ impl<'a> Chart<'a> {
     /// Expected outcome (pass/fail) against what happened (promoted/rolled
     /// back), summed over every run of every scenario.
     pub fn confusion(scenarios: &'a [ScenarioResult]) -> Self {
+        let mut caption: String = "Rows are the truth, columns what the pipeline did; percentages are of the row. The \
+                      off-diagonal cells are the judge's mistakes: harmless releases rolled back (false alarms) \
+                      and regressions promoted (misses)."
+            .into();
+        let paused = any_paused(scenarios);
+        if paused {
+            caption.push_str(
+                " The paused column counts runs the analysis paused for a person (neither promoted nor rolled back).",
+            );
+        }
+        if let Some(cmp) = Comparison::of_results(scenarios) {
+            caption.push_str(&format!(
+                " Summed over all {} analyses; the side-by-side view shows each on its own.",
+                cmp.analyses.len()
+            ));
+        }
         Chart {
             id: "confusion".into(),
             title: "Confusion matrix over the catalog".into(),
-            caption: "Rows are the truth, columns what the pipeline did; percentages are of the row. The \
-                      off-diagonal cells are the judge's mistakes: harmless releases rolled back (false alarms) \
-                      and regressions promoted (misses)."
-                .into(),
-            size: (700, 420),
+            caption,
+            size: (if paused { 900 } else { 700 }, 420),
             plot: Plot::Confusion(scenarios),
         }
     }
@@ -172,16 +223,27 @@ impl<'a> Chart<'a> {
     /// Detection against regression size, one panel per regression kind
     /// with at least two sizes; `None` when no kind has.
     pub fn power(scenarios: &'a [ScenarioResult]) -> Option<Self> {
+        let cmp = Comparison::of_results(scenarios);
         let mut lines: Vec<PowerLine> = Vec::new();
         for s in scenarios {
             let kind = &s.regression.kind;
             if kind == "none" || kind.is_empty() {
                 continue;
             }
-            match lines.iter_mut().find(|l| &l.kind == kind) {
+            // In a study of several analyses, one line per kind and analysis.
+            let analysis = cmp.as_ref().map(|c| {
+                let name = crate::compare::analysis_name(s);
+                let k = c.analyses.iter().position(|a| *a == name).unwrap_or(0);
+                (k, name.to_string())
+            });
+            match lines
+                .iter_mut()
+                .find(|l| &l.kind == kind && l.analysis == analysis)
+            {
                 Some(l) => l.points.push((s.regression.size, s.rollback_rate)),
                 None => lines.push(PowerLine {
                     kind: kind.clone(),
+                    analysis,
                     points: vec![(s.regression.size, s.rollback_rate)],
                 }),
             }
@@ -197,15 +259,17 @@ impl<'a> Chart<'a> {
         if lines.is_empty() {
             return None;
         }
-        let cols = lines.len().min(3) as u32;
-        let rows = lines.len().div_ceil(3) as u32;
+        let panels = power_kinds(&lines).len();
+        let cols = panels.min(3) as u32;
+        let rows = panels.div_ceil(3) as u32;
+        let legend_h = if cmp.is_some() { 24 } else { 0 };
         Some(Chart {
             id: "power".into(),
             title: "Power: detection against regression size".into(),
             caption: "One panel per kind of regression, sizes in the kind's own unit. Whiskers are 95% \
                       intervals. A good config reaches high detection at the smallest size that matters to you."
                 .into(),
-            size: (cols.max(2) * 330, 70 + rows * 290),
+            size: (cols.max(2) * 330, 70 + legend_h + rows * 290),
             plot: Plot::Power(lines),
         })
     }
@@ -227,29 +291,168 @@ impl<'a> Chart<'a> {
 
     /// Time from canary start to the decision, one histogram row per scenario.
     pub fn decision_times(scenarios: &'a [ScenarioResult]) -> Self {
+        let mut caption: String = "Per scenario, the histogram of time from canary start to promote or rollback; the black \
+                      tick is the median. Regressions should be caught early; harmless releases take the full \
+                      analysis."
+            .into();
+        if any_paused(scenarios) {
+            caption.push_str(" A paused run counts at the time the analysis paused it.");
+        }
         Chart {
             id: "decision-time".into(),
             title: "Time to decision".into(),
-            caption: "Per scenario, the histogram of time from canary start to promote or rollback; the black \
-                      tick is the median. Regressions should be caught early; harmless releases take the full \
-                      analysis."
-                .into(),
+            caption,
             size: (980, 120 + 28 * scenarios.len().max(1) as u32),
-            plot: Plot::Histograms { rows: scenarios, which: Which::DecisionTime },
+            plot: Plot::Histograms {
+                rows: scenarios,
+                which: Which::DecisionTime,
+            },
         }
     }
 
     /// Failed requests served by the canary before the decision, one
     /// histogram row per scenario.
     pub fn blast_radius(scenarios: &'a [ScenarioResult]) -> Self {
+        let mut caption: String = "Per scenario, the histogram of failed user requests the canary served before the decision; \
+                      the black tick is the median. This is what a regression costs users even when it is caught."
+            .into();
+        if any_paused(scenarios) {
+            caption.push_str(
+                " A paused run counts what the canary served until the analysis paused it.",
+            );
+        }
         Chart {
             id: "blast-radius".into(),
             title: "Blast radius: failed requests served by the canary".into(),
-            caption: "Per scenario, the histogram of failed user requests the canary served before the decision; \
-                      the black tick is the median. This is what a regression costs users even when it is caught."
-                .into(),
+            caption,
             size: (980, 120 + 28 * scenarios.len().max(1) as u32),
-            plot: Plot::Histograms { rows: scenarios, which: Which::BlastRadius },
+            plot: Plot::Histograms {
+                rows: scenarios,
+                which: Which::BlastRadius,
+            },
+        }
+    }
+
+    /// Several analyses side by side: per scenario, each analysis's
+    /// detection (regressions) or false-alarm rate (harmless releases) as a
+    /// dot in the analysis's color with its Wilson 95% interval, the two
+    /// kinds of scenario in separate panels.
+    pub fn side_by_side(cmp: &Comparison<'_>) -> Self {
+        let rate_rows = |expect: Expect| -> Vec<(String, Vec<Option<(f64, f64, f64)>>)> {
+            cmp.rows_expecting(expect)
+                .map(|r| {
+                    let marks = r
+                        .cells
+                        .iter()
+                        .map(|c| {
+                            c.filter(|s| s.rollback_rate.total > 0).map(|s| {
+                                let r = &s.rollback_rate;
+                                (r.rate, r.lower, r.upper)
+                            })
+                        })
+                        .collect();
+                    (r.name.to_string(), marks)
+                })
+                .collect()
+        };
+        let panels: Vec<ComparePanel> = [
+            ComparePanel {
+                title: "Detection: regressions (expect fail), higher is better".into(),
+                axis: Axis::Rate {
+                    zoom: false,
+                    desc: "detection rate (runs rolled back)",
+                },
+                rows: rate_rows(Expect::Fail),
+            },
+            ComparePanel {
+                title: "False alarms: harmless releases (expect pass), lower is better".into(),
+                axis: Axis::Rate {
+                    zoom: true,
+                    desc: "false-alarm rate (runs rolled back)",
+                },
+                rows: rate_rows(Expect::Pass),
+            },
+        ]
+        .into_iter()
+        .filter(|p| !p.rows.is_empty())
+        .collect();
+        let mut caption = format!(
+            "One row per scenario, one dot per analysis ({}); the whisker is the rate's 95% interval. Where the \
+             whiskers of two analyses overlap, the difference may be luck. The false-alarm axis is zoomed to the \
+             rates seen.",
+            cmp.analyses.join(", ")
+        );
+        if cmp
+            .rows
+            .iter()
+            .flat_map(|r| r.cells.iter().flatten())
+            .any(|s| s.verdicts.paused > 0)
+        {
+            caption.push_str(PAUSED_IN_RATES);
+        }
+        Chart {
+            id: "side-by-side".into(),
+            title: format!(
+                "Side by side: {} analyses, per scenario",
+                cmp.analyses.len()
+            ),
+            caption,
+            size: (980, compare_height(&panels, cmp.analyses.len())),
+            plot: Plot::Compare {
+                analyses: cmp.analyses.iter().map(|a| a.to_string()).collect(),
+                panels,
+                whisker: "95% interval",
+            },
+        }
+    }
+
+    /// Several analyses side by side: per scenario, each analysis's time to
+    /// decision and blast radius (dot at the median, whisker to the 90th
+    /// percentile).
+    pub fn side_by_side_cost(cmp: &Comparison<'_>) -> Self {
+        let dist_rows = |f: &dyn Fn(&ScenarioResult) -> &Distribution| {
+            cmp.rows
+                .iter()
+                .map(|r: &Row<'_>| {
+                    let marks = r
+                        .cells
+                        .iter()
+                        .map(|c| {
+                            c.map(f)
+                                .filter(|d| d.count > 0)
+                                .map(|d| (d.p50, d.p50, d.p90))
+                        })
+                        .collect();
+                    (r.name.to_string(), marks)
+                })
+                .collect()
+        };
+        let panels = vec![
+            ComparePanel {
+                title: "Time to decision, from canary start".into(),
+                axis: Axis::Seconds,
+                rows: dist_rows(&|s| &s.decision_time_s),
+            },
+            ComparePanel {
+                title: "Blast radius: failed requests the canary served to users".into(),
+                axis: Axis::Count,
+                rows: dist_rows(&|s| &s.blast_radius),
+            },
+        ];
+        Chart {
+            id: "side-by-side-cost".into(),
+            title: "Side by side: how long each analysis takes, and what it costs users".into(),
+            caption: format!(
+                "One row per scenario, one dot per analysis ({}) at the median over runs; the whisker reaches the \
+                 90th percentile. Sooner and fewer are better, for a regression most of all.",
+                cmp.analyses.join(", ")
+            ),
+            size: (980, compare_height(&panels, cmp.analyses.len())),
+            plot: Plot::Compare {
+                analyses: cmp.analyses.iter().map(|a| a.to_string()).collect(),
+                panels,
+                whisker: "median to p90",
+            },
         }
     }
 
@@ -325,8 +528,51 @@ impl<'a> Chart<'a> {
             Plot::Roc(sweep) => draw_roc(root, sweep),
             Plot::Histograms { rows, which } => draw_histograms(root, rows, *which),
             Plot::Run(run) => draw_run(root, run),
+            Plot::Compare {
+                analyses,
+                panels,
+                whisker,
+            } => draw_compare(root, analyses, panels, whisker),
         }
     }
+}
+
+/// Said under a chart of rates when some runs paused.
+const PAUSED_IN_RATES: &str = " Paused runs (the analysis was inconclusive and waits for a person) count in a \
+                               rate's runs but not as rollbacks.";
+
+/// The kinds of regression of power lines, in first-seen order: one panel each.
+fn power_kinds(lines: &[PowerLine]) -> Vec<&str> {
+    let mut kinds: Vec<&str> = Vec::new();
+    for l in lines {
+        if !kinds.contains(&l.kind.as_str()) {
+            kinds.push(&l.kind);
+        }
+    }
+    kinds
+}
+
+/// The color of the `k`-th analysis in side-by-side charts.
+fn analysis_color(k: usize) -> RGBColor {
+    SERIES[k % SERIES.len()]
+}
+
+/// Pixels per scenario row of a side-by-side panel with `m` analyses.
+fn compare_row_px(m: usize) -> u32 {
+    12 + 12 * m.max(1) as u32
+}
+
+/// Height of a side-by-side panel: title, rows, x axis.
+fn compare_panel_px(rows: usize, m: usize) -> u32 {
+    30 + 44 + compare_row_px(m) * rows.max(1) as u32
+}
+
+fn compare_height(panels: &[ComparePanel], m: usize) -> u32 {
+    let body: u32 = panels
+        .iter()
+        .map(|p| compare_panel_px(p.rows.len(), m))
+        .sum();
+    76 + body.max(60)
 }
 
 fn decision_words(decision: ReleaseEnd) -> &'static str {
@@ -436,12 +682,17 @@ fn row_y(i: usize, n: usize) -> f64 {
     (n - 1 - i) as f64
 }
 
-fn verdict_segments(s: &ScenarioResult) -> [(u32, RGBColor); 4] {
+/// Paused runs in the verdict bars: neither the good green nor the bad
+/// vermillion.
+const PAUSED: RGBColor = SKY;
+
+fn verdict_segments(s: &ScenarioResult) -> [(u32, RGBColor); 5] {
     let v = &s.verdicts;
     [
         (v.promoted, GREEN),
         (v.rolled_back, VERMILLION),
         (v.deploy_failed, ORANGE),
+        (v.paused, PAUSED),
         (v.build_failed, GREY),
     ]
 }
@@ -457,23 +708,23 @@ fn draw_verdicts<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[ScenarioResult],
 ) -> DrawResult<DB> {
-    legend(
-        root,
-        (16, 42),
-        &[
-            ("promoted", GREEN, Mark::Box),
-            ("rolled back", VERMILLION, Mark::Box),
-            ("deploy failed", ORANGE, Mark::Box),
-            ("build failed", GREY, Mark::Box),
-            ("rollback rate, 95% interval", INK, Mark::Whisker),
-        ],
-    )?;
+    let mut items = vec![
+        ("promoted", GREEN, Mark::Box),
+        ("rolled back", VERMILLION, Mark::Box),
+        ("deploy failed", ORANGE, Mark::Box),
+    ];
+    if any_paused(rows) {
+        items.push(("paused", PAUSED, Mark::Box));
+    }
+    items.push(("build failed", GREY, Mark::Box));
+    items.push(("rollback rate, 95% interval", INK, Mark::Whisker));
+    legend(root, (16, 42), &items)?;
     let n = rows.len();
     if n == 0 {
         return note(root, "no scenarios");
     }
     let (_, body) = root.split_vertically(70);
-    let label_w = label_width(&body, rows.iter().map(|s| s.name.clone()))?;
+    let label_w = label_width(&body, rows.iter().map(scenario_label))?;
     let mut chart = ChartBuilder::on(&body)
         .margin_left(12)
         .margin_right(250)
@@ -531,7 +782,7 @@ fn draw_verdicts<DB: DrawingBackend>(
         chart.draw_series([Circle::new((r.rate, yc), 4, WHITE.stroke_width(1))])?;
 
         let (px, py) = chart.backend_coord(&(0.0, yc));
-        root.draw(&Text::new(s.name.clone(), (px - 8, py), label.clone()))?;
+        root.draw(&Text::new(scenario_label(s), (px - 8, py), label.clone()))?;
         let (tag, color) = expect_tag(s.expect);
         root.draw(&Text::new(
             format!("expect {}", tag.to_lowercase()),
@@ -568,7 +819,10 @@ fn draw_confusion<DB: DrawingBackend>(
 ) -> DrawResult<DB> {
     // Rolled back = by the analysis or by a failed deployment, as in the
     // rollback rate; build failures never reach the canary and are left out.
+    // Paused runs (neither promoted nor rolled back) get a third column
+    // when there are any, so the old two-column matrix is unchanged.
     let (mut pp, mut pr, mut fp, mut fr, mut builds) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut ppause, mut fpause) = (0u64, 0u64);
     for s in rows {
         let v = &s.verdicts;
         let back = u64::from(v.rolled_back) + u64::from(v.deploy_failed);
@@ -576,34 +830,50 @@ fn draw_confusion<DB: DrawingBackend>(
             Expect::Pass => {
                 pp += u64::from(v.promoted);
                 pr += back;
+                ppause += u64::from(v.paused);
             }
             Expect::Fail => {
                 fp += u64::from(v.promoted);
                 fr += back;
+                fpause += u64::from(v.paused);
             }
         }
         builds += u64::from(v.build_failed);
     }
+    let paused = any_paused(rows);
     let (x0, y0, cw, ch) = (250, 96, 200, 120);
     let head = anchored(font(13.5).color(&MUTED), HPos::Center, VPos::Bottom);
     root.draw(&Text::new("promoted", (x0 + cw / 2, y0 - 10), head.clone()))?;
-    root.draw(&Text::new("rolled back", (x0 + cw + cw / 2, y0 - 10), head))?;
+    root.draw(&Text::new(
+        "rolled back",
+        (x0 + cw + cw / 2, y0 - 10),
+        head.clone(),
+    ))?;
+    if paused {
+        root.draw(&Text::new("paused", (x0 + 2 * cw + cw / 2, y0 - 10), head))?;
+    }
     let side = anchored(font(13.5), HPos::Right, VPos::Center);
     let side_sub = anchored(font(11.5).color(&MUTED), HPos::Right, VPos::Center);
+    let mut pass_cells = vec![(pp, "correct", GREEN), (pr, "false alarm", VERMILLION)];
+    let mut fail_cells = vec![(fp, "missed", VERMILLION), (fr, "detected", GREEN)];
+    if paused {
+        pass_cells.push((ppause, "waiting for a person", PAUSED));
+        fail_cells.push((fpause, "waiting for a person", PAUSED));
+    }
     let cells = [
         (
             0,
             "expect pass",
             "harmless releases",
-            [(pp, "correct", GREEN), (pr, "false alarm", VERMILLION)],
-            pp + pr,
+            pass_cells,
+            pp + pr + ppause,
         ),
         (
             1,
             "expect fail",
             "regressions",
-            [(fp, "missed", VERMILLION), (fr, "detected", GREEN)],
-            fp + fr,
+            fail_cells,
+            fp + fr + fpause,
         ),
     ];
     for (row, name, sub, row_cells, total) in cells {
@@ -666,17 +936,38 @@ fn draw_power<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     lines: &[PowerLine],
 ) -> DrawResult<DB> {
-    let (_, body) = root.split_vertically(44);
-    let cols = lines.len().min(3);
-    let rows = lines.len().div_ceil(3);
+    // In a study of several analyses, each panel has one line per analysis,
+    // colored as in the side-by-side charts, with a legend of analyses.
+    let mut analyses: Vec<(usize, &str)> = lines
+        .iter()
+        .filter_map(|l| l.analysis.as_ref().map(|(k, a)| (*k, a.as_str())))
+        .collect();
+    analyses.sort();
+    analyses.dedup();
+    let header = if analyses.is_empty() {
+        44
+    } else {
+        let items: Vec<(&str, RGBColor, Mark)> = analyses
+            .iter()
+            .map(|(k, a)| (*a, analysis_color(*k), Mark::Line))
+            .collect();
+        legend(root, (16, 42), &items)?;
+        68
+    };
+    let (_, body) = root.split_vertically(header);
+    let kinds = power_kinds(lines);
+    let cols = kinds.len().min(3);
+    let rows = kinds.len().div_ceil(3);
     let panels = body.split_evenly((rows, cols.max(2)));
-    for ((line, panel), color) in lines.iter().zip(&panels).zip(SERIES.iter().cycle()) {
-        let max = line.points.iter().map(|p| p.0).fold(0.0f64, f64::max);
-        let as_pct = line.points.iter().all(|p| p.0.abs() <= 5.0);
+    for ((kind, panel), kind_color) in kinds.iter().zip(&panels).zip(SERIES.iter().cycle()) {
+        let of_kind: Vec<&PowerLine> = lines.iter().filter(|l| l.kind == *kind).collect();
+        let points = || of_kind.iter().flat_map(|l| l.points.iter());
+        let max = points().map(|p| p.0).fold(0.0f64, f64::max);
+        let as_pct = points().all(|p| p.0.abs() <= 5.0);
         let hi = if max > 0.0 { max * 1.12 } else { 1.0 };
         let mut chart = ChartBuilder::on(panel)
             .margin(12)
-            .caption(line.kind.replace('_', " "), font(14.0))
+            .caption(kind.replace('_', " "), font(14.0))
             .x_label_area_size(38)
             .y_label_area_size(46)
             .build_cartesian_2d(0f64..hi, 0f64..1f64)?;
@@ -694,24 +985,30 @@ fn draw_power<DB: DrawingBackend>(
             .label_style(font(11.5).color(&MUTED))
             .axis_desc_style(font(11.5).color(&MUTED))
             .draw()?;
-        chart.draw_series(LineSeries::new(
-            line.points.iter().map(|(x, r)| (*x, r.rate)),
-            color.stroke_width(2),
-        ))?;
-        for (x, r) in &line.points {
-            let w = color.stroke_width(1);
-            chart.draw_series([
-                PathElement::new(vec![(*x, r.lower), (*x, r.upper)], w),
-                PathElement::new(
-                    vec![(*x - hi * 0.01, r.lower), (*x + hi * 0.01, r.lower)],
-                    w,
-                ),
-                PathElement::new(
-                    vec![(*x - hi * 0.01, r.upper), (*x + hi * 0.01, r.upper)],
-                    w,
-                ),
-            ])?;
-            chart.draw_series([Circle::new((*x, r.rate), 4, color.filled())])?;
+        for line in of_kind {
+            let color = match &line.analysis {
+                Some((k, _)) => analysis_color(*k),
+                None => *kind_color,
+            };
+            chart.draw_series(LineSeries::new(
+                line.points.iter().map(|(x, r)| (*x, r.rate)),
+                color.stroke_width(2),
+            ))?;
+            for (x, r) in &line.points {
+                let w = color.stroke_width(1);
+                chart.draw_series([
+                    PathElement::new(vec![(*x, r.lower), (*x, r.upper)], w),
+                    PathElement::new(
+                        vec![(*x - hi * 0.01, r.lower), (*x + hi * 0.01, r.lower)],
+                        w,
+                    ),
+                    PathElement::new(
+                        vec![(*x - hi * 0.01, r.upper), (*x + hi * 0.01, r.upper)],
+                        w,
+                    ),
+                ])?;
+                chart.draw_series([Circle::new((*x, r.rate), 4, color.filled())])?;
+            }
         }
     }
     Ok(())
@@ -843,7 +1140,7 @@ fn draw_histograms<DB: DrawingBackend>(
         xmax = 1.0;
     }
     let (_, body) = root.split_vertically(66);
-    let label_w = label_width(&body, rows.iter().map(|s| s.name.clone()))?;
+    let label_w = label_width(&body, rows.iter().map(scenario_label))?;
     let mut chart = ChartBuilder::on(&body)
         .margin_left(12)
         .margin_right(200)
@@ -902,7 +1199,7 @@ fn draw_histograms<DB: DrawingBackend>(
             )])?;
         }
         let (px, py) = chart.backend_coord(&(0.0, y0 + 0.5));
-        root.draw(&Text::new(s.name.clone(), (px - 8, py), label.clone()))?;
+        root.draw(&Text::new(scenario_label(s), (px - 8, py), label.clone()))?;
         let (rx, _) = chart.backend_coord(&(xmax * 1.02, y0 + 0.5));
         let words = if d.count == 0 {
             "no runs".to_string()
@@ -910,6 +1207,122 @@ fn draw_histograms<DB: DrawingBackend>(
             format!("median {}, p90 {}", fmt(d.p50), fmt(d.p90))
         };
         root.draw(&Text::new(words, (rx + 12, py), right.clone()))?;
+    }
+    Ok(())
+}
+
+fn draw_compare<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    analyses: &[String],
+    panels: &[ComparePanel],
+    whisker: &str,
+) -> DrawResult<DB> {
+    let mut items: Vec<(&str, RGBColor, Mark)> = analyses
+        .iter()
+        .enumerate()
+        .map(|(k, a)| (a.as_str(), analysis_color(k), Mark::Box))
+        .collect();
+    items.push((whisker, GREY, Mark::Line));
+    legend(root, (16, 42), &items)?;
+    if panels.is_empty() {
+        return note(root, "no scenarios");
+    }
+    let m = analyses.len().max(1);
+    let (_, mut rest) = root.split_vertically(72);
+    let label_w = label_width(
+        &rest,
+        panels
+            .iter()
+            .flat_map(|p| p.rows.iter().map(|r| r.0.clone())),
+    )?
+    .saturating_sub(60)
+    .max(120);
+    for panel in panels {
+        let (area, below) = rest.split_vertically(compare_panel_px(panel.rows.len(), m));
+        rest = below;
+        draw_compare_panel(root, &area, panel, m, label_w)?;
+    }
+    Ok(())
+}
+
+fn draw_compare_panel<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    area: &DrawingArea<DB, Shift>,
+    panel: &ComparePanel,
+    m: usize,
+    label_w: u32,
+) -> DrawResult<DB> {
+    area.draw(&Text::new(panel.title.clone(), (16, 6), font(14.0)))?;
+    let n = panel.rows.len();
+    if n == 0 {
+        return Ok(());
+    }
+    let marks = || panel.rows.iter().flat_map(|r| r.1.iter().flatten());
+    let widest = marks().map(|m| m.2.max(m.0)).fold(0.0f64, f64::max);
+    let xmax = match panel.axis {
+        Axis::Rate { zoom: false, .. } => 1.0,
+        Axis::Rate { zoom: true, .. } => (widest * 1.15).clamp(0.05, 1.0),
+        Axis::Seconds | Axis::Count if widest.is_finite() && widest > 0.0 => widest * 1.05,
+        Axis::Seconds | Axis::Count => 1.0,
+    };
+    let mut chart = ChartBuilder::on(area)
+        .margin_left(12)
+        .margin_right(30)
+        .margin_top(30)
+        .margin_bottom(6)
+        .x_label_area_size(38)
+        .y_label_area_size(label_w)
+        .build_cartesian_2d(0f64..xmax, 0f64..n as f64)?;
+    let fmt = |v: f64| match panel.axis {
+        Axis::Rate { .. } => pct(v),
+        Axis::Seconds => seconds(v),
+        Axis::Count => count(v),
+    };
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(0)
+        .x_labels(8)
+        .x_label_formatter(&|v| fmt(*v))
+        .x_desc(match panel.axis {
+            Axis::Rate { desc, .. } => desc,
+            Axis::Seconds => "time from canary start to decision",
+            Axis::Count => "failed requests served by the canary",
+        })
+        .light_line_style(WHITE)
+        .bold_line_style(GRID)
+        .axis_style(MUTED)
+        .label_style(font(12.0).color(&MUTED))
+        .axis_desc_style(font(12.0).color(&MUTED))
+        .draw()?;
+    let label = anchored(font(13.0), HPos::Right, VPos::Center);
+    let slot = 1.0 / (m as f64 + 1.0);
+    for (i, (name, cells)) in panel.rows.iter().enumerate() {
+        let y0 = row_y(i, n);
+        if i % 2 == 1 {
+            chart.draw_series([Rectangle::new(
+                [(0.0, y0), (xmax, y0 + 1.0)],
+                RGBColor(0xF6, 0xF7, 0xF9).filled(),
+            )])?;
+        }
+        for (k, cell) in cells.iter().enumerate() {
+            let Some((v, lo, hi)) = *cell else { continue };
+            // First analysis on top, as in the legend.
+            let y = y0 + 1.0 - slot * (k as f64 + 1.0);
+            let color = analysis_color(k);
+            let w = color.stroke_width(2);
+            let tick = slot * 0.35;
+            chart.draw_series([
+                PathElement::new(vec![(lo, y), (hi, y)], w),
+                PathElement::new(vec![(hi, y - tick), (hi, y + tick)], w),
+            ])?;
+            if lo < v {
+                chart.draw_series([PathElement::new(vec![(lo, y - tick), (lo, y + tick)], w)])?;
+            }
+            chart.draw_series([Circle::new((v, y), 5, color.filled())])?;
+        }
+        let (px, py) = chart.backend_coord(&(0.0, y0 + 0.5));
+        root.draw(&Text::new(name.clone(), (px - 8, py), label.clone()))?;
     }
     Ok(())
 }

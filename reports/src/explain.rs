@@ -98,6 +98,22 @@ fn rule(run: &RunDetail) -> String {
     match run.decision {
         ReleaseEnd::BuildFailed => return "none, no canary ran".into(),
         ReleaseEnd::DeployFailed => return "deployment readiness (no analysis ran)".into(),
+        // Argo Rollouts pauses on an Inconclusive analysis: nothing failed
+        // hard enough to abort, nothing passed well enough to go on.
+        ReleaseEnd::Paused => {
+            return match run.intervals.last() {
+                Some(last) => format!(
+                    "inconclusive analysis (last judged interval {}: score {}, {}), so the release pauses for \
+                     a person, neither promoted nor rolled back",
+                    last.index,
+                    num(last.score),
+                    last.classification
+                ),
+                None => "inconclusive analysis, so the release pauses for a person, neither promoted nor \
+                         rolled back"
+                    .into(),
+            };
+        }
         _ => {}
     }
     let Some(last) = run.intervals.last() else {

@@ -9,10 +9,14 @@
 use std::fmt::Write as _;
 
 use crate::charts::{Chart, study_charts};
+use crate::compare::Comparison;
 use crate::explain::explain_run;
-use crate::markdown::RATES_EXPLAINED;
-use crate::model::Study;
-use crate::text::{expect_word, median_blast, median_time, pct, rate_name, xml_escape as esc};
+use crate::markdown::rates_explained;
+use crate::model::{Distribution, Study};
+use crate::text::{
+    any_paused, count, expect_word, median_blast, median_time, pct, rate_name, scenario_label,
+    seconds, xml_escape as esc,
+};
 
 /// Render the study as one self-contained HTML page (charts inline).
 /// A chart that cannot be drawn is replaced by a note saying why.
@@ -46,6 +50,14 @@ pub(crate) fn provenance(study: &Study) -> String {
     if let Some(config) = &study.config {
         s.push_str(&format!(", canary config `{config}`"));
     }
+    if let Some(cmp) = Comparison::of(study) {
+        let names: Vec<String> = cmp.analyses.iter().map(|a| format!("`{a}`")).collect();
+        s.push_str(&format!(
+            ", {} analyses side by side ({})",
+            cmp.analyses.len(),
+            names.join(", ")
+        ));
+    }
     s.push_str(&format!(", canarylab {}.", study.tool_version));
     s
 }
@@ -60,10 +72,10 @@ pub(crate) fn expectations_line(study: &Study) -> Option<String> {
     if checked.is_empty() {
         return None;
     }
-    let missed: Vec<&str> = checked
+    let missed: Vec<String> = checked
         .iter()
         .filter(|s| s.expectation.as_ref().is_some_and(|c| !c.met))
-        .map(|s| s.name.as_str())
+        .map(|s| scenario_label(s))
         .collect();
     Some(if missed.is_empty() {
         format!("All {} expectations met.", checked.len())
@@ -115,6 +127,9 @@ fn render(study: &Study, charts: &[(Chart<'_>, String)], link_pngs: bool) -> Str
     h.push_str(
         "<section id=\"summary\">\n<h2>Summary</h2>\n<div class=\"scroll\"><table>\n<thead><tr>",
     );
+    // The paused column only when some run paused, so a study without
+    // paused runs reads as it always did.
+    let paused = any_paused(&study.scenarios);
     for (head, class) in [
         ("scenario", ""),
         ("expect", ""),
@@ -122,12 +137,16 @@ fn render(study: &Study, charts: &[(Chart<'_>, String)], link_pngs: bool) -> Str
         ("promoted", "n"),
         ("rolled back", "n"),
         ("deploy failed", "n"),
+        ("paused", "n"),
         ("build failed", "n"),
         ("rollback rate [95% interval]", ""),
         ("median decision", "n"),
         ("median blast radius", "n"),
         ("expectation", ""),
-    ] {
+    ]
+    .into_iter()
+    .filter(|(head, _)| paused || *head != "paused")
+    {
         if class.is_empty() {
             let _ = write!(h, "<th>{head}</th>");
         } else {
@@ -148,13 +167,23 @@ fn render(study: &Study, charts: &[(Chart<'_>, String)], link_pngs: bool) -> Str
             ),
             None => "<span class=\"muted\">–</span>".into(),
         };
+        let analysis = match &s.analysis {
+            Some(a) => format!(" <span class=\"tag\">{}</span>", esc(a)),
+            None => String::new(),
+        };
+        let paused_cell = if paused {
+            format!("<td class=\"n\">{}</td>", v.paused)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             h,
-            "<tr><td><strong>{}</strong><br /><span class=\"muted small\">{}</span></td><td><span class=\"tag {}\">{}</span></td>\
-             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+            "<tr><td><strong>{}</strong>{}<br /><span class=\"muted small\">{}</span></td><td><span class=\"tag {}\">{}</span></td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>{}<td class=\"n\">{}</td>\
              <td><span class=\"muted small\">{}</span> <strong>{}</strong> <span class=\"muted\">[{}–{}]</span></td>\
              <td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
             esc(&s.name),
+            analysis,
             esc(&s.description),
             expect_word(s.expect),
             expect_word(s.expect),
@@ -162,6 +191,7 @@ fn render(study: &Study, charts: &[(Chart<'_>, String)], link_pngs: bool) -> Str
             v.promoted,
             v.rolled_back,
             v.deploy_failed,
+            paused_cell,
             v.build_failed,
             rate_name(s.expect),
             pct(r.rate),
@@ -176,8 +206,19 @@ fn render(study: &Study, charts: &[(Chart<'_>, String)], link_pngs: bool) -> Str
     let _ = writeln!(
         h,
         "<p class=\"explain\">{}</p>\n</section>",
-        md_emphasis(&esc(RATES_EXPLAINED))
+        md_emphasis(&esc(&rates_explained(study)))
     );
+
+    let (side_charts, charts): (Vec<_>, Vec<_>) = charts
+        .iter()
+        .partition(|(c, _)| c.id.starts_with("side-by-side"));
+    if let Some(cmp) = Comparison::of(study) {
+        side_by_side(&mut h, &cmp);
+        for (chart, svg) in &side_charts {
+            figure(&mut h, chart, svg, link_pngs);
+        }
+        h.push_str("</section>\n");
+    }
 
     for sweep in &study.sweeps {
         let _ = writeln!(
@@ -208,8 +249,9 @@ fn render(study: &Study, charts: &[(Chart<'_>, String)], link_pngs: bool) -> Str
         h.push_str("</tbody>\n</table>\n</section>\n");
     }
 
-    let (run_charts, study_level): (Vec<_>, Vec<_>) =
-        charts.iter().partition(|(c, _)| c.id.starts_with("run-"));
+    let (run_charts, study_level): (Vec<_>, Vec<_>) = charts
+        .into_iter()
+        .partition(|(c, _)| c.id.starts_with("run-"));
     h.push_str("<section id=\"charts\">\n<h2>Charts</h2>\n");
     for (chart, svg) in &study_level {
         figure(&mut h, chart, svg, link_pngs);
@@ -237,6 +279,118 @@ fn render(study: &Study, charts: &[(Chart<'_>, String)], link_pngs: bool) -> Str
     h.push_str("<footer class=\"muted small\">Generated by canarylab. Charts are inline SVG; each is also written as PNG under charts/ for tickets.</footer>\n");
     h.push_str("</main>\n</body>\n</html>\n");
     h
+}
+
+/// The side-by-side section up to its charts (the caller adds them and
+/// closes the section): what the numbers show, then per scenario one row per
+/// analysis.
+fn side_by_side(h: &mut String, cmp: &Comparison<'_>) {
+    let _ = writeln!(
+        h,
+        "<section id=\"side-by-side\">\n<h2>Side by side: {} analyses</h2>",
+        cmp.analyses.len()
+    );
+    h.push_str("<h3>What this shows</h3>\n<ul class=\"findings\">\n");
+    for line in cmp.findings() {
+        let _ = writeln!(h, "<li>{}</li>", esc(&line));
+    }
+    h.push_str("</ul>\n<div class=\"scroll\"><table class=\"sbs\">\n<thead><tr>");
+    for (head, class) in [
+        ("scenario", ""),
+        ("analysis", ""),
+        ("runs", "n"),
+        ("detection or false alarm [95% interval]", ""),
+        ("paused", "n"),
+        ("decision: median", "n"),
+        ("p90", "n"),
+        ("blast radius: median", "n"),
+        ("p90", "n"),
+    ] {
+        if class.is_empty() {
+            let _ = write!(h, "<th>{head}</th>");
+        } else {
+            let _ = write!(h, "<th class=\"{class}\">{head}</th>");
+        }
+    }
+    h.push_str("</tr></thead>\n<tbody>\n");
+    let dist = |d: &Distribution, f: fn(f64) -> String| -> (String, String) {
+        if d.count == 0 {
+            ("–".into(), "–".into())
+        } else {
+            (f(d.p50), f(d.p90))
+        }
+    };
+    for row in &cmp.rows {
+        for (k, (analysis, cell)) in cmp.analyses.iter().zip(&row.cells).enumerate() {
+            let first = if k == 0 {
+                format!(
+                    "<td rowspan=\"{}\"><strong>{}</strong><br /><span class=\"tag {}\">{}</span></td>",
+                    cmp.analyses.len(),
+                    esc(row.name),
+                    expect_word(row.expect),
+                    expect_word(row.expect)
+                )
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                h,
+                "<tr class=\"{}\" data-scenario=\"{}\" data-analysis=\"{}\">{first}<td><span class=\"swatch s{}\"></span> {}</td>",
+                if k == 0 { "first" } else { "next" },
+                esc(row.name),
+                esc(analysis),
+                k % 6,
+                esc(analysis)
+            );
+            let Some(s) = cell else {
+                h.push_str(
+                    "<td class=\"muted\" colspan=\"7\">not released with this analysis</td></tr>\n",
+                );
+                continue;
+            };
+            let r = &s.rollback_rate;
+            let rate = if r.total == 0 {
+                "<span class=\"muted\">no runs reached the canary</span>".to_string()
+            } else {
+                format!(
+                    "<span class=\"muted small\">{}</span> <strong>{}</strong> <span class=\"muted\">[{}–{}]</span>",
+                    rate_name(s.expect),
+                    pct(r.rate),
+                    pct(r.lower),
+                    pct(r.upper)
+                )
+            };
+            let reached = s.verdicts.promoted
+                + s.verdicts.rolled_back
+                + s.verdicts.deploy_failed
+                + s.verdicts.paused;
+            let paused = if s.verdicts.paused == 0 {
+                "0".to_string()
+            } else {
+                format!(
+                    "{} <span class=\"muted small\">({})</span>",
+                    s.verdicts.paused,
+                    pct(f64::from(s.verdicts.paused) / f64::from(reached.max(1)))
+                )
+            };
+            let (t50, t90) = dist(&s.decision_time_s, seconds);
+            let (b50, b90) = dist(&s.blast_radius, count);
+            let _ = writeln!(
+                h,
+                "<td class=\"n\">{}</td><td>{rate}</td><td class=\"n\">{paused}</td>\
+                 <td class=\"n\">{t50}</td><td class=\"n\">{t90}</td><td class=\"n\">{b50}</td><td class=\"n\">{b90}</td></tr>",
+                s.runs
+            );
+        }
+    }
+    h.push_str("</tbody>\n</table></div>\n");
+    h.push_str(
+        "<p class=\"explain\">Each scenario was released once per analysis; the rows of a scenario differ only in \
+         the analysis, with the traffic steps and timing it sets. Detection is the share of a regression's runs rolled back, false alarm \
+         the share of a harmless release's runs rolled back; paused runs (inconclusive, waiting for a person) count \
+         in the runs but not as rollbacks. Decision time runs from canary start to the decision; blast radius is \
+         the failed requests the canary served to users meanwhile.</p>\n",
+    );
 }
 
 fn figure(h: &mut String, chart: &Chart<'_>, svg: &str, link_png: bool) {
@@ -328,5 +482,13 @@ figure h3 { margin-top: 0; }
 figcaption { color: var(--muted); font-size: 13.5px; margin-top: 6px; max-width: 820px; }
 article.run { border-top: 1px solid var(--line); }
 ul.intervals { padding-left: 20px; }
+ul.findings { padding-left: 20px; }
+ul.findings li { margin: 4px 0; }
+table.sbs tbody tr:nth-child(even) { background: none; }
+table.sbs tr.first td { border-top: 2px solid #cfd3d8; }
+table.sbs tr.next td { border-bottom: none; }
+.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 5px; vertical-align: baseline; }
+.swatch.s0 { background: #0072B2; } .swatch.s1 { background: #D55E00; } .swatch.s2 { background: #009E73; }
+.swatch.s3 { background: #CC79A7; } .swatch.s4 { background: #E69F00; } .swatch.s5 { background: #56B4E9; }
 footer { margin-top: 48px; }
 "#;

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::model::Study;
-use crate::text::{rate_ci, rate_name, ratio, xml_escape};
+use crate::text::{rate_ci, rate_name, ratio, scenario_label, xml_escape};
 
 /// One `<testcase>` per scenario in a `<testsuite name="canarylab">`; a
 /// scenario whose expectation was not met is a `<failure>` whose message
@@ -27,7 +27,7 @@ pub fn junit_xml(study: &Study) -> String {
         study.scenarios.len()
     );
     for s in &study.scenarios {
-        let name = xml_escape(&s.name);
+        let name = xml_escape(&scenario_label(s));
         let observed = format!(
             "{} {} ({} of {} runs rolled back)",
             rate_name(s.expect),
@@ -45,13 +45,18 @@ pub fn junit_xml(study: &Study) -> String {
                 let _ = writeln!(xml, ">");
                 let _ = writeln!(
                     xml,
-                    "      <failure message=\"{}\" type=\"expectation\">{}: {}; verdicts: {} promoted, {} rolled back, {} deploy failed, {} build failed (rollback {})</failure>",
+                    "      <failure message=\"{}\" type=\"expectation\">{}: {}; verdicts: {} promoted, {} rolled back, {} deploy failed, {}{} build failed (rollback {})</failure>",
                     xml_escape(&message),
                     name,
                     xml_escape(&message),
                     s.verdicts.promoted,
                     s.verdicts.rolled_back,
                     s.verdicts.deploy_failed,
+                    if s.verdicts.paused > 0 {
+                        format!("{} paused, ", s.verdicts.paused)
+                    } else {
+                        String::new()
+                    },
                     s.verdicts.build_failed,
                     ratio(&s.rollback_rate)
                 );

@@ -40,7 +40,9 @@ pub fn expectation(
     rollback_rate: crate::model::Rate,
     errors: bool,
 ) -> ExpectationCheck {
-    let verdicts = verdicts.promoted + verdicts.rolled_back + verdicts.deploy_failed;
+    // A paused run reached an end the analysis chose: it is a verdict.
+    let verdicts =
+        verdicts.promoted + verdicts.rolled_back + verdicts.deploy_failed + verdicts.paused;
     if verdicts == 0 && errors {
         return ExpectationCheck {
             requirement: "a verdict (the run ended in error)".into(),

@@ -87,6 +87,21 @@ pub(crate) fn num(x: f64) -> String {
     }
 }
 
+/// A scenario result's name as rows and headings show it: the scenario,
+/// and the analysis that judged it when the study names one (a study of
+/// several analyses has one entry per scenario and analysis).
+pub(crate) fn scenario_label(s: &ScenarioResult) -> String {
+    match &s.analysis {
+        Some(a) => format!("{} ({a})", s.name),
+        None => s.name.clone(),
+    }
+}
+
+/// Whether any run of the study paused (neither promoted nor rolled back).
+pub(crate) fn any_paused(results: &[ScenarioResult]) -> bool {
+    results.iter().any(|s| s.verdicts.paused > 0)
+}
+
 /// Median decision time of a scenario, or `–` without runs.
 pub(crate) fn median_time(s: &ScenarioResult) -> String {
     if s.decision_time_s.count == 0 {
