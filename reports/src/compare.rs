@@ -248,7 +248,7 @@ impl<'a> Comparison<'a> {
                         "harmless releases"
                     }
                 ),
-                " from the first traffic shift to the decision, median over scenarios of each scenario's median",
+                " from canary start to the decision (median over scenarios of each scenario's median)",
                 "take equally long to decide",
                 seconds,
             ));

@@ -40,7 +40,7 @@ struct Spec {
 
 fn scenario(spec: Spec, rng: &mut Lcg) -> ScenarioResult {
     let v = spec.verdicts;
-    let runs = v.promoted + v.rolled_back + v.deploy_failed + v.build_failed;
+    let runs = v.promoted + v.rolled_back + v.deploy_failed + v.build_failed + v.paused;
     let reached = runs - v.build_failed;
     let rollback_rate = wilson(v.rolled_back + v.deploy_failed, reached);
     // Three 300 s intervals after a 60 s warmup; regressions are mostly
@@ -64,6 +64,10 @@ fn scenario(spec: Spec, rng: &mut Lcg) -> ScenarioResult {
     }
     for _ in 0..v.deploy_failed {
         times.push(round1(120.0 + 60.0 * rng.next()));
+    }
+    // Paused at the second interval's end, waiting for a person.
+    for _ in 0..v.paused {
+        times.push(round1(660.0 + 20.0 * rng.next()));
     }
     let requests: Vec<f64> = times
         .iter()
@@ -376,5 +380,111 @@ pub fn study() -> Study {
         scenarios,
         example_runs: vec![rollback, promote],
         sweeps: vec![sweep],
+    }
+}
+
+/// Every time of a distribution times `f` (its counts unchanged).
+fn scale(d: &mut Distribution, f: f64) {
+    for x in [
+        &mut d.mean,
+        &mut d.p50,
+        &mut d.p90,
+        &mut d.p99,
+        &mut d.max,
+        &mut d.bins_start,
+        &mut d.bin_width,
+    ] {
+        *x = round1(*x * f);
+    }
+}
+
+/// The name of each analysis of [`comparison`], in order.
+pub const ANALYSES: [&str; 3] = ["canary-config", "argo-rollout", "flagger-canary"];
+
+/// A study of three analyses side by side (as `canarylab sim --analysis A
+/// --analysis B --analysis C` writes it): four scenarios, each once per
+/// analysis, one entry per scenario and analysis; the Argo one pauses some
+/// runs. Pooled detection over the three regressions: canary-config 562/600,
+/// argo-rollout 516/600, flagger-canary 488/600; false alarms on the A/A
+/// scenario: 4/200, 2/200, 20/200; paused: argo-rollout 32 runs.
+pub fn comparison() -> Study {
+    let mut rng = Lcg(7);
+    // (scenario, expect, kind, size, label, blast, per analysis (promoted, rolled back, paused))
+    type Cells = [(u32, u32, u32); 3];
+    let table: [(&str, Expect, &str, f64, &str, f64, Cells); 4] = [
+        (
+            "aa-baseline",
+            Expect::Pass,
+            "none",
+            0.0,
+            "no change",
+            2.0,
+            [(196, 4, 0), (190, 2, 8), (180, 20, 0)],
+        ),
+        (
+            "latency-10pct",
+            Expect::Fail,
+            "latency",
+            0.10,
+            "latency +10%",
+            4.0,
+            [(36, 164, 0), (60, 120, 20), (100, 100, 0)],
+        ),
+        (
+            "latency-25pct",
+            Expect::Fail,
+            "latency",
+            0.25,
+            "latency +25%",
+            6.0,
+            [(2, 198, 0), (0, 200, 0), (10, 190, 0)],
+        ),
+        (
+            "errors-5pct",
+            Expect::Fail,
+            "errors",
+            0.05,
+            "errors +5pp",
+            420.0,
+            [(0, 200, 0), (0, 196, 4), (2, 198, 0)],
+        ),
+    ];
+    let mut scenarios = Vec::new();
+    for (name, expect, kind, size, label, blast, cells) in table {
+        for (k, (promoted, rolled_back, paused)) in cells.into_iter().enumerate() {
+            let mut v = verdicts(promoted, rolled_back, 0, 0);
+            v.paused = paused;
+            let mut s = scenario(
+                Spec {
+                    name,
+                    description: "released once per analysis",
+                    expect,
+                    kind,
+                    size,
+                    label,
+                    verdicts: v,
+                    expectation: None,
+                    // Flagger's shorter steps serve fewer requests in this fixture.
+                    blast: blast * [1.0, 1.5, 0.5][k],
+                },
+                &mut rng,
+            );
+            s.analysis = Some(ANALYSES[k].into());
+            // flagger-canary's one-minute ticks decide sooner than the others.
+            if k == 2 {
+                scale(&mut s.decision_time_s, 0.5);
+            }
+            scenarios.push(s);
+        }
+    }
+    Study {
+        tool_version: "0.1.0".into(),
+        driver: "sim".into(),
+        seed: 7,
+        runs_per_scenario: 200,
+        config: None,
+        scenarios,
+        example_runs: vec![],
+        sweeps: vec![],
     }
 }

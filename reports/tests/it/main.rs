@@ -7,4 +7,5 @@
 mod fixture;
 mod outputs;
 mod pictures;
+mod sidebyside;
 mod xml;

@@ -71,7 +71,7 @@ fn empty_study_still_renders() {
 }
 
 /// Decode the chart's PNG; check its size and that it has content.
-fn check_png(chart: &Chart<'_>, min_ink: f64) {
+pub fn check_png(chart: &Chart<'_>, min_ink: f64) {
     let bytes = chart.png().unwrap();
     let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     let mut reader = decoder.read_info().unwrap();
