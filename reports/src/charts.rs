@@ -98,9 +98,12 @@ enum Plot<'a> {
 struct ComparePanel {
     title: String,
     axis: Axis,
-    /// Per row: its label, and per analysis `(value, whisker from, whisker to)`.
-    rows: Vec<(String, Vec<Option<(f64, f64, f64)>>)>,
+    rows: Vec<CompareRow>,
 }
+
+/// A row of a side-by-side panel: its label, and per analysis `(value,
+/// whisker from, whisker to)`, `None` where that analysis has no value.
+type CompareRow = (String, Vec<Option<(f64, f64, f64)>>);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Axis {
@@ -338,7 +341,7 @@ impl<'a> Chart<'a> {
     /// dot in the analysis's color with its Wilson 95% interval, the two
     /// kinds of scenario in separate panels.
     pub fn side_by_side(cmp: &Comparison<'_>) -> Self {
-        let rate_rows = |expect: Expect| -> Vec<(String, Vec<Option<(f64, f64, f64)>>)> {
+        let rate_rows = |expect: Expect| -> Vec<CompareRow> {
             cmp.rows_expecting(expect)
                 .map(|r| {
                     let marks = r
