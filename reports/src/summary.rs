@@ -171,3 +171,60 @@ pub fn summarize_meta(meta: &ScenarioMeta, outcomes: &[RunOutcome]) -> ScenarioR
         expectation,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(expect: Expect) -> ScenarioMeta {
+        ScenarioMeta {
+            name: "s".into(),
+            description: String::new(),
+            expect,
+            regression: Regression {
+                kind: "latency".into(),
+                size: 0.1,
+                label: "latency +10%".into(),
+            },
+            min_detection: Some(0.5),
+            max_false_alarm: None,
+        }
+    }
+
+    fn run(decision: ReleaseEnd) -> RunOutcome {
+        RunOutcome {
+            decision,
+            decision_time_s: 600.0,
+            canary_requests: 100,
+            blast_radius: 3,
+            lead_time_s: 900.0,
+            decided_at_interval: Some(1),
+        }
+    }
+
+    #[test]
+    fn paused_runs_count_in_the_rate_but_not_as_rollbacks() {
+        let outcomes = [
+            run(ReleaseEnd::Rollback),
+            run(ReleaseEnd::Paused),
+            run(ReleaseEnd::Paused),
+            run(ReleaseEnd::Promote),
+            run(ReleaseEnd::Error),
+        ];
+        let r = summarize_meta(&meta(Expect::Fail), &outcomes);
+        assert_eq!(r.verdicts.paused, 2);
+        assert_eq!((r.rollback_rate.count, r.rollback_rate.total), (1, 4));
+        assert_eq!(r.decision_time_s.count, 4);
+        // A paused run is an end the analysis chose: with errors beside it
+        // the expectation is judged on the rate, not "no verdict".
+        let check = r.expectation.unwrap_or_else(|| unreachable!());
+        assert_eq!(check.requirement, "detection >= 0.5");
+        assert!(!check.met);
+        let only_paused = [run(ReleaseEnd::Paused), run(ReleaseEnd::Error)];
+        let r = summarize_meta(&meta(Expect::Fail), &only_paused);
+        assert_eq!(
+            r.expectation.map(|c| c.requirement),
+            Some("detection >= 0.5".to_string())
+        );
+    }
+}
