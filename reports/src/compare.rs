@@ -236,7 +236,7 @@ impl<'a> Comparison<'a> {
         let times = self.typical_decision_time(which);
         if times.iter().all(Option::is_some) {
             let times: Vec<f64> = times.into_iter().flatten().collect();
-            out.push(rank_sentence(
+            let mut sentence = rank_sentence(
                 &self.analyses,
                 &times,
                 Lead::Lowest,
@@ -248,10 +248,16 @@ impl<'a> Comparison<'a> {
                         "harmless releases"
                     }
                 ),
-                " from canary start to the decision (median over scenarios of each scenario's median)",
+                "",
                 "take equally long to decide",
                 seconds,
-            ));
+            );
+            sentence.pop();
+            sentence.push_str(
+                "; each the median over the scenarios every analysis decided of the median time from canary \
+                 start to the decision.",
+            );
+            out.push(sentence);
         }
         if regressions > 0 {
             let blast = self.total_blast(Expect::Fail);

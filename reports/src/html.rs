@@ -40,23 +40,24 @@ pub(crate) fn render_with(study: &Study, rendered: &[(Chart<'_>, String)]) -> St
 
 /// One line on where the results came from.
 pub(crate) fn provenance(study: &Study) -> String {
+    let scenarios = match Comparison::of(study) {
+        Some(cmp) => {
+            let names: Vec<String> = cmp.analyses.iter().map(|a| format!("`{a}`")).collect();
+            format!(
+                "{} scenarios each released with {} analyses side by side ({})",
+                cmp.rows.len(),
+                cmp.analyses.len(),
+                names.join(", ")
+            )
+        }
+        None => format!("{} scenarios", study.scenarios.len()),
+    };
     let mut s = format!(
-        "Driver `{}`, {} runs per scenario, {} scenarios, seed {}",
-        study.driver,
-        study.runs_per_scenario,
-        study.scenarios.len(),
-        study.seed
+        "Driver `{}`, {} runs per scenario, {scenarios}, seed {}",
+        study.driver, study.runs_per_scenario, study.seed
     );
     if let Some(config) = &study.config {
         s.push_str(&format!(", canary config `{config}`"));
-    }
-    if let Some(cmp) = Comparison::of(study) {
-        let names: Vec<String> = cmp.analyses.iter().map(|a| format!("`{a}`")).collect();
-        s.push_str(&format!(
-            ", {} analyses side by side ({})",
-            cmp.analyses.len(),
-            names.join(", ")
-        ));
     }
     s.push_str(&format!(", canarylab {}.", study.tool_version));
     s

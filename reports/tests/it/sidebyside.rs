@@ -223,7 +223,7 @@ fn what_this_shows_is_derived_from_the_numbers() {
         .unwrap();
     assert!(
         text.contains(&format!(
-            "Decides soonest on regressions: {soonest}, {}",
+            "Decides soonest on regressions: {soonest}, {} (",
             minutes(typical(soonest))
         )),
         "{text}"
@@ -395,4 +395,12 @@ fn write_study_writes_the_side_by_side_charts() {
     let html = std::fs::read_to_string(&written.html).unwrap();
     assert!(html.contains("<a href=\"charts/side-by-side.png\">PNG</a>"));
     assert_eq!(reports::read_study(&written.json).unwrap(), study);
+}
+
+#[test]
+fn comparison_markdown_snapshot() {
+    insta::assert_snapshot!(
+        "comparison_markdown",
+        reports::render_markdown(&fixture::comparison())
+    );
 }
