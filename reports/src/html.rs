@@ -113,7 +113,16 @@ fn render(study: &Study, charts: &[(Chart<'_>, String)], link_pngs: bool) -> Str
         "<title>canarylab study: {} scenarios</title>",
         study.scenarios.len()
     );
-    let _ = writeln!(h, "<style>{CSS}</style>\n</head>\n<body>\n<main>");
+    let comparison = Comparison::of(study);
+    let extra_css = if comparison.is_some() {
+        SIDE_BY_SIDE_CSS
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        h,
+        "<style>{CSS}{extra_css}</style>\n</head>\n<body>\n<main>"
+    );
     h.push_str("<h1>canarylab study</h1>\n");
     let _ = writeln!(h, "<p class=\"meta\">{}</p>", inline(&provenance(study)));
     if let Some(line) = expectations_line(study) {
@@ -213,8 +222,8 @@ fn render(study: &Study, charts: &[(Chart<'_>, String)], link_pngs: bool) -> Str
     let (side_charts, charts): (Vec<_>, Vec<_>) = charts
         .iter()
         .partition(|(c, _)| c.id.starts_with("side-by-side"));
-    if let Some(cmp) = Comparison::of(study) {
-        side_by_side(&mut h, &cmp);
+    if let Some(cmp) = &comparison {
+        side_by_side(&mut h, cmp);
         for (chart, svg) in &side_charts {
             figure(&mut h, chart, svg, link_pngs);
         }
@@ -483,6 +492,12 @@ figure h3 { margin-top: 0; }
 figcaption { color: var(--muted); font-size: 13.5px; margin-top: 6px; max-width: 820px; }
 article.run { border-top: 1px solid var(--line); }
 ul.intervals { padding-left: 20px; }
+footer { margin-top: 48px; }
+"#;
+
+/// Styles of the side-by-side section, only in a page that has one (a
+/// study of one analysis keeps its page as it was).
+const SIDE_BY_SIDE_CSS: &str = r#"
 ul.findings { padding-left: 20px; }
 ul.findings li { margin: 4px 0; }
 table.sbs tbody tr:nth-child(even) { background: none; }
@@ -491,5 +506,4 @@ table.sbs tr.next td { border-bottom: none; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 5px; vertical-align: baseline; }
 .swatch.s0 { background: #0072B2; } .swatch.s1 { background: #D55E00; } .swatch.s2 { background: #009E73; }
 .swatch.s3 { background: #CC79A7; } .swatch.s4 { background: #E69F00; } .swatch.s5 { background: #56B4E9; }
-footer { margin-top: 48px; }
 "#;
