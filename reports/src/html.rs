@@ -108,12 +108,19 @@ fn render(study: &Study, charts: &[(Chart<'_>, String)], link_pngs: bool) -> Str
     let mut h = String::with_capacity(64 * 1024);
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\" />\n");
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\" />\n");
+    let comparison = Comparison::of(study);
     let _ = writeln!(
         h,
-        "<title>canarylab study: {} scenarios</title>",
-        study.scenarios.len()
+        "<title>canarylab study: {}</title>",
+        match &comparison {
+            Some(cmp) => format!(
+                "{} scenarios, {} analyses side by side",
+                cmp.rows.len(),
+                cmp.analyses.len()
+            ),
+            None => format!("{} scenarios", study.scenarios.len()),
+        }
     );
-    let comparison = Comparison::of(study);
     let extra_css = if comparison.is_some() {
         SIDE_BY_SIDE_CSS
     } else {

@@ -103,6 +103,7 @@ fn the_view_appears_only_with_two_or_more_analyses() {
     xml::check(&html).unwrap_or_else(|e| panic!("{e}"));
     assert!(html.contains("<section id=\"side-by-side\">"));
     assert!(html.contains("<h2>Side by side: 3 analyses</h2>"));
+    assert!(html.contains("<title>canarylab study: 4 scenarios, 3 analyses side by side</title>"));
     for id in ["side-by-side", "side-by-side-cost"] {
         assert!(html.contains(&format!("<figure id=\"{id}\">")), "{id}");
     }
