@@ -24,6 +24,7 @@
 pub mod analysis;
 pub mod classifier;
 pub mod config;
+pub mod decided;
 pub mod dependence;
 pub mod error;
 pub mod judges;
