@@ -29,6 +29,7 @@ pub mod dependence;
 pub mod error;
 pub mod judges;
 pub mod mannwhitney;
+pub mod oracle;
 pub mod pairs;
 pub mod scorer;
 pub mod stats;

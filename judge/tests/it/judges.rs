@@ -300,9 +300,15 @@ fn detection_agrees_with_the_closed_form_bound_of_pod_variation() {
         &format!(r#"{{"alpha":{alpha},"tolerance":0.0,"trackSd":{s_pod}}}"#),
     );
     // the data's own noise: log values with sd 0.1, 2000 points a side
-    let s = (s_pod * s_pod + 2.0 * 0.01 / 2000.0).sqrt();
-    let z = judge::stats::qnorm(1.0 - alpha);
-    let closed = judge::stats::pnorm(1.1f64.ln() / s - z);
+    let closed = judge::oracle::ShiftModel {
+        pod_sd: pod,
+        point_sd: 0.1,
+        effective_points: 2000.0,
+    }
+    .detection(0.10, alpha);
+    // and the bound with all the data in the world is just above it
+    let bound = judge::oracle::pod_bound(0.10, pod, alpha);
+    assert!(closed < bound && bound - closed < 0.01, "{closed} {bound}");
     let runs = 4000;
     let got = rate(&judge, &w, runs, 21);
     let sd = (closed * (1.0 - closed) / runs as f64).sqrt();
