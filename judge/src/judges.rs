@@ -43,7 +43,7 @@ use serde_json::Value;
 
 use crate::classifier::{Classification, ClassifyArgs, MannWhitneyDetails, MetricClassification};
 use crate::config::{CanaryConfig, NETFLIX_ACA_JUDGE, NanStrategy};
-use crate::dependence::{lag1, t_from_z, vif_ar1};
+use crate::dependence::{dependent_df, lag1, lag1_signed, t_from_z, vif_ar1};
 use crate::error::InputError;
 use crate::stats;
 
@@ -455,6 +455,7 @@ impl Method {
         let (n, m) = (experiment.len(), control.len());
         let mx = experiment.iter().sum::<f64>() / n as f64;
         let my = control.iter().sum::<f64>() / m as f64;
+        // (variance of the mean, its degrees of freedom)
         let var_of_mean = |x: &[f64], mean: f64| {
             let k = x.len();
             if k < 2 {
@@ -462,10 +463,11 @@ impl Method {
             }
             // E[sum (x - mean)^2] = sigma^2 (k - vif) for correlated
             // points, not sigma^2 (k - 1)
-            let vif = vif_ar1(lag1(x), k);
+            let rho = lag1_signed(x);
+            let vif = vif_ar1(rho, k);
             let ss = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>();
             let s2 = ss / (k as f64 - vif).max(1.0);
-            (s2 * vif / k as f64, k as f64 / vif)
+            (s2 * vif / k as f64, dependent_df(k, rho, vif))
         };
         let tol = if matches!(self.kind, Kind::RatioEss) {
             0.0
@@ -489,14 +491,13 @@ impl Method {
                     .zip(control)
                     .map(|(x, y)| x / mx - y / my)
                     .collect();
-                let (v, ess) = var_of_mean(&u, 0.0);
-                (v, ess - 1.0)
+                var_of_mean(&u, 0.0)
             } else {
-                let (vx, ex) = var_of_mean(experiment, mx);
-                let (vy, ey) = var_of_mean(control, my);
+                let (vx, dx) = var_of_mean(experiment, mx);
+                let (vy, dy) = var_of_mean(control, my);
                 let (vx, vy) = (vx / (mx * mx), vy / (my * my));
-                let df = (vx + vy).powi(2)
-                    / (vx * vx / (ex - 1.0).max(1.0) + vy * vy / (ey - 1.0).max(1.0));
+                // Welch-Satterthwaite over the two tracks
+                let df = (vx + vy).powi(2) / (vx * vx / dx + vy * vy / dy);
                 (vx + vy, df)
             };
             (
@@ -510,9 +511,9 @@ impl Method {
             (0.0, 0.0, 1.0, Scale::Difference)
         } else {
             // a zero mean: the difference of the means, no ratio tolerance
-            let (vx, ex) = var_of_mean(experiment, mx);
-            let (vy, ey) = var_of_mean(control, my);
-            let df = (ex + ey - 2.0).max(1.0);
+            let (vx, dx) = var_of_mean(experiment, mx);
+            let (vy, dy) = var_of_mean(control, my);
+            let df = (dx + dy).max(1.0);
             (mx - my, vx + vy, df, Scale::Difference)
         };
         let (tol_up, tol_down) = match scale {

@@ -24,10 +24,12 @@
 pub mod analysis;
 pub mod classifier;
 pub mod config;
+pub mod decided;
 pub mod dependence;
 pub mod error;
 pub mod judges;
 pub mod mannwhitney;
+pub mod oracle;
 pub mod pairs;
 pub mod scorer;
 pub mod stats;

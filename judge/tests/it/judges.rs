@@ -5,7 +5,8 @@
 //! they detect shifted data.
 //!
 //! The in-suite version runs 1,500 releases per case; the full version
-//! 10,000 (`cargo test --release -p judge --test it -- --ignored judges`).
+//! 10,000 (`cargo test -p judge --test it -- --ignored
+//! false_alarms_within_the_band_10000_runs`, which CI runs).
 
 use judge::judges::{self, mixture_boundary};
 use judge::{CanaryConfig, Classification, Judge, Series, Workspace};
@@ -187,7 +188,7 @@ fn false_alarms_within_the_band_quick() {
 }
 
 #[test]
-#[ignore = "10,000 runs per case; fails today in 4 of 45 cases (ratio-ess and tolerance at AR(1) 0.8 with 40 points, ratio-ess just under the band with independent points; issue 16): cargo test --release -p judge --test it -- --ignored judges"]
+#[ignore = "10,000 runs per case, 45 cases: about 45 s of CPU in the test profile; CI runs it (--include-ignored): cargo test -p judge --test it -- --ignored false_alarms_within_the_band_10000_runs"]
 fn false_alarms_within_the_band_10000_runs() {
     check(10_000, &[1, 3, 10]);
 }
@@ -195,7 +196,11 @@ fn false_alarms_within_the_band_10000_runs() {
 #[test]
 fn tolerance_passes_a_pod_difference_and_fails_a_regression() {
     // 2% pod variation, tolerance 5%: an A/A release is not a failure
-    // (well below alpha); a 20% regression is, almost always.
+    // (well below alpha); a 20% regression is, almost always (about 94%:
+    // with 60 points at lag-1 correlation 0.5 the variance of the log
+    // ratio rests on about 11 degrees of freedom once the estimated
+    // correlation's own error is counted, and the pods' 2.8% difference
+    // is not in it).
     let judge = judge_for(judges::TOLERANCE, r#"{"alpha":0.05,"tolerance":0.05}"#);
     let mut w = World {
         rho: 0.5,
@@ -208,7 +213,7 @@ fn tolerance_passes_a_pod_difference_and_fails_a_regression() {
     assert!(aa < 0.05, "A/A with 2% pods: {aa}");
     w.shift = 1.2;
     let hit = rate(&judge, &w, 2000, 8);
-    assert!(hit > 0.95, "20% regression: {hit}");
+    assert!(hit > 0.9, "20% regression: {hit}");
 }
 
 #[test]
@@ -295,9 +300,15 @@ fn detection_agrees_with_the_closed_form_bound_of_pod_variation() {
         &format!(r#"{{"alpha":{alpha},"tolerance":0.0,"trackSd":{s_pod}}}"#),
     );
     // the data's own noise: log values with sd 0.1, 2000 points a side
-    let s = (s_pod * s_pod + 2.0 * 0.01 / 2000.0).sqrt();
-    let z = judge::stats::qnorm(1.0 - alpha);
-    let closed = judge::stats::pnorm(1.1f64.ln() / s - z);
+    let closed = judge::oracle::ShiftModel {
+        pod_sd: pod,
+        point_sd: 0.1,
+        effective_points: 2000.0,
+    }
+    .detection(0.10, alpha);
+    // and the bound with all the data in the world is just above it
+    let bound = judge::oracle::pod_bound(0.10, pod, alpha);
+    assert!(closed < bound && bound - closed < 0.01, "{closed} {bound}");
     let runs = 4000;
     let got = rate(&judge, &w, runs, 21);
     let sd = (closed * (1.0 - closed) / runs as f64).sqrt();
