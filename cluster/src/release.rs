@@ -2,8 +2,22 @@
 //! production, baseline and canary goldengoose replicas as child processes
 //! (see [`crate::goose`]: restarted when they exit, as a kubelet would), a real
 //! Prometheus scraping every instance, loadgen moving traffic as the
-//! scenario's splits say, [`run_analysis`](crate::run_analysis) deciding,
-//! then a rolling promotion of production or a rollback.
+//! scenario's splits say, and the simulator's release controller
+//! ([`release::kayenta::Kayenta`], the same sans-IO state machine
+//! `canarylab sim` runs) deciding: a rolling promotion of production or a
+//! rollback.
+//!
+//! The driver owns only how the controller's [`Command`]s are carried out:
+//! controller time (scenario milliseconds since the commit) is mapped onto
+//! real time by the time scale; `StartPods` starts goldengoose processes
+//! whose readiness (up for the scaled `readiness_s` and `/readyz` 200) is
+//! answered as `PodReady`; the first `SetWeights` starts loadgen, later
+//! ones move its weights; `Judge` waits one scrape step past the window's
+//! end, fetches the window from Prometheus and judges it with the Kayenta
+//! judge; `Measure` is an instant (or range) query to Prometheus;
+//! `Promote`, `Cleanup` and `RollBack` are below. Production runs before
+//! the commit, as in a cluster, and Prometheus starts once the commit's
+//! pods do (its start-up is not counted against the deploy deadline).
 //!
 //! Every instance has a loadgen target of its own (`production-0`,
 //! `baseline-0`, `canary-0`, ...). loadgen's targets are fixed when it
@@ -25,26 +39,31 @@
 //! instance, so requests sent to an instance that is down (a crash, until
 //! its restart) are refused and count as errors, as in the simulator.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use judge::MetricSetPair;
-use judge::analysis::{Decision, Outcome};
+use judge::analysis::{Analysis, Decision, Outcome, Window};
+use judge::{Judge, MetricSetPair};
 use loadgen::{Arrival, Control, RateProfile, Target, Targets};
+use release::kayenta::{Kayenta, KayentaSpec};
+use release::{
+    Command, Controller, Event, Measurement, Millis, ReleaseEnd, Track as PodTrack, ms, secs,
+};
 use scenarios::Scenario;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::analysis::{
-    AnalysisError, AnalysisPlan, AnalysisRun, JudgedInterval, check_queries, fetch_pairs,
-    run_analysis_observed, unix_now,
+    AnalysisError, AnalysisRun, JudgedInterval, check_queries, fetch_pairs, unix_now,
 };
 use crate::goose::{self, Goose, GooseCommand, Supervision};
 use crate::plan::{LocalPlan, PlanError, Split, plan_release};
-use crate::prom::{self, Prometheus, ScrapeTarget};
-use crate::query::ScopeVars;
+use crate::prom::{self, PromApi, Prometheus, ScrapeTarget};
+use crate::query::{ScopeVars, build_query};
 use crate::ranges::scale_config_ranges;
 
 /// Scenario seconds a crashed instance stays down before it serves again:
@@ -488,6 +507,16 @@ pub async fn run_release(
         return Err(fail(Step::Plan, e.into(), record));
     }
 
+    let judge = match Judge::new(&config) {
+        Ok(j) => Arc::new(j),
+        Err(e) => return Err(fail(Step::Plan, AnalysisError::Config(e).into(), record)),
+    };
+    if let Err(e) = Analysis::new(&scenario.schedule(), plan.thresholds) {
+        return Err(fail(Step::Plan, AnalysisError::Schedule(e).into(), record));
+    }
+    let spec = local_spec(scenario, &plan);
+    let mut controller = Kayenta::new(&spec, true);
+
     let mut running = Running::default();
     let ctx = Context {
         scenario,
@@ -497,8 +526,9 @@ pub async fn run_release(
         cancel: &cancel,
         control: control_scope,
         experiment: experiment_scope,
+        judge,
     };
-    let result = drive(&ctx, &mut running, &mut record).await;
+    let result = drive(&ctx, &mut running, &mut record, &mut controller).await;
     record.prometheus_retries = running.prometheus.as_ref().map_or(0, |p| p.retries());
     let load = running.teardown().await;
     record.instances = std::mem::take(&mut running.stopped);
@@ -534,6 +564,19 @@ pub async fn run_release(
     }
 }
 
+/// The simulator's Kayenta pipeline of `scenario` as the local mode runs
+/// it: no build (the version to deploy exists), the plan's pods, and the
+/// traffic shift as soon as every pod is ready (loadgen's weights apply at
+/// once; there are no gateways to reach).
+fn local_spec(scenario: &Scenario, plan: &LocalPlan) -> KayentaSpec {
+    let mut spec = KayentaSpec::from_scenario(scenario, plan.thresholds);
+    spec.build_after_s = None;
+    spec.shift_delay_s = 0.0;
+    spec.canary_pods = plan.canary_replicas.max(1);
+    spec.baseline_pods = plan.baseline_replicas;
+    spec
+}
+
 struct Context<'a> {
     scenario: &'a Scenario,
     plan: &'a LocalPlan,
@@ -542,22 +585,11 @@ struct Context<'a> {
     cancel: &'a Arc<AtomicBool>,
     control: ScopeVars,
     experiment: ScopeVars,
+    /// The Kayenta judge of `config`.
+    judge: Arc<Judge>,
 }
 
 impl Context<'_> {
-    fn interrupted(&self, step: Step) -> Result<(), (Step, ReleaseError)> {
-        if self.cancel.load(Ordering::SeqCst) {
-            return Err((
-                step,
-                ReleaseError::Interrupted {
-                    step,
-                    detail: "nothing was judged; everything was stopped".into(),
-                },
-            ));
-        }
-        Ok(())
-    }
-
     /// How long an instance may take to become ready: the scenario's
     /// deploy timeout, scaled (at least a second).
     fn ready_timeout(&self) -> Duration {
@@ -584,10 +616,559 @@ impl Context<'_> {
     }
 }
 
-async fn drive(
+/// What the driver's background work answers with.
+enum Answer {
+    /// A window fetched and judged.
+    Judged(Box<JudgedInterval>),
+    /// A window could not be fetched or judged: the release stops.
+    JudgeFailed(ReleaseError),
+    /// A [`Command::Measure`] evaluated.
+    Measured { id: u64, value: Measurement },
+}
+
+/// Executes a [`Controller`]'s commands on loopback: the module docs' pods,
+/// loadgen and Prometheus, with controller time (scenario milliseconds
+/// since the commit) mapped onto real time by the time scale.
+struct Driver<'c, 'a> {
+    ctx: &'c Context<'a>,
+    /// Real time of controller time 0.
+    t0: Instant,
+    /// Unix seconds of controller time 0.
+    t0_unix: f64,
+    /// The last `now` fed to the controller.
+    now: Millis,
+    /// Pending [`Command::WakeAt`] times.
+    wakes: BinaryHeap<Reverse<Millis>>,
+    /// Answers to feed at the current time, in order.
+    immediate: VecDeque<Event>,
+    /// Slots started and not yet reported ready: (slot, exits seen).
+    pending_ready: Vec<(usize, u32)>,
+    /// The split in force.
+    split: Split,
+    /// Controller time of the traffic shift.
+    traffic_at: Option<Millis>,
+    /// Fetching and judging windows, measuring.
+    tasks: JoinSet<Answer>,
+    /// Why the deploy failed, captured before the rollback stops the pods.
+    not_ready: Option<ReleaseError>,
+    /// Whether the judged series were fetched for the record.
+    series_fetched: bool,
+    /// The controller's queries' PromQL.
+    queries: Vec<String>,
+    /// Controller time of the decision (a promotion or rollback began).
+    decided_at: Option<Millis>,
+    /// `promote` or `rollback`, once begun.
+    tail: Option<&'static str>,
+}
+
+impl<'c, 'a> Driver<'c, 'a> {
+    fn scale(&self) -> f64 {
+        self.ctx.options.time_scale
+    }
+
+    /// Real time of controller time `t`.
+    fn real(&self, t: Millis) -> Instant {
+        self.t0 + Duration::from_secs_f64(secs(t) * self.scale())
+    }
+
+    /// Unix seconds of controller time `t`, to the millisecond (as
+    /// Kayenta's scopes carry them).
+    fn unix(&self, t: Millis) -> f64 {
+        ((self.t0_unix + secs(t) * self.scale()) * 1000.0).round() / 1000.0
+    }
+
+    /// Controller time now (never before the last `now`).
+    fn clock(&self) -> Millis {
+        ms(self.t0.elapsed().as_secs_f64() / self.scale()).max(self.now)
+    }
+
+    /// The step a failure or an interruption now belongs to.
+    fn step(&self) -> Step {
+        if self.traffic_at.is_some() {
+            Step::Analysis
+        } else {
+            Step::Deploy
+        }
+    }
+
+    fn handle<C: Controller>(&mut self, controller: &mut C, now: Millis, event: Event) {
+        self.now = now.max(self.now);
+        controller.handle(self.now, event);
+    }
+
+    /// Carries out one command; `Some` once the controller is done.
+    async fn execute(
+        &mut self,
+        command: Command,
+        running: &mut Running,
+        record: &mut ReleaseRecord,
+    ) -> Result<Option<release::Outcome>, (Step, ReleaseError)> {
+        let ctx = self.ctx;
+        match command {
+            Command::WakeAt(t) => self.wakes.push(Reverse(t)),
+            // The local mode deploys the version it was given: nothing to
+            // build.
+            Command::Build => self.immediate.push_back(Event::BuildFinished { ok: true }),
+            Command::StartPods { track, count } => {
+                let ours = match track {
+                    PodTrack::Canary => Track::Canary,
+                    PodTrack::Baseline => Track::Baseline,
+                    PodTrack::Production => Track::Production,
+                };
+                let slots: Vec<usize> = indices(running, ours)
+                    .into_iter()
+                    .filter(|&i| running.slots[i].listener.is_some())
+                    .take(count as usize)
+                    .collect();
+                for i in slots {
+                    // Seeded by the slot's place, as every local release is.
+                    let config = instance_config(ctx.plan, ours, i as u64);
+                    start_slot(ctx, &mut running.slots[i], config)
+                        .await
+                        .map_err(|e| (Step::Deploy, e))?;
+                    self.pending_ready.push((i, 0));
+                }
+            }
+            Command::SetWeights(split) => {
+                self.split = split.into();
+                if running.load.is_none() {
+                    self.shift_traffic(running, record).await?;
+                } else {
+                    running
+                        .set_weights(self.split)
+                        .map_err(|e| (self.step(), e))?;
+                }
+            }
+            Command::Measure(request) => self.measure(running, request)?,
+            Command::Judge(request) => self.judge(running, request)?,
+            Command::Promote(_) => {
+                self.decided(running, record).await;
+                self.decided_at = Some(self.now);
+                self.tail = Some("promote");
+                ctx.options.watch.set(Step::Promote);
+                promote(ctx, running, record, self.split).await?;
+                let now = self.clock();
+                self.handle_later(now, Event::Promoted(Ok(())));
+            }
+            Command::Cleanup => {
+                cleanup(running).await?;
+                let now = self.clock();
+                self.handle_later(now, Event::CleanedUp);
+            }
+            Command::RollBack => {
+                if self.traffic_at.is_none() {
+                    self.not_ready = self.not_ready(running);
+                } else {
+                    self.decided(running, record).await;
+                    self.decided_at = Some(self.now);
+                    self.tail = Some("rollback");
+                }
+                ctx.options.watch.set(Step::Rollback);
+                rollback(running).await?;
+                let now = self.clock();
+                self.handle_later(now, Event::RolledBack);
+            }
+            Command::Done(outcome) => return Ok(Some(outcome)),
+        }
+        Ok(None)
+    }
+
+    /// Feeds the controller until it is done: carries out its commands,
+    /// wakes it on time, answers with what the pods, Prometheus and the
+    /// judge say, and stops on Ctrl-C.
+    async fn run<C: Controller>(
+        &mut self,
+        controller: &mut C,
+        running: &mut Running,
+        record: &mut ReleaseRecord,
+    ) -> Result<release::Outcome, (Step, ReleaseError)> {
+        self.t0_unix = unix_now();
+        self.handle(controller, 0, Event::Start);
+        loop {
+            let mut done = None;
+            while let Some(command) = controller.poll() {
+                if let Some(o) = self.execute(command, running, record).await? {
+                    done = Some(o);
+                    break;
+                }
+            }
+            if let Some(o) = done {
+                return Ok(o);
+            }
+            if running.prometheus.is_none() {
+                // After the commit's pods were started: Prometheus scrapes
+                // them all from its first scrape. Its start-up does not count
+                // against the deploy deadline (controller time waits for it).
+                let waited = Instant::now();
+                start_prometheus(self.ctx, running).await?;
+                self.t0 += waited.elapsed();
+                self.t0_unix += waited.elapsed().as_secs_f64();
+                self.ctx.options.watch.set(Step::Deploy);
+            }
+            if let Some(event) = self.immediate.pop_front() {
+                let now = self.now;
+                self.handle(controller, now, event);
+                continue;
+            }
+            let next_wake = self.wakes.peek().map(|Reverse(t)| *t);
+            let wake_at = next_wake.map(|t| self.real(t));
+            tokio::select! {
+                _ = async {
+                    match wake_at {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let mut due = 0;
+                    while let Some(&Reverse(t)) = self.wakes.peek() {
+                        if self.real(t) > Instant::now() {
+                            break;
+                        }
+                        self.wakes.pop();
+                        due = due.max(t);
+                    }
+                    self.handle(controller, due, Event::TimeReached);
+                }
+                Some(answer) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    let now = self.clock();
+                    match answer {
+                        Ok(Answer::Judged(interval)) => {
+                            let (index, score) = (interval.window.index, interval.result.score.score);
+                            record.intervals.push(*interval);
+                            self.handle(controller, now, Event::Judged { index, score });
+                        }
+                        Ok(Answer::Measured { id, value }) => {
+                            self.handle(controller, now, Event::Measured { id, value });
+                        }
+                        Ok(Answer::JudgeFailed(e)) => {
+                            self.decided(running, record).await;
+                            return Err((Step::Analysis, e));
+                        }
+                        // Aborted by a decision: nothing to answer.
+                        Err(e) if e.is_cancelled() => {}
+                        Err(e) => return Err((Step::Analysis, ReleaseError::Task(e.to_string()))),
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                    if self.ctx.cancel.load(Ordering::SeqCst) {
+                        let step = self.step();
+                        if step == Step::Analysis {
+                            self.decided(running, record).await;
+                            return Err((step, AnalysisError::Cancelled.into()));
+                        }
+                        return Err((step, ReleaseError::Interrupted {
+                            step,
+                            detail: "nothing was judged; everything was stopped".into(),
+                        }));
+                    }
+                    let now = self.clock();
+                    for event in self.look_at_pods(running).await {
+                        self.handle(controller, now, event);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The stages up to a failure, as far as the release got.
+    fn partial_timeline(&self) -> Vec<StageSpan> {
+        let now = self.clock();
+        let span = |name: &str, start: Millis, end: Millis| StageSpan {
+            name: name.into(),
+            start: self.unix(start),
+            end: self.unix(end),
+        };
+        let Some(traffic) = self.traffic_at else {
+            return vec![span("deploy", 0, now)];
+        };
+        let decided = self.decided_at.unwrap_or(now);
+        let warmup_end =
+            (traffic + ms(self.ctx.plan.schedule.warmup.as_secs_f64() / self.scale())).min(decided);
+        let mut stages = vec![
+            span("deploy", 0, traffic),
+            span("warmup", traffic, warmup_end),
+        ];
+        if decided > warmup_end {
+            stages.push(span("analysis", warmup_end, decided));
+        }
+        if let (Some(tail), Some(at)) = (self.tail, self.decided_at) {
+            stages.push(span(tail, at, now));
+        }
+        stages
+    }
+
+    /// Queues an answer that comes at `now` (after real time passed).
+    fn handle_later(&mut self, now: Millis, event: Event) {
+        self.now = now.max(self.now);
+        self.immediate.push_back(event);
+    }
+
+    /// The traffic shift: production must serve, then loadgen starts with
+    /// one target per instance (the reserved ones at 0).
+    async fn shift_traffic(
+        &mut self,
+        running: &mut Running,
+        record: &mut ReleaseRecord,
+    ) -> Result<(), (Step, ReleaseError)> {
+        let ctx = self.ctx;
+        let plan = ctx.plan;
+        for slot in running
+            .slots
+            .iter()
+            .filter(|s| s.track == Track::Production && s.goose.is_some())
+        {
+            wait_ready(slot, ctx.min_ready(), ctx.ready_timeout(), ctx.cancel)
+                .await
+                .map_err(|e| (Step::Deploy, e))?;
+        }
+        for slot in running.slots.iter_mut() {
+            slot.serving = slot.goose.is_some() && slot.track != Track::Next;
+        }
+        ctx.options.watch.set(Step::Traffic);
+        let load_targets = running
+            .weights(self.split)
+            .iter()
+            .zip(&running.slots)
+            .map(|((name, w), slot)| Target::parse(&format!("{name}=http://{}/@{w}", slot.addr)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| (Step::Traffic, e.into()))?;
+        let mut load_plan = loadgen::Plan::new(
+            Targets::Weighted(load_targets),
+            Arrival::Constant(RateProfile::constant(plan.request_rate)),
+        );
+        let analysis_time = plan.schedule.warmup + plan.schedule.lifetime;
+        // Generous: the release stops the load when it is done.
+        load_plan.duration =
+            Some(analysis_time * 2 + ctx.ready_timeout() * 4 + Duration::from_secs(60));
+        load_plan.loopback_only = true;
+        // Open loop: enough connections for 100 ms of arrivals in flight (the
+        // catalog's latencies are 50 ms at the median), so a raised
+        // --rate-scale is not capped by the pool (64 x 20 req/s at 50 ms).
+        load_plan.connections = ((plan.request_rate * 0.1).ceil() as usize).clamp(64, 2048);
+        // Per-step counts, so the canary's requests up to the decision can be
+        // told from those after it.
+        load_plan.interval = plan.step;
+        load_plan.seed = ctx.options.seed;
+        let control = Control::new();
+        running.load = Some(Load {
+            control: control.clone(),
+            task: Some(tokio::spawn(loadgen::run(load_plan, control))),
+        });
+        // The windows count from here: the controller's time of the shift,
+        // which is when loadgen started (it was asked for at `now`).
+        self.traffic_at = Some(self.now);
+        record.traffic_at = Some(self.unix(self.now));
+        ctx.options.watch.set(Step::Analysis);
+        Ok(())
+    }
+
+    /// Fetches the window's series once its last scrape has landed (one
+    /// step after its end), judges them, and answers in the background.
+    fn judge(
+        &mut self,
+        running: &Running,
+        request: release::JudgeRequest,
+    ) -> Result<(), (Step, ReleaseError)> {
+        let ctx = self.ctx;
+        let w = request.window;
+        let start = self.unix(request.origin + ms(w.start.as_secs_f64()));
+        let end = self.unix(request.origin + ms(w.end.as_secs_f64()));
+        let due = self.real(request.origin + ms(w.end.as_secs_f64())) + ctx.plan.step;
+        let api = prometheus_api(running)?;
+        let (config, judge) = (ctx.config.clone(), ctx.judge.clone());
+        let (control, experiment) = (ctx.control.clone(), ctx.experiment.clone());
+        let (step, seed, scale) = (ctx.plan.step, ctx.options.seed, self.scale());
+        self.tasks.spawn(async move {
+            tokio::time::sleep_until(due.into()).await;
+            let judged = tokio::task::spawn_blocking(move || {
+                let pairs = fetch_pairs(&api, &config, &control, &experiment, start, end, step)?;
+                let empty = |v: &[f64]| v.iter().all(|x| x.is_nan());
+                if pairs
+                    .iter()
+                    .all(|p| empty(&p.values.control) && empty(&p.values.experiment))
+                {
+                    return Err(AnalysisError::NoData {
+                        interval: w.index,
+                        start,
+                        end,
+                        query: build_query(&config, 0, &control).unwrap_or_default(),
+                    });
+                }
+                let result = judge.judge_pairs(&pairs, seed.wrapping_add(w.index as u64))?;
+                Ok(JudgedInterval {
+                    // Real offsets from the traffic shift, as queried.
+                    window: Window {
+                        index: w.index,
+                        start: w.start.mul_f64(scale),
+                        end: w.end.mul_f64(scale),
+                    },
+                    start,
+                    end,
+                    pairs,
+                    result,
+                })
+            })
+            .await;
+            match judged {
+                Ok(Ok(interval)) => Answer::Judged(Box::new(interval)),
+                Ok(Err(e)) => Answer::JudgeFailed(e.into()),
+                Err(e) => Answer::JudgeFailed(ReleaseError::Task(e.to_string())),
+            }
+        });
+        Ok(())
+    }
+
+    /// Evaluates a query on the real Prometheus at the request's time (a
+    /// range query if it asks for one) and answers in the background.
+    fn measure(
+        &mut self,
+        running: &Running,
+        request: release::MeasureRequest,
+    ) -> Result<(), (Step, ReleaseError)> {
+        let api = prometheus_api(running)?;
+        let promql = self.queries.get(request.query).cloned().unwrap_or_default();
+        let at = self.unix(request.at);
+        let range = request.range.map(|r| {
+            (
+                self.unix(r.start),
+                self.unix(r.end),
+                Duration::from_secs_f64(secs(r.step) * self.scale()),
+            )
+        });
+        let due = self.real(request.at) + self.ctx.plan.step;
+        self.tasks.spawn(async move {
+            tokio::time::sleep_until(due.into()).await;
+            let id = request.id;
+            let data = tokio::task::spawn_blocking(move || match range {
+                Some((start, end, step)) => api.query_range_data(&promql, start, end, step),
+                None => api.query_data(&promql, at),
+            })
+            .await;
+            let value = match data {
+                Ok(Ok(data)) => measurement(&data),
+                Ok(Err(e)) => Measurement::Error(e.to_string()),
+                Err(e) => Measurement::Error(e.to_string()),
+            };
+            Answer::Measured { id, value }
+        });
+        Ok(())
+    }
+
+    /// The analysis is over: the series of the whole analysis for the
+    /// report (once).
+    async fn decided(&mut self, running: &Running, record: &mut ReleaseRecord) {
+        self.tasks.abort_all();
+        if self.series_fetched {
+            return;
+        }
+        self.series_fetched = true;
+        if let (Some(p), Some(traffic_at)) = (&running.prometheus, record.traffic_at) {
+            fetch_series(self.ctx, p, traffic_at, record).await;
+        }
+    }
+
+    /// Why the canary or baseline is not ready: the first such slot still
+    /// waiting, its exits and last exit.
+    fn not_ready(&self, running: &Running) -> Option<ReleaseError> {
+        let &(i, _) = self.pending_ready.first()?;
+        let slot = running.slots.get(i)?;
+        let goose = slot.goose.as_ref()?;
+        let why = match (goose.exits(), goose.last_exit()) {
+            (0, _) | (_, None) => "/readyz never answered 200".to_string(),
+            (n, Some(last)) => format!(
+                "it exited {n} time{} and was restarted (a crash loop); last: {last}",
+                if n == 1 { "" } else { "s" }
+            ),
+        };
+        Some(ReleaseError::NotReady {
+            instance: slot.name.clone(),
+            waited: self.t0.elapsed(),
+            why,
+        })
+    }
+
+    /// Reports pods that became ready or crashed since the last look.
+    async fn look_at_pods(&mut self, running: &Running) -> Vec<Event> {
+        let min_up = self.ctx.min_ready();
+        let mut events = Vec::new();
+        let mut still = Vec::with_capacity(self.pending_ready.len());
+        for &(i, seen) in &self.pending_ready {
+            let slot = &running.slots[i];
+            let track = match slot.track {
+                Track::Canary => PodTrack::Canary,
+                Track::Baseline => PodTrack::Baseline,
+                Track::Production | Track::Next => PodTrack::Production,
+            };
+            let Some(goose) = &slot.goose else {
+                continue;
+            };
+            let exits = goose.exits();
+            for _ in seen..exits {
+                events.push(Event::PodCrashed { track });
+            }
+            if goose.up_for().is_some_and(|up| up >= min_up) && goose.is_ready().await {
+                events.push(Event::PodReady { track });
+            } else {
+                still.push((i, exits));
+            }
+        }
+        self.pending_ready = still;
+        events
+    }
+}
+
+/// Prometheus's API, once it runs.
+fn prometheus_api(running: &Running) -> Result<PromApi, (Step, ReleaseError)> {
+    running
+        .prometheus
+        .as_ref()
+        .map(|p| p.api())
+        .ok_or_else(|| (Step::Prometheus, ReleaseError::Task("prometheus".into())))
+}
+
+/// Prometheus's `data` (`resultType`, `result`) as a [`Measurement`]:
+/// values only, series in Prometheus's order; a value that is not a number
+/// (`"NaN"` is one) is NaN.
+pub fn measurement(data: &serde_json::Value) -> Measurement {
+    let value = |point: &serde_json::Value| {
+        point[1]
+            .as_str()
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let results = || data["result"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    match data["resultType"].as_str() {
+        Some("scalar") => Measurement::Scalar(value(&data["result"])),
+        Some("vector") => {
+            Measurement::Vector(results().iter().map(|r| value(&r["value"])).collect())
+        }
+        Some("matrix") => Measurement::Matrix(
+            results()
+                .iter()
+                .map(|r| {
+                    r["values"]
+                        .as_array()
+                        .map(|v| v.iter().map(value).collect())
+                        .unwrap_or_default()
+                })
+                .collect(),
+        ),
+        other => Measurement::Error(format!(
+            "Prometheus answered resultType {other:?}, not scalar, vector or matrix"
+        )),
+    }
+}
+
+/// Runs `controller` to its end on loopback. Production runs before the
+/// commit (in a real cluster it would); the controller's pods, weights,
+/// windows and promotion are carried out as the module docs say. A deploy
+/// that times out ends as [`ReleaseError::NotReady`] naming the pod, after
+/// the controller's rollback.
+async fn drive<C: Controller>(
     ctx: &Context<'_>,
     running: &mut Running,
     record: &mut ReleaseRecord,
+    controller: &mut C,
 ) -> Result<AnalysisRun, (Step, ReleaseError)> {
     let plan = ctx.plan;
     let watch = &ctx.options.watch;
@@ -621,189 +1202,125 @@ async fn drive(
     for i in 0..production {
         add(format!("production-new-{i}"), Track::Next).map_err(deploy)?;
     }
-
-    // Production runs already (in a real cluster it would); then baseline
-    // and canary are deployed and must become ready.
-    let deploy_started = record.started_at;
-    for (i, slot) in running.slots.iter_mut().enumerate() {
-        if slot.track == Track::Next {
-            continue;
-        }
-        let config = instance_config(plan, slot.track, i as u64);
-        start_slot(ctx, slot, config).await.map_err(deploy)?;
-    }
-    watch.set(Step::Prometheus);
-    let prometheus = {
-        let targets = running.scrape_targets();
-        let binary = ctx.options.prometheus.clone();
-        let root = ctx
-            .options
-            .temp_root
-            .clone()
-            .unwrap_or_else(std::env::temp_dir);
-        let step = plan.step;
-        let retry = ctx.options.prometheus_retry;
-        tokio::task::spawn_blocking(move || {
-            Prometheus::start_in(&root, binary.as_deref(), &targets, step)
-                .map(|p| p.with_retry(retry))
-        })
-        .await
-        .map_err(|e| (Step::Prometheus, ReleaseError::Task(e.to_string())))?
-        .map_err(|e| (Step::Prometheus, ReleaseError::Prometheus(Box::new(e))))?
-    };
-    running.prometheus = Some(Arc::new(prometheus));
-    watch.set(Step::Deploy);
-    ctx.interrupted(Step::Deploy)?;
-    for slot in running.slots.iter().filter(|s| s.goose.is_some()) {
-        wait_ready(slot, ctx.min_ready(), ctx.ready_timeout(), ctx.cancel)
+    for i in indices(running, Track::Production) {
+        let config = instance_config(plan, Track::Production, i as u64);
+        start_slot(ctx, &mut running.slots[i], config)
             .await
             .map_err(deploy)?;
     }
-    for slot in running.slots.iter_mut() {
-        slot.serving = slot.track != Track::Next;
-    }
 
-    // Traffic: one loadgen target per instance, the reserved ones at 0.
-    watch.set(Step::Traffic);
-    let first = plan.split_at(Duration::ZERO);
-    let load_targets = running
-        .weights(first)
-        .iter()
-        .zip(&running.slots)
-        .map(|((name, w), slot)| Target::parse(&format!("{name}=http://{}/@{w}", slot.addr)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| (Step::Traffic, e.into()))?;
-    let mut load_plan = loadgen::Plan::new(
-        Targets::Weighted(load_targets),
-        Arrival::Constant(RateProfile::constant(plan.request_rate)),
-    );
-    let analysis_time = plan.schedule.warmup + plan.schedule.lifetime;
-    // Generous: the release stops the load when it is done.
-    load_plan.duration =
-        Some(analysis_time * 2 + ctx.ready_timeout() * 4 + Duration::from_secs(60));
-    load_plan.loopback_only = true;
-    // Open loop: enough connections for 100 ms of arrivals in flight (the
-    // catalog's latencies are 50 ms at the median), so a raised
-    // --rate-scale is not capped by the pool (64 x 20 req/s at 50 ms).
-    load_plan.connections = ((plan.request_rate * 0.1).ceil() as usize).clamp(64, 2048);
-    // Per-step counts, so the canary's requests up to the decision can be
-    // told from those after it.
-    load_plan.interval = plan.step;
-    load_plan.seed = ctx.options.seed;
-    let control = Control::new();
-    running.load = Some(Load {
-        control: control.clone(),
-        task: Some(tokio::spawn(loadgen::run(load_plan, control.clone()))),
-    });
-    let traffic_at = unix_now();
-    record.traffic_at = Some(traffic_at);
-    record.timeline.push(StageSpan {
-        name: "deploy".into(),
-        start: deploy_started,
-        end: traffic_at,
-    });
-
-    // Later traffic steps, as a VirtualService would be updated.
-    let steps: Vec<(Duration, Vec<(String, f64)>)> = plan
-        .traffic
-        .iter()
-        .skip(1)
-        .map(|(after, split)| (*after, running.weights(*split)))
-        .collect();
-    running.stepper = Some({
-        let control = control.clone();
-        tokio::spawn(async move {
-            for (after, weights) in steps {
-                let wait = (traffic_at + after.as_secs_f64() - unix_now()).max(0.0);
-                tokio::time::sleep(Duration::from_secs_f64(wait)).await;
-                let named: Vec<(&str, f64)> =
-                    weights.iter().map(|(n, w)| (n.as_str(), *w)).collect();
-                let _ = control.set_weights(&named);
+    let mut driver = Driver {
+        ctx,
+        t0: Instant::now(),
+        t0_unix: record.started_at,
+        now: 0,
+        wakes: BinaryHeap::new(),
+        immediate: VecDeque::new(),
+        pending_ready: Vec::new(),
+        split: plan.split_at(Duration::ZERO),
+        traffic_at: None,
+        tasks: JoinSet::new(),
+        not_ready: None,
+        series_fetched: false,
+        queries: controller
+            .queries()
+            .iter()
+            .map(|q| q.promql.clone())
+            .collect(),
+        decided_at: None,
+        tail: None,
+    };
+    // The deploy counts from the commit (the release's start).
+    let result = driver.run(controller, running, record).await;
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            if record.timeline.is_empty() {
+                record.timeline = driver.partial_timeline();
             }
-        })
-    });
+            return Err(e);
+        }
+    };
 
-    watch.set(Step::Analysis);
-    let analysis_plan = AnalysisPlan {
-        schedule: plan.schedule,
-        thresholds: plan.thresholds,
-        step: plan.step,
-        started_at: traffic_at,
-        control: ctx.control.clone(),
-        experiment: ctx.experiment.clone(),
-        seed: ctx.options.seed,
-    };
-    let judged: Arc<Mutex<Vec<JudgedInterval>>> = Arc::default();
-    let prometheus = running
-        .prometheus
-        .clone()
-        .ok_or_else(|| (Step::Prometheus, ReleaseError::Task("prometheus".into())))?;
-    let analysis = {
-        let prometheus = prometheus.clone();
-        let config = ctx.config.clone();
-        let cancel = ctx.cancel.clone();
-        let judged = judged.clone();
-        tokio::task::spawn_blocking(move || {
-            run_analysis_observed(
-                &prometheus.api(),
-                &config,
-                &analysis_plan,
-                &cancel,
-                &mut |i| {
-                    if let Ok(mut v) = judged.lock() {
-                        v.push(i.clone());
-                    }
-                },
-            )
+    record.timeline = outcome
+        .timeline
+        .iter()
+        .map(|s| StageSpan {
+            name: s.name.into(),
+            start: driver.unix(s.start),
+            end: driver.unix(s.end),
         })
-        .await
-        .map_err(|e| (Step::Analysis, ReleaseError::Task(e.to_string())))?
+        .collect();
+    let decision = match outcome.end {
+        ReleaseEnd::Promote => Decision::Promote,
+        ReleaseEnd::Rollback => Decision::Rollback,
+        ReleaseEnd::DeployFailed => {
+            let error = driver.not_ready.take().unwrap_or_else(|| {
+                ReleaseError::Task(format!("the deploy failed: {}", outcome.reason))
+            });
+            return Err((Step::Deploy, error));
+        }
+        other => {
+            return Err((
+                driver.step(),
+                ReleaseError::Task(format!(
+                    "the release ended with {other}: {}",
+                    outcome.reason
+                )),
+            ));
+        }
     };
-    if let Some(s) = running.stepper.take() {
-        s.abort();
-    }
-    record.intervals = judged.lock().map(|v| v.clone()).unwrap_or_default();
-    let analysis_end = unix_now();
-    let warmup_end = traffic_at + plan.schedule.warmup.as_secs_f64();
-    record.timeline.push(StageSpan {
-        name: "warmup".into(),
-        start: traffic_at,
-        end: warmup_end.min(analysis_end),
-    });
-    if analysis_end > warmup_end {
-        record.timeline.push(StageSpan {
-            name: "analysis".into(),
-            start: warmup_end,
-            end: analysis_end,
-        });
-    }
-    fetch_series(ctx, &prometheus, traffic_at, record).await;
-    drop(prometheus);
-    let analysis = analysis.map_err(|e| (Step::Analysis, e.into()))?;
+    let scale = ctx.options.time_scale;
+    let decided_at = match record.intervals.last() {
+        Some(last) if outcome.decided_at_interval.is_some() => last.window.end,
+        _ => Duration::from_secs_f64(
+            secs(
+                outcome
+                    .decided_at
+                    .saturating_sub(outcome.traffic_at.unwrap_or(0)),
+            ) * scale,
+        ),
+    };
+    let analysis = AnalysisRun {
+        outcome: Outcome {
+            decision,
+            reason: outcome.reason,
+            scores: record
+                .intervals
+                .iter()
+                .map(|i| i.result.score.score)
+                .collect(),
+            decided_at,
+        },
+        intervals: record.intervals.clone(),
+    };
     record.outcome = Some(analysis.outcome.clone());
-
-    let last = plan
-        .traffic
-        .last()
-        .map(|(_, s)| *s)
-        .unwrap_or_else(|| plan.split_at(Duration::ZERO));
-    let tail_start = unix_now();
-    let step = match analysis.outcome.decision {
-        Decision::Promote => Step::Promote,
-        Decision::Rollback => Step::Rollback,
-    };
-    watch.set(step);
-    let (name, result) = match analysis.outcome.decision {
-        Decision::Promote => ("promote", promote(ctx, running, record, last).await),
-        Decision::Rollback => ("rollback", rollback(running).await),
-    };
-    record.timeline.push(StageSpan {
-        name: name.into(),
-        start: tail_start,
-        end: unix_now(),
-    });
-    result?;
     Ok(analysis)
+}
+
+/// Starts Prometheus scraping every running instance.
+async fn start_prometheus(
+    ctx: &Context<'_>,
+    running: &mut Running,
+) -> Result<(), (Step, ReleaseError)> {
+    ctx.options.watch.set(Step::Prometheus);
+    let targets = running.scrape_targets();
+    let binary = ctx.options.prometheus.clone();
+    let root = ctx
+        .options
+        .temp_root
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
+    let step = ctx.plan.step;
+    let retry = ctx.options.prometheus_retry;
+    let prometheus = tokio::task::spawn_blocking(move || {
+        Prometheus::start_in(&root, binary.as_deref(), &targets, step).map(|p| p.with_retry(retry))
+    })
+    .await
+    .map_err(|e| (Step::Prometheus, ReleaseError::Task(e.to_string())))?
+    .map_err(|e| (Step::Prometheus, ReleaseError::Prometheus(Box::new(e))))?;
+    running.prometheus = Some(Arc::new(prometheus));
+    Ok(())
 }
 
 /// The goldengoose config of instance `index` of `track`: the plan's, with
@@ -1008,8 +1525,12 @@ async fn promote(
             undone: false,
         });
     }
-    // Production is the new version everywhere: all traffic to it, then
-    // the old instances, the canary and the baseline go.
+    Ok(())
+}
+
+/// After a promotion (production is the new version everywhere): all
+/// traffic to it, then the old instances, the canary and the baseline go.
+async fn cleanup(running: &mut Running) -> Result<(), (Step, ReleaseError)> {
     let all_production = Split {
         production: 100.0,
         baseline: 0.0,
@@ -1088,6 +1609,75 @@ mod tests {
             baseline,
             canary,
         }
+    }
+
+    fn data(json: &str) -> serde_json::Value {
+        serde_json::from_str(json).expect("test JSON parses")
+    }
+
+    #[test]
+    fn prometheus_results_become_measurements() {
+        let scalar = data(r#"{"resultType":"scalar","result":[1700000000,"0.25"]}"#);
+        assert_eq!(measurement(&scalar), Measurement::Scalar(0.25));
+        let vector = data(
+            r#"{"resultType":"vector","result":[
+                {"metric":{"a":"1"},"value":[1700000000,"2"]},
+                {"metric":{"a":"2"},"value":[1700000000,"+Inf"]}]}"#,
+        );
+        assert_eq!(
+            measurement(&vector),
+            Measurement::Vector(vec![2.0, f64::INFINITY])
+        );
+        let empty = data(r#"{"resultType":"vector","result":[]}"#);
+        assert_eq!(measurement(&empty), Measurement::Vector(vec![]));
+        let matrix = data(
+            r#"{"resultType":"matrix","result":[
+                {"metric":{},"values":[[1,"1"],[2,"3"]]}]}"#,
+        );
+        assert_eq!(
+            measurement(&matrix),
+            Measurement::Matrix(vec![vec![1.0, 3.0]])
+        );
+        let Measurement::Vector(v) = measurement(&data(
+            r#"{"resultType":"vector","result":[{"metric":{},"value":[1,"NaN"]}]}"#,
+        )) else {
+            panic!("a vector");
+        };
+        assert!(v[0].is_nan());
+        let string = data(r#"{"resultType":"string","result":[1,"x"]}"#);
+        assert!(
+            matches!(measurement(&string), Measurement::Error(e) if e.contains("string")),
+            "a string result is not a measurement"
+        );
+    }
+
+    #[test]
+    fn the_local_pipeline_has_no_build_and_shifts_at_once() {
+        let path = format!(
+            "{}/../scenarios/catalog/aa-typical.toml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let scenario = Scenario::load(std::path::Path::new(&path), None).expect("loads");
+        let plan = plan_release(&scenario, 0.02, 1).expect("plans");
+        let spec = local_spec(&scenario, &plan);
+        assert_eq!(spec.build_after_s, None);
+        assert_eq!(spec.shift_delay_s, 0.0);
+        assert_eq!(spec.canary_pods, plan.canary_replicas.max(1));
+        assert_eq!(spec.baseline_pods, plan.baseline_replicas);
+        // The controller starts the deploy at the commit.
+        let mut k = Kayenta::new(&spec, false);
+        k.handle(0, Event::Start);
+        let first = k.poll();
+        assert!(
+            matches!(
+                first,
+                Some(Command::StartPods {
+                    track: PodTrack::Canary,
+                    ..
+                })
+            ),
+            "{first:?}"
+        );
     }
 
     #[test]

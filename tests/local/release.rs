@@ -187,7 +187,9 @@ async fn release_with_a_config_without_prometheus_queries_starts_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_that_fails_to_start_ends_the_deploy_and_stops_the_others() {
     // goldengoose through a shell that refuses to start the canary: the
-    // production and baseline processes start first and must be stopped.
+    // production processes start first (before the commit) and must be
+    // stopped; the controller starts the canary before the baseline, so
+    // the baseline never starts.
     let script = format!(
         r#"case "$*" in *--track=canary*) echo "no canary today" >&2; exit 3;; esac; exec "{}" goldengoose "$@""#,
         env!("CARGO_BIN_EXE_canarylab")
@@ -214,7 +216,7 @@ async fn canary_that_fails_to_start_ends_the_deploy_and_stops_the_others() {
     let started = &err.record.instances;
     assert!(
         started.iter().any(|i| i.track == "production")
-            && started.iter().any(|i| i.track == "baseline"),
+            && !started.iter().any(|i| i.track == "baseline"),
         "{started:?}"
     );
     for pid in started.iter().flat_map(|i| &i.pids) {
