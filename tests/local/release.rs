@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use cluster::results::{self, ReleaseEnd};
 use cluster::{AnalysisError, ReleaseError, ReleaseOptions, Step, run_release};
-use judge::analysis::Decision;
 use scenarios::Scenario;
 
 use crate::TempRoot;
@@ -88,7 +87,7 @@ async fn release_with_a_large_latency_fault_is_rolled_back() {
     eprintln!("{:?} {why:?}", out.analysis.outcome);
     assert_eq!(
         out.decision,
-        Decision::Rollback,
+        ReleaseEnd::Rollback,
         "{:?} {why:?}",
         out.analysis.outcome
     );
@@ -307,7 +306,7 @@ async fn aa_release_is_promoted_by_replacing_production() {
     eprintln!("{:?} {why:?}", out.analysis.outcome);
     assert_eq!(
         out.decision,
-        Decision::Promote,
+        ReleaseEnd::Promote,
         "{:?} {why:?}",
         out.analysis.outcome
     );

@@ -243,8 +243,9 @@ pub struct Instance {
 pub struct ReleaseOutcome {
     pub plan: LocalPlan,
     pub analysis: AnalysisRun,
-    /// Promote or roll back (also in `analysis.outcome`).
-    pub decision: Decision,
+    /// [`ReleaseEnd::Promote`] or [`ReleaseEnd::Rollback`] (also in
+    /// `analysis.outcome`).
+    pub decision: ReleaseEnd,
     pub load: loadgen::Report,
     /// Timeline, series, promotion (and the same plan, intervals, load).
     pub record: ReleaseRecord,
@@ -545,10 +546,10 @@ pub async fn run_release(
     };
     record.load = load.clone();
     match result {
-        Ok(analysis) => match load {
+        Ok((decision, analysis)) => match load {
             Some(load) => Ok(ReleaseOutcome {
                 plan,
-                decision: analysis.outcome.decision,
+                decision,
                 analysis,
                 load,
                 record,
@@ -1169,7 +1170,7 @@ async fn drive<C: Controller>(
     running: &mut Running,
     record: &mut ReleaseRecord,
     controller: &mut C,
-) -> Result<AnalysisRun, (Step, ReleaseError)> {
+) -> Result<(ReleaseEnd, AnalysisRun), (Step, ReleaseError)> {
     let plan = ctx.plan;
     let watch = &ctx.options.watch;
     watch.set(Step::Deploy);
@@ -1251,9 +1252,9 @@ async fn drive<C: Controller>(
             end: driver.unix(s.end),
         })
         .collect();
-    let decision = match outcome.end {
-        ReleaseEnd::Promote => Decision::Promote,
-        ReleaseEnd::Rollback => Decision::Rollback,
+    let (end, decision) = match outcome.end {
+        ReleaseEnd::Promote => (ReleaseEnd::Promote, Decision::Promote),
+        ReleaseEnd::Rollback => (ReleaseEnd::Rollback, Decision::Rollback),
         ReleaseEnd::DeployFailed => {
             let error = driver.not_ready.take().unwrap_or_else(|| {
                 ReleaseError::Task(format!("the deploy failed: {}", outcome.reason))
@@ -1295,7 +1296,7 @@ async fn drive<C: Controller>(
         intervals: record.intervals.clone(),
     };
     record.outcome = Some(analysis.outcome.clone());
-    Ok(analysis)
+    Ok((end, analysis))
 }
 
 /// Starts Prometheus scraping every running instance.
