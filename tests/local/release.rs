@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cluster::results::{self, ReleaseEnd};
 use cluster::{AnalysisError, ReleaseError, ReleaseOptions, Step, run_release};
@@ -240,11 +240,8 @@ async fn interrupted_release_leaves_no_process_and_no_temp_dir() {
         let watch = opts.watch.clone();
         tokio::spawn(async move {
             // Interrupt once the analysis runs: traffic flows, Prometheus up.
-            let started = Instant::now();
-            while watch.get() != Some(Step::Analysis) && started.elapsed() < Duration::from_secs(60)
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            let _ =
+                tokio::time::timeout(Duration::from_secs(60), watch.reached(Step::Analysis)).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
             cancel.store(true, Ordering::Relaxed);
         })
@@ -372,11 +369,8 @@ async fn ctrl_c_during_promotion_undoes_it() {
         let cancel = cancel.clone();
         let watch = opts.watch.clone();
         tokio::spawn(async move {
-            let started = Instant::now();
-            while watch.get() != Some(Step::Promote) && started.elapsed() < Duration::from_secs(90)
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            let _ =
+                tokio::time::timeout(Duration::from_secs(90), watch.reached(Step::Promote)).await;
             // Into the second instance's readiness wait.
             tokio::time::sleep(Duration::from_secs(4)).await;
             cancel.store(true, Ordering::Relaxed);

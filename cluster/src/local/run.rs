@@ -43,8 +43,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use judge::analysis::{Analysis, Decision, Outcome, Window};
@@ -55,6 +55,7 @@ use release::{
     Command, Controller, Event, Measurement, Millis, ReleaseEnd, Track as PodTrack, ms, secs,
 };
 use scenarios::Scenario;
+use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::analysis::{
@@ -97,20 +98,39 @@ pub struct ReleaseOptions {
     pub prometheus_retry: prom::Retry,
 }
 
-/// The step a running release is in; clones share one state.
-#[derive(Debug, Clone, Default)]
-pub struct StepWatch(Arc<Mutex<Option<Step>>>);
+/// The step a running release is in, a [`tokio::sync::watch`] channel:
+/// clones share one state, and a subscriber awaits changes instead of
+/// polling.
+#[derive(Debug, Clone)]
+pub struct StepWatch(Arc<watch::Sender<Option<Step>>>);
+
+impl Default for StepWatch {
+    fn default() -> Self {
+        StepWatch(Arc::new(watch::Sender::new(None)))
+    }
+}
 
 impl StepWatch {
     /// The current step (`None` before the release starts).
     pub fn get(&self) -> Option<Step> {
-        self.0.lock().map(|s| *s).unwrap_or(None)
+        *self.0.borrow()
+    }
+
+    /// A receiver that sees every later step (`changed`, `wait_for`).
+    pub fn subscribe(&self) -> watch::Receiver<Option<Step>> {
+        self.0.subscribe()
+    }
+
+    /// Resolves once the release is in `step` (at once if it is now).
+    /// A step left before this looks again is missed: put a timeout on it.
+    pub async fn reached(&self, step: Step) {
+        let mut rx = self.subscribe();
+        // Err only if the sender is gone, and this holds it.
+        let _ = rx.wait_for(|s| *s == Some(step)).await;
     }
 
     fn set(&self, step: Step) {
-        if let Ok(mut s) = self.0.lock() {
-            *s = Some(step);
-        }
+        self.0.send_replace(Some(step));
     }
 }
 
