@@ -65,7 +65,7 @@ use crate::goose::{self, Goose, GooseCommand, Supervision};
 use crate::plan::{LocalPlan, PlanError, Split, plan_release};
 use crate::prom::{self, PromApi, Prometheus, ScrapeTarget};
 use crate::query::{ScopeVars, build_query};
-use crate::ranges::scale_config_ranges;
+use crate::ranges::{scale_config_ranges, scale_ranges};
 
 /// Scenario seconds a crashed instance stays down before it serves again:
 /// the simulator's crash loop (`sim/src/series.rs`) is down 30 s per cycle.
@@ -1243,10 +1243,17 @@ async fn drive<C: Controller>(
         tasks: JoinSet::new(),
         not_ready: None,
         series_fetched: false,
+        // Range selectors follow the time scale, as in the config's queries.
         queries: controller
             .queries()
             .iter()
-            .map(|q| q.promql.clone())
+            .map(|q| {
+                if ctx.options.scale_ranges {
+                    scale_ranges(&q.promql, ctx.options.time_scale)
+                } else {
+                    q.promql.clone()
+                }
+            })
             .collect(),
         decided_at: None,
         tail: None,
