@@ -144,18 +144,17 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
                 flag.store(true, Ordering::SeqCst);
             }
         });
-        let watch = options.watch.clone();
+        let mut steps = options.watch.subscribe();
         tokio::spawn(async move {
             let mut last = None;
-            loop {
-                let now = watch.get();
+            while steps.changed().await.is_ok() {
+                let now = *steps.borrow_and_update();
                 if now != last {
                     if let Some(step) = now {
                         eprintln!("local: {step}");
                     }
                     last = now;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         });
         run_release(&scenario, &options, cancel.clone()).await

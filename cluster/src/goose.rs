@@ -21,7 +21,7 @@
 //! SIGKILL after the drain timeout. Dropping a [`Goose`] kills its process
 //! by PID.
 //!
-//! Not for: the release's orchestration (that is [`crate::release`]).
+//! Not for: the release's orchestration (that is [`crate::local::run`]).
 
 use std::collections::VecDeque;
 use std::ffi::OsString;

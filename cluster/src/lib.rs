@@ -6,10 +6,11 @@
 //! - [`plan`]: a scenario at a time scale, as goldengoose configs, traffic
 //!   splits and a schedule (pure);
 //! - [`goose`]: goldengoose instances as supervised child processes;
-//! - [`local`]: pieces of the local real mode (readiness probe,
-//!   control/experiment series into a Kayenta `MetricSetPair`);
-//! - [`release`]: a whole time-scaled release on loopback: replicas per
-//!   track, stepped weights, analysis, rolling promotion or rollback;
+//! - [`local`]: the local mode: [`local::run`], a whole time-scaled release
+//!   on loopback driven by the simulator's release controller (replicas
+//!   per track, stepped weights, judged windows, rolling promotion or
+//!   rollback), and its pieces (readiness probe, control/experiment series
+//!   into a Kayenta `MetricSetPair`);
 //! - [`ranges`]: range selectors in the user's PromQL scaled by the time
 //!   scale (pure);
 //! - [`results`]: a release as the simulator's results (`reports` model).
@@ -30,7 +31,6 @@ pub mod plan;
 pub mod prom;
 pub mod query;
 pub mod ranges;
-pub mod release;
 pub mod results;
 pub mod serve;
 
@@ -39,10 +39,10 @@ pub use analysis::{
 };
 pub use goose::{Goose, GooseCommand, Supervision};
 pub use local::metric_set_pair;
-pub use plan::{LocalPlan, PlanError, Split, plan_release};
-pub use prom::{PromApi, Prometheus, Retry, RetryCount, ScrapeTarget, Series};
-pub use query::{QueryError, ScopeVars, build_query};
-pub use release::{
+pub use local::run::{
     Instance, ReleaseError, ReleaseFailure, ReleaseOptions, ReleaseOutcome, ReleaseRecord, Step,
     StepWatch, run_release,
 };
+pub use plan::{LocalPlan, PlanError, Split, plan_release};
+pub use prom::{PromApi, Prometheus, Retry, RetryCount, ScrapeTarget, Series};
+pub use query::{QueryError, ScopeVars, build_query};

@@ -71,6 +71,16 @@ impl Split {
     }
 }
 
+impl From<release::Split> for Split {
+    fn from(s: release::Split) -> Self {
+        Split {
+            production: s.production,
+            baseline: s.baseline,
+            canary: s.canary,
+        }
+    }
+}
+
 /// Everything a local release needs to know, scaled.
 #[derive(Debug, Clone)]
 pub struct LocalPlan {

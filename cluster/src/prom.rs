@@ -405,8 +405,41 @@ impl PromApi {
             form_encode(promql),
             step.as_secs_f64()
         );
-        let (status, text) = self.request("POST", "/api/v1/query_range", Some(&body))?;
-        let json: serde_json::Value = match serde_json::from_str(&text) {
+        parse_matrix(&self.post_query("/api/v1/query_range", &body, promql)?)
+    }
+
+    /// `/api/v1/query` at `at` (unix seconds): Prometheus's `data` object
+    /// (`resultType` and `result`, any shape). Errors and retries as
+    /// [`Self::query_range`].
+    pub fn query_data(&self, promql: &str, at: f64) -> Result<serde_json::Value, Error> {
+        let body = format!("query={}&time={at:.3}", form_encode(promql));
+        with_retry(self.retry, &self.retries, self.addr, || {
+            self.post_query("/api/v1/query", &body, promql)
+        })
+    }
+
+    /// `/api/v1/query_range`'s `data` object, any result shape.
+    pub fn query_range_data(
+        &self,
+        promql: &str,
+        start: f64,
+        end: f64,
+        step: Duration,
+    ) -> Result<serde_json::Value, Error> {
+        let body = format!(
+            "query={}&start={start:.3}&end={end:.3}&step={}",
+            form_encode(promql),
+            step.as_secs_f64()
+        );
+        with_retry(self.retry, &self.retries, self.addr, || {
+            self.post_query("/api/v1/query_range", &body, promql)
+        })
+    }
+
+    /// POSTs a query form to `path`; the response's `data` on success.
+    fn post_query(&self, path: &str, body: &str, promql: &str) -> Result<serde_json::Value, Error> {
+        let (status, text) = self.request("POST", path, Some(body))?;
+        let mut json: serde_json::Value = match serde_json::from_str(&text) {
             Ok(json) => json,
             // A proxy's or a starting server's error page: transient.
             Err(_) if status == 429 || status >= 500 => serde_json::Value::Null,
@@ -425,7 +458,7 @@ impl PromApi {
                 query: promql.to_string(),
             });
         }
-        parse_matrix(&json["data"])
+        Ok(json["data"].take())
     }
 
     /// [`Self::query_range`] for a query that yields one series (or none:

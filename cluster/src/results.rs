@@ -26,7 +26,7 @@ use scenarios::Scenario;
 use crate::analysis::JudgedInterval;
 pub use release::ReleaseEnd;
 
-use crate::release::{ReleaseError, ReleaseFailure, ReleaseOutcome, ReleaseRecord, Step};
+use crate::local::run::{ReleaseError, ReleaseFailure, ReleaseOutcome, ReleaseRecord, Step};
 
 /// The verdict, the reason in words, and the record of a release.
 pub fn verdict(
@@ -41,11 +41,7 @@ pub fn verdict(
                     p.replaced, p.of
                 ));
             }
-            let v = match out.decision {
-                judge::analysis::Decision::Promote => ReleaseEnd::Promote,
-                judge::analysis::Decision::Rollback => ReleaseEnd::Rollback,
-            };
-            (v, reason, &out.record)
+            (out.decision, reason, &out.record)
         }
         Err(f) => {
             let deploy_failed = f.step == Step::Deploy

@@ -4,11 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cluster::results::{self, ReleaseEnd};
 use cluster::{AnalysisError, ReleaseError, ReleaseOptions, Step, run_release};
-use judge::analysis::Decision;
 use scenarios::Scenario;
 
 use crate::TempRoot;
@@ -88,7 +87,7 @@ async fn release_with_a_large_latency_fault_is_rolled_back() {
     eprintln!("{:?} {why:?}", out.analysis.outcome);
     assert_eq!(
         out.decision,
-        Decision::Rollback,
+        ReleaseEnd::Rollback,
         "{:?} {why:?}",
         out.analysis.outcome
     );
@@ -187,7 +186,9 @@ async fn release_with_a_config_without_prometheus_queries_starts_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_that_fails_to_start_ends_the_deploy_and_stops_the_others() {
     // goldengoose through a shell that refuses to start the canary: the
-    // production and baseline processes start first and must be stopped.
+    // production processes start first (before the commit) and must be
+    // stopped; the controller starts the canary before the baseline, so
+    // the baseline never starts.
     let script = format!(
         r#"case "$*" in *--track=canary*) echo "no canary today" >&2; exit 3;; esac; exec "{}" goldengoose "$@""#,
         env!("CARGO_BIN_EXE_canarylab")
@@ -214,7 +215,7 @@ async fn canary_that_fails_to_start_ends_the_deploy_and_stops_the_others() {
     let started = &err.record.instances;
     assert!(
         started.iter().any(|i| i.track == "production")
-            && started.iter().any(|i| i.track == "baseline"),
+            && !started.iter().any(|i| i.track == "baseline"),
         "{started:?}"
     );
     for pid in started.iter().flat_map(|i| &i.pids) {
@@ -239,11 +240,8 @@ async fn interrupted_release_leaves_no_process_and_no_temp_dir() {
         let watch = opts.watch.clone();
         tokio::spawn(async move {
             // Interrupt once the analysis runs: traffic flows, Prometheus up.
-            let started = Instant::now();
-            while watch.get() != Some(Step::Analysis) && started.elapsed() < Duration::from_secs(60)
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            let _ =
+                tokio::time::timeout(Duration::from_secs(60), watch.reached(Step::Analysis)).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
             cancel.store(true, Ordering::Relaxed);
         })
@@ -305,7 +303,7 @@ async fn aa_release_is_promoted_by_replacing_production() {
     eprintln!("{:?} {why:?}", out.analysis.outcome);
     assert_eq!(
         out.decision,
-        Decision::Promote,
+        ReleaseEnd::Promote,
         "{:?} {why:?}",
         out.analysis.outcome
     );
@@ -371,11 +369,8 @@ async fn ctrl_c_during_promotion_undoes_it() {
         let cancel = cancel.clone();
         let watch = opts.watch.clone();
         tokio::spawn(async move {
-            let started = Instant::now();
-            while watch.get() != Some(Step::Promote) && started.elapsed() < Duration::from_secs(90)
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            let _ =
+                tokio::time::timeout(Duration::from_secs(90), watch.reached(Step::Promote)).await;
             // Into the second instance's readiness wait.
             tokio::time::sleep(Duration::from_secs(4)).await;
             cancel.store(true, Ordering::Relaxed);

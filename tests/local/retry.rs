@@ -98,9 +98,7 @@ impl Drop for Restarted {
 }
 
 async fn wait_for_step(watch: &cluster::StepWatch, step: Step) {
-    while watch.get() != Some(step) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    watch.reached(step).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

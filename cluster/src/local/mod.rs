@@ -1,10 +1,13 @@
-//! Pieces of the local real mode: a readiness probe, and control/experiment
+//! The local mode: a whole canary release on loopback ([`run`]: goldengoose
+//! processes, loadgen, a real Prometheus, driven by the simulator's release
+//! controller), and its pieces: a readiness probe, and control/experiment
 //! series from Prometheus turned into a Kayenta [`MetricSetPair`].
 //! goldengoose processes are [`crate::goose`].
 //!
-//! Not for: the orchestration of a whole release (pipeline stages,
-//! weights, analysis intervals, promote/rollback); that is
-//! [`crate::release`].
+//! Mirrors `kube/`'s layout (`kube/run.rs` is the Kubernetes
+//! mode's driver, `local/run.rs` the local mode's).
+
+pub mod run;
 
 use std::net::SocketAddr;
 use std::time::Duration;
