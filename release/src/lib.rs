@@ -81,7 +81,9 @@
 //! Not for: executing anything, waiting, or randomness (a driver draws how
 //! long a build or a pod takes, the controller only hears when it is done).
 
+pub mod deploy;
 pub mod kayenta;
+pub mod peer;
 mod vocabulary;
 
 pub use vocabulary::ReleaseEnd;
