@@ -176,8 +176,8 @@ const ARGO_METRIC: &str = "    initialDelay: 2m\n    interval: 1m\n    failureLi
 /// analysis/analysis.go generateMetricTasks (first measurement at the
 /// run's start + initialDelay, then every interval) and
 /// assessMetricFailureInconclusiveOrError (Failed when failed >
-/// failureLimit): with failureLimit 3 the 4th failure, at `initialDelay + 3
-/// * interval` after the analysis starts, aborts; rollout/canary.go
+/// failureLimit): with failureLimit 3 the 4th failure, at initialDelay +
+/// 3 intervals after the analysis starts, aborts; rollout/canary.go
 /// starts the background run at step 0, with the first setWeight.
 #[test]
 fn argo_aborts_at_initial_delay_plus_failure_limit_intervals() {
