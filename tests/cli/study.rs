@@ -230,7 +230,10 @@ fn analysis_errors_name_the_file_and_field() {
         "1",
     ])
     .expect_err("an experiment step is refused");
-    assert!(e.contains("rollout.yaml") && e.contains("experiment"), "{e}");
+    assert!(
+        e.contains("rollout.yaml") && e.contains("experiment"),
+        "{e}"
+    );
     // --config and --analysis do not mix
     let e = canarylab(&[
         "sim",
