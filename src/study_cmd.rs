@@ -26,8 +26,19 @@ pub struct StudyArgs {
     pub scenarios: Vec<PathBuf>,
     /// Judge every scenario with this Kayenta canary config instead of
     /// each scenario's own `analysis.config`.
-    #[arg(long, value_name = "CONFIG.json")]
+    #[arg(long, value_name = "CONFIG.json", conflicts_with = "analyses")]
     pub config: Option<PathBuf>,
+    /// Release every scenario with this analysis, side by side with the
+    /// other --analysis files (repeatable): a Kayenta canary config (JSON),
+    /// an Argo Rollouts file (a Rollout and its AnalysisTemplates) or a
+    /// Flagger file (a Canary and its MetricTemplates), read unchanged and
+    /// told apart by content. Every analysis gets the same seeds; results
+    /// get one entry per scenario and analysis, named by the file's stem.
+    /// An Argo or Flagger file's weights and pauses replace the scenario's
+    /// [pipeline] traffic and timing; the scenario keeps its service,
+    /// regression, build and deploy.
+    #[arg(long = "analysis", value_name = "FILE")]
+    pub analyses: Vec<PathBuf>,
     /// Seeded releases simulated per scenario.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub runs: u32,
@@ -50,6 +61,74 @@ pub struct StudyArgs {
 
 impl StudyArgs {
     fn load(&self) -> anyhow::Result<Vec<Scenario>> {
+        self.load_with(self.config.as_deref())
+    }
+
+    /// The --analysis files, read; a Kayenta config's with the scenarios
+    /// loaded with it (in `scenarios`' order). Notes on what the peers'
+    /// files hold that is read and ignored go to `out`.
+    fn analyses(
+        &self,
+        scenarios: &[Scenario],
+        out: &mut dyn Write,
+    ) -> anyhow::Result<Vec<sim::StudyAnalysis>> {
+        let files = self
+            .analyses
+            .iter()
+            .map(|p| sim::analysis::read(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        sim::analysis::check_names(&files)?;
+        let mut analyses = Vec::with_capacity(files.len());
+        for file in files {
+            for note in &file.notes {
+                writeln!(out, "note: {note}")?;
+            }
+            let own = match file.kind {
+                sim::analysis::FileKind::Kayenta => {
+                    let loaded = self
+                        .load_with(Some(&file.path))
+                        .with_context(|| format!("--analysis {}", file.path.display()))?;
+                    anyhow::ensure!(
+                        loaded.len() == scenarios.len()
+                            && loaded.iter().zip(scenarios).all(|(a, b)| a.name == b.name),
+                        "--analysis {}: the scenarios changed while loading",
+                        file.path.display()
+                    );
+                    loaded
+                }
+                sim::analysis::FileKind::Peer(_) => Vec::new(),
+            };
+            analyses.push(sim::StudyAnalysis {
+                file,
+                scenarios: own,
+            });
+        }
+        Ok(analyses)
+    }
+
+    /// The study: side by side with --analysis, else each scenario's own.
+    fn run(
+        &self,
+        scenarios: &[Scenario],
+        examples: bool,
+        out: &mut dyn Write,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> anyhow::Result<Study> {
+        if self.analyses.is_empty() {
+            let mut study = sim::run_study(scenarios, self.options(examples), progress)?;
+            study.config = self.config.as_ref().map(|c| c.display().to_string());
+            return Ok(study);
+        }
+        let analyses = self.analyses(scenarios, out)?;
+        Ok(sim::run_study_side_by_side(
+            scenarios,
+            &analyses,
+            self.options(examples),
+            progress,
+        )?)
+    }
+
+    fn load_with(&self, config: Option<&std::path::Path>) -> anyhow::Result<Vec<Scenario>> {
         let paths = if self.scenarios.is_empty() {
             if !std::path::Path::new(CATALOG).is_dir() {
                 anyhow::bail!(
@@ -61,7 +140,7 @@ impl StudyArgs {
         } else {
             self.scenarios.clone()
         };
-        let mut loaded = scenarios::load_all(&paths, self.config.as_deref())?;
+        let mut loaded = scenarios::load_all(&paths, config)?;
         if let Some(path) = &self.service {
             let (service, step) = scenarios::load_service(path)?;
             for sc in &mut loaded {
@@ -94,6 +173,19 @@ Examples:
   canarylab sim                                   # the shipped catalog, 1000 runs each
   canarylab sim scenarios/catalog --config my-kayenta-config.json --out review
   canarylab sim scenarios/catalog/latency-5pct.toml --runs 10000 --seed 7
+
+Side by side: your Kayenta config, Argo Rollouts file and Flagger file, each
+released in every scenario on the same seeds (one results entry per scenario
+and analysis, named by the file's stem):
+  canarylab sim scenarios/catalog \
+    --analysis scenarios/catalog/analyses/kayenta.json \
+    --analysis scenarios/catalog/analyses/argo-rollout.yaml \
+    --analysis scenarios/catalog/analyses/flagger-canary.yaml
+An Argo or Flagger file's steps (weights, pauses) replace the scenario's
+[pipeline] traffic and analysis timing; the build, deploy, service and
+regression stay the scenario's. Argo has no baseline (its queries compare
+the canary with thresholds or the stable pods); Flagger's primary is
+production. Their decision times count from the first traffic shift.
 
 Writes DIR/report.html (open it in a browser), DIR/report.md, DIR/results.json
 (re-render with `canarylab report`) and DIR/charts/*.svg|png.
@@ -144,6 +236,8 @@ Examples:
   canarylab sweep --param interval_s=300,600,900 --param pass=60,75,90
 
 Each value reruns the study; the report shows ROC and power curves. With
+--analysis FILE, the main study is side by side (as `canarylab sim`); the
+sweeps vary each scenario's own Kayenta pipeline. With
 --shard I/N, as for `canarylab sim`: DIR/shard-I-of-N.json for `canarylab merge`.")]
 pub struct SweepArgs {
     #[command(flatten)]
@@ -181,7 +275,11 @@ of runs must end as expected. Exit status: 0 when every expectation is met, 1 wh
 any is missed, 2 on bad input.
 
 Example (in a team's CI):
-  canarylab test canary-scenarios/ --config kayenta/checkout.json --junit junit.xml")]
+  canarylab test canary-scenarios/ --config kayenta/checkout.json --junit junit.xml
+
+With --analysis FILE (repeatable), every scenario's expectation is checked
+for each analysis (Kayenta JSON, Argo Rollouts or Flagger YAML):
+  canarylab test canary-scenarios/ --analysis rollout.yaml --junit junit.xml")]
 pub struct TestArgs {
     #[command(flatten)]
     pub study: StudyArgs,
@@ -234,11 +332,20 @@ impl Progress {
     }
 }
 
+/// A result's name: the scenario's, and its analysis's in a side-by-side
+/// study.
+fn label(s: &reports::model::ScenarioResult) -> String {
+    match &s.analysis {
+        Some(a) => format!("{} [{a}]", s.name),
+        None => s.name.clone(),
+    }
+}
+
 fn summary(study: &Study, out: &mut dyn Write) -> anyhow::Result<()> {
     let width = study
         .scenarios
         .iter()
-        .map(|s| s.name.len())
+        .map(|s| label(s).len())
         .max()
         .unwrap_or(8)
         .max(8);
@@ -256,7 +363,7 @@ fn summary(study: &Study, out: &mut dyn Write) -> anyhow::Result<()> {
         writeln!(
             out,
             "{:<width$}  {:<6} {:>6}  {:<26} {:>10} {:>10}",
-            s.name,
+            label(s),
             match s.expect {
                 Expect::Fail => "fail",
                 Expect::Pass => "pass",
@@ -286,17 +393,17 @@ fn write_report(study: &Study, dir: &std::path::Path, out: &mut dyn Write) -> an
 pub fn run_sim(args: &SimArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let scenarios = args.study.load()?;
     if let Some(shard) = args.shard {
+        no_shard_analyses(&args.study)?;
         return run_shard(&args.study, &[], shard, &scenarios, &args.out, out);
     }
     let progress = Progress::new("sim");
     let started = Instant::now();
-    let mut study = sim::run_study(&scenarios, args.study.options(true), &|d, t| {
-        progress.update(d, t)
-    })?;
-    study.config = args.study.config.as_ref().map(|c| c.display().to_string());
+    let study = args
+        .study
+        .run(&scenarios, true, out, &|d, t| progress.update(d, t))?;
     let elapsed = started.elapsed().as_secs_f64();
     summary(&study, out)?;
-    let total = scenarios.len() as f64 * f64::from(args.study.runs);
+    let total = study.scenarios.len() as f64 * f64::from(args.study.runs);
     writeln!(
         out,
         "\n{total} runs in {elapsed:.1} s ({:.0} runs/s)",
@@ -304,6 +411,16 @@ pub fn run_sim(args: &SimArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     )?;
     write_report(&study, &args.out, out)?;
     Ok(Exit::Success)
+}
+
+/// Shards of side-by-side studies are not written yet: refuse rather than
+/// write a shard of another study.
+fn no_shard_analyses(study: &StudyArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        study.analyses.is_empty(),
+        "--shard with --analysis is not supported yet: run the side-by-side study on one machine"
+    );
+    Ok(())
 }
 
 /// `canarylab sim --shard I/N` (and `sweep --shard I/N` with `params`).
@@ -405,13 +522,13 @@ pub fn run_sweep(args: &SweepArgs, out: &mut dyn Write) -> anyhow::Result<Exit> 
         .collect::<anyhow::Result<Vec<_>>>()?;
     let scenarios = args.study.load()?;
     if let Some(shard) = args.shard {
+        no_shard_analyses(&args.study)?;
         return run_shard(&args.study, &args.params, shard, &scenarios, &args.out, out);
     }
     let progress = Progress::new("sim");
-    let mut study = sim::run_study(&scenarios, args.study.options(true), &|d, t| {
-        progress.update(d, t)
-    })?;
-    study.config = args.study.config.as_ref().map(|c| c.display().to_string());
+    let mut study = args
+        .study
+        .run(&scenarios, true, out, &|d, t| progress.update(d, t))?;
     for (name, values) in &grids {
         let progress = Progress::new("sweep");
         let sweep = sim::sweep::sweep(
@@ -448,11 +565,11 @@ pub fn run_report(args: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<Exit
 pub fn run_test(args: &TestArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let scenarios = args.study.load()?;
     let progress = Progress::new("test");
-    let study = sim::run_study(
-        &scenarios,
-        args.study.options(args.out.is_some()),
-        &|d, t| progress.update(d, t),
-    )?;
+    let study = args
+        .study
+        .run(&scenarios, args.out.is_some(), out, &|d, t| {
+            progress.update(d, t)
+        })?;
     let mut missed = 0;
     for s in &study.scenarios {
         let r = s.rollback_rate;
@@ -481,7 +598,7 @@ pub fn run_test(args: &TestArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
             out,
             "{} {}: {measured}; required {requirement}",
             if ok { "PASS" } else { "FAIL" },
-            s.name
+            label(s)
         )?;
     }
     if let Some(path) = &args.junit {

@@ -7,22 +7,19 @@
 //! [`judge::analysis::Analysis`]), then a rolling promotion of production
 //! and cleanup, or a rollback.
 //!
-//! A crashed pod is restarted by Kubernetes and is not ready until the
-//! driver says so; a canary in a crash loop therefore never becomes ready
-//! and the deploy times out. A pod ready exactly at the deploy deadline is
-//! in time.
+//! The build and deploy are [`crate::deploy`]'s, shared with the peers'
+//! controllers ([`crate::peer`]).
 //!
 //! Not for: how long a build or a pod takes, or what a window scores
 //! (the driver's).
 
-use std::collections::VecDeque;
-
 use judge::ScoreThresholds;
 use judge::analysis::{Analysis, Decision, Schedule, Step, Window};
 
+use crate::deploy::{BuildDeploy, DeploySpec, Out, Progress};
 use crate::{
     Command, Controller, Event, JudgeRequest, Millis, OperatorInput, Outcome, ReleaseEnd,
-    RollingUpdate, Split, Stage, Track, ms,
+    RollingUpdate, Split, ms,
 };
 
 /// The pipeline's settings (seconds, as in a scenario).
@@ -84,11 +81,21 @@ impl KayentaSpec {
     }
 }
 
-/// What a timer is for.
+impl KayentaSpec {
+    /// The build and deploy part, shared with the other controllers.
+    pub fn deploy(&self) -> DeploySpec {
+        DeploySpec {
+            build_after_s: self.build_after_s,
+            deploy_timeout_s: self.deploy_timeout_s,
+            canary_pods: self.canary_pods,
+            baseline_pods: self.baseline_pods,
+        }
+    }
+}
+
+/// What a timer is for (the build's and deploy's are [`BuildDeploy`]'s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Timer {
-    BuildStart,
-    DeployDeadline,
     TrafficShift,
     TrafficStep(usize),
     Window(Window),
@@ -96,14 +103,8 @@ enum Timer {
 
 #[derive(Debug)]
 enum Phase {
-    Idle,
-    Waiting,
-    Building {
-        started: Millis,
-    },
-    Deploying {
-        ready: u32,
-    },
+    /// Build and deploy, up to every pod ready.
+    Preparing,
     /// Every pod ready; the shift is under way.
     Shifting,
     Analysing {
@@ -121,16 +122,14 @@ enum Phase {
 #[derive(Debug)]
 pub struct Kayenta<'a> {
     spec: &'a KayentaSpec,
-    keep_timeline: bool,
     phase: Phase,
-    commands: VecDeque<Command>,
+    prepare: BuildDeploy,
+    out: Out,
     /// Pending timers: (time, order given, what for).
     timers: Vec<(Millis, u64, Timer)>,
     timer_seq: u64,
-    deploy_started: Option<Millis>,
     traffic_at: Option<Millis>,
     decision: Option<Decided>,
-    timeline: Vec<Stage>,
 }
 
 #[derive(Debug)]
@@ -147,28 +146,20 @@ impl<'a> Kayenta<'a> {
     pub fn new(spec: &'a KayentaSpec, keep_timeline: bool) -> Self {
         Kayenta {
             spec,
-            keep_timeline,
-            phase: Phase::Idle,
-            commands: VecDeque::with_capacity(8),
+            phase: Phase::Preparing,
+            prepare: BuildDeploy::new(spec.deploy()),
+            out: Out::new(keep_timeline),
             timers: Vec::with_capacity(4),
             timer_seq: 0,
-            deploy_started: None,
             traffic_at: None,
             decision: None,
-            timeline: Vec::new(),
-        }
-    }
-
-    fn stage(&mut self, name: &'static str, start: Millis, end: Millis) {
-        if self.keep_timeline {
-            self.timeline.push(Stage { name, start, end });
         }
     }
 
     fn wake_at(&mut self, at: Millis, timer: Timer) {
         self.timer_seq += 1;
         self.timers.push((at, self.timer_seq, timer));
-        self.commands.push_back(Command::WakeAt(at));
+        self.out.push(Command::WakeAt(at));
     }
 
     /// The earliest due timer, removed.
@@ -183,40 +174,30 @@ impl<'a> Kayenta<'a> {
         Some(self.timers.swap_remove(i).2)
     }
 
-    fn start_deploy(&mut self, now: Millis) {
-        self.deploy_started = Some(now);
-        self.phase = Phase::Deploying { ready: 0 };
-        let spec = self.spec;
-        if spec.canary_pods > 0 {
-            self.commands.push_back(Command::StartPods {
-                track: Track::Canary,
-                count: spec.canary_pods,
-            });
+    /// What the build and deploy came to.
+    fn prepared(&mut self, now: Millis, progress: Progress) {
+        match progress {
+            Progress::Pending => {}
+            Progress::Ready => {
+                self.phase = Phase::Shifting;
+                self.wake_at(now + ms(self.spec.shift_delay_s), Timer::TrafficShift);
+            }
+            Progress::Failed { end, reason } => {
+                self.decide(now, end, reason, None);
+                if end == ReleaseEnd::BuildFailed {
+                    self.finish(now);
+                } else {
+                    self.roll_back();
+                }
+            }
         }
-        if spec.baseline_pods > 0 {
-            self.commands.push_back(Command::StartPods {
-                track: Track::Baseline,
-                count: spec.baseline_pods,
-            });
-        }
-        if spec.canary_pods + spec.baseline_pods == 0 {
-            self.all_ready(now);
-        } else {
-            self.wake_at(now + ms(spec.deploy_timeout_s), Timer::DeployDeadline);
-        }
-    }
-
-    fn all_ready(&mut self, now: Millis) {
-        self.phase = Phase::Shifting;
-        self.wake_at(now + ms(self.spec.shift_delay_s), Timer::TrafficShift);
     }
 
     fn traffic_shift(&mut self, now: Millis) {
-        let deploy_started = self.deploy_started.unwrap_or(now);
-        self.stage("deploy", deploy_started, now);
+        let deploy_started = self.prepare.deploy_started.unwrap_or(now);
+        self.out.stage("deploy", deploy_started, now);
         self.traffic_at = Some(now);
-        self.commands
-            .push_back(Command::SetWeights(self.spec.traffic));
+        self.out.push(Command::SetWeights(self.spec.traffic));
         // Steps first, so a step and a window ending at the same time see
         // the step's weights (the window's last point is after the step).
         for (i, (after_s, _)) in self.spec.traffic_steps.iter().enumerate() {
@@ -264,13 +245,12 @@ impl<'a> Kayenta<'a> {
         let traffic_at = self.traffic_at.unwrap_or(now);
         let warmup_end =
             traffic_at + ms(self.spec.schedule.warmup.as_secs_f64()).min(now - traffic_at);
-        self.stage("warmup", traffic_at, warmup_end);
-        self.stage("analysis", warmup_end, now);
+        self.out.stage("warmup", traffic_at, warmup_end);
+        self.out.stage("analysis", warmup_end, now);
         self.decide(now, end, reason, interval);
         if end == ReleaseEnd::Promote {
             self.phase = Phase::Promoting;
-            self.commands
-                .push_back(Command::Promote(self.spec.rolling_update));
+            self.out.push(Command::Promote(self.spec.rolling_update));
         } else {
             self.roll_back();
         }
@@ -278,7 +258,7 @@ impl<'a> Kayenta<'a> {
 
     fn roll_back(&mut self) {
         self.phase = Phase::RollingBack;
-        self.commands.push_back(Command::RollBack);
+        self.out.push(Command::RollBack);
     }
 
     fn finish(&mut self, now: Millis) {
@@ -289,46 +269,33 @@ impl<'a> Kayenta<'a> {
             at: now,
             interval: None,
         });
-        self.commands.push_back(Command::Done(Outcome {
+        let timeline = std::mem::take(&mut self.out.timeline);
+        self.out.push(Command::Done(Outcome {
             end: d.end,
             reason: d.reason,
             decided_at: d.at,
             ended_at: now,
-            deploy_started: self.deploy_started,
+            deploy_started: self.prepare.deploy_started,
             traffic_at: self.traffic_at,
             decided_at_interval: d.interval,
-            timeline: std::mem::take(&mut self.timeline),
+            timeline,
         }));
         self.timers.clear();
     }
 
     fn on_timer(&mut self, now: Millis, timer: Timer) {
         match (timer, &mut self.phase) {
-            (Timer::BuildStart, Phase::Waiting) => {
-                self.phase = Phase::Building { started: now };
-                self.commands.push_back(Command::Build);
-            }
-            (Timer::DeployDeadline, Phase::Deploying { .. }) => {
-                let deploy_started = self.deploy_started.unwrap_or(now);
-                self.stage("deploy", deploy_started, now);
-                let reason = format!(
-                    "canary pods not ready after {} s: deploy timed out, rolled back",
-                    self.spec.deploy_timeout_s
-                );
-                self.decide(now, ReleaseEnd::DeployFailed, reason, None);
-                self.roll_back();
-            }
             (Timer::TrafficShift, Phase::Shifting) => self.traffic_shift(now),
             (Timer::TrafficStep(i), Phase::Analysing { .. }) => {
                 if let Some((_, split)) = self.spec.traffic_steps.get(i) {
-                    self.commands.push_back(Command::SetWeights(*split));
+                    self.out.push(Command::SetWeights(*split));
                 }
             }
             (Timer::Window(window), Phase::Analysing { judging, .. }) if judging.is_none() => {
                 *judging = Some(window.index);
                 let origin = self.traffic_at.unwrap_or(now);
-                self.commands
-                    .push_back(Command::Judge(JudgeRequest { window, origin }));
+                self.out
+                    .push(Command::Judge(JudgeRequest { window, origin }));
             }
             _ => {}
         }
@@ -374,11 +341,23 @@ impl<'a> Kayenta<'a> {
                 "aborted by the operator".into(),
                 None,
             ),
-            // Before traffic there is nothing to promote: the operator's
-            // input stops the release.
-            (_, Phase::Deploying { .. } | Phase::Shifting) => {
-                if let Some(s) = self.deploy_started {
-                    self.stage("deploy", s, now);
+            // Before the deploy there is nothing to roll back: the
+            // operator's input stops the release.
+            (_, Phase::Preparing) if self.prepare.before_deploy() => {
+                self.prepare.stop();
+                self.decide(
+                    now,
+                    ReleaseEnd::Error,
+                    "aborted by the operator before the deploy".into(),
+                    None,
+                );
+                self.finish(now);
+            }
+            // Before traffic there is nothing to promote.
+            (_, Phase::Preparing | Phase::Shifting) => {
+                self.prepare.stop();
+                if let Some(s) = self.prepare.deploy_started {
+                    self.out.stage("deploy", s, now);
                 }
                 self.decide(
                     now,
@@ -388,15 +367,6 @@ impl<'a> Kayenta<'a> {
                 );
                 self.roll_back();
             }
-            (_, Phase::Idle | Phase::Waiting | Phase::Building { .. }) => {
-                self.decide(
-                    now,
-                    ReleaseEnd::Error,
-                    "aborted by the operator before the deploy".into(),
-                    None,
-                );
-                self.finish(now);
-            }
         }
     }
 }
@@ -405,50 +375,25 @@ impl Controller for Kayenta<'_> {
     fn handle(&mut self, now: Millis, event: Event) {
         match event {
             Event::Start => {
-                if !matches!(self.phase, Phase::Idle) {
-                    return;
-                }
-                match self.spec.build_after_s {
-                    Some(s) => {
-                        self.phase = Phase::Waiting;
-                        self.wake_at(now + ms(s), Timer::BuildStart);
-                    }
-                    None => self.start_deploy(now),
-                }
+                let progress = self.prepare.start(now, &mut self.out);
+                self.prepared(now, progress);
             }
             Event::TimeReached => {
+                if matches!(self.phase, Phase::Preparing) {
+                    let progress = self.prepare.time_reached(now, &mut self.out);
+                    self.prepared(now, progress);
+                }
                 while let Some(timer) = self.take_due(now) {
                     self.on_timer(now, timer);
                 }
             }
             Event::BuildFinished { ok } => {
-                let Phase::Building { started } = self.phase else {
-                    return;
-                };
-                self.stage("build", started, now);
-                if ok {
-                    self.start_deploy(now);
-                } else {
-                    self.decide(
-                        now,
-                        ReleaseEnd::BuildFailed,
-                        "the build failed".into(),
-                        None,
-                    );
-                    self.finish(now);
-                }
+                let progress = self.prepare.build_finished(now, ok, &mut self.out);
+                self.prepared(now, progress);
             }
             Event::PodReady { track } => {
-                let Phase::Deploying { ready } = &mut self.phase else {
-                    return;
-                };
-                if track == Track::Production {
-                    return;
-                }
-                *ready += 1;
-                if *ready >= self.spec.canary_pods + self.spec.baseline_pods {
-                    self.all_ready(now);
-                }
+                let progress = self.prepare.pod_ready(track);
+                self.prepared(now, progress);
             }
             // Kubernetes restarts a crashed pod; it counts once it is ready.
             Event::PodCrashed { .. } => {}
@@ -459,11 +404,11 @@ impl Controller for Kayenta<'_> {
                     return;
                 }
                 let started = self.decision.as_ref().map_or(now, |d| d.at);
-                self.stage("promote", started, now);
+                self.out.stage("promote", started, now);
                 match result {
                     Ok(()) => {
                         self.phase = Phase::CleaningUp;
-                        self.commands.push_back(Command::Cleanup);
+                        self.out.push(Command::Cleanup);
                     }
                     Err(why) => {
                         if let Some(d) = &mut self.decision {
@@ -479,7 +424,7 @@ impl Controller for Kayenta<'_> {
                     return;
                 }
                 let started = self.decision.as_ref().map_or(now, |d| d.at);
-                self.stage("rollback", started, now);
+                self.out.stage("rollback", started, now);
                 self.finish(now);
             }
             Event::CleanedUp => {
@@ -492,7 +437,7 @@ impl Controller for Kayenta<'_> {
     }
 
     fn poll(&mut self) -> Option<Command> {
-        self.commands.pop_front()
+        self.out.commands.pop_front()
     }
 }
 

@@ -65,8 +65,11 @@
 //!   traffic shift, stepped splits, warmup, judged windows, rolling
 //!   promotion or rollback).
 //!
-//! Argo Rollouts' and Flagger's rules are each one more file implementing
-//! [`Controller`]: Argo's measurements are [`Command::Measure`] of its
+//! - [`peer::PeerRelease`]: Argo Rollouts' or Flagger's rules (the `peers`
+//!   crate's state machines) after the same build and deploy
+//!   ([`deploy`], shared with the Kayenta pipeline).
+//!
+//! How the peers map onto the commands: Argo's measurements are [`Command::Measure`] of its
 //! instant queries every `interval` (answered by [`Event::Measured`],
 //! whose [`Measurement`] its `successCondition`/`failureCondition` read),
 //! its `setWeight` steps [`Command::SetWeights`] and its `pause` durations
@@ -81,7 +84,9 @@
 //! Not for: executing anything, waiting, or randomness (a driver draws how
 //! long a build or a pod takes, the controller only hears when it is done).
 
+pub mod deploy;
 pub mod kayenta;
+pub mod peer;
 mod vocabulary;
 
 pub use vocabulary::ReleaseEnd;

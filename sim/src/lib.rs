@@ -10,6 +10,7 @@
 //! repeats a study over a grid of judge and pipeline parameters;
 //! [`shard`] splits a study over machines and merges the pieces back.
 
+pub mod analysis;
 pub mod engine;
 pub mod run;
 pub mod series;
@@ -18,7 +19,7 @@ pub mod study;
 pub mod sweep;
 
 pub use run::{Decision, Prepared, RunOutcome, run_once};
-pub use study::{StudyOptions, run_seed, run_study};
+pub use study::{StudyAnalysis, StudyOptions, run_seed, run_study, run_study_side_by_side};
 
 /// What can stop a study.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,14 @@ pub enum SimError {
         /// Scenario name.
         name: String,
         /// The problem.
+        message: String,
+    },
+    /// An `--analysis` file is unreadable or unusable.
+    #[error("analysis {file}: {message}")]
+    Analysis {
+        /// The file.
+        file: String,
+        /// The problem (for YAML: the document and field).
         message: String,
     },
     /// A sweep parameter is unknown or has a bad value.

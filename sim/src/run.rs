@@ -16,6 +16,7 @@ use judge::{Judge, MetricSetPair, Series, Workspace};
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use release::kayenta::{Kayenta, KayentaSpec};
+use release::peer::{PeerPlan, PeerRelease, PeerSpec};
 use release::{
     Command, Controller, Event, JudgeRequest, Measurement, Outcome, ReleaseEnd, RollingUpdate,
     Split, Track,
@@ -31,12 +32,23 @@ pub type Decision = ReleaseEnd;
 
 pub use reports::summary::RunOutcome;
 
-/// Per-run settings derived once per scenario.
+/// Per-run settings derived once per scenario (and analysis).
 #[derive(Debug)]
 pub struct Prepared<'a> {
     scenario: &'a Scenario,
     judge: Judge,
-    spec: KayentaSpec,
+    analysis: AnalysisSpec,
+}
+
+/// Which controller releases the scenario.
+#[derive(Debug)]
+enum AnalysisSpec {
+    /// The scenario's Spinnaker/Kayenta pipeline with its canary config.
+    Kayenta(KayentaSpec),
+    /// Argo Rollouts' or Flagger's rules: the peer's weights and pauses
+    /// replace the scenario's `[pipeline]` traffic and analysis timing;
+    /// the scenario keeps the service, regression, build and deploy.
+    Peer(PeerSpec),
 }
 
 impl<'a> Prepared<'a> {
@@ -48,8 +60,26 @@ impl<'a> Prepared<'a> {
         Ok(Self {
             scenario,
             judge,
-            spec,
+            analysis: AnalysisSpec::Kayenta(spec),
         })
+    }
+
+    /// The scenario released by a peer's rules (`plan`, from an Argo
+    /// Rollouts or Flagger file). The scenario's judge still judges the
+    /// windows of Argo's `kayenta` provider.
+    pub fn with_peer(scenario: &'a Scenario, plan: PeerPlan) -> Result<Self, judge::InputError> {
+        let mut judge = Judge::new(&scenario.config)?;
+        judge.set_thresholds(scenario.thresholds())?;
+        Ok(Self {
+            scenario,
+            judge,
+            analysis: AnalysisSpec::Peer(PeerSpec::from_scenario(scenario, plan)),
+        })
+    }
+
+    /// Whether a peer's rules (not the Kayenta pipeline) release it.
+    pub fn is_peer(&self) -> bool {
+        matches!(self.analysis, AnalysisSpec::Peer(_))
     }
 
     /// [`Prepared::new`] for every scenario; an error names the scenario.
@@ -114,14 +144,25 @@ pub fn run_once(
         intervals: Vec::new(),
         judge_note: String::new(),
     };
-    let mut controller = Kayenta::new(&p.spec, detail);
+    let mut kayenta;
+    let mut peer;
+    let controller: &mut dyn Controller = match &p.analysis {
+        AnalysisSpec::Kayenta(spec) => {
+            kayenta = Kayenta::new(spec, detail);
+            &mut kayenta
+        }
+        AnalysisSpec::Peer(spec) => {
+            peer = PeerRelease::new(spec, detail);
+            &mut peer
+        }
+    };
     controller.handle(0, Event::Start);
     let outcome = 'run: loop {
         while let Some(command) = controller.poll() {
             if let Command::Done(outcome) = command {
                 break 'run outcome;
             }
-            w.execute(command, &mut controller, ws);
+            w.execute(command, controller, ws);
         }
         let Some(event) = w.q.pop() else {
             break Outcome {
@@ -141,7 +182,7 @@ pub fn run_once(
 }
 
 impl<'a> World<'_, 'a> {
-    fn execute(&mut self, command: Command, controller: &mut Kayenta<'_>, ws: &mut Workspace) {
+    fn execute(&mut self, command: Command, controller: &mut dyn Controller, ws: &mut Workspace) {
         let pl = &self.p.scenario.file.pipeline;
         match command {
             Command::WakeAt(t) => self.q.at(t, Event::TimeReached),
@@ -224,7 +265,9 @@ impl<'a> World<'_, 'a> {
         let sc = self.p.scenario;
         let f = &sc.file;
         let pl = &f.pipeline;
-        let production_control = pl.baseline == BaselineKind::Production;
+        // a peer has no baseline: its stable (Argo) or primary (Flagger)
+        // pods are production
+        let production_control = pl.baseline == BaselineKind::Production || self.p.is_peer();
         let shares = [
             split.canary / 100.0,
             if production_control {
@@ -256,13 +299,13 @@ impl<'a> World<'_, 'a> {
             regression: f.regression,
         };
         let control = match pl.baseline {
-            BaselineKind::Fresh => TrackSpec {
+            BaselineKind::Fresh if !production_control => TrackSpec {
                 pods: pl.baseline_replicas,
                 age_at_start_s: pl.readiness_s,
                 latency_offset: offset(pl.baseline_replicas, &mut self.rng),
                 regression: None,
             },
-            BaselineKind::Production => TrackSpec {
+            _ => TrackSpec {
                 pods: svc.replicas,
                 age_at_start_s: 7.0 * 86_400.0,
                 latency_offset: offset(svc.replicas, &mut self.rng),
@@ -363,15 +406,21 @@ impl<'a> World<'_, 'a> {
         t
     }
 
-    fn finish(self, outcome: Outcome) -> (RunOutcome, Option<RunDetail>) {
+    fn finish(mut self, outcome: Outcome) -> (RunOutcome, Option<RunDetail>) {
         let sc = self.p.scenario;
         let step_s = sc.file.analysis.scrape_step_s;
         let decision = outcome.end;
         let (mut canary_requests, mut blast_radius) = (0, 0);
         let mut decision_time_s = 0.0;
-        if let Some(g) = &self.generator {
+        if let Some(g) = &mut self.generator {
             decision_time_s = secs(outcome.decided_at.saturating_sub(self.traffic_at));
             let k_decided = ((decision_time_s / step_s) + 1e-9).floor() as usize;
+            // A Kayenta run has generated every step up to its decision
+            // (its last window); a peer's only what it measured.
+            if self.p.is_peer() {
+                g.advance_to(k_decided, &mut self.rng);
+            }
+            let g = &*g;
             for k in 1..=k_decided.min(g.len()) {
                 let (r, e) = g.canary_served(k);
                 canary_requests += r;

@@ -4,6 +4,11 @@
 //! Each run's seed derives from the study seed, the scenario's name and
 //! the run's index, and results are gathered by index, so a study's output
 //! is the same whatever the thread count.
+//!
+//! A side-by-side study ([`run_study_side_by_side`]) releases every
+//! scenario once per analysis on the same seeds (common random numbers:
+//! the seed does not depend on the analysis), so differences between the
+//! analyses' results come from the analyses, not from luck.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,6 +18,7 @@ use reports::model::{self, Study};
 use scenarios::Scenario;
 
 use crate::SimError;
+use crate::analysis::{AnalysisFile, FileKind};
 use crate::run::{Prepared, RunOutcome, run_once};
 use crate::shard::Shard;
 
@@ -75,6 +81,89 @@ pub fn run_study(
         example_runs: examples,
         sweeps: Vec::new(),
     })
+}
+
+/// One analysis of a side-by-side study, ready to run.
+#[derive(Debug)]
+pub struct StudyAnalysis {
+    /// Its file, read.
+    pub file: AnalysisFile,
+    /// For a Kayenta config: the study's scenarios loaded with it in place
+    /// of their own config (in the same order). Empty for a peer's.
+    pub scenarios: Vec<Scenario>,
+}
+
+/// Every scenario released by every analysis, `opts.runs` times each on
+/// the same seeds. Results: one entry per scenario and analysis
+/// (scenario by scenario, analyses in the order given), each naming its
+/// analysis; example runs (with `opts.examples`) are the first analysis's.
+pub fn run_study_side_by_side(
+    scenarios: &[Scenario],
+    analyses: &[StudyAnalysis],
+    opts: StudyOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Study, SimError> {
+    let prepared = prepare_side_by_side(scenarios, analyses)?;
+    let outcomes = run_all(&prepared, opts, progress);
+    let names = analyses.iter().map(|a| a.file.name.as_str()).cycle();
+    let results = prepared
+        .iter()
+        .zip(&outcomes)
+        .zip(names)
+        .map(|((p, o), name)| {
+            let mut r = summarize(p.scenario(), o);
+            r.analysis = Some(name.to_string());
+            r
+        })
+        .collect();
+    let examples = if opts.examples {
+        let first: Vec<Prepared<'_>> =
+            prepare_side_by_side(scenarios, &analyses[..1.min(analyses.len())])?;
+        example_runs(&first, opts.seed)
+    } else {
+        Vec::new()
+    };
+    Ok(Study {
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        driver: "sim".into(),
+        seed: opts.seed,
+        runs_per_scenario: opts.runs,
+        config: None,
+        scenarios: results,
+        example_runs: examples,
+        sweeps: Vec::new(),
+    })
+}
+
+/// The (scenario, analysis) pairs, scenario by scenario.
+pub fn prepare_side_by_side<'a>(
+    scenarios: &'a [Scenario],
+    analyses: &'a [StudyAnalysis],
+) -> Result<Vec<Prepared<'a>>, SimError> {
+    let mut prepared = Vec::with_capacity(scenarios.len() * analyses.len());
+    for (i, sc) in scenarios.iter().enumerate() {
+        for a in analyses {
+            let scenario_error = |message: String| SimError::Scenario {
+                name: sc.name.clone(),
+                message: format!("with analysis {}: {message}", a.file.path.display()),
+            };
+            let p = match &a.file.kind {
+                FileKind::Kayenta => {
+                    let own = a
+                        .scenarios
+                        .get(i)
+                        .filter(|s| s.name == sc.name)
+                        .ok_or_else(|| {
+                            scenario_error("not loaded with this Kayenta config".into())
+                        })?;
+                    Prepared::new(own)
+                }
+                FileKind::Peer(plan) => Prepared::with_peer(sc, plan.clone()),
+            };
+            prepared.push(p.map_err(|e| scenario_error(e.to_string()))?);
+        }
+    }
+    Ok(prepared)
 }
 
 /// Run 0 of each scenario, in detail (the report's example runs).

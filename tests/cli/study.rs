@@ -165,3 +165,84 @@ fn local_refuses_bad_input_before_starting_anything() {
         "{e}"
     );
 }
+
+#[test]
+fn sim_side_by_side_writes_one_entry_per_scenario_and_analysis() {
+    let out = tmp("side-by-side");
+    let catalog = repo("scenarios/catalog");
+    let analyses = catalog.join("analyses");
+    let (exit, text) = canarylab(&[
+        "sim",
+        catalog.join("latency-25pct.toml").to_str().unwrap(),
+        catalog.join("aa-typical.toml").to_str().unwrap(),
+        "--analysis",
+        analyses.join("kayenta.json").to_str().unwrap(),
+        "--analysis",
+        analyses.join("argo-rollout.yaml").to_str().unwrap(),
+        "--analysis",
+        analyses.join("flagger-canary.yaml").to_str().unwrap(),
+        "--runs",
+        "20",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(exit, Exit::Success);
+    assert!(text.contains("latency-25pct [argo-rollout]"), "{text}");
+    let study = reports::read_study(&out.join("results.json")).unwrap();
+    let entries: Vec<_> = study
+        .scenarios
+        .iter()
+        .map(|s| format!("{} {}", s.name, s.analysis.as_deref().unwrap_or("-")))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            "latency-25pct kayenta",
+            "latency-25pct argo-rollout",
+            "latency-25pct flagger-canary",
+            "aa-typical kayenta",
+            "aa-typical argo-rollout",
+            "aa-typical flagger-canary",
+        ]
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn analysis_errors_name_the_file_and_field() {
+    let dir = tmp("bad-analysis");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("rollout.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: a}\nspec:\n  strategy:\n    canary:\n      steps:\n      - experiment: {}\n",
+    )
+    .unwrap();
+    let catalog = repo("scenarios/catalog");
+    let scenario = catalog.join("aa-typical.toml");
+    let e = canarylab(&[
+        "sim",
+        scenario.to_str().unwrap(),
+        "--analysis",
+        bad.to_str().unwrap(),
+        "--runs",
+        "1",
+    ])
+    .expect_err("an experiment step is refused");
+    assert!(
+        e.contains("rollout.yaml") && e.contains("experiment"),
+        "{e}"
+    );
+    // --config and --analysis do not mix
+    let e = canarylab(&[
+        "sim",
+        "--config",
+        catalog.join("canary-config.json").to_str().unwrap(),
+        "--analysis",
+        bad.to_str().unwrap(),
+    ])
+    .expect_err("conflict");
+    assert!(e.contains("--analysis"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::{Stage, Track};
 
 fn spec() -> KayentaSpec {
     KayentaSpec {

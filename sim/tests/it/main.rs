@@ -8,6 +8,7 @@
 mod faithfulness;
 mod pipeline;
 mod sharding;
+mod side_by_side;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,549 @@
+//! Argo Rollouts' and Flagger's rules as a [`Controller`]: the release's
+//! build and deploy as the Kayenta pipeline does them ([`crate::deploy`]),
+//! then the peer's own state machine from the `peers` crate
+//! ([`peers::ArgoRollout`], [`peers::FlaggerCanary`]), its commands
+//! translated into this crate's:
+//!
+//! | peer | release |
+//! |---|---|
+//! | `SetWeight(w)` | [`Command::SetWeights`]: canary `w`, production `100 - w` (no baseline: Argo has none unless a user adds one, Flagger's primary is production) |
+//! | `SetCanaryScale` | nothing: the simulated metrics do not depend on the canary's pod count, and traffic does not change |
+//! | `Measure` | [`Command::Measure`] with its range, answered by [`Event::Measured`] |
+//! | `Judge` (Argo's `kayenta` provider) | [`Command::Judge`] of the window, answered by [`Event::Judged`] |
+//! | `Promote` | [`Command::Promote`] (a rolling update), then [`Command::Cleanup`] |
+//! | `Abort` | [`Command::RollBack`] |
+//! | `Pause` | [`Command::Done`] with [`ReleaseEnd::Paused`]: a person must decide |
+//!
+//! The peer's machine starts when every canary pod is ready (Argo: the new
+//! ReplicaSet is available and step 0 begins; Flagger: the tick that found
+//! the new revision, whose first analysis tick is one `interval` later).
+//! Peer times are release times ([`Millis`] since the commit), so the
+//! outcome's `decided_at` is the peer's decision time and `traffic_at` the
+//! first `SetWeight` above 0.
+//!
+//! Not for: reading the peers' files or their rules (the `peers` crate's),
+//! or carrying out commands (a driver's).
+
+use std::time::Duration;
+
+use judge::analysis::Window;
+use peers::control::{Command as PeerCommand, Decision, QueryResult};
+
+use crate::deploy::{BuildDeploy, DeploySpec, Out, Progress};
+use crate::{
+    Command, Controller, Event, JudgeRequest, MeasureRequest, Measurement, Millis, OperatorInput,
+    Outcome, Query, RangeRequest, ReleaseEnd, RollingUpdate, Split,
+};
+
+/// A peer's resolved plan: what its files describe, once per study.
+#[derive(Debug, Clone)]
+pub enum PeerPlan {
+    /// An Argo Rollouts Rollout and its templates.
+    Argo(peers::argo::RolloutPlan),
+    /// A Flagger Canary and its templates.
+    Flagger(peers::flagger::CanaryPlan),
+}
+
+impl PeerPlan {
+    /// The plan of `bundle`'s files (one peer's), with Argo's
+    /// `podTemplateHashValue` arguments resolved to `stable` and `canary`.
+    pub fn of(bundle: &peers::Bundle) -> Result<Self, peers::PeersError> {
+        Ok(match bundle.peer()? {
+            peers::Peer::Argo => PeerPlan::Argo(bundle.argo.plan(&Default::default())?),
+            peers::Peer::Flagger => PeerPlan::Flagger(bundle.flagger.plan()?),
+        })
+    }
+
+    /// A fresh state machine running this plan.
+    pub fn machine(&self) -> Box<dyn peers::Controller + Send> {
+        match self {
+            PeerPlan::Argo(p) => Box::new(peers::ArgoRollout::new(p.clone())),
+            PeerPlan::Flagger(p) => Box::new(peers::FlaggerCanary::new(p.clone())),
+        }
+    }
+
+    /// `Argo` or `Flagger`, for messages.
+    pub fn peer_name(&self) -> &'static str {
+        match self {
+            PeerPlan::Argo(_) => "Argo Rollouts",
+            PeerPlan::Flagger(_) => "Flagger",
+        }
+    }
+}
+
+/// A peer release's settings.
+#[derive(Debug, Clone)]
+pub struct PeerSpec {
+    /// The build and deploy (no baseline pods).
+    pub deploy: DeploySpec,
+    /// How production is replaced on promotion.
+    pub rolling_update: RollingUpdate,
+    /// The peer's plan.
+    pub plan: PeerPlan,
+    queries: Vec<Query>,
+}
+
+impl PeerSpec {
+    /// The settings of one release; the deploy's baseline pods are
+    /// dropped (a peer's analysis has no baseline).
+    pub fn new(mut deploy: DeploySpec, rolling_update: RollingUpdate, plan: PeerPlan) -> Self {
+        deploy.baseline_pods = 0;
+        let queries = plan
+            .machine()
+            .queries()
+            .iter()
+            .map(|q| Query {
+                name: q.name.clone(),
+                promql: q.promql.clone(),
+            })
+            .collect();
+        PeerSpec {
+            deploy,
+            rolling_update,
+            plan,
+            queries,
+        }
+    }
+
+    /// The simulator's release of `scenario` (its build, deploy and rolling
+    /// update) analysed by `plan`.
+    pub fn from_scenario(scenario: &scenarios::Scenario, plan: PeerPlan) -> Self {
+        let pl = &scenario.file.pipeline;
+        Self::new(
+            DeploySpec::from_scenario(scenario, false),
+            RollingUpdate {
+                replicas: scenario.file.service.replicas,
+                max_surge: pl.max_surge,
+                max_unavailable: pl.max_unavailable,
+            },
+            plan,
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Preparing,
+    Analysing,
+    Promoting,
+    RollingBack,
+    CleaningUp,
+    Done,
+}
+
+#[derive(Debug)]
+struct Decided {
+    end: ReleaseEnd,
+    reason: String,
+    at: Millis,
+}
+
+/// How many wakes in a row at one time that change nothing before the
+/// release is stopped as stuck (a peer machine that keeps asking for the
+/// same time without progress is a bug, not a decision).
+const IDLE_WAKES: u32 = 1000;
+
+/// A release analysed by Argo's or Flagger's rules; see the module docs.
+pub struct PeerRelease<'a> {
+    spec: &'a PeerSpec,
+    machine: Box<dyn peers::Controller + Send>,
+    phase: Phase,
+    prepare: BuildDeploy,
+    out: Out,
+    /// When the analysis began (every pod ready).
+    analysis_at: Option<Millis>,
+    traffic_at: Option<Millis>,
+    /// The last wake asked for, and how many wakes at it changed nothing.
+    wake_asked: Option<Millis>,
+    idle_wakes: u32,
+    /// Argo's Kayenta judgments outstanding: (window index, the peer's id).
+    judging: Vec<(usize, u64)>,
+    windows: usize,
+    /// Measurements outstanding (the peer's ids).
+    measuring: Vec<u64>,
+    decision: Option<Decided>,
+}
+
+impl std::fmt::Debug for PeerRelease<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerRelease")
+            .field("peer", &self.spec.plan.peer_name())
+            .field("phase", &self.phase)
+            .field("traffic_at", &self.traffic_at)
+            .finish_non_exhaustive()
+    }
+}
+
+fn millis(d: Duration) -> Millis {
+    d.as_millis().try_into().unwrap_or(Millis::MAX)
+}
+
+fn duration(t: Millis) -> Duration {
+    Duration::from_millis(t)
+}
+
+fn peer_result(m: Measurement) -> QueryResult {
+    match m {
+        Measurement::Scalar(x) => QueryResult::Scalar(x),
+        Measurement::Vector(v) => QueryResult::Vector(v),
+        Measurement::Matrix(m) => QueryResult::Matrix(m),
+        Measurement::Error(e) => QueryResult::Failed(e),
+    }
+}
+
+impl<'a> PeerRelease<'a> {
+    /// A controller for one release; with `keep_timeline` its
+    /// [`Outcome::timeline`] lists the stages (build, deploy, analysis,
+    /// promote or rollback).
+    pub fn new(spec: &'a PeerSpec, keep_timeline: bool) -> Self {
+        PeerRelease {
+            spec,
+            machine: spec.plan.machine(),
+            phase: Phase::Preparing,
+            prepare: BuildDeploy::new(spec.deploy.clone()),
+            out: Out::new(keep_timeline),
+            analysis_at: None,
+            traffic_at: None,
+            wake_asked: None,
+            idle_wakes: 0,
+            judging: Vec::new(),
+            windows: 0,
+            measuring: Vec::new(),
+            decision: None,
+        }
+    }
+
+    fn prepared(&mut self, now: Millis, progress: Progress) {
+        match progress {
+            Progress::Pending => {}
+            Progress::Ready => {
+                let started = self.prepare.deploy_started.unwrap_or(now);
+                self.out.stage("deploy", started, now);
+                self.phase = Phase::Analysing;
+                self.analysis_at = Some(now);
+                let commands = self.machine.start(duration(now));
+                self.peer_said(now, commands);
+            }
+            Progress::Failed { end, reason } => {
+                self.decide(now, end, reason);
+                if end == ReleaseEnd::BuildFailed {
+                    self.finish(now);
+                } else {
+                    self.roll_back();
+                }
+            }
+        }
+    }
+
+    /// Carry out what the peer's machine said, then ask to be woken when
+    /// it wants to be.
+    fn peer_said(&mut self, now: Millis, commands: Vec<PeerCommand>) {
+        for c in commands {
+            if self.phase != Phase::Analysing {
+                break;
+            }
+            self.translate(now, c);
+        }
+        if self.phase != Phase::Analysing {
+            return;
+        }
+        if let Some(outcome) = self.machine.outcome() {
+            // a decision without its command (not expected of either peer)
+            let (end, reason) = match outcome.decision {
+                Decision::Promote => (ReleaseEnd::Promote, outcome.reason.clone()),
+                Decision::Rollback => (ReleaseEnd::Rollback, outcome.reason.clone()),
+                Decision::Paused => (ReleaseEnd::Paused, outcome.reason.clone()),
+            };
+            self.analysis_decided(now, end, reason);
+            return;
+        }
+        match self.machine.next_wake() {
+            Some(t) => {
+                let t = millis(t).max(now);
+                if self.wake_asked != Some(t) {
+                    self.wake_asked = Some(t);
+                    self.out.push(Command::WakeAt(t));
+                }
+            }
+            None if self.judging.is_empty() && self.measuring.is_empty() => {
+                self.analysis_decided(
+                    now,
+                    ReleaseEnd::Error,
+                    format!(
+                        "{}'s analysis stopped without a decision",
+                        self.spec.plan.peer_name()
+                    ),
+                );
+            }
+            // an answer is outstanding: it brings the next commands
+            None => {}
+        }
+    }
+
+    fn translate(&mut self, now: Millis, c: PeerCommand) {
+        match c {
+            PeerCommand::SetWeight { canary_percent, .. } => {
+                let w = f64::from(canary_percent.min(100));
+                if self.traffic_at.is_none() {
+                    if canary_percent == 0 {
+                        return;
+                    }
+                    self.traffic_at = Some(now);
+                }
+                self.out.push(Command::SetWeights(Split {
+                    canary: w,
+                    baseline: 0.0,
+                    production: 100.0 - w,
+                }));
+            }
+            PeerCommand::SetCanaryScale { .. } => {}
+            PeerCommand::Measure { id, query } => {
+                self.measuring.push(id);
+                self.out.push(Command::Measure(MeasureRequest {
+                    id,
+                    query: query.index,
+                    at: millis(query.at).max(now),
+                    range: query.range.map(|r| RangeRequest {
+                        start: millis(r.start),
+                        end: millis(r.end),
+                        step: millis(r.step).max(1),
+                    }),
+                }));
+            }
+            PeerCommand::Judge { id, request, .. } => {
+                self.windows += 1;
+                let index = self.windows;
+                self.judging.push((index, id));
+                let origin = self.traffic_at.unwrap_or(now);
+                let offset = |t: Duration| duration(millis(t).saturating_sub(origin));
+                self.out.push(Command::Judge(JudgeRequest {
+                    window: Window {
+                        index,
+                        start: offset(request.start),
+                        end: offset(request.end),
+                    },
+                    origin,
+                }));
+            }
+            PeerCommand::Promote { .. } => {
+                let reason = self.reason();
+                self.analysis_decided(now, ReleaseEnd::Promote, reason);
+            }
+            PeerCommand::Abort { reason, .. } => {
+                self.analysis_decided(now, ReleaseEnd::Rollback, reason);
+            }
+            PeerCommand::Pause { reason, .. } => {
+                self.analysis_decided(now, ReleaseEnd::Paused, reason);
+            }
+        }
+    }
+
+    fn reason(&self) -> String {
+        self.machine
+            .outcome()
+            .map_or_else(|| "promoted".into(), |o| o.reason.clone())
+    }
+
+    fn decide(&mut self, now: Millis, end: ReleaseEnd, reason: String) {
+        self.decision = Some(Decided {
+            end,
+            reason: format!("{}: {reason}", self.spec.plan.peer_name()),
+            at: now,
+        });
+    }
+
+    fn analysis_decided(&mut self, now: Millis, end: ReleaseEnd, reason: String) {
+        let started = self.analysis_at.unwrap_or(now);
+        self.out.stage("analysis", started, now);
+        self.decide(now, end, reason);
+        match end {
+            ReleaseEnd::Promote => {
+                self.phase = Phase::Promoting;
+                self.out.push(Command::Promote(self.spec.rolling_update));
+            }
+            // the canary stays where it is, waiting for a person
+            ReleaseEnd::Paused => self.finish(now),
+            _ => self.roll_back(),
+        }
+    }
+
+    fn roll_back(&mut self) {
+        self.phase = Phase::RollingBack;
+        self.out.push(Command::RollBack);
+    }
+
+    fn finish(&mut self, now: Millis) {
+        self.phase = Phase::Done;
+        let d = self.decision.take().unwrap_or_else(|| Decided {
+            end: ReleaseEnd::Error,
+            reason: "the release stopped without a decision".into(),
+            at: now,
+        });
+        let timeline = std::mem::take(&mut self.out.timeline);
+        self.out.push(Command::Done(Outcome {
+            end: d.end,
+            reason: d.reason,
+            decided_at: d.at,
+            ended_at: now,
+            deploy_started: self.prepare.deploy_started,
+            traffic_at: self.traffic_at,
+            decided_at_interval: None,
+            timeline,
+        }));
+    }
+
+    fn on_time(&mut self, now: Millis) {
+        let due = self.machine.next_wake().is_some_and(|t| millis(t) <= now);
+        if !due {
+            return;
+        }
+        if self.wake_asked.is_some_and(|t| t <= now) {
+            self.wake_asked = None;
+        }
+        let commands = self.machine.wake(duration(now));
+        if commands.is_empty() && self.machine.next_wake().is_some_and(|t| millis(t) <= now) {
+            self.idle_wakes += 1;
+            if self.idle_wakes > IDLE_WAKES {
+                let reason = format!(
+                    "{}'s analysis made no progress at {} s",
+                    self.spec.plan.peer_name(),
+                    crate::secs(now)
+                );
+                self.analysis_decided(now, ReleaseEnd::Error, reason);
+                return;
+            }
+        } else {
+            self.idle_wakes = 0;
+        }
+        self.peer_said(now, commands);
+    }
+
+    fn on_operator(&mut self, now: Millis, input: OperatorInput) {
+        match (input, self.phase) {
+            (OperatorInput::Resume, _) => {}
+            (_, Phase::Promoting | Phase::RollingBack | Phase::CleaningUp | Phase::Done) => {}
+            (OperatorInput::Promote, Phase::Analysing) => {
+                self.analysis_decided(now, ReleaseEnd::Promote, "promoted by the operator".into())
+            }
+            (OperatorInput::Abort, Phase::Analysing) => {
+                self.analysis_decided(now, ReleaseEnd::Rollback, "aborted by the operator".into())
+            }
+            (_, Phase::Preparing) if self.prepare.before_deploy() => {
+                self.prepare.stop();
+                self.decide(
+                    now,
+                    ReleaseEnd::Error,
+                    "aborted by the operator before the deploy".into(),
+                );
+                self.finish(now);
+            }
+            (_, Phase::Preparing) => {
+                self.prepare.stop();
+                if let Some(s) = self.prepare.deploy_started {
+                    self.out.stage("deploy", s, now);
+                }
+                self.decide(
+                    now,
+                    ReleaseEnd::Rollback,
+                    "aborted by the operator before the analysis".into(),
+                );
+                self.roll_back();
+            }
+        }
+    }
+}
+
+impl Controller for PeerRelease<'_> {
+    fn handle(&mut self, now: Millis, event: Event) {
+        match event {
+            Event::Start => {
+                let progress = self.prepare.start(now, &mut self.out);
+                self.prepared(now, progress);
+            }
+            Event::TimeReached => match self.phase {
+                Phase::Preparing => {
+                    let progress = self.prepare.time_reached(now, &mut self.out);
+                    self.prepared(now, progress);
+                }
+                Phase::Analysing => self.on_time(now),
+                _ => {}
+            },
+            Event::BuildFinished { ok } => {
+                let progress = self.prepare.build_finished(now, ok, &mut self.out);
+                self.prepared(now, progress);
+            }
+            Event::PodReady { track } => {
+                let progress = self.prepare.pod_ready(track);
+                self.prepared(now, progress);
+            }
+            Event::PodCrashed { .. } => {}
+            Event::Measured { id, value } => {
+                if self.phase != Phase::Analysing {
+                    return;
+                }
+                let Some(i) = self.measuring.iter().position(|m| *m == id) else {
+                    return;
+                };
+                self.measuring.swap_remove(i);
+                let commands = self.machine.measured(id, peer_result(value));
+                self.peer_said(now, commands);
+            }
+            Event::Judged { index, score } => {
+                if self.phase != Phase::Analysing {
+                    return;
+                }
+                let Some(i) = self.judging.iter().position(|(w, _)| *w == index) else {
+                    return;
+                };
+                let (_, id) = self.judging.swap_remove(i);
+                let commands = self.machine.judged(id, Ok(score));
+                self.peer_said(now, commands);
+            }
+            Event::Promoted(result) => {
+                if self.phase != Phase::Promoting {
+                    return;
+                }
+                let started = self.decision.as_ref().map_or(now, |d| d.at);
+                self.out.stage("promote", started, now);
+                match result {
+                    Ok(()) => {
+                        self.phase = Phase::CleaningUp;
+                        self.out.push(Command::Cleanup);
+                    }
+                    Err(why) => {
+                        if let Some(d) = &mut self.decision {
+                            d.end = ReleaseEnd::Error;
+                            d.reason = format!("{}; the promotion failed: {why}", d.reason);
+                        }
+                        self.roll_back();
+                    }
+                }
+            }
+            Event::RolledBack => {
+                if self.phase != Phase::RollingBack {
+                    return;
+                }
+                let started = self.decision.as_ref().map_or(now, |d| d.at);
+                self.out.stage("rollback", started, now);
+                self.finish(now);
+            }
+            Event::CleanedUp => {
+                if self.phase == Phase::CleaningUp {
+                    self.finish(now);
+                }
+            }
+            Event::Operator(input) => self.on_operator(now, input),
+        }
+    }
+
+    fn poll(&mut self) -> Option<Command> {
+        self.out.commands.pop_front()
+    }
+
+    fn queries(&self) -> &[Query] {
+        &self.spec.queries
+    }
+}
+
+#[cfg(test)]
+mod tests;
