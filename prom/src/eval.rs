@@ -585,10 +585,10 @@ impl<'a> Engine<'a> {
             if w.stale[pos] {
                 sts.clear();
                 svs.clear();
-                for k in lo..hi {
-                    if !is_stale(s.values[k]) {
-                        sts.push(ts[k]);
-                        svs.push(s.values[k]);
+                for (&t, &v) in ts[lo..hi].iter().zip(&s.values[lo..hi]) {
+                    if !is_stale(v) {
+                        sts.push(t);
+                        svs.push(v);
                     }
                 }
                 if !sts.is_empty() {
@@ -1139,15 +1139,11 @@ impl<'a> Engine<'a> {
                     }
                     acc.mean += v / n - acc.mean / n;
                 }
-                x if x == token::T_MAX => {
-                    if acc.value < v || acc.value.is_nan() {
-                        acc.value = v;
-                    }
+                x if x == token::T_MAX && (acc.value < v || acc.value.is_nan()) => {
+                    acc.value = v;
                 }
-                x if x == token::T_MIN => {
-                    if acc.value > v || acc.value.is_nan() {
-                        acc.value = v;
-                    }
+                x if x == token::T_MIN && (acc.value > v || acc.value.is_nan()) => {
+                    acc.value = v;
                 }
                 x if x == token::T_COUNT => acc.count += 1,
                 x if x == token::T_STDDEV || x == token::T_STDVAR => {
@@ -1998,6 +1994,158 @@ mod tests {
         let mut b = vec![(0.1, 1.0), (f64::INFINITY, 2.0)];
         assert_eq!(bucket_quantile(0.99, &mut b), 0.1, "rank in +Inf bucket");
         assert_eq!(bucket_quantile(2.0, &mut b), f64::INFINITY);
+    }
+
+    /// A store with counter resets, a gap, a late start, stale markers and
+    /// a same-label pair under two names.
+    fn windows_store() -> Store {
+        use crate::store::labels_of;
+        let mut st = Store::new();
+        for (k, pod) in ["a", "b", "c", "d"].iter().enumerate() {
+            for code in ["200", "500"] {
+                let id = st.series_id(labels_of(
+                    "req_total",
+                    &[("pod", pod), ("code", code), ("le", &format!("{}", k % 2))],
+                ));
+                let mut v = 0.0;
+                for i in 0..200i64 {
+                    let t = 1_000_000 + i * 15_000 + k as i64 * 700;
+                    if (k == 1 && (60..80).contains(&i)) || (k == 2 && i < 50) {
+                        continue;
+                    }
+                    if k == 3 && i % 37 == 36 {
+                        st.push_stale(SeriesId(id.0), t).expect("in order");
+                        continue;
+                    }
+                    v = if i % 53 == 52 {
+                        1.0
+                    } else {
+                        v + (i % 7) as f64 + k as f64
+                    };
+                    st.push(id, t, v).expect("in order");
+                }
+            }
+        }
+        let id = st.series_id(labels_of(
+            "other_total",
+            &[("pod", "a"), ("code", "200"), ("le", "0")],
+        ));
+        st.extend(id, &[1_000_000, 1_015_000], &[1.0, 2.0])
+            .expect("in order");
+        st
+    }
+
+    use crate::store::SeriesId;
+
+    /// Sliding windows and fused aggregations give exactly what a fresh
+    /// evaluation (binary search, the general aggregation path) gives.
+    #[test]
+    fn range_queries_equal_instant_queries_at_each_step() {
+        let st = windows_store();
+        let engine = Engine::new(&st);
+        let queries = [
+            (
+                "sum by (code) (rate(req_total[1m]))",
+                "sum by (code) (rate(req_total[1m]) * 1)",
+            ),
+            (
+                "avg without (pod) (increase(req_total[2m]))",
+                "avg without (pod) (increase(req_total[2m]) * 1)",
+            ),
+            (
+                "max(irate(req_total[45s]))",
+                "max(irate(req_total[45s]) * 1)",
+            ),
+            (
+                "min by (pod) (delta(req_total[5m] offset 1m))",
+                "min by (pod) (delta(req_total[5m] offset 1m) * 1)",
+            ),
+            (
+                "count by (le) (deriv(req_total[3m]))",
+                "count by (le) (deriv(req_total[3m]) * 1)",
+            ),
+            (
+                "stddev(avg_over_time(req_total[2m]))",
+                "stddev(avg_over_time(req_total[2m]) * 1)",
+            ),
+            (
+                "stdvar by (code) (sum_over_time(req_total[90s]))",
+                "stdvar by (code) (sum_over_time(req_total[90s]) * 1)",
+            ),
+            (
+                "group by (pod) (count_over_time(req_total[1m]))",
+                "group by (pod) (count_over_time(req_total[1m]) * 1)",
+            ),
+            (
+                "sum by (pod) (last_over_time(req_total[1m]))",
+                "sum by (pod) (last_over_time(req_total[1m]) * 1)",
+            ),
+            (
+                "histogram_quantile(0.9, sum by (le, code) (rate(req_total[1m])))",
+                "histogram_quantile(0.9, sum by (le, code) (rate(req_total[1m]) * 1))",
+            ),
+            ("rate(req_total[1m])", "rate(req_total[1m]) * 1"),
+            (
+                "max_over_time(req_total[2m]) - min_over_time(req_total[2m])",
+                "max_over_time(req_total[2m]) * 1 - min_over_time(req_total[2m]) * 1",
+            ),
+            (
+                "sum(rate({pod=\"b\"}[1m]))",
+                "sum(rate({pod=\"b\"}[1m]) * 1)",
+            ),
+            (
+                "max_over_time(rate(req_total[1m])[3m:30s])",
+                "max_over_time((rate(req_total[1m]) * 1)[3m:30s])",
+            ),
+        ];
+        let mut nonempty = 0;
+        for (fast, general) in queries {
+            let qf = Query::parse(fast).expect("parses");
+            let qg = Query::parse(general).expect("parses");
+            let (start, end, step) = (900_000, 4_200_000, 10_000);
+            let rf = engine.range(&qf, start, end, step);
+            let rg = engine.range(&qg, start, end, step);
+            assert_eq!(format!("{rf:?}"), format!("{rg:?}"), "{fast}");
+            let Ok(rf) = rf else { continue };
+            let mut t = start;
+            while t <= end {
+                let inst = engine.instant(&qf, t).expect("evaluates");
+                let Value::Vector(mut v) = inst else {
+                    panic!("vector")
+                };
+                v.sort_by(|a, b| a.labels.cmp(&b.labels));
+                let from_range: Vec<(Labels, f64)> = rf
+                    .iter()
+                    .filter_map(|s| {
+                        let k = s.timestamps.iter().position(|&x| x == t)?;
+                        Some((s.labels.clone(), s.values[k]))
+                    })
+                    .collect();
+                let from_instant: Vec<(Labels, f64)> =
+                    v.into_iter().map(|s| (s.labels, s.value)).collect();
+                nonempty += usize::from(!from_instant.is_empty());
+                assert_eq!(
+                    format!("{from_range:?}"),
+                    format!("{from_instant:?}"),
+                    "{fast} at {t}"
+                );
+                t += step;
+            }
+        }
+        assert!(nonempty > 1000, "{nonempty} non-empty steps");
+    }
+
+    /// Two series equal but for their name: the fused path steps aside and
+    /// Prometheus's duplicate-labelset error comes out.
+    #[test]
+    fn duplicate_label_sets_are_still_refused() {
+        let st = windows_store();
+        let engine = Engine::new(&st);
+        let q = Query::parse("sum(rate({pod=\"a\",code=\"200\"}[1m]))").expect("parses");
+        let e = engine
+            .range(&q, 1_000_000, 1_100_000, 10_000)
+            .expect_err("duplicates");
+        assert!(e.to_string().contains("same labelset"), "{e}");
     }
 
     #[test]
