@@ -7,8 +7,11 @@
 //!
 //! A range query is its instant query evaluated at every step and stitched
 //! by label set, which is what Prometheus's engine computes. Selector
-//! matches are computed once per query, and each step finds its samples by
-//! binary search on the series' timestamp column.
+//! matches are computed once per query; range selectors under a function
+//! keep each series' window as two indices moved forward from step to step
+//! (samples read in place), and `agg by (...) (f(selector[range]))` folds
+//! the windows' values into groups found once per query (see prom/README.md).
+//! Instant selectors find their sample by binary search.
 //!
 //! Anything the evaluator does not implement is refused when the query is
 //! compiled ([`Query::parse`]) with an error naming the function and the
