@@ -5,7 +5,11 @@
 //! does (parse, load, evaluate, JSON).
 //!
 //! cargo run -p prom --release --example bench -- write FILE 30   # ~30 MB
-//! cargo run -p prom --release --example bench -- run FILE T_END_SECONDS
+//! cargo run -p prom --release --example bench -- run FILE T_END_SECONDS [QUERY_INDEX]
+//!
+//! With a query index (0-based) only that query runs, once instant and
+//! once over the range: what `valgrind --tool=callgrind
+//! --collect-atstart=no '--toggle-collect=*Engine*range*'` counts.
 
 use std::time::Instant;
 
@@ -57,9 +61,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 store.samples()
             );
             let engine = prom::Engine::new(&store);
-            for q in QUERIES {
+            let only: Option<usize> = args.get(4).map(|s| s.parse()).transpose()?;
+            for (i, q) in QUERIES.iter().enumerate() {
+                if only.is_some_and(|o| o != i) {
+                    continue;
+                }
                 let query = prom::Query::parse(q)?;
-                let reps = 20;
+                let reps = if only.is_some() { 1 } else { 20 };
                 let t1 = Instant::now();
                 let mut len = 0;
                 for _ in 0..reps {
@@ -67,9 +75,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 let inst = t1.elapsed().as_secs_f64() / reps as f64;
                 let t2 = Instant::now();
-                let m = engine.range(&query, t_end - 3_000_000, t_end, 30_000)?;
-                let body = prom::json::range(&m);
-                let range = t2.elapsed().as_secs_f64();
+                let mut body = String::new();
+                for _ in 0..reps.min(5) {
+                    let m = engine.range(&query, t_end - 3_000_000, t_end, 30_000)?;
+                    body = prom::json::range(&m);
+                }
+                let range = t2.elapsed().as_secs_f64() / reps.min(5) as f64;
                 eprintln!(
                     "instant {:.6} s ({len} B), range 50 min / 30 s {:.6} s ({} B): {q}",
                     inst,
@@ -78,7 +89,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 );
             }
         }
-        _ => return Err("usage: bench write FILE MB | bench run FILE T_END_SECONDS".into()),
+        _ => {
+            return Err(
+                "usage: bench write FILE MB | bench run FILE T_END_SECONDS [QUERY_INDEX]".into(),
+            );
+        }
     }
     Ok(())
 }

@@ -7,15 +7,19 @@
 //!
 //! A range query is its instant query evaluated at every step and stitched
 //! by label set, which is what Prometheus's engine computes. Selector
-//! matches are computed once per query, and each step finds its samples by
-//! binary search on the series' timestamp column.
+//! matches are computed once per query; range selectors under a function
+//! keep each series' window as two indices moved forward from step to step
+//! (samples read in place), and `agg by (...) (f(selector[range]))` folds
+//! the windows' values into groups found once per query (see prom/README.md).
+//! Instant selectors find their sample by binary search.
 //!
 //! Anything the evaluator does not implement is refused when the query is
 //! compiled ([`Query::parse`]) with an error naming the function and the
 //! query, never answered with a silently wrong value.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use promql_parser::label::{MatchOp, Matchers};
@@ -310,13 +314,61 @@ pub struct Engine<'a> {
     lookback_ms: i64,
 }
 
-/// Per-query state: the query's time bounds (for `@ start()`/`@ end()`)
-/// and the selector matches, computed once.
+/// Per-query state: the query's time bounds (for `@ start()`/`@ end()`),
+/// the selector matches (computed once), each range selector's windows
+/// (two indices per series, moved forward from step to step), and the
+/// group of every series under a fused aggregation (computed once).
+/// Keys are the addresses of the AST nodes, stable for the query.
 struct Ctx<'q> {
     query: &'q str,
     start: i64,
     end: i64,
-    selected: RefCell<HashMap<usize, Vec<usize>>>,
+    selected: RefCell<HashMap<usize, Rc<Vec<usize>>>>,
+    windows: RefCell<HashMap<usize, Windows>>,
+    fused: RefCell<HashMap<usize, Option<Rc<Fused>>>>,
+}
+
+impl<'q> Ctx<'q> {
+    fn new(query: &'q str, start: i64, end: i64) -> Self {
+        Self {
+            query,
+            start,
+            end,
+            selected: RefCell::new(HashMap::new()),
+            windows: RefCell::new(HashMap::new()),
+            fused: RefCell::new(HashMap::new()),
+        }
+    }
+}
+
+/// A range selector's sliding windows: for every matched series (in match
+/// order) the sample indices `lo..hi` of the window ending at `maxt`.
+/// Moving to a later window only moves the indices forward; an earlier
+/// window (a subquery stepping back) is found again by binary search.
+#[derive(Default)]
+struct Windows {
+    maxt: Option<i64>,
+    bounds: Vec<(usize, usize)>,
+    /// Whether each matched series has a stale marker anywhere (its windows
+    /// are then copied without the markers).
+    stale: Vec<bool>,
+}
+
+/// `agg by (...) (f(selector[range]))` evaluated without building the
+/// inner vector: each matched series' group, computed once per query.
+struct Fused {
+    /// Group index per matched series (match order).
+    group_of: Vec<usize>,
+    /// Each group's output label set.
+    labels: Vec<Labels>,
+}
+
+/// The running value of one group of a fused aggregation.
+struct Acc {
+    group: usize,
+    value: f64,
+    mean: f64,
+    count: usize,
 }
 
 impl<'a> Engine<'a> {
@@ -336,12 +388,7 @@ impl<'a> Engine<'a> {
 
     /// `/api/v1/query` at `t_ms`.
     pub fn instant(&self, q: &Query, t_ms: i64) -> Result<Value, Error> {
-        let ctx = Ctx {
-            query: &q.text,
-            start: t_ms,
-            end: t_ms,
-            selected: RefCell::new(HashMap::new()),
-        };
+        let ctx = Ctx::new(&q.text, t_ms, t_ms);
         self.eval(&ctx, &q.expr, t_ms)
     }
 
@@ -370,12 +417,7 @@ impl<'a> Engine<'a> {
         if (end_ms - start_ms) / step_ms > MAX_POINTS {
             return Err(err("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into()));
         }
-        let ctx = Ctx {
-            query: &q.text,
-            start: start_ms,
-            end: end_ms,
-            selected: RefCell::new(HashMap::new()),
-        };
+        let ctx = Ctx::new(&q.text, start_ms, end_ms);
         let mut out: Vec<RangeSeries> = Vec::new();
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut t = start_ms;
@@ -475,10 +517,10 @@ impl<'a> Engine<'a> {
 
     /// Indices of the series a selector matches, sorted by labels as
     /// Prometheus's storage returns them; computed once per query.
-    fn matches(&self, ctx: &Ctx, vs: &VectorSelector) -> Vec<usize> {
+    fn matches(&self, ctx: &Ctx, vs: &VectorSelector) -> Rc<Vec<usize>> {
         let key = std::ptr::from_ref(vs) as usize;
         if let Some(v) = ctx.selected.borrow().get(&key) {
-            return v.clone();
+            return Rc::clone(v);
         }
         let mut ids: Vec<usize> = self
             .store
@@ -487,14 +529,84 @@ impl<'a> Engine<'a> {
             .filter(|&i| matches_all(self.store.labels_of(i), &vs.matchers))
             .collect();
         ids.sort_by(|&a, &b| self.store.labels_of(a).cmp(self.store.labels_of(b)));
-        ctx.selected.borrow_mut().insert(key, ids.clone());
+        let ids = Rc::new(ids);
+        ctx.selected.borrow_mut().insert(key, Rc::clone(&ids));
         ids
+    }
+
+    /// Calls `f(position in the matches, timestamps, values)` with every
+    /// matched series' samples in `[maxt - range, maxt]` (stale markers
+    /// left out), in match order, skipping empty windows. The windows
+    /// slide: from one step to the next each series' two indices move
+    /// forward, and the samples are read in place (copied only for a
+    /// series that has stale markers).
+    fn for_each_window(
+        &self,
+        ctx: &Ctx,
+        vs: &VectorSelector,
+        range: i64,
+        maxt: i64,
+        mut f: impl FnMut(usize, &[i64], &[f64]),
+    ) {
+        let ids = self.matches(ctx, vs);
+        let key = std::ptr::from_ref(vs) as usize;
+        let mut all = ctx.windows.borrow_mut();
+        let w = all.entry(key).or_insert_with(|| Windows {
+            maxt: None,
+            bounds: vec![(0, 0); ids.len()],
+            stale: ids
+                .iter()
+                .map(|&i| self.store.series()[i].values.iter().any(|&v| is_stale(v)))
+                .collect(),
+        });
+        let mint = maxt - range;
+        let forward = w.maxt.is_some_and(|prev| prev <= maxt);
+        w.maxt = Some(maxt);
+        let (mut sts, mut svs) = (Vec::new(), Vec::new());
+        for (pos, &i) in ids.iter().enumerate() {
+            let s = &self.store.series()[i];
+            let ts = &s.timestamps;
+            let (lo, hi) = &mut w.bounds[pos];
+            if forward {
+                while *lo < ts.len() && ts[*lo] < mint {
+                    *lo += 1;
+                }
+                if *hi < *lo {
+                    *hi = *lo;
+                }
+                while *hi < ts.len() && ts[*hi] <= maxt {
+                    *hi += 1;
+                }
+            } else {
+                *lo = ts.partition_point(|&t| t < mint);
+                *hi = ts.partition_point(|&t| t <= maxt);
+            }
+            let (lo, hi) = (*lo, *hi);
+            if lo >= hi {
+                continue;
+            }
+            if w.stale[pos] {
+                sts.clear();
+                svs.clear();
+                for (&t, &v) in ts[lo..hi].iter().zip(&s.values[lo..hi]) {
+                    if !is_stale(v) {
+                        sts.push(t);
+                        svs.push(v);
+                    }
+                }
+                if !sts.is_empty() {
+                    f(pos, &sts, &svs);
+                }
+            } else {
+                f(pos, &ts[lo..hi], &s.values[lo..hi]);
+            }
+        }
     }
 
     fn select_instant(&self, ctx: &Ctx, vs: &VectorSelector, ts: i64) -> Vec<Sample> {
         let (reft, _) = self.window_end(ctx, &vs.at, &vs.offset, ts);
         let mut out = Vec::new();
-        for i in self.matches(ctx, vs) {
+        for &i in self.matches(ctx, vs).iter() {
             let s = &self.store.series()[i];
             let k = s.timestamps.partition_point(|&t| t <= reft);
             if k == 0 {
@@ -520,7 +632,7 @@ impl<'a> Engine<'a> {
         maxt: i64,
     ) -> Vec<RangeSeries> {
         let mut out = Vec::new();
-        for i in self.matches(ctx, vs) {
+        for &i in self.matches(ctx, vs).iter() {
             let s = &self.store.series()[i];
             let lo = s.timestamps.partition_point(|&t| t < mint);
             let hi = s.timestamps.partition_point(|&t| t <= maxt);
@@ -627,10 +739,28 @@ impl<'a> Engine<'a> {
             } else {
                 (None, arg(0)?)
             };
+            if let Some(ms) = matrix_selector(marg) {
+                let (end, _) = self.window_end(ctx, &ms.vs.at, &ms.vs.offset, ts);
+                let range = ms.range.as_millis() as i64;
+                let ids = self.matches(ctx, &ms.vs);
+                let mut out = Vec::new();
+                self.for_each_window(ctx, &ms.vs, range, end, |pos, wts, wvs| {
+                    if let Some(v) = range_function(name, wts, wvs, range, end, q) {
+                        let l = self.store.labels_of(ids[pos]);
+                        let labels = if name == "last_over_time" {
+                            l.clone()
+                        } else {
+                            l.without_name()
+                        };
+                        out.push(Sample { labels, value: v });
+                    }
+                });
+                return self.unique(ctx, out);
+            }
             let (series, range, end) = self.range_arg(ctx, marg, ts)?;
             let mut out = Vec::with_capacity(series.len());
             for s in series {
-                let v = match range_function(name, &s, range, end, q) {
+                let v = match range_function(name, &s.timestamps, &s.values, range, end, q) {
                     Some(v) => v,
                     None => continue,
                 };
@@ -782,21 +912,12 @@ impl<'a> Engine<'a> {
             Some(p) if op != token::T_COUNT_VALUES => Some(self.scalar_arg(ctx, p, ts)?),
             _ => None,
         };
+        if let Some(v) = self.fused_aggregate(ctx, a, op, ts) {
+            return Ok(v);
+        }
         let input = self.vector_arg(ctx, &a.expr, ts)?;
-        let (without, grouping): (bool, Vec<String>) = match &a.modifier {
-            None => (false, Vec::new()),
-            Some(LabelModifier::Include(l)) => (false, l.labels.clone()),
-            Some(LabelModifier::Exclude(l)) => (true, l.labels.clone()),
-        };
-        let group_labels = |l: &Labels| -> Labels {
-            if without {
-                let mut g = l.drop_names(&grouping);
-                g.remove(METRIC_NAME);
-                g
-            } else {
-                l.keep(&grouping)
-            }
-        };
+        let (without, grouping) = grouping_of(a);
+        let group_labels = |l: &Labels| group_key(l, without, &grouping);
         let mut k = 0i64;
         if op == token::T_TOPK || op == token::T_BOTTOMK {
             let f = param.unwrap_or(f64::NAN);
@@ -937,6 +1058,157 @@ impl<'a> Engine<'a> {
             });
         }
         Ok(Value::Vector(out))
+    }
+
+    /// `sum/avg/min/max/count/group/stddev/stdvar by (...) (f(sel[r]))`
+    /// with `f` a range function: each series' value is folded into its
+    /// group (found once per query) straight from its sliding window,
+    /// without building the inner vector's label sets at every step. The
+    /// same values in the same order as the general path, so the same
+    /// result. `None` when the expression has another shape, or when two
+    /// matched series would give the same label set under `f` (the general
+    /// path then reports the error Prometheus reports).
+    fn fused_aggregate(&self, ctx: &Ctx, a: &AggregateExpr, op: u16, ts: i64) -> Option<Value> {
+        let simple = [
+            token::T_SUM,
+            token::T_AVG,
+            token::T_MIN,
+            token::T_MAX,
+            token::T_COUNT,
+            token::T_GROUP,
+            token::T_STDDEV,
+            token::T_STDVAR,
+        ];
+        if !simple.contains(&op) {
+            return None;
+        }
+        let Expr::Call(c) = strip_parens(&a.expr) else {
+            return None;
+        };
+        let name = c.func.name;
+        if !RANGE_FUNCS.contains(&name) || name == "quantile_over_time" {
+            return None;
+        }
+        let ms = matrix_selector(c.args.args.first()?)?;
+        let key = std::ptr::from_ref(a) as usize;
+        let cached = ctx.fused.borrow().get(&key).cloned();
+        let fused = match cached {
+            Some(f) => f?,
+            None => {
+                let f = self
+                    .fuse(ctx, a, &ms.vs, name == "last_over_time")
+                    .map(Rc::new);
+                ctx.fused.borrow_mut().insert(key, f.clone());
+                f?
+            }
+        };
+        let (end, _) = self.window_end(ctx, &ms.vs.at, &ms.vs.offset, ts);
+        let range = ms.range.as_millis() as i64;
+        let mut slot = vec![usize::MAX; fused.labels.len()];
+        let mut accs: Vec<Acc> = Vec::new();
+        self.for_each_window(ctx, &ms.vs, range, end, |pos, wts, wvs| {
+            let Some(v) = range_function(name, wts, wvs, range, end, None) else {
+                return;
+            };
+            let g = fused.group_of[pos];
+            if slot[g] == usize::MAX {
+                slot[g] = accs.len();
+                let value = match op {
+                    x if x == token::T_STDDEV || x == token::T_STDVAR => 0.0,
+                    x if x == token::T_GROUP => 1.0,
+                    _ => v,
+                };
+                accs.push(Acc {
+                    group: g,
+                    value,
+                    mean: v,
+                    count: 1,
+                });
+                return;
+            }
+            let acc = &mut accs[slot[g]];
+            match op {
+                x if x == token::T_SUM => acc.value += v,
+                x if x == token::T_AVG => {
+                    acc.count += 1;
+                    let n = acc.count as f64;
+                    if acc.mean.is_infinite() {
+                        if v.is_infinite() && (acc.mean > 0.0) == (v > 0.0) {
+                            return;
+                        }
+                        if !v.is_infinite() && !v.is_nan() {
+                            return;
+                        }
+                    }
+                    acc.mean += v / n - acc.mean / n;
+                }
+                x if x == token::T_MAX && (acc.value < v || acc.value.is_nan()) => {
+                    acc.value = v;
+                }
+                x if x == token::T_MIN && (acc.value > v || acc.value.is_nan()) => {
+                    acc.value = v;
+                }
+                x if x == token::T_COUNT => acc.count += 1,
+                x if x == token::T_STDDEV || x == token::T_STDVAR => {
+                    acc.count += 1;
+                    let delta = v - acc.mean;
+                    acc.mean += delta / acc.count as f64;
+                    acc.value += delta * (v - acc.mean);
+                }
+                _ => {}
+            }
+        });
+        let out = accs
+            .into_iter()
+            .map(|acc| Sample {
+                labels: fused.labels[acc.group].clone(),
+                value: match op {
+                    x if x == token::T_AVG => acc.mean,
+                    x if x == token::T_COUNT => acc.count as f64,
+                    x if x == token::T_STDVAR => acc.value / acc.count as f64,
+                    x if x == token::T_STDDEV => (acc.value / acc.count as f64).sqrt(),
+                    _ => acc.value,
+                },
+            })
+            .collect();
+        Some(Value::Vector(out))
+    }
+
+    /// The groups of a fused aggregation, or `None` when two matched
+    /// series have the same label set once the range function is applied.
+    fn fuse(
+        &self,
+        ctx: &Ctx,
+        a: &AggregateExpr,
+        vs: &VectorSelector,
+        keeps_name: bool,
+    ) -> Option<Fused> {
+        let (without, grouping) = grouping_of(a);
+        let ids = self.matches(ctx, vs);
+        let mut seen: HashSet<Labels> = HashSet::with_capacity(ids.len());
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut fused = Fused {
+            group_of: Vec::with_capacity(ids.len()),
+            labels: Vec::new(),
+        };
+        for &i in ids.iter() {
+            let l = self.store.labels_of(i);
+            let inner = if keeps_name {
+                l.clone()
+            } else {
+                l.without_name()
+            };
+            let key = group_key(&inner, without, &grouping);
+            if !seen.insert(inner) {
+                return None;
+            }
+            let g = *index.entry(key.clone()).or_insert_with(|| {
+                fused.labels.push(key);
+                fused.labels.len() - 1
+            });
+            fused.group_of.push(g);
+        }
+        Some(fused)
     }
 
     fn binary(&self, ctx: &Ctx, b: &BinaryExpr, ts: i64) -> Result<Value, Error> {
@@ -1167,6 +1439,42 @@ fn push_point(
     out[i].values.push(v);
 }
 
+/// An aggregation's grouping: (`without`?, the label names).
+fn grouping_of(a: &AggregateExpr) -> (bool, Vec<String>) {
+    match &a.modifier {
+        None => (false, Vec::new()),
+        Some(LabelModifier::Include(l)) => (false, l.labels.clone()),
+        Some(LabelModifier::Exclude(l)) => (true, l.labels.clone()),
+    }
+}
+
+/// The group an element with labels `l` falls in.
+fn group_key(l: &Labels, without: bool, grouping: &[String]) -> Labels {
+    if without {
+        let mut g = l.drop_names(grouping);
+        g.remove(METRIC_NAME);
+        g
+    } else {
+        l.keep(grouping)
+    }
+}
+
+fn strip_parens(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => strip_parens(&p.expr),
+        _ => e,
+    }
+}
+
+/// The matrix selector an expression is, through parentheses.
+fn matrix_selector(e: &Expr) -> Option<&promql_parser::parser::MatrixSelector> {
+    match e {
+        Expr::Paren(p) => matrix_selector(&p.expr),
+        Expr::MatrixSelector(ms) => Some(ms),
+        _ => None,
+    }
+}
+
 fn system_time_ms(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_millis() as i64,
@@ -1386,12 +1694,12 @@ fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
 /// The value of a range function on one series; `None` drops the series.
 fn range_function(
     name: &str,
-    s: &RangeSeries,
+    ts: &[i64],
+    vs: &[f64],
     range_ms: i64,
     end_ms: i64,
     q: Option<f64>,
 ) -> Option<f64> {
-    let (ts, vs) = (&s.timestamps, &s.values);
     let n = vs.len();
     if n == 0 {
         return None;
@@ -1467,7 +1775,7 @@ fn range_function(
         "count_over_time" => Some(n as f64),
         "last_over_time" => Some(vs[n - 1]),
         "quantile_over_time" => {
-            let mut v = vs.clone();
+            let mut v = vs.to_vec();
             Some(quantile(q.unwrap_or(f64::NAN), &mut v))
         }
         "stddev_over_time" | "stdvar_over_time" => {
@@ -1689,6 +1997,158 @@ mod tests {
         let mut b = vec![(0.1, 1.0), (f64::INFINITY, 2.0)];
         assert_eq!(bucket_quantile(0.99, &mut b), 0.1, "rank in +Inf bucket");
         assert_eq!(bucket_quantile(2.0, &mut b), f64::INFINITY);
+    }
+
+    /// A store with counter resets, a gap, a late start, stale markers and
+    /// a same-label pair under two names.
+    fn windows_store() -> Store {
+        use crate::store::labels_of;
+        let mut st = Store::new();
+        for (k, pod) in ["a", "b", "c", "d"].iter().enumerate() {
+            for code in ["200", "500"] {
+                let id = st.series_id(labels_of(
+                    "req_total",
+                    &[("pod", pod), ("code", code), ("le", &format!("{}", k % 2))],
+                ));
+                let mut v = 0.0;
+                for i in 0..200i64 {
+                    let t = 1_000_000 + i * 15_000 + k as i64 * 700;
+                    if (k == 1 && (60..80).contains(&i)) || (k == 2 && i < 50) {
+                        continue;
+                    }
+                    if k == 3 && i % 37 == 36 {
+                        st.push_stale(SeriesId(id.0), t).expect("in order");
+                        continue;
+                    }
+                    v = if i % 53 == 52 {
+                        1.0
+                    } else {
+                        v + (i % 7) as f64 + k as f64
+                    };
+                    st.push(id, t, v).expect("in order");
+                }
+            }
+        }
+        let id = st.series_id(labels_of(
+            "other_total",
+            &[("pod", "a"), ("code", "200"), ("le", "0")],
+        ));
+        st.extend(id, &[1_000_000, 1_015_000], &[1.0, 2.0])
+            .expect("in order");
+        st
+    }
+
+    use crate::store::SeriesId;
+
+    /// Sliding windows and fused aggregations give exactly what a fresh
+    /// evaluation (binary search, the general aggregation path) gives.
+    #[test]
+    fn range_queries_equal_instant_queries_at_each_step() {
+        let st = windows_store();
+        let engine = Engine::new(&st);
+        let queries = [
+            (
+                "sum by (code) (rate(req_total[1m]))",
+                "sum by (code) (rate(req_total[1m]) * 1)",
+            ),
+            (
+                "avg without (pod) (increase(req_total[2m]))",
+                "avg without (pod) (increase(req_total[2m]) * 1)",
+            ),
+            (
+                "max(irate(req_total[45s]))",
+                "max(irate(req_total[45s]) * 1)",
+            ),
+            (
+                "min by (pod) (delta(req_total[5m] offset 1m))",
+                "min by (pod) (delta(req_total[5m] offset 1m) * 1)",
+            ),
+            (
+                "count by (le) (deriv(req_total[3m]))",
+                "count by (le) (deriv(req_total[3m]) * 1)",
+            ),
+            (
+                "stddev(avg_over_time(req_total[2m]))",
+                "stddev(avg_over_time(req_total[2m]) * 1)",
+            ),
+            (
+                "stdvar by (code) (sum_over_time(req_total[90s]))",
+                "stdvar by (code) (sum_over_time(req_total[90s]) * 1)",
+            ),
+            (
+                "group by (pod) (count_over_time(req_total[1m]))",
+                "group by (pod) (count_over_time(req_total[1m]) * 1)",
+            ),
+            (
+                "sum by (pod) (last_over_time(req_total[1m]))",
+                "sum by (pod) (last_over_time(req_total[1m]) * 1)",
+            ),
+            (
+                "histogram_quantile(0.9, sum by (le, code) (rate(req_total[1m])))",
+                "histogram_quantile(0.9, sum by (le, code) (rate(req_total[1m]) * 1))",
+            ),
+            ("rate(req_total[1m])", "rate(req_total[1m]) * 1"),
+            (
+                "max_over_time(req_total[2m]) - min_over_time(req_total[2m])",
+                "max_over_time(req_total[2m]) * 1 - min_over_time(req_total[2m]) * 1",
+            ),
+            (
+                "sum(rate({pod=\"b\"}[1m]))",
+                "sum(rate({pod=\"b\"}[1m]) * 1)",
+            ),
+            (
+                "max_over_time(rate(req_total[1m])[3m:30s])",
+                "max_over_time((rate(req_total[1m]) * 1)[3m:30s])",
+            ),
+        ];
+        let mut nonempty = 0;
+        for (fast, general) in queries {
+            let qf = Query::parse(fast).expect("parses");
+            let qg = Query::parse(general).expect("parses");
+            let (start, end, step) = (900_000, 4_200_000, 10_000);
+            let rf = engine.range(&qf, start, end, step);
+            let rg = engine.range(&qg, start, end, step);
+            assert_eq!(format!("{rf:?}"), format!("{rg:?}"), "{fast}");
+            let Ok(rf) = rf else { continue };
+            let mut t = start;
+            while t <= end {
+                let inst = engine.instant(&qf, t).expect("evaluates");
+                let Value::Vector(mut v) = inst else {
+                    panic!("vector")
+                };
+                v.sort_by(|a, b| a.labels.cmp(&b.labels));
+                let from_range: Vec<(Labels, f64)> = rf
+                    .iter()
+                    .filter_map(|s| {
+                        let k = s.timestamps.iter().position(|&x| x == t)?;
+                        Some((s.labels.clone(), s.values[k]))
+                    })
+                    .collect();
+                let from_instant: Vec<(Labels, f64)> =
+                    v.into_iter().map(|s| (s.labels, s.value)).collect();
+                nonempty += usize::from(!from_instant.is_empty());
+                assert_eq!(
+                    format!("{from_range:?}"),
+                    format!("{from_instant:?}"),
+                    "{fast} at {t}"
+                );
+                t += step;
+            }
+        }
+        assert!(nonempty > 1000, "{nonempty} non-empty steps");
+    }
+
+    /// Two series equal but for their name: the fused path steps aside and
+    /// Prometheus's duplicate-labelset error comes out.
+    #[test]
+    fn duplicate_label_sets_are_still_refused() {
+        let st = windows_store();
+        let engine = Engine::new(&st);
+        let q = Query::parse("sum(rate({pod=\"a\",code=\"200\"}[1m]))").expect("parses");
+        let e = engine
+            .range(&q, 1_000_000, 1_100_000, 10_000)
+            .expect_err("duplicates");
+        assert!(e.to_string().contains("same labelset"), "{e}");
     }
 
     #[test]
