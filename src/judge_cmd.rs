@@ -115,3 +115,92 @@ pub fn run(args: &JudgeArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         _ => Exit::Success,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `canarylab judge` as it was first written: `judge::parse_pairs` (every
+    /// field kept) and `serde_json::to_vec_pretty`.
+    fn reference(config: &Path, pairs: &Path) -> Vec<u8> {
+        let config = CanaryConfig::from_json(&read(config).expect("config")).expect("config");
+        let pairs = judge::parse_pairs(&read(pairs).expect("pairs")).expect("pairs");
+        let result = Judge::new(&config)
+            .expect("judge")
+            .judge_pairs(&pairs, 0)
+            .expect("judged");
+        let mut bytes = serde_json::to_vec_pretty(&result).expect("json");
+        bytes.push(b'\n');
+        bytes
+    }
+
+    fn args(config: PathBuf, pairs: PathBuf) -> JudgeArgs {
+        JudgeArgs {
+            config,
+            pairs,
+            pass: None,
+            marginal: None,
+            format: Format::Json,
+            exit_code: false,
+            seed: 0,
+            judge: crate::judges_cmd::JudgeOverride::default(),
+        }
+    }
+
+    #[test]
+    fn the_output_is_byte_for_byte_the_reference() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let config = root.join("examples/canary-config.json");
+        // The examples, and one with Kayenta's scopes, attributes, ids,
+        // tags, "NaN" and null, which the fast reader skips or maps.
+        let dir =
+            std::env::temp_dir().join(format!("canarylab-judge-bytes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut pairs: serde_json::Value = serde_json::from_str(
+            &read(&root.join("examples/pairs-latency-regression.json")).expect("pairs"),
+        )
+        .expect("json");
+        for (i, pair) in pairs.as_array_mut().expect("list").iter_mut().enumerate() {
+            pair["id"] = format!("id-{i}").into();
+            pair["tags"] = serde_json::json!({"pod": "a\"b", "zone": "é"});
+            pair["scopes"] = serde_json::json!({"control": {"scope": "baseline",
+                "startTimeMillis": 1767225600000_u64, "stepMillis": 60000}});
+            pair["attributes"] = serde_json::json!({"control": {"query": "sum(x)"}});
+            let control = pair["values"]["control"].as_array_mut().expect("control");
+            control.extend([serde_json::Value::Null, "NaN".into(), (-0.0).into()]);
+        }
+        let kayenta = dir.join("pairs-kayenta.json");
+        std::fs::write(&kayenta, serde_json::to_string(&pairs).expect("json")).expect("write");
+        for pairs in [
+            root.join("examples/pairs-no-change.json"),
+            root.join("examples/pairs-latency-regression.json"),
+            kayenta,
+        ] {
+            let mut out = Vec::new();
+            run(&args(config.clone(), pairs.clone()), &mut out).expect("judged");
+            assert!(
+                out == reference(&config, &pairs),
+                "{} differs from the reference",
+                pairs.display()
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_pairs_name_the_file_and_path_as_before() {
+        let dir = std::env::temp_dir().join(format!("canarylab-judge-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let pairs = dir.join("pairs.json");
+        let text = r#"[{"name":"latency_p50","values":{"control":[1,"x"],"experiment":[]}}]"#;
+        std::fs::write(&pairs, text).expect("write");
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/canary-config.json");
+        let e = run(&args(config, pairs.clone()), &mut Vec::new()).expect_err("bad value");
+        let old = judge::parse_pairs(text).expect_err("bad value");
+        assert_eq!(
+            format!("{:#}", e),
+            format!("{}: invalid metric set pair list: {old}", pairs.display())
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
