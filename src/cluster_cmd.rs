@@ -477,7 +477,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         );
         let yaml = render_serve(&["--no-token", "--serve-config", &config]).expect("renders");
-        assert!(!yaml.contains("kind: Secret") && !yaml.contains("--token-file"));
+        assert!(!yaml.contains("kind: Secret") && !yaml.contains("- --token-file="));
         assert!(yaml.contains("  canary-config.json: |\n"), "{yaml}");
         assert!(render_serve(&["--prometheus", "https://x"]).is_err());
         assert!(render_serve(&["--serve-config", "/nonexistent.json"]).is_err());
