@@ -39,8 +39,8 @@ pub enum ClusterCommand {
 #[derive(Debug, Args)]
 pub struct ReleaseArgs {
     /// The scenario to release.
-    #[arg(value_name = "SCENARIO.toml")]
-    pub scenario: PathBuf,
+    #[arg(value_name = "SCENARIO.toml", required = true)]
+    pub scenario: Option<PathBuf>,
     /// Judge with this Kayenta canary config instead of the scenario's.
     #[arg(long, value_name = "CONFIG.json")]
     pub config: Option<PathBuf>,
@@ -89,11 +89,39 @@ Examples:
   canarylab cluster render scenarios/catalog/aa-typical.toml --sim-shards 8 --loadgen-pods 4 \\
       --results-claim canarylab-results
 
+  canarylab cluster render --serve -n canarylab --prometheus http://prometheus.monitoring:9090 \\
+      --serve-config shop.json --no-token > serve.yaml
+
 Merge scale-out results with `canarylab merge DIR...` (sim shards) and
-`loadgen merge FILE...` (loadgen pods).")]
+`loadgen merge FILE...` (loadgen pods).
+
+--serve renders `canarylab serve` (deploy/serve/kubernetes.yaml: ConfigMap of
+canary configs, token Secret, Deployment, Service) instead of a release; of
+the release options only -n applies.")]
+#[command(mut_arg("scenario", |a| a.required(false).required_unless_present("serve")))]
 pub struct RenderArgs {
     #[command(flatten)]
     pub release: ReleaseArgs,
+    /// Render `canarylab serve`'s manifests instead of a release's (no
+    /// SCENARIO.toml).
+    #[arg(long)]
+    pub serve: bool,
+    /// With --serve: the server's image.
+    #[arg(long, requires = "serve", default_value = cluster::serve::deploy::DEFAULT_IMAGE)]
+    pub image_serve: String,
+    /// With --serve: the Prometheus `/analyze` queries.
+    #[arg(long, requires = "serve", value_name = "URL",
+          default_value = cluster::serve::deploy::DEFAULT_PROMETHEUS)]
+    pub prometheus: String,
+    /// With --serve: a canary config for the ConfigMap (`POST /analyze`
+    /// finds NAME.json as configName NAME); repeatable; default: the file's
+    /// examples.
+    #[arg(long, requires = "serve", value_name = "NAME.json")]
+    pub serve_config: Vec<PathBuf>,
+    /// With --serve: no bearer token (Kayenta's remote judge and Flagger's
+    /// webhooks send none).
+    #[arg(long, requires = "serve")]
+    pub no_token: bool,
 }
 
 /// Arguments of `canarylab cluster run`.
@@ -164,7 +192,11 @@ fn prepare(args: &ReleaseArgs) -> anyhow::Result<(Scenario, LocalPlan, Manifests
     if !(args.time_scale > 0.0 && args.time_scale <= 1.0) {
         anyhow::bail!("--time-scale {}: must be in (0, 1]", args.time_scale);
     }
-    let scenario = Scenario::load(&args.scenario, args.config.as_deref())?;
+    let path = args
+        .scenario
+        .as_deref()
+        .context("a SCENARIO.toml is required")?;
+    let scenario = Scenario::load(path, args.config.as_deref())?;
     let plan = plan_release(&scenario, args.time_scale, args.seed)?;
     let options = RenderOptions {
         image_goldengoose: args.image_goldengoose.clone(),
@@ -212,8 +244,32 @@ fn scenario_files(scenario: &Scenario) -> anyhow::Result<ScenarioFiles> {
 }
 
 fn render(args: &RenderArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
+    if args.serve {
+        return render_serve(args, out);
+    }
     let (_, _, manifests) = prepare(&args.release)?;
     out.write_all(manifests.to_yaml().as_bytes())?;
+    Ok(Exit::Success)
+}
+
+/// `cluster render --serve`: deploy/serve/kubernetes.yaml with the options.
+fn render_serve(args: &RenderArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
+    if args.release.scenario.is_some() {
+        anyhow::bail!("--serve renders the server, not a release: drop SCENARIO.toml");
+    }
+    let configs = args
+        .serve_config
+        .iter()
+        .map(|p| read_named(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let options = cluster::serve::deploy::DeployOptions {
+        namespace: Some(args.release.namespace.clone()),
+        image: args.image_serve.clone(),
+        prometheus: args.prometheus.clone(),
+        token: !args.no_token,
+        configs,
+    };
+    out.write_all(cluster::serve::deploy::render(&options)?.as_bytes())?;
     Ok(Exit::Success)
 }
 
@@ -396,6 +452,47 @@ mod tests {
         assert!(yaml.contains("\"$(JOB_COMPLETION_INDEX)/3\""));
         // The scenario's own canary config travels with it.
         assert!(yaml.contains("canary-config.json:"), "{yaml}");
+    }
+
+    #[test]
+    fn render_serve_prints_the_documented_manifests() {
+        let render_serve = |extra: &[&str]| -> anyhow::Result<String> {
+            let mut args = vec!["canarylab", "cluster", "render", "--serve"];
+            args.extend_from_slice(extra);
+            let mut out = Vec::new();
+            let exit = run(Cli::try_parse_from(args)?, &mut out)?;
+            assert_eq!(exit, Exit::Success);
+            Ok(String::from_utf8(out)?)
+        };
+        let file = std::fs::read_to_string(format!(
+            "{}/deploy/serve/kubernetes.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("the documented file");
+        let yaml = render_serve(&["-n", "canarylab"]).expect("renders");
+        assert_eq!(yaml.replace("  namespace: canarylab\n", ""), file);
+        assert_eq!(yaml.matches("  namespace: canarylab\n").count(), 4);
+        let config = format!(
+            "{}/scenarios/catalog/canary-config.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let yaml = render_serve(&["--no-token", "--serve-config", &config]).expect("renders");
+        assert!(!yaml.contains("kind: Secret") && !yaml.contains("- --token-file="));
+        assert!(yaml.contains("  canary-config.json: |\n"), "{yaml}");
+        assert!(render_serve(&["--prometheus", "https://x"]).is_err());
+        assert!(render_serve(&["--serve-config", "/nonexistent.json"]).is_err());
+        // Release options and a scenario do not mix with --serve.
+        let scenario = format!(
+            "{}/scenarios/catalog/latency-25pct.toml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        assert!(render_serve(&[scenario.as_str()]).is_err());
+        // Without --serve, its options are refused and a scenario is required.
+        assert!(
+            Cli::try_parse_from(["canarylab", "cluster", "render", "--no-token", &scenario])
+                .is_err()
+        );
+        assert!(Cli::try_parse_from(["canarylab", "cluster", "render"]).is_err());
     }
 
     #[test]

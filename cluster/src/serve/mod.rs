@@ -29,6 +29,7 @@
 
 pub mod analyze;
 pub mod api;
+pub mod deploy;
 pub mod metrics;
 
 use std::convert::Infallible;
@@ -83,6 +84,9 @@ pub enum ServeError {
     },
     #[error("{what} must be above zero")]
     Zero { what: &'static str },
+    /// `cluster render --serve`: an option (or the embedded file) is wrong.
+    #[error("{field}: {problem}")]
+    Render { field: String, problem: String },
 }
 
 /// How the server behaves.
@@ -496,13 +500,7 @@ async fn judge(shared: &Shared, work: Work) -> Response<Body> {
     let default = shared.options.default_judge.clone();
     let size = work.body.len();
     let body = work.body;
-    let result = compute(size, move || {
-        let result = api::judge_body(&body, &default)?;
-        let bytes = serde_json::to_vec(&result)
-            .map_err(|e| ApiError::status(500, "", format!("cannot encode the result: {e}")))?;
-        Ok((result, bytes))
-    })
-    .await;
+    let result = compute(size, move || api::judge_body_json(&body, &default)).await;
     match result {
         Ok((result, bytes)) => {
             record_verdict(shared, "judge", &result);
