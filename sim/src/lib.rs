@@ -11,6 +11,7 @@
 //! [`shard`] splits a study over machines and merges the pieces back.
 
 pub mod engine;
+pub mod prometheus;
 pub mod run;
 pub mod series;
 pub mod shard;

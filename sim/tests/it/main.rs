@@ -7,6 +7,7 @@
 
 mod faithfulness;
 mod pipeline;
+mod prometheus;
 mod sharding;
 
 use std::path::{Path, PathBuf};
