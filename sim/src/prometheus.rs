@@ -810,3 +810,55 @@ pub fn example_series(
         })
         .collect())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn istio_bounds_agree_and_fold_into_each_family() {
+        for (ms, s) in ISTIO_BUCKETS_MS.iter().zip(ISTIO_BUCKETS) {
+            assert!((ms / 1000.0 - s).abs() <= 1e-12 * s, "{ms} ms vs {s} s");
+        }
+        for b in DURATION_BUCKETS.iter().chain(&ISTIO_BUCKETS) {
+            assert!(UNION_BOUNDS.contains(b), "{b} not in the union");
+        }
+        // one request per union bucket: each coarse bucket gets the fine
+        // buckets at or below its bound and above the previous one
+        let fine = [1u64; UNION];
+        let mut gg = [0u64; GOLDENGOOSE];
+        fold_buckets(&fine, &UNION_BOUNDS, &mut gg, &DURATION_BUCKETS);
+        assert_eq!(gg.iter().sum::<u64>(), UNION as u64);
+        assert_eq!(gg[0], 2, "0.0005 and 0.001 fall in le=0.001");
+        assert_eq!(gg[GOLDENGOOSE - 1], 7, "above 10 s: six bounds and +Inf");
+        let mut istio = [0u64; ISTIO];
+        fold_buckets(&fine, &UNION_BOUNDS, &mut istio, &ISTIO_BUCKETS);
+        assert_eq!(istio.iter().sum::<u64>(), UNION as u64);
+        assert_eq!(istio[2], 2, "0.0025 and 0.005 fall in le=5 ms");
+        assert_eq!(istio[ISTIO - 1], 1);
+    }
+
+    #[test]
+    fn plans_read_the_families_their_selectors_name() {
+        let q = |t: &str| release::Query {
+            name: "m".into(),
+            promql: t.into(),
+        };
+        let t = Telemetry::default();
+        let p = Plan::new(&[q("sum(rate(istio_requests_total[1m]))"), q("bad(")], &t);
+        assert!(p.families().istio_requests && !p.families().bucket);
+        assert!(p.query(1).unwrap_err().contains("m:"));
+        assert!(p.query(2).is_err());
+        let p = Plan::new(&[q(r#"{__name__=~"http.*"}"#)], &t);
+        assert_eq!(p.families(), Families::all());
+        let mut renamed = Telemetry::default();
+        renamed
+            .metrics
+            .insert("process_cpu_seconds_total".into(), "cpu_total".into());
+        let p = Plan::new(&[q("rate(cpu_total[1m])")], &renamed);
+        assert!(p.families().cpu && p.families().draws().cpu);
+        let p = Plan::new(&[q("rate(process_cpu_seconds_total[1m])")], &renamed);
+        assert!(p.families().is_empty());
+    }
+}
