@@ -348,3 +348,35 @@ fn the_catalog_config_on_raw_series_matches_the_generator_where_the_window_is_fu
         assert!(equal > 0);
     }
 }
+
+/// What measuring costs: CPU time of runs that measure Argo's two queries
+/// every 5 minutes over 35 minutes against Kayenta's runs of the same
+/// scenario (printed; run with `--ignored --nocapture`, in release for
+/// numbers worth quoting).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn cost_of_measuring_argo_queries() {
+    let sc = catalog("aa-typical");
+    let runs = 200u64;
+    let p = Prepared::new(&sc).unwrap();
+    let mut ws = Workspace::default();
+    let started = std::time::Instant::now();
+    for seed in 0..runs {
+        sim::run_once(&p, seed, false, &mut ws);
+    }
+    let kayenta = started.elapsed().as_secs_f64() / runs as f64;
+    let queries = vec![query("success", ARGO_SUCCESS), query("p99", ARGO_P99)];
+    let times: Vec<Millis> = (1..=7).map(|k| k * 300_000).collect();
+    let p = Prepared::new(&sc).unwrap().with_queries(&queries);
+    let started = std::time::Instant::now();
+    for seed in 0..runs {
+        let mut prober = Prober::new(queries.clone(), times.clone(), 10.0);
+        sim::run::drive(&p, seed, false, false, &mut ws, &mut prober);
+    }
+    let argo = started.elapsed().as_secs_f64() / runs as f64;
+    eprintln!(
+        "per run: Kayenta (judged windows) {:.0} us; 14 Argo measurements on raw series {:.0} us",
+        kayenta * 1e6,
+        argo * 1e6
+    );
+}
