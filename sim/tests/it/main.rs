@@ -8,6 +8,7 @@
 mod faithfulness;
 mod pipeline;
 mod prometheus;
+mod real_prometheus;
 mod sharding;
 
 use std::path::{Path, PathBuf};
