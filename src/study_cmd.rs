@@ -202,6 +202,11 @@ pub struct SimArgs {
     /// `canarylab merge` instead of a report.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<sim::shard::Shard>,
+    /// Also write the raw series of each scenario's detail run (the
+    /// report's example) as DIR/SCENARIO.om, OpenMetrics with timestamps,
+    /// for `canarylab query --data DIR/SCENARIO.om`.
+    #[arg(long, value_name = "DIR")]
+    pub dump_series: Option<PathBuf>,
     /// Output directory.
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
@@ -410,6 +415,9 @@ pub fn run_sim(args: &SimArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         total / elapsed.max(1e-9)
     )?;
     write_report(&study, &args.out, out)?;
+    if let Some(dir) = &args.dump_series {
+        dump_series(&scenarios, args.study.seed, dir, out)?;
+    }
     Ok(Exit::Success)
 }
 
@@ -420,6 +428,33 @@ fn no_shard_analyses(study: &StudyArgs) -> anyhow::Result<()> {
         study.analyses.is_empty(),
         "--shard with --analysis is not supported yet: run the side-by-side study on one machine"
     );
+    Ok(())
+}
+
+/// `canarylab sim --dump-series DIR`: each detail run's raw series.
+fn dump_series(
+    scenarios: &[scenarios::Scenario],
+    seed: u64,
+    dir: &std::path::Path,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, run_seed, store) in sim::prometheus::example_series(scenarios, seed)? {
+        let path = dir.join(format!("{name}.om"));
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?;
+        let mut file = std::io::BufWriter::new(file);
+        prom::openmetrics::write_to(&store, &mut file)
+            .and_then(|()| file.flush())
+            .with_context(|| format!("writing {}", path.display()))?;
+        writeln!(
+            out,
+            "series: {} (run seed {run_seed}, {} series, {} samples)",
+            path.display(),
+            store.len(),
+            store.samples()
+        )?;
+    }
     Ok(())
 }
 

@@ -10,6 +10,7 @@
 //! and errors name the file, line, column and field.
 
 mod signal;
+pub mod telemetry;
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,7 @@ use judge::CanaryConfig;
 use serde::{Deserialize, Serialize};
 
 pub use signal::{Signal, infer_signal};
+pub use telemetry::Telemetry;
 
 /// What can go wrong loading a scenario.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +104,9 @@ pub struct ScenarioFile {
     pub pipeline: Pipeline,
     /// The canary analysis.
     pub analysis: Analysis,
+    /// How the simulated raw series are named and labelled.
+    #[serde(default)]
+    pub telemetry: Telemetry,
 }
 
 /// The service under release.
@@ -641,6 +646,9 @@ pub const MAX_REPLICAS: u32 = 10_000;
 pub const MAX_REQUEST_RATE: f64 = 10_000_000.0;
 
 fn validate(f: &ScenarioFile, path: &Path) -> Result<(), ScenarioError> {
+    f.telemetry
+        .check()
+        .map_err(|(field, message)| invalid(path, &field, &message))?;
     let check = |ok: bool, field: &str, message: String| {
         if ok {
             Ok(())

@@ -25,6 +25,7 @@ use reports::model::{IntervalDetail, MetricSeries, MetricVerdict, RunDetail, Sta
 use scenarios::{BaselineKind, Regression, Scenario};
 
 use crate::engine::{Millis, Queue, ms, secs};
+use crate::prometheus::{Families, Plan, Scrape};
 use crate::series::{CANARY, CONTROL, Generator, TrackSpec};
 
 /// How a run ended (the one vocabulary of every driver).
@@ -38,6 +39,8 @@ pub struct Prepared<'a> {
     scenario: &'a Scenario,
     judge: Judge,
     analysis: AnalysisSpec,
+    /// The controller's queries, parsed once (see [`Prepared::with_queries`]).
+    plan: Plan,
 }
 
 /// Which controller releases the scenario.
@@ -57,29 +60,54 @@ impl<'a> Prepared<'a> {
         let mut judge = Judge::new(&scenario.config)?;
         judge.set_thresholds(scenario.thresholds())?;
         let spec = KayentaSpec::from_scenario(scenario, judge.thresholds());
+        let plan = Plan::new(
+            Kayenta::new(&spec, false).queries(),
+            &scenario.file.telemetry,
+        );
         Ok(Self {
             scenario,
             judge,
             analysis: AnalysisSpec::Kayenta(spec),
+            plan,
         })
     }
 
     /// The scenario released by a peer's rules (`plan`, from an Argo
     /// Rollouts or Flagger file). The scenario's judge still judges the
-    /// windows of Argo's `kayenta` provider.
+    /// windows of Argo's `kayenta` provider; the peer's queries are
+    /// measured on the simulated Prometheus, parsed here once.
     pub fn with_peer(scenario: &'a Scenario, plan: PeerPlan) -> Result<Self, judge::InputError> {
         let mut judge = Judge::new(&scenario.config)?;
         judge.set_thresholds(scenario.thresholds())?;
+        let spec = PeerSpec::from_scenario(scenario, plan);
+        let plan = Plan::new(
+            PeerRelease::new(&spec, false).queries(),
+            &scenario.file.telemetry,
+        );
         Ok(Self {
             scenario,
             judge,
-            analysis: AnalysisSpec::Peer(PeerSpec::from_scenario(scenario, plan)),
+            analysis: AnalysisSpec::Peer(spec),
+            plan,
         })
     }
 
     /// Whether a peer's rules (not the Kayenta pipeline) release it.
     pub fn is_peer(&self) -> bool {
         matches!(self.analysis, AnalysisSpec::Peer(_))
+    }
+
+    /// Measure these queries (a controller's
+    /// [`Controller::queries`]) on the simulated Prometheus: parsed here,
+    /// once, for every run.
+    pub fn with_queries(mut self, queries: &[release::Query]) -> Self {
+        self.plan = Plan::new(queries, &self.scenario.file.telemetry);
+        self
+    }
+
+    /// The parsed queries.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
     }
 
     /// [`Prepared::new`] for every scenario; an error names the scenario.
@@ -123,6 +151,11 @@ struct World<'p, 'a> {
     intervals: Vec<IntervalDetail>,
     /// The judge's error on the last window, if any (detail runs only).
     judge_note: String,
+    /// The raw series, when the controller measures queries or they are
+    /// dumped.
+    scrape: Option<Scrape>,
+    /// Scrape every family whose draws the run makes (for a dump).
+    scrape_all: bool,
 }
 
 /// Simulate one release with `seed`. With `detail`, also return the full
@@ -133,6 +166,55 @@ pub fn run_once(
     detail: bool,
     ws: &mut Workspace,
 ) -> (RunOutcome, Option<RunDetail>) {
+    let (run, detail, _) = drive_prepared(p, seed, detail, false, ws);
+    (run, detail)
+}
+
+/// [`run_once`] with the detail, also returning the run's raw series as
+/// the simulated Prometheus scraped them (every family whose draws the run
+/// makes, so the run is the same as without the series).
+pub fn run_with_series(
+    p: &Prepared<'_>,
+    seed: u64,
+    ws: &mut Workspace,
+) -> (RunOutcome, Option<RunDetail>, Option<prom::Store>) {
+    drive_prepared(p, seed, true, true, ws)
+}
+
+/// [`drive`] with the controller `p`'s analysis names.
+fn drive_prepared(
+    p: &Prepared<'_>,
+    seed: u64,
+    detail: bool,
+    series: bool,
+    ws: &mut Workspace,
+) -> (RunOutcome, Option<RunDetail>, Option<prom::Store>) {
+    match &p.analysis {
+        AnalysisSpec::Kayenta(spec) => {
+            drive(p, seed, detail, series, ws, &mut Kayenta::new(spec, detail))
+        }
+        AnalysisSpec::Peer(spec) => drive(
+            p,
+            seed,
+            detail,
+            series,
+            ws,
+            &mut PeerRelease::new(spec, detail),
+        ),
+    }
+}
+
+/// One release decided by `controller`, whose [`Controller::queries`] must
+/// be those `p` was prepared with ([`Prepared::with_queries`]). With
+/// `series`, also the run's raw series.
+pub fn drive(
+    p: &Prepared<'_>,
+    seed: u64,
+    detail: bool,
+    series: bool,
+    ws: &mut Workspace,
+    controller: &mut dyn Controller,
+) -> (RunOutcome, Option<RunDetail>, Option<prom::Store>) {
     let mut w = World {
         p,
         seed,
@@ -143,18 +225,8 @@ pub fn run_once(
         generator: None,
         intervals: Vec::new(),
         judge_note: String::new(),
-    };
-    let mut kayenta;
-    let mut peer;
-    let controller: &mut dyn Controller = match &p.analysis {
-        AnalysisSpec::Kayenta(spec) => {
-            kayenta = Kayenta::new(spec, detail);
-            &mut kayenta
-        }
-        AnalysisSpec::Peer(spec) => {
-            peer = PeerRelease::new(spec, detail);
-            &mut peer
-        }
+        scrape: None,
+        scrape_all: series,
     };
     controller.handle(0, Event::Start);
     let outcome = 'run: loop {
@@ -178,7 +250,19 @@ pub fn run_once(
         };
         controller.handle(w.q.now(), event);
     };
-    w.finish(outcome)
+    let store = if series {
+        w.scrape.take().map(|mut s| {
+            if let Some(g) = &w.generator {
+                // a failed write leaves the series as far as they went
+                let _ = s.catch_up(g);
+            }
+            s.into_store()
+        })
+    } else {
+        None
+    };
+    let (run, detail) = w.finish(outcome);
+    (run, detail, store)
 }
 
 impl<'a> World<'_, 'a> {
@@ -198,16 +282,10 @@ impl<'a> World<'_, 'a> {
                 let (index, score) = self.judge(request, ws);
                 controller.handle(self.q.now(), Event::Judged { index, score });
             }
-            Command::Measure(m) => controller.handle(
-                self.q.now(),
-                Event::Measured {
-                    id: m.id,
-                    value: Measurement::Error(
-                        "the simulator has no PromQL evaluator: only Kayenta windows are judged"
-                            .into(),
-                    ),
-                },
-            ),
+            Command::Measure(m) => {
+                let value = self.measure(&m);
+                controller.handle(self.q.now(), Event::Measured { id: m.id, value });
+            }
             Command::Promote(update) => {
                 let took = self.rolling_update(update);
                 self.q.after(ms(took), Event::Promoted(Ok(())));
@@ -215,6 +293,30 @@ impl<'a> World<'_, 'a> {
             Command::RollBack => self.q.after(ms(CLEANUP_S), Event::RolledBack),
             Command::Cleanup => self.q.after(ms(CLEANUP_S), Event::CleanedUp),
             Command::Done(_) => {}
+        }
+    }
+
+    /// Evaluates a measurement's query on the raw series scraped up to
+    /// its time, generating them up to there first.
+    fn measure(&mut self, m: &release::MeasureRequest) -> Measurement {
+        let q = match self.p.plan.query(m.query) {
+            Ok(q) => q,
+            Err(e) => return Measurement::Error(e),
+        };
+        match (&mut self.generator, &mut self.scrape) {
+            (Some(g), Some(s)) => {
+                if m.at >= self.traffic_at {
+                    let since = secs(m.at - self.traffic_at);
+                    let k = (since / g.step_s() + 1e-9).floor() as usize;
+                    g.advance_to(k, &mut self.rng);
+                }
+                if let Err(e) = s.catch_up(g) {
+                    return Measurement::Error(e.to_string());
+                }
+                s.measure(q, m)
+            }
+            // before the traffic shift: nothing scraped yet
+            _ => crate::prometheus::answer(&prom::Store::new(), q, m),
         }
     }
 
@@ -323,6 +425,27 @@ impl<'a> World<'_, 'a> {
         g.set_shares(0.0, shares);
         // every step up to the end of the lifetime, at once
         g.reserve(((pl.warmup_s + pl.lifetime_s) / step_s).ceil() as usize + 1);
+        let planned = self.p.plan.families();
+        if !planned.is_empty() || self.scrape_all {
+            g.also_draw(planned.draws());
+            let families = if self.scrape_all {
+                planned.or(Families::drawn(g.draws()))
+            } else {
+                planned
+            };
+            let control = match pl.baseline {
+                BaselineKind::Fresh => scenarios::telemetry::TelemetryTrack::Baseline,
+                BaselineKind::Production => scenarios::telemetry::TelemetryTrack::Production,
+            };
+            self.scrape = Some(Scrape::new(
+                families,
+                &f.telemetry,
+                control,
+                &g,
+                now,
+                self.seed,
+            ));
+        }
         self.generator = Some(g);
     }
 

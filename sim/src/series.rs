@@ -50,6 +50,30 @@ const LN_BUCKETS: [f64; 16] = [
     2.014_903_020_542_265,
     std::f64::consts::LN_10,
 ];
+/// Istio's default `istio_request_duration_milliseconds` bucket bounds,
+/// in seconds (Istio's `DefaultHistogramBuckets`, milliseconds / 1000).
+pub const ISTIO_BUCKETS: [f64; 19] = [
+    0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    300.0, 600.0, 1800.0, 3600.0,
+];
+/// The union of goldengoose's and Istio's bounds, sorted: the histogram a
+/// run reading both families draws once and sums into each.
+pub const UNION_BOUNDS: [f64; 23] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+    7.5, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+/// Buckets of the union histogram (the last is +Inf).
+pub const UNION: usize = UNION_BOUNDS.len() + 1;
+/// Most bounds a table may have.
+const MAX_BOUNDS: usize = UNION_BOUNDS.len();
+
+/// A histogram's bucket bounds and their natural logs.
+#[derive(Debug, Clone, Copy)]
+struct BoundTable<'t> {
+    le: &'t [f64],
+    ln: &'t [f64],
+}
+
 /// Expected requests below which a run of tail buckets is drawn as one
 /// Poisson count (split only when it is non-zero): it saves evaluating the
 /// CDF at bounds almost no request reaches.
@@ -71,16 +95,25 @@ pub struct TrackSpec {
 
 /// Per step, per track: what was served.
 #[derive(Debug, Clone, Copy, Default)]
-struct Step {
-    requests: u64,
-    errors: u64,
-    latency_sum: f64,
-    buckets: [u64; BUCKETS],
-    cpu_cores: f64,
-    memory_bytes: f64,
+pub struct Step {
+    /// Requests sent to the track (all failed while it was down).
+    pub requests: u64,
+    /// Of those, server errors.
+    pub errors: u64,
+    /// Sum of the requests' latencies, seconds (if drawn).
+    pub latency_sum: f64,
+    /// The latency histogram over goldengoose's buckets (if drawn).
+    pub buckets: [u64; BUCKETS],
+    /// CPU cores a pod used on average over the step (if drawn).
+    pub cpu_cores: f64,
+    /// A pod's resident memory at the step's end, bytes (if drawn).
+    pub memory_bytes: f64,
     /// The pods were down (crash loop): nothing was scraped.
-    down: bool,
+    pub down: bool,
 }
+
+/// Buckets of goldengoose's histogram (the last is +Inf).
+pub const GOLDENGOOSE: usize = BUCKETS;
 
 /// Generates both tracks in lockstep (they share the load noise).
 pub struct Generator<'a> {
@@ -96,7 +129,10 @@ pub struct Generator<'a> {
     steps: [Vec<Step>; 2],
     /// Per track: the histogram summed over the rate window (up steps only).
     window_buckets: [[u64; BUCKETS]; 2],
-    needs: Needs,
+    needs: Draws,
+    /// Per track, per step: the union histogram (only with `needs.union`).
+    fine: [Vec<[u64; UNION]>; 2],
+    ln_union: [f64; MAX_BOUNDS],
     signals: &'a [Signal],
     /// Per track, per signal: the query's value at each step (1-based
     /// step k at index k - 1).
@@ -112,14 +148,34 @@ impl std::fmt::Debug for Generator<'_> {
     }
 }
 
-/// Which per-step draws the signals read: a draw no query needs is skipped
-/// (it would only consume random numbers).
-#[derive(Debug, Clone, Copy)]
-struct Needs {
-    histogram: bool,
-    latency_sum: bool,
-    cpu: bool,
-    memory: bool,
+/// Which per-step draws the signals (and the raw series) read: a draw no
+/// query needs is skipped (it would only consume random numbers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Draws {
+    /// The latency histogram over goldengoose's buckets.
+    pub histogram: bool,
+    /// The histogram over the union of goldengoose's and Istio's bounds
+    /// (implies `histogram`: goldengoose's buckets are sums of it).
+    pub union: bool,
+    /// The latency sum.
+    pub latency_sum: bool,
+    /// CPU.
+    pub cpu: bool,
+    /// Memory.
+    pub memory: bool,
+}
+
+impl Draws {
+    /// Both sets of draws.
+    pub fn or(self, o: Self) -> Self {
+        Self {
+            histogram: self.histogram || o.histogram || self.union || o.union,
+            union: self.union || o.union,
+            latency_sum: self.latency_sum || o.latency_sum,
+            cpu: self.cpu || o.cpu,
+            memory: self.memory || o.memory,
+        }
+    }
 }
 
 /// Index of the canary track.
@@ -146,20 +202,60 @@ impl<'a> Generator<'a> {
             drift: [0.0; 2],
             steps: [Vec::new(), Vec::new()],
             window_buckets: [[0; BUCKETS]; 2],
-            needs: Needs {
+            needs: Draws {
                 histogram: signals
                     .iter()
                     .any(|s| matches!(s, Signal::LatencyQuantile(_))),
+                union: false,
                 latency_sum: signals.contains(&Signal::LatencyMean),
                 cpu: signals.contains(&Signal::Cpu),
                 memory: signals.contains(&Signal::Memory),
             },
+            fine: [Vec::new(), Vec::new()],
+            ln_union: UNION_BOUNDS.map(f64::ln),
             signals,
             values: [
                 vec![Vec::new(); signals.len()],
                 vec![Vec::new(); signals.len()],
             ],
         }
+    }
+
+    /// Also draw what `draws` asks for (the raw series' needs); call
+    /// before generating. Draws the signals already read are unchanged.
+    pub fn also_draw(&mut self, draws: Draws) {
+        self.needs = self.needs.or(draws);
+    }
+
+    /// The draws made per step.
+    pub fn draws(&self) -> Draws {
+        self.needs
+    }
+
+    /// Step length, seconds.
+    pub fn step_s(&self) -> f64 {
+        self.step_s
+    }
+
+    /// The tracks (canary, control).
+    pub fn tracks(&self) -> &[TrackSpec; 2] {
+        &self.tracks
+    }
+
+    /// The service.
+    pub fn service(&self) -> &Service {
+        self.service
+    }
+
+    /// What `track` served, step by step (1-based step k at index k - 1).
+    pub fn steps(&self, track: usize) -> &[Step] {
+        &self.steps[track]
+    }
+
+    /// The union histogram of `track`, step by step (empty unless
+    /// [`Draws::union`]).
+    pub fn union_buckets(&self, track: usize) -> &[[u64; UNION]] {
+        &self.fine[track]
     }
 
     /// Make room for `steps` steps, so a run's series grow without
@@ -274,10 +370,31 @@ impl<'a> Generator<'a> {
                 // everything sent to the canary fails; nothing is scraped
                 step.requests = poisson(expected, rng);
                 step.errors = step.requests;
+                if self.needs.union {
+                    self.fine[track].push([0; UNION]);
+                }
             } else {
                 let needs = self.needs;
-                let requests = if needs.histogram {
-                    fill_histogram(&mut step.buckets, expected, median, sigma, tail, rng)
+                let requests = if needs.union {
+                    let mut fine = [0u64; UNION];
+                    let table = BoundTable {
+                        le: &UNION_BOUNDS,
+                        ln: &self.ln_union,
+                    };
+                    let n = fill_histogram(&mut fine, table, expected, median, sigma, tail, rng);
+                    fold_buckets(&fine, &UNION_BOUNDS, &mut step.buckets, &DURATION_BUCKETS);
+                    self.fine[track].push(fine);
+                    n
+                } else if needs.histogram {
+                    fill_histogram(
+                        &mut step.buckets,
+                        GOLDENGOOSE_TABLE,
+                        expected,
+                        median,
+                        sigma,
+                        tail,
+                        rng,
+                    )
                 } else {
                     poisson(expected, rng)
                 };
@@ -431,26 +548,28 @@ fn latency_cdf(x: f64, ln_x: f64, ln_median: f64, sigma: f64, tail: (f64, f64)) 
 
 /// The latency CDF at the bucket bounds, each evaluated on first use: a
 /// step's draw usually needs only the bounds near the median.
-struct LazyCdf {
-    at: [f64; BUCKETS - 1],
+struct LazyCdf<'t> {
+    at: [f64; MAX_BOUNDS],
+    table: BoundTable<'t>,
     ln_median: f64,
     sigma: f64,
     tail: (f64, f64),
 }
 
-impl LazyCdf {
-    fn new(median: f64, sigma: f64, tail: (f64, f64)) -> Self {
+impl<'t> LazyCdf<'t> {
+    fn new(table: BoundTable<'t>, median: f64, sigma: f64, tail: (f64, f64)) -> Self {
         Self {
-            at: [f64::NAN; BUCKETS - 1],
+            at: [f64::NAN; MAX_BOUNDS],
+            table,
             ln_median: median.ln(),
             sigma,
             tail,
         }
     }
 
-    /// CDF at bound `b` (the +Inf bound, `BUCKETS - 1`, is 1).
+    /// CDF at bound `b` (the +Inf bound, the table's length, is 1).
     fn get(&mut self, b: usize) -> f64 {
-        if b >= BUCKETS - 1 {
+        if b >= self.table.le.len() {
             return 1.0;
         }
         let v = self.at[b];
@@ -458,8 +577,8 @@ impl LazyCdf {
             return v;
         }
         let v = latency_cdf(
-            DURATION_BUCKETS[b],
-            LN_BUCKETS[b],
+            self.table.le[b],
+            self.table.ln[b],
             self.ln_median,
             self.sigma,
             self.tail,
@@ -481,23 +600,30 @@ impl LazyCdf {
 /// requests, get one Poisson draw per run, split over the run's buckets by
 /// conditional binomials only when it is non-zero. Every draw is exact, so
 /// the counts are exact draws from the per-request model.
+///
+/// `out` has one bucket per bound of `table` plus +Inf; with goldengoose's
+/// table the draws are those of every earlier version.
 #[inline(never)]
 fn fill_histogram(
-    out: &mut [u64; BUCKETS],
+    out: &mut [u64],
+    table: BoundTable<'_>,
     lambda: f64,
     median: f64,
     sigma: f64,
     tail: (f64, f64),
     rng: &mut Xoshiro256PlusPlus,
 ) -> u64 {
+    let buckets = table.le.len() + 1;
+    debug_assert_eq!(out.len(), buckets);
     if lambda.is_nan() || lambda <= 0.0 {
         return 0;
     }
-    let mut cdf = LazyCdf::new(median, sigma, tail);
+    let mut cdf = LazyCdf::new(table, median, sigma, tail);
     // start at the bound nearest the median, where the mass is
-    let start = LN_BUCKETS
+    let start = table
+        .ln
         .partition_point(|&l| l < cdf.ln_median)
-        .min(BUCKETS - 2);
+        .min(buckets - 2);
     // lower run: buckets 0..=lo (mass F(lo)); None if every bucket from 0
     // is drawn on its own
     let mut lo = Some(start);
@@ -507,10 +633,10 @@ fn fill_histogram(
         }
         lo = b.checked_sub(1);
     }
-    // upper run: buckets hi+1..BUCKETS (mass 1 - F(hi)); hi = BUCKETS - 1
+    // upper run: buckets hi+1..buckets (mass 1 - F(hi)); hi = buckets - 1
     // means there is none
     let mut hi = start;
-    while hi < BUCKETS - 1 && lambda * (1.0 - cdf.get(hi)) > TAIL_MEAN {
+    while hi < buckets - 1 && lambda * (1.0 - cdf.get(hi)) > TAIL_MEAN {
         hi += 1;
     }
     let mut total = 0;
@@ -554,12 +680,12 @@ fn fill_histogram(
         total += c;
         below = upto;
     }
-    if hi < BUCKETS - 1 {
+    if hi < buckets - 1 {
         let n = poisson(lambda * (1.0 - below).max(0.0), rng);
         if n > 0 {
             // split upwards: bucket b's share of buckets b..
             let mut remaining = n;
-            for (b, slot) in out.iter_mut().enumerate().take(BUCKETS - 1).skip(hi + 1) {
+            for (b, slot) in out.iter_mut().enumerate().take(buckets - 1).skip(hi + 1) {
                 let left = 1.0 - below;
                 let upto = cdf.get(b);
                 let p = if left <= 0.0 {
@@ -575,11 +701,33 @@ fn fill_histogram(
                     break;
                 }
             }
-            out[BUCKETS - 1] += remaining;
+            out[buckets - 1] += remaining;
         }
         total += n;
     }
     total
+}
+
+/// goldengoose's bounds as a table.
+const GOLDENGOOSE_TABLE: BoundTable<'static> = BoundTable {
+    le: &DURATION_BUCKETS,
+    ln: &LN_BUCKETS,
+};
+
+/// Sums a histogram over `fine` bounds into one over `coarse` bounds, every
+/// coarse bound being a fine one (the last bucket of each is +Inf).
+pub fn fold_buckets(fine: &[u64], fine_le: &[f64], coarse: &mut [u64], coarse_le: &[f64]) {
+    coarse.iter_mut().for_each(|c| *c = 0);
+    let mut j = 0;
+    for (i, &c) in fine.iter().enumerate() {
+        // fine bucket i holds (le[i-1], le[i]]: it goes to the first coarse
+        // bucket whose bound is at or above le[i]
+        let le = fine_le.get(i).copied().unwrap_or(f64::INFINITY);
+        while j < coarse_le.len() && coarse_le[j] < le {
+            j += 1;
+        }
+        coarse[j] += c;
+    }
 }
 
 /// Sum of `n` latencies: exact draws for few requests, the normal limit
@@ -747,7 +895,7 @@ fn ln_factorial(k: f64) -> f64 {
 /// A binomial draw, exact: inversion by sequential search for a small
 /// mean (most error counts: usually one uniform and no logarithm),
 /// rand_distr's sampler for a large one.
-fn binomial(n: u64, p: f64, rng: &mut Xoshiro256PlusPlus) -> u64 {
+pub(crate) fn binomial(n: u64, p: f64, rng: &mut Xoshiro256PlusPlus) -> u64 {
     if n == 0 || p.is_nan() || p <= 0.0 {
         return 0;
     }
@@ -1046,7 +1194,15 @@ mod tests {
             let mut slow = Vec::with_capacity(draws);
             for _ in 0..draws {
                 let mut h = [0u64; BUCKETS];
-                let n = fill_histogram(&mut h, lambda, median, sigma, tail, &mut rng);
+                let n = fill_histogram(
+                    &mut h,
+                    GOLDENGOOSE_TABLE,
+                    lambda,
+                    median,
+                    sigma,
+                    tail,
+                    &mut rng,
+                );
                 assert_eq!(n, h.iter().sum::<u64>(), "{case}: total is the sum");
                 fast.push(h);
                 slow.push(per_request_histogram(lambda, median, sigma, tail, &mut rng));
@@ -1116,7 +1272,15 @@ mod tests {
         use rand::SeedableRng;
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
         let mut c = [0u64; BUCKETS];
-        let n = fill_histogram(&mut c, 1_000_000.0, 0.05, 0.5, (0.0, 0.0), &mut rng);
+        let n = fill_histogram(
+            &mut c,
+            GOLDENGOOSE_TABLE,
+            1_000_000.0,
+            0.05,
+            0.5,
+            (0.0, 0.0),
+            &mut rng,
+        );
         assert_eq!(c.iter().sum::<u64>(), n);
         assert!((n as f64 - 1e6).abs() < 5_000.0, "{n}");
         // median 50 ms: half the requests at or below the 0.05 bound
@@ -1127,10 +1291,26 @@ mod tests {
         // a zero rate or a degenerate spread still gives a valid histogram
         let mut z = [0u64; BUCKETS];
         assert_eq!(
-            fill_histogram(&mut z, 0.0, 0.05, 0.5, (0.0, 0.0), &mut rng),
+            fill_histogram(
+                &mut z,
+                GOLDENGOOSE_TABLE,
+                0.0,
+                0.05,
+                0.5,
+                (0.0, 0.0),
+                &mut rng
+            ),
             0
         );
-        let n = fill_histogram(&mut z, 50.0, 0.03, 0.0, (0.0, 0.0), &mut rng);
+        let n = fill_histogram(
+            &mut z,
+            GOLDENGOOSE_TABLE,
+            50.0,
+            0.03,
+            0.0,
+            (0.0, 0.0),
+            &mut rng,
+        );
         assert_eq!(
             z[5], n,
             "sigma 0: every request at the median, in (0.025, 0.05]"

@@ -276,3 +276,36 @@ fn validate_checks_a_changed_copy() {
         "{e}"
     );
 }
+
+#[test]
+fn telemetry_is_optional_and_bad_names_are_refused_with_the_field() {
+    let s = parse(MINIMAL).unwrap();
+    assert_eq!(s.file.telemetry, scenarios::Telemetry::default());
+    let s = parse(&format!(
+        "{MINIMAL}[telemetry]\napp = \"shop\"\n[telemetry.labels]\ncode = \"status\"\n[telemetry.canary]\nversion = \"shop-canary\"\n"
+    ))
+    .unwrap();
+    assert_eq!(s.file.telemetry.label("code"), "status");
+    let e = parse(&format!(
+        "{MINIMAL}[telemetry.labels]\ncode = \"__status\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("test-scenario.toml") && e.contains("`telemetry.labels.code`"),
+        "{e}"
+    );
+    let e = parse(&format!(
+        "{MINIMAL}[telemetry.metrics]\nhttp_total = \"x\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("`telemetry.metrics.http_total`") && e.contains("known"),
+        "{e}"
+    );
+    let e = parse(&format!("{MINIMAL}[telemetry.canary]\nworkloads = \"x\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("workloads"), "{e}");
+}

@@ -7,6 +7,8 @@
 
 mod faithfulness;
 mod pipeline;
+mod prometheus;
+mod real_prometheus;
 mod sharding;
 mod side_by_side;
 

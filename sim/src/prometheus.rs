@@ -1,0 +1,864 @@
+//! The simulator's Prometheus: the raw series the simulated pods expose,
+//! scraped into a [`prom::Store`], and the controller's PromQL evaluated on
+//! them with the `prom` crate's evaluator.
+//!
+//! # What is scraped
+//!
+//! Per pod and scrape step, from the generator's per-track draws
+//! ([`crate::series::Generator`]):
+//!
+//! - goldengoose's families, labelled `version` (the track) and `pod`:
+//!   `http_requests_total{code="200"|"500"}`,
+//!   `http_request_duration_seconds_{bucket,sum,count}` over goldengoose's
+//!   buckets, `process_cpu_seconds_total`, `process_resident_memory_bytes`;
+//! - Istio's sidecar families with `reporter="destination"`,
+//!   `destination_workload`, `destination_workload_namespace`,
+//!   `destination_service`, `response_code`, `pod`:
+//!   `istio_requests_total` and
+//!   `istio_request_duration_milliseconds_{bucket,sum,count}` over Istio's
+//!   default millisecond buckets;
+//! - on every series `rollouts_pod_template_hash` (stable per track),
+//!   `app` and `namespace`.
+//!
+//! Names and labels can be renamed and the per-track names set in the
+//! scenario's `[telemetry]` ([`scenarios::Telemetry`]).
+//!
+//! A track's step counts are split over its pods exactly: each histogram
+//! bucket (or, without a histogram, the requests) multinomially with equal
+//! shares, the server errors over the pods' requests by sequential
+//! hypergeometric draws; all from a random stream of the scrape's own
+//! (derived from the run seed), so the generator's draws, and the Kayenta
+//! analysis that reads them, do not move. A pod's latency sum is the
+//! track's sum times its share of the requests (the generator draws the sum
+//! per track); CPU is split equally (each pod burns the track's per-pod
+//! average); memory is the track's per-pod gauge.
+//!
+//! Counters are cumulative: a fresh pod's start at 0 at the traffic shift,
+//! production's with the count of its days in service. While a
+//! crash-looping track is down nothing is scraped: its series get a stale
+//! marker at the first failed scrape (as Prometheus writes them) and no
+//! samples until it is up again, when its counters restart from 0 (a
+//! counter reset, which `rate` handles). A canary that is down from the
+//! start has series from its first successful scrape.
+//!
+//! Only the families the run's queries read are generated (their selectors'
+//! metric names; a selector without a name reads everything), and a family
+//! whose draw the run does not make otherwise is drawn only then.
+//!
+//! # Time
+//!
+//! Simulated time is milliseconds since the commit ([`release::Millis`]);
+//! the Prometheus timestamp of simulated time `t` is [`EPOCH_MS`]` + t`
+//! (the commit happens at 2023-11-14T22:13:20Z). Step `k` (1-based) of
+//! the generator, covering the `k`-th scrape interval after the traffic
+//! shift, is scraped at `EPOCH_MS + traffic_at + k * step`; the counters'
+//! starting values are scraped at `EPOCH_MS + traffic_at`. A `Measure` at
+//! `at` (instant query) or over `start..=end` (range query) is evaluated at
+//! `EPOCH_MS + at` (and so on) on everything scraped up to `at`.
+
+use prom::{Engine, Labels, Query, SeriesId, Store};
+use rand::SeedableRng;
+use rand_distr::{Distribution, Hypergeometric};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use release::{MeasureRequest, Measurement};
+use scenarios::Telemetry;
+use scenarios::telemetry::{ResolvedTrack, TelemetryTrack};
+
+use crate::series::{
+    DURATION_BUCKETS, Draws, GOLDENGOOSE, Generator, ISTIO_BUCKETS, UNION, UNION_BOUNDS, binomial,
+    fold_buckets,
+};
+
+/// The Prometheus timestamp of the commit (simulated time 0), ms.
+pub const EPOCH_MS: i64 = 1_700_000_000_000;
+
+/// Buckets of Istio's histogram (the last is +Inf).
+const ISTIO: usize = ISTIO_BUCKETS.len() + 1;
+/// Istio's bounds as its `le` labels write them, milliseconds.
+const ISTIO_BUCKETS_MS: [f64; ISTIO - 1] = [
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
+];
+
+/// The families a run generates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Families {
+    /// `http_requests_total`.
+    pub requests: bool,
+    /// `http_request_duration_seconds_bucket`.
+    pub bucket: bool,
+    /// `http_request_duration_seconds_sum`.
+    pub sum: bool,
+    /// `http_request_duration_seconds_count`.
+    pub count: bool,
+    /// `process_cpu_seconds_total`.
+    pub cpu: bool,
+    /// `process_resident_memory_bytes`.
+    pub memory: bool,
+    /// `istio_requests_total`.
+    pub istio_requests: bool,
+    /// `istio_request_duration_milliseconds_bucket`.
+    pub istio_bucket: bool,
+    /// `istio_request_duration_milliseconds_sum`.
+    pub istio_sum: bool,
+    /// `istio_request_duration_milliseconds_count`.
+    pub istio_count: bool,
+}
+
+impl Families {
+    /// Every family.
+    pub fn all() -> Self {
+        Self {
+            requests: true,
+            bucket: true,
+            sum: true,
+            count: true,
+            cpu: true,
+            memory: true,
+            istio_requests: true,
+            istio_bucket: true,
+            istio_sum: true,
+            istio_count: true,
+        }
+    }
+
+    /// Every family whose draws `draws` already makes (dumping these
+    /// changes no run).
+    pub fn drawn(draws: Draws) -> Self {
+        Self {
+            requests: true,
+            bucket: draws.histogram,
+            sum: draws.latency_sum,
+            count: true,
+            cpu: draws.cpu,
+            memory: draws.memory,
+            istio_requests: true,
+            istio_bucket: draws.union,
+            istio_sum: draws.latency_sum,
+            istio_count: true,
+        }
+    }
+
+    /// Both sets.
+    pub fn or(self, o: Self) -> Self {
+        Self {
+            requests: self.requests || o.requests,
+            bucket: self.bucket || o.bucket,
+            sum: self.sum || o.sum,
+            count: self.count || o.count,
+            cpu: self.cpu || o.cpu,
+            memory: self.memory || o.memory,
+            istio_requests: self.istio_requests || o.istio_requests,
+            istio_bucket: self.istio_bucket || o.istio_bucket,
+            istio_sum: self.istio_sum || o.istio_sum,
+            istio_count: self.istio_count || o.istio_count,
+        }
+    }
+
+    /// True when no family is generated.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The generator's draws these families need.
+    pub fn draws(&self) -> Draws {
+        Draws {
+            histogram: self.bucket,
+            union: self.istio_bucket,
+            latency_sum: self.sum || self.istio_sum,
+            cpu: self.cpu,
+            memory: self.memory,
+        }
+    }
+
+    fn set(&mut self, default_name: &str) {
+        match default_name {
+            "http_requests_total" => self.requests = true,
+            "http_request_duration_seconds_bucket" => self.bucket = true,
+            "http_request_duration_seconds_sum" => self.sum = true,
+            "http_request_duration_seconds_count" => self.count = true,
+            "process_cpu_seconds_total" => self.cpu = true,
+            "process_resident_memory_bytes" => self.memory = true,
+            "istio_requests_total" => self.istio_requests = true,
+            "istio_request_duration_milliseconds_bucket" => self.istio_bucket = true,
+            "istio_request_duration_milliseconds_sum" => self.istio_sum = true,
+            "istio_request_duration_milliseconds_count" => self.istio_count = true,
+            _ => {}
+        }
+    }
+}
+
+/// A controller's queries, parsed once per scenario and analysis, and the
+/// families they read.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    queries: Vec<Result<Query, String>>,
+    families: Families,
+}
+
+impl Plan {
+    /// Parse `queries` (a controller's [`release::Controller::queries`])
+    /// for a service named as `telemetry` says. A query that does not
+    /// parse, or uses what the evaluator lacks, is kept as its error: each
+    /// measurement of it answers [`Measurement::Error`] with the message.
+    pub fn new(queries: &[release::Query], telemetry: &Telemetry) -> Self {
+        let mut families = Families::default();
+        let parsed = queries
+            .iter()
+            .map(|q| {
+                let parsed = Query::parse(&q.promql).map_err(|e| format!("{}: {e}", q.name))?;
+                match selector_names(&parsed) {
+                    None => families = Families::all(),
+                    Some(names) => {
+                        for name in names {
+                            for default in scenarios::telemetry::FAMILIES {
+                                if telemetry.metric(default) == name {
+                                    families.set(default);
+                                }
+                            }
+                        }
+                    }
+                }
+                Ok(parsed)
+            })
+            .collect();
+        Self {
+            queries: parsed,
+            families,
+        }
+    }
+
+    /// No queries: nothing to scrape for them.
+    pub fn is_empty(&self) -> bool {
+        self.queries.is_empty()
+    }
+
+    /// The families the queries read.
+    pub fn families(&self) -> Families {
+        self.families
+    }
+
+    /// Query `i`, or why it cannot be evaluated.
+    pub fn query(&self, i: usize) -> Result<&Query, String> {
+        match self.queries.get(i) {
+            Some(Ok(q)) => Ok(q),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(format!(
+                "no query {i}: the controller has {}",
+                self.queries.len()
+            )),
+        }
+    }
+}
+
+/// The metric names of a query's selectors; `None` if one has no name
+/// (it may read any family).
+fn selector_names(q: &Query) -> Option<Vec<String>> {
+    use promql_parser::label::MatchOp;
+    use promql_parser::parser::Expr;
+    use promql_parser::util::{ExprVisitor, walk_expr};
+    struct Names(Vec<String>, bool);
+    impl ExprVisitor for Names {
+        type Error = std::convert::Infallible;
+        fn pre_visit(&mut self, e: &Expr) -> Result<bool, Self::Error> {
+            let vs = match e {
+                Expr::VectorSelector(vs) => Some(vs),
+                Expr::MatrixSelector(ms) => Some(&ms.vs),
+                _ => None,
+            };
+            if let Some(vs) = vs {
+                let by_matcher = vs.matchers.matchers.iter().find_map(|m| {
+                    (m.name == "__name__" && matches!(m.op, MatchOp::Equal))
+                        .then(|| m.value.clone())
+                });
+                match vs.name.clone().or(by_matcher) {
+                    Some(n) => self.0.push(n),
+                    None => self.1 = true,
+                }
+            }
+            Ok(true)
+        }
+    }
+    let mut names = Names(Vec::new(), false);
+    let Ok(_) = walk_expr(&mut names, q.expr());
+    (!names.1).then_some(names.0)
+}
+
+/// A counter series and its current value.
+#[derive(Debug, Clone, Copy)]
+struct Counter {
+    id: SeriesId,
+    value: f64,
+}
+
+/// One pod's series (empty where the family is not generated).
+#[derive(Debug, Default)]
+struct Pod {
+    /// `http_requests_total` code 200, 500.
+    requests: Vec<Counter>,
+    bucket: Vec<Counter>,
+    sum: Vec<Counter>,
+    count: Vec<Counter>,
+    cpu: Vec<Counter>,
+    memory: Option<SeriesId>,
+    istio_requests: Vec<Counter>,
+    istio_bucket: Vec<Counter>,
+    istio_sum: Vec<Counter>,
+    istio_count: Vec<Counter>,
+}
+
+impl Pod {
+    fn counters_mut(&mut self) -> impl Iterator<Item = &mut Counter> {
+        self.requests
+            .iter_mut()
+            .chain(&mut self.bucket)
+            .chain(&mut self.sum)
+            .chain(&mut self.count)
+            .chain(&mut self.cpu)
+            .chain(&mut self.istio_requests)
+            .chain(&mut self.istio_bucket)
+            .chain(&mut self.istio_sum)
+            .chain(&mut self.istio_count)
+    }
+
+    fn ids(&self) -> impl Iterator<Item = SeriesId> + '_ {
+        self.requests
+            .iter()
+            .chain(&self.bucket)
+            .chain(&self.sum)
+            .chain(&self.count)
+            .chain(&self.cpu)
+            .chain(&self.istio_requests)
+            .chain(&self.istio_bucket)
+            .chain(&self.istio_sum)
+            .chain(&self.istio_count)
+            .map(|c| c.id)
+            .chain(self.memory)
+    }
+}
+
+/// What one pod served in one step.
+#[derive(Debug, Clone, Copy, Default)]
+struct PodStep {
+    ok: u64,
+    errors: u64,
+    bucket: [u64; GOLDENGOOSE],
+    istio_bucket: [u64; ISTIO],
+    latency_sum: f64,
+    cpu_seconds: f64,
+    memory: f64,
+}
+
+#[derive(Debug)]
+struct TrackSeries {
+    pods: Vec<Pod>,
+    /// A sample was written (the series exist in Prometheus's eyes).
+    started: bool,
+    /// Down at the last step written.
+    down: bool,
+    /// Production: pods in service for days before the release.
+    age_steps: f64,
+}
+
+/// The raw series of one run, written step by step behind the generator.
+#[derive(Debug)]
+pub struct Scrape {
+    store: Store,
+    rng: Xoshiro256PlusPlus,
+    families: Families,
+    origin_ms: i64,
+    step_ms: i64,
+    written: usize,
+    tracks: [TrackSeries; 2],
+}
+
+/// Label names, renamed as the telemetry says.
+struct Names<'t>(&'t Telemetry);
+
+impl Names<'_> {
+    fn labels(&self, family: &str, pairs: &[(String, String)]) -> Labels {
+        let t = self.0;
+        let mut l = Labels::from_pairs(
+            pairs
+                .iter()
+                .map(|(n, v)| (t.label(n).to_owned(), v.clone())),
+        );
+        l.set("__name__".into(), t.metric(family).to_owned());
+        l
+    }
+}
+
+impl Scrape {
+    /// The series of `families` for the generator's tracks (canary, and a
+    /// fresh baseline or production as `control`), scraped from
+    /// `traffic_at` (simulated ms) on; `seed` is the run's.
+    pub fn new(
+        families: Families,
+        telemetry: &Telemetry,
+        control: TelemetryTrack,
+        generator: &Generator<'_>,
+        traffic_at: release::Millis,
+        seed: u64,
+    ) -> Self {
+        let names = Names(telemetry);
+        let mut store = Store::new();
+        let step_s = generator.step_s();
+        let tracks = [TelemetryTrack::Canary, control];
+        let specs = generator.tracks();
+        let mut out = Vec::with_capacity(2);
+        for (track, spec) in tracks.iter().zip(specs) {
+            let resolved = telemetry.track(*track);
+            let pods = (0..spec.pods.max(1))
+                .map(|i| {
+                    let pod = pod_name(&resolved, i);
+                    new_pod(&mut store, &names, telemetry, &resolved, &pod, families)
+                })
+                .collect();
+            out.push(TrackSeries {
+                pods,
+                started: false,
+                down: false,
+                age_steps: if *track == TelemetryTrack::Production {
+                    spec.age_at_start_s / step_s
+                } else {
+                    0.0
+                },
+            });
+        }
+        let [canary, control] = <[TrackSeries; 2]>::try_from(out)
+            .unwrap_or_else(|_| unreachable!("two tracks were built"));
+        Self {
+            store,
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x7072_6f6d_5343_5250),
+            families,
+            origin_ms: EPOCH_MS + traffic_at as i64,
+            step_ms: (step_s * 1000.0).round() as i64,
+            written: 0,
+            tracks: [canary, control],
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The store, taken.
+    pub fn into_store(self) -> Store {
+        self.store
+    }
+
+    /// Steps written so far.
+    pub fn written(&self) -> usize {
+        self.written
+    }
+
+    /// Write every step the generator has made and this has not yet.
+    pub fn catch_up(&mut self, g: &Generator<'_>) -> Result<(), prom::Error> {
+        while self.written < g.len() {
+            let k = self.written + 1;
+            for track in 0..2 {
+                self.write_step(g, track, k)?;
+            }
+            self.written = k;
+        }
+        Ok(())
+    }
+
+    fn write_step(&mut self, g: &Generator<'_>, track: usize, k: usize) -> Result<(), prom::Error> {
+        let step = g.steps(track)[k - 1];
+        let t = self.origin_ms + k as i64 * self.step_ms;
+        let f = self.families;
+        let ts = &mut self.tracks[track];
+        if step.down {
+            if ts.started && !ts.down {
+                for pod in &ts.pods {
+                    for id in pod.ids() {
+                        self.store.push_stale(id, t)?;
+                    }
+                }
+            }
+            ts.down = true;
+            return Ok(());
+        }
+        let n = ts.pods.len();
+        let mut split = vec![PodStep::default(); n];
+        // requests: per bucket of the finest histogram drawn, else in all
+        let draws = g.draws();
+        let mut pod_requests = vec![0u64; n];
+        if draws.union {
+            let fine = g.union_buckets(track)[k - 1];
+            let mut per_pod = vec![[0u64; UNION]; n];
+            for (b, &c) in fine.iter().enumerate() {
+                let mut counts = vec![0u64; n];
+                multinomial(c, &mut counts, &mut self.rng);
+                for (p, c) in counts.into_iter().enumerate() {
+                    per_pod[p][b] = c;
+                }
+            }
+            for (p, h) in per_pod.iter().enumerate() {
+                pod_requests[p] = h.iter().sum();
+                fold_buckets(h, &UNION_BOUNDS, &mut split[p].bucket, &DURATION_BUCKETS);
+                fold_buckets(h, &UNION_BOUNDS, &mut split[p].istio_bucket, &ISTIO_BUCKETS);
+            }
+        } else if draws.histogram {
+            for (b, &c) in step.buckets.iter().enumerate() {
+                let mut counts = vec![0u64; n];
+                multinomial(c, &mut counts, &mut self.rng);
+                for (p, c) in counts.into_iter().enumerate() {
+                    split[p].bucket[b] = c;
+                    pod_requests[p] += c;
+                }
+            }
+        } else {
+            multinomial(step.requests, &mut pod_requests, &mut self.rng);
+        }
+        // errors over the pods' requests: sequential hypergeometric draws
+        let (mut left_requests, mut left_errors) = (step.requests, step.errors);
+        for (p, &r) in pod_requests.iter().enumerate() {
+            let e = if left_errors == 0 || r == 0 {
+                0
+            } else if r >= left_requests {
+                left_errors
+            } else {
+                Hypergeometric::new(left_requests, left_errors, r)
+                    .map_or(0, |d| d.sample(&mut self.rng))
+            };
+            split[p].errors = e;
+            split[p].ok = r - e;
+            left_requests -= r;
+            left_errors -= e;
+            split[p].latency_sum = if step.requests == 0 {
+                0.0
+            } else {
+                step.latency_sum * r as f64 / step.requests as f64
+            };
+            split[p].cpu_seconds = step.cpu_cores * self.step_ms as f64 / 1000.0;
+            split[p].memory = step.memory_bytes;
+        }
+        let restarted = ts.down;
+        let first = !ts.started;
+        if first && k == 1 {
+            // the counters' values at the traffic shift: 0 for fresh pods,
+            // the count of their days in service for production's
+            for (pod, s) in ts.pods.iter_mut().zip(&split) {
+                let scale = ts.age_steps;
+                apply(pod, s, f, |c, inc| c.value = (inc * scale).round());
+                for c in pod.counters_mut() {
+                    self.store.push(c.id, self.origin_ms, c.value)?;
+                }
+                if let Some(id) = pod.memory {
+                    self.store.push(id, self.origin_ms, s.memory)?;
+                }
+            }
+        }
+        for (pod, s) in ts.pods.iter_mut().zip(&split) {
+            if restarted || (first && k > 1) {
+                // a new process: its counters start from 0
+                for c in pod.counters_mut() {
+                    c.value = 0.0;
+                }
+            }
+            apply(pod, s, f, |c, inc| c.value += inc);
+            for c in pod.counters_mut() {
+                self.store.push(c.id, t, c.value)?;
+            }
+            if let Some(id) = pod.memory {
+                self.store.push(id, t, s.memory)?;
+            }
+        }
+        ts.started = true;
+        ts.down = false;
+        Ok(())
+    }
+
+    /// Answer a [`MeasureRequest`] with query `q` on what was scraped.
+    pub fn measure(&self, q: &Query, m: &MeasureRequest) -> Measurement {
+        answer(&self.store, q, m)
+    }
+}
+
+/// Evaluate `q` as `m` asks on `store` (simulated times mapped by
+/// [`EPOCH_MS`]).
+pub fn answer(store: &Store, q: &Query, m: &MeasureRequest) -> Measurement {
+    let engine = Engine::new(store);
+    let t = |ms: release::Millis| EPOCH_MS + ms as i64;
+    match m.range {
+        None => match engine.instant(q, t(m.at)) {
+            Ok(prom::Value::Scalar(v)) => Measurement::Scalar(v),
+            Ok(prom::Value::Vector(samples)) => {
+                Measurement::Vector(samples.iter().map(|s| s.value).collect())
+            }
+            Ok(prom::Value::Matrix(series)) => {
+                Measurement::Matrix(series.into_iter().map(|s| s.values).collect())
+            }
+            Ok(prom::Value::Str(_)) => Measurement::Error(format!(
+                "the query gives a string, not a number\nquery: {}",
+                q.text()
+            )),
+            Err(e) => Measurement::Error(e.to_string()),
+        },
+        Some(r) => match engine.range(q, t(r.start), t(r.end), r.step as i64) {
+            Ok(series) => Measurement::Matrix(series.into_iter().map(|s| s.values).collect()),
+            Err(e) => Measurement::Error(e.to_string()),
+        },
+    }
+}
+
+/// Adds a pod's step to its counters with `f(counter, increment)`.
+fn apply(pod: &mut Pod, s: &PodStep, fam: Families, mut f: impl FnMut(&mut Counter, f64)) {
+    let requests = (s.ok + s.errors) as f64;
+    if fam.requests {
+        f(&mut pod.requests[0], s.ok as f64);
+        f(&mut pod.requests[1], s.errors as f64);
+    }
+    if fam.istio_requests {
+        f(&mut pod.istio_requests[0], s.ok as f64);
+        f(&mut pod.istio_requests[1], s.errors as f64);
+    }
+    if fam.bucket {
+        let mut cumulative = 0;
+        for (c, &n) in pod.bucket.iter_mut().zip(&s.bucket) {
+            cumulative += n;
+            f(c, cumulative as f64);
+        }
+    }
+    if fam.istio_bucket {
+        let mut cumulative = 0;
+        for (c, &n) in pod.istio_bucket.iter_mut().zip(&s.istio_bucket) {
+            cumulative += n;
+            f(c, cumulative as f64);
+        }
+    }
+    for c in &mut pod.sum {
+        f(c, s.latency_sum);
+    }
+    for c in &mut pod.istio_sum {
+        f(c, s.latency_sum * 1000.0);
+    }
+    for c in pod.count.iter_mut().chain(&mut pod.istio_count) {
+        f(c, requests);
+    }
+    for c in &mut pod.cpu {
+        f(c, s.cpu_seconds);
+    }
+}
+
+/// `n` split over `out.len()` equal shares, exactly (sequential binomials).
+fn multinomial(n: u64, out: &mut [u64], rng: &mut Xoshiro256PlusPlus) {
+    let k = out.len();
+    let mut left = n;
+    for (i, slot) in out.iter_mut().enumerate() {
+        let c = if i + 1 == k {
+            left
+        } else {
+            binomial(left, 1.0 / (k - i) as f64, rng)
+        };
+        *slot = c;
+        left -= c;
+    }
+}
+
+/// A pod's name as a Deployment or Rollout names it: workload, template
+/// hash, five characters from Kubernetes' alphabet.
+fn pod_name(track: &ResolvedTrack, i: u32) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let h = scenarios::telemetry::template_hash(&format!("{}/{i}", track.workload));
+    let mut v = u64::from_str_radix(&h, 16).unwrap_or(u64::from(i));
+    let suffix: String = (0..5)
+        .map(|_| {
+            let c = ALPHABET[(v % ALPHABET.len() as u64) as usize] as char;
+            v /= ALPHABET.len() as u64;
+            c
+        })
+        .collect();
+    format!("{}-{}-{suffix}", track.workload, track.pod_template_hash)
+}
+
+fn format_bound(b: f64) -> String {
+    prom::openmetrics::format_value(b)
+}
+
+fn new_pod(
+    store: &mut Store,
+    names: &Names<'_>,
+    t: &Telemetry,
+    track: &ResolvedTrack,
+    pod: &str,
+    f: Families,
+) -> Pod {
+    let (app, ns) = (t.app(), t.namespace());
+    let common = [
+        ("app", app),
+        ("namespace", ns),
+        ("pod", pod),
+        (
+            "rollouts_pod_template_hash",
+            track.pod_template_hash.as_str(),
+        ),
+    ];
+    let owned = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let gg = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut v = owned(&common);
+        v.extend(owned(&[("version", track.version.as_str())]));
+        v.extend(owned(extra));
+        v
+    };
+    let istio = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut v = owned(&common);
+        v.extend(owned(&[
+            ("reporter", "destination"),
+            ("destination_workload", track.workload.as_str()),
+            ("destination_workload_namespace", ns),
+            ("destination_service", track.service.as_str()),
+        ]));
+        v.extend(owned(extra));
+        v
+    };
+    let mut counter = |family: &str, pairs: Vec<(String, String)>| Counter {
+        id: store.series_id(names.labels(family, &pairs)),
+        value: 0.0,
+    };
+    let mut p = Pod::default();
+    if f.requests {
+        p.requests = ["200", "500"]
+            .iter()
+            .map(|code| counter("http_requests_total", gg(&[("code", code)])))
+            .collect();
+    }
+    if f.bucket {
+        let les: Vec<String> = DURATION_BUCKETS
+            .iter()
+            .map(|b| format_bound(*b))
+            .chain(["+Inf".to_owned()])
+            .collect();
+        p.bucket = les
+            .iter()
+            .map(|le| counter("http_request_duration_seconds_bucket", gg(&[("le", le)])))
+            .collect();
+    }
+    if f.sum {
+        p.sum = vec![counter("http_request_duration_seconds_sum", gg(&[]))];
+    }
+    if f.count {
+        p.count = vec![counter("http_request_duration_seconds_count", gg(&[]))];
+    }
+    if f.cpu {
+        p.cpu = vec![counter("process_cpu_seconds_total", gg(&[]))];
+    }
+    if f.istio_requests {
+        p.istio_requests = ["200", "500"]
+            .iter()
+            .map(|code| counter("istio_requests_total", istio(&[("response_code", code)])))
+            .collect();
+    }
+    if f.istio_bucket {
+        let les: Vec<String> = ISTIO_BUCKETS_MS
+            .iter()
+            .map(|b| format_bound(*b))
+            .chain(["+Inf".to_owned()])
+            .collect();
+        p.istio_bucket = les
+            .iter()
+            .map(|le| {
+                counter(
+                    "istio_request_duration_milliseconds_bucket",
+                    istio(&[("le", le)]),
+                )
+            })
+            .collect();
+    }
+    if f.istio_sum {
+        p.istio_sum = vec![counter(
+            "istio_request_duration_milliseconds_sum",
+            istio(&[]),
+        )];
+    }
+    if f.istio_count {
+        p.istio_count = vec![counter(
+            "istio_request_duration_milliseconds_count",
+            istio(&[]),
+        )];
+    }
+    if f.memory {
+        p.memory = Some(store.series_id(names.labels("process_resident_memory_bytes", &gg(&[]))));
+    }
+    p
+}
+
+/// The raw series of each scenario's detail run (run 0 of the study with
+/// `seed`, the report's example run): scenario name, run seed, series.
+/// The runs are the report's: the series add no draw to them.
+pub fn example_series(
+    scenarios: &[scenarios::Scenario],
+    seed: u64,
+) -> Result<Vec<(String, u64, Store)>, crate::SimError> {
+    let prepared = crate::Prepared::all(scenarios)?;
+    Ok(prepared
+        .iter()
+        .map(|p| {
+            let name = p.scenario().name.clone();
+            let run_seed = crate::run_seed(seed, &name, 0);
+            let (_, _, store) =
+                crate::run::run_with_series(p, run_seed, &mut judge::Workspace::new());
+            (name, run_seed, store.unwrap_or_default())
+        })
+        .collect())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn istio_bounds_agree_and_fold_into_each_family() {
+        for (ms, s) in ISTIO_BUCKETS_MS.iter().zip(ISTIO_BUCKETS) {
+            assert!((ms / 1000.0 - s).abs() <= 1e-12 * s, "{ms} ms vs {s} s");
+        }
+        for b in DURATION_BUCKETS.iter().chain(&ISTIO_BUCKETS) {
+            assert!(UNION_BOUNDS.contains(b), "{b} not in the union");
+        }
+        // one request per union bucket: each coarse bucket gets the fine
+        // buckets at or below its bound and above the previous one
+        let fine = [1u64; UNION];
+        let mut gg = [0u64; GOLDENGOOSE];
+        fold_buckets(&fine, &UNION_BOUNDS, &mut gg, &DURATION_BUCKETS);
+        assert_eq!(gg.iter().sum::<u64>(), UNION as u64);
+        assert_eq!(gg[0], 2, "0.0005 and 0.001 fall in le=0.001");
+        assert_eq!(gg[GOLDENGOOSE - 1], 7, "above 10 s: six bounds and +Inf");
+        let mut istio = [0u64; ISTIO];
+        fold_buckets(&fine, &UNION_BOUNDS, &mut istio, &ISTIO_BUCKETS);
+        assert_eq!(istio.iter().sum::<u64>(), UNION as u64);
+        assert_eq!(istio[2], 2, "0.0025 and 0.005 fall in le=5 ms");
+        assert_eq!(istio[ISTIO - 1], 1);
+    }
+
+    #[test]
+    fn plans_read_the_families_their_selectors_name() {
+        let q = |t: &str| release::Query {
+            name: "m".into(),
+            promql: t.into(),
+        };
+        let t = Telemetry::default();
+        let p = Plan::new(&[q("sum(rate(istio_requests_total[1m]))"), q("bad(")], &t);
+        assert!(p.families().istio_requests && !p.families().bucket);
+        assert!(p.query(1).unwrap_err().contains("m:"));
+        assert!(p.query(2).is_err());
+        let p = Plan::new(&[q(r#"{__name__=~"http.*"}"#)], &t);
+        assert_eq!(p.families(), Families::all());
+        let mut renamed = Telemetry::default();
+        renamed
+            .metrics
+            .insert("process_cpu_seconds_total".into(), "cpu_total".into());
+        let p = Plan::new(&[q("rate(cpu_total[1m])")], &renamed);
+        assert!(p.families().cpu && p.families().draws().cpu);
+        let p = Plan::new(&[q("rate(process_cpu_seconds_total[1m])")], &renamed);
+        assert!(p.families().is_empty());
+    }
+}
