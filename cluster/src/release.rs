@@ -745,7 +745,8 @@ async fn drive(
         let judged = judged.clone();
         tokio::task::spawn_blocking(move || {
             run_analysis_observed(
-                &prometheus.api(),
+                // Ctrl-C also ends a wait between query retries at once.
+                &prometheus.api().with_cancel(cancel.clone()),
                 &config,
                 &analysis_plan,
                 &cancel,
