@@ -141,7 +141,8 @@ Transient failures are retried: a Prometheus query (no connection, HTTP 429
 or 5xx) up to --prometheus-retries times, an API server request (HTTP 409,
 429, 5xx, no connection) up to --api-retries times, each waiting 0.5 s,
 then doubling up to 5 s between tries (17.5 s in all for the default 6);
-only then does the step fail. The retries are counted in the output.")]
+only then does the step fail. The retries are counted in the output;
+Ctrl-C ends a wait between retries at once.")]
 pub struct RunArgs {
     #[command(flatten)]
     pub release: ReleaseArgs,
@@ -281,8 +282,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let (scenario, plan, manifests) = prepare(&args.release)?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    // Ctrl-C also ends a wait between retries at once (queries and requests).
     let prometheus = PromApi::from_url(&args.prometheus)?
-        .with_retry(cluster::prom::Retry::with_retries(args.prometheus_retries));
+        .with_retry(cluster::prom::Retry::with_retries(args.prometheus_retries))
+        .with_cancel(cancel.clone());
     let prometheus_retries = prometheus.clone();
     let mut api_retries = cluster::prom::RetryCount::default();
     let options = RunOptions {
@@ -290,14 +294,14 @@ fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         seed: args.release.seed,
         ..RunOptions::default()
     };
-    let cancel = Arc::new(AtomicBool::new(false));
     let result = runtime()?.block_on(async {
         let client = cluster::kube::connect(Some(&args.context))
             .await
             .with_context(|| format!("kubeconfig context {}", args.context))?;
-        let (client, count) = cluster::kube::retry::with_retry(
+        let (client, count) = cluster::kube::retry::with_retry_until(
             client,
             cluster::prom::Retry::with_retries(args.api_retries),
+            cancel.clone(),
         );
         api_retries = count;
         let flag = cancel.clone();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use cluster::serve::api::parse_pair_list;
+use judge::wire::parse_pair_list;
 use judge::{CanaryConfig, Judge, ScoreClassification, ScoreThresholds, render_text};
 
 use crate::Exit;

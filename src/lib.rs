@@ -1,14 +1,24 @@
 //! The `canarylab` command line: argument parsing and glue between the
 //! library crates. Everything here is exposed so tests drive the CLI
 //! in-process: `run(Cli::parse_from([...]), &mut out)`.
+//!
+//! Cargo features: `local` (default) adds the real modes on loopback and
+//! their servers (`local`, `calibrate`, `serve`, `goldengoose`: tokio,
+//! hyper, goldengoose, loadgen, cluster); `kube` (default) adds the
+//! Kubernetes mode (`cluster`). Without them the binary has the main job
+//! (`sim`, `sweep`, `merge`, `report`, `test`) and `judge`, `judges`,
+//! `query`, and builds in about half the time.
 
+#[cfg(feature = "local")]
 pub mod calibrate_cmd;
 #[cfg(feature = "kube")]
 pub mod cluster_cmd;
 pub mod judge_cmd;
 pub mod judges_cmd;
+#[cfg(feature = "local")]
 pub mod local_cmd;
 pub mod query_cmd;
+#[cfg(feature = "local")]
 pub mod serve_cmd;
 pub mod study_cmd;
 
@@ -76,6 +86,7 @@ pub enum Command {
     Test(study_cmd::TestArgs),
     /// Run one scenario's release for real on loopback: goldengoose
     /// servers, weighted traffic, a real Prometheus, the same judge.
+    #[cfg(feature = "local")]
     Local(local_cmd::LocalArgs),
     /// A canary release on a real Kubernetes cluster with Istio and
     /// Prometheus: render the manifests, run a release, clean up.
@@ -84,14 +95,17 @@ pub enum Command {
     /// Fit a scenario's `[service]` to a service's own metrics in its
     /// Prometheus: traffic, latency, errors, CPU, memory, pod-to-pod
     /// variation and noise, each with its uncertainty.
+    #[cfg(feature = "local")]
     Calibrate(calibrate_cmd::CalibrateArgs),
     /// Run goldengoose, the web server under test with injectable faults
     /// (the same as the goldengoose binary; `canarylab local` runs its
     /// instances this way).
+    #[cfg(feature = "local")]
     Goldengoose(goldengoose::Args),
     /// Serve the judge over HTTP: Kayenta's remote judge (`POST /judge`),
     /// and `POST /analyze` for Argo Rollouts' web provider and Flagger's
     /// webhooks, judged from a Prometheus.
+    #[cfg(feature = "local")]
     Serve(serve_cmd::ServeArgs),
     /// Answer a PromQL query on an OpenMetrics file with timestamps, as
     /// Prometheus's HTTP API would (instant or range).
@@ -108,13 +122,17 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
         Command::Merge(args) => study_cmd::run_merge(&args, out),
         Command::Report(args) => study_cmd::run_report(&args, out),
         Command::Test(args) => study_cmd::run_test(&args, out),
+        #[cfg(feature = "local")]
         Command::Local(args) => local_cmd::run(&args, out),
         #[cfg(feature = "kube")]
         Command::Cluster(args) => cluster_cmd::run(&args, out),
+        #[cfg(feature = "local")]
         Command::Calibrate(args) => calibrate_cmd::run(&args, out),
+        #[cfg(feature = "local")]
         Command::Serve(args) => serve_cmd::run(&args, out),
         Command::Query(args) => query_cmd::run(&args, out),
         // It owns the process (runtime, signals, exit status): main runs it.
+        #[cfg(feature = "local")]
         Command::Goldengoose(_) => {
             anyhow::bail!("goldengoose runs as a process of its own: `canarylab goldengoose ...`")
         }

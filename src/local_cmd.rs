@@ -33,7 +33,8 @@ and DIR/load.json (loadgen's report: per instance, per step).
 A Prometheus query that fails for a reason a retry can cure (no connection,
 HTTP 429 or 5xx) is retried up to --prometheus-retries times (default 6),
 waiting 0.5 s, then doubling up to 5 s between tries (17.5 s in all by
-default); only then does the step fail. Retries are counted in the output.
+default); only then does the step fail. Retries are counted in the output;
+Ctrl-C ends a wait between retries at once.
 Prometheus runs under a small sh supervisor that kills it and removes its
 temporary directory if canarylab dies, even by SIGKILL; directories of
 earlier runs whose process is gone are removed on start.

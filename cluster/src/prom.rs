@@ -32,7 +32,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Environment variable naming the `prometheus` binary to run.
@@ -91,6 +91,14 @@ pub enum Error {
         addr: SocketAddr,
         retries: u32,
         waited: Duration,
+        last: Box<Error>,
+    },
+    #[error(
+        "interrupted while waiting to retry Prometheus at {addr} (after {retries} retries): {last}"
+    )]
+    Interrupted {
+        addr: SocketAddr,
+        retries: u32,
         last: Box<Error>,
     },
 }
@@ -179,12 +187,29 @@ impl RetryCount {
 
 /// Calls `attempt` until it succeeds, fails for good, or `retry` is spent,
 /// sleeping between attempts and counting each retry in `count`.
+#[cfg(test)]
 fn with_retry<T>(
     retry: Retry,
     count: &RetryCount,
     addr: SocketAddr,
+    attempt: impl FnMut() -> Result<T, Error>,
+) -> Result<T, Error> {
+    with_retry_until(retry, count, addr, None, attempt)
+}
+
+/// Calls `attempt` until it succeeds, fails for good, or `retry` is spent,
+/// sleeping between attempts and counting each retry in `count`; a wait
+/// ends as soon as `cancel` is set (then [`Error::Interrupted`]). A call
+/// begun with `cancel` already set (a clean-up after Ctrl-C) retries as
+/// usual.
+fn with_retry_until<T>(
+    retry: Retry,
+    count: &RetryCount,
+    addr: SocketAddr,
+    cancel: Option<&AtomicBool>,
     mut attempt: impl FnMut() -> Result<T, Error>,
 ) -> Result<T, Error> {
+    let cancel = cancel.filter(|c| !c.load(Ordering::SeqCst));
     let mut waited = Duration::ZERO;
     let mut n = 0;
     loop {
@@ -202,13 +227,40 @@ fn with_retry<T>(
                     });
                 }
                 let delay = retry.delay(n);
-                std::thread::sleep(delay);
+                if !wait_unless(delay, cancel) {
+                    return Err(Error::Interrupted {
+                        addr,
+                        retries: n,
+                        last: Box::new(e),
+                    });
+                }
                 waited += delay;
                 count.add();
                 n += 1;
             }
             other => return other,
         }
+    }
+}
+
+/// Sleeps `delay`, in slices short enough that setting `cancel` ends the
+/// wait at once; false when it was cancelled. (The client is blocking: no
+/// future to select on, so the flag is looked at every 20 ms.)
+fn wait_unless(delay: Duration, cancel: Option<&AtomicBool>) -> bool {
+    let Some(cancel) = cancel else {
+        std::thread::sleep(delay);
+        return true;
+    };
+    let until = Instant::now() + delay;
+    loop {
+        if cancel.load(Ordering::SeqCst) {
+            return false;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(20)));
     }
 }
 
@@ -263,6 +315,8 @@ pub struct PromApi {
     prefix: String,
     retry: Retry,
     retries: RetryCount,
+    /// Ctrl-C: ends a retry wait at once ([`Self::with_cancel`]).
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl PromApi {
@@ -275,7 +329,17 @@ impl PromApi {
             prefix: String::new(),
             retry: Retry::DEFAULT,
             retries: RetryCount::default(),
+            cancel: None,
         }
+    }
+
+    /// The same API, and setting `cancel` (Ctrl-C) ends a query's wait
+    /// between retries at once with [`Error::Interrupted`] instead of after
+    /// the backoff (up to `max_backoff`). Queries begun after `cancel` was
+    /// set retry as usual.
+    pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(cancel);
+        self
     }
 
     /// The same API with another retry bound (the count stays shared).
@@ -345,6 +409,7 @@ impl PromApi {
             prefix: path.trim_end_matches('/').to_string(),
             retry: Retry::DEFAULT,
             retries: RetryCount::default(),
+            cancel: None,
         })
     }
 
@@ -388,9 +453,13 @@ impl PromApi {
         end: f64,
         step: Duration,
     ) -> Result<Vec<Series>, Error> {
-        with_retry(self.retry, &self.retries, self.addr, || {
-            self.query_range_once(promql, start, end, step)
-        })
+        with_retry_until(
+            self.retry,
+            &self.retries,
+            self.addr,
+            self.cancel.as_deref(),
+            || self.query_range_once(promql, start, end, step),
+        )
     }
 
     fn query_range_once(
@@ -413,9 +482,13 @@ impl PromApi {
     /// [`Self::query_range`].
     pub fn query_data(&self, promql: &str, at: f64) -> Result<serde_json::Value, Error> {
         let body = format!("query={}&time={at:.3}", form_encode(promql));
-        with_retry(self.retry, &self.retries, self.addr, || {
-            self.post_query("/api/v1/query", &body, promql)
-        })
+        with_retry_until(
+            self.retry,
+            &self.retries,
+            self.addr,
+            self.cancel.as_deref(),
+            || self.post_query("/api/v1/query", &body, promql),
+        )
     }
 
     /// `/api/v1/query_range`'s `data` object, any result shape.
@@ -431,9 +504,13 @@ impl PromApi {
             form_encode(promql),
             step.as_secs_f64()
         );
-        with_retry(self.retry, &self.retries, self.addr, || {
-            self.post_query("/api/v1/query_range", &body, promql)
-        })
+        with_retry_until(
+            self.retry,
+            &self.retries,
+            self.addr,
+            self.cancel.as_deref(),
+            || self.post_query("/api/v1/query_range", &body, promql),
+        )
     }
 
     /// POSTs a query form to `path`; the response's `data` on success.
@@ -1077,6 +1154,61 @@ mod tests {
         let err =
             with_retry(Retry::NONE, &count, addr, || Err::<(), _>(http_error())).expect_err("down");
         assert!(matches!(err, Error::Http { .. }), "{err}");
+    }
+
+    #[test]
+    fn ctrl_c_ends_a_retry_wait_at_once() {
+        // An hour between tries: only the cancel flag can end the wait.
+        let hour = Retry {
+            retries: 3,
+            backoff: Duration::from_secs(3600),
+            max_backoff: Duration::from_secs(3600),
+        };
+        let addr: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (attempted, first_attempt) = std::sync::mpsc::channel();
+        let (done, answer) = std::sync::mpsc::channel();
+        let flag = cancel.clone();
+        let query = std::thread::spawn(move || {
+            let count = RetryCount::default();
+            let got = with_retry_until(hour, &count, addr, Some(&flag), || {
+                let _ = attempted.send(());
+                Err::<(), _>(http_error())
+            });
+            let _ = done.send((got, count.get()));
+        });
+        first_attempt.recv().expect("one attempt");
+        // Ctrl-C while the query waits to retry.
+        cancel.store(true, Ordering::SeqCst);
+        // The guard only keeps a broken build from hanging for an hour: an
+        // answer at all means the wait was cut short.
+        let (got, retries) = answer
+            .recv_timeout(Duration::from_secs(600))
+            .expect("the wait ended with the cancel flag, not after its hour");
+        query.join().expect("query thread");
+        let err = got.expect_err("interrupted");
+        assert!(
+            matches!(err, Error::Interrupted { retries: 0, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("interrupted"), "{err}");
+        assert!(!err.is_transient());
+        assert_eq!(retries, 0);
+        // Begun after Ctrl-C (a clean-up): retried as usual.
+        let quick = Retry {
+            retries: 2,
+            backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+        };
+        let count = RetryCount::default();
+        let mut calls = 0;
+        let err = with_retry_until(quick, &count, addr, Some(&cancel), || {
+            calls += 1;
+            Err::<(), _>(http_error())
+        })
+        .expect_err("down");
+        assert_eq!((calls, count.get()), (3, 2));
+        assert!(matches!(err, Error::RetriesSpent { .. }), "{err}");
     }
 
     #[test]

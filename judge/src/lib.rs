@@ -34,6 +34,7 @@ pub mod pairs;
 pub mod scorer;
 pub mod stats;
 mod text;
+pub mod wire;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -3,10 +3,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[cfg(feature = "local")]
 mod calibrate;
 mod judge;
 mod judges;
 mod query;
+#[cfg(feature = "local")]
 mod serve;
 mod shard;
 mod study;

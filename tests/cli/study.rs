@@ -142,6 +142,7 @@ fn sweep_and_bad_input() {
 }
 
 #[test]
+#[cfg(feature = "local")]
 fn the_simulator_uses_goldengooses_histogram_buckets() {
     assert_eq!(
         sim::series::DURATION_BUCKETS,
@@ -150,6 +151,7 @@ fn the_simulator_uses_goldengooses_histogram_buckets() {
 }
 
 #[test]
+#[cfg(feature = "local")]
 fn local_refuses_bad_input_before_starting_anything() {
     let e = canarylab(&[
         "local",

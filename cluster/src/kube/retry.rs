@@ -9,11 +9,16 @@
 //! reset while the API server restarts). Everything else (400, 403, 404,
 //! 422, ...) is the caller's to handle, at once. The bound and backoff are
 //! the Prometheus client's [`Retry`]; every retry is counted in a
-//! [`RetryCount`].
+//! [`RetryCount`]. Ctrl-C ([`with_retry_until`]'s flag) ends a wait
+//! between retries at once: the request returns its last answer, and the
+//! release goes on to its clean-up, whose own requests retry as usual.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use kube::client::Body;
@@ -30,14 +35,42 @@ pub fn is_transient(status: StatusCode) -> bool {
 /// `client` with every request retried within `retry`; the count shows how
 /// many retries were spent (clones of the client share it).
 pub fn with_retry(client: kube::Client, retry: Retry) -> (kube::Client, RetryCount) {
+    retrying(client, retry, None)
+}
+
+/// [`with_retry`], and setting `cancel` (Ctrl-C) ends a request's wait
+/// between retries at once: it returns its last answer instead of waiting
+/// out the backoff (up to `retry.max_backoff`). Requests begun after
+/// `cancel` was set (the release's clean-up) retry as usual.
+pub fn with_retry_until(
+    client: kube::Client,
+    retry: Retry,
+    cancel: Arc<AtomicBool>,
+) -> (kube::Client, RetryCount) {
+    retrying(client, retry, Some(cancel))
+}
+
+fn retrying(
+    client: kube::Client,
+    retry: Retry,
+    cancel: Option<Arc<AtomicBool>>,
+) -> (kube::Client, RetryCount) {
     let count = RetryCount::default();
     let namespace = client.default_namespace().to_string();
     let service = RetryService {
         inner: client,
         retry,
         count: count.clone(),
+        cancel,
     };
     (kube::Client::new(service, namespace), count)
+}
+
+/// Completes once `cancel` is set.
+async fn cancelled(cancel: &AtomicBool) {
+    while !cancel.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The tower service behind [`with_retry`].
@@ -46,6 +79,7 @@ struct RetryService {
     inner: kube::Client,
     retry: Retry,
     count: RetryCount,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, kube::Error>> + Send>>;
@@ -73,6 +107,8 @@ impl RetryService {
         let Some(body) = body.try_clone() else {
             return self.inner.send(Request::from_parts(parts, body)).await;
         };
+        // Armed only if Ctrl-C has not come yet (a clean-up retries as usual).
+        let cancel = self.cancel.clone().filter(|c| !c.load(Ordering::SeqCst));
         let mut n = 0;
         loop {
             let attempt =
@@ -86,7 +122,14 @@ impl RetryService {
             if !transient || n >= self.retry.retries {
                 return result;
             }
-            tokio::time::sleep(self.retry.delay(n)).await;
+            let wait = tokio::time::sleep(self.retry.delay(n));
+            match &cancel {
+                None => wait.await,
+                Some(cancel) => tokio::select! {
+                    () = wait => {}
+                    () = cancelled(cancel) => return result,
+                },
+            }
             self.count.add();
             n += 1;
         }
@@ -98,6 +141,7 @@ impl std::fmt::Debug for RetryService {
         f.debug_struct("RetryService")
             .field("retry", &self.retry)
             .field("count", &self.count)
+            .field("cancel", &self.cancel)
             .finish_non_exhaustive()
     }
 }
@@ -190,6 +234,47 @@ mod tests {
         let err = got.expect_err("still failing");
         assert!(err.to_string().contains("answer 500"), "{err}");
         assert_eq!((retries, served), (3, 4));
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_ends_a_retry_wait_at_once() {
+        // An hour between tries: only the cancel flag can end the wait.
+        let hour = Retry {
+            retries: 3,
+            backoff: Duration::from_secs(3600),
+            max_backoff: Duration::from_secs(3600),
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (inner, mut handle) = client();
+        let (client, count) = with_retry_until(inner, hour, cancel.clone());
+        let flag = cancel.clone();
+        let server = tokio::spawn(async move {
+            let (_, send) = handle.next_request().await.expect("a request");
+            send.send_response(reply(503));
+            // Ctrl-C while the client waits to retry.
+            flag.store(true, Ordering::SeqCst);
+            handle
+        });
+        // The guard only keeps a broken build from hanging for an hour: an
+        // answer at all means the wait was cut short.
+        let got = tokio::time::timeout(
+            Duration::from_secs(600),
+            Api::<ConfigMap>::namespaced(client.clone(), "ns").get("x"),
+        )
+        .await
+        .expect("the wait ended with the cancel flag, not after its hour");
+        let err = got.expect_err("the last answer: 503");
+        assert!(err.to_string().contains("answer 503"), "{err}");
+        assert_eq!(count.get(), 0);
+        // Begun after Ctrl-C (a clean-up): retried as usual.
+        drop(server.await.expect("server task"));
+        drop(client);
+        let (inner, handle) = self::client();
+        let (client, count) = with_retry_until(inner, QUICK, cancel);
+        let server = tokio::spawn(serve(handle, vec![503, 200]));
+        let got = Api::<ConfigMap>::namespaced(client, "ns").get("x").await;
+        assert!(got.is_ok(), "{got:?}");
+        assert_eq!((count.get(), server.await.expect("server task")), (1, 2));
     }
 
     #[test]

@@ -995,7 +995,7 @@ impl<'c, 'a> Driver<'c, 'a> {
         let start = self.unix(request.origin + ms(w.start.as_secs_f64()));
         let end = self.unix(request.origin + ms(w.end.as_secs_f64()));
         let due = self.real(request.origin + ms(w.end.as_secs_f64())) + ctx.plan.step;
-        let api = prometheus_api(running)?;
+        let api = prometheus_api(running, self.ctx.cancel)?;
         let (config, judge) = (ctx.config.clone(), ctx.judge.clone());
         let (control, experiment) = (ctx.control.clone(), ctx.experiment.clone());
         let (step, seed, scale) = (ctx.plan.step, ctx.options.seed, self.scale());
@@ -1046,7 +1046,7 @@ impl<'c, 'a> Driver<'c, 'a> {
         running: &Running,
         request: release::MeasureRequest,
     ) -> Result<(), (Step, ReleaseError)> {
-        let api = prometheus_api(running)?;
+        let api = prometheus_api(running, self.ctx.cancel)?;
         let promql = self.queries.get(request.query).cloned().unwrap_or_default();
         let at = self.unix(request.at);
         let range = request.range.map(|r| {
@@ -1139,11 +1139,15 @@ impl<'c, 'a> Driver<'c, 'a> {
 }
 
 /// Prometheus's API, once it runs.
-fn prometheus_api(running: &Running) -> Result<PromApi, (Step, ReleaseError)> {
+/// Ctrl-C (`cancel`) also ends a wait between query retries at once.
+fn prometheus_api(
+    running: &Running,
+    cancel: &Arc<AtomicBool>,
+) -> Result<PromApi, (Step, ReleaseError)> {
     running
         .prometheus
         .as_ref()
-        .map(|p| p.api())
+        .map(|p| p.api().with_cancel(cancel.clone()))
         .ok_or_else(|| (Step::Prometheus, ReleaseError::Task("prometheus".into())))
 }
 
