@@ -338,7 +338,11 @@ const BAND_MAX_EVALS: usize = 24;
 /// its tolerance, not on its 1001-iteration cap. Brent's method needs at
 /// most about k^2 evaluations where k = log2(width / tolerance) is what
 /// bisection needs (Brent 1973, ch. 4); 2^30 times the smallest step
-/// (5e-5) keeps k^2 below 1001.
+/// (5e-5) keeps k^2 below 1001. That bound is for Brent's original, which
+/// compares an interpolation step with the step before last; R's zeroin
+/// compares it with the last one and can follow a minimum step with
+/// another, so for Kayenta's root finder it is an assumption (see the
+/// README). Wider brackets go to [`step_band`], which needs no bound.
 const BAND_MAX_WIDTH: f64 = 5e-5 * (1u64 << 30) as f64;
 
 /// What is known about one root of `f(d) = z(d) - zq`: `f > 0` at every
