@@ -198,12 +198,13 @@ impl Workspace {
     }
 
     /// How many metric classifications (of those that reached the
-    /// Mann-Whitney test) were decided without the root finder, and how
-    /// many computed the interval.
+    /// Mann-Whitney test) were decided without the root finder, how many
+    /// by running it part way, and how many computed the interval.
     pub fn band_counts(&self) -> mannwhitney::BandCounts {
         let mut total = mannwhitney::BandCounts::default();
         for c in self.mws.iter().map(MannWhitney::band_counts) {
             total.decided += c.decided;
+            total.stepped += c.stepped;
             total.computed += c.computed;
         }
         total

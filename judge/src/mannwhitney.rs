@@ -71,6 +71,46 @@ pub struct MannWhitney {
     band_counts: BandCounts,
     /// The previous load's samples, as given, and merge buffers.
     reuse: Reuse,
+    /// Tie groups and gaps of the loaded samples, kept up to date as
+    /// values are merged in.
+    summary: [Summary; 2],
+    /// Twice the rank sum, less its minimum, at the first two shifts the
+    /// band decision evaluates, for the loaded samples: a grown window
+    /// adds its new values' counts instead of a pass over every value.
+    running: [Option<(f64, i64)>; 2],
+}
+
+/// What [`runs`] says about a sorted sample.
+#[derive(Debug, Clone, Copy)]
+struct Summary {
+    /// sum(t^3 - t) over the groups of equal values.
+    ties: i128,
+    /// The smallest positive gap between neighbours.
+    gap: f64,
+    /// The largest group.
+    longest: usize,
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Self {
+            ties: 0,
+            gap: f64::INFINITY,
+            longest: 1,
+        }
+    }
+}
+
+/// How [`sort_reusing`] sorted a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sorted {
+    /// Anew.
+    Fresh,
+    /// The previous sample with values appended (perhaps none), which are
+    /// left sorted in [`Reuse::part`].
+    Grown,
+    /// The previous sample with values dropped from the front.
+    Slid,
 }
 
 /// What [`MannWhitney::load`] keeps to extend the next load's sorted
@@ -80,9 +120,11 @@ struct Reuse {
     /// The last experiment and control loaded, in the caller's order.
     x: Vec<f64>,
     y: Vec<f64>,
-    /// Scratch: the values dropped or added, sorted; a merge's output.
+    /// Scratch: the values dropped or added, sorted; a merge's output;
+    /// the experiment's added values, sorted.
     part: Vec<f64>,
     merged: Vec<f64>,
+    part_x: Vec<f64>,
     /// Loads that reused the previous sort (for the benchmarks).
     reused: u64,
 }
@@ -93,6 +135,9 @@ struct Reuse {
 pub struct BandCounts {
     /// Decided without the root finder.
     pub decided: u64,
+    /// Decided by running the root finder only until the answer was
+    /// certain (brackets too wide for the bounds above, close calls).
+    pub stepped: u64,
     /// Too close to call (or outside what the fast decision covers): the
     /// full interval was computed.
     pub computed: u64,
@@ -123,11 +168,28 @@ impl MannWhitney {
     pub fn load(&mut self, experiment: &[f64], control: &[f64]) {
         let r = &mut self.reuse;
         let (mut prev_x, mut prev_y) = (std::mem::take(&mut r.x), std::mem::take(&mut r.y));
-        sort_reusing(experiment, &mut prev_x, &mut self.x, &mut self.keys, r);
+        let sorted_x = sort_reusing(experiment, &mut prev_x, &mut self.x, &mut self.keys, r);
+        std::mem::swap(&mut r.part, &mut r.part_x);
         self.y_padded.pop();
-        sort_reusing(control, &mut prev_y, &mut self.y_padded, &mut self.keys, r);
-        self.y_padded.push(f64::INFINITY);
+        let sorted_y = sort_reusing(control, &mut prev_y, &mut self.y_padded, &mut self.keys, r);
         (r.x, r.y) = (prev_x, prev_y);
+        let y = &self.y_padded;
+        self.summary[0] = match sorted_x {
+            Sorted::Grown => summary_grown(&self.x, &r.part_x, self.summary[0]),
+            _ => runs(&self.x),
+        };
+        self.summary[1] = match sorted_y {
+            Sorted::Grown => summary_grown(y, &r.part, self.summary[1]),
+            _ => runs(y),
+        };
+        if sorted_x == Sorted::Grown && sorted_y == Sorted::Grown {
+            for (d, total) in self.running.iter_mut().flatten() {
+                *total += grown_counts(&self.x, y, &r.part_x, &r.part, *d);
+            }
+        } else {
+            self.running = [None; 2];
+        }
+        self.y_padded.push(f64::INFINITY);
     }
 
     /// The loaded experiment, sorted.
@@ -171,7 +233,7 @@ impl MannWhitney {
         let y = &y_padded[..y_padded.len() - 1];
         let mu_min = x[0] - y[y.len() - 1];
         let mu_max = x[x.len() - 1] - y[0];
-        let mut stat = RankStatistic::new(x, y_padded, &mut self.scratch);
+        let mut stat = RankStatistic::with_summary(x, y_padded, &mut self.scratch, self.summary);
         solve_interval(mu_min, mu_max, conf_level, |d| stat.z(d))
     }
 }
@@ -227,7 +289,7 @@ impl MannWhitney {
         let y = &y_padded[..y_padded.len() - 1];
         let mu_min = x[0] - y[y.len() - 1];
         let mu_max = x[x.len() - 1] - y[0];
-        let mut stat = RankStatistic::new(x, y_padded, &mut self.scratch);
+        let mut stat = RankStatistic::with_summary(x, y_padded, &mut self.scratch, self.summary);
         let question = BandQuestion {
             mu_min,
             mu_max,
@@ -236,8 +298,12 @@ impl MannWhitney {
             above,
             below,
         };
-        if let Some(band) = decide_band(&mut stat, &question) {
+        if let Some(band) = decide_band(&mut stat, &question, &mut self.running) {
             self.band_counts.decided += 1;
+            return Ok(BandAnswer::Decided(band));
+        }
+        if let Some(band) = step_band(&mut stat, &question)? {
+            self.band_counts.stepped += 1;
             return Ok(BandAnswer::Decided(band));
         }
         self.band_counts.computed += 1;
@@ -272,7 +338,11 @@ const BAND_MAX_EVALS: usize = 24;
 /// its tolerance, not on its 1001-iteration cap. Brent's method needs at
 /// most about k^2 evaluations where k = log2(width / tolerance) is what
 /// bisection needs (Brent 1973, ch. 4); 2^30 times the smallest step
-/// (5e-5) keeps k^2 below 1001.
+/// (5e-5) keeps k^2 below 1001. That bound is for Brent's original, which
+/// compares an interpolation step with the step before last; R's zeroin
+/// compares it with the last one and can follow a minimum step with
+/// another, so for Kayenta's root finder it is an assumption (see the
+/// README). Wider brackets go to [`step_band`], which needs no bound.
 const BAND_MAX_WIDTH: f64 = 5e-5 * (1u64 << 30) as f64;
 
 /// What is known about one root of `f(d) = z(d) - zq`: `f > 0` at every
@@ -394,7 +464,11 @@ impl RootKnowledge {
 /// wider than [`BAND_MAX_WIDTH`], an estimate bracket whose ends do not
 /// provably have opposite signs (Kayenta does not check them), and a
 /// standard deviation that could reach zero (the full computation errs).
-fn decide_band(stat: &mut RankStatistic<'_>, q: &BandQuestion) -> Option<Band> {
+fn decide_band(
+    stat: &mut RankStatistic<'_>,
+    q: &BandQuestion,
+    running: &mut [Option<(f64, i64)>; 2],
+) -> Option<Band> {
     let (x, y) = (stat.x, stat.y);
     let (n, m) = (x.len(), y.len());
     let (mu_min, mu_max) = (q.mu_min, q.mu_max);
@@ -448,7 +522,9 @@ fn decide_band(stat: &mut RankStatistic<'_>, q: &BandQuestion) -> Option<Band> {
     }
     // Kayenta's tolerance: |c - b| <= 2 (2 eps |b| + tol / 2) with
     // tol = 1e-4, |b| <= reach; inflated for the rounding of the bounds.
-    let slack = (1e-4 + 8.0 * f64::EPSILON * reach) * (1.0 + 1e-9);
+    // (reach rounded up to a power of two: a window that grows keeps the
+    // same first shifts, whose rank sums it then updates, not recounts)
+    let slack = (1e-4 + 8.0 * f64::EPSILON * power_of_two_above(reach)) * (1.0 + 1e-9);
     let h_max = (n as f64) * (m as f64) / 2.0;
 
     let mut roots = [
@@ -464,7 +540,20 @@ fn decide_band(stat: &mut RankStatistic<'_>, q: &BandQuestion) -> Option<Band> {
     let clamp = |t: f64| t.clamp(mu_min - 2.0 * slack, mu_max + 2.0 * slack);
     let mut next = clamp(-1.5 * slack);
     loop {
-        let (twice_rank_sum, _) = stat.ranks(next);
+        let known = running
+            .iter()
+            .flatten()
+            .find(|(d, _)| d.to_bits() == next.to_bits());
+        let twice_rank_sum = match known {
+            Some(&(_, total)) => stat.twice_min_rank_sum + total,
+            None => {
+                let (twice_rank_sum, _) = stat.ranks(next);
+                if let Some(slot) = running.get_mut(evals) {
+                    *slot = Some((next, twice_rank_sum - stat.twice_min_rank_sum));
+                }
+                twice_rank_sum
+            }
+        };
         let h = corrected_dz(twice_rank_sum - stat.twice_offset);
         for r in &mut roots {
             r.learn(next, h, sig);
@@ -476,42 +565,15 @@ fn decide_band(stat: &mut RankStatistic<'_>, q: &BandQuestion) -> Option<Band> {
             continue;
         }
 
-        let (l_lo, l_hi) = roots[lower].bounds(mu_min, mu_max, slack);
+        let l = roots[lower].bounds(mu_min, mu_max, slack);
         let (e_lo, e_hi) = roots[estimate].bounds(mu_min, mu_max, slack);
-        let (u_lo, u_hi) = roots[upper].bounds(mu_min, mu_max, slack);
+        let u = roots[upper].bounds(mu_min, mu_max, slack);
         let max_abs = e_lo.abs().max(e_hi.abs());
-        let min_abs = if e_lo <= 0.0 && e_hi >= 0.0 {
-            0.0
-        } else {
-            e_lo.abs().min(e_hi.abs())
-        };
-        // every bound tolerance * |estimate| the full computation can use
-        // lies in [band_min, band_max] (multiplication is monotone)
-        let (band_min, band_max) = (q.tolerance * min_abs, q.tolerance * max_abs);
-        let above = if !q.above {
-            Some(false)
-        } else if l_lo > band_max {
-            Some(true)
-        } else if l_hi <= band_min {
-            Some(false)
-        } else {
-            None
-        };
-        let below = if !q.below {
-            Some(false)
-        } else if u_hi < -band_max {
-            Some(true)
-        } else if u_lo >= -band_min {
-            Some(false)
-        } else {
-            None
-        };
-        match (above, below) {
-            (Some(true), _) => return Some(Band::Above),
-            (Some(false), Some(true)) => return Some(Band::Below),
-            (Some(false), Some(false)) => return Some(Band::Within),
-            _ => {}
+        let edges = BandEdges::new(q, l, (e_lo, e_hi), u);
+        if let Some(band) = edges.band() {
+            return Some(band);
         }
+        let (above, band_min, band_max) = (edges.above, edges.band_min, edges.band_max);
         if evals == BAND_MAX_EVALS {
             return None;
         }
@@ -572,6 +634,162 @@ fn decide_band(stat: &mut RankStatistic<'_>, q: &BandQuestion) -> Option<Band> {
             (false, true) => prove_in,
             (false, false) => e_guess()?,
         };
+    }
+}
+
+/// What the ranges of the values the root finder can return for the
+/// interval's ends and the estimate say about [`BandQuestion`]: `above`
+/// (`ci_lower > bound`) and `below` (`ci_upper < -bound`), each `Some`
+/// when every combination of values in the ranges gives the same answer
+/// (`Some(false)` when not asked).
+#[derive(Debug, Clone, Copy)]
+struct BandEdges {
+    above: Option<bool>,
+    below: Option<bool>,
+    /// Every bound `tolerance * |estimate|` the full computation can use
+    /// lies in `[band_min, band_max]` (multiplication is monotone).
+    band_min: f64,
+    band_max: f64,
+}
+
+impl BandEdges {
+    fn new(q: &BandQuestion, l: (f64, f64), e: (f64, f64), u: (f64, f64)) -> Self {
+        let ((l_lo, l_hi), (e_lo, e_hi), (u_lo, u_hi)) = (l, e, u);
+        let max_abs = e_lo.abs().max(e_hi.abs());
+        let min_abs = if e_lo <= 0.0 && e_hi >= 0.0 {
+            0.0
+        } else {
+            e_lo.abs().min(e_hi.abs())
+        };
+        let (band_min, band_max) = (q.tolerance * min_abs, q.tolerance * max_abs);
+        let above = if !q.above {
+            Some(false)
+        } else if l_lo > band_max {
+            Some(true)
+        } else if l_hi <= band_min {
+            Some(false)
+        } else {
+            None
+        };
+        let below = if !q.below {
+            Some(false)
+        } else if u_hi < -band_max {
+            Some(true)
+        } else if u_lo >= -band_min {
+            Some(false)
+        } else {
+            None
+        };
+        Self {
+            above,
+            below,
+            band_min,
+            band_max,
+        }
+    }
+
+    /// The answer, when it is certain: the first of Above and Below that
+    /// holds, else Within.
+    fn band(&self) -> Option<Band> {
+        match (self.above, self.below) {
+            (Some(true), _) => Some(Band::Above),
+            (Some(false), Some(true)) => Some(Band::Below),
+            (Some(false), Some(false)) => Some(Band::Within),
+            _ => None,
+        }
+    }
+}
+
+/// Decide [`MannWhitney::band_loaded`]'s question by running Kayenta's
+/// three root-finder runs ([`solve_interval`]'s, step for step) only until
+/// their answers are certain: a run stopped early returns, whenever it
+/// stops (on its tolerance or on its iteration cap), a value in its
+/// current bracket ([`Zeroin::range`]), so no bound on its iterations is
+/// needed. Each step takes the run that leaves the question open with the
+/// widest uncertainty. What it evaluates is a part of what the full
+/// computation evaluates, so an error here is the full computation's too.
+///
+/// `Ok(None)` (the caller computes the interval) when a run steps out of
+/// its bracket, or when the full computation might meet an all-tied
+/// sample at a shift not evaluated here (it would err where this would
+/// answer): that is ruled out when the control has two distinct values,
+/// or the experiment's extremes stay apart after subtracting any shift
+/// in `[mu_min, mu_max]` or zero.
+fn step_band(
+    stat: &mut RankStatistic<'_>,
+    q: &BandQuestion,
+) -> Result<Option<Band>, MannWhitneyError> {
+    let (x, y) = (stat.x, stat.y);
+    let (n, m) = (x.len(), y.len());
+    let (mu_min, mu_max) = (q.mu_min, q.mu_max);
+    let reach = mu_min.abs().max(mu_max.abs());
+    let never_all_tied =
+        y[0] != y[m - 1] || x[n - 1] - x[0] > 4.0 * f64::EPSILON * (stat.max_abs_x + reach);
+    let covered = never_all_tied
+        && mu_min.is_finite()
+        && mu_max.is_finite()
+        && q.tolerance >= 0.0
+        && q.tolerance.is_finite()
+        && q.z_quant.is_finite();
+    if !covered {
+        return Ok(None);
+    }
+    if !(q.above || q.below) {
+        // nothing asked, and nothing can fail
+        return Ok(Some(Band::Within));
+    }
+    let g_min = stat.z(mu_min)?;
+    let g_max = stat.z(mu_max)?;
+    // solve_interval's find_root: the end checks, then zeroin
+    let end = |zq: f64| {
+        let (f_lower, f_upper) = (g_min - zq, g_max - zq);
+        if f_lower <= 0.0 {
+            Zeroin::done(mu_min)
+        } else if f_upper >= 0.0 {
+            Zeroin::done(mu_max)
+        } else {
+            Zeroin::new(mu_min, mu_max, f_lower, f_upper)
+        }
+    };
+    let zqs = [-q.z_quant, 0.0, q.z_quant];
+    let mut runs = [
+        end(zqs[0]),
+        Zeroin::new(mu_min, mu_max, g_min, g_max),
+        end(zqs[2]),
+    ];
+    let [lower, estimate, upper] = [0, 1, 2];
+    loop {
+        let (Some(l), Some(e), Some(u)) = (
+            runs[lower].range(),
+            runs[estimate].range(),
+            runs[upper].range(),
+        ) else {
+            return Ok(None);
+        };
+        let edges = BandEdges::new(q, l, e, u);
+        if let Some(band) = edges.band() {
+            return Ok(Some(band));
+        }
+        // the end that leaves the first open question open, or the
+        // estimate when the band's edge is the wider unknown
+        let (end_run, (lo, hi)) = if edges.above.is_none() {
+            (lower, l)
+        } else {
+            (upper, u)
+        };
+        let band_width = edges.band_max - edges.band_min;
+        let end_open = runs[end_run].root.is_none();
+        let pick = if end_open && (runs[estimate].root.is_some() || hi - lo >= band_width) {
+            end_run
+        } else {
+            estimate
+        };
+        let run = &mut runs[pick];
+        // with both runs finished the question is decided, so the one
+        // picked is still running
+        if let Ok(t) = run.next() {
+            run.feed(stat.z(t)? - zqs[pick]);
+        }
     }
 }
 
@@ -657,7 +875,7 @@ fn sort_reusing(
     sorted: &mut Vec<f64>,
     keys: &mut Vec<i64>,
     scratch: &mut Reuse,
-) {
+) -> Sorted {
     let kept_from = match values.first() {
         Some(first) if !prev.is_empty() && sorted.len() == prev.len() => {
             if values.len() >= prev.len() && same_bits(&values[..prev.len()], prev) {
@@ -675,6 +893,12 @@ fn sort_reusing(
         }
         _ => None,
     };
+    let how = match kept_from {
+        None => Sorted::Fresh,
+        Some(0) => Sorted::Grown,
+        Some(_) => Sorted::Slid,
+    };
+    scratch.part.clear();
     match kept_from {
         None => sort_total(values, keys, sorted),
         Some(k) => {
@@ -715,6 +939,77 @@ fn sort_reusing(
     }
     prev.clear();
     prev.extend_from_slice(values);
+    how
+}
+
+/// [`runs`] of `sorted`, which is a sample summarized by `old` with the
+/// values `added` (sorted) merged in: only the groups they join change,
+/// and a value put between two neighbours replaces their gap by two no
+/// wider ones, so the smallest gap is the old one or one of those.
+fn summary_grown(sorted: &[f64], added: &[f64], old: Summary) -> Summary {
+    let mut s = old;
+    let mut k = 0;
+    while k < added.len() {
+        let v = added[k];
+        let mut e = k + 1;
+        while e < added.len() && added[e] == v {
+            e += 1;
+        }
+        let lo = sorted.partition_point(|&t| t < v);
+        let hi = sorted.partition_point(|&t| t <= v);
+        let group = hi - lo;
+        let before = group - (e - k);
+        s.ties += tie_weight(group as i128) - tie_weight(before as i128);
+        s.longest = s.longest.max(group);
+        if before == 0 {
+            let mut gap = |g: f64| {
+                if g > 0.0 && g < s.gap {
+                    s.gap = g;
+                }
+            };
+            if lo > 0 {
+                gap(v - sorted[lo - 1]);
+            }
+            if let Some(&next) = sorted.get(hi) {
+                gap(next - v);
+            }
+        }
+        k = e;
+    }
+    s
+}
+
+/// What `added_x` and `added_y` (sorted, merged into the sorted `x` and
+/// `y`) add to `sum(lt_i + le_i)` at shift `d` (see [`RankStatistic`]):
+/// each added x's counts among all of y, and for each added y the old x's
+/// with `x - d` above it and at or above it (all of x's less the added).
+fn grown_counts(x: &[f64], y: &[f64], added_x: &[f64], added_y: &[f64], d: f64) -> i64 {
+    let mut total = 0usize;
+    for &xi in added_x {
+        let v = xi - d;
+        total += y.partition_point(|&t| t < v) + y.partition_point(|&t| t <= v);
+    }
+    for &w in added_y {
+        let above = |s: &[f64]| s.len() - s.partition_point(|&t| t - d <= w);
+        let at_or_above = |s: &[f64]| s.len() - s.partition_point(|&t| t - d < w);
+        total += above(x) - above(added_x) + at_or_above(x) - at_or_above(added_x);
+    }
+    total as i64
+}
+
+/// The smallest power of two at or above `v` (positive and finite; else
+/// `v`).
+fn power_of_two_above(v: f64) -> f64 {
+    if !(v.is_finite() && v >= f64::MIN_POSITIVE) {
+        return v;
+    }
+    let bits = v.to_bits();
+    let mantissa = bits & ((1u64 << 52) - 1);
+    if mantissa == 0 {
+        v
+    } else {
+        f64::from_bits((bits & !((1u64 << 52) - 1)) + (1u64 << 52))
+    }
 }
 
 /// t^3 - t, a tie group's term in the variance.
@@ -724,7 +1019,7 @@ fn tie_weight(t: i128) -> i128 {
 
 /// sum(t^3 - t) over the groups of equal values in `sorted`, the smallest
 /// positive gap between neighbours, and the largest group.
-fn runs(sorted: &[f64]) -> (i128, f64, usize) {
+fn runs(sorted: &[f64]) -> Summary {
     let (mut ties, mut gap, mut run, mut longest) = (0i128, f64::INFINITY, 1usize, 1usize);
     for w in sorted.windows(2) {
         if w[1] == w[0] {
@@ -741,7 +1036,11 @@ fn runs(sorted: &[f64]) -> (i128, f64, usize) {
             gap = g;
         }
     }
-    (ties + tie_weight(run as i128), gap, longest.max(run))
+    Summary {
+        ties: ties + tie_weight(run as i128),
+        gap,
+        longest: longest.max(run),
+    }
 }
 
 /// One shift the statistic was evaluated at: per x, how many control
@@ -770,10 +1069,13 @@ struct Probes {
     /// `[0, n)`: the counts at +inf (all 0); `[n, 2n)`: at -inf (all m);
     /// then n or 2n per probe.
     counts: Vec<usize>,
+    /// Left from other samples: [`Probes::reset`] before use.
+    stale: bool,
 }
 
 impl Probes {
     fn reset(&mut self, n: usize, m: usize) {
+        self.stale = false;
         self.list.clear();
         self.counts.clear();
         self.counts.resize(n, 0);
@@ -917,6 +1219,17 @@ struct RankStatistic<'a> {
 
 impl<'a> RankStatistic<'a> {
     fn new(x: &'a [f64], y_padded: &'a [f64], scratch: &'a mut Scratch) -> Self {
+        let y = &y_padded[..y_padded.len() - 1];
+        Self::with_summary(x, y_padded, scratch, [runs(x), runs(y)])
+    }
+
+    /// [`RankStatistic::new`] with the samples' [`runs`] known.
+    fn with_summary(
+        x: &'a [f64],
+        y_padded: &'a [f64],
+        scratch: &'a mut Scratch,
+        [sx, sy]: [Summary; 2],
+    ) -> Self {
         let Scratch {
             probes,
             pairs,
@@ -924,11 +1237,12 @@ impl<'a> RankStatistic<'a> {
         } = scratch;
         let y = &y_padded[..y_padded.len() - 1];
         let (n, m) = (x.len() as i64, y.len() as i64);
-        probes.reset(x.len(), y.len());
+        // the counts at +-inf are written when first needed
+        probes.stale = true;
         pairs.valid = false;
         pairs.last = None;
-        let (x_ties, min_gap, longest_x) = runs(x);
-        let (y_ties, _, longest_y) = runs(y);
+        let (x_ties, min_gap, longest_x) = (sx.ties, sx.gap, sx.longest);
+        let (y_ties, longest_y) = (sy.ties, sy.longest);
         Self {
             x,
             y,
@@ -955,6 +1269,9 @@ impl<'a> RankStatistic<'a> {
     /// tie term sum(t^3 - t).
     fn ranks(&mut self, d: f64) -> (i64, f64) {
         let (n, m) = (self.x.len(), self.y.len());
+        if self.probes.stale {
+            self.probes.reset(n, m);
+        }
         // Subtracting d could round two distinct x values onto one only if
         // they are within a few ulps of each other at this magnitude; then
         // the x groups must be recomputed, which the pair list cannot do.
@@ -1214,17 +1531,85 @@ fn zeroin(
     fb: f64,
     mut f: impl FnMut(f64) -> Result<f64, MannWhitneyError>,
 ) -> Result<f64, MannWhitneyError> {
-    const TOL: f64 = 1e-4;
-    const EPSILON: f64 = 2.220446049250313e-16;
-    let (mut a, mut b, mut fa, mut fb) = (ax, bx, fa, fb);
-    let (mut c, mut fc) = (a, fa);
-    if fa == 0.0 {
-        return Ok(a);
+    let mut z = Zeroin::new(ax, bx, fa, fb);
+    loop {
+        match z.next() {
+            Ok(t) => z.feed(f(t)?),
+            Err(root) => return Ok(root),
+        }
     }
-    if fb == 0.0 {
-        return Ok(b);
+}
+
+/// [`zeroin`] as a state machine: [`Zeroin::next`] names the shift it
+/// wants the function at, [`Zeroin::feed`] gives it. Run to the end it is
+/// [`zeroin`] step for step (that function is this loop); stopped early,
+/// [`Zeroin::range`] says where the value it would return lies.
+#[derive(Debug, Clone, Copy)]
+struct Zeroin {
+    a: f64,
+    b: f64,
+    c: f64,
+    fa: f64,
+    fb: f64,
+    fc: f64,
+    /// Function values asked for so far (R's loop runs at most 1001).
+    evals: u32,
+    /// The value returned, once it has been.
+    root: Option<f64>,
+    /// A step went outside `[b, c]` (see [`Zeroin::range`]).
+    escaped: bool,
+}
+
+impl Zeroin {
+    fn new(ax: f64, bx: f64, fa: f64, fb: f64) -> Self {
+        let root = if fa == 0.0 {
+            Some(ax)
+        } else if fb == 0.0 {
+            Some(bx)
+        } else {
+            None
+        };
+        Self {
+            a: ax,
+            b: bx,
+            c: ax,
+            fa,
+            fb,
+            fc: fa,
+            evals: 0,
+            root,
+            escaped: false,
+        }
     }
-    for _ in 0..1001 {
+
+    /// A run that returns `root` without evaluating anything (the
+    /// interval's end checks).
+    fn done(root: f64) -> Self {
+        let mut z = Self::new(root, root, 1.0, 1.0);
+        z.root = Some(root);
+        z
+    }
+
+    /// The next shift to evaluate, or `Err(root)`: the value returned.
+    fn next(&mut self) -> Result<f64, f64> {
+        const TOL: f64 = 1e-4;
+        const EPSILON: f64 = 2.220446049250313e-16;
+        if let Some(root) = self.root {
+            return Err(root);
+        }
+        if self.evals == 1001 {
+            self.root = Some(self.b);
+            return Err(self.b);
+        }
+        let Self {
+            mut a,
+            mut b,
+            mut c,
+            mut fa,
+            mut fb,
+            mut fc,
+            ..
+        } = *self;
         let prev_step = b - a;
         if fc.abs() < fb.abs() {
             // make b the best approximation so far
@@ -1239,7 +1624,17 @@ fn zeroin(
         let mut new_step = (c - b) / 2.0;
         // Kayenta's Precision.equals(fb, 0): equal within one ulp, i.e. zero.
         if new_step.abs() <= tol_act || fb == 0.0 {
-            return Ok(b);
+            *self = Self {
+                a,
+                b,
+                c,
+                fa,
+                fb,
+                fc,
+                root: Some(b),
+                ..*self
+            };
+            return Err(b);
         }
         if prev_step.abs() >= tol_act && fa.abs() > fb.abs() {
             let cb = c - b;
@@ -1272,13 +1667,44 @@ fn zeroin(
         a = b;
         fa = fb;
         b += new_step;
-        fb = f(b)?;
-        if (fb > 0.0 && fc > 0.0) || (fb < 0.0 && fc < 0.0) {
-            c = a;
-            fc = fa;
+        // Every step lies between b and c, except the minimum step after
+        // an interpolation step of exactly zero, which goes down whatever
+        // side c is on.
+        let escaped = self.escaped || !(b >= a.min(c) && b <= a.max(c));
+        *self = Self {
+            a,
+            b,
+            c,
+            fa,
+            fb,
+            fc,
+            evals: self.evals + 1,
+            escaped,
+            ..*self
+        };
+        Ok(b)
+    }
+
+    /// The function's value at the shift [`Zeroin::next`] asked for.
+    fn feed(&mut self, fb: f64) {
+        self.fb = fb;
+        if (fb > 0.0 && self.fc > 0.0) || (fb < 0.0 && self.fc < 0.0) {
+            self.c = self.a;
+            self.fc = self.fa;
         }
     }
-    Ok(b)
+
+    /// Where the value this run returns lies: the bracket `[b, c]` (each
+    /// step lands inside it, the new bracket is inside the old one, and
+    /// the value returned, on the tolerance or on the iteration cap, is one
+    /// of its ends), or `None` once a step has left it.
+    fn range(&self) -> Option<(f64, f64)> {
+        match self.root {
+            Some(root) => Some((root, root)),
+            None if self.escaped => None,
+            None => Some((self.b.min(self.c), self.b.max(self.c))),
+        }
+    }
 }
 
 /// Kayenta's `MannWhitney.wilcoxonDiff(mu, zq, x, y)` (x = experiment), the
@@ -1527,6 +1953,94 @@ mod tests {
     }
 
     #[test]
+    fn a_stopped_root_finder_returns_a_value_in_its_range() {
+        // Each run of every dataset's three roots: the value returned lies
+        // in the range reported before every step, and the steps are the
+        // blocking `zeroin`'s.
+        let mut runs = 0;
+        for (x, y) in datasets() {
+            let mut mw = MannWhitney::new();
+            mw.load(&x, &y);
+            let m = mw.y_padded.len() - 1;
+            let (lo, hi) = (
+                mw.x[0] - mw.y_padded[m - 1],
+                mw.x[mw.x.len() - 1] - mw.y_padded[0],
+            );
+            let mut stat = RankStatistic::new(&mw.x, &mw.y_padded, &mut mw.scratch);
+            let (Ok(g_lo), Ok(g_hi)) = (stat.z(lo), stat.z(hi)) else {
+                continue;
+            };
+            for zq in [-2.3263478740408408, -1.0, 0.0, 0.5, 2.3263478740408408] {
+                let mut z = Zeroin::new(lo, hi, g_lo - zq, g_hi - zq);
+                let mut ranges = Vec::new();
+                let root = loop {
+                    ranges.push(z.range().unwrap());
+                    match z.next() {
+                        Ok(t) => z.feed(stat.z(t).unwrap() - zq),
+                        Err(root) => break root,
+                    }
+                };
+                let blocking = zeroin(lo, hi, g_lo - zq, g_hi - zq, |d| Ok(stat.z(d)? - zq));
+                assert_eq!(root.to_bits(), blocking.unwrap().to_bits());
+                for (k, (a, b)) in ranges.iter().enumerate() {
+                    assert!(
+                        *a <= root && root <= *b,
+                        "step {k}: {root} not in [{a}, {b}]"
+                    );
+                }
+                runs += usize::from(ranges.len() > 2);
+            }
+        }
+        assert!(runs >= 40, "{runs}");
+    }
+
+    #[test]
+    fn stepping_the_root_finder_gives_the_full_label() {
+        // step_band alone (not only where the statistic at a few shifts
+        // left the question open) against the label of the full interval.
+        let mut answered = 0;
+        for (x, y) in datasets() {
+            for conf in [0.8, 0.98] {
+                let full = mann_whitney(&x, &y, conf);
+                for tolerance in [0.0, 0.1, 0.25, 1.0] {
+                    for (above, below) in [(true, true), (true, false), (false, true)] {
+                        let mut mw = MannWhitney::new();
+                        mw.load(&x, &y);
+                        let m = mw.y_padded.len() - 1;
+                        let q = BandQuestion {
+                            mu_min: mw.x[0] - mw.y_padded[m - 1],
+                            mu_max: mw.x[mw.x.len() - 1] - mw.y_padded[0],
+                            z_quant: qnorm((1.0 - conf) / 2.0),
+                            tolerance,
+                            above,
+                            below,
+                        };
+                        let mut stat = RankStatistic::new(&mw.x, &mw.y_padded, &mut mw.scratch);
+                        match (step_band(&mut stat, &q), &full) {
+                            (Ok(Some(band)), Ok(r)) => {
+                                let bound = tolerance * r.estimate.abs();
+                                let want = if above && r.ci_lower > bound {
+                                    Band::Above
+                                } else if below && r.ci_upper < -bound {
+                                    Band::Below
+                                } else {
+                                    Band::Within
+                                };
+                                assert_eq!(band, want, "{r:?} tolerance {tolerance}");
+                                answered += 1;
+                            }
+                            (Ok(None), _) => {}
+                            (Err(e), Err(f)) => assert_eq!(&e, f),
+                            (got, want) => panic!("{got:?} vs {want:?}"),
+                        }
+                    }
+                }
+            }
+        }
+        assert!(answered >= 200, "{answered}");
+    }
+
+    #[test]
     fn merge_pass_equals_reranking_with_ties() {
         let x = [1.0, 2.0, 2.0, 3.0, 5.0, 8.0, 8.0];
         let y = [0.0, 1.0, 2.0, 2.0, 4.0, 7.0];
@@ -1610,6 +2124,73 @@ mod tests {
             );
         }
         assert!(reusing.reuse.reused > 300, "{}", reusing.reuse.reused);
+    }
+
+    #[test]
+    fn grown_loads_keep_their_summaries_and_rank_sums() {
+        // Windows that grow (and now and then slide or start over): the
+        // summaries and the rank sums at two shifts kept through merges
+        // equal a fresh load's, bit for bit.
+        let mut r = Lcg(23);
+        let mut kept = MannWhitney::new();
+        let (mut x, mut y): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+        let value = |r: &mut Lcg| match r.below(5) {
+            0 => r.below(5) as f64,
+            1 => -0.0,
+            2 => 0.25 * r.below(8) as f64 + 1.5e-4,
+            _ => r.unit() * 10.0 - 5.0,
+        };
+        let shifts = [-1.5e-4, 0.25];
+        let mut grown = 0;
+        for step in 0..600 {
+            match r.below(12) {
+                0 => {
+                    x.clear();
+                    y.clear();
+                }
+                1 => {
+                    let (a, b) = (r.below(x.len() + 1), r.below(y.len() + 1));
+                    x.drain(..a);
+                    y.drain(..b);
+                }
+                _ => {}
+            }
+            for _ in 0..1 + r.below(9) {
+                x.push(value(&mut r));
+            }
+            for _ in 0..1 + r.below(9) {
+                y.push(value(&mut r));
+            }
+            kept.load(&x, &y);
+            let mut fresh = MannWhitney::new();
+            fresh.load(&x, &y);
+            let m = fresh.y_padded.len() - 1;
+            for (a, b) in kept
+                .summary
+                .iter()
+                .zip([runs(&fresh.x), runs(&fresh.y_padded[..m])])
+            {
+                assert_eq!(
+                    (a.ties, a.gap.to_bits(), a.longest),
+                    (b.ties, b.gap.to_bits(), b.longest),
+                    "step {step}"
+                );
+            }
+            let mut stat = RankStatistic::new(&fresh.x, &fresh.y_padded, &mut fresh.scratch);
+            let base = stat.twice_min_rank_sum;
+            for (slot, d) in kept.running.iter_mut().zip(shifts) {
+                let want = stat.ranks(d).0 - base;
+                match slot {
+                    Some((at, total)) => {
+                        assert_eq!(at.to_bits(), d.to_bits());
+                        assert_eq!(*total, want, "step {step}, d {d}");
+                        grown += 1;
+                    }
+                    None => *slot = Some((d, want)),
+                }
+            }
+        }
+        assert!(grown > 500, "{grown}");
     }
 
     #[test]
