@@ -292,9 +292,11 @@ fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
             for p in &outcome.cleanup.problems {
                 writeln!(out, "cleanup problem: {p}")?;
             }
-            Ok(match outcome.decision {
-                judge::analysis::Decision::Rollback if args.exit_code => Exit::CanaryFailed,
-                _ => Exit::Success,
+            // A finished release ends promoted or rolled back.
+            Ok(if outcome.decision.rejected() && args.exit_code {
+                Exit::CanaryFailed
+            } else {
+                Exit::Success
             })
         }
         Err(failure) => {

@@ -24,12 +24,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use judge::CanaryConfig;
-use judge::analysis::Decision;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::{Client, Resource};
+use release::ReleaseEnd;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -142,7 +142,8 @@ pub struct Cleanup {
 #[derive(Debug)]
 pub struct KubeOutcome {
     pub analysis: AnalysisRun,
-    pub decision: Decision,
+    /// [`ReleaseEnd::Promote`] or [`ReleaseEnd::Rollback`].
+    pub decision: ReleaseEnd,
     pub production: ProductionState,
     pub cleanup: Cleanup,
 }
@@ -346,7 +347,7 @@ impl Release<'_> {
         config: &CanaryConfig,
         metrics: Arc<dyn MetricsSource>,
         mut analysis_plan: AnalysisPlan,
-    ) -> Result<(AnalysisRun, Decision, ProductionState), KubeError> {
+    ) -> Result<(AnalysisRun, ReleaseEnd, ProductionState), KubeError> {
         let m = self.m;
         self.check_cancel()?;
         self.apply_deployment(&m.production).await?;
@@ -434,16 +435,19 @@ impl Release<'_> {
             Ok(Err(e)) => return Err(KubeError::Analysis(e)),
             Err(e) => return Err(KubeError::Task(e.to_string())),
         };
-        let decision = analysis.outcome.decision;
+        let decision = match analysis.outcome.decision {
+            judge::analysis::Decision::Promote => ReleaseEnd::Promote,
+            judge::analysis::Decision::Rollback => ReleaseEnd::Rollback,
+        };
         let production = match decision {
-            Decision::Promote => {
+            ReleaseEnd::Promote => {
                 self.check_cancel()?;
                 self.promoting = true;
                 self.apply_deployment(&m.promoted).await?;
                 self.wait_rollout(&m.promoted).await?;
                 ProductionState::Promoted
             }
-            Decision::Rollback => ProductionState::Untouched,
+            _ => ProductionState::Untouched,
         };
         Ok((analysis, decision, production))
     }

@@ -19,6 +19,7 @@ use cluster::kube::{
 use cluster::plan::{LocalPlan, Split, plan_release};
 use judge::CanaryConfig;
 use judge::analysis::{Decision, Outcome};
+use release::ReleaseEnd;
 use scenarios::Scenario;
 use serde_json::Value;
 
@@ -224,7 +225,7 @@ async fn passing_release_is_promoted_then_baseline_and_canary_deleted() {
         .await
         .expect("release finishes");
     let seen = server.await.expect("verifier");
-    assert_eq!(outcome.decision, Decision::Promote);
+    assert_eq!(outcome.decision, ReleaseEnd::Promote);
     assert_eq!(outcome.production, ProductionState::Promoted);
     assert!(outcome.cleanup.traffic_to_production);
     assert_eq!(
@@ -302,7 +303,7 @@ async fn failing_release_is_rolled_back_and_production_left_alone() {
     .await
     .expect("release finishes");
     let seen = server.await.expect("verifier");
-    assert_eq!(outcome.decision, Decision::Rollback);
+    assert_eq!(outcome.decision, ReleaseEnd::Rollback);
     assert_eq!(outcome.production, ProductionState::Untouched);
     assert_eq!(weights(&seen[11].body), split_weights(all_production()));
     // Production was applied once, at the start.
