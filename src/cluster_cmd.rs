@@ -231,6 +231,7 @@ fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let mut api_retries = cluster::prom::RetryCount::default();
     let options = RunOptions {
         rollout_timeout: Duration::from_secs(args.rollout_timeout),
+        deploy_timeout: Duration::from_secs(args.rollout_timeout),
         seed: args.release.seed,
         ..RunOptions::default()
     };
