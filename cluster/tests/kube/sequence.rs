@@ -69,6 +69,9 @@ fn release(name: &str) -> Release {
     }
 }
 
+/// A fetch: control scope, experiment scope, namespace, window start, end.
+type Asked = (String, String, String, f64, f64);
+
 /// The series the judged windows get, and what was asked.
 #[derive(Default)]
 struct Fake {
@@ -77,8 +80,7 @@ struct Fake {
     verdict: Option<ReleaseEnd>,
     /// Fail with NoData instead of series.
     no_data: bool,
-    /// (control scope, experiment scope, namespace, window start, end).
-    asked: Mutex<Vec<(String, String, String, f64, f64)>>,
+    asked: Mutex<Vec<Asked>>,
 }
 
 impl MetricsSource for Fake {
