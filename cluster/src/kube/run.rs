@@ -1,13 +1,27 @@
-//! A canary release on a real cluster, through the Kubernetes API:
-//! server-side apply of the [`Manifests`], waiting for the rollouts, the
-//! VirtualService weights stepped as the plan says, the analysis
-//! intervals judged from the cluster's Prometheus, then promotion or
-//! rollback, and baseline and canary deleted.
+//! A canary release on a real cluster, through the Kubernetes API, driven
+//! by the release controller ([`release::kayenta::Kayenta`], the same
+//! sans-IO state machine `canarylab sim` and `canarylab local` run).
 //!
-//! Every request goes out from one task, in a fixed order (traffic steps
-//! included: they are applied between polls of the analysis), so the
-//! sequence is testable against a mock API server. The analysis runs in
-//! `spawn_blocking` through a [`MetricsSource`]: [`PromApi`] in real use.
+//! Before the commit: production's Deployment, the Service, the
+//! DestinationRule and a VirtualService with every request to production
+//! are applied, and production's rollout is awaited. The driver then owns
+//! only how the controller's [`Command`]s are carried out, controller time
+//! being the plan's (already scaled) milliseconds since the commit on
+//! `tokio`'s clock: `StartPods` applies the canary or baseline Deployment
+//! and polls it until its rollout is complete (then one `PodReady` per
+//! replica; the controller's deploy deadline is
+//! [`RunOptions::deploy_timeout`]); the first `SetWeights` applies the
+//! loadgen Job, every one the VirtualService's weights; `Judge` waits one
+//! query step past the window's end, fetches it through a
+//! [`MetricsSource`] ([`PromApi`] in real use) on a blocking thread and
+//! judges it with the Kayenta judge; `Measure` asks the same source;
+//! `Promote` applies the promoted production Deployment and awaits its
+//! rollout; `RollBack` and `Cleanup` move traffic back to production and
+//! delete canary, baseline and the Job.
+//!
+//! Every request goes out from one task, in an order fixed by the
+//! controller's commands, so the sequence is testable against a mock API
+//! server.
 //!
 //! On an error or cancellation after the first object was sent: the
 //! VirtualService goes back to 100% production (if it had been sent),

@@ -2,9 +2,13 @@
 //! mock API server: a passing release, a failing one, errors mid-way and
 //! Ctrl-C at several points.
 //!
-//! The analysis is injected ([`MetricsSource`]): these tests are about the
-//! Kubernetes side, and the verdict is given. The analysis against a real
-//! Prometheus is tested in `tests/local`, with the same `run_analysis`.
+//! The release is the controller's (`release::kayenta::Kayenta`): its pods,
+//! weights, windows and promotion or rollback become these requests. The
+//! series of each judged window are injected ([`MetricsSource`]), so the
+//! real Kayenta judge decides on numbers the test chooses (equal: pass;
+//! ten times the control's: fail), on a shortened schedule (three 100 ms
+//! windows). Fetching from a real Prometheus is tested in
+//! `tests/prometheus`, with the same `fetch_pairs`.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -469,6 +473,43 @@ async fn traffic_steps_update_the_virtual_service_in_order() {
             split_weights(all_production()),
         ]
     );
+}
+
+#[tokio::test]
+async fn deploy_deadline_missed_rolls_back_before_any_traffic() {
+    let r = release("latency-25pct");
+    let mut script: Vec<_> = setup(None).into_iter().take(7).collect();
+    // The controller's deploy deadline (0 here) passes before the canary
+    // and baseline are looked at: its rollback, no traffic, no loadgen.
+    script.extend([
+        apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService"),
+        delete(DEPLOYMENTS, "goldengoose-canary"),
+        delete(DEPLOYMENTS, "goldengoose-baseline"),
+    ]);
+    let (client, server) = mock::server(script);
+    let opts = RunOptions {
+        deploy_timeout: Duration::ZERO,
+        ..options()
+    };
+    let failure = run(
+        &r,
+        client,
+        Arc::new(Fake::default()),
+        &opts,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .expect_err("the deploy times out");
+    let seen = server.await.expect("verifier");
+    assert!(
+        matches!(&failure.error, KubeError::RolloutTimeout { name, .. } if name == "goldengoose-canary"),
+        "{}",
+        failure.error
+    );
+    assert_eq!(failure.production, ProductionState::Untouched);
+    assert_eq!(weights(&seen[7].body), split_weights(all_production()));
+    let cleanup = failure.cleanup.expect("cleanup ran");
+    assert!(cleanup.traffic_to_production);
 }
 
 #[tokio::test]
