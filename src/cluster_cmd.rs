@@ -291,6 +291,7 @@ fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let mut api_retries = cluster::prom::RetryCount::default();
     let options = RunOptions {
         rollout_timeout: Duration::from_secs(args.rollout_timeout),
+        deploy_timeout: Duration::from_secs(args.rollout_timeout),
         seed: args.release.seed,
         ..RunOptions::default()
     };
@@ -352,9 +353,11 @@ fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
             for p in &outcome.cleanup.problems {
                 writeln!(out, "cleanup problem: {p}")?;
             }
-            Ok(match outcome.decision {
-                judge::analysis::Decision::Rollback if args.exit_code => Exit::CanaryFailed,
-                _ => Exit::Success,
+            // A finished release ends promoted or rolled back.
+            Ok(if outcome.decision.rejected() && args.exit_code {
+                Exit::CanaryFailed
+            } else {
+                Exit::Success
             })
         }
         Err(failure) => {

@@ -3,15 +3,16 @@
 //!
 //! - [`manifests`]: the objects of a release from a scenario's plan (pure),
 //!   and [`Manifests::to_yaml`] for `render`;
-//! - [`run`]: the release through the API server (server-side apply,
-//!   rollouts, weights, analysis, promotion or rollback, cleanup);
+//! - [`run`]: the release controller's commands carried out through the
+//!   API server (server-side apply, rollouts, weights, judged windows,
+//!   promotion or rollback, cleanup);
 //! - [`clean`]: removal of everything carrying the ownership label;
 //! - [`retry`]: the API server's 409/429/5xx answers retried within a
 //!   bound, around the whole client ([`retry::with_retry`]);
 //! - [`yaml`]: the small YAML emitter `render` prints with.
 //!
-//! The analysis itself is the local mode's ([`crate::analysis`]), pointed
-//! at the cluster's Prometheus. Not for: building images or installing
+//! The windows are fetched as the local mode fetches them
+//! ([`crate::analysis::fetch_pairs`]), from the cluster's Prometheus. Not for: building images or installing
 //! Istio and Prometheus (see `cluster/KUBE.md`).
 
 pub mod clean;

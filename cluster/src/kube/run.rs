@@ -1,13 +1,27 @@
-//! A canary release on a real cluster, through the Kubernetes API:
-//! server-side apply of the [`Manifests`], waiting for the rollouts, the
-//! VirtualService weights stepped as the plan says, the analysis
-//! intervals judged from the cluster's Prometheus, then promotion or
-//! rollback, and baseline and canary deleted.
+//! A canary release on a real cluster, through the Kubernetes API, driven
+//! by the release controller ([`release::kayenta::Kayenta`], the same
+//! sans-IO state machine `canarylab sim` and `canarylab local` run).
 //!
-//! Every request goes out from one task, in a fixed order (traffic steps
-//! included: they are applied between polls of the analysis), so the
-//! sequence is testable against a mock API server. The analysis runs in
-//! `spawn_blocking` through a [`MetricsSource`]: [`PromApi`] in real use.
+//! Before the commit: production's Deployment, the Service, the
+//! DestinationRule and a VirtualService with every request to production
+//! are applied, and production's rollout is awaited. The driver then owns
+//! only how the controller's [`Command`]s are carried out, controller time
+//! being the plan's (already scaled) milliseconds since the commit on
+//! `tokio`'s clock: `StartPods` applies the canary or baseline Deployment
+//! and polls it until its rollout is complete (then one `PodReady` per
+//! replica; the controller's deploy deadline is
+//! [`RunOptions::deploy_timeout`]); the first `SetWeights` applies the
+//! loadgen Job, every one the VirtualService's weights; `Judge` waits one
+//! query step past the window's end, fetches it through a
+//! [`MetricsSource`] ([`PromApi`] in real use) on a blocking thread and
+//! judges it with the Kayenta judge; `Measure` asks the same source;
+//! `Promote` applies the promoted production Deployment and awaits its
+//! rollout; `RollBack` and `Cleanup` move traffic back to production and
+//! delete canary, baseline and the Job.
+//!
+//! Every request goes out from one task, in an order fixed by the
+//! controller's commands, so the sequence is testable against a mock API
+//! server.
 //!
 //! On an error or cancellation after the first object was sent: the
 //! VirtualService goes back to 100% production (if it had been sent),
@@ -18,53 +32,89 @@
 //!
 //! Not for: building the objects (see [`super::manifests`]) or `clean`.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use judge::CanaryConfig;
-use judge::analysis::Decision;
+use judge::analysis::{Analysis, Decision, Outcome, Window};
+use judge::{CanaryConfig, Judge, MetricSetPair};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::{Client, Resource};
+use release::kayenta::{Kayenta, KayentaSpec};
+use release::{
+    Command, Controller, Event, Measurement, Millis, ReleaseEnd, RollingUpdate, Split, Track, ms,
+    secs,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::manifests::{Manifests, all_production, istio_resource};
 use crate::analysis::{
-    AnalysisError, AnalysisPlan, AnalysisRun, check_queries, run_analysis, unix_now,
+    AnalysisError, AnalysisRun, JudgedInterval, check_queries, fetch_pairs, unix_now,
 };
-use crate::plan::LocalPlan;
+use crate::local::run::measurement;
+use crate::plan::{LocalPlan, Split as PlanSplit};
 use crate::prom::PromApi;
-use crate::query::ScopeVars;
+use crate::query::{ScopeVars, build_query};
 
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "canarylab";
 
-/// Where the analysis reads its metrics: a Prometheus in real use; tests
-/// may judge without one (the kube request sequence does not depend on
-/// the numbers).
+/// Where the judged windows' series come from: a Prometheus in real use;
+/// tests give series of their own (the kube request sequence does not
+/// depend on the numbers, the controller's steps do).
 pub trait MetricsSource: Send + Sync + 'static {
-    /// Runs the whole multi-interval analysis (blocking; checks `cancel`).
-    fn analyze(
+    /// Every metric's control and experiment series for `[start, end]`
+    /// (unix seconds) on the `step` grid (blocking).
+    fn fetch(
         &self,
         config: &CanaryConfig,
-        plan: &AnalysisPlan,
-        cancel: &AtomicBool,
-    ) -> Result<AnalysisRun, AnalysisError>;
+        control: &ScopeVars,
+        experiment: &ScopeVars,
+        start: f64,
+        end: f64,
+        step: Duration,
+    ) -> Result<Vec<MetricSetPair>, AnalysisError>;
+
+    /// The answer to a [`Command::Measure`]: `promql` at unix time `at`,
+    /// or over `range` (start, end, step) (blocking). Without a
+    /// Prometheus: an error.
+    fn measure(&self, promql: &str, at: f64, range: Option<(f64, f64, Duration)>) -> Measurement {
+        let _ = (promql, at, range);
+        Measurement::Error("no Prometheus to measure with".into())
+    }
 }
 
 impl MetricsSource for PromApi {
-    fn analyze(
+    fn fetch(
         &self,
         config: &CanaryConfig,
-        plan: &AnalysisPlan,
-        cancel: &AtomicBool,
-    ) -> Result<AnalysisRun, AnalysisError> {
-        run_analysis(self, config, plan, cancel)
+        control: &ScopeVars,
+        experiment: &ScopeVars,
+        start: f64,
+        end: f64,
+        step: Duration,
+    ) -> Result<Vec<MetricSetPair>, AnalysisError> {
+        fetch_pairs(self, config, control, experiment, start, end, step)
+    }
+
+    fn measure(&self, promql: &str, at: f64, range: Option<(f64, f64, Duration)>) -> Measurement {
+        let data = match range {
+            Some((start, end, step)) => self.query_range_data(promql, start, end, step),
+            None => self.query_data(promql, at),
+        };
+        match data {
+            Ok(data) => measurement(&data),
+            Err(e) => Measurement::Error(e.to_string()),
+        }
     }
 }
 
@@ -73,8 +123,12 @@ impl MetricsSource for PromApi {
 pub struct RunOptions {
     /// Time between Deployment status polls.
     pub poll: Duration,
-    /// How long a rollout may take.
+    /// How long a rollout may take (production's, before the release and
+    /// on promotion).
     pub rollout_timeout: Duration,
+    /// How long the canary and baseline have to roll out (the
+    /// controller's deploy deadline; a miss rolls the release back).
+    pub deploy_timeout: Duration,
     /// Seed of the judge's noise.
     pub seed: u64,
 }
@@ -84,6 +138,7 @@ impl Default for RunOptions {
         RunOptions {
             poll: Duration::from_secs(2),
             rollout_timeout: Duration::from_secs(600),
+            deploy_timeout: Duration::from_secs(600),
             seed: 1,
         }
     }
@@ -142,7 +197,8 @@ pub struct Cleanup {
 #[derive(Debug)]
 pub struct KubeOutcome {
     pub analysis: AnalysisRun,
-    pub decision: Decision,
+    /// [`ReleaseEnd::Promote`] or [`ReleaseEnd::Rollback`].
+    pub decision: ReleaseEnd,
     pub production: ProductionState,
     pub cleanup: Cleanup,
 }
@@ -218,6 +274,39 @@ pub async fn run_release(
             cleanup: None,
         });
     }
+    let judge = match Judge::new(config) {
+        Ok(j) => Arc::new(j),
+        Err(e) => {
+            return Err(RunFailure {
+                error: KubeError::Analysis(AnalysisError::Config(e)),
+                production: ProductionState::Untouched,
+                cleanup: None,
+            });
+        }
+    };
+    if let Err(e) = Analysis::new(&plan.schedule, plan.thresholds) {
+        return Err(RunFailure {
+            error: KubeError::Analysis(AnalysisError::Schedule(e)),
+            production: ProductionState::Untouched,
+            cleanup: None,
+        });
+    }
+    let spec = kube_spec(plan, options);
+    let mut controller = Kayenta::new(&spec, false);
+    let ctx = DriveContext {
+        metrics,
+        config: config.clone(),
+        judge,
+        queries: controller
+            .queries()
+            .iter()
+            .map(|q| q.promql.clone())
+            .collect(),
+        control,
+        experiment,
+        step: plan.step,
+        seed: options.seed,
+    };
     let mut release = Release {
         client,
         m: manifests,
@@ -227,20 +316,11 @@ pub async fn run_release(
         sent_vs: false,
         sent_loadgen: false,
         promoting: false,
+        cleanup: None,
     };
-    let analysis_plan = AnalysisPlan {
-        schedule: plan.schedule,
-        thresholds: plan.thresholds,
-        step: plan.step,
-        started_at: 0.0,
-        control,
-        experiment,
-        seed: options.seed,
-    };
-    match release.body(plan, config, metrics, analysis_plan).await {
+    match release.drive(&mut controller, &ctx).await {
         Ok((analysis, decision, production)) => {
-            let mut cleanup = Cleanup::default();
-            release.finish(&mut cleanup).await;
+            let cleanup = release.finish_once().await;
             Ok(KubeOutcome {
                 analysis,
                 decision,
@@ -268,8 +348,7 @@ pub async fn run_release(
             } else {
                 ProductionState::Untouched
             };
-            let mut cleanup = Cleanup::default();
-            release.finish(&mut cleanup).await;
+            let cleanup = release.finish_once().await;
             Err(RunFailure {
                 error,
                 production,
@@ -288,6 +367,8 @@ struct Release<'a> {
     sent_vs: bool,
     sent_loadgen: bool,
     promoting: bool,
+    /// What the controller's rollback or cleanup did, once done.
+    cleanup: Option<Cleanup>,
 }
 
 fn describe<K: Resource<DynamicType = ()>>(obj: &K) -> String {
@@ -340,20 +421,13 @@ impl Release<'_> {
             .await
     }
 
-    async fn body(
-        &mut self,
-        plan: &LocalPlan,
-        config: &CanaryConfig,
-        metrics: Arc<dyn MetricsSource>,
-        mut analysis_plan: AnalysisPlan,
-    ) -> Result<(AnalysisRun, Decision, ProductionState), KubeError> {
+    /// Production, its Service, DestinationRule and a VirtualService with
+    /// every request to production, then production's rollout: what runs
+    /// before the commit.
+    async fn prelude(&mut self) -> Result<(), KubeError> {
         let m = self.m;
         self.check_cancel()?;
         self.apply_deployment(&m.production).await?;
-        if let Some(b) = &m.baseline {
-            self.apply_deployment(b).await?;
-        }
-        self.apply_deployment(&m.canary).await?;
         {
             let api: Api<Service> = Api::namespaced(self.client.clone(), self.ns());
             self.apply(
@@ -378,74 +452,295 @@ impl Release<'_> {
         }
         // No traffic to the new pods before they are ready.
         self.apply_vs(&m.virtual_service(all_production())).await?;
-        self.wait_rollout(&m.production).await?;
-        if let Some(b) = &m.baseline {
-            self.wait_rollout(b).await?;
-        }
-        self.wait_rollout(&m.canary).await?;
+        self.wait_rollout(&m.production).await
+    }
 
-        {
-            let api: Api<Job> = Api::namespaced(self.client.clone(), self.ns());
-            self.sent_loadgen = true;
-            self.apply(
-                api,
-                super::manifests::LOADGEN_JOB,
-                &describe(&m.loadgen),
-                &m.loadgen,
-            )
-            .await?;
-        }
-        self.apply_vs(&m.virtual_service(plan.split_at(Duration::ZERO)))
-            .await?;
-        let started = Instant::now();
-        analysis_plan.started_at = unix_now();
-
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut analysis = {
-            let stop = stop.clone();
-            let config = config.clone();
-            tokio::task::spawn_blocking(move || metrics.analyze(&config, &analysis_plan, &stop))
+    /// Runs `controller` to its end: the module docs' objects for its
+    /// commands, controller time (milliseconds of the plan's scaled time)
+    /// from the commit on `tokio`'s clock.
+    async fn drive<C: Controller>(
+        &mut self,
+        controller: &mut C,
+        ctx: &DriveContext,
+    ) -> Result<(AnalysisRun, ReleaseEnd, ProductionState), KubeError> {
+        self.prelude().await?;
+        let mut d = Driver {
+            t0: Instant::now(),
+            t0_unix: unix_now(),
+            now: 0,
+            wakes: BinaryHeap::new(),
+            immediate: VecDeque::new(),
+            pending: Vec::new(),
+            traffic_at: None,
+            tasks: JoinSet::new(),
+            intervals: Vec::new(),
+            production: ProductionState::Untouched,
         };
-        let mut steps = plan.traffic.iter().skip(1).copied().peekable();
-        let result = loop {
-            let tick = tokio::time::sleep(Duration::from_millis(100));
+        controller.handle(0, Event::Start);
+        let outcome = loop {
+            let mut done = None;
+            while let Some(command) = controller.poll() {
+                if let Command::Done(o) = command {
+                    done = Some(o);
+                    break;
+                }
+                self.execute(command, &mut d, ctx).await?;
+            }
+            if let Some(o) = done {
+                break o;
+            }
+            if let Some(event) = d.immediate.pop_front() {
+                controller.handle(d.now, event);
+                continue;
+            }
+            let wake = d.wakes.peek().map(|Reverse(t)| d.real(*t));
+            let poll = !d.pending.is_empty();
             tokio::select! {
-                r = &mut analysis => break r,
-                _ = tick => {}
-            }
-            if self.cancel.load(Ordering::Relaxed) {
-                stop.store(true, Ordering::Relaxed);
-            }
-            if let Some((after, split)) = steps.peek().copied()
-                && started.elapsed() >= after
-                && !stop.load(Ordering::Relaxed)
-            {
-                steps.next();
-                if let Err(e) = self.apply_vs(&m.virtual_service(split)).await {
-                    stop.store(true, Ordering::Relaxed);
-                    let _ = analysis.await;
-                    return Err(e);
+                _ = async {
+                    match wake {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let mut due = d.now;
+                    while let Some(&Reverse(t)) = d.wakes.peek() {
+                        if d.real(t) > Instant::now() {
+                            break;
+                        }
+                        d.wakes.pop();
+                        due = due.max(t);
+                    }
+                    d.now = due;
+                    controller.handle(due, Event::TimeReached);
+                }
+                Some(answer) = d.tasks.join_next(), if !d.tasks.is_empty() => {
+                    d.now = d.clock();
+                    match answer {
+                        Ok(Answer::Judged(interval)) => {
+                            let (index, score) = (interval.window.index, interval.result.score.score);
+                            d.intervals.push(*interval);
+                            controller.handle(d.now, Event::Judged { index, score });
+                        }
+                        Ok(Answer::Measured { id, value }) => {
+                            controller.handle(d.now, Event::Measured { id, value });
+                        }
+                        Ok(Answer::Failed(e)) => {
+                            d.tasks.abort_all();
+                            return Err(e);
+                        }
+                        Err(e) if e.is_cancelled() => {}
+                        Err(e) => return Err(KubeError::Task(e.to_string())),
+                    }
+                }
+                _ = tokio::time::sleep(self.options.poll.min(Duration::from_millis(100))) => {
+                    if self.cancel.load(Ordering::Relaxed) {
+                        d.tasks.abort_all();
+                        return Err(KubeError::Cancelled);
+                    }
+                    if poll {
+                        d.now = d.clock();
+                        for event in self.look_at_rollouts(&mut d).await? {
+                            controller.handle(d.now, event);
+                        }
+                    }
                 }
             }
         };
-        let analysis = match result {
-            Ok(Ok(run)) => run,
-            Ok(Err(AnalysisError::Cancelled)) => return Err(KubeError::Cancelled),
-            Ok(Err(e)) => return Err(KubeError::Analysis(e)),
-            Err(e) => return Err(KubeError::Task(e.to_string())),
+        d.tasks.abort_all();
+        let decision = match outcome.end {
+            ReleaseEnd::Promote => Decision::Promote,
+            ReleaseEnd::Rollback => Decision::Rollback,
+            ReleaseEnd::DeployFailed => {
+                return Err(d.pending.first().map_or_else(
+                    || KubeError::Task(format!("the deploy failed: {}", outcome.reason)),
+                    |p| p.timeout(secs(outcome.decided_at)),
+                ));
+            }
+            other => {
+                return Err(KubeError::Task(format!(
+                    "the release ended with {other}: {}",
+                    outcome.reason
+                )));
+            }
         };
-        let decision = analysis.outcome.decision;
-        let production = match decision {
-            Decision::Promote => {
+        let decided_at = match d.intervals.last() {
+            Some(last) if outcome.decided_at_interval.is_some() => last.window.end,
+            _ => Duration::from_secs_f64(secs(
+                outcome
+                    .decided_at
+                    .saturating_sub(outcome.traffic_at.unwrap_or(0)),
+            )),
+        };
+        let analysis = AnalysisRun {
+            outcome: Outcome {
+                decision,
+                reason: outcome.reason,
+                scores: d.intervals.iter().map(|i| i.result.score.score).collect(),
+                decided_at,
+            },
+            intervals: d.intervals,
+        };
+        Ok((analysis, outcome.end, d.production))
+    }
+
+    /// Carries out one command (not [`Command::Done`]).
+    async fn execute(
+        &mut self,
+        command: Command,
+        d: &mut Driver,
+        ctx: &DriveContext,
+    ) -> Result<(), KubeError> {
+        let m = self.m;
+        match command {
+            Command::WakeAt(t) => d.wakes.push(Reverse(t)),
+            // The image exists: nothing to build.
+            Command::Build => d.immediate.push_back(Event::BuildFinished { ok: true }),
+            Command::StartPods { track, count } => {
+                let deployment = match track {
+                    Track::Canary => Some(&m.canary),
+                    Track::Baseline => m.baseline.as_ref(),
+                    // Production runs from before the commit.
+                    Track::Production => None,
+                };
+                match deployment {
+                    Some(dep) => {
+                        self.apply_deployment(dep).await?;
+                        d.pending.push(Pending {
+                            track,
+                            count,
+                            name: dep.metadata.name.clone().unwrap_or_default(),
+                            seen: None,
+                        });
+                    }
+                    None => {
+                        for _ in 0..count {
+                            d.immediate.push_back(Event::PodReady { track });
+                        }
+                    }
+                }
+            }
+            Command::SetWeights(split) => {
+                let split: PlanSplit = split.into();
+                if d.traffic_at.is_none() {
+                    let api: Api<Job> = Api::namespaced(self.client.clone(), self.ns());
+                    self.sent_loadgen = true;
+                    self.apply(
+                        api,
+                        super::manifests::LOADGEN_JOB,
+                        &describe(&m.loadgen),
+                        &m.loadgen,
+                    )
+                    .await?;
+                    d.now = d.now.max(d.clock());
+                    d.traffic_at = Some(d.now);
+                }
+                self.apply_vs(&m.virtual_service(split)).await?;
+            }
+            Command::Measure(request) => {
+                let promql = ctx.queries.get(request.query).cloned().unwrap_or_default();
+                let at = d.unix(request.at);
+                let range = request.range.map(|r| {
+                    (
+                        d.unix(r.start),
+                        d.unix(r.end),
+                        Duration::from_millis(r.step),
+                    )
+                });
+                let due = d.real(request.at) + ctx.step;
+                let metrics = ctx.metrics.clone();
+                d.tasks.spawn(async move {
+                    tokio::time::sleep_until(due).await;
+                    let id = request.id;
+                    let value =
+                        tokio::task::spawn_blocking(move || metrics.measure(&promql, at, range))
+                            .await
+                            .unwrap_or_else(|e| Measurement::Error(e.to_string()));
+                    Answer::Measured { id, value }
+                });
+            }
+            Command::Judge(request) => {
+                let w = request.window;
+                let start = d.unix(request.origin + ms(w.start.as_secs_f64()));
+                let end = d.unix(request.origin + ms(w.end.as_secs_f64()));
+                let due = d.real(request.origin + ms(w.end.as_secs_f64())) + ctx.step;
+                let (metrics, config, judge) =
+                    (ctx.metrics.clone(), ctx.config.clone(), ctx.judge.clone());
+                let (control, experiment) = (ctx.control.clone(), ctx.experiment.clone());
+                let (step, seed) = (ctx.step, ctx.seed);
+                d.tasks.spawn(async move {
+                    tokio::time::sleep_until(due).await;
+                    let judged = tokio::task::spawn_blocking(move || {
+                        judge_window(
+                            metrics.as_ref(),
+                            &config,
+                            &judge,
+                            (&control, &experiment),
+                            w,
+                            (start, end, step),
+                            seed,
+                        )
+                    })
+                    .await;
+                    match judged {
+                        Ok(Ok(interval)) => Answer::Judged(Box::new(interval)),
+                        Ok(Err(e)) => Answer::Failed(KubeError::Analysis(e)),
+                        Err(e) => Answer::Failed(KubeError::Task(e.to_string())),
+                    }
+                });
+            }
+            Command::Promote(_) => {
+                d.tasks.abort_all();
                 self.check_cancel()?;
                 self.promoting = true;
                 self.apply_deployment(&m.promoted).await?;
                 self.wait_rollout(&m.promoted).await?;
-                ProductionState::Promoted
+                d.production = ProductionState::Promoted;
+                d.now = d.clock();
+                d.immediate.push_back(Event::Promoted(Ok(())));
             }
-            Decision::Rollback => ProductionState::Untouched,
-        };
-        Ok((analysis, decision, production))
+            Command::RollBack | Command::Cleanup => {
+                d.tasks.abort_all();
+                let rollback = command == Command::RollBack;
+                let mut cleanup = Cleanup::default();
+                self.finish(&mut cleanup).await;
+                self.cleanup = Some(cleanup);
+                d.now = d.clock();
+                d.immediate.push_back(if rollback {
+                    Event::RolledBack
+                } else {
+                    Event::CleanedUp
+                });
+            }
+            Command::Done(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Looks at the Deployments started and not yet rolled out: one
+    /// [`Event::PodReady`] per replica of each one whose rollout is
+    /// complete.
+    async fn look_at_rollouts(&self, d: &mut Driver) -> Result<Vec<Event>, KubeError> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), self.ns());
+        let mut events = Vec::new();
+        let mut still = Vec::new();
+        for mut p in std::mem::take(&mut d.pending) {
+            let live = api.get(&p.name).await.map_err(|e| KubeError::Api {
+                action: "get",
+                object: format!("Deployment {}", p.name),
+                source: Box::new(e),
+            })?;
+            let status = RolloutStatus::of(&live);
+            if status.complete() {
+                for _ in 0..p.count {
+                    events.push(Event::PodReady { track: p.track });
+                }
+            } else {
+                p.seen = Some(status);
+                still.push(p);
+            }
+        }
+        d.pending = still;
+        Ok(events)
     }
 
     fn check_cancel(&self) -> Result<(), KubeError> {
@@ -470,25 +765,19 @@ impl Release<'_> {
                 object: format!("Deployment {name}"),
                 source: Box::new(e),
             })?;
-            let want = live.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let generation = live.metadata.generation.unwrap_or(0);
-            let status = live.status.clone().unwrap_or_default();
-            let observed = status.observed_generation.unwrap_or(0);
-            let updated = status.updated_replicas.unwrap_or(0);
-            let available = status.available_replicas.unwrap_or(0);
-            let total = status.replicas.unwrap_or(0);
-            if observed >= generation && updated == want && available == want && total == want {
+            let st = RolloutStatus::of(&live);
+            if st.complete() {
                 return Ok(());
             }
             if started.elapsed() >= self.options.rollout_timeout {
                 return Err(KubeError::RolloutTimeout {
                     name,
                     waited: self.options.rollout_timeout,
-                    replicas: want,
-                    updated,
-                    available,
-                    generation,
-                    observed,
+                    replicas: st.want,
+                    updated: st.updated,
+                    available: st.available,
+                    generation: st.generation,
+                    observed: st.observed,
                 });
             }
             self.sleep_or_cancel(self.options.poll).await?;
@@ -505,6 +794,16 @@ impl Release<'_> {
             }
             tokio::time::sleep(left.min(Duration::from_millis(100))).await;
         }
+    }
+
+    /// The controller's cleanup, or [`Self::finish`] if it never ran.
+    async fn finish_once(&mut self) -> Cleanup {
+        if let Some(c) = self.cleanup.take() {
+            return c;
+        }
+        let mut cleanup = Cleanup::default();
+        self.finish(&mut cleanup).await;
+        cleanup
     }
 
     /// Traffic back to production (if the VirtualService was sent), then
@@ -530,6 +829,192 @@ impl Release<'_> {
             let jobs: Api<Job> = Api::namespaced(self.client.clone(), self.ns());
             delete(&jobs, "Job", super::manifests::LOADGEN_JOB, cleanup).await;
         }
+    }
+}
+
+/// What the driver needs besides the cluster.
+struct DriveContext {
+    metrics: Arc<dyn MetricsSource>,
+    config: CanaryConfig,
+    judge: Arc<Judge>,
+    control: ScopeVars,
+    experiment: ScopeVars,
+    /// The query step (the scrape step, scaled).
+    step: Duration,
+    seed: u64,
+    /// The controller's queries' PromQL.
+    queries: Vec<String>,
+}
+
+/// What the driver's background work answers with.
+enum Answer {
+    Judged(Box<JudgedInterval>),
+    Measured {
+        id: u64,
+        value: Measurement,
+    },
+    /// A window could not be fetched or judged: the release stops.
+    Failed(KubeError),
+}
+
+/// A Deployment started and not yet rolled out.
+struct Pending {
+    track: Track,
+    count: u32,
+    name: String,
+    /// Its status at the last look.
+    seen: Option<RolloutStatus>,
+}
+
+impl Pending {
+    fn timeout(&self, waited_s: f64) -> KubeError {
+        let s = self.seen.unwrap_or_default();
+        KubeError::RolloutTimeout {
+            name: self.name.clone(),
+            waited: Duration::from_secs_f64(waited_s),
+            replicas: s.want,
+            updated: s.updated,
+            available: s.available,
+            generation: s.generation,
+            observed: s.observed,
+        }
+    }
+}
+
+/// A Deployment's rollout, as `kubectl rollout status` reads it.
+#[derive(Debug, Clone, Copy, Default)]
+struct RolloutStatus {
+    want: i32,
+    generation: i64,
+    observed: i64,
+    updated: i32,
+    available: i32,
+    total: i32,
+}
+
+impl RolloutStatus {
+    fn of(live: &Deployment) -> Self {
+        let status = live.status.clone().unwrap_or_default();
+        RolloutStatus {
+            want: live.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+            generation: live.metadata.generation.unwrap_or(0),
+            observed: status.observed_generation.unwrap_or(0),
+            updated: status.updated_replicas.unwrap_or(0),
+            available: status.available_replicas.unwrap_or(0),
+            total: status.replicas.unwrap_or(0),
+        }
+    }
+
+    /// The controller has seen the latest spec, every replica is updated
+    /// and available, no old ones are left.
+    fn complete(&self) -> bool {
+        self.observed >= self.generation
+            && self.updated == self.want
+            && self.available == self.want
+            && self.total == self.want
+    }
+}
+
+/// The driver's clock and what is under way.
+struct Driver {
+    /// `tokio` time of controller time 0 (the commit).
+    t0: Instant,
+    /// Unix seconds of controller time 0.
+    t0_unix: f64,
+    /// The last `now` fed to the controller.
+    now: Millis,
+    wakes: BinaryHeap<Reverse<Millis>>,
+    /// Answers to feed at `now`, in order.
+    immediate: VecDeque<Event>,
+    pending: Vec<Pending>,
+    /// Controller time of the traffic shift.
+    traffic_at: Option<Millis>,
+    tasks: JoinSet<Answer>,
+    intervals: Vec<JudgedInterval>,
+    production: ProductionState,
+}
+
+impl Driver {
+    /// `tokio` time of controller time `t`.
+    fn real(&self, t: Millis) -> Instant {
+        self.t0 + Duration::from_millis(t)
+    }
+
+    /// Unix seconds of controller time `t`, to the millisecond.
+    fn unix(&self, t: Millis) -> f64 {
+        ((self.t0_unix + secs(t)) * 1000.0).round() / 1000.0
+    }
+
+    /// Controller time now (never before the last `now`).
+    fn clock(&self) -> Millis {
+        ms(self.t0.elapsed().as_secs_f64()).max(self.now)
+    }
+}
+
+/// Fetches one window's series and judges them; a window without a single
+/// value is [`AnalysisError::NoData`].
+fn judge_window(
+    metrics: &dyn MetricsSource,
+    config: &CanaryConfig,
+    judge: &Judge,
+    (control, experiment): (&ScopeVars, &ScopeVars),
+    window: Window,
+    (start, end, step): (f64, f64, Duration),
+    seed: u64,
+) -> Result<JudgedInterval, AnalysisError> {
+    let pairs = metrics.fetch(config, control, experiment, start, end, step)?;
+    let empty = |v: &[f64]| v.iter().all(|x| x.is_nan());
+    if pairs
+        .iter()
+        .all(|p| empty(&p.values.control) && empty(&p.values.experiment))
+    {
+        return Err(AnalysisError::NoData {
+            interval: window.index,
+            start,
+            end,
+            query: build_query(config, 0, control).unwrap_or_default(),
+        });
+    }
+    let result = judge.judge_pairs(&pairs, seed.wrapping_add(window.index as u64))?;
+    Ok(JudgedInterval {
+        window,
+        start,
+        end,
+        pairs,
+        result,
+    })
+}
+
+/// The Kayenta pipeline as the Kubernetes mode runs it, in the plan's
+/// (scaled) time: no build, the plan's pods, the traffic shift once every
+/// pod is ready, the plan's splits, production's rolling update left to
+/// its Deployment.
+pub fn kube_spec(plan: &LocalPlan, options: &RunOptions) -> KayentaSpec {
+    let split = |s: PlanSplit| Split {
+        canary: s.canary,
+        baseline: s.baseline,
+        production: s.production,
+    };
+    KayentaSpec {
+        build_after_s: None,
+        deploy_timeout_s: options.deploy_timeout.as_secs_f64(),
+        canary_pods: plan.canary_replicas.max(1),
+        baseline_pods: plan.baseline_replicas,
+        shift_delay_s: 0.0,
+        traffic: split(plan.split_at(Duration::ZERO)),
+        traffic_steps: plan
+            .traffic
+            .iter()
+            .skip(1)
+            .map(|(after, s)| (after.as_secs_f64(), split(*s)))
+            .collect(),
+        schedule: plan.schedule,
+        thresholds: plan.thresholds,
+        rolling_update: RollingUpdate {
+            replicas: plan.production_replicas.max(1),
+            max_surge: 1,
+            max_unavailable: 0,
+        },
     }
 }
 

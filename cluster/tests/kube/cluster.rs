@@ -19,7 +19,7 @@ use std::sync::atomic::AtomicBool;
 use cluster::kube::{Manifests, RenderOptions, RunOptions, clean, connect, run_release};
 use cluster::plan::plan_release;
 use cluster::prom::PromApi;
-use judge::analysis::Decision;
+use release::ReleaseEnd;
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("set {name} (see cluster/KUBE.md)"))
@@ -57,7 +57,7 @@ async fn aa_release_on_a_real_cluster_is_promoted_and_clean_removes_everything()
     .expect("release finishes");
     assert_eq!(
         outcome.decision,
-        Decision::Promote,
+        ReleaseEnd::Promote,
         "{:?}",
         outcome.analysis.outcome
     );

@@ -2,23 +2,29 @@
 //! mock API server: a passing release, a failing one, errors mid-way and
 //! Ctrl-C at several points.
 //!
-//! The analysis is injected ([`MetricsSource`]): these tests are about the
-//! Kubernetes side, and the verdict is given. The analysis against a real
-//! Prometheus is tested in `tests/local`, with the same `run_analysis`.
+//! The release is the controller's (`release::kayenta::Kayenta`): its pods,
+//! weights, windows and promotion or rollback become these requests. The
+//! series of each judged window are injected ([`MetricsSource`]), so the
+//! real Kayenta judge decides on numbers the test chooses (equal: pass;
+//! ten times the control's: fail), on a shortened schedule (three 100 ms
+//! windows). Fetching from a real Prometheus is tested in
+//! `tests/prometheus`, with the same `fetch_pairs`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cluster::analysis::{AnalysisError, AnalysisPlan, AnalysisRun};
+use cluster::analysis::AnalysisError;
 use cluster::kube::manifests::all_production;
 use cluster::kube::{
     KubeError, Manifests, MetricsSource, ProductionState, RenderOptions, RunOptions, clean,
     run_release,
 };
 use cluster::plan::{LocalPlan, Split, plan_release};
-use judge::CanaryConfig;
-use judge::analysis::{Decision, Outcome};
+use cluster::query::ScopeVars;
+use judge::analysis::Schedule;
+use judge::{CanaryConfig, MetricSetPair};
+use release::ReleaseEnd;
 use scenarios::Scenario;
 use serde_json::Value;
 
@@ -43,7 +49,16 @@ struct Release {
 
 fn release(name: &str) -> Release {
     let scenario = catalog(name);
-    let plan = plan_release(&scenario, 0.05, 1).expect("plans");
+    let mut plan = plan_release(&scenario, 0.05, 1).expect("plans");
+    // Three 100 ms windows, no warmup: the controller's analysis in
+    // real time, short.
+    plan.schedule = Schedule {
+        lifetime: Duration::from_millis(300),
+        interval: Some(Duration::from_millis(100)),
+        warmup: Duration::ZERO,
+        lookback: None,
+    };
+    plan.step = Duration::from_millis(20);
     let manifests = Manifests::new(
         &scenario.name,
         &plan,
@@ -58,62 +73,66 @@ fn release(name: &str) -> Release {
     }
 }
 
-/// What the analysis does, and what it was asked.
+/// A fetch: control scope, experiment scope, namespace, window start, end.
+type Asked = (String, String, String, f64, f64);
+
+/// The series the judged windows get, and what was asked.
 #[derive(Default)]
 struct Fake {
-    verdict: Option<Decision>,
-    /// Fail with NoData instead of a verdict.
+    /// Promote: the canary's series equal the control's; otherwise every
+    /// canary value is ten times the control's.
+    verdict: Option<ReleaseEnd>,
+    /// Fail with NoData instead of series.
     no_data: bool,
-    /// Run this long (or until cancelled) before answering.
-    takes: Duration,
-    asked: Mutex<Vec<(String, String, String)>>,
+    asked: Mutex<Vec<Asked>>,
 }
 
 impl MetricsSource for Fake {
-    fn analyze(
+    fn fetch(
         &self,
-        _config: &CanaryConfig,
-        plan: &AnalysisPlan,
-        cancel: &AtomicBool,
-    ) -> Result<AnalysisRun, AnalysisError> {
+        config: &CanaryConfig,
+        control: &ScopeVars,
+        experiment: &ScopeVars,
+        start: f64,
+        end: f64,
+        step: Duration,
+    ) -> Result<Vec<MetricSetPair>, AnalysisError> {
         self.asked.lock().expect("lock").push((
-            plan.control.scope.clone(),
-            plan.experiment.scope.clone(),
-            plan.experiment
+            control.scope.clone(),
+            experiment.scope.clone(),
+            experiment
                 .extra
                 .get("namespace")
                 .cloned()
                 .unwrap_or_default(),
+            start,
+            end,
         ));
-        let until = std::time::Instant::now() + self.takes;
-        while std::time::Instant::now() < until || self.verdict.is_none() && !self.no_data {
-            if cancel.load(Ordering::SeqCst) {
-                return Err(AnalysisError::Cancelled);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
         if self.no_data {
             return Err(AnalysisError::NoData {
                 interval: 0,
-                start: 0.0,
-                end: 1.0,
+                start,
+                end,
                 query: "q".into(),
             });
         }
-        let decision = self.verdict.unwrap_or(Decision::Rollback);
-        Ok(AnalysisRun {
-            outcome: Outcome {
-                decision,
-                reason: "given by the test".into(),
-                scores: vec![if decision == Decision::Promote {
-                    100.0
-                } else {
-                    10.0
-                }],
-                decided_at: Duration::from_secs(1),
-            },
-            intervals: Vec::new(),
-        })
+        let k = if self.verdict == Some(ReleaseEnd::Promote) {
+            1.0
+        } else {
+            10.0
+        };
+        let times: Vec<f64> = (0..20).map(|i| start + i as f64 * 0.01).collect();
+        let control: Vec<(f64, f64)> = times
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| (t, 1.0 + (i % 5) as f64 * 0.1))
+            .collect();
+        let canary: Vec<(f64, f64)> = control.iter().map(|&(t, v)| (t, v * k)).collect();
+        Ok(config
+            .metrics
+            .iter()
+            .map(|m| cluster::metric_set_pair(&m.name, &control, &canary, start, end, step))
+            .collect())
     }
 }
 
@@ -121,12 +140,14 @@ fn options() -> RunOptions {
     RunOptions {
         poll: Duration::from_millis(10),
         rollout_timeout: Duration::from_secs(30),
+        deploy_timeout: Duration::from_secs(30),
         seed: 1,
     }
 }
 
-/// Applies, rollouts and traffic shift of a release with a baseline, up to
-/// the analysis.
+/// Production before the commit, then the controller's pods (canary,
+/// then baseline), their rollouts and the traffic shift, up to the
+/// analysis.
 fn setup(first_split_cancels: Option<&Arc<AtomicBool>>) -> Vec<mock::Expect> {
     let mut shift = apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService");
     if let Some(flag) = first_split_cancels {
@@ -134,14 +155,14 @@ fn setup(first_split_cancels: Option<&Arc<AtomicBool>>) -> Vec<mock::Expect> {
     }
     vec![
         apply(DEPLOYMENTS, "goldengoose-production", "Deployment"),
-        apply(DEPLOYMENTS, "goldengoose-baseline", "Deployment"),
-        apply(DEPLOYMENTS, "goldengoose-canary", "Deployment"),
         apply(SERVICES, "goldengoose", "Service"),
         apply(DESTINATION_RULES, "goldengoose", "DestinationRule"),
         apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService"),
         get(DEPLOYMENTS, "goldengoose-production", Reply::RolledOut),
-        get(DEPLOYMENTS, "goldengoose-baseline", Reply::RolledOut),
+        apply(DEPLOYMENTS, "goldengoose-canary", "Deployment"),
+        apply(DEPLOYMENTS, "goldengoose-baseline", "Deployment"),
         get(DEPLOYMENTS, "goldengoose-canary", Reply::RolledOut),
+        get(DEPLOYMENTS, "goldengoose-baseline", Reply::RolledOut),
         apply(JOBS, "canarylab-loadgen", "Job"),
         shift,
     ]
@@ -216,7 +237,7 @@ async fn passing_release_is_promoted_then_baseline_and_canary_deleted() {
     script.extend(teardown());
     let (client, server) = mock::server(script);
     let fake = Arc::new(Fake {
-        verdict: Some(Decision::Promote),
+        verdict: Some(ReleaseEnd::Promote),
         ..Default::default()
     });
     let cancel = Arc::new(AtomicBool::new(false));
@@ -224,7 +245,7 @@ async fn passing_release_is_promoted_then_baseline_and_canary_deleted() {
         .await
         .expect("release finishes");
     let seen = server.await.expect("verifier");
-    assert_eq!(outcome.decision, Decision::Promote);
+    assert_eq!(outcome.decision, ReleaseEnd::Promote);
     assert_eq!(outcome.production, ProductionState::Promoted);
     assert!(outcome.cleanup.traffic_to_production);
     assert_eq!(
@@ -239,7 +260,7 @@ async fn passing_release_is_promoted_then_baseline_and_canary_deleted() {
 
     // Traffic: nothing to the new pods before they are ready, then the
     // plan's first split, then all back to production.
-    assert_eq!(weights(&seen[5].body), split_weights(all_production()));
+    assert_eq!(weights(&seen[3].body), split_weights(all_production()));
     assert_eq!(
         weights(&seen[10].body),
         split_weights(r.plan.split_at(Duration::ZERO))
@@ -248,7 +269,7 @@ async fn passing_release_is_promoted_then_baseline_and_canary_deleted() {
     // Production before and after promotion: the canary's faults under
     // the production track.
     let before = args(&seen[0].body);
-    let canary = args(&seen[2].body);
+    let canary = args(&seen[5].body);
     let after = args(&seen[11].body);
     assert!(
         before.contains(&"--track=production".to_string()),
@@ -271,14 +292,28 @@ async fn passing_release_is_promoted_then_baseline_and_canary_deleted() {
         seen[11].body["spec"]["selector"], seen[0].body["spec"]["selector"],
         "the selector is immutable"
     );
-    // The analysis compared baseline with canary in the namespace.
-    assert_eq!(
-        *fake.asked.lock().expect("lock"),
-        [(
-            "baseline".to_string(),
-            "canary".to_string(),
-            "shop".to_string()
-        )]
+    // The controller judged every window of the schedule (Kayenta's
+    // growing windows: one start, later ends), each comparing baseline
+    // with canary in the namespace.
+    let asked = fake.asked.lock().expect("lock").clone();
+    assert_eq!(asked.len(), 3, "{asked:?}");
+    for a in &asked {
+        assert_eq!(
+            (a.0.as_str(), a.1.as_str(), a.2.as_str()),
+            ("baseline", "canary", "shop")
+        );
+    }
+    assert!(
+        asked
+            .windows(2)
+            .all(|w| w[0].3 == w[1].3 && w[1].4 > w[0].4),
+        "{asked:?}"
+    );
+    assert_eq!(outcome.analysis.intervals.len(), 3);
+    assert!(
+        outcome.analysis.outcome.scores.iter().all(|&x| x == 100.0),
+        "{:?}",
+        outcome.analysis.outcome
     );
 }
 
@@ -289,7 +324,7 @@ async fn failing_release_is_rolled_back_and_production_left_alone() {
     script.extend(teardown());
     let (client, server) = mock::server(script);
     let fake = Arc::new(Fake {
-        verdict: Some(Decision::Rollback),
+        verdict: Some(ReleaseEnd::Rollback),
         ..Default::default()
     });
     let outcome = run(
@@ -302,7 +337,7 @@ async fn failing_release_is_rolled_back_and_production_left_alone() {
     .await
     .expect("release finishes");
     let seen = server.await.expect("verifier");
-    assert_eq!(outcome.decision, Decision::Rollback);
+    assert_eq!(outcome.decision, ReleaseEnd::Rollback);
     assert_eq!(outcome.production, ProductionState::Untouched);
     assert_eq!(weights(&seen[11].body), split_weights(all_production()));
     // Production was applied once, at the start.
@@ -319,11 +354,11 @@ async fn release_without_baseline_compares_with_production() {
     assert!(r.manifests.baseline.is_none());
     let script = vec![
         apply(DEPLOYMENTS, "goldengoose-production", "Deployment"),
-        apply(DEPLOYMENTS, "goldengoose-canary", "Deployment"),
         apply(SERVICES, "goldengoose", "Service"),
         apply(DESTINATION_RULES, "goldengoose", "DestinationRule"),
         apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService"),
         get(DEPLOYMENTS, "goldengoose-production", Reply::RolledOut),
+        apply(DEPLOYMENTS, "goldengoose-canary", "Deployment"),
         get(DEPLOYMENTS, "goldengoose-canary", Reply::RolledOut),
         apply(JOBS, "canarylab-loadgen", "Job"),
         apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService"),
@@ -333,7 +368,7 @@ async fn release_without_baseline_compares_with_production() {
     ];
     let (client, server) = mock::server(script);
     let fake = Arc::new(Fake {
-        verdict: Some(Decision::Rollback),
+        verdict: Some(ReleaseEnd::Rollback),
         ..Default::default()
     });
     run(
@@ -346,7 +381,7 @@ async fn release_without_baseline_compares_with_production() {
     .await
     .expect("release finishes");
     let seen = server.await.expect("verifier");
-    let subsets: Vec<String> = seen[3].body["spec"]["subsets"]
+    let subsets: Vec<String> = seen[2].body["spec"]["subsets"]
         .as_array()
         .expect("subsets")
         .iter()
@@ -360,19 +395,17 @@ async fn release_without_baseline_compares_with_production() {
 async fn rollouts_are_polled_until_complete() {
     let r = release("latency-25pct");
     let mut script = setup(None);
-    // The canary needs two more polls.
+    // The canary needs two more polls; the baseline is done at the first.
+    script[7] = get(DEPLOYMENTS, "goldengoose-canary", Reply::Progressing);
     script.insert(
-        8,
+        9,
         get(DEPLOYMENTS, "goldengoose-canary", Reply::Progressing),
     );
-    script.insert(
-        8,
-        get(DEPLOYMENTS, "goldengoose-canary", Reply::Progressing),
-    );
+    script.insert(10, get(DEPLOYMENTS, "goldengoose-canary", Reply::RolledOut));
     script.extend(teardown());
     let (client, server) = mock::server(script);
     let fake = Arc::new(Fake {
-        verdict: Some(Decision::Rollback),
+        verdict: Some(ReleaseEnd::Rollback),
         ..Default::default()
     });
     run(
@@ -400,16 +433,19 @@ async fn traffic_steps_update_the_virtual_service_in_order() {
         (Duration::from_millis(200), step(50.0, 25.0, 25.0)),
         (Duration::from_millis(400), step(0.0, 50.0, 50.0)),
     ];
+    // A passing analysis long enough for both steps.
+    r.plan.schedule.lifetime = Duration::from_millis(600);
     let mut script = setup(None);
     script.extend([
         apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService"),
         apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService"),
+        apply(DEPLOYMENTS, "goldengoose-production", "Deployment"),
+        get(DEPLOYMENTS, "goldengoose-production", Reply::RolledOut),
     ]);
     script.extend(teardown());
     let (client, server) = mock::server(script);
     let fake = Arc::new(Fake {
-        verdict: Some(Decision::Rollback),
-        takes: Duration::from_millis(1500),
+        verdict: Some(ReleaseEnd::Promote),
         ..Default::default()
     });
     run(
@@ -440,17 +476,54 @@ async fn traffic_steps_update_the_virtual_service_in_order() {
 }
 
 #[tokio::test]
-async fn api_error_mid_way_deletes_what_was_sent_and_keeps_production() {
+async fn deploy_deadline_missed_rolls_back_before_any_traffic() {
     let r = release("latency-25pct");
-    let script = vec![
-        apply(DEPLOYMENTS, "goldengoose-production", "Deployment"),
-        apply(DEPLOYMENTS, "goldengoose-baseline", "Deployment"),
-        apply(DEPLOYMENTS, "goldengoose-canary", "Deployment").reply(Reply::Fail(500)),
-        // No VirtualService was sent, so none is touched; the canary was
-        // never stored (404 counts as gone), the baseline is deleted.
+    let mut script: Vec<_> = setup(None).into_iter().take(7).collect();
+    // The controller's deploy deadline (0 here) passes before the canary
+    // and baseline are looked at: its rollback, no traffic, no loadgen.
+    script.extend([
+        apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService"),
         delete(DEPLOYMENTS, "goldengoose-canary"),
         delete(DEPLOYMENTS, "goldengoose-baseline"),
-    ];
+    ]);
+    let (client, server) = mock::server(script);
+    let opts = RunOptions {
+        deploy_timeout: Duration::ZERO,
+        ..options()
+    };
+    let failure = run(
+        &r,
+        client,
+        Arc::new(Fake::default()),
+        &opts,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .expect_err("the deploy times out");
+    let seen = server.await.expect("verifier");
+    assert!(
+        matches!(&failure.error, KubeError::RolloutTimeout { name, .. } if name == "goldengoose-canary"),
+        "{}",
+        failure.error
+    );
+    assert_eq!(failure.production, ProductionState::Untouched);
+    assert_eq!(weights(&seen[7].body), split_weights(all_production()));
+    let cleanup = failure.cleanup.expect("cleanup ran");
+    assert!(cleanup.traffic_to_production);
+}
+
+#[tokio::test]
+async fn api_error_mid_way_deletes_what_was_sent_and_keeps_production() {
+    let r = release("latency-25pct");
+    let mut script: Vec<_> = setup(None).into_iter().take(5).collect();
+    script.extend([
+        apply(DEPLOYMENTS, "goldengoose-canary", "Deployment").reply(Reply::Fail(500)),
+        // Traffic stays on production; the canary was never stored (404
+        // counts as gone), nor was the baseline.
+        apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService"),
+        delete(DEPLOYMENTS, "goldengoose-canary"),
+        delete(DEPLOYMENTS, "goldengoose-baseline"),
+    ]);
     let (client, server) = mock::server(script);
     let failure = run(
         &r,
@@ -474,7 +547,7 @@ async fn api_error_mid_way_deletes_what_was_sent_and_keeps_production() {
     );
     assert_eq!(failure.production, ProductionState::Untouched);
     let cleanup = failure.cleanup.expect("cleanup ran");
-    assert!(!cleanup.traffic_to_production);
+    assert!(cleanup.traffic_to_production);
     assert_eq!(
         cleanup.deleted,
         [
@@ -531,7 +604,7 @@ async fn failed_promotion_rollout_is_undone() {
     script.extend(teardown());
     let (client, server) = mock::server(script);
     let fake = Arc::new(Fake {
-        verdict: Some(Decision::Promote),
+        verdict: Some(ReleaseEnd::Promote),
         ..Default::default()
     });
     let opts = RunOptions {
@@ -583,7 +656,7 @@ async fn ctrl_c_during_analysis_moves_traffic_back_and_deletes() {
 async fn ctrl_c_while_waiting_for_a_rollout_cleans_up() {
     let r = release("latency-25pct");
     let cancel = Arc::new(AtomicBool::new(false));
-    let mut script: Vec<_> = setup(None).into_iter().take(6).collect();
+    let mut script: Vec<_> = setup(None).into_iter().take(4).collect();
     script
         .push(get(DEPLOYMENTS, "goldengoose-production", Reply::Progressing).then_cancel(&cancel));
     script.extend([
@@ -613,7 +686,7 @@ async fn ctrl_c_during_promotion_leaves_the_rollout_to_finish() {
     script.extend(teardown());
     let (client, server) = mock::server(script);
     let fake = Arc::new(Fake {
-        verdict: Some(Decision::Promote),
+        verdict: Some(ReleaseEnd::Promote),
         ..Default::default()
     });
     let failure = run(&r, client, fake, &options(), cancel)
