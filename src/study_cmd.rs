@@ -36,8 +36,10 @@ pub struct StudyArgs {
     /// get one entry per scenario and analysis, named by the file's stem.
     /// An Argo or Flagger file's weights and pauses replace the scenario's
     /// [pipeline] traffic and timing; the scenario keeps its service,
-    /// regression, build and deploy.
-    #[arg(long = "analysis", value_name = "FILE")]
+    /// regression, build and deploy. A directory stands for its .json,
+    /// .yaml and .yml files, in name order (the catalog's three:
+    /// --analysis scenarios/catalog/analyses).
+    #[arg(long = "analysis", value_name = "FILE_OR_DIR")]
     pub analyses: Vec<PathBuf>,
     /// Seeded releases simulated per scenario.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
@@ -72,8 +74,7 @@ impl StudyArgs {
         scenarios: &[Scenario],
         out: &mut dyn Write,
     ) -> anyhow::Result<Vec<sim::StudyAnalysis>> {
-        let files = self
-            .analyses
+        let files = expand_analyses(&self.analyses)?
             .iter()
             .map(|p| sim::analysis::read(p))
             .collect::<Result<Vec<_>, _>>()?;
@@ -419,6 +420,37 @@ pub fn run_sim(args: &SimArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         dump_series(&scenarios, args.study.seed, dir, out)?;
     }
     Ok(Exit::Success)
+}
+
+/// The --analysis paths with each directory replaced by its `.json`,
+/// `.yaml` and `.yml` files, in name order.
+fn expand_analyses(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::with_capacity(paths.len());
+    for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("--analysis {}: cannot list the directory", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_file()
+                    && matches!(
+                        p.extension().and_then(|e| e.to_str()),
+                        Some("json" | "yaml" | "yml")
+                    )
+            })
+            .collect();
+        found.sort();
+        anyhow::ensure!(
+            !found.is_empty(),
+            "--analysis {}: the directory holds no .json, .yaml or .yml file",
+            path.display()
+        );
+        files.extend(found);
+    }
+    Ok(files)
 }
 
 /// Shards of side-by-side studies are not written yet: refuse rather than

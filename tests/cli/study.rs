@@ -212,6 +212,47 @@ fn sim_side_by_side_writes_one_entry_per_scenario_and_analysis() {
 }
 
 #[test]
+fn an_analysis_directory_stands_for_its_files_in_name_order() {
+    let out = tmp("side-by-side-dir");
+    let catalog = repo("scenarios/catalog");
+    let (exit, _) = canarylab(&[
+        "sim",
+        catalog.join("aa-typical.toml").to_str().unwrap(),
+        "--analysis",
+        catalog.join("analyses").to_str().unwrap(),
+        "--runs",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(exit, Exit::Success);
+    let study = reports::read_study(&out.join("results.json")).unwrap();
+    let analyses: Vec<_> = study
+        .scenarios
+        .iter()
+        .map(|s| s.analysis.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(analyses, ["argo-rollout", "flagger-canary", "kayenta"]);
+    std::fs::remove_dir_all(&out).unwrap();
+    // a directory with nothing to read is refused, naming it
+    let empty = tmp("side-by-side-empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let e = canarylab(&[
+        "sim",
+        catalog.join("aa-typical.toml").to_str().unwrap(),
+        "--analysis",
+        empty.to_str().unwrap(),
+        "--runs",
+        "5",
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("holds no .json"), "{e}");
+    std::fs::remove_dir_all(&empty).unwrap();
+}
+
+#[test]
 fn analysis_errors_name_the_file_and_field() {
     let dir = tmp("bad-analysis");
     std::fs::create_dir_all(&dir).unwrap();
@@ -247,4 +288,18 @@ fn analysis_errors_name_the_file_and_field() {
     .expect_err("conflict");
     assert!(e.contains("--analysis"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The catalog's side-by-side Kayenta analysis is a copy of the config its
+/// scenarios name, so that the plain study and the side-by-side one judge
+/// alike: the two files must not drift apart.
+#[test]
+fn the_catalogs_kayenta_analysis_is_its_scenarios_config() {
+    let catalog = repo("scenarios/catalog");
+    let analysis = std::fs::read(catalog.join("analyses/kayenta.json")).unwrap();
+    let config = std::fs::read(catalog.join("canary-config.json")).unwrap();
+    assert!(
+        analysis == config,
+        "scenarios/catalog/analyses/kayenta.json differs from scenarios/catalog/canary-config.json: copy one onto the other"
+    );
 }

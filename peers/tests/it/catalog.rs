@@ -71,7 +71,7 @@ fn argo_catalog_rollout() {
 
     // a latency regression fails every measurement: 300 + 3 * 300 s
     let mut c = peers::ArgoRollout::new(plan);
-    let (_, out) = run(&mut c, answer(0.999, 260.0));
+    let (_, out) = run(&mut c, answer(0.999, 360.0));
     assert_eq!((out.decision, out.at), (Decision::Rollback, secs(1200)));
     assert!(out.reason.contains("latency-p99"), "{}", out.reason);
     // Istio traffic routing: the canary's pods stay abortScaleDownDelaySeconds (30 s)
@@ -85,6 +85,6 @@ fn flagger_catalog_canary() {
     let (_, out) = run(&mut c, answer(99.9, 160.0));
     assert_eq!((out.decision, out.at), (Decision::Promote, secs(60 + 300)));
     let mut c = peers::FlaggerCanary::new(b.flagger.plan().expect("plans"));
-    let (_, out) = run(&mut c, answer(99.9, 260.0));
+    let (_, out) = run(&mut c, answer(99.9, 360.0));
     assert_eq!((out.decision, out.at), (Decision::Rollback, secs(60 + 360)));
 }

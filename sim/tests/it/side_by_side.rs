@@ -70,27 +70,50 @@ fn one_entry_per_scenario_and_analysis_on_common_seeds() {
     );
 }
 
-/// Until the simulator evaluates PromQL every peer measurement is an
-/// error, so the peers decide on their error rules, at times fixed from
-/// the traffic shift: Argo's metrics (initialDelay 5m) retry errors every
-/// 10 s and abort on the 5th (consecutiveErrorLimit 4): 5 min 40 s;
-/// Flagger (interval 1m, threshold 5) fails one check per tick and rolls
-/// back at interval * (threshold + 1) after the first tick: 6 min.
+/// The peers decide by their rules on the simulated Prometheus's answers,
+/// at times fixed from the traffic shift. On an A/A release every check
+/// passes: Argo completes when its last step ends (3 x 10-minute pauses:
+/// 30 min), Flagger promotes at interval * maxWeight / stepWeight (1m * 50 /
+/// 10: 5 min). With 2% errors Flagger's success-rate check (min 99%) fails
+/// every tick and it rolls back at interval * (threshold + 1) = 6 min,
+/// while Argo's (>= 0.95) passes and it completes.
 #[test]
 fn peers_decide_at_their_rules_times_from_the_traffic_shift() {
-    let sc = catalog("aa-typical");
-    let a = analyses(&sc.path, &["argo-rollout.yaml", "flagger-canary.yaml"]);
-    let study =
-        run_study_side_by_side(std::slice::from_ref(&sc), &a, opts(30), &|_, _| {}).unwrap();
-    for (r, expected_s) in study.scenarios.iter().zip([340.0, 360.0]) {
-        let deployed = r.verdicts.promoted + r.verdicts.rolled_back + r.verdicts.deploy_failed;
-        assert!(deployed > 0, "{r:?}");
-        assert_eq!(r.verdicts.promoted, 0, "{r:?}");
+    let a_of = |name: &str| {
+        let sc = catalog(name);
+        let a = analyses(&sc.path, &["argo-rollout.yaml", "flagger-canary.yaml"]);
+        let study =
+            run_study_side_by_side(std::slice::from_ref(&sc), &a, opts(30), &|_, _| {}).unwrap();
+        (sc, a, study)
+    };
+    let (_, _, aa) = a_of("aa-typical");
+    let (sc, a, errors) = a_of("errors-2pct");
+    let cases = [
+        (&aa.scenarios[0], ReleaseEnd::Promote, 1800.0),
+        (&aa.scenarios[1], ReleaseEnd::Promote, 300.0),
+        (&errors.scenarios[0], ReleaseEnd::Promote, 1800.0),
+        (&errors.scenarios[1], ReleaseEnd::Rollback, 360.0),
+    ];
+    for (r, end, expected_s) in cases {
+        let v = r.verdicts;
+        let count = match end {
+            ReleaseEnd::Promote => v.promoted,
+            _ => v.rolled_back,
+        };
+        assert_eq!(count, r.runs, "{:?} {:?}: {v:?}", r.name, r.analysis);
         assert_eq!(r.decision_time_s.p50, expected_s, "{:?}", r.analysis);
-        assert_eq!(r.decision_time_s.max, expected_s, "{:?}", r.analysis);
-        // the canary served requests until the rollback
-        assert!(r.blast_radius.max >= 0.0);
+        // Flagger decides on ticks; with 2% errors a tick's check may pass
+        // (success 99% or more in a minute of ~1,200 requests: rare), which
+        // delays the rollback by whole intervals
+        let max = r.decision_time_s.max;
+        assert!(
+            max == expected_s || (end == ReleaseEnd::Rollback && max % 60.0 == 0.0),
+            "{:?}: max {max}",
+            r.analysis
+        );
     }
+    // 2% of the canary's requests failed until Flagger rolled back
+    assert!(errors.scenarios[1].blast_radius.p50 > 0.0);
     // a detail run of a peer records its stages
     let prepared = sim::study::prepare_side_by_side(std::slice::from_ref(&sc), &a).unwrap();
     let (outcome, detail) = sim::run_once(&prepared[1], 3, true, &mut judge::Workspace::new());
