@@ -4,8 +4,6 @@
 //! instant and range, and the answers compared: same result type, same
 //! label sets, same timestamps, values equal to 1e-9 relative.
 
-use std::process::Command;
-
 use prom::{Engine, Query};
 
 use crate::data::{self, SCRAPE_MS, SPAN_MS, T0_MS};
@@ -164,25 +162,7 @@ fn queries() -> Vec<String> {
 fn evaluator_matches_a_real_prometheus() {
     let dir = TempDir::new("oracle");
     let store = data::store(7);
-    let om = dir.0.join("series.om");
-    std::fs::write(&om, prom::openmetrics::write(&store)).expect("write openmetrics");
-    // The file we wrote is what we evaluate on: load it back.
-    let text = std::fs::read_to_string(&om).expect("read back");
-    let store =
-        prom::openmetrics::parse(&text, &om.display().to_string()).expect("parse own output");
-    let tsdb = dir.0.join("tsdb");
-    let out = Command::new("promtool")
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(&om)
-        .arg(&tsdb)
-        .output()
-        .expect("run promtool (apt-get install prometheus)");
-    assert!(
-        out.status.success(),
-        "promtool failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let server = start_prometheus(&dir.0, &tsdb);
+    let (store, server) = backfill_and_serve(&dir.0, &store);
     let engine = Engine::new(&store);
 
     // Instant times: start, inside the first scrape interval, exactly on

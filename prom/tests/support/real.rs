@@ -230,3 +230,30 @@ pub(crate) fn has_data(body: &str) -> bool {
             _ => true,
         }
 }
+
+/// Writes `store` as OpenMetrics in `dir`, backfills it with `promtool tsdb
+/// create-blocks-from openmetrics` and starts Prometheus on the blocks.
+/// Returns the store read back from the written file (what Prometheus
+/// holds: OpenMetrics carries no stale markers) and the running server.
+pub(crate) fn backfill_and_serve(dir: &Path, store: &prom::Store) -> (prom::Store, Prometheus) {
+    let om = dir.join("series.om");
+    std::fs::write(&om, prom::openmetrics::write(store)).expect("write openmetrics");
+    // The file written is what both sides read: load it back.
+    let text = std::fs::read_to_string(&om).expect("read back");
+    let store =
+        prom::openmetrics::parse(&text, &om.display().to_string()).expect("parse own output");
+    let tsdb = dir.join("tsdb");
+    let out = Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&om)
+        .arg(&tsdb)
+        .output()
+        .expect("run promtool (apt-get install prometheus)");
+    assert!(
+        out.status.success(),
+        "promtool failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = start_prometheus(dir, &tsdb);
+    (store, server)
+}

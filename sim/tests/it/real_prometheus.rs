@@ -7,8 +7,6 @@
 //! are prom/tests/prom/oracle.rs's. The evaluator reads the dumped file
 //! back, as Prometheus does (OpenMetrics carries no stale markers).
 
-use std::process::Command;
-
 use prom::{Engine, Query};
 
 #[path = "../../../prom/tests/support/real.rs"]
@@ -45,23 +43,7 @@ fn simulated_series_answer_as_a_real_prometheus_does() {
     }
     let store = probe_store(&sc, &queries, 2_400_000, 4);
     let dir = TempDir::new("simprom");
-    let om = dir.0.join("series.om");
-    std::fs::write(&om, prom::openmetrics::write(&store)).expect("write openmetrics");
-    let text = std::fs::read_to_string(&om).expect("read back");
-    let store = prom::openmetrics::parse(&text, "series.om").expect("parse own output");
-    let tsdb = dir.0.join("tsdb");
-    let out = Command::new("promtool")
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(&om)
-        .arg(&tsdb)
-        .output()
-        .expect("run promtool (apt-get install prometheus)");
-    assert!(
-        out.status.success(),
-        "promtool failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let server = start_prometheus(&dir.0, &tsdb);
+    let (store, server) = backfill_and_serve(&dir.0, &store);
     let engine = Engine::new(&store);
     let t0 = sim::prometheus::EPOCH_MS;
     let times: Vec<i64> = (1..=16).map(|k| t0 + k * 150_000 + 1).collect();
