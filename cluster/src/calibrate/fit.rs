@@ -422,12 +422,12 @@ pub fn calibrate(obs: &Observations) -> Calibration {
             };
             let stats = acov_stats(&blocks, &[&centred]);
             let fit = jackknife(&stats, |s| {
-                let (a, rho) = ar1_from_acov(&acov_of(s))?;
+                let (a, rho) = ar1_from_acov(&acov_of(s), poisson)?;
                 Some([a.sqrt(), rho])
             });
             let acov = acov_of(&sum_blocks(&stats));
-            let acf = acf_pair(&acov);
-            if let Some((a, _)) = ar1_from_acov(&acov) {
+            let acf = acf_pair(&acov, poisson);
+            if let Some((a, _)) = ar1_from_acov(&acov, poisson) {
                 let white = acov[0] - a;
                 notes.push(format!(
                     "request-count noise not explained by the AR(1): variance {white:.3e} per step; Poisson alone gives {poisson:.3e}{}",
@@ -488,6 +488,13 @@ pub fn calibrate(obs: &Observations) -> Calibration {
             )
         }
     };
+
+    // The pooled histogram's log-sd, for the latency's sampling noise.
+    let pooled_sigma = obs
+        .histogram
+        .as_ref()
+        .and_then(|h| lognormal_fit(&h.bounds, &h.pooled()))
+        .map(|(_, s)| s);
 
     // Per-pod log mean latency.
     let lat: Vec<Vec<f64>> = pods
@@ -567,12 +574,29 @@ pub fn calibrate(obs: &Observations) -> Calibration {
         let refs: Vec<&[f64]> = resid.iter().map(Vec::as_slice).collect();
         let stats = acov_stats(&blocks, &refs);
         let shrink = 1.0 - 1.0 / n_lat as f64;
+        // The sampling noise of a step's ln(sum / count) is known from
+        // the per-request spread: (e^(s^2) - 1) / count, s the pooled
+        // histogram's log-sd (a little above a pod's own). Without this
+        // floor a white series fits as a large A at a tiny rho.
+        let sampling = pooled_sigma.map_or(0.0, |s| {
+            let inv: Vec<f64> = lat_pods
+                .iter()
+                .flat_map(|&i| {
+                    lat[i]
+                        .iter()
+                        .zip(&pods[i].latency_count)
+                        .filter(|(v, _)| v.is_finite())
+                        .map(|(_, c)| 1.0 / c)
+                })
+                .collect();
+            (s * s).exp_m1() * inv.iter().sum::<f64>() / inv.len().max(1) as f64
+        }) * shrink;
         let fit = jackknife(&stats, |s| {
-            let (a, rho) = ar1_from_acov(&acov_of(s))?;
+            let (a, rho) = ar1_from_acov(&acov_of(s), sampling)?;
             Some([(a / shrink).sqrt(), rho])
         });
         let acov = acov_of(&sum_blocks(&stats));
-        let white = ar1_from_acov(&acov).map(|(a, _)| (acov[0] - a) / shrink);
+        let white = ar1_from_acov(&acov, sampling).map(|(a, _)| (acov[0] - a) / shrink);
         let source = format!(
             "AR(1) least squares on the autocovariance (lags 1-{MAX_LAG}) of each pod's ln({}) minus its own mean and the pods' common move, {n_lat} pods",
             src.latency
@@ -581,13 +605,13 @@ pub fn calibrate(obs: &Observations) -> Calibration {
             Some([sd, rho]) => (
                 Fit::from(Some(sd), source.clone(), ""),
                 Fit::from(Some(rho), source, ""),
-                acf_pair(&acov),
+                acf_pair(&acov, sampling),
                 white,
             ),
             None => (
                 Fit::NotFitted("no AR(1) fit of the per-pod latency".into()),
                 Fit::NotFitted("no AR(1) fit of the per-pod latency".into()),
-                acf_pair(&acov),
+                acf_pair(&acov, sampling),
                 white,
             ),
         }
@@ -655,9 +679,27 @@ pub fn calibrate(obs: &Observations) -> Calibration {
                     (Fit::NotFitted(why.clone()), Fit::NotFitted(why), None, None)
                 }
                 Some((mu, sigma)) => {
-                    let shift_var = pod_variation.value().unwrap_or(0.0).powi(2)
-                        + pod_drift_sd.value().unwrap_or(0.0).powi(2)
-                        + 0.25 * load_noise_sd.value().unwrap_or(0.0).powi(2);
+                    // The pooled histogram mixes the pods seen, each
+                    // shifted in log by its offset, drift and half the
+                    // load noise: its variance in log is sigma^2 plus
+                    // the variances of those shifts. Removed with their
+                    // own uncertainty (each a variance and its variance).
+                    let pods_seen = realized_spread(&lat_pods, &pods, &pod_means, &lat, |t| {
+                        let (d_sd, d_rho) = (
+                            pod_drift_sd.value().unwrap_or(0.0),
+                            pod_drift_rho.value().unwrap_or(0.0),
+                        );
+                        (d_sd * d_sd * (1.0 + d_rho) / (1.0 - d_rho).max(1e-3)
+                            + drift_white.unwrap_or(0.0).max(0.0))
+                            / t.max(1.0)
+                    });
+                    let shifts = [
+                        pods_seen,
+                        square(&pod_drift_sd, 1.0),
+                        square(&load_noise_sd, 0.25),
+                    ];
+                    let shift_var: f64 = shifts.iter().map(|e| e.value).sum();
+                    let shift_var_var: f64 = shifts.iter().map(|e| e.se * e.se).sum();
                     let within = |s: f64| (s * s - shift_var).max(0.0).sqrt();
                     // jackknife over the histogram's time blocks
                     let b = h.blocks.len();
@@ -717,16 +759,21 @@ pub fn calibrate(obs: &Observations) -> Calibration {
                             mu_c.exp() * 1000.0 * (s[0] * s[0] + pod_se * pod_se).sqrt()
                         }),
                     };
+                    // delta method: d within = (sigma d sigma - d shift_var / 2) / within
+                    let w = within(sigma);
                     let sig = Estimate {
-                        value: within(sigma),
-                        se: se.map_or(f64::INFINITY, |s| s[1]),
+                        value: w,
+                        se: se.map_or(f64::INFINITY, |s| {
+                            ((sigma * s[1]).powi(2) + shift_var_var / 4.0).sqrt() / w.max(1e-9)
+                        }),
                     };
                     (
                         Fit::from(Some(median), source.clone(), ""),
                         Fit::from(
                             Some(sig),
                             format!(
-                                "{source}; pooled sigma {sigma:.4} less the pods' offsets, drift and load noise"
+                                "{source}; pooled sigma {sigma:.4} less the spread of the pods seen ({:.5}), drift ({:.5}) and half the load noise ({:.5}) in variance",
+                                shifts[0].value, shifts[1].value, shifts[2].value
                             ),
                             "",
                         ),
@@ -885,6 +932,79 @@ pub fn calibrate(obs: &Observations) -> Calibration {
     }
 }
 
+/// `scale * e^2` and its standard error, for `e` normal with its
+/// standard error: `Var(e^2) = 4 e^2 se^2 + 2 se^4` (the second term keeps
+/// an estimate near zero honest: its square is not known to be zero).
+fn square(f: &Fit, scale: f64) -> Estimate {
+    match f {
+        Fit::Fitted { value, se, .. } => Estimate {
+            value: scale * value * value,
+            se: scale * (4.0 * value * value * se * se + 2.0 * se.powi(4)).sqrt(),
+        },
+        Fit::NotFitted(_) => Estimate {
+            value: 0.0,
+            se: 0.0,
+        },
+    }
+}
+
+/// The traffic-weighted variance of the pods' log mean latency about their
+/// weighted mean: how far apart the pods in the pooled histogram are (the
+/// pods actually seen, not the population `pod_variation` describes: with
+/// 4 pods, the `n - 1` variance of the population overstates it by a
+/// third). Corrected for the noise each pod's mean carries (`noise(steps)`,
+/// its variance): `E = spread + sum w (1 - w) v`. Its standard error by
+/// the delta method over the pods' means.
+fn realized_spread(
+    lat_pods: &[usize],
+    pods: &[&PodSeries],
+    pod_means: &[f64],
+    lat: &[Vec<f64>],
+    noise: impl Fn(f64) -> f64,
+) -> Estimate {
+    let counts: Vec<f64> = lat_pods
+        .iter()
+        .map(|&i| {
+            let p = pods[i];
+            lat[i]
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(k, _)| p.latency_count[k])
+                .sum::<f64>()
+        })
+        .collect();
+    let total: f64 = counts.iter().sum();
+    if lat_pods.len() < 2 || total <= 0.0 {
+        return Estimate {
+            value: 0.0,
+            se: 0.0,
+        };
+    }
+    let w: Vec<f64> = counts.iter().map(|c| c / total).collect();
+    let v: Vec<f64> = lat_pods
+        .iter()
+        .map(|&i| noise(valid_count(&lat[i]) as f64))
+        .collect();
+    let mean: f64 = w.iter().zip(pod_means).map(|(w, m)| w * m).sum();
+    let raw: f64 = w
+        .iter()
+        .zip(pod_means)
+        .map(|(w, m)| w * (m - mean).powi(2))
+        .sum();
+    let bias: f64 = w.iter().zip(&v).map(|(w, v)| w * (1.0 - w) * v).sum();
+    let var: f64 = w
+        .iter()
+        .zip(pod_means)
+        .zip(&v)
+        .map(|((w, m), v)| (2.0 * w * (m - mean)).powi(2) * v + 2.0 * (w * v).powi(2))
+        .sum();
+    Estimate {
+        value: (raw - bias).max(0.0),
+        se: var.sqrt(),
+    }
+}
+
 fn at(v: &[f64], k: usize) -> f64 {
     v.get(k).copied().unwrap_or(f64::NAN)
 }
@@ -1009,8 +1129,10 @@ fn acov_of(s: &[f64]) -> Vec<f64> {
 }
 
 /// Least squares of `acov[k] = A rho^k` over lags 1..: `(A, rho)`,
-/// 0 <= A <= acov[0], rho on a grid of [0, 0.999].
-pub fn ar1_from_acov(acov: &[f64]) -> Option<(f64, f64)> {
+/// 0 <= A <= acov[0] - white, rho on a grid of [0, 0.999]. `white` is the
+/// variance of the series' white noise when it is known (Poisson or
+/// sampling noise; 0 if not).
+pub fn ar1_from_acov(acov: &[f64], white: f64) -> Option<(f64, f64)> {
     let lags: Vec<(usize, f64)> = acov
         .iter()
         .enumerate()
@@ -1031,13 +1153,13 @@ pub fn ar1_from_acov(acov: &[f64]) -> Option<(f64, f64)> {
             den += p * p;
         }
         // The AR(1) part cannot hold more variance than the series
-        // (lag 0): without this cap a noisy lag-1 covariance and a tiny rho
-        // fit as a huge A.
+        // (lag 0) less its known white noise: without this cap a noisy
+        // lag-1 covariance and a tiny rho fit as a huge A.
         let cap = acov
             .first()
             .copied()
             .filter(|g| g.is_finite() && *g > 0.0)
-            .unwrap_or(f64::INFINITY);
+            .map_or(f64::INFINITY, |g| (g - white.max(0.0)).max(0.0));
         let a = if den > 0.0 {
             (num / den).clamp(0.0, cap)
         } else {
@@ -1054,12 +1176,12 @@ pub fn ar1_from_acov(acov: &[f64]) -> Option<(f64, f64)> {
     best.map(|(_, a, rho)| if a > 0.0 { (a, rho) } else { (0.0, 0.0) })
 }
 
-fn acf_pair(acov: &[f64]) -> Option<Acf> {
+fn acf_pair(acov: &[f64], white: f64) -> Option<Acf> {
     let g0 = *acov.first()?;
     if g0.is_nan() || g0 <= 0.0 {
         return None;
     }
-    let (a, rho) = ar1_from_acov(acov).unwrap_or((0.0, 0.0));
+    let (a, rho) = ar1_from_acov(acov, white).unwrap_or((0.0, 0.0));
     Some(Acf {
         empirical: acov.iter().map(|g| g / g0).collect(),
         fitted: (0..acov.len())
@@ -1506,13 +1628,20 @@ mod tests {
                 }
             })
             .collect();
-        let (a, rho) = ar1_from_acov(&acov).unwrap();
+        let (a, rho) = ar1_from_acov(&acov, 0.0).unwrap();
         assert!(
             (a - 0.5).abs() < 1e-3 && (rho - 0.7).abs() < 1e-3,
             "{a} {rho}"
         );
-        let (a, rho) = ar1_from_acov(&[1.0, -0.1, 0.0, 0.01]).unwrap();
+        let (a, rho) = ar1_from_acov(&[1.0, -0.1, 0.0, 0.01], 0.0).unwrap();
         assert_eq!((a, rho), (0.0, 0.0));
+        // white noise of known variance: a positive lag-1 wobble is not an
+        // AR(1) with all of lag 0's variance at a tiny rho
+        let wobble = [0.0204, 0.0004, -0.0003, 0.0001, 0.0];
+        let (a, _) = ar1_from_acov(&wobble, 0.0).unwrap();
+        assert!(a > 0.01, "without the floor: {a}");
+        let (a, _) = ar1_from_acov(&wobble, 0.0201).unwrap();
+        assert!(a <= 0.0003 + 1e-12, "{a}");
     }
 
     /// A week at 10 s for 20 pods (1.2M pod-steps), drawn per step rather
