@@ -48,8 +48,18 @@ impl PeerPlan {
     /// The plan of `bundle`'s files (one peer's), with Argo's
     /// `podTemplateHashValue` arguments resolved to `stable` and `canary`.
     pub fn of(bundle: &peers::Bundle) -> Result<Self, peers::PeersError> {
+        Self::with_hashes(bundle, &Default::default())
+    }
+
+    /// The plan of `bundle`'s files with Argo's `podTemplateHashValue`
+    /// arguments resolved to `hashes` (the `rollouts_pod_template_hash`
+    /// label values the stable and canary pods' series carry).
+    pub fn with_hashes(
+        bundle: &peers::Bundle,
+        hashes: &peers::argo::Hashes,
+    ) -> Result<Self, peers::PeersError> {
         Ok(match bundle.peer()? {
-            peers::Peer::Argo => PeerPlan::Argo(bundle.argo.plan(&Default::default())?),
+            peers::Peer::Argo => PeerPlan::Argo(bundle.argo.plan(hashes)?),
             peers::Peer::Flagger => PeerPlan::Flagger(bundle.flagger.plan()?),
         })
     }
