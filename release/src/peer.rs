@@ -46,9 +46,12 @@ pub enum PeerPlan {
 
 impl PeerPlan {
     /// The plan of `bundle`'s files (one peer's), with Argo's
-    /// `podTemplateHashValue` arguments resolved to `stable` and `canary`.
+    /// `podTemplateHashValue` arguments resolved to the hashes the default
+    /// `[telemetry]` gives production's and the canary's pods (the
+    /// simulator's `rollouts_pod_template_hash` labels); see
+    /// [`PeerPlan::with_hashes`] for a scenario that sets its own.
     pub fn of(bundle: &peers::Bundle) -> Result<Self, peers::PeersError> {
-        Self::with_hashes(bundle, &Default::default())
+        Self::with_hashes(bundle, &default_hashes())
     }
 
     /// The plan of `bundle`'s files with Argo's `podTemplateHashValue`
@@ -78,6 +81,17 @@ impl PeerPlan {
             PeerPlan::Argo(_) => "Argo Rollouts",
             PeerPlan::Flagger(_) => "Flagger",
         }
+    }
+}
+
+/// The `rollouts_pod_template_hash` values of the default `[telemetry]`:
+/// Argo's `Stable` is production's, `Latest` the canary's.
+pub fn default_hashes() -> peers::argo::Hashes {
+    use scenarios::telemetry::{Telemetry, TelemetryTrack};
+    let t = Telemetry::default();
+    peers::argo::Hashes {
+        stable: t.track(TelemetryTrack::Production).pod_template_hash,
+        latest: t.track(TelemetryTrack::Canary).pod_template_hash,
     }
 }
 
