@@ -269,6 +269,9 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         for s in &mut study.scenarios {
             s.analysis = analysis_name.clone();
         }
+        for r in &mut study.example_runs {
+            r.analysis = analysis_name.clone();
+        }
         let written = reports::write_study(&study, dir)
             .with_context(|| format!("writing the report to {}", dir.display()))?;
         let judged: Vec<serde_json::Value> = intervals

@@ -138,6 +138,8 @@ pub fn study(
         scenarios: vec![result],
         example_runs: vec![RunDetail {
             scenario: scenario.name.clone(),
+            // the caller names a peer's analysis (`canarylab local --analysis`)
+            analysis: None,
             seed,
             decision: verdict,
             reason,

@@ -593,6 +593,8 @@ impl<'a> World<'_, 'a> {
             };
             RunDetail {
                 scenario: sc.name.clone(),
+                // named by the study, which knows the analysis's file
+                analysis: None,
                 seed: self.seed,
                 decision,
                 reason,
