@@ -274,3 +274,125 @@ async fn renamed_series_are_refused_before_anything_starts() {
     );
     assert!(err.to_string().contains("shop_requests_total"), "{err}");
 }
+
+/// `canarylab local` driven in-process; the exit status and stdout.
+fn cli(args: &[&str]) -> Result<(canarylab::Exit, String), String> {
+    use clap::Parser;
+    let cli =
+        canarylab::Cli::try_parse_from(std::iter::once("canarylab").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let exit = canarylab::run(cli, &mut out).map_err(|e| format!("{e:#}"))?;
+    Ok((exit, String::from_utf8(out).expect("utf-8 output")))
+}
+
+/// The catalog's A/A scenario, lean (see [`catalog`]), as a file.
+fn lean_aa_file(dir: &TempRoot) -> PathBuf {
+    let config: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "scenarios",
+        "catalog",
+        "canary-config.json",
+    ]
+    .iter()
+    .collect();
+    let path = dir.0.join("aa-lean.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "description = \"A/A, lean\"\nexpect = \"pass\"\n[service]\nrequest_rate = 100.0\ncpu_ms_per_request = 0.0\n[analysis]\nconfig = {:?}\n",
+            config.display().to_string()
+        ),
+    )
+    .expect("scenario writes");
+    path
+}
+
+#[test]
+fn cli_refuses_a_bad_analysis_file_naming_it() {
+    let dir = TempRoot::new("peer-cli-bad");
+    let scenario = lean_aa_file(&dir);
+    let bad = dir.0.join("rollout.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: a}\nspec:\n  strategy:\n    canary:\n      steps:\n      - pause: {}\n",
+    )
+    .expect("writes");
+    let scenario = scenario.display().to_string();
+    let bad = bad.display().to_string();
+    let args = [
+        "local",
+        scenario.as_str(),
+        "--analysis",
+        bad.as_str(),
+        "--prometheus",
+        "/nonexistent/prometheus",
+    ];
+    let err = cli(&args).expect_err("an indefinite pause is refused");
+    assert!(
+        err.contains("rollout.yaml") && err.contains("pause"),
+        "{err}"
+    );
+    let err = cli(&[
+        "local",
+        scenario.as_str(),
+        "--analysis",
+        bad.as_str(),
+        "--config",
+        "x.json",
+    ])
+    .expect_err("one analysis");
+    assert!(
+        err.contains("--config") && err.contains("--analysis"),
+        "{err}"
+    );
+}
+
+#[test]
+#[ignore = "needs prometheus: apt-get install prometheus"]
+fn cli_releases_by_a_flagger_file_and_names_the_results() {
+    let dir = TempRoot::new("peer-cli");
+    let scenario = lean_aa_file(&dir).display().to_string();
+    let analysis: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "tests",
+        "local",
+        "fixtures",
+        "flagger-latency-vs-primary.yaml",
+    ]
+    .iter()
+    .collect();
+    let analysis = analysis.display().to_string();
+    let out_dir = dir.0.join("out");
+    let out_dir_s = out_dir.display().to_string();
+    // A real process: `canarylab goldengoose` is this binary's subcommand.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_canarylab"))
+        .args([
+            "local",
+            scenario.as_str(),
+            "--analysis",
+            analysis.as_str(),
+            "--time-scale",
+            "0.05",
+            "--out",
+            out_dir_s.as_str(),
+        ])
+        .output()
+        .expect("canarylab runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{stdout}\n{stderr}");
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("promote"), "{stdout}");
+    assert!(
+        stdout.contains("measured mean-latency-vs-primary at 300 s: ["),
+        "{stdout}"
+    );
+    let study = reports::read_study(&out_dir.join("results.json")).expect("results");
+    let s = &study.scenarios[0];
+    assert_eq!(s.analysis.as_deref(), Some("flagger-latency-vs-primary"));
+    assert_eq!(s.verdicts.promoted, 1);
+    let run = &study.example_runs[0];
+    assert_eq!(run.label(), "aa-lean [flagger-latency-vs-primary]");
+    assert_eq!(run.series[0].name, "mean-latency-vs-primary");
+}
