@@ -3,7 +3,7 @@
 //! real Prometheus, through goldengoose's Istio families and the pods'
 //! labels Prometheus adds. The analyses (`fixtures/`) compare the canary's
 //! mean latency with production's; their comments give the chance of a
-//! wrong verdict (under 1e-4 for each test). In the simulator the same
+//! wrong verdict (under 2e-4 for each test). In the simulator the same
 //! files roll back the catalog's latency-25pct and promote aa-typical in
 //! 1,000 of 1,000 runs each (seed 1).
 
@@ -25,17 +25,17 @@ use crate::TempRoot;
 const TIME_SCALE: f64 = 0.05;
 
 /// The comparisons' threshold in both fixtures.
-const THRESHOLD: f64 = 1.125;
+const THRESHOLD: f64 = 1.10;
 
 fn catalog(name: &str) -> Scenario {
     let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "scenarios", "catalog", name]
         .iter()
         .collect();
     let mut s = Scenario::load(&path, None).expect("catalog scenario loads");
-    // Lean on the shared test machine: no CPU burn, the rate the fixtures'
-    // numbers assume.
+    // Lean on the shared test machine: no CPU burn (at the catalog's 200
+    // requests/s, the rate the fixtures' numbers assume).
     s.file.service.cpu_ms_per_request = 0.0;
-    s.file.service.request_rate = 100.0;
+    assert_eq!(s.file.service.request_rate, 200.0);
     s
 }
 
@@ -300,7 +300,7 @@ fn lean_aa_file(dir: &TempRoot) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "description = \"A/A, lean\"\nexpect = \"pass\"\n[service]\nrequest_rate = 100.0\ncpu_ms_per_request = 0.0\n[analysis]\nconfig = {:?}\n",
+            "description = \"A/A, lean\"\nexpect = \"pass\"\n[service]\nrequest_rate = 200.0\ncpu_ms_per_request = 0.0\n[analysis]\nconfig = {:?}\n",
             config.display().to_string()
         ),
     )

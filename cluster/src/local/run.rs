@@ -1969,6 +1969,69 @@ mod tests {
     }
 
     #[test]
+    fn instances_are_named_as_the_simulator_names_their_tracks() {
+        let path = format!(
+            "{}/../scenarios/catalog/aa-typical.toml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let scenario = Scenario::load(std::path::Path::new(&path), None).expect("loads");
+        let names = Names::of(&scenario);
+        let t = &scenario.file.telemetry;
+        let canary = names.istio_of(Track::Canary).expect("an Istio identity");
+        // Flagger's target and Argo's canary service, as the simulator's
+        // series carry them (scenarios::telemetry's defaults)
+        assert_eq!(canary.workload, "goldengoose");
+        assert_eq!(
+            canary.service_host(),
+            t.track(TelemetryTrack::Canary).service
+        );
+        assert_eq!(
+            canary.service_host(),
+            "goldengoose-canary.default.svc.cluster.local"
+        );
+        let primary = names.istio_of(Track::Production).expect("identity");
+        assert_eq!(primary.workload, "goldengoose-primary");
+        assert_eq!(
+            primary.service_host(),
+            "goldengoose-stable.default.svc.cluster.local"
+        );
+        assert_eq!(names.istio_of(Track::Next), Ok(primary));
+        let label = |track, slot| {
+            names
+                .target_labels(track, slot)
+                .into_iter()
+                .find(|(k, _)| *k == "rollouts_pod_template_hash")
+                .map(|(_, v)| v)
+        };
+        let (canary_hash, stable_hash) = (
+            t.track(TelemetryTrack::Canary).pod_template_hash,
+            t.track(TelemetryTrack::Production).pod_template_hash,
+        );
+        assert_eq!(label(Track::Canary, "canary-0"), Some(canary_hash.clone()));
+        assert_eq!(label(Track::Production, "production-0"), Some(stable_hash));
+        // the new production pods run the canary's template
+        assert_eq!(label(Track::Next, "production-new-0"), Some(canary_hash));
+        // and Argo's podTemplateHashValue resolves to the same by default
+        let defaults = release::peer::default_hashes();
+        assert_eq!(
+            defaults.latest,
+            t.track(TelemetryTrack::Canary).pod_template_hash
+        );
+        assert_eq!(
+            defaults.stable,
+            t.track(TelemetryTrack::Production).pod_template_hash
+        );
+        // a destination_service no sidecar reports is refused
+        let mut bad = scenario.clone();
+        bad.file.telemetry.canary.service = Some("shop.example.com".into());
+        let names = Names::of(&bad);
+        let e = names
+            .istio_of(Track::Canary)
+            .expect_err("not a cluster service");
+        assert!(e.contains("shop.example.com"), "{e}");
+    }
+
+    #[test]
     fn shares_split_evenly_over_serving_instances() {
         let r = running(&[
             (Track::Production, true),
