@@ -21,6 +21,8 @@ Examples:
   canarylab local scenarios/catalog/latency-25pct.toml            # about a minute
   canarylab local scenarios/catalog/aa-typical.toml --time-scale 0.05 --out run1
   canarylab report run1/results.json
+  canarylab local scenarios/catalog/aa-typical.toml \
+      --analysis scenarios/catalog/analyses/flagger-canary.yaml
 
 Needs Prometheus (Debian: apt-get install prometheus), found on PATH, by
 --prometheus, or by $CANARYLAB_PROMETHEUS. Everything listens on 127.0.0.1.
@@ -38,6 +40,14 @@ Ctrl-C ends a wait between retries at once.
 Prometheus runs under a small sh supervisor that kills it and removes its
 temporary directory if canarylab dies, even by SIGKILL; directories of
 earlier runs whose process is gone are removed on start.
+With --analysis FILE.yaml (an Argo Rollouts Rollout and its AnalysisTemplates,
+or a Flagger Canary and its MetricTemplates) the peer's rules release the
+canary: its weights step the traffic, its checks are instant or range queries
+to the real Prometheus, printed as they are answered. goldengoose also exposes
+the Istio sidecar's families (istio_requests_total, ..._milliseconds_bucket)
+and Prometheus adds the pods' labels (app, namespace, pod,
+rollouts_pod_template_hash), named as the simulator names them, so the
+file's queries select the same tracks as in `canarylab sim --analysis`.
 Range selectors in the config's PromQL ([1m]) are scaled by --time-scale
 unless --exact-ranges is given. Ctrl-C moves traffic back to production and
 stops every process it started; during a promotion it undoes the promotion.
@@ -50,6 +60,10 @@ pub struct LocalArgs {
     /// Judge with this Kayenta canary config instead of the scenario's.
     #[arg(long, value_name = "CONFIG.json")]
     pub config: Option<PathBuf>,
+    /// Release by this analysis: an Argo Rollouts or Flagger file (YAML),
+    /// or a Kayenta canary config (JSON, as --config).
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    pub analysis: Option<PathBuf>,
     /// Judge override.
     #[command(flatten)]
     pub judge: crate::judges_cmd::JudgeOverride,
@@ -99,7 +113,29 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     if !(args.time_scale > 0.0 && args.time_scale <= 1.0) {
         anyhow::bail!("--time-scale {}: must be in (0, 1]", args.time_scale);
     }
-    let mut scenario = Scenario::load(&args.scenario, args.config.as_deref())?;
+    let mut config = args.config.clone();
+    let mut peer = None;
+    let mut analysis_name = None;
+    if let Some(path) = &args.analysis {
+        let file = sim::analysis::read(path)?;
+        for note in &file.notes {
+            eprintln!("note: {note}");
+        }
+        analysis_name = Some(file.name.clone());
+        match file.kind {
+            sim::analysis::FileKind::Kayenta => config = Some(path.clone()),
+            sim::analysis::FileKind::Peer(_) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("--analysis {}: cannot read", path.display()))?;
+                let shown = path.display().to_string();
+                peer = Some(
+                    cluster::PeerAnalysis::from_yaml(&file.name, &shown, &text)
+                        .with_context(|| format!("--analysis {shown}"))?,
+                );
+            }
+        }
+    }
+    let mut scenario = Scenario::load(&args.scenario, config.as_deref())?;
     args.judge.apply(&mut scenario.config)?;
     let goldengoose = match &args.goldengoose {
         Some(path) => GooseCommand::new(path),
@@ -112,6 +148,7 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     options.scale_ranges = !args.exact_ranges;
     options.rate_scale = args.rate_scale;
     options.prometheus_retry = cluster::prom::Retry::with_retries(args.prometheus_retries);
+    options.peer = peer;
     // Time scaling keeps the request rate, so each rate window holds
     // `time_scale` times the scenario's requests: quantiles and ratios get
     // noisier by about 1/sqrt(time_scale) (see cluster/README.md).
@@ -181,6 +218,15 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         )?;
     }
     let (verdict, reason, record) = results::verdict(&result);
+    for m in &record.measurements {
+        writeln!(
+            out,
+            "measured {} at {:.0} s: {}",
+            m.query,
+            m.scenario_s,
+            results::measurement_text(&m.value)
+        )?;
+    }
     writeln!(out, "{}: {reason}", verdict.as_str())?;
     if let Some(load) = &record.load {
         let canary: u64 = load
@@ -219,7 +265,13 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     }
     if let Some(dir) = &args.out {
         let mut study = results::study(&scenario, &result, args.seed);
-        study.config = args.config.as_ref().map(|c| c.display().to_string());
+        study.config = config.as_ref().map(|c| c.display().to_string());
+        for s in &mut study.scenarios {
+            s.analysis = analysis_name.clone();
+        }
+        for r in &mut study.example_runs {
+            r.analysis = analysis_name.clone();
+        }
         let written = reports::write_study(&study, dir)
             .with_context(|| format!("writing the report to {}", dir.display()))?;
         let judged: Vec<serde_json::Value> = intervals

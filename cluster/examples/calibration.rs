@@ -556,6 +556,7 @@ mod tests {
     fn run(control: [Option<f64>; 6], canary: [Option<f64>; 6], class: &str) -> RunDetail {
         RunDetail {
             scenario: "s".into(),
+            analysis: None,
             seed: 1,
             decision: reports::model::ReleaseEnd::Promote,
             reason: String::new(),

@@ -40,8 +40,8 @@ pub use analysis::{
 pub use goose::{Goose, GooseCommand, Supervision};
 pub use local::metric_set_pair;
 pub use local::run::{
-    Instance, ReleaseError, ReleaseFailure, ReleaseOptions, ReleaseOutcome, ReleaseRecord, Step,
-    StepWatch, run_release,
+    Instance, Measured, PeerAnalysis, ReleaseError, ReleaseFailure, ReleaseOptions, ReleaseOutcome,
+    ReleaseRecord, Step, StepWatch, run_release,
 };
 pub use plan::{LocalPlan, PlanError, Split, plan_release};
 pub use prom::{PromApi, Prometheus, Retry, RetryCount, ScrapeTarget, Series};

@@ -101,7 +101,7 @@ pub fn study(
         .map(|i| interval_detail(i, scale))
         .collect();
     let step = record.plan.as_ref().map_or(0.0, |p| p.step.as_secs_f64());
-    let series = record
+    let mut series: Vec<MetricSeries> = record
         .series
         .iter()
         .map(|pair| {
@@ -117,6 +117,9 @@ pub fn study(
             }
         })
         .collect();
+    if series.is_empty() {
+        series = measured_series(record);
+    }
     let timeline = record
         .timeline
         .iter()
@@ -135,6 +138,8 @@ pub fn study(
         scenarios: vec![result],
         example_runs: vec![RunDetail {
             scenario: scenario.name.clone(),
+            // the caller names a peer's analysis (`canarylab local --analysis`)
+            analysis: None,
             seed,
             decision: verdict,
             reason,
@@ -143,6 +148,71 @@ pub fn study(
             timeline,
         }],
         sweeps: Vec::new(),
+    }
+}
+
+/// An Argo Rollouts or Flagger analysis's measurements as series, one per
+/// query (the canary's value, as [`measurement_value`] reads it; a peer has
+/// no control), at scenario seconds since the traffic shift.
+fn measured_series(record: &ReleaseRecord) -> Vec<MetricSeries> {
+    let mut series: Vec<MetricSeries> = Vec::new();
+    for m in &record.measurements {
+        let k = match series.iter().position(|s| s.name == m.query) {
+            Some(k) => k,
+            None => {
+                series.push(MetricSeries {
+                    name: m.query.clone(),
+                    times_s: Vec::new(),
+                    control: Vec::new(),
+                    experiment: Vec::new(),
+                });
+                series.len() - 1
+            }
+        };
+        let s = &mut series[k];
+        s.times_s.push(m.scenario_s);
+        s.control.push(None);
+        s.experiment
+            .push(measurement_value(&m.value).filter(|v| v.is_finite()));
+    }
+    series
+}
+
+/// The number a peer's condition usually reads: a scalar, a vector's first
+/// element (`result[0]`), a matrix's first series' last point; `None` for
+/// an empty result or an error.
+pub fn measurement_value(m: &release::Measurement) -> Option<f64> {
+    match m {
+        release::Measurement::Scalar(x) => Some(*x),
+        release::Measurement::Vector(v) => v.first().copied(),
+        release::Measurement::Matrix(m) => m.first().and_then(|s| s.last()).copied(),
+        release::Measurement::Error(_) => None,
+    }
+}
+
+/// A measurement in words: the number(s), `no data`, or the error.
+pub fn measurement_text(m: &release::Measurement) -> String {
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.4}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match m {
+        release::Measurement::Scalar(x) => format!("{x:.4}"),
+        release::Measurement::Vector(v) if v.is_empty() => "no data (empty vector)".into(),
+        release::Measurement::Vector(v) => format!("[{}]", list(v)),
+        release::Measurement::Matrix(m) if m.is_empty() => "no data (empty matrix)".into(),
+        release::Measurement::Matrix(m) => format!(
+            "{} series, last points [{}]",
+            m.len(),
+            list(
+                &m.iter()
+                    .filter_map(|s| s.last().copied())
+                    .collect::<Vec<_>>()
+            )
+        ),
+        release::Measurement::Error(e) => format!("error: {e}"),
     }
 }
 

@@ -46,10 +46,23 @@ pub enum PeerPlan {
 
 impl PeerPlan {
     /// The plan of `bundle`'s files (one peer's), with Argo's
-    /// `podTemplateHashValue` arguments resolved to `stable` and `canary`.
+    /// `podTemplateHashValue` arguments resolved to the hashes the default
+    /// `[telemetry]` gives production's and the canary's pods (the
+    /// simulator's `rollouts_pod_template_hash` labels); see
+    /// [`PeerPlan::with_hashes`] for a scenario that sets its own.
     pub fn of(bundle: &peers::Bundle) -> Result<Self, peers::PeersError> {
+        Self::with_hashes(bundle, &default_hashes())
+    }
+
+    /// The plan of `bundle`'s files with Argo's `podTemplateHashValue`
+    /// arguments resolved to `hashes` (the `rollouts_pod_template_hash`
+    /// label values the stable and canary pods' series carry).
+    pub fn with_hashes(
+        bundle: &peers::Bundle,
+        hashes: &peers::argo::Hashes,
+    ) -> Result<Self, peers::PeersError> {
         Ok(match bundle.peer()? {
-            peers::Peer::Argo => PeerPlan::Argo(bundle.argo.plan(&Default::default())?),
+            peers::Peer::Argo => PeerPlan::Argo(bundle.argo.plan(hashes)?),
             peers::Peer::Flagger => PeerPlan::Flagger(bundle.flagger.plan()?),
         })
     }
@@ -68,6 +81,17 @@ impl PeerPlan {
             PeerPlan::Argo(_) => "Argo Rollouts",
             PeerPlan::Flagger(_) => "Flagger",
         }
+    }
+}
+
+/// The `rollouts_pod_template_hash` values of the default `[telemetry]`:
+/// Argo's `Stable` is production's, `Latest` the canary's.
+pub fn default_hashes() -> peers::argo::Hashes {
+    use scenarios::telemetry::{Telemetry, TelemetryTrack};
+    let t = Telemetry::default();
+    peers::argo::Hashes {
+        stable: t.track(TelemetryTrack::Production).pod_template_hash,
+        latest: t.track(TelemetryTrack::Canary).pod_template_hash,
     }
 }
 

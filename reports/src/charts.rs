@@ -463,8 +463,8 @@ impl<'a> Chart<'a> {
     /// each interval's score and verdict. `index` numbers the chart id.
     pub fn run(run: &'a RunDetail, index: usize) -> Self {
         Chart {
-            id: format!("run-{}-{}", index + 1, slug(&run.scenario)),
-            title: format!("Example run: {} (seed {}): {}", run.scenario, run.seed, decision_words(run.decision)),
+            id: format!("run-{}-{}", index + 1, slug(&run.label())),
+            title: format!("Example run: {} (seed {}): {}", run.label(), run.seed, decision_words(run.decision)),
             caption: "Baseline (control) and canary (experiment) series of each metric as the judge saw them. \
                       Dashed lines end the analysis intervals; above each interval its score and verdict, and \
                       in each panel that metric's classification."

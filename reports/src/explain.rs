@@ -11,7 +11,7 @@ use crate::text::{num, seconds};
 pub fn explain_run(run: &RunDetail) -> String {
     let mut out = format!(
         "{} (seed {}): {}.",
-        run.scenario,
+        run.label(),
         run.seed,
         outcome(run.decision)
     );

@@ -281,7 +281,7 @@ fn render(study: &Study, charts: &[(Chart<'_>, String)], link_pngs: bool) -> Str
             let _ = writeln!(
                 h,
                 "<article class=\"run\">\n<h3>{} <span class=\"muted small\">seed {}</span></h3>",
-                esc(&run.scenario),
+                esc(&run.label()),
                 run.seed
             );
             explanation_html(&mut h, &explain_run(run));

@@ -3,12 +3,16 @@
 
 use std::fmt::Write as _;
 
+use crate::model::ScenarioResult;
 use crate::model::Study;
-use crate::text::{rate_ci, rate_name, ratio, scenario_label, xml_escape};
+use crate::text::{rate_ci, rate_name, ratio, xml_escape};
 
 /// One `<testcase>` per scenario in a `<testsuite name="canarylab">`; a
 /// scenario whose expectation was not met is a `<failure>` whose message
-/// states the requirement. Scenarios without an expectation pass.
+/// states the requirement. Scenarios without an expectation pass. In a
+/// side-by-side study each scenario is a case per analysis, named
+/// `scenario [analysis]` as `canarylab test` prints it, so names stay
+/// unique and CI histories track each pair.
 pub fn junit_xml(study: &Study) -> String {
     let failures = study
         .scenarios
@@ -27,7 +31,7 @@ pub fn junit_xml(study: &Study) -> String {
         study.scenarios.len()
     );
     for s in &study.scenarios {
-        let name = xml_escape(&scenario_label(s));
+        let name = xml_escape(&case_name(s));
         let observed = format!(
             "{} {} ({} of {} runs rolled back)",
             rate_name(s.expect),
@@ -86,4 +90,13 @@ pub fn junit_xml(study: &Study) -> String {
     let _ = writeln!(xml, "  </testsuite>");
     let _ = writeln!(xml, "</testsuites>");
     xml
+}
+
+/// A test case's name: the scenario's, with its analysis's in brackets in
+/// a side-by-side study.
+fn case_name(s: &ScenarioResult) -> String {
+    match &s.analysis {
+        Some(a) => format!("{} [{a}]", s.name),
+        None => s.name.clone(),
+    }
 }

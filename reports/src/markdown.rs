@@ -102,7 +102,7 @@ pub fn render_markdown(study: &Study) -> String {
     if !study.example_runs.is_empty() {
         let _ = writeln!(md, "## Example runs\n");
         for run in &study.example_runs {
-            let _ = writeln!(md, "### {}\n\n{}", run.scenario, explain_run(run));
+            let _ = writeln!(md, "### {}\n\n{}", run.label(), explain_run(run));
         }
     }
     md

@@ -253,6 +253,11 @@ pub struct Stage {
 pub struct RunDetail {
     /// Scenario name.
     pub scenario: String,
+    /// The analysis that released it (its file's stem) in a side-by-side
+    /// study, which has an example run per scenario and analysis; absent
+    /// when the scenario's own Kayenta config did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<String>,
     /// The run's seed.
     pub seed: u64,
     /// How the run ended.
@@ -265,6 +270,17 @@ pub struct RunDetail {
     pub series: Vec<MetricSeries>,
     /// Stages from commit to the end.
     pub timeline: Vec<Stage>,
+}
+
+impl RunDetail {
+    /// How the run is named in reports: the scenario, and its analysis in
+    /// brackets in a side-by-side study.
+    pub fn label(&self) -> String {
+        match &self.analysis {
+            Some(a) => format!("{} [{a}]", self.scenario),
+            None => self.scenario.clone(),
+        }
+    }
 }
 
 /// A parameter sweep: one point per setting, with false-alarm rate over the

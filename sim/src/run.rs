@@ -433,9 +433,13 @@ impl<'a> World<'_, 'a> {
             } else {
                 planned
             };
+            // a peer's control share is production's (see set_weights), so
+            // its series carry production's names (stable, primary)
             let control = match pl.baseline {
-                BaselineKind::Fresh => scenarios::telemetry::TelemetryTrack::Baseline,
-                BaselineKind::Production => scenarios::telemetry::TelemetryTrack::Production,
+                BaselineKind::Fresh if !self.p.is_peer() => {
+                    scenarios::telemetry::TelemetryTrack::Baseline
+                }
+                _ => scenarios::telemetry::TelemetryTrack::Production,
             };
             self.scrape = Some(Scrape::new(
                 families,
@@ -589,6 +593,8 @@ impl<'a> World<'_, 'a> {
             };
             RunDetail {
                 scenario: sc.name.clone(),
+                // named by the study, which knows the analysis's file
+                analysis: None,
                 seed: self.seed,
                 decision,
                 reason,

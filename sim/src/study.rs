@@ -96,7 +96,8 @@ pub struct StudyAnalysis {
 /// Every scenario released by every analysis, `opts.runs` times each on
 /// the same seeds. Results: one entry per scenario and analysis
 /// (scenario by scenario, analyses in the order given), each naming its
-/// analysis; example runs (with `opts.examples`) are the first analysis's.
+/// analysis; example runs (with `opts.examples`) likewise, one per scenario
+/// and analysis on the scenario's run-0 seed (common random numbers).
 pub fn run_study_side_by_side(
     scenarios: &[Scenario],
     analyses: &[StudyAnalysis],
@@ -117,9 +118,8 @@ pub fn run_study_side_by_side(
         })
         .collect();
     let examples = if opts.examples {
-        let first: Vec<Prepared<'_>> =
-            prepare_side_by_side(scenarios, &analyses[..1.min(analyses.len())])?;
-        example_runs(&first, opts.seed)
+        let names: Vec<&str> = analyses.iter().map(|a| a.file.name.as_str()).collect();
+        example_runs_named(&prepared, &names, opts.seed)
     } else {
         Vec::new()
     };
@@ -173,6 +173,26 @@ pub fn example_runs(prepared: &[Prepared<'_>], seed: u64) -> Vec<model::RunDetai
         .filter_map(|p| {
             let seed = run_seed(seed, &p.scenario().name, 0);
             run_once(p, seed, true, &mut Workspace::new()).1
+        })
+        .collect()
+}
+
+/// Run 0 of each (scenario, analysis) pair of a side-by-side study (see
+/// [`prepare_side_by_side`]: scenario by scenario, `analyses` in order), in
+/// detail, each naming its analysis.
+pub fn example_runs_named(
+    prepared: &[Prepared<'_>],
+    analyses: &[&str],
+    seed: u64,
+) -> Vec<model::RunDetail> {
+    prepared
+        .iter()
+        .zip(analyses.iter().cycle())
+        .filter_map(|(p, name)| {
+            let seed = run_seed(seed, &p.scenario().name, 0);
+            let mut detail = run_once(p, seed, true, &mut Workspace::new()).1?;
+            detail.analysis = Some((*name).to_string());
+            Some(detail)
         })
         .collect()
 }

@@ -4,6 +4,7 @@
 
 mod e2e;
 mod goose;
+mod peer;
 mod release;
 mod retry;
 mod serve;

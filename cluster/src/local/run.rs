@@ -35,6 +35,18 @@
 //! server and Prometheus, and removes the temporary directory; a failure
 //! says which [`Step`] failed and keeps what was measured up to it.
 //!
+//! With an Argo Rollouts or Flagger file ([`ReleaseOptions::peer`]) the
+//! peer's rules drive instead ([`release::peer::PeerRelease`], as in
+//! `canarylab sim --analysis`): its weights step the traffic and each of its
+//! measurements is a query to the real Prometheus. Their queries read
+//! Istio's families and Kubernetes' pod labels, so every instance is
+//! named as the simulator names its track's pods ([`scenarios::Telemetry`]):
+//! goldengoose exposes the Istio sidecar's families for its workload
+//! (`--istio`), and Prometheus adds `app`, `namespace`, `pod` and
+//! `rollouts_pod_template_hash` as target labels, as a cluster's
+//! Prometheus does from the pod's labels. The same file so sends the same
+//! queries, selecting the same tracks, in the simulator and here.
+//!
 //! Not for: routing by readiness. loadgen's weights are fixed per
 //! instance, so requests sent to an instance that is down (a crash, until
 //! its restart) are refused and count as errors, as in the simulator.
@@ -51,10 +63,12 @@ use judge::analysis::{Analysis, Decision, Outcome, Window};
 use judge::{Judge, MetricSetPair};
 use loadgen::{Arrival, Control, RateProfile, Target, Targets};
 use release::kayenta::{Kayenta, KayentaSpec};
+use release::peer::{PeerPlan, PeerRelease, PeerSpec};
 use release::{
     Command, Controller, Event, Measurement, Millis, ReleaseEnd, Track as PodTrack, ms, secs,
 };
 use scenarios::Scenario;
+use scenarios::telemetry::TelemetryTrack;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -96,6 +110,36 @@ pub struct ReleaseOptions {
     pub rate_scale: f64,
     /// How a failed Prometheus query is retried before the step fails.
     pub prometheus_retry: prom::Retry,
+    /// Release by an Argo Rollouts or Flagger file's rules instead of the
+    /// scenario's Kayenta pipeline.
+    pub peer: Option<PeerAnalysis>,
+}
+
+/// An Argo Rollouts or Flagger analysis (a `Rollout` and its
+/// `AnalysisTemplate`s, or a `Canary` and its `MetricTemplate`s), read.
+#[derive(Debug, Clone)]
+pub struct PeerAnalysis {
+    /// Its name in results (the file's stem).
+    pub name: String,
+    /// The documents read.
+    pub bundle: peers::Bundle,
+}
+
+impl PeerAnalysis {
+    /// Reads `text` (multi-document YAML; kinds told by `kind`), `file`
+    /// naming it in errors, as `name` in results.
+    pub fn from_yaml(name: &str, file: &str, text: &str) -> Result<Self, ReleaseError> {
+        let bad = |error| ReleaseError::Peer {
+            name: name.to_string(),
+            error,
+        };
+        let bundle = peers::load(file, text).map_err(bad)?;
+        bundle.peer().map_err(bad)?;
+        Ok(PeerAnalysis {
+            name: name.to_string(),
+            bundle,
+        })
+    }
 }
 
 /// The step a running release is in, a [`tokio::sync::watch`] channel:
@@ -149,6 +193,7 @@ impl ReleaseOptions {
             goldengoose,
             rate_scale: 1.0,
             prometheus_retry: prom::Retry::DEFAULT,
+            peer: None,
         }
     }
 }
@@ -243,6 +288,24 @@ pub struct ReleaseRecord {
     pub instances: Vec<Instance>,
     /// Prometheus queries retried after a transient failure.
     pub prometheus_retries: u64,
+    /// What an Argo Rollouts or Flagger analysis measured, in the order
+    /// the answers came.
+    pub measurements: Vec<Measured>,
+}
+
+/// One answered [`Command::Measure`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    /// The query's name (the peer's metric).
+    pub query: String,
+    /// The PromQL sent (range selectors scaled).
+    pub promql: String,
+    /// Unix seconds of the evaluation (a range query's end).
+    pub at: f64,
+    /// Seconds since the traffic shift, scaled back to the scenario's.
+    pub scenario_s: f64,
+    /// Prometheus's answer.
+    pub value: Measurement,
 }
 
 /// A goldengoose instance of a release.
@@ -304,6 +367,17 @@ pub enum ReleaseError {
     Reserve(std::io::Error),
     #[error("a background task failed: {0}")]
     Task(String),
+    /// The Argo Rollouts or Flagger analysis cannot be planned.
+    #[error("analysis {name}: {error}")]
+    Peer {
+        name: String,
+        #[source]
+        error: peers::PeersError,
+    },
+    /// The scenario names its series in a way the local mode cannot
+    /// reproduce.
+    #[error("scenario [telemetry] {field}: {problem}")]
+    Telemetry { field: String, problem: String },
 }
 
 /// A release that stopped at `step`; `record` holds what it measured.
@@ -374,6 +448,9 @@ struct Slot {
     goose: Option<Goose>,
     /// Whether it takes its track's share of traffic.
     serving: bool,
+    /// Prometheus target labels beyond `track` and `slot`: the pod's
+    /// labels as a cluster's Prometheus adds them.
+    labels: Vec<(&'static str, String)>,
 }
 
 /// Everything a release starts, so one place stops it.
@@ -393,9 +470,12 @@ impl Running {
             .iter()
             .filter(|s| s.goose.is_some())
             .map(|s| {
-                ScrapeTarget::new("goldengoose", s.addr)
+                let target = ScrapeTarget::new("goldengoose", s.addr)
                     .with_label("track", s.track.label())
-                    .with_label("slot", s.name.clone())
+                    .with_label("slot", s.name.clone());
+                s.labels
+                    .iter()
+                    .fold(target, |t, (k, v)| t.with_label(*k, v.clone()))
             })
             .collect()
     }
@@ -535,8 +615,14 @@ pub async fn run_release(
     if let Err(e) = Analysis::new(&scenario.schedule(), plan.thresholds) {
         return Err(fail(Step::Plan, AnalysisError::Schedule(e).into(), record));
     }
-    let spec = local_spec(scenario, &plan);
-    let mut controller = Kayenta::new(&spec, true);
+    let names = Names::of(scenario);
+    let peer = match &options.peer {
+        Some(peer) => match peer_spec(scenario, &plan, peer, &names) {
+            Ok(spec) => Some(spec),
+            Err(e) => return Err(fail(Step::Plan, e, record)),
+        },
+        None => None,
+    };
 
     let mut running = Running::default();
     let ctx = Context {
@@ -548,8 +634,19 @@ pub async fn run_release(
         control: control_scope,
         experiment: experiment_scope,
         judge,
+        names,
     };
-    let result = drive(&ctx, &mut running, &mut record, &mut controller).await;
+    let result = match &peer {
+        Some(spec) => {
+            let mut controller = PeerRelease::new(spec, true);
+            drive(&ctx, &mut running, &mut record, &mut controller).await
+        }
+        None => {
+            let spec = local_spec(scenario, &plan);
+            let mut controller = Kayenta::new(&spec, true);
+            drive(&ctx, &mut running, &mut record, &mut controller).await
+        }
+    };
     record.prometheus_retries = running.prometheus.as_ref().map_or(0, |p| p.retries());
     let load = running.teardown().await;
     record.instances = std::mem::take(&mut running.stopped);
@@ -598,6 +695,125 @@ fn local_spec(scenario: &Scenario, plan: &LocalPlan) -> KayentaSpec {
     spec
 }
 
+/// An Argo Rollouts or Flagger release of `scenario` as the local mode
+/// runs it: no build, the plan's canary pods, the scenario's telemetry
+/// names (Argo's `podTemplateHashValue` resolves to the hashes the pods'
+/// series carry).
+fn peer_spec(
+    scenario: &Scenario,
+    plan: &LocalPlan,
+    peer: &PeerAnalysis,
+    names: &Names,
+) -> Result<PeerSpec, ReleaseError> {
+    let t = &scenario.file.telemetry;
+    let renamed = |what: &str, renames: &std::collections::BTreeMap<String, String>| match renames
+        .iter()
+        .next()
+    {
+        Some((from, to)) => Err(ReleaseError::Telemetry {
+            field: format!("telemetry.{what}.{from}"),
+            problem: format!(
+                "renamed to {to:?}, but the local mode's goldengoose exposes the default names; remove the rename to run it locally"
+            ),
+        }),
+        None => Ok(()),
+    };
+    renamed("metrics", &t.metrics)?;
+    renamed("labels", &t.labels)?;
+    for (field, track) in [("canary", Track::Canary), ("production", Track::Production)] {
+        names
+            .istio_of(track)
+            .map_err(|problem| ReleaseError::Telemetry {
+                field: format!("telemetry.{field}"),
+                problem,
+            })?;
+    }
+    let hashes = peers::argo::Hashes {
+        stable: names.production.pod_template_hash.clone(),
+        latest: names.canary.pod_template_hash.clone(),
+    };
+    let bad = |error| ReleaseError::Peer {
+        name: peer.name.clone(),
+        error,
+    };
+    let mut spec = PeerSpec::from_scenario(
+        scenario,
+        PeerPlan::with_hashes(&peer.bundle, &hashes).map_err(bad)?,
+    );
+    spec.deploy.build_after_s = None;
+    spec.deploy.canary_pods = plan.canary_replicas.max(1);
+    Ok(spec)
+}
+
+/// Every track's names as the simulator gives its pods' series
+/// ([`scenarios::Telemetry`]): Istio's destination labels and the pods'
+/// Kubernetes labels.
+#[derive(Debug, Clone)]
+struct Names {
+    app: String,
+    namespace: String,
+    production: scenarios::telemetry::ResolvedTrack,
+    baseline: scenarios::telemetry::ResolvedTrack,
+    canary: scenarios::telemetry::ResolvedTrack,
+}
+
+impl Names {
+    fn of(scenario: &Scenario) -> Self {
+        let t = &scenario.file.telemetry;
+        Names {
+            app: t.app().to_string(),
+            namespace: t.namespace().to_string(),
+            production: t.track(TelemetryTrack::Production),
+            baseline: t.track(TelemetryTrack::Baseline),
+            canary: t.track(TelemetryTrack::Canary),
+        }
+    }
+
+    /// Workload and service of `track`'s pods, and their template hash:
+    /// the new production instances are production's Deployment (or
+    /// Flagger's primary) running the canary's template.
+    fn of_track(&self, track: Track) -> (&scenarios::telemetry::ResolvedTrack, &str) {
+        match track {
+            Track::Production => (&self.production, &self.production.pod_template_hash),
+            Track::Baseline => (&self.baseline, &self.baseline.pod_template_hash),
+            Track::Canary => (&self.canary, &self.canary.pod_template_hash),
+            Track::Next => (&self.production, &self.canary.pod_template_hash),
+        }
+    }
+
+    /// goldengoose's `--istio` for `track`, or why the track's names
+    /// cannot be one (a `destination_service` that is not
+    /// `SERVICE.NAMESPACE.svc.cluster.local`, or not a Kubernetes name).
+    fn istio_of(&self, track: Track) -> Result<goldengoose::Istio, String> {
+        let (names, _) = self.of_track(track);
+        let suffix = format!(".{}.svc.cluster.local", self.namespace);
+        let service = names.service.strip_suffix(&suffix).ok_or_else(|| {
+            format!(
+                "service {:?} is not SERVICE{suffix}, the only form an Istio sidecar reports",
+                names.service
+            )
+        })?;
+        format!(
+            "workload={},namespace={},service={service},app={}",
+            names.workload, self.namespace, self.app
+        )
+        .parse()
+        .map_err(|e: goldengoose::IstioSpecError| e.to_string())
+    }
+
+    /// The pod's labels a cluster's Prometheus adds to every series of
+    /// `slot` (the simulator puts the same ones on its pods' series).
+    fn target_labels(&self, track: Track, slot: &str) -> Vec<(&'static str, String)> {
+        let (names, hash) = self.of_track(track);
+        vec![
+            ("app", self.app.clone()),
+            ("namespace", self.namespace.clone()),
+            ("pod", format!("{}-{hash}-{slot}", names.workload)),
+            ("rollouts_pod_template_hash", hash.to_string()),
+        ]
+    }
+}
+
 struct Context<'a> {
     scenario: &'a Scenario,
     plan: &'a LocalPlan,
@@ -608,6 +824,8 @@ struct Context<'a> {
     experiment: ScopeVars,
     /// The Kayenta judge of `config`.
     judge: Arc<Judge>,
+    /// How each track's series are labelled.
+    names: Names,
 }
 
 impl Context<'_> {
@@ -674,8 +892,10 @@ struct Driver<'c, 'a> {
     not_ready: Option<ReleaseError>,
     /// Whether the judged series were fetched for the record.
     series_fetched: bool,
-    /// The controller's queries' PromQL.
-    queries: Vec<String>,
+    /// The controller's queries: name and PromQL (ranges scaled).
+    queries: Vec<(String, String)>,
+    /// Measurements asked for and not answered: id, query, controller time.
+    measuring: Vec<(u64, usize, Millis)>,
     /// Controller time of the decision (a promotion or rollback began).
     decided_at: Option<Millis>,
     /// `promote` or `rollback`, once begun.
@@ -743,7 +963,7 @@ impl<'c, 'a> Driver<'c, 'a> {
                     .collect();
                 for i in slots {
                     // Seeded by the slot's place, as every local release is.
-                    let config = instance_config(ctx.plan, ours, i as u64);
+                    let config = instance_config(ctx, ours, i as u64);
                     start_slot(ctx, &mut running.slots[i], config)
                         .await
                         .map_err(|e| (Step::Deploy, e))?;
@@ -859,6 +1079,7 @@ impl<'c, 'a> Driver<'c, 'a> {
                             self.handle(controller, now, Event::Judged { index, score });
                         }
                         Ok(Answer::Measured { id, value }) => {
+                            self.record_measurement(record, id, &value);
                             self.handle(controller, now, Event::Measured { id, value });
                         }
                         Ok(Answer::JudgeFailed(e)) => {
@@ -1047,7 +1268,16 @@ impl<'c, 'a> Driver<'c, 'a> {
         request: release::MeasureRequest,
     ) -> Result<(), (Step, ReleaseError)> {
         let api = prometheus_api(running, self.ctx.cancel)?;
-        let promql = self.queries.get(request.query).cloned().unwrap_or_default();
+        let promql = self
+            .queries
+            .get(request.query)
+            .map(|q| q.1.clone())
+            .unwrap_or_default();
+        self.measuring.push((
+            request.id,
+            request.query,
+            request.range.map_or(request.at, |r| r.end),
+        ));
         let at = self.unix(request.at);
         let range = request.range.map(|r| {
             (
@@ -1073,6 +1303,23 @@ impl<'c, 'a> Driver<'c, 'a> {
             Answer::Measured { id, value }
         });
         Ok(())
+    }
+
+    /// Keeps an answered measurement for the record.
+    fn record_measurement(&mut self, record: &mut ReleaseRecord, id: u64, value: &Measurement) {
+        let Some(k) = self.measuring.iter().position(|m| m.0 == id) else {
+            return;
+        };
+        let (_, query, at) = self.measuring.swap_remove(k);
+        let (name, promql) = self.queries.get(query).cloned().unwrap_or_default();
+        let since_shift = at.saturating_sub(self.traffic_at.unwrap_or(0));
+        record.measurements.push(Measured {
+            query: name,
+            promql,
+            at: self.unix(at),
+            scenario_s: secs(since_shift),
+            value: value.clone(),
+        });
     }
 
     /// The analysis is over: the series of the whole analysis for the
@@ -1204,6 +1451,7 @@ async fn drive<C: Controller>(
     let mut add = |name: String, track: Track| -> Result<(), ReleaseError> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(ReleaseError::Reserve)?;
         let addr = listener.local_addr().map_err(ReleaseError::Reserve)?;
+        let labels = ctx.names.target_labels(track, &name);
         running.slots.push(Slot {
             name,
             track,
@@ -1211,6 +1459,7 @@ async fn drive<C: Controller>(
             listener: Some(listener),
             goose: None,
             serving: false,
+            labels,
         });
         Ok(())
     };
@@ -1228,7 +1477,7 @@ async fn drive<C: Controller>(
         add(format!("production-new-{i}"), Track::Next).map_err(deploy)?;
     }
     for i in indices(running, Track::Production) {
-        let config = instance_config(plan, Track::Production, i as u64);
+        let config = instance_config(ctx, Track::Production, i as u64);
         start_slot(ctx, &mut running.slots[i], config)
             .await
             .map_err(deploy)?;
@@ -1252,13 +1501,15 @@ async fn drive<C: Controller>(
             .queries()
             .iter()
             .map(|q| {
-                if ctx.options.scale_ranges {
+                let promql = if ctx.options.scale_ranges {
                     scale_ranges(&q.promql, ctx.options.time_scale)
                 } else {
                     q.promql.clone()
-                }
+                };
+                (q.name.clone(), promql)
             })
             .collect(),
+        measuring: Vec::new(),
         decided_at: None,
         tail: None,
     };
@@ -1357,13 +1608,17 @@ async fn start_prometheus(
 
 /// The goldengoose config of instance `index` of `track`: the plan's, with
 /// a seed of its own so replicas differ.
-fn instance_config(plan: &LocalPlan, track: Track, index: u64) -> goldengoose::Config {
+fn instance_config(ctx: &Context<'_>, track: Track, index: u64) -> goldengoose::Config {
+    let plan = ctx.plan;
     let mut config = match track {
         Track::Production => plan.production.clone(),
         Track::Baseline => plan.baseline.clone(),
         Track::Canary | Track::Next => plan.canary.clone(),
     };
     config.version = track.label().to_string();
+    // The Istio sidecar's families too, when the track's names allow
+    // (always for a peer's analysis: checked when planned).
+    config.istio = ctx.names.istio_of(track).ok();
     config.seed = config
         .seed
         .wrapping_add(1000 * (index + 1))
@@ -1514,7 +1769,7 @@ async fn promote(
                     detail: "Ctrl-C".into(),
                 });
             }
-            let config = instance_config(ctx.plan, Track::Next, k as u64);
+            let config = instance_config(ctx, Track::Next, k as u64);
             start_slot(ctx, &mut running.slots[new], config).await?;
             wait_ready(
                 &running.slots[new],
@@ -1629,6 +1884,7 @@ mod tests {
                     listener: None,
                     goose: None,
                     serving,
+                    labels: Vec::new(),
                 })
                 .collect(),
             ..Default::default()
@@ -1710,6 +1966,69 @@ mod tests {
             ),
             "{first:?}"
         );
+    }
+
+    #[test]
+    fn instances_are_named_as_the_simulator_names_their_tracks() {
+        let path = format!(
+            "{}/../scenarios/catalog/aa-typical.toml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let scenario = Scenario::load(std::path::Path::new(&path), None).expect("loads");
+        let names = Names::of(&scenario);
+        let t = &scenario.file.telemetry;
+        let canary = names.istio_of(Track::Canary).expect("an Istio identity");
+        // Flagger's target and Argo's canary service, as the simulator's
+        // series carry them (scenarios::telemetry's defaults)
+        assert_eq!(canary.workload, "goldengoose");
+        assert_eq!(
+            canary.service_host(),
+            t.track(TelemetryTrack::Canary).service
+        );
+        assert_eq!(
+            canary.service_host(),
+            "goldengoose-canary.default.svc.cluster.local"
+        );
+        let primary = names.istio_of(Track::Production).expect("identity");
+        assert_eq!(primary.workload, "goldengoose-primary");
+        assert_eq!(
+            primary.service_host(),
+            "goldengoose-stable.default.svc.cluster.local"
+        );
+        assert_eq!(names.istio_of(Track::Next), Ok(primary));
+        let label = |track, slot| {
+            names
+                .target_labels(track, slot)
+                .into_iter()
+                .find(|(k, _)| *k == "rollouts_pod_template_hash")
+                .map(|(_, v)| v)
+        };
+        let (canary_hash, stable_hash) = (
+            t.track(TelemetryTrack::Canary).pod_template_hash,
+            t.track(TelemetryTrack::Production).pod_template_hash,
+        );
+        assert_eq!(label(Track::Canary, "canary-0"), Some(canary_hash.clone()));
+        assert_eq!(label(Track::Production, "production-0"), Some(stable_hash));
+        // the new production pods run the canary's template
+        assert_eq!(label(Track::Next, "production-new-0"), Some(canary_hash));
+        // and Argo's podTemplateHashValue resolves to the same by default
+        let defaults = release::peer::default_hashes();
+        assert_eq!(
+            defaults.latest,
+            t.track(TelemetryTrack::Canary).pod_template_hash
+        );
+        assert_eq!(
+            defaults.stable,
+            t.track(TelemetryTrack::Production).pod_template_hash
+        );
+        // a destination_service no sidecar reports is refused
+        let mut bad = scenario.clone();
+        bad.file.telemetry.canary.service = Some("shop.example.com".into());
+        let names = Names::of(&bad);
+        let e = names
+            .istio_of(Track::Canary)
+            .expect_err("not a cluster service");
+        assert!(e.contains("shop.example.com"), "{e}");
     }
 
     #[test]

@@ -314,6 +314,7 @@ pub fn study() -> Study {
     };
     let rollback = RunDetail {
         scenario: "latency-10pct".into(),
+        analysis: None,
         seed: 7_315_002_417,
         decision: reports::model::ReleaseEnd::Rollback,
         reason: "interval 3 scored 0 (critical metric latency_p99 High)".into(),
@@ -351,6 +352,7 @@ pub fn study() -> Study {
     };
     let promote = RunDetail {
         scenario: "aa-baseline".into(),
+        analysis: None,
         seed: 1_804_289_383,
         decision: reports::model::ReleaseEnd::Promote,
         reason: "all intervals passed".into(),

@@ -319,7 +319,17 @@ fn existing_charts_label_entries_by_analysis() {
     }
     let junit = reports::junit_xml(&study);
     xml::check(&junit).unwrap();
-    assert!(junit.contains("name=\"aa-baseline (flagger-canary)\""));
+    // One case per scenario and analysis, every name once.
+    let names: Vec<&str> = junit
+        .split("<testcase ")
+        .skip(1)
+        .filter_map(|c| c.split(" name=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(names.len(), study.scenarios.len());
+    let unique: std::collections::BTreeSet<&&str> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "{names:?}");
+    assert!(names.contains(&"aa-baseline [flagger-canary]"), "{names:?}");
+    assert!(names.contains(&"aa-baseline [argo-rollout]"), "{names:?}");
 }
 
 #[test]
