@@ -102,7 +102,7 @@ fn calibrate_recovers_a_simulated_service_backfilled_into_a_real_prometheus() {
     };
     let url = format!("http://{}", server.addr);
     let api = PromApi::from_url(&url).expect("url");
-    let (obs, family, _) =
+    let (obs, family, queries) =
         calibrate::read(&api, &url, r#"{version="production"}"#, window, &mut |_| {})
             .expect("reads the production track");
     drop(server);
@@ -172,5 +172,22 @@ fn calibrate_recovers_a_simulated_service_backfilled_into_a_real_prometheus() {
         (memory - svc.memory_mib).abs() <= 0.01 * svc.memory_mib,
         "{log}"
     );
+
+    // The page draws the fits over this data: the histogram and the load
+    // noise's autocorrelation (no per-pod latency, so no pod charts).
+    let page = calibrate::write::html(
+        &c,
+        &calibrate::write::Provenance {
+            url: url.clone(),
+            selector: r#"{version="production"}"#.into(),
+            family: family.name().into(),
+            from_unix: window.from,
+            to_unix: window.to,
+            queries: queries.into_iter().map(|q| (q.what, q.promql)).collect(),
+        },
+    );
+    assert_eq!(page.matches("<svg").count(), 2, "{log}");
+    assert!(page.contains("Latency histogram and the fitted log-normal"));
+    assert!(page.contains("Load noise: autocorrelation and AR(1) fit"));
     eprintln!("{log}");
 }
