@@ -31,21 +31,21 @@ static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
 
 // Okabe-Ito.
-const GREEN: RGBColor = RGBColor(0x00, 0x9E, 0x73);
-const VERMILLION: RGBColor = RGBColor(0xD5, 0x5E, 0x00);
-const ORANGE: RGBColor = RGBColor(0xE6, 0x9F, 0x00);
-const BLUE: RGBColor = RGBColor(0x00, 0x72, 0xB2);
-const SKY: RGBColor = RGBColor(0x56, 0xB4, 0xE9);
-const PURPLE: RGBColor = RGBColor(0xCC, 0x79, 0xA7);
-const GREY: RGBColor = RGBColor(0xA0, 0xA0, 0xA0);
-const INK: RGBColor = RGBColor(0x22, 0x22, 0x22);
-const MUTED: RGBColor = RGBColor(0x66, 0x66, 0x66);
-const GRID: RGBColor = RGBColor(0xE4, 0xE4, 0xE4);
-const SERIES: [RGBColor; 6] = [BLUE, VERMILLION, GREEN, PURPLE, ORANGE, SKY];
+pub(crate) const GREEN: RGBColor = RGBColor(0x00, 0x9E, 0x73);
+pub(crate) const VERMILLION: RGBColor = RGBColor(0xD5, 0x5E, 0x00);
+pub(crate) const ORANGE: RGBColor = RGBColor(0xE6, 0x9F, 0x00);
+pub(crate) const BLUE: RGBColor = RGBColor(0x00, 0x72, 0xB2);
+pub(crate) const SKY: RGBColor = RGBColor(0x56, 0xB4, 0xE9);
+pub(crate) const PURPLE: RGBColor = RGBColor(0xCC, 0x79, 0xA7);
+pub(crate) const GREY: RGBColor = RGBColor(0xA0, 0xA0, 0xA0);
+pub(crate) const INK: RGBColor = RGBColor(0x22, 0x22, 0x22);
+pub(crate) const MUTED: RGBColor = RGBColor(0x66, 0x66, 0x66);
+pub(crate) const GRID: RGBColor = RGBColor(0xE4, 0xE4, 0xE4);
+pub(crate) const SERIES: [RGBColor; 6] = [BLUE, VERMILLION, GREEN, PURPLE, ORANGE, SKY];
 
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
-fn ensure_font() -> Result<(), Error> {
+pub(crate) fn ensure_font() -> Result<(), Error> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED
         .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
@@ -589,7 +589,7 @@ fn decision_words(decision: ReleaseEnd) -> &'static str {
     }
 }
 
-fn font(size: f64) -> TextStyle<'static> {
+pub(crate) fn font(size: f64) -> TextStyle<'static> {
     TextStyle::from((FAMILY, size).into_font()).color(&INK)
 }
 
@@ -598,7 +598,7 @@ fn anchored<'a>(style: TextStyle<'a>, h: HPos, v: VPos) -> TextStyle<'a> {
 }
 
 #[derive(Clone, Copy)]
-enum Mark {
+pub(crate) enum Mark {
     Box,
     Line,
     Dashed,
@@ -606,7 +606,7 @@ enum Mark {
 }
 
 /// A one-line legend starting at `(x, y)` (top-left) on `area`.
-fn legend<DB: DrawingBackend>(
+pub(crate) fn legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     (mut x, y): (i32, i32),
     items: &[(&str, RGBColor, Mark)],

@@ -19,6 +19,7 @@ mod markdown;
 pub mod model;
 pub mod summary;
 mod text;
+pub mod xy;
 
 use std::path::{Path, PathBuf};
 

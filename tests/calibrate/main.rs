@@ -6,7 +6,10 @@
 //! beside the local mode's tests on two cores, their goldengoose processes
 //! and Prometheus moved the fitted latency sigma by 15 standard errors.
 
+#[path = "../../prom/tests/support/real.rs"]
+mod real;
 mod round_trip;
+mod sim_round_trip;
 
 use cluster::GooseCommand;
 

@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use reports::xy::{Curve, Style, XyChart};
+
 use super::fit::{Acf, Calibration, Fit};
 
 /// Where the data came from, for the file's header.
@@ -445,47 +447,54 @@ pub fn html(c: &Calibration, p: &Provenance) -> String {
     }
     if let Some((bounds, emp, fit)) = &c.histogram_cdf {
         let xs: Vec<f64> = bounds.iter().map(|b| b.log10()).collect();
-        let svg = chart(
+        let mut chart = xy(
+            "Latency histogram and the fitted log-normal",
             "latency bucket bound (log10 seconds)",
             "fraction of requests at or below",
-            &[
-                Curve::points("histogram (data)", &xs, emp, "#0072B2"),
-                Curve::line("fitted log-normal", &xs, fit, "#D55E00"),
+            vec![
+                curve("histogram (data)", &xs, emp, Style::Points, 0),
+                curve("fitted log-normal", &xs, fit, Style::Line, 1),
             ],
-            Some((0.0, 1.0)),
         );
-        let _ = write!(
-            h,
-            "<figure>{svg}<figcaption>The latency histogram's CDF at each bucket bound (dots) and the fitted log-normal's (line); the largest gap is {:.2} percentage points.</figcaption></figure>",
-            c.latency_max_cdf_error.unwrap_or(f64::NAN) * 100.0
-        );
+        chart.y_range = Some((0.0, 1.0));
+        h.push_str(&figure(
+            &chart,
+            &format!(
+                "The latency histogram's CDF at each bucket bound (dots) and the fitted log-normal's (line); the largest gap is {:.2} percentage points.",
+                c.latency_max_cdf_error.unwrap_or(f64::NAN) * 100.0
+            ),
+        ));
     }
-    for (acf, what) in [
+    for (acf, title, what) in [
         (
             &c.load_acf,
+            "Load noise: autocorrelation and AR(1) fit",
             "ln(service request count) minus its daily curve (load noise + Poisson)",
         ),
         (
             &c.drift_acf,
+            "Pod drift: autocorrelation and AR(1) fit",
             "each pod's ln(mean latency) minus its own mean and the pods' common move (pod drift + sampling)",
         ),
     ] {
         if let Some(Acf { empirical, fitted }) = acf {
             let xs: Vec<f64> = (0..empirical.len()).map(|k| k as f64).collect();
-            let svg = chart(
+            let chart = xy(
+                title,
                 "lag (steps)",
                 "autocorrelation",
-                &[
-                    Curve::points("data", &xs, empirical, "#0072B2"),
-                    Curve::line("AR(1) fit (lags 1+)", &xs, fitted, "#D55E00"),
+                vec![
+                    curve("data", &xs, empirical, Style::Points, 0),
+                    curve("AR(1) fit (lags 1+)", &xs, fitted, Style::Line, 1),
                 ],
-                None,
             );
-            let _ = write!(
-                h,
-                "<figure>{svg}<figcaption>Autocorrelation of {}. At lag 0 the data include white sampling noise, which the AR(1) (fitted on lags 1 and up) does not.</figcaption></figure>",
-                esc(what)
-            );
+            h.push_str(&figure(
+                &chart,
+                &format!(
+                    "Autocorrelation of {}. At lag 0 the data include white sampling noise, which the AR(1) (fitted on lags 1 and up, above the known Poisson or sampling noise) does not.",
+                    esc(what)
+                ),
+            ));
         }
     }
     let pods: Vec<_> = c
@@ -505,32 +514,27 @@ pub fn html(c: &Calibration, p: &Provenance) -> String {
             .map(|p| p.latency_offset + 1.96 * p.latency_offset_se)
             .collect();
         let pv = c.pod_variation.value().unwrap_or(0.0);
-        let svg = chart(
-            "pod (see table)",
+        let ends = [-0.5, xs.len() as f64 - 0.5];
+        let chart = xy(
+            "Per-pod spread of latency",
+            "pod (# in the table below)",
             "ln(mean latency) - pods' mean",
-            &[
-                Curve::bars(
+            vec![
+                curve(
                     "pod offset with 95% interval",
                     &xs,
                     &ys,
-                    &lo,
-                    &hi,
-                    "#0072B2",
+                    Style::Bars { lo, hi },
+                    0,
                 ),
-                Curve::line(
-                    "+- fitted pod_variation",
-                    &[-0.5, xs.len() as f64 - 0.5],
-                    &[pv, pv],
-                    "#D55E00",
-                ),
-                Curve::line("", &[-0.5, xs.len() as f64 - 0.5], &[-pv, -pv], "#D55E00"),
+                curve("+- fitted pod_variation", &ends, &[pv, pv], Style::Line, 1),
+                curve("", &ends, &[-pv, -pv], Style::Line, 1),
             ],
-            None,
         );
-        let _ = write!(
-            h,
-            "<figure>{svg}<figcaption>Each pod's latency offset (log scale) with its 95% interval from drift and sampling; the lines are &plusmn; the fitted pod_variation.</figcaption></figure>"
-        );
+        h.push_str(&figure(
+            &chart,
+            "Each pod's latency offset (log scale) with its 95% interval from drift and sampling; the lines are &plusmn; the fitted pod_variation.",
+        ));
         h.push_str("<table><tr><th>#</th><th>pod</th><th>req/s</th><th>latency offset</th><th>CPU cores</th><th>memory MiB</th></tr>");
         for (i, p) in c.pods.iter().enumerate() {
             let _ = write!(
@@ -553,194 +557,38 @@ pub fn html(c: &Calibration, p: &Provenance) -> String {
     h
 }
 
-enum Kind<'a> {
-    Points,
-    Line,
-    Bars(&'a [f64], &'a [f64]),
-}
-
-struct Curve<'a> {
-    label: &'a str,
-    xs: &'a [f64],
-    ys: &'a [f64],
-    color: &'a str,
-    kind: Kind<'a>,
-}
-
-impl<'a> Curve<'a> {
-    fn points(label: &'a str, xs: &'a [f64], ys: &'a [f64], color: &'a str) -> Self {
-        Curve {
-            label,
-            xs,
-            ys,
-            color,
-            kind: Kind::Points,
-        }
-    }
-    fn line(label: &'a str, xs: &'a [f64], ys: &'a [f64], color: &'a str) -> Self {
-        Curve {
-            label,
-            xs,
-            ys,
-            color,
-            kind: Kind::Line,
-        }
-    }
-    fn bars(
-        label: &'a str,
-        xs: &'a [f64],
-        ys: &'a [f64],
-        lo: &'a [f64],
-        hi: &'a [f64],
-        color: &'a str,
-    ) -> Self {
-        Curve {
-            label,
-            xs,
-            ys,
-            color,
-            kind: Kind::Bars(lo, hi),
-        }
-    }
-}
-
-/// A small inline SVG chart (no fonts needed beyond the browser's).
-fn chart(xlabel: &str, ylabel: &str, curves: &[Curve<'_>], y_range: Option<(f64, f64)>) -> String {
-    let (w, hgt, l, r, t, b) = (760.0, 320.0, 70.0, 20.0, 30.0, 45.0);
-    let finite = |v: &f64| v.is_finite();
-    let all_x: Vec<f64> = curves
-        .iter()
-        .flat_map(|c| c.xs.iter().copied())
-        .filter(finite)
-        .collect();
-    let mut all_y: Vec<f64> = curves
-        .iter()
-        .flat_map(|c| c.ys.iter().copied())
-        .filter(finite)
-        .collect();
-    for c in curves {
-        if let Kind::Bars(lo, hi) = c.kind {
-            all_y.extend(lo.iter().chain(hi).copied().filter(finite));
-        }
-    }
-    let range = |v: &[f64]| {
-        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if !lo.is_finite() {
-            (0.0, 1.0)
-        } else if hi - lo < 1e-12 {
-            (lo - 0.5, hi + 0.5)
-        } else {
-            let pad = (hi - lo) * 0.05;
-            (lo - pad, hi + pad)
-        }
+/// A chart of the page, drawn by the report's chart code; if it cannot be
+/// drawn the page says why instead.
+fn figure(chart: &XyChart, caption: &str) -> String {
+    let body = match chart.svg() {
+        Ok(svg) => svg,
+        Err(e) => format!(
+            "<p class=\"nf\">chart not drawn: {}</p>",
+            esc(&e.to_string())
+        ),
     };
-    let (x0, x1) = range(&all_x);
-    let (y0, y1) = y_range.unwrap_or_else(|| range(&all_y));
-    let px = |x: f64| l + (x - x0) / (x1 - x0) * (w - l - r);
-    let py = |y: f64| t + (1.0 - (y - y0) / (y1 - y0)) * (hgt - t - b);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{hgt}\" viewBox=\"0 0 {w} {hgt}\" font-family=\"sans-serif\" font-size=\"12\">"
-    );
-    let _ = write!(
-        s,
-        "<rect x=\"{l}\" y=\"{t}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#999\"/>",
-        w - l - r,
-        hgt - t - b
-    );
-    for i in 0..=4 {
-        let y = y0 + (y1 - y0) * i as f64 / 4.0;
-        let _ = write!(
-            s,
-            "<line x1=\"{l}\" x2=\"{}\" y1=\"{py:.1}\" y2=\"{py:.1}\" stroke=\"#eee\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            w - r,
-            l - 5.0,
-            py(y) + 4.0,
-            num(y),
-            py = py(y)
-        );
-        let x = x0 + (x1 - x0) * i as f64 / 4.0;
-        let _ = write!(
-            s,
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-            px(x),
-            hgt - b + 16.0,
-            num(x)
-        );
+    format!("<figure>{body}<figcaption>{caption}</figcaption></figure>")
+}
+
+fn curve(label: &str, xs: &[f64], ys: &[f64], style: Style, color: usize) -> Curve {
+    Curve {
+        label: label.into(),
+        xs: xs.to_vec(),
+        ys: ys.to_vec(),
+        style,
+        color,
     }
-    let _ = write!(
-        s,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text><text x=\"14\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {})\">{}</text>",
-        (l + w - r) / 2.0,
-        hgt - 8.0,
-        esc(xlabel),
-        (t + hgt - b) / 2.0,
-        (t + hgt - b) / 2.0,
-        esc(ylabel)
-    );
-    let mut legend_x = l + 10.0;
-    for c in curves {
-        let pts: Vec<(f64, f64)> =
-            c.xs.iter()
-                .zip(c.ys)
-                .filter(|(x, y)| x.is_finite() && y.is_finite())
-                .map(|(x, y)| (px(*x), py(*y)))
-                .collect();
-        match c.kind {
-            Kind::Line => {
-                let d: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
-                let _ = write!(
-                    s,
-                    "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/>",
-                    d.join(" "),
-                    c.color
-                );
-            }
-            Kind::Points => {
-                for (x, y) in &pts {
-                    let _ = write!(
-                        s,
-                        "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3.5\" fill=\"{}\"/>",
-                        c.color
-                    );
-                }
-            }
-            Kind::Bars(lo, hi) => {
-                for (i, (x, y)) in c.xs.iter().zip(c.ys).enumerate() {
-                    if !(x.is_finite() && y.is_finite()) {
-                        continue;
-                    }
-                    let (a, z) = (
-                        lo.get(i).copied().unwrap_or(*y),
-                        hi.get(i).copied().unwrap_or(*y),
-                    );
-                    let _ = write!(
-                        s,
-                        "<line x1=\"{X:.1}\" x2=\"{X:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"{c}\" stroke-width=\"2\"/><circle cx=\"{X:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{c}\"/>",
-                        py(a),
-                        py(z),
-                        py(*y),
-                        X = px(*x),
-                        c = c.color
-                    );
-                }
-            }
-        }
-        if !c.label.is_empty() {
-            let _ = write!(
-                s,
-                "<rect x=\"{legend_x:.1}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{}\">{}</text>",
-                t - 22.0,
-                c.color,
-                legend_x + 14.0,
-                t - 13.0,
-                esc(c.label)
-            );
-            legend_x += 30.0 + 7.0 * c.label.len() as f64;
-        }
+}
+
+fn xy(title: &str, x_label: &str, y_label: &str, curves: Vec<Curve>) -> XyChart {
+    XyChart {
+        title: title.into(),
+        x_label: x_label.into(),
+        y_label: y_label.into(),
+        curves,
+        y_range: None,
+        size: (900, 360),
     }
-    s.push_str("</svg>");
-    s
 }
 
 #[cfg(test)]
@@ -803,5 +651,39 @@ mod tests {
         let page = html(&c, &p);
         assert!(page.contains("request_rate") && page.contains("sum(x)"));
         assert!(summary(&c).contains("not fitted"));
+        assert!(!page.contains("<svg"), "no data, no charts");
+
+        // with data: the three kinds of chart, drawn by the reports crate
+        c.histogram_cdf = Some((
+            vec![0.01, 0.1, 1.0],
+            vec![0.1, 0.6, 0.98],
+            vec![0.12, 0.58, 0.97],
+        ));
+        c.latency_max_cdf_error = Some(0.02);
+        c.load_acf = Some(Acf {
+            empirical: vec![1.0, 0.4, 0.2],
+            fitted: vec![1.0, 0.38, 0.21],
+        });
+        c.pods = (0..3)
+            .map(|i| super::super::fit::PodSummary {
+                name: format!("pod-{i}"),
+                rate: 10.0,
+                latency_offset: 0.01 * f64::from(i) - 0.01,
+                latency_offset_se: 0.005,
+                cpu_cores: 0.1,
+                memory_mib: 100.0,
+            })
+            .collect();
+        let page = html(&c, &p);
+        assert_eq!(page.matches("<svg").count(), 3, "{page}");
+        for title in [
+            "Latency histogram and the fitted log-normal",
+            "Load noise: autocorrelation and AR(1) fit",
+            "Per-pod spread of latency",
+            "pod-2",
+        ] {
+            assert!(page.contains(title), "{title} missing");
+        }
+        assert!(!page.contains("chart not drawn"));
     }
 }

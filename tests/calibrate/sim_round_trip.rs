@@ -1,0 +1,193 @@
+//! `canarylab calibrate` against the simulator: a scenario simulated, its
+//! raw series (what `canarylab sim --dump-series` writes) written as
+//! OpenMetrics, backfilled with `promtool tsdb create-blocks-from
+//! openmetrics` into a real Prometheus, then calibrated back over the HTTP
+//! API, in seconds: the release's series (330 steps of 10 s, the
+//! production track's 6 pods) through promtool, Prometheus's TSDB and its
+//! range queries.
+//!
+//! What the simulator draws decides what can come back (sim/src/series.rs):
+//! the pods of a track share one latency offset and one drift (the track's
+//! requests are split over its pods), so the production track's pods are
+//! alike, and the scenario sets pod_variation and pod_drift to 0 so the
+//! track's shared offset and drift (which calibrate would see as "latency
+//! moving together") are 0 too. The run draws only the families its
+//! canary config reads, which leaves out the latency sum and count: the
+//! per-pod latency fits (pod_variation, pod_drift) must say so. Fresh-pod
+//! effects are off (production is a week old anyway). Everything else is
+//! the scenario's, except CPU per request (see the test).
+
+use std::path::Path;
+use std::time::Duration;
+
+use cluster::PromApi;
+use cluster::calibrate::{self, Fit, Window};
+
+use crate::real;
+
+const SCENARIO: &str = r#"
+description = "calibrate's round trip through the simulator"
+expect = "pass"
+
+[service]
+request_rate = 300.0
+replicas = 6
+latency_median_ms = 80.0
+latency_sigma = 0.4
+error_rate = 0.005
+cpu_ms_per_request = 4.0
+cpu_idle_cores = 0.03
+memory_mib = 250.0
+pod_variation = 0.0
+load_noise = { sd = 0.04, rho = 0.7 }
+pod_drift = { sd = 0.0, rho = 0.0 }
+fresh_pod = { cold_latency = 0.0, warm_up_s = 600.0, memory_ratio = 1.0 }
+
+[pipeline]
+baseline = "production"
+baseline_replicas = 0
+traffic = { canary = 5, baseline = 0, production = 95 }
+# the default lifetime gives 210 steps of series, under the 250 that 5
+# jackknife blocks need (else the errors are infinite); this gives 330
+lifetime_s = 10800.0
+
+[analysis]
+config = "canary-config.json"
+"#;
+
+/// Within 3 standard errors; prints the line either way.
+#[track_caller]
+fn recovered(fit: &Fit, truth: f64, what: &str, log: &mut String) {
+    let (v, se) = match fit {
+        Fit::Fitted { value, se, .. } => (*value, *se),
+        Fit::NotFitted(why) => panic!("{what} not fitted: {why}\n{log}"),
+    };
+    log.push_str(&format!(
+        "{what}: fitted {v:.5} +- {se:.5}, truth {truth:.5} ({:+.2} se)\n",
+        (v - truth) / se
+    ));
+    assert!(
+        se.is_finite() && (v - truth).abs() <= 3.0 * se,
+        "{what} missed\n{log}"
+    );
+}
+
+#[test]
+#[ignore = "needs prometheus: apt-get install prometheus"]
+fn calibrate_recovers_a_simulated_service_backfilled_into_a_real_prometheus() {
+    let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/catalog");
+    let scenario =
+        scenarios::Scenario::parse(SCENARIO, &catalog.join("calibrate-round-trip.toml"), None)
+            .expect("scenario parses");
+    let svc = scenario.file.service.clone();
+    let runs =
+        sim::prometheus::example_series(std::slice::from_ref(&scenario), 17).expect("simulates");
+    let (_, _, store) = runs.into_iter().next().expect("one run");
+    let dir = real::TempDir::new("calibrate-sim");
+    let (store, server) = real::backfill_and_serve(&dir.0, &store);
+    // The production track's grid: its first sample (the counters' starting
+    // values, at traffic start) to its last.
+    let (from_ms, to_ms) = store
+        .series()
+        .iter()
+        .filter(|s| s.labels.get("version").is_some_and(|v| v == "production"))
+        .flat_map(|s| s.timestamps.iter().copied())
+        .fold((i64::MAX, i64::MIN), |(a, b), t| (a.min(t), b.max(t)));
+    assert!(from_ms < to_ms, "the run has production series");
+    let step = Duration::from_secs(10);
+    let window = Window {
+        from: from_ms as f64 / 1000.0,
+        to: to_ms as f64 / 1000.0,
+        step,
+    };
+    let url = format!("http://{}", server.addr);
+    let api = PromApi::from_url(&url).expect("url");
+    let (obs, family, queries) =
+        calibrate::read(&api, &url, r#"{version="production"}"#, window, &mut |_| {})
+            .expect("reads the production track");
+    drop(server);
+    assert_eq!(family, calibrate::Family::Goldengoose);
+    let c = calibrate::calibrate(&obs);
+    eprintln!("{}", calibrate::write::summary(&c));
+
+    let mut log = format!("{} steps of {} s\n", c.steps, step.as_secs());
+    assert_eq!(c.replicas.value(), Some(f64::from(svc.replicas)), "{c:?}");
+    let share = 0.95;
+    recovered(
+        &c.request_rate,
+        svc.request_rate * share,
+        "request_rate",
+        &mut log,
+    );
+    recovered(&c.error_rate, svc.error_rate, "error_rate", &mut log);
+    recovered(
+        &c.latency_median_ms,
+        svc.latency_median_ms,
+        "latency_median_ms",
+        &mut log,
+    );
+    recovered(
+        &c.latency_sigma,
+        svc.latency_sigma,
+        "latency_sigma",
+        &mut log,
+    );
+    // Not checked: the simulator gives every pod of a track the track's
+    // average CPU (sim/src/prometheus.rs splits requests over the pods but
+    // not CPU), while calibrate regresses each pod's CPU on its own request
+    // rate, as a real pod's CPU follows its own requests: the pods' split
+    // noise in rate, which has no CPU in the simulator, flattens the slope.
+    log.push_str(&format!(
+        "cpu_ms_per_request: fitted {:?} (truth {}; not checked, see the comment)\n",
+        c.cpu_ms_per_request.value(),
+        svc.cpu_ms_per_request
+    ));
+    recovered(
+        &c.load_noise_sd,
+        svc.load_noise.sd,
+        "load_noise.sd",
+        &mut log,
+    );
+    recovered(
+        &c.load_noise_rho,
+        svc.load_noise.rho,
+        "load_noise.rho",
+        &mut log,
+    );
+    for (fit, what) in [
+        (&c.pod_drift_sd, "pod_drift.sd"),
+        (&c.pod_variation, "pod_variation"),
+    ] {
+        let Fit::NotFitted(why) = fit else {
+            panic!("{what}: fitted without latency sum and count: {fit:?}\n{log}")
+        };
+        log.push_str(&format!("{what}: not fitted: {why}\n"));
+    }
+    let memory = c.memory_mib.value().expect("memory fitted");
+    log.push_str(&format!(
+        "memory_mib: fitted {memory:.3}, truth {}\n",
+        svc.memory_mib
+    ));
+    assert!(
+        (memory - svc.memory_mib).abs() <= 0.01 * svc.memory_mib,
+        "{log}"
+    );
+
+    // The page draws the fits over this data: the histogram and the load
+    // noise's autocorrelation (no per-pod latency, so no pod charts).
+    let page = calibrate::write::html(
+        &c,
+        &calibrate::write::Provenance {
+            url: url.clone(),
+            selector: r#"{version="production"}"#.into(),
+            family: family.name().into(),
+            from_unix: window.from,
+            to_unix: window.to,
+            queries: queries.into_iter().map(|q| (q.what, q.promql)).collect(),
+        },
+    );
+    assert_eq!(page.matches("<svg").count(), 2, "{log}");
+    assert!(page.contains("Latency histogram and the fitted log-normal"));
+    assert!(page.contains("Load noise: autocorrelation and AR(1) fit"));
+    eprintln!("{log}");
+}
