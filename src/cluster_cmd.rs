@@ -322,6 +322,7 @@ fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
                 Arc::new(prometheus),
                 &options,
                 cancel.clone(),
+                None,
             )
             .await,
         )

@@ -14,8 +14,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use judge::analysis::{Analysis, Outcome, Schedule, Step, Window};
+use judge::analysis::{Analysis, Schedule, Step, Window};
 use judge::{CanaryConfig, CanaryJudgeResult, Judge, MetricSetPair, ScoreThresholds};
+use release::AnalysisOutcome;
 
 use crate::local::metric_set_pair;
 use crate::prom::{self, PromApi};
@@ -134,8 +135,8 @@ pub fn fetch_pairs(
 /// How one analysis went.
 #[derive(Debug, Clone)]
 pub struct AnalysisRun {
-    /// Promote or roll back, why, and the interval scores.
-    pub outcome: Outcome,
+    /// Promote or roll back, why, the interval scores and when.
+    pub outcome: AnalysisOutcome,
     /// Per judged interval: its window, its pairs and the judge's result.
     pub intervals: Vec<JudgedInterval>,
 }
@@ -234,7 +235,12 @@ pub fn run_analysis_observed(
         intervals.push(interval);
         match analysis.record(score) {
             Step::Judge(next) => window = next,
-            Step::Done(outcome) => return Ok(AnalysisRun { outcome, intervals }),
+            Step::Done(outcome) => {
+                return Ok(AnalysisRun {
+                    outcome: outcome.into(),
+                    intervals,
+                });
+            }
         }
     }
 }
