@@ -289,6 +289,23 @@ pub enum OperatorInput {
     Resume,
 }
 
+impl std::str::FromStr for OperatorInput {
+    type Err = String;
+
+    /// `promote`, `abort` or `resume` (any case, surrounding blanks
+    /// ignored), as a person types them.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "promote" => Ok(Self::Promote),
+            "abort" => Ok(Self::Abort),
+            "resume" => Ok(Self::Resume),
+            other => Err(format!(
+                "\"{other}\" is not an operator input: promote, abort or resume"
+            )),
+        }
+    }
+}
+
 /// What happened, fed to [`Controller::handle`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {

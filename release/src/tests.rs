@@ -65,3 +65,14 @@ fn the_judges_analysis_outcome_converts() {
         (ReleaseEnd::Promote, "passed", Duration::from_secs(9))
     );
 }
+
+#[test]
+fn operator_input_parses_as_typed() {
+    assert_eq!(" Promote\n".parse(), Ok(OperatorInput::Promote));
+    assert_eq!("abort".parse(), Ok(OperatorInput::Abort));
+    assert_eq!("RESUME".parse(), Ok(OperatorInput::Resume));
+    let err = "rollback"
+        .parse::<OperatorInput>()
+        .expect_err("not an input");
+    assert!(err.contains("promote, abort or resume"), "{err}");
+}

@@ -23,6 +23,7 @@ pub mod yaml;
 
 pub use clean::clean;
 pub use manifests::{Manifests, RenderError, RenderOptions, ScenarioFiles, release_id};
+pub use release::OperatorInput;
 pub use run::{
     Cleanup, Crashes, KubeError, KubeOutcome, MetricsSource, ProductionState, RunFailure,
     RunOptions, run_release,
