@@ -72,7 +72,7 @@ use crate::analysis::{
 use crate::local::run::measurement;
 use crate::plan::{LocalPlan, Split as PlanSplit};
 use crate::prom::PromApi;
-use crate::query::{ScopeVars, build_query};
+use crate::query::ScopeVars;
 
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "canarylab";
@@ -1135,26 +1135,7 @@ fn judge_window(
     seed: u64,
 ) -> Result<JudgedInterval, AnalysisError> {
     let pairs = metrics.fetch(config, control, experiment, start, end, step)?;
-    let empty = |v: &[f64]| v.iter().all(|x| x.is_nan());
-    if pairs
-        .iter()
-        .all(|p| empty(&p.values.control) && empty(&p.values.experiment))
-    {
-        return Err(AnalysisError::NoData {
-            interval: window.index,
-            start,
-            end,
-            query: build_query(config, 0, control).unwrap_or_default(),
-        });
-    }
-    let result = judge.judge_pairs(&pairs, seed.wrapping_add(window.index as u64))?;
-    Ok(JudgedInterval {
-        window,
-        start,
-        end,
-        pairs,
-        result,
-    })
+    crate::analysis::judge_window(judge, config, control, window, (start, end), pairs, seed)
 }
 
 /// The Kayenta pipeline as the Kubernetes mode runs it, in the plan's
