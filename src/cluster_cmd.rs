@@ -165,6 +165,11 @@ pub struct RunArgs {
     /// Exit 1 when the canary is rolled back (for scripts and CI).
     #[arg(long)]
     pub exit_code: bool,
+    /// Read a person's input from standard input while the release runs,
+    /// one word a line: `promote` (now, skipping the rest of the analysis),
+    /// `abort` (roll back now) or `resume`.
+    #[arg(long)]
+    pub operator_stdin: bool,
 }
 
 /// Arguments of `canarylab cluster clean`.
@@ -280,6 +285,32 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// A channel of the operator's input, read from stdin line by line on a
+/// thread of its own (a blocked read must not hold up the runtime); a line
+/// that is not an input is reported and skipped.
+fn operator_from_stdin() -> tokio::sync::mpsc::UnboundedReceiver<cluster::kube::OperatorInput> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if line.trim().is_empty() {
+                continue;
+            }
+            match line.parse() {
+                Ok(input) => {
+                    eprintln!("operator: {input:?}");
+                    if tx.send(input).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => eprintln!("operator: {e}"),
+            }
+        }
+    });
+    rx
+}
+
 fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let (scenario, plan, manifests) = prepare(&args.release)?;
     let cancel = Arc::new(AtomicBool::new(false));
@@ -313,6 +344,7 @@ fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
                 flag.store(true, Ordering::SeqCst);
             }
         });
+        let operator = args.operator_stdin.then(operator_from_stdin);
         anyhow::Ok(
             cluster::kube::run_release(
                 client,
@@ -322,6 +354,7 @@ fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
                 Arc::new(prometheus),
                 &options,
                 cancel.clone(),
+                operator,
             )
             .await,
         )
@@ -349,6 +382,9 @@ fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
                 outcome.decision, outcome.analysis.outcome.reason
             )?;
             writeln!(out, "{}", outcome.production)?;
+            for c in &outcome.crashes {
+                writeln!(out, "crashed while rolling out: {c}")?;
+            }
             writeln!(out, "deleted: {}", outcome.cleanup.deleted.join(", "))?;
             for p in &outcome.cleanup.problems {
                 writeln!(out, "cleanup problem: {p}")?;

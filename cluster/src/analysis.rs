@@ -1,8 +1,11 @@
 //! Kayenta's canary analysis against a real Prometheus: for each interval
 //! of a [`Schedule`], build every metric's query for the control and the
 //! experiment scope, fetch both with `/api/v1/query_range`, align them into
-//! MetricSetPairs and judge them; [`judge::analysis::Analysis`] decides
-//! whether to go on, promote or roll back.
+//! MetricSetPairs and judge them. What to judge when, and whether to go
+//! on, promote or roll back, is the release controller's
+//! ([`release::kayenta::Kayenta`], the same the simulator and the real
+//! modes run, here without pods or traffic): this module only carries out
+//! its `Judge` commands.
 //!
 //! Blocking by design (it sleeps until each window has ended and makes
 //! blocking HTTP calls): run it on its own thread or in
@@ -11,11 +14,17 @@
 //!
 //! Not for: starting processes or moving traffic (that is the caller's).
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use judge::analysis::{Analysis, Outcome, Schedule, Step, Window};
+use judge::analysis::{Analysis, Schedule, Window};
 use judge::{CanaryConfig, CanaryJudgeResult, Judge, MetricSetPair, ScoreThresholds};
+use release::kayenta::{Kayenta, KayentaSpec};
+use release::{
+    AnalysisOutcome, Command, Controller, Event, Millis, RollingUpdate, Split, ms, secs,
+};
 
 use crate::local::metric_set_pair;
 use crate::prom::{self, PromApi};
@@ -52,6 +61,8 @@ pub enum AnalysisError {
     Judge(#[from] judge::JudgeError),
     #[error("the analysis was cancelled")]
     Cancelled,
+    #[error("the analysis ended without a verdict: {0}")]
+    NoVerdict(String),
 }
 
 /// Checks before anything starts that every metric of `config` yields a
@@ -134,8 +145,8 @@ pub fn fetch_pairs(
 /// How one analysis went.
 #[derive(Debug, Clone)]
 pub struct AnalysisRun {
-    /// Promote or roll back, why, and the interval scores.
-    pub outcome: Outcome,
+    /// Promote or roll back, why, the interval scores and when.
+    pub outcome: AnalysisOutcome,
     /// Per judged interval: its window, its pairs and the judge's result.
     pub intervals: Vec<JudgedInterval>,
 }
@@ -169,7 +180,8 @@ pub struct AnalysisPlan {
 
 /// Runs the multi-interval analysis in real time: waits until each window
 /// has ended (plus one step, so its last scrape has landed), fetches,
-/// judges, and lets [`Analysis`] decide. `cancel` is checked every 100 ms.
+/// judges, and lets the Kayenta controller decide. `cancel` is checked
+/// every 100 ms.
 pub fn run_analysis(
     prometheus: &PromApi,
     config: &CanaryConfig,
@@ -189,54 +201,150 @@ pub fn run_analysis_observed(
     judged: &mut dyn FnMut(&JudgedInterval),
 ) -> Result<AnalysisRun, AnalysisError> {
     check_queries(config, &plan.control, &plan.experiment)?;
-    let judge = Judge::new(config).map_err(AnalysisError::Config)?;
-    let mut analysis =
-        Analysis::new(&plan.schedule, plan.thresholds).map_err(AnalysisError::Schedule)?;
-    let mut window = analysis.first();
-    let mut intervals = Vec::new();
-    loop {
-        // Epoch milliseconds, as Kayenta's scopes carry them.
-        let ms = |t: f64| (t * 1000.0).round() / 1000.0;
-        let start = ms(plan.started_at + window.start.as_secs_f64());
-        let end = ms(plan.started_at + window.end.as_secs_f64());
-        sleep_until(end + plan.step.as_secs_f64(), cancel)?;
-        let pairs = fetch_pairs(
-            prometheus,
-            config,
-            &plan.control,
-            &plan.experiment,
-            start,
-            end,
-            plan.step,
-        )?;
-        let empty = |v: &[f64]| v.iter().all(|x| x.is_nan());
-        if pairs
-            .iter()
-            .all(|p| empty(&p.values.control) && empty(&p.values.experiment))
-        {
-            return Err(AnalysisError::NoData {
-                interval: window.index,
+    drive_analysis(
+        config,
+        plan,
+        &mut |t| sleep_until(t, cancel),
+        &mut |start, end| {
+            fetch_pairs(
+                prometheus,
+                config,
+                &plan.control,
+                &plan.experiment,
                 start,
                 end,
-                query: build_query(config, 0, &plan.control).unwrap_or_default(),
-            });
+                plan.step,
+            )
+        },
+        judged,
+    )
+}
+
+/// The Kayenta controller's analysis alone (no build, no pods, no traffic:
+/// those are the caller's), controller time 0 being `plan.started_at`:
+/// each `Judge` waits with `wait_until` (unix seconds) for the window's
+/// end plus one step, gets the window's pairs from `fetch` (unix seconds
+/// `start`, `end`) and judges them.
+fn drive_analysis(
+    config: &CanaryConfig,
+    plan: &AnalysisPlan,
+    wait_until: &mut dyn FnMut(f64) -> Result<(), AnalysisError>,
+    fetch: &mut dyn FnMut(f64, f64) -> Result<Vec<MetricSetPair>, AnalysisError>,
+    judged: &mut dyn FnMut(&JudgedInterval),
+) -> Result<AnalysisRun, AnalysisError> {
+    let judge = Judge::new(config).map_err(AnalysisError::Config)?;
+    Analysis::new(&plan.schedule, plan.thresholds).map_err(AnalysisError::Schedule)?;
+    let spec = KayentaSpec {
+        build_after_s: None,
+        deploy_timeout_s: 0.0,
+        canary_pods: 0,
+        baseline_pods: 0,
+        shift_delay_s: 0.0,
+        traffic: Split::PRODUCTION,
+        traffic_steps: Vec::new(),
+        schedule: plan.schedule,
+        thresholds: plan.thresholds,
+        rolling_update: RollingUpdate {
+            replicas: 1,
+            max_surge: 1,
+            max_unavailable: 0,
+        },
+    };
+    let mut controller = Kayenta::new(&spec, false);
+    // Epoch milliseconds, as Kayenta's scopes carry them.
+    let unix = |t: Millis| ((plan.started_at + secs(t)) * 1000.0).round() / 1000.0;
+    let mut events = VecDeque::from([(0, Event::Start)]);
+    let mut wakes = BinaryHeap::new();
+    let mut now = 0;
+    let mut intervals: Vec<JudgedInterval> = Vec::new();
+    loop {
+        if let Some((t, event)) = events.pop_front() {
+            now = t;
+            controller.handle(now, event);
+        } else if let Some(Reverse(t)) = wakes.pop() {
+            now = now.max(t);
+            controller.handle(now, Event::TimeReached);
+        } else {
+            return Err(AnalysisError::NoVerdict(
+                "the controller stopped without a decision".into(),
+            ));
         }
-        let result = judge.judge_pairs(&pairs, plan.seed.wrapping_add(window.index as u64))?;
-        let score = result.score.score;
-        let interval = JudgedInterval {
-            window,
-            start,
-            end,
-            pairs,
-            result,
-        };
-        judged(&interval);
-        intervals.push(interval);
-        match analysis.record(score) {
-            Step::Judge(next) => window = next,
-            Step::Done(outcome) => return Ok(AnalysisRun { outcome, intervals }),
+        while let Some(command) = controller.poll() {
+            match command {
+                Command::WakeAt(t) => wakes.push(Reverse(t)),
+                Command::Judge(request) => {
+                    let window = request.window;
+                    let start = unix(request.origin + ms(window.start.as_secs_f64()));
+                    let end = unix(request.origin + ms(window.end.as_secs_f64()));
+                    wait_until(end + plan.step.as_secs_f64())?;
+                    let pairs = fetch(start, end)?;
+                    let interval = judge_window(
+                        &judge,
+                        config,
+                        &plan.control,
+                        window,
+                        (start, end),
+                        pairs,
+                        plan.seed,
+                    )?;
+                    let (index, score) = (window.index, interval.result.score.score);
+                    judged(&interval);
+                    intervals.push(interval);
+                    events.push_back((now, Event::Judged { index, score }));
+                }
+                // Nothing runs here: every step is done at once.
+                Command::Build => events.push_back((now, Event::BuildFinished { ok: true })),
+                Command::Promote(_) => events.push_back((now, Event::Promoted(Ok(())))),
+                Command::RollBack => events.push_back((now, Event::RolledBack)),
+                Command::Cleanup => events.push_back((now, Event::CleanedUp)),
+                Command::StartPods { .. } | Command::SetWeights(_) | Command::Measure(_) => {}
+                Command::Done(outcome) => {
+                    let scores = intervals.iter().map(|i| i.result.score.score).collect();
+                    let last_end = intervals.last().map(|i| i.window.end);
+                    return match outcome.analysis(scores, last_end, 1.0) {
+                        Some(outcome) => Ok(AnalysisRun { outcome, intervals }),
+                        None => Err(AnalysisError::NoVerdict(format!(
+                            "{}: {}",
+                            outcome.end, outcome.reason
+                        ))),
+                    };
+                }
+            }
         }
     }
+}
+
+/// Judges one window's pairs (unix seconds `start`, `end`); a window
+/// without a single value is [`AnalysisError::NoData`].
+pub fn judge_window(
+    judge: &Judge,
+    config: &CanaryConfig,
+    control: &ScopeVars,
+    window: Window,
+    (start, end): (f64, f64),
+    pairs: Vec<MetricSetPair>,
+    seed: u64,
+) -> Result<JudgedInterval, AnalysisError> {
+    let empty = |v: &[f64]| v.iter().all(|x| x.is_nan());
+    if pairs
+        .iter()
+        .all(|p| empty(&p.values.control) && empty(&p.values.experiment))
+    {
+        return Err(AnalysisError::NoData {
+            interval: window.index,
+            start,
+            end,
+            query: build_query(config, 0, control).unwrap_or_default(),
+        });
+    }
+    let result = judge.judge_pairs(&pairs, seed.wrapping_add(window.index as u64))?;
+    Ok(JudgedInterval {
+        window,
+        start,
+        end,
+        pairs,
+        result,
+    })
 }
 
 /// Unix time now, in seconds.
@@ -263,6 +371,7 @@ fn sleep_until(t: f64, cancel: &AtomicBool) -> Result<(), AnalysisError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use release::ReleaseEnd;
 
     fn config(json: &str) -> CanaryConfig {
         CanaryConfig::from_json(json).expect("test config parses")
@@ -306,6 +415,179 @@ mod tests {
             check_queries(&c, &ScopeVars::new("baseline"), &ScopeVars::new("canary"))
                 .expect("buildable");
         }
+    }
+
+    /// Three 100 s windows from unix time 1000, query step 10 s.
+    fn plan() -> AnalysisPlan {
+        AnalysisPlan {
+            schedule: Schedule {
+                lifetime: Duration::from_secs(300),
+                interval: Some(Duration::from_secs(100)),
+                warmup: Duration::ZERO,
+                lookback: None,
+            },
+            thresholds: ScoreThresholds {
+                pass: 75.0,
+                marginal: 50.0,
+            },
+            step: Duration::from_secs(10),
+            started_at: 1000.0,
+            control: ScopeVars::new("baseline"),
+            experiment: ScopeVars::new("canary"),
+            seed: 1,
+        }
+    }
+
+    fn catalog_config() -> CanaryConfig {
+        let path = format!(
+            "{}/../scenarios/catalog/canary-config.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        config(&std::fs::read_to_string(path).expect("readable"))
+    }
+
+    /// Every metric's pairs for `[start, end]`: the canary's values `k`
+    /// times the control's.
+    fn pairs(config: &CanaryConfig, k: f64, start: f64, end: f64) -> Vec<MetricSetPair> {
+        let control: Vec<(f64, f64)> = (0..=10)
+            .map(|i| (start + i as f64 * 10.0, 1.0 + (i % 5) as f64 * 0.1))
+            .collect();
+        let canary: Vec<(f64, f64)> = control.iter().map(|&(t, v)| (t, v * k)).collect();
+        config
+            .metrics
+            .iter()
+            .map(|m| {
+                crate::metric_set_pair(
+                    &m.name,
+                    &control,
+                    &canary,
+                    start,
+                    end,
+                    Duration::from_secs(10),
+                )
+            })
+            .collect()
+    }
+
+    /// The analysis's result, the waits asked for (unix seconds) and the
+    /// windows fetched.
+    type Driven = (
+        Result<AnalysisRun, AnalysisError>,
+        Vec<f64>,
+        Vec<(f64, f64)>,
+    );
+
+    /// Runs the analysis with canary values `k` times the control's.
+    fn drive(k: f64) -> Driven {
+        let c = catalog_config();
+        let (mut waits, mut fetched, mut seen) = (Vec::new(), Vec::new(), 0);
+        let result = drive_analysis(
+            &c,
+            &plan(),
+            &mut |t| {
+                waits.push(t);
+                Ok(())
+            },
+            &mut |start, end| {
+                fetched.push((start, end));
+                Ok(pairs(&c, k, start, end))
+            },
+            &mut |_| seen += 1,
+        );
+        if let Ok(run) = &result {
+            assert_eq!(seen, run.intervals.len(), "each judged interval observed");
+        }
+        (result, waits, fetched)
+    }
+
+    #[test]
+    fn the_controller_judges_every_growing_window_then_promotes() {
+        let (result, waits, fetched) = drive(1.0);
+        let run = result.expect("a verdict");
+        assert_eq!(run.outcome.end, ReleaseEnd::Promote);
+        assert_eq!(run.outcome.scores, [100.0, 100.0, 100.0]);
+        assert_eq!(run.outcome.decided_at, Duration::from_secs(300));
+        // Kayenta's growing windows from the start, each fetched one step
+        // after its end.
+        assert_eq!(
+            fetched,
+            [(1000.0, 1100.0), (1000.0, 1200.0), (1000.0, 1300.0)]
+        );
+        assert_eq!(waits, [1110.0, 1210.0, 1310.0]);
+        let indices: Vec<usize> = run.intervals.iter().map(|i| i.window.index).collect();
+        assert_eq!(indices, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_failing_window_rolls_back_at_once() {
+        let (result, _, fetched) = drive(10.0);
+        let run = result.expect("a verdict");
+        assert_eq!(run.outcome.end, ReleaseEnd::Rollback);
+        assert_eq!(fetched.len(), 1);
+        assert_eq!(run.outcome.decided_at, Duration::from_secs(100));
+        assert!(
+            run.outcome.reason.contains("interval 1 of 3"),
+            "{}",
+            run.outcome.reason
+        );
+    }
+
+    #[test]
+    fn a_window_without_data_stops_the_analysis() {
+        let c = catalog_config();
+        let err = drive_analysis(
+            &c,
+            &plan(),
+            &mut |_| Ok(()),
+            &mut |start, end| {
+                let mut p = pairs(&c, 1.0, start, end);
+                for pair in &mut p {
+                    pair.values.control.fill(f64::NAN);
+                    pair.values.experiment.fill(f64::NAN);
+                }
+                Ok(p)
+            },
+            &mut |_| {},
+        )
+        .expect_err("no data");
+        assert!(
+            matches!(err, AnalysisError::NoData { interval: 1, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_cancelled_wait_stops_before_fetching() {
+        let c = catalog_config();
+        let mut fetched = 0;
+        let err = drive_analysis(
+            &c,
+            &plan(),
+            &mut |_| Err(AnalysisError::Cancelled),
+            &mut |start, end| {
+                fetched += 1;
+                Ok(pairs(&c, 1.0, start, end))
+            },
+            &mut |_| {},
+        )
+        .expect_err("cancelled");
+        assert!(matches!(err, AnalysisError::Cancelled), "{err}");
+        assert_eq!(fetched, 0);
+    }
+
+    #[test]
+    fn an_unusable_schedule_is_refused_before_any_wait() {
+        let mut p = plan();
+        p.schedule.lifetime = Duration::ZERO;
+        let err = drive_analysis(
+            &catalog_config(),
+            &p,
+            &mut |_| panic!("no wait"),
+            &mut |_, _| panic!("no fetch"),
+            &mut |_| {},
+        )
+        .expect_err("bad schedule");
+        assert!(matches!(err, AnalysisError::Schedule(_)), "{err}");
     }
 
     #[test]

@@ -16,10 +16,10 @@
 use judge::ScoreThresholds;
 use judge::analysis::{Analysis, Decision, Schedule, Step, Window};
 
-use crate::deploy::{BuildDeploy, DeploySpec, Out, Progress};
+use crate::deploy::{BuildDeploy, DeploySpec, Ending, Out, Progress, Times};
 use crate::{
-    Command, Controller, Event, JudgeRequest, Millis, OperatorInput, Outcome, ReleaseEnd,
-    RollingUpdate, Split, ms,
+    Command, Controller, Event, JudgeRequest, Millis, OperatorInput, ReleaseEnd, RollingUpdate,
+    Split, ms,
 };
 
 /// The pipeline's settings (seconds, as in a scenario).
@@ -112,10 +112,9 @@ enum Phase {
         /// The window being judged, once asked for.
         judging: Option<usize>,
     },
-    Promoting,
-    RollingBack,
-    CleaningUp,
-    Done,
+    /// Decided: promotion, rollback, cleanup and the end are
+    /// [`Ending`]'s.
+    Closing,
 }
 
 /// The Spinnaker/Kayenta pipeline; see the module docs.
@@ -124,36 +123,44 @@ pub struct Kayenta<'a> {
     spec: &'a KayentaSpec,
     phase: Phase,
     prepare: BuildDeploy,
+    ending: Ending,
     out: Out,
     /// Pending timers: (time, order given, what for).
     timers: Vec<(Millis, u64, Timer)>,
     timer_seq: u64,
     traffic_at: Option<Millis>,
-    decision: Option<Decided>,
-}
-
-#[derive(Debug)]
-struct Decided {
-    end: ReleaseEnd,
-    reason: String,
-    at: Millis,
-    interval: Option<usize>,
 }
 
 impl<'a> Kayenta<'a> {
     /// A controller for one release; with `keep_timeline` its
-    /// [`Outcome::timeline`] lists the stages.
+    /// [`crate::Outcome::timeline`] lists the stages.
     pub fn new(spec: &'a KayentaSpec, keep_timeline: bool) -> Self {
         Kayenta {
             spec,
             phase: Phase::Preparing,
             prepare: BuildDeploy::new(spec.deploy()),
+            ending: Ending::new(spec.rolling_update),
             out: Out::new(keep_timeline),
             timers: Vec::with_capacity(4),
             timer_seq: 0,
             traffic_at: None,
-            decision: None,
         }
+    }
+
+    fn times(&self) -> Times {
+        Times {
+            deploy_started: self.prepare.deploy_started,
+            traffic_at: self.traffic_at,
+        }
+    }
+
+    /// Decided: the shared end carries it out (promote, roll back or end).
+    fn conclude(&mut self, now: Millis, end: ReleaseEnd, reason: String, interval: Option<usize>) {
+        self.phase = Phase::Closing;
+        self.timers.clear();
+        let times = self.times();
+        self.ending
+            .conclude(now, (end, reason, interval), times, &mut self.out);
     }
 
     fn wake_at(&mut self, at: Millis, timer: Timer) {
@@ -182,14 +189,7 @@ impl<'a> Kayenta<'a> {
                 self.phase = Phase::Shifting;
                 self.wake_at(now + ms(self.spec.shift_delay_s), Timer::TrafficShift);
             }
-            Progress::Failed { end, reason } => {
-                self.decide(now, end, reason, None);
-                if end == ReleaseEnd::BuildFailed {
-                    self.finish(now);
-                } else {
-                    self.roll_back();
-                }
-            }
+            Progress::Failed { end, reason } => self.conclude(now, end, reason, None),
         }
     }
 
@@ -212,25 +212,14 @@ impl<'a> Kayenta<'a> {
                 };
                 self.wake_at(now + ms(first.end.as_secs_f64()), Timer::Window(first));
             }
-            Err(e) => {
-                self.decide(
-                    now,
-                    ReleaseEnd::Rollback,
-                    format!("invalid analysis schedule: {e}"),
-                    None,
-                );
-                self.finish(now);
-            }
+            // The pods are deployed: roll them back.
+            Err(e) => self.conclude(
+                now,
+                ReleaseEnd::Rollback,
+                format!("invalid analysis schedule: {e}"),
+                None,
+            ),
         }
-    }
-
-    fn decide(&mut self, now: Millis, end: ReleaseEnd, reason: String, interval: Option<usize>) {
-        self.decision = Some(Decided {
-            end,
-            reason,
-            at: now,
-            interval,
-        });
     }
 
     /// Decided during the analysis: the warmup and analysis stages, then
@@ -247,40 +236,7 @@ impl<'a> Kayenta<'a> {
             traffic_at + ms(self.spec.schedule.warmup.as_secs_f64()).min(now - traffic_at);
         self.out.stage("warmup", traffic_at, warmup_end);
         self.out.stage("analysis", warmup_end, now);
-        self.decide(now, end, reason, interval);
-        if end == ReleaseEnd::Promote {
-            self.phase = Phase::Promoting;
-            self.out.push(Command::Promote(self.spec.rolling_update));
-        } else {
-            self.roll_back();
-        }
-    }
-
-    fn roll_back(&mut self) {
-        self.phase = Phase::RollingBack;
-        self.out.push(Command::RollBack);
-    }
-
-    fn finish(&mut self, now: Millis) {
-        self.phase = Phase::Done;
-        let d = self.decision.take().unwrap_or_else(|| Decided {
-            end: ReleaseEnd::Error,
-            reason: "the pipeline stopped without a decision".into(),
-            at: now,
-            interval: None,
-        });
-        let timeline = std::mem::take(&mut self.out.timeline);
-        self.out.push(Command::Done(Outcome {
-            end: d.end,
-            reason: d.reason,
-            decided_at: d.at,
-            ended_at: now,
-            deploy_started: self.prepare.deploy_started,
-            traffic_at: self.traffic_at,
-            decided_at_interval: d.interval,
-            timeline,
-        }));
-        self.timers.clear();
+        self.conclude(now, end, reason, interval);
     }
 
     fn on_timer(&mut self, now: Millis, timer: Timer) {
@@ -327,8 +283,7 @@ impl<'a> Kayenta<'a> {
 
     fn on_operator(&mut self, now: Millis, input: OperatorInput) {
         match (input, &self.phase) {
-            (OperatorInput::Resume, _) | (_, Phase::Done) => {}
-            (_, Phase::Promoting | Phase::RollingBack | Phase::CleaningUp) => {}
+            (OperatorInput::Resume, _) | (_, Phase::Closing) => {}
             (OperatorInput::Promote, Phase::Analysing { .. }) => self.analysis_decided(
                 now,
                 ReleaseEnd::Promote,
@@ -341,31 +296,10 @@ impl<'a> Kayenta<'a> {
                 "aborted by the operator".into(),
                 None,
             ),
-            // Before the deploy there is nothing to roll back: the
-            // operator's input stops the release.
-            (_, Phase::Preparing) if self.prepare.before_deploy() => {
-                self.prepare.stop();
-                self.decide(
-                    now,
-                    ReleaseEnd::Error,
-                    "aborted by the operator before the deploy".into(),
-                    None,
-                );
-                self.finish(now);
-            }
-            // Before traffic there is nothing to promote.
+            // Before traffic: the release stops (see BuildDeploy::abort).
             (_, Phase::Preparing | Phase::Shifting) => {
-                self.prepare.stop();
-                if let Some(s) = self.prepare.deploy_started {
-                    self.out.stage("deploy", s, now);
-                }
-                self.decide(
-                    now,
-                    ReleaseEnd::Rollback,
-                    "aborted by the operator before the analysis".into(),
-                    None,
-                );
-                self.roll_back();
+                let progress = self.prepare.abort(now, &mut self.out);
+                self.prepared(now, progress);
             }
         }
     }
@@ -399,38 +333,9 @@ impl Controller for Kayenta<'_> {
             Event::PodCrashed { .. } => {}
             Event::Measured { .. } => {}
             Event::Judged { index, score } => self.on_judged(now, index, score),
-            Event::Promoted(result) => {
-                if !matches!(self.phase, Phase::Promoting) {
-                    return;
-                }
-                let started = self.decision.as_ref().map_or(now, |d| d.at);
-                self.out.stage("promote", started, now);
-                match result {
-                    Ok(()) => {
-                        self.phase = Phase::CleaningUp;
-                        self.out.push(Command::Cleanup);
-                    }
-                    Err(why) => {
-                        if let Some(d) = &mut self.decision {
-                            d.end = ReleaseEnd::Error;
-                            d.reason = format!("{}; the promotion failed: {why}", d.reason);
-                        }
-                        self.roll_back();
-                    }
-                }
-            }
-            Event::RolledBack => {
-                if !matches!(self.phase, Phase::RollingBack) {
-                    return;
-                }
-                let started = self.decision.as_ref().map_or(now, |d| d.at);
-                self.out.stage("rollback", started, now);
-                self.finish(now);
-            }
-            Event::CleanedUp => {
-                if matches!(self.phase, Phase::CleaningUp) {
-                    self.finish(now);
-                }
+            Event::Promoted(_) | Event::RolledBack | Event::CleanedUp => {
+                let times = self.times();
+                self.ending.answered(now, event, times, &mut self.out);
             }
             Event::Operator(input) => self.on_operator(now, input),
         }

@@ -79,15 +79,22 @@
 //! # The result vocabulary
 //!
 //! [`ReleaseEnd`] is how a release ended, for every driver and every
-//! report (`reports::summary` sums runs up with the one expectation rule).
+//! report (`reports::summary` sums runs up with the one expectation rule);
+//! [`Outcome`] is what a controller says at the end, and
+//! [`AnalysisOutcome`] the verdict the real modes report from it.
 //!
 //! Not for: executing anything, waiting, or randomness (a driver draws how
 //! long a build or a pod takes, the controller only hears when it is done).
+
+#![warn(missing_docs)]
 
 pub mod deploy;
 pub mod kayenta;
 pub mod peer;
 mod vocabulary;
+
+#[cfg(test)]
+mod tests;
 
 pub use vocabulary::ReleaseEnd;
 
@@ -282,6 +289,23 @@ pub enum OperatorInput {
     Resume,
 }
 
+impl std::str::FromStr for OperatorInput {
+    type Err = String;
+
+    /// `promote`, `abort` or `resume` (any case, surrounding blanks
+    /// ignored), as a person types them.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "promote" => Ok(Self::Promote),
+            "abort" => Ok(Self::Abort),
+            "resume" => Ok(Self::Resume),
+            other => Err(format!(
+                "\"{other}\" is not an operator input: promote, abort or resume"
+            )),
+        }
+    }
+}
+
 /// What happened, fed to [`Controller::handle`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -360,6 +384,68 @@ pub struct Outcome {
     /// The stages, in order (empty unless the controller was asked to keep
     /// them).
     pub timeline: Vec<Stage>,
+}
+
+/// How a real mode's analysis ended with a verdict: what `canarylab local`
+/// and `canarylab kube run` report next to the judged windows. Only
+/// [`ReleaseEnd::Promote`] and [`ReleaseEnd::Rollback`] are verdicts; a
+/// release that ended otherwise has no analysis outcome (its driver
+/// reports an error instead).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalysisOutcome {
+    /// [`ReleaseEnd::Promote`] or [`ReleaseEnd::Rollback`].
+    pub end: ReleaseEnd,
+    /// Why, in words (the rule that decided, or the operator).
+    pub reason: String,
+    /// Score of each judged window, in order.
+    pub scores: Vec<f64>,
+    /// When the decision was made, from the traffic shift: the end of the
+    /// last judged window when a window decided, else the decision's time.
+    pub decided_at: std::time::Duration,
+}
+
+impl Outcome {
+    /// The verdict of this release, for a driver that judged windows with
+    /// `scores` (the last one ending `last_window_end` after the traffic
+    /// shift, in the driver's time); `scale` converts controller seconds
+    /// into the driver's (the local mode's time scale, 1 elsewhere).
+    /// `None` unless the release ended promoted or rolled back.
+    pub fn analysis(
+        &self,
+        scores: Vec<f64>,
+        last_window_end: Option<std::time::Duration>,
+        scale: f64,
+    ) -> Option<AnalysisOutcome> {
+        if !matches!(self.end, ReleaseEnd::Promote | ReleaseEnd::Rollback) {
+            return None;
+        }
+        let decided_at = match last_window_end {
+            Some(end) if self.decided_at_interval.is_some() => end,
+            _ => std::time::Duration::from_secs_f64(
+                secs(self.decided_at.saturating_sub(self.traffic_at.unwrap_or(0))) * scale,
+            ),
+        };
+        Some(AnalysisOutcome {
+            end: self.end,
+            reason: self.reason.clone(),
+            scores,
+            decided_at,
+        })
+    }
+}
+
+impl From<judge::analysis::Outcome> for AnalysisOutcome {
+    fn from(o: judge::analysis::Outcome) -> Self {
+        AnalysisOutcome {
+            end: match o.decision {
+                judge::analysis::Decision::Promote => ReleaseEnd::Promote,
+                judge::analysis::Decision::Rollback => ReleaseEnd::Rollback,
+            },
+            reason: o.reason,
+            scores: o.scores,
+            decided_at: o.decided_at,
+        }
+    }
 }
 
 /// A release controller; see the crate docs for the contract.

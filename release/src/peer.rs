@@ -29,10 +29,10 @@ use std::time::Duration;
 use judge::analysis::Window;
 use peers::control::{Command as PeerCommand, Decision, QueryResult};
 
-use crate::deploy::{BuildDeploy, DeploySpec, Out, Progress};
+use crate::deploy::{BuildDeploy, DeploySpec, Ending, Out, Progress, Times};
 use crate::{
     Command, Controller, Event, JudgeRequest, MeasureRequest, Measurement, Millis, OperatorInput,
-    Outcome, Query, RangeRequest, ReleaseEnd, RollingUpdate, Split,
+    Query, RangeRequest, ReleaseEnd, RollingUpdate, Split,
 };
 
 /// A peer's resolved plan: what its files describe, once per study.
@@ -149,17 +149,9 @@ impl PeerSpec {
 enum Phase {
     Preparing,
     Analysing,
-    Promoting,
-    RollingBack,
-    CleaningUp,
-    Done,
-}
-
-#[derive(Debug)]
-struct Decided {
-    end: ReleaseEnd,
-    reason: String,
-    at: Millis,
+    /// Decided: promotion, rollback, cleanup and the end are
+    /// [`Ending`]'s.
+    Closing,
 }
 
 /// How many wakes in a row at one time that change nothing before the
@@ -173,6 +165,7 @@ pub struct PeerRelease<'a> {
     machine: Box<dyn peers::Controller + Send>,
     phase: Phase,
     prepare: BuildDeploy,
+    ending: Ending,
     out: Out,
     /// When the analysis began (every pod ready).
     analysis_at: Option<Millis>,
@@ -185,7 +178,6 @@ pub struct PeerRelease<'a> {
     windows: usize,
     /// Measurements outstanding (the peer's ids).
     measuring: Vec<u64>,
-    decision: Option<Decided>,
 }
 
 impl std::fmt::Debug for PeerRelease<'_> {
@@ -217,7 +209,7 @@ fn peer_result(m: Measurement) -> QueryResult {
 
 impl<'a> PeerRelease<'a> {
     /// A controller for one release; with `keep_timeline` its
-    /// [`Outcome::timeline`] lists the stages (build, deploy, analysis,
+    /// [`crate::Outcome::timeline`] lists the stages (build, deploy, analysis,
     /// promote or rollback).
     pub fn new(spec: &'a PeerSpec, keep_timeline: bool) -> Self {
         PeerRelease {
@@ -225,6 +217,7 @@ impl<'a> PeerRelease<'a> {
             machine: spec.plan.machine(),
             phase: Phase::Preparing,
             prepare: BuildDeploy::new(spec.deploy.clone()),
+            ending: Ending::new(spec.rolling_update),
             out: Out::new(keep_timeline),
             analysis_at: None,
             traffic_at: None,
@@ -233,8 +226,24 @@ impl<'a> PeerRelease<'a> {
             judging: Vec::new(),
             windows: 0,
             measuring: Vec::new(),
-            decision: None,
         }
+    }
+
+    fn times(&self) -> Times {
+        Times {
+            deploy_started: self.prepare.deploy_started,
+            traffic_at: self.traffic_at,
+        }
+    }
+
+    /// Decided: the shared end carries it out (promote, roll back or end:
+    /// a pause leaves the canary where it is, waiting for a person).
+    fn conclude(&mut self, now: Millis, end: ReleaseEnd, reason: String) {
+        self.phase = Phase::Closing;
+        let reason = format!("{}: {reason}", self.spec.plan.peer_name());
+        let times = self.times();
+        self.ending
+            .conclude(now, (end, reason, None), times, &mut self.out);
     }
 
     fn prepared(&mut self, now: Millis, progress: Progress) {
@@ -248,14 +257,7 @@ impl<'a> PeerRelease<'a> {
                 let commands = self.machine.start(duration(now));
                 self.peer_said(now, commands);
             }
-            Progress::Failed { end, reason } => {
-                self.decide(now, end, reason);
-                if end == ReleaseEnd::BuildFailed {
-                    self.finish(now);
-                } else {
-                    self.roll_back();
-                }
-            }
+            Progress::Failed { end, reason } => self.conclude(now, end, reason),
         }
     }
 
@@ -368,52 +370,10 @@ impl<'a> PeerRelease<'a> {
             .map_or_else(|| "promoted".into(), |o| o.reason.clone())
     }
 
-    fn decide(&mut self, now: Millis, end: ReleaseEnd, reason: String) {
-        self.decision = Some(Decided {
-            end,
-            reason: format!("{}: {reason}", self.spec.plan.peer_name()),
-            at: now,
-        });
-    }
-
     fn analysis_decided(&mut self, now: Millis, end: ReleaseEnd, reason: String) {
         let started = self.analysis_at.unwrap_or(now);
         self.out.stage("analysis", started, now);
-        self.decide(now, end, reason);
-        match end {
-            ReleaseEnd::Promote => {
-                self.phase = Phase::Promoting;
-                self.out.push(Command::Promote(self.spec.rolling_update));
-            }
-            // the canary stays where it is, waiting for a person
-            ReleaseEnd::Paused => self.finish(now),
-            _ => self.roll_back(),
-        }
-    }
-
-    fn roll_back(&mut self) {
-        self.phase = Phase::RollingBack;
-        self.out.push(Command::RollBack);
-    }
-
-    fn finish(&mut self, now: Millis) {
-        self.phase = Phase::Done;
-        let d = self.decision.take().unwrap_or_else(|| Decided {
-            end: ReleaseEnd::Error,
-            reason: "the release stopped without a decision".into(),
-            at: now,
-        });
-        let timeline = std::mem::take(&mut self.out.timeline);
-        self.out.push(Command::Done(Outcome {
-            end: d.end,
-            reason: d.reason,
-            decided_at: d.at,
-            ended_at: now,
-            deploy_started: self.prepare.deploy_started,
-            traffic_at: self.traffic_at,
-            decided_at_interval: None,
-            timeline,
-        }));
+        self.conclude(now, end, reason);
     }
 
     fn on_time(&mut self, now: Millis) {
@@ -444,34 +404,17 @@ impl<'a> PeerRelease<'a> {
 
     fn on_operator(&mut self, now: Millis, input: OperatorInput) {
         match (input, self.phase) {
-            (OperatorInput::Resume, _) => {}
-            (_, Phase::Promoting | Phase::RollingBack | Phase::CleaningUp | Phase::Done) => {}
+            (OperatorInput::Resume, _) | (_, Phase::Closing) => {}
             (OperatorInput::Promote, Phase::Analysing) => {
                 self.analysis_decided(now, ReleaseEnd::Promote, "promoted by the operator".into())
             }
             (OperatorInput::Abort, Phase::Analysing) => {
                 self.analysis_decided(now, ReleaseEnd::Rollback, "aborted by the operator".into())
             }
-            (_, Phase::Preparing) if self.prepare.before_deploy() => {
-                self.prepare.stop();
-                self.decide(
-                    now,
-                    ReleaseEnd::Error,
-                    "aborted by the operator before the deploy".into(),
-                );
-                self.finish(now);
-            }
+            // Before the analysis: the release stops (see BuildDeploy::abort).
             (_, Phase::Preparing) => {
-                self.prepare.stop();
-                if let Some(s) = self.prepare.deploy_started {
-                    self.out.stage("deploy", s, now);
-                }
-                self.decide(
-                    now,
-                    ReleaseEnd::Rollback,
-                    "aborted by the operator before the analysis".into(),
-                );
-                self.roll_back();
+                let progress = self.prepare.abort(now, &mut self.out);
+                self.prepared(now, progress);
             }
         }
     }
@@ -523,38 +466,9 @@ impl Controller for PeerRelease<'_> {
                 let commands = self.machine.judged(id, Ok(score));
                 self.peer_said(now, commands);
             }
-            Event::Promoted(result) => {
-                if self.phase != Phase::Promoting {
-                    return;
-                }
-                let started = self.decision.as_ref().map_or(now, |d| d.at);
-                self.out.stage("promote", started, now);
-                match result {
-                    Ok(()) => {
-                        self.phase = Phase::CleaningUp;
-                        self.out.push(Command::Cleanup);
-                    }
-                    Err(why) => {
-                        if let Some(d) = &mut self.decision {
-                            d.end = ReleaseEnd::Error;
-                            d.reason = format!("{}; the promotion failed: {why}", d.reason);
-                        }
-                        self.roll_back();
-                    }
-                }
-            }
-            Event::RolledBack => {
-                if self.phase != Phase::RollingBack {
-                    return;
-                }
-                let started = self.decision.as_ref().map_or(now, |d| d.at);
-                self.out.stage("rollback", started, now);
-                self.finish(now);
-            }
-            Event::CleanedUp => {
-                if self.phase == Phase::CleaningUp {
-                    self.finish(now);
-                }
+            Event::Promoted(_) | Event::RolledBack | Event::CleanedUp => {
+                let times = self.times();
+                self.ending.answered(now, event, times, &mut self.out);
             }
             Event::Operator(input) => self.on_operator(now, input),
         }

@@ -7,8 +7,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use cluster::analysis::unix_now;
+use cluster::results::ReleaseEnd;
 use cluster::{AnalysisPlan, AnalysisRun, Goose, Prometheus, ScopeVars, ScrapeTarget, Supervision};
-use judge::analysis::{Decision, Schedule};
+use judge::analysis::Schedule;
 use judge::{CanaryConfig, Classification};
 use loadgen::{Arrival, Control, Plan, RateProfile, Target, Targets};
 
@@ -141,7 +142,7 @@ fn explain(run: &AnalysisRun) -> String {
 async fn e2e_latency_canary_is_rolled_back_from_real_prometheus() {
     let run = release(&["latency=30ms"]).await;
     let why = explain(&run);
-    assert_eq!(run.outcome.decision, Decision::Rollback, "{why}");
+    assert_eq!(run.outcome.end, ReleaseEnd::Rollback, "{why}");
     let first = &run.intervals[0];
     assert_eq!(first.pairs[0].name, "latency_p50");
     let finite = |v: &[f64]| v.iter().filter(|x| x.is_finite()).count();
@@ -173,6 +174,6 @@ async fn e2e_aa_release_is_promoted_from_real_prometheus() {
     let run = release(&[]).await;
     let why = explain(&run);
     eprintln!("{why}");
-    assert_eq!(run.outcome.decision, Decision::Promote, "{why}");
+    assert_eq!(run.outcome.end, ReleaseEnd::Promote, "{why}");
     assert_eq!(run.intervals.len(), 2, "{why}");
 }

@@ -23,9 +23,10 @@ pub mod yaml;
 
 pub use clean::clean;
 pub use manifests::{Manifests, RenderError, RenderOptions, ScenarioFiles, release_id};
+pub use release::OperatorInput;
 pub use run::{
-    Cleanup, KubeError, KubeOutcome, MetricsSource, ProductionState, RunFailure, RunOptions,
-    run_release,
+    Cleanup, Crashes, KubeError, KubeOutcome, MetricsSource, ProductionState, RunFailure,
+    RunOptions, run_release,
 };
 
 /// A client for `context` of the kubeconfig (`$KUBECONFIG` or

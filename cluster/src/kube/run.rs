@@ -10,7 +10,10 @@
 //! `tokio`'s clock: `StartPods` applies the canary or baseline Deployment
 //! and polls it until its rollout is complete (then one `PodReady` per
 //! replica; the controller's deploy deadline is
-//! [`RunOptions::deploy_timeout`]); the first `SetWeights` applies the
+//! [`RunOptions::deploy_timeout`]), and while it is not, lists its pods:
+//! every new container restart (a crash: Kubernetes restarts the pod) is
+//! one `PodCrashed`, and is reported ([`Crashes`], and in a rollout
+//! timeout's message); the first `SetWeights` applies the
 //! loadgen Job, every one the VirtualService's weights; `Judge` waits one
 //! query step past the window's end, fetches it through a
 //! [`MetricsSource`] ([`PromApi`] in real use) on a blocking thread and
@@ -18,6 +21,11 @@
 //! `Promote` applies the promoted production Deployment and awaits its
 //! rollout; `RollBack` and `Cleanup` move traffic back to production and
 //! delete canary, baseline and the Job.
+//!
+//! An operator's input (promote now, abort, resume; [`OperatorInput`])
+//! sent on the channel given to [`run_release`] is fed to the controller
+//! as it comes, as `Event::Operator`: an abort during the analysis rolls
+//! the release back, a promote promotes at once.
 //!
 //! Every request goes out from one task, in an order fixed by the
 //! controller's commands, so the sequence is testable against a mock API
@@ -39,20 +47,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use judge::analysis::{Analysis, Decision, Outcome, Window};
+use judge::analysis::{Analysis, Window};
 use judge::{CanaryConfig, Judge, MetricSetPair};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, Resource};
 use release::kayenta::{Kayenta, KayentaSpec};
 use release::{
-    Command, Controller, Event, Measurement, Millis, ReleaseEnd, RollingUpdate, Split, Track, ms,
-    secs,
+    Command, Controller, Event, Measurement, Millis, OperatorInput, ReleaseEnd, RollingUpdate,
+    Split, Track, ms, secs,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -63,7 +72,7 @@ use crate::analysis::{
 use crate::local::run::measurement;
 use crate::plan::{LocalPlan, Split as PlanSplit};
 use crate::prom::PromApi;
-use crate::query::{ScopeVars, build_query};
+use crate::query::ScopeVars;
 
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "canarylab";
@@ -201,6 +210,38 @@ pub struct KubeOutcome {
     pub decision: ReleaseEnd,
     pub production: ProductionState,
     pub cleanup: Cleanup,
+    /// The canary's and baseline's crashes seen while they rolled out
+    /// (one entry per Deployment that had any).
+    pub crashes: Vec<Crashes>,
+}
+
+/// A Deployment's pods that crashed (their containers restarted) while it
+/// rolled out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crashes {
+    /// The Deployment's name.
+    pub deployment: String,
+    /// Container restarts seen, over all its pods.
+    pub restarts: u32,
+    /// Why the last one went down, as Kubernetes says it
+    /// (`CrashLoopBackOff`, `Error`, `OOMKilled`), if it said.
+    pub reason: Option<String>,
+}
+
+impl std::fmt::Display for Crashes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} restart{}",
+            self.deployment,
+            self.restarts,
+            if self.restarts == 1 { "" } else { "s" }
+        )?;
+        if let Some(r) = &self.reason {
+            write!(f, " ({r})")?;
+        }
+        Ok(())
+    }
 }
 
 /// Why a release ended without a verdict.
@@ -213,7 +254,8 @@ pub enum KubeError {
         source: Box<kube::Error>,
     },
     #[error(
-        "Deployment {name}: rollout not complete after {waited:?} (replicas {replicas}, updated {updated}, available {available}, generation {generation}, observed {observed})"
+        "Deployment {name}: rollout not complete after {waited:?} (replicas {replicas}, updated {updated}, available {available}, generation {generation}, observed {observed}){}",
+        crashes.as_ref().map(|c| format!("; its pods crashed: {c}")).unwrap_or_default()
     )]
     RolloutTimeout {
         name: String,
@@ -223,6 +265,8 @@ pub enum KubeError {
         available: i32,
         generation: i64,
         observed: i64,
+        /// Its pods' crashes, if any were seen.
+        crashes: Option<Crashes>,
     },
     #[error(transparent)]
     Analysis(AnalysisError),
@@ -255,7 +299,10 @@ pub fn scopes(plan: &LocalPlan, namespace: &str) -> (ScopeVars, ScopeVars) {
 }
 
 /// Runs the release. `cancel` (Ctrl-C) is checked while waiting; the run
-/// then cleans up and fails with [`KubeError::Cancelled`].
+/// then cleans up and fails with [`KubeError::Cancelled`]. `operator`: a
+/// person's input, fed to the controller as it comes (`None`, or a
+/// channel whose senders are gone: none).
+#[allow(clippy::too_many_arguments)]
 pub async fn run_release(
     client: Client,
     manifests: &Manifests,
@@ -264,6 +311,7 @@ pub async fn run_release(
     metrics: Arc<dyn MetricsSource>,
     options: &RunOptions,
     cancel: Arc<AtomicBool>,
+    operator: Option<UnboundedReceiver<OperatorInput>>,
 ) -> Result<KubeOutcome, RunFailure> {
     let (control, experiment) = scopes(plan, &manifests.namespace);
     // Bad input must not touch the cluster.
@@ -317,6 +365,8 @@ pub async fn run_release(
         sent_loadgen: false,
         promoting: false,
         cleanup: None,
+        operator,
+        crashes: Vec::new(),
     };
     match release.drive(&mut controller, &ctx).await {
         Ok((analysis, decision, production)) => {
@@ -326,6 +376,7 @@ pub async fn run_release(
                 decision,
                 production,
                 cleanup,
+                crashes: std::mem::take(&mut release.crashes),
             })
         }
         Err(error) => {
@@ -369,6 +420,10 @@ struct Release<'a> {
     promoting: bool,
     /// What the controller's rollback or cleanup did, once done.
     cleanup: Option<Cleanup>,
+    /// A person's input, until its senders are gone.
+    operator: Option<UnboundedReceiver<OperatorInput>>,
+    /// Crashes seen, per Deployment, in the order first seen.
+    crashes: Vec<Crashes>,
 }
 
 fn describe<K: Resource<DynamicType = ()>>(obj: &K) -> String {
@@ -477,6 +532,7 @@ impl Release<'_> {
             production: ProductionState::Untouched,
         };
         controller.handle(0, Event::Start);
+        let mut operator = self.operator.take();
         let outcome = loop {
             let mut done = None;
             while let Some(command) = controller.poll() {
@@ -513,6 +569,19 @@ impl Release<'_> {
                     d.now = due;
                     controller.handle(due, Event::TimeReached);
                 }
+                input = async {
+                    match operator.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match input {
+                    Some(input) => {
+                        d.now = d.clock();
+                        controller.handle(d.now, Event::Operator(input));
+                    }
+                    // Every sender is gone: no more input.
+                    None => operator = None,
+                },
                 Some(answer) = d.tasks.join_next(), if !d.tasks.is_empty() => {
                     d.now = d.clock();
                     match answer {
@@ -547,37 +616,23 @@ impl Release<'_> {
             }
         };
         d.tasks.abort_all();
-        let decision = match outcome.end {
-            ReleaseEnd::Promote => Decision::Promote,
-            ReleaseEnd::Rollback => Decision::Rollback,
-            ReleaseEnd::DeployFailed => {
-                return Err(d.pending.first().map_or_else(
+        let scores = d.intervals.iter().map(|i| i.result.score.score).collect();
+        let last_window_end = d.intervals.last().map(|i| i.window.end);
+        let Some(verdict) = outcome.analysis(scores, last_window_end, 1.0) else {
+            // Not promoted nor rolled back: no verdict.
+            return Err(match outcome.end {
+                ReleaseEnd::DeployFailed => d.pending.first().map_or_else(
                     || KubeError::Task(format!("the deploy failed: {}", outcome.reason)),
-                    |p| p.timeout(secs(outcome.decided_at)),
-                ));
-            }
-            other => {
-                return Err(KubeError::Task(format!(
+                    |p| p.timeout(secs(outcome.decided_at), &self.crashes),
+                ),
+                other => KubeError::Task(format!(
                     "the release ended with {other}: {}",
                     outcome.reason
-                )));
-            }
-        };
-        let decided_at = match d.intervals.last() {
-            Some(last) if outcome.decided_at_interval.is_some() => last.window.end,
-            _ => Duration::from_secs_f64(secs(
-                outcome
-                    .decided_at
-                    .saturating_sub(outcome.traffic_at.unwrap_or(0)),
-            )),
+                )),
+            });
         };
         let analysis = AnalysisRun {
-            outcome: Outcome {
-                decision,
-                reason: outcome.reason,
-                scores: d.intervals.iter().map(|i| i.result.score.score).collect(),
-                decided_at,
-            },
+            outcome: verdict,
             intervals: d.intervals,
         };
         Ok((analysis, outcome.end, d.production))
@@ -609,7 +664,9 @@ impl Release<'_> {
                             track,
                             count,
                             name: dep.metadata.name.clone().unwrap_or_default(),
+                            selector: label_selector(dep),
                             seen: None,
+                            restarts: Vec::new(),
                         });
                     }
                     None => {
@@ -718,8 +775,9 @@ impl Release<'_> {
 
     /// Looks at the Deployments started and not yet rolled out: one
     /// [`Event::PodReady`] per replica of each one whose rollout is
-    /// complete.
-    async fn look_at_rollouts(&self, d: &mut Driver) -> Result<Vec<Event>, KubeError> {
+    /// complete; of the others, the pods: one [`Event::PodCrashed`] per
+    /// container restart since the last look.
+    async fn look_at_rollouts(&mut self, d: &mut Driver) -> Result<Vec<Event>, KubeError> {
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), self.ns());
         let mut events = Vec::new();
         let mut still = Vec::new();
@@ -736,11 +794,66 @@ impl Release<'_> {
                 }
             } else {
                 p.seen = Some(status);
+                let crashed = self.look_at_pods(&mut p).await?;
+                for _ in 0..crashed {
+                    events.push(Event::PodCrashed { track: p.track });
+                }
                 still.push(p);
             }
         }
         d.pending = still;
         Ok(events)
+    }
+
+    /// Lists the pods of `p`'s Deployment and counts the container
+    /// restarts since the last look (a pod seen for the first time counts
+    /// all of its own); records them in [`Self::crashes`].
+    async fn look_at_pods(&mut self, p: &mut Pending) -> Result<u32, KubeError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), self.ns());
+        let pods = api
+            .list(&ListParams::default().labels(&p.selector))
+            .await
+            .map_err(|e| KubeError::Api {
+                action: "list",
+                object: format!("pods of Deployment {}", p.name),
+                source: Box::new(e),
+            })?;
+        let mut crashed = 0;
+        let mut reason = None;
+        for pod in &pods.items {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let (restarts, why) = pod_restarts(pod);
+            let before = match p.restarts.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, seen)) => std::mem::replace(seen, restarts),
+                None => {
+                    p.restarts.push((name, restarts));
+                    0
+                }
+            };
+            if restarts > before {
+                crashed += restarts - before;
+                reason = why.or(reason);
+            }
+        }
+        if crashed > 0 {
+            let i = match self.crashes.iter().position(|c| c.deployment == p.name) {
+                Some(i) => i,
+                None => {
+                    self.crashes.push(Crashes {
+                        deployment: p.name.clone(),
+                        restarts: 0,
+                        reason: None,
+                    });
+                    self.crashes.len() - 1
+                }
+            };
+            let entry = &mut self.crashes[i];
+            entry.restarts += crashed;
+            if reason.is_some() {
+                entry.reason = reason;
+            }
+        }
+        Ok(crashed)
     }
 
     fn check_cancel(&self) -> Result<(), KubeError> {
@@ -778,6 +891,7 @@ impl Release<'_> {
                     available: st.available,
                     generation: st.generation,
                     observed: st.observed,
+                    crashes: None,
                 });
             }
             self.sleep_or_cancel(self.options.poll).await?;
@@ -862,12 +976,16 @@ struct Pending {
     track: Track,
     count: u32,
     name: String,
+    /// The label selector of its pods.
+    selector: String,
     /// Its status at the last look.
     seen: Option<RolloutStatus>,
+    /// Container restarts of each of its pods at the last look.
+    restarts: Vec<(String, u32)>,
 }
 
 impl Pending {
-    fn timeout(&self, waited_s: f64) -> KubeError {
+    fn timeout(&self, waited_s: f64, crashes: &[Crashes]) -> KubeError {
         let s = self.seen.unwrap_or_default();
         KubeError::RolloutTimeout {
             name: self.name.clone(),
@@ -877,8 +995,62 @@ impl Pending {
             available: s.available,
             generation: s.generation,
             observed: s.observed,
+            crashes: crashes.iter().find(|c| c.deployment == self.name).cloned(),
         }
     }
+}
+
+/// `app=goldengoose,track=canary`: the selector of a Deployment's pods.
+fn label_selector(d: &Deployment) -> String {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+/// A pod's container restarts, and why its last restarted container went
+/// down: waiting to restart (`CrashLoopBackOff`) or its last exit's
+/// reason (`Error`, `OOMKilled`).
+fn pod_restarts(pod: &Pod) -> (u32, Option<String>) {
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_deref())
+        .unwrap_or_default();
+    let mut restarts = 0u32;
+    let mut reason = None;
+    for c in statuses {
+        let n = u32::try_from(c.restart_count).unwrap_or(0);
+        restarts = restarts.saturating_add(n);
+        if n == 0 {
+            continue;
+        }
+        let waiting = c
+            .state
+            .as_ref()
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.clone());
+        let exited = c
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .map(|t| match &t.reason {
+                Some(r) => format!("{r}, exit code {}", t.exit_code),
+                None => format!("exit code {}", t.exit_code),
+            });
+        reason = match (waiting, exited) {
+            (Some(w), Some(e)) => Some(format!("{w}: {e}")),
+            (w, e) => w.or(e).or(reason),
+        };
+    }
+    (restarts, reason)
 }
 
 /// A Deployment's rollout, as `kubectl rollout status` reads it.
@@ -963,26 +1135,7 @@ fn judge_window(
     seed: u64,
 ) -> Result<JudgedInterval, AnalysisError> {
     let pairs = metrics.fetch(config, control, experiment, start, end, step)?;
-    let empty = |v: &[f64]| v.iter().all(|x| x.is_nan());
-    if pairs
-        .iter()
-        .all(|p| empty(&p.values.control) && empty(&p.values.experiment))
-    {
-        return Err(AnalysisError::NoData {
-            interval: window.index,
-            start,
-            end,
-            query: build_query(config, 0, control).unwrap_or_default(),
-        });
-    }
-    let result = judge.judge_pairs(&pairs, seed.wrapping_add(window.index as u64))?;
-    Ok(JudgedInterval {
-        window,
-        start,
-        end,
-        pairs,
-        result,
-    })
+    crate::analysis::judge_window(judge, config, control, window, (start, end), pairs, seed)
 }
 
 /// The Kayenta pipeline as the Kubernetes mode runs it, in the plan's

@@ -59,7 +59,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use judge::analysis::{Analysis, Decision, Outcome, Window};
+use judge::analysis::{Analysis, Window};
 use judge::{Judge, MetricSetPair};
 use loadgen::{Arrival, Control, RateProfile, Target, Targets};
 use release::kayenta::{Kayenta, KayentaSpec};
@@ -275,7 +275,7 @@ pub struct ReleaseRecord {
     /// Intervals judged (also those before a failure).
     pub intervals: Vec<JudgedInterval>,
     /// The analysis's decision, when it reached one.
-    pub outcome: Option<Outcome>,
+    pub outcome: Option<release::AnalysisOutcome>,
     /// Every metric's series from `traffic_at` to the decision, on the
     /// query step grid (the last judged interval's when that fetch failed).
     pub series: Vec<MetricSetPair>,
@@ -1534,47 +1534,33 @@ async fn drive<C: Controller>(
             end: driver.unix(s.end),
         })
         .collect();
-    let (end, decision) = match outcome.end {
-        ReleaseEnd::Promote => (ReleaseEnd::Promote, Decision::Promote),
-        ReleaseEnd::Rollback => (ReleaseEnd::Rollback, Decision::Rollback),
-        ReleaseEnd::DeployFailed => {
-            let error = driver.not_ready.take().unwrap_or_else(|| {
-                ReleaseError::Task(format!("the deploy failed: {}", outcome.reason))
-            });
-            return Err((Step::Deploy, error));
-        }
-        other => {
-            return Err((
+    let scores = record
+        .intervals
+        .iter()
+        .map(|i| i.result.score.score)
+        .collect();
+    let last_window_end = record.intervals.last().map(|i| i.window.end);
+    let Some(verdict) = outcome.analysis(scores, last_window_end, ctx.options.time_scale) else {
+        // Not promoted nor rolled back: no verdict.
+        return Err(match outcome.end {
+            ReleaseEnd::DeployFailed => (
+                Step::Deploy,
+                driver.not_ready.take().unwrap_or_else(|| {
+                    ReleaseError::Task(format!("the deploy failed: {}", outcome.reason))
+                }),
+            ),
+            other => (
                 driver.step(),
                 ReleaseError::Task(format!(
                     "the release ended with {other}: {}",
                     outcome.reason
                 )),
-            ));
-        }
+            ),
+        });
     };
-    let scale = ctx.options.time_scale;
-    let decided_at = match record.intervals.last() {
-        Some(last) if outcome.decided_at_interval.is_some() => last.window.end,
-        _ => Duration::from_secs_f64(
-            secs(
-                outcome
-                    .decided_at
-                    .saturating_sub(outcome.traffic_at.unwrap_or(0)),
-            ) * scale,
-        ),
-    };
+    let end = verdict.end;
     let analysis = AnalysisRun {
-        outcome: Outcome {
-            decision,
-            reason: outcome.reason,
-            scores: record
-                .intervals
-                .iter()
-                .map(|i| i.result.score.score)
-                .collect(),
-            decided_at,
-        },
+        outcome: verdict,
         intervals: record.intervals.clone(),
     };
     record.outcome = Some(analysis.outcome.clone());

@@ -52,6 +52,7 @@ async fn aa_release_on_a_real_cluster_is_promoted_and_clean_removes_everything()
         Arc::new(prometheus),
         &RunOptions::default(),
         Arc::new(AtomicBool::new(false)),
+        None,
     )
     .await
     .expect("release finishes");

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use http::{Method, Request, Response, StatusCode};
 use kube::Client;
 use kube::client::Body;
+use release::OperatorInput;
 use serde_json::{Value, json};
+use tokio::sync::mpsc::UnboundedSender;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -32,6 +34,9 @@ pub enum Reply {
     Fail(u16),
     /// A list with objects of these names.
     List(Vec<&'static str>),
+    /// A list of pods: name, container restarts, and why the container
+    /// waits (`CrashLoopBackOff`), if it does.
+    Pods(Vec<(&'static str, i32, Option<&'static str>)>),
 }
 
 /// One expected request.
@@ -46,12 +51,15 @@ pub struct Expect {
     pub reply: Reply,
     /// Set this flag as the request is answered (Ctrl-C at that point).
     pub then_cancel: Option<Arc<AtomicBool>>,
+    /// Send this operator input as the request is answered.
+    pub then_operator: Option<(UnboundedSender<OperatorInput>, OperatorInput)>,
 }
 
 pub const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/shop/deployments";
 pub const SERVICES: &str = "/api/v1/namespaces/shop/services";
 pub const JOBS: &str = "/apis/batch/v1/namespaces/shop/jobs";
 pub const CONFIGMAPS: &str = "/api/v1/namespaces/shop/configmaps";
+pub const PODS: &str = "/api/v1/namespaces/shop/pods";
 pub const DESTINATION_RULES: &str = "/apis/networking.istio.io/v1/namespaces/shop/destinationrules";
 pub const VIRTUAL_SERVICES: &str = "/apis/networking.istio.io/v1/namespaces/shop/virtualservices";
 
@@ -63,6 +71,7 @@ fn expect(method: Method, path: String, reply: Reply) -> Expect {
         kind: None,
         reply,
         then_cancel: None,
+        then_operator: None,
     }
 }
 
@@ -98,6 +107,19 @@ pub fn list(collection: &str, names: Vec<&'static str>) -> Expect {
     }
 }
 
+/// A list of the pods of `track`'s Deployment (its selector).
+pub fn pods(track: &'static str, pods: Vec<(&'static str, i32, Option<&'static str>)>) -> Expect {
+    let selector = match track {
+        "canary" => "labelSelector=app%3Dgoldengoose%2Ctrack%3Dcanary",
+        "baseline" => "labelSelector=app%3Dgoldengoose%2Ctrack%3Dbaseline",
+        other => panic!("no pods of {other} are listed"),
+    };
+    Expect {
+        query: vec![selector],
+        ..expect(Method::GET, PODS.to_string(), Reply::Pods(pods))
+    }
+}
+
 impl Expect {
     pub fn reply(mut self, reply: Reply) -> Self {
         self.reply = reply;
@@ -105,6 +127,14 @@ impl Expect {
     }
     pub fn then_cancel(mut self, flag: &Arc<AtomicBool>) -> Self {
         self.then_cancel = Some(flag.clone());
+        self
+    }
+    pub fn then_operator(
+        mut self,
+        to: &UnboundedSender<OperatorInput>,
+        input: OperatorInput,
+    ) -> Self {
+        self.then_operator = Some((to.clone(), input));
         self
     }
 }
@@ -197,6 +227,9 @@ async fn verify(mut handle: Handle, script: Vec<Expect>) -> Vec<Seen> {
         if let Some(flag) = step.then_cancel {
             flag.store(true, Ordering::SeqCst);
         }
+        if let Some((to, input)) = step.then_operator {
+            to.send(input).expect("the release listens to the operator");
+        }
         send.send_response(response);
     }
     // The client is dropped when the release returns: then no request
@@ -270,6 +303,46 @@ fn answer(reply: &Reply, s: &Seen, store: &mut HashMap<String, Value>) -> (Statu
             StatusCode::from_u16(*code).expect("status code"),
             status(*code, "InternalError", "injected failure"),
         ),
+        Reply::Pods(pods) => {
+            let items: Vec<Value> = pods
+                .iter()
+                .map(|(name, restarts, waiting)| {
+                    let state = match waiting {
+                        Some(reason) => json!({ "waiting": { "reason": reason } }),
+                        None => json!({ "running": {} }),
+                    };
+                    json!({
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "metadata": { "name": name, "namespace": "shop" },
+                        "status": {
+                            "containerStatuses": [{
+                                "name": "goldengoose",
+                                "image": "goldengoose",
+                                "imageID": "",
+                                "ready": false,
+                                "restartCount": restarts,
+                                "state": state,
+                                "lastState": if *restarts > 0 {
+                                    json!({ "terminated": { "exitCode": 1, "reason": "Error" } })
+                                } else {
+                                    json!({})
+                                },
+                            }],
+                        },
+                    })
+                })
+                .collect();
+            (
+                StatusCode::OK,
+                json!({
+                    "apiVersion": "v1",
+                    "kind": "PodList",
+                    "metadata": { "resourceVersion": "300" },
+                    "items": items,
+                }),
+            )
+        }
         Reply::List(names) => {
             let kind = list_kind(&s.path);
             let items: Vec<Value> = names

@@ -17,20 +17,20 @@ use std::time::Duration;
 use cluster::analysis::AnalysisError;
 use cluster::kube::manifests::all_production;
 use cluster::kube::{
-    KubeError, Manifests, MetricsSource, ProductionState, RenderOptions, RunOptions, clean,
-    run_release,
+    Crashes, KubeError, Manifests, MetricsSource, ProductionState, RenderOptions, RunOptions,
+    clean, run_release,
 };
 use cluster::plan::{LocalPlan, Split, plan_release};
 use cluster::query::ScopeVars;
 use judge::analysis::Schedule;
 use judge::{CanaryConfig, MetricSetPair};
-use release::ReleaseEnd;
+use release::{OperatorInput, ReleaseEnd};
 use scenarios::Scenario;
 use serde_json::Value;
 
 use super::mock::{
     self, CONFIGMAPS, DEPLOYMENTS, DESTINATION_RULES, JOBS, Reply, SERVICES, VIRTUAL_SERVICES,
-    apply, delete, get, list,
+    apply, delete, get, list, pods,
 };
 
 fn catalog(name: &str) -> Scenario {
@@ -222,6 +222,7 @@ async fn run(
         fake,
         options,
         cancel,
+        None,
     )
     .await
 }
@@ -392,23 +393,39 @@ async fn release_without_baseline_compares_with_production() {
 }
 
 #[tokio::test]
-async fn rollouts_are_polled_until_complete() {
+async fn rollouts_are_polled_until_complete_and_crashes_counted() {
     let r = release("latency-25pct");
     let mut script = setup(None);
-    // The canary needs two more polls; the baseline is done at the first.
+    // The canary needs two more polls, and each time it is not complete
+    // its pods are looked at: the second time one has crashed twice. The
+    // baseline is done at the first poll.
     script[7] = get(DEPLOYMENTS, "goldengoose-canary", Reply::Progressing);
     script.insert(
-        9,
+        8,
+        pods("canary", vec![("canary-a", 0, None), ("canary-b", 0, None)]),
+    );
+    script.insert(
+        10,
         get(DEPLOYMENTS, "goldengoose-canary", Reply::Progressing),
     );
-    script.insert(10, get(DEPLOYMENTS, "goldengoose-canary", Reply::RolledOut));
+    script.insert(
+        11,
+        pods(
+            "canary",
+            vec![
+                ("canary-a", 0, None),
+                ("canary-b", 2, Some("CrashLoopBackOff")),
+            ],
+        ),
+    );
+    script.insert(12, get(DEPLOYMENTS, "goldengoose-canary", Reply::RolledOut));
     script.extend(teardown());
     let (client, server) = mock::server(script);
     let fake = Arc::new(Fake {
         verdict: Some(ReleaseEnd::Rollback),
         ..Default::default()
     });
-    run(
+    let outcome = run(
         &r,
         client,
         fake,
@@ -418,6 +435,147 @@ async fn rollouts_are_polled_until_complete() {
     .await
     .expect("release finishes");
     server.await.expect("verifier");
+    assert_eq!(
+        outcome.crashes,
+        [Crashes {
+            deployment: "goldengoose-canary".into(),
+            restarts: 2,
+            reason: Some("CrashLoopBackOff: Error, exit code 1".into()),
+        }]
+    );
+    assert_eq!(
+        outcome.crashes[0].to_string(),
+        "goldengoose-canary: 2 restarts (CrashLoopBackOff: Error, exit code 1)"
+    );
+}
+
+/// A release whose first window ends long after the test: only the
+/// operator decides it.
+fn long_release() -> Release {
+    let mut r = release("latency-25pct");
+    r.plan.schedule.lifetime = Duration::from_secs(3600);
+    r.plan.schedule.interval = Some(Duration::from_secs(1200));
+    r
+}
+
+async fn operated(
+    r: &Release,
+    script: Vec<mock::Expect>,
+    operator: tokio::sync::mpsc::UnboundedReceiver<OperatorInput>,
+) -> (
+    Result<cluster::kube::KubeOutcome, cluster::kube::RunFailure>,
+    Vec<mock::Seen>,
+) {
+    let (client, server) = mock::server(script);
+    let result = run_release(
+        client,
+        &r.manifests,
+        &r.plan,
+        &r.scenario.config,
+        Arc::new(Fake::default()),
+        &options(),
+        Arc::new(AtomicBool::new(false)),
+        Some(operator),
+    )
+    .await;
+    (result, server.await.expect("verifier"))
+}
+
+#[tokio::test]
+async fn operator_abort_during_the_analysis_rolls_back() {
+    let r = long_release();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut script = setup(None);
+    script[10] = script[10].clone().then_operator(&tx, OperatorInput::Abort);
+    script.extend(teardown());
+    let (result, seen) = operated(&r, script, rx).await;
+    let outcome = result.expect("the release ends with a verdict");
+    assert_eq!(outcome.decision, ReleaseEnd::Rollback);
+    assert_eq!(outcome.analysis.outcome.reason, "aborted by the operator");
+    assert!(outcome.analysis.intervals.is_empty());
+    assert_eq!(outcome.production, ProductionState::Untouched);
+    assert_eq!(weights(&seen[11].body), split_weights(all_production()));
+}
+
+#[tokio::test]
+async fn operator_promote_during_the_analysis_promotes_at_once() {
+    let r = long_release();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut script = setup(None);
+    script[10] = script[10]
+        .clone()
+        .then_operator(&tx, OperatorInput::Promote);
+    script.extend([
+        apply(DEPLOYMENTS, "goldengoose-production", "Deployment"),
+        get(DEPLOYMENTS, "goldengoose-production", Reply::RolledOut),
+    ]);
+    script.extend(teardown());
+    let (result, _) = operated(&r, script, rx).await;
+    let outcome = result.expect("the release ends with a verdict");
+    assert_eq!(outcome.decision, ReleaseEnd::Promote);
+    assert_eq!(outcome.analysis.outcome.reason, "promoted by the operator");
+    assert_eq!(outcome.production, ProductionState::Promoted);
+    assert!(outcome.analysis.intervals.is_empty());
+}
+
+#[tokio::test]
+async fn operator_abort_during_the_deploy_rolls_back_before_any_traffic() {
+    let r = long_release();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut script: Vec<_> = setup(None).into_iter().take(7).collect();
+    script.extend([
+        get(DEPLOYMENTS, "goldengoose-canary", Reply::Progressing)
+            .then_operator(&tx, OperatorInput::Abort),
+        pods("canary", vec![("canary-a", 0, None)]),
+        get(DEPLOYMENTS, "goldengoose-baseline", Reply::RolledOut),
+        // No traffic was sent: the VirtualService (all to production
+        // since the prelude) is set again, the new pods deleted, no Job.
+        apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService"),
+        delete(DEPLOYMENTS, "goldengoose-canary"),
+        delete(DEPLOYMENTS, "goldengoose-baseline"),
+    ]);
+    let (result, _) = operated(&r, script, rx).await;
+    let outcome = result.expect("the release ends with a verdict");
+    assert_eq!(outcome.decision, ReleaseEnd::Rollback);
+    assert_eq!(
+        outcome.analysis.outcome.reason,
+        "aborted by the operator before the analysis"
+    );
+    assert!(outcome.crashes.is_empty());
+}
+
+#[tokio::test]
+async fn a_closed_operator_channel_changes_nothing() {
+    let r = release("latency-25pct");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<OperatorInput>();
+    drop(tx);
+    let mut script = setup(None);
+    script.extend([
+        apply(DEPLOYMENTS, "goldengoose-production", "Deployment"),
+        get(DEPLOYMENTS, "goldengoose-production", Reply::RolledOut),
+    ]);
+    script.extend(teardown());
+    let (client, server) = mock::server(script);
+    let fake = Arc::new(Fake {
+        verdict: Some(ReleaseEnd::Promote),
+        ..Default::default()
+    });
+    let outcome = run_release(
+        client,
+        &r.manifests,
+        &r.plan,
+        &r.scenario.config,
+        fake,
+        &options(),
+        Arc::new(AtomicBool::new(false)),
+        Some(rx),
+    )
+    .await
+    .expect("release finishes");
+    server.await.expect("verifier");
+    // Every window judged, as without an operator.
+    assert_eq!(outcome.decision, ReleaseEnd::Promote);
+    assert_eq!(outcome.analysis.intervals.len(), 3);
 }
 
 #[tokio::test]
@@ -720,6 +878,7 @@ async fn bad_config_sends_nothing() {
         Arc::new(Fake::default()),
         &options(),
         Arc::new(AtomicBool::new(false)),
+        None,
     )
     .await
     .expect_err("unresolved variable");

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::{Stage, Track};
+use crate::{Outcome, Stage, Track};
 
 fn spec() -> KayentaSpec {
     KayentaSpec {
@@ -465,7 +465,13 @@ fn an_invalid_schedule_rolls_back_at_the_shift() {
     let mut s = spec();
     s.schedule.lifetime = Duration::ZERO;
     let mut c = Kayenta::new(&s, false);
-    let commands = shifted(&mut c);
+    // the pods are deployed: they are rolled back
+    assert_eq!(
+        shifted(&mut c),
+        vec![Command::SetWeights(s.traffic), Command::RollBack]
+    );
+    c.handle(140_000, Event::RolledBack);
+    let commands = drain(&mut c);
     let o = outcome(&commands).expect("done");
     assert_eq!(o.end, ReleaseEnd::Rollback);
     assert!(

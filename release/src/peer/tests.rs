@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::Track;
+use crate::{Outcome, Track};
 
 const READY: Millis = 135_000;
 
