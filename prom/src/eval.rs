@@ -90,6 +90,8 @@ const RANGE_FUNCS: &[&str] = &[
     "delta",
     "idelta",
     "deriv",
+    "resets",
+    "changes",
     "avg_over_time",
     "min_over_time",
     "max_over_time",
@@ -1725,6 +1727,14 @@ fn range_function(
             }
             Some(v)
         }
+        // Prometheus's funcResets and funcChanges (float samples): a
+        // decrease is a reset; a change is any difference, NaN to NaN not.
+        "resets" => Some(vs.windows(2).filter(|w| w[1] < w[0]).count() as f64),
+        "changes" => Some(
+            vs.windows(2)
+                .filter(|w| w[1] != w[0] && !(w[1].is_nan() && w[0].is_nan()))
+                .count() as f64,
+        ),
         "deriv" => {
             if n < 2 {
                 return None;
