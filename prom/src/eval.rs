@@ -1484,7 +1484,7 @@ fn system_time_ms(t: SystemTime) -> i64 {
     }
 }
 
-fn matches_all(l: &Labels, m: &Matchers) -> bool {
+pub(crate) fn matches_all(l: &Labels, m: &Matchers) -> bool {
     m.matchers.iter().all(|mt| {
         let v = l.get(&mt.name).unwrap_or("");
         match &mt.op {
