@@ -1965,7 +1965,23 @@ pub fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
             b.1 = max;
         }
     }
-    if merged.len() < 2 {
+    bucket_quantile_sorted(q, &merged)
+}
+
+/// [`bucket_quantile`] on buckets already as Prometheus prepares them:
+/// bounds strictly increasing, the last `+Inf`, counts cumulative and
+/// monotonic (allocates nothing).
+pub fn bucket_quantile_sorted(q: f64, merged: &[(f64, f64)]) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    if merged.len() < 2 || merged[merged.len() - 1].0 != f64::INFINITY {
         return f64::NAN;
     }
     let observations = merged[merged.len() - 1].1;

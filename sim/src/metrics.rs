@@ -230,7 +230,23 @@ impl KayentaPlan {
     /// after the traffic shift) from the generator's columns, if its
     /// program can tell.
     pub fn point(&self, m: usize, side: usize, g: &Generator<'_>, k: usize) -> Point {
-        run(self.program(m, side), g, k, self.step_ms)
+        let mut out = Vec::with_capacity(1);
+        self.points(m, side, g, k, k, &mut out);
+        out[0]
+    }
+
+    /// [`KayentaPlan::point`] at every step from `k0` to `k1` (inclusive),
+    /// appended to `out`.
+    pub fn points(
+        &self,
+        m: usize,
+        side: usize,
+        g: &Generator<'_>,
+        k0: usize,
+        k1: usize,
+        out: &mut Vec<Point>,
+    ) {
+        run(self.program(m, side), g, k0, k1, self.step_ms, out);
     }
 
     /// Metric `m`'s value for `side` at `at_ms` after the traffic shift
@@ -493,19 +509,29 @@ fn window_up(steps: &[Step], k: usize, w: usize) -> bool {
     k >= w && k <= steps.len() && steps[(k - w).max(1) - 1..k].iter().all(|s| !s.down)
 }
 
-fn run(p: &Program, g: &Generator<'_>, k: usize, step_ms: i64) -> Point {
+/// Appends `p`'s points at steps `k0..=k1` to `out`.
+fn run(p: &Program, g: &Generator<'_>, k0: usize, k1: usize, step_ms: i64, out: &mut Vec<Point>) {
+    let ks = k0..=k1;
     match p {
-        Program::Const(v) => Point::Value(*v),
-        Program::Binary(op, l, r) => match (run(l, g, k, step_ms), run(r, g, k, step_ms)) {
-            (Point::Fallback, _) | (_, Point::Fallback) => Point::Fallback,
-            (Point::Value(a), Point::Value(b)) => Point::Value(match *op {
-                x if x == token::T_ADD => a + b,
-                x if x == token::T_SUB => a - b,
-                x if x == token::T_MUL => a * b,
-                _ => a / b,
-            }),
-            _ => Point::Absent,
-        },
+        Program::Const(v) => out.extend(ks.map(|_| Point::Value(*v))),
+        Program::Binary(op, l, r) => {
+            let from = out.len();
+            run(l, g, k0, k1, step_ms, out);
+            let mut rhs = Vec::with_capacity(k1 + 1 - k0);
+            run(r, g, k0, k1, step_ms, &mut rhs);
+            for (lhs, rhs) in out[from..].iter_mut().zip(rhs) {
+                *lhs = match (*lhs, rhs) {
+                    (Point::Fallback, _) | (_, Point::Fallback) => Point::Fallback,
+                    (Point::Value(a), Point::Value(b)) => Point::Value(match *op {
+                        x if x == token::T_ADD => a + b,
+                        x if x == token::T_SUB => a - b,
+                        x if x == token::T_MUL => a * b,
+                        _ => a / b,
+                    }),
+                    _ => Point::Absent,
+                };
+            }
+        }
         &Program::Rate {
             track,
             col,
@@ -514,28 +540,30 @@ fn run(p: &Program, g: &Generator<'_>, k: usize, step_ms: i64) -> Point {
             divisor,
         } => {
             let steps = g.steps(track);
-            if !window_up(steps, k, w) {
-                return Point::Fallback;
-            }
             let step_s = step_ms as f64 / 1000.0;
             let pods = f64::from(g.tracks()[track].pods.max(1));
-            let window = &steps[k - w..k];
-            let total = match col {
-                Col::Ok => window.iter().map(|s| (s.requests - s.errors) as f64).sum(),
-                Col::Errors => window.iter().map(|s| s.errors as f64).sum(),
-                Col::Requests => window.iter().map(|s| s.requests as f64).sum(),
-                Col::LatencySum(unit) => window.iter().map(|s| s.latency_sum * unit).sum(),
-                Col::Cpu => window
-                    .iter()
-                    .map(|s| s.cpu_cores * step_s * pods)
-                    .sum::<f64>(),
-            };
-            let v = if increase {
-                total
-            } else {
-                total / (w as f64 * step_s)
-            };
-            Point::Value(v / divisor)
+            out.extend(ks.map(|k| {
+                if !window_up(steps, k, w) {
+                    return Point::Fallback;
+                }
+                let window = &steps[k - w..k];
+                let total = match col {
+                    Col::Ok => window.iter().map(|s| (s.requests - s.errors) as f64).sum(),
+                    Col::Errors => window.iter().map(|s| s.errors as f64).sum(),
+                    Col::Requests => window.iter().map(|s| s.requests as f64).sum(),
+                    Col::LatencySum(unit) => window.iter().map(|s| s.latency_sum * unit).sum(),
+                    Col::Cpu => window
+                        .iter()
+                        .map(|s| s.cpu_cores * step_s * pods)
+                        .sum::<f64>(),
+                };
+                let v = if increase {
+                    total
+                } else {
+                    total / (w as f64 * step_s)
+                };
+                Point::Value(v / divisor)
+            }));
         }
         &Program::Quantile {
             q,
@@ -544,61 +572,79 @@ fn run(p: &Program, g: &Generator<'_>, k: usize, step_ms: i64) -> Point {
             steps: w,
         } => {
             let steps = g.steps(track);
-            if !window_up(steps, k, w) {
-                return Point::Fallback;
-            }
             let range_s = w as f64 * step_ms as f64 / 1000.0;
-            let mut buckets: Vec<(f64, f64)>;
-            if istio {
-                let fine = g.union_buckets(track);
-                let mut counts = [0u64; ISTIO];
-                let mut one = [0u64; ISTIO];
-                for h in &fine[k - w..k] {
-                    fold_buckets(h, &UNION_BOUNDS, &mut one, &ISTIO_BUCKETS);
-                    for (c, o) in counts.iter_mut().zip(one) {
-                        *c += o;
-                    }
-                }
-                buckets = cumulative(&counts, istio_bounds_ms(), range_s);
+            let (bounds, n): (&[f64], usize) = if istio {
+                (istio_bounds_ms(), ISTIO)
             } else {
-                let mut counts = [0u64; GOLDENGOOSE];
-                for s in &steps[k - w..k] {
-                    for (c, o) in counts.iter_mut().zip(s.buckets) {
-                        *c += o;
+                (&DURATION_BUCKETS, GOLDENGOOSE)
+            };
+            // one step's counts per bucket
+            let fine = g.union_buckets(track);
+            let step_counts = |j: usize, c: &mut [u64; ISTIO]| {
+                if istio {
+                    fold_buckets(&fine[j - 1], &UNION_BOUNDS, c, &ISTIO_BUCKETS);
+                } else {
+                    c[..GOLDENGOOSE].copy_from_slice(&steps[j - 1].buckets);
+                }
+            };
+            // the window's counts, slid from one step to the next
+            let mut sums = [0u64; ISTIO];
+            let mut one = [0u64; ISTIO];
+            let mut have: Option<usize> = None;
+            let mut buckets = [(0.0, 0.0); ISTIO];
+            for k in ks {
+                if !window_up(steps, k, w) {
+                    out.push(Point::Fallback);
+                    continue;
+                }
+                match have {
+                    Some(prev) if prev + 1 == k => {
+                        step_counts(k, &mut one);
+                        for (s, o) in sums.iter_mut().zip(one) {
+                            *s += o;
+                        }
+                        step_counts(k - w, &mut one);
+                        for (s, o) in sums.iter_mut().zip(one) {
+                            *s -= o;
+                        }
+                    }
+                    _ => {
+                        sums = [0; ISTIO];
+                        for j in k + 1 - w..=k {
+                            step_counts(j, &mut one);
+                            for (s, o) in sums.iter_mut().zip(one) {
+                                *s += o;
+                            }
+                        }
                     }
                 }
-                buckets = cumulative(&counts, &DURATION_BUCKETS, range_s);
+                have = Some(k);
+                let mut running = 0u64;
+                for (b, slot) in buckets[..n].iter_mut().enumerate() {
+                    running += sums[b];
+                    *slot = (
+                        bounds.get(b).copied().unwrap_or(f64::INFINITY),
+                        running as f64 / range_s,
+                    );
+                }
+                out.push(Point::Value(prom::eval::bucket_quantile_sorted(
+                    q,
+                    &buckets[..n],
+                )));
             }
-            Point::Value(prom::eval::bucket_quantile(q, &mut buckets))
         }
         &Program::Memory { track, factor } => {
             let steps = g.steps(track);
-            if k == 0 || k > steps.len() {
-                return Point::Fallback;
-            }
-            let s = &steps[k - 1];
-            if s.down {
-                Point::Absent
-            } else {
-                Point::Value(s.memory_bytes * factor)
-            }
+            out.extend(ks.map(|k| {
+                if k == 0 || k > steps.len() {
+                    Point::Fallback
+                } else if steps[k - 1].down {
+                    Point::Absent
+                } else {
+                    Point::Value(steps[k - 1].memory_bytes * factor)
+                }
+            }));
         }
-        Program::Fallback => Point::Fallback,
+        Program::Fallback => out.extend(ks.map(|_| Point::Fallback)),
     }
-}
-
-/// `(le, cumulative rate)` per bucket, the last `+Inf`.
-fn cumulative(counts: &[u64], bounds: &[f64], range_s: f64) -> Vec<(f64, f64)> {
-    let mut running = 0u64;
-    counts
-        .iter()
-        .enumerate()
-        .map(|(b, &c)| {
-            running += c;
-            (
-                bounds.get(b).copied().unwrap_or(f64::INFINITY),
-                running as f64 / range_s,
-            )
-        })
-        .collect()
 }

@@ -190,6 +190,8 @@ struct World<'p, 'a> {
     judge_note: String,
     /// Why a metric's query could not be evaluated, if it could not.
     metric_error: Option<String>,
+    /// Scratch for compiled points.
+    points: Vec<Point>,
     /// The raw series, when the controller measures queries or they are
     /// dumped.
     scrape: Option<Scrape>,
@@ -265,6 +267,7 @@ pub fn drive(
         intervals: Vec::new(),
         judge_note: String::new(),
         metric_error: None,
+        points: Vec::new(),
         scrape: None,
         scrape_all: series,
     };
@@ -495,19 +498,10 @@ impl<'a> World<'_, 'a> {
         ));
     }
 
-    /// Metric `m`'s value for `side` at `at_ms` after the traffic shift:
-    /// from its compiled program, or evaluated on the raw series (scraped
-    /// for the purpose if they are not yet). An error is the judge's note.
-    fn metric_point(&mut self, m: usize, side: usize, at_ms: i64) -> Option<f64> {
-        let step_ms = (self.p.scenario.file.analysis.scrape_step_s * 1000.0).round() as i64;
-        let g = self.generator.as_ref()?;
-        if at_ms >= 0 && step_ms > 0 && at_ms % step_ms == 0 {
-            match self.p.metrics.point(m, side, g, (at_ms / step_ms) as usize) {
-                Point::Value(v) => return Some(v),
-                Point::Absent => return None,
-                Point::Fallback => {}
-            }
-        }
+    /// Metric `m` for `side` at `at_ms` after the traffic shift,
+    /// evaluated on the raw series (scraped for the purpose if they are
+    /// not yet). An error is kept for the judge's note.
+    fn evaluated(&mut self, m: usize, side: usize, at_ms: i64) -> Option<f64> {
         if self.scrape.is_none() {
             self.start_scrape();
         }
@@ -533,19 +527,54 @@ impl<'a> World<'_, 'a> {
     }
 
     /// Kayenta's fetch of metric `m` for `side` over `[start_ms, end_ms]`
-    /// after the traffic shift, one point per scrape step: the values
-    /// Prometheus returns (steps without a result left out).
-    fn metric_values(&mut self, m: usize, side: usize, start_ms: i64, end_ms: i64) -> Vec<f64> {
+    /// after the traffic shift, one point per scrape step: each from the
+    /// metric's compiled program where it can tell, else evaluated on the
+    /// raw series; `None` where Prometheus returns nothing.
+    fn metric_points(
+        &mut self,
+        m: usize,
+        side: usize,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Vec<Option<f64>> {
         let step_ms = (self.p.scenario.file.analysis.scrape_step_s * 1000.0).round() as i64;
-        let mut out = Vec::with_capacity(((end_ms - start_ms) / step_ms.max(1)) as usize + 1);
-        let mut t = start_ms;
-        while t <= end_ms && step_ms > 0 {
-            if let Some(v) = self.metric_point(m, side, t) {
-                out.push(v);
-            }
-            t += step_ms;
+        if step_ms <= 0 || end_ms < start_ms || self.generator.is_none() {
+            return Vec::new();
         }
+        let mut compiled = std::mem::take(&mut self.points);
+        compiled.clear();
+        if let Some(g) = &self.generator
+            && start_ms >= 0
+            && start_ms % step_ms == 0
+        {
+            let (k0, k1) = (start_ms / step_ms, end_ms / step_ms);
+            self.p
+                .metrics
+                .points(m, side, g, k0 as usize, k1 as usize, &mut compiled);
+        }
+        let mut out = Vec::with_capacity(compiled.len().max(1));
+        let mut t = start_ms;
+        let mut i = 0;
+        while t <= end_ms {
+            out.push(match compiled.get(i) {
+                Some(Point::Value(v)) => Some(*v),
+                Some(Point::Absent) => None,
+                _ => self.evaluated(m, side, t),
+            });
+            t += step_ms;
+            i += 1;
+        }
+        self.points = compiled;
         out
+    }
+
+    /// [`World::metric_points`] as Kayenta hands them to the judge: the
+    /// points Prometheus returned.
+    fn metric_values(&mut self, m: usize, side: usize, start_ms: i64, end_ms: i64) -> Vec<f64> {
+        self.metric_points(m, side, start_ms, end_ms)
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Judges one window of the generated series; returns its index and
@@ -657,12 +686,11 @@ impl<'a> World<'_, 'a> {
             .into_iter()
             .enumerate()
             .map(|(m, name)| {
+                let end = steps as i64 * step_ms;
                 let mut side = |side: usize| -> Vec<Option<f64>> {
-                    (1..=steps)
-                        .map(|k| {
-                            self.metric_point(m, side, k as i64 * step_ms)
-                                .filter(|v| v.is_finite())
-                        })
+                    self.metric_points(m, side, step_ms, end)
+                        .into_iter()
+                        .map(|v| v.filter(|v| v.is_finite()))
                         .collect()
                 };
                 let experiment = side(CANARY);
