@@ -503,10 +503,44 @@ pub(crate) fn walk_selectors(e: &Expr, f: &mut dyn FnMut(&VectorSelector)) {
     let Ok(_) = walk_expr(&mut V(f), e);
 }
 
-/// Whether `track` was scraped at every step from `k - steps` to `k` (step
-/// 0, the traffic shift, when it was up at step 1).
-fn window_up(steps: &[Step], k: usize, w: usize) -> bool {
-    k >= w && k <= steps.len() && steps[(k - w).max(1) - 1..k].iter().all(|s| !s.down)
+/// Whether a track was scraped at every step from `k - w` to `k` (step 0,
+/// the traffic shift, when it was up at step 1), for increasing `k`.
+struct UpWindow<'s> {
+    steps: &'s [Step],
+    w: usize,
+    /// The last step looked at, and the latest down step up to it.
+    seen: usize,
+    last_down: usize,
+}
+
+impl<'s> UpWindow<'s> {
+    fn new(steps: &'s [Step], w: usize) -> Self {
+        Self {
+            steps,
+            w,
+            seen: 0,
+            last_down: 0,
+        }
+    }
+
+    fn at(&mut self, k: usize) -> bool {
+        if k < self.w || k > self.steps.len() {
+            return false;
+        }
+        let from = (k - self.w).max(1);
+        if self.seen < from {
+            // jumped ahead: only the window's own steps matter
+            self.seen = from - 1;
+            self.last_down = 0;
+        }
+        while self.seen < k {
+            self.seen += 1;
+            if self.steps[self.seen - 1].down {
+                self.last_down = self.seen;
+            }
+        }
+        self.last_down < from
+    }
 }
 
 /// Appends `p`'s points at steps `k0..=k1` to `out`.
@@ -542,28 +576,54 @@ fn run(p: &Program, g: &Generator<'_>, k0: usize, k1: usize, step_ms: i64, out: 
             let steps = g.steps(track);
             let step_s = step_ms as f64 / 1000.0;
             let pods = f64::from(g.tracks()[track].pods.max(1));
-            out.extend(ks.map(|k| {
-                if !window_up(steps, k, w) {
-                    return Point::Fallback;
+            // counts in integers (exact), sums of floats slid in floats
+            let count = |s: &Step| match col {
+                Col::Ok => s.requests - s.errors,
+                Col::Errors => s.errors,
+                Col::Requests => s.requests,
+                Col::LatencySum(_) | Col::Cpu => 0,
+            };
+            let amount = |s: &Step| match col {
+                Col::LatencySum(unit) => s.latency_sum * unit,
+                Col::Cpu => s.cpu_cores * step_s * pods,
+                _ => 0.0,
+            };
+            let floats = matches!(col, Col::LatencySum(_) | Col::Cpu);
+            let mut up = UpWindow::new(steps, w);
+            let (mut counted, mut summed) = (0u64, 0.0f64);
+            let mut have: Option<usize> = None;
+            for k in ks {
+                if !up.at(k) {
+                    out.push(Point::Fallback);
+                    continue;
                 }
-                let window = &steps[k - w..k];
-                let total = match col {
-                    Col::Ok => window.iter().map(|s| (s.requests - s.errors) as f64).sum(),
-                    Col::Errors => window.iter().map(|s| s.errors as f64).sum(),
-                    Col::Requests => window.iter().map(|s| s.requests as f64).sum(),
-                    Col::LatencySum(unit) => window.iter().map(|s| s.latency_sum * unit).sum(),
-                    Col::Cpu => window
-                        .iter()
-                        .map(|s| s.cpu_cores * step_s * pods)
-                        .sum::<f64>(),
-                };
+                match have {
+                    Some(prev) if prev + 1 == k => {
+                        let (new, old) = (&steps[k - 1], &steps[k - w - 1]);
+                        if floats {
+                            summed += amount(new) - amount(old);
+                        } else {
+                            counted = counted + count(new) - count(old);
+                        }
+                    }
+                    _ => {
+                        let window = &steps[k - w..k];
+                        if floats {
+                            summed = window.iter().map(amount).sum();
+                        } else {
+                            counted = window.iter().map(count).sum();
+                        }
+                    }
+                }
+                have = Some(k);
+                let total = if floats { summed } else { counted as f64 };
                 let v = if increase {
                     total
                 } else {
                     total / (w as f64 * step_s)
                 };
-                Point::Value(v / divisor)
-            }));
+                out.push(Point::Value(v / divisor));
+            }
         }
         &Program::Quantile {
             q,
@@ -592,8 +652,9 @@ fn run(p: &Program, g: &Generator<'_>, k0: usize, k1: usize, step_ms: i64, out: 
             let mut one = [0u64; ISTIO];
             let mut have: Option<usize> = None;
             let mut buckets = [(0.0, 0.0); ISTIO];
+            let mut up = UpWindow::new(steps, w);
             for k in ks {
-                if !window_up(steps, k, w) {
+                if !up.at(k) {
                     out.push(Point::Fallback);
                     continue;
                 }
