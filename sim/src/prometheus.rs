@@ -537,10 +537,10 @@ impl Scrape {
         } else if buckets_read && draws.union {
             let fine = g.union_buckets(track)[k - 1];
             let mut per_pod = vec![[0u64; UNION]; n];
+            let mut counts = vec![0u64; n];
             for (b, &c) in fine.iter().enumerate() {
-                let mut counts = vec![0u64; n];
                 multinomial(c, &mut counts, &mut self.rng[track]);
-                for (p, c) in counts.into_iter().enumerate() {
+                for (p, &c) in counts.iter().enumerate() {
                     per_pod[p][b] = c;
                 }
             }
@@ -550,10 +550,10 @@ impl Scrape {
                 fold_buckets(h, &UNION_BOUNDS, &mut split[p].istio_bucket, &ISTIO_BUCKETS);
             }
         } else if buckets_read && draws.histogram {
+            let mut counts = vec![0u64; n];
             for (b, &c) in step.buckets.iter().enumerate() {
-                let mut counts = vec![0u64; n];
                 multinomial(c, &mut counts, &mut self.rng[track]);
-                for (p, c) in counts.into_iter().enumerate() {
+                for (p, &c) in counts.iter().enumerate() {
                     split[p].bucket[b] = c;
                     pod_requests[p] += c;
                 }
@@ -561,21 +561,18 @@ impl Scrape {
         } else {
             multinomial(step.requests, &mut pod_requests, &mut self.rng[track]);
         }
-        // errors over the pods' requests: sequential hypergeometric draws
-        let (mut left_requests, mut left_errors) = (step.requests, step.errors);
-        for (p, &r) in pod_requests.iter().enumerate() {
-            let e = if left_errors == 0 || r == 0 {
-                0
-            } else if r >= left_requests {
-                left_errors
-            } else {
-                Hypergeometric::new(left_requests, left_errors, r)
-                    .map_or(0, |d| d.sample(&mut self.rng[track]))
-            };
+        // errors over the pods' requests: which of the step's requests
+        // failed is a uniform subset, so each pod's count is multivariate
+        // hypergeometric
+        let errors = split_errors(
+            step.requests,
+            step.errors,
+            &pod_requests,
+            &mut self.rng[track],
+        );
+        for (p, (&r, e)) in pod_requests.iter().zip(errors).enumerate() {
             split[p].errors = e;
             split[p].ok = r - e;
-            left_requests -= r;
-            left_errors -= e;
             split[p].latency_sum = if step.requests == 0 {
                 0.0
             } else {
@@ -692,12 +689,72 @@ fn apply(pod: &mut Pod, s: &PodStep, fam: Families, mut f: impl FnMut(&mut Count
     }
 }
 
+/// Most errors placed one by one (a uniform subset of the requests, by
+/// Floyd's algorithm); more are split by sequential hypergeometric draws.
+const FEW_ERRORS: u64 = 64;
+
+/// `errors` of `requests` (`pod_requests` summing to it) split over the
+/// pods exactly: the failed requests are a uniformly random subset, so
+/// the counts are multivariate hypergeometric.
+fn split_errors(
+    requests: u64,
+    errors: u64,
+    pod_requests: &[u64],
+    rng: &mut Xoshiro256PlusPlus,
+) -> Vec<u64> {
+    use rand::RngExt;
+    let mut out = vec![0u64; pod_requests.len()];
+    if errors == 0 || requests == 0 {
+        return out;
+    }
+    if errors >= requests {
+        return pod_requests.to_vec();
+    }
+    if pod_requests.len() == 1 {
+        out[0] = errors;
+        return out;
+    }
+    if errors <= FEW_ERRORS {
+        // Floyd: a uniform `errors`-subset of 0..requests
+        let mut chosen: Vec<u64> = Vec::with_capacity(errors as usize);
+        for j in requests - errors..requests {
+            let t = rng.random_range(0..=j);
+            chosen.push(if chosen.contains(&t) { j } else { t });
+        }
+        for position in chosen {
+            let mut below = 0;
+            for (o, &r) in out.iter_mut().zip(pod_requests) {
+                if position < below + r {
+                    *o += 1;
+                    break;
+                }
+                below += r;
+            }
+        }
+        return out;
+    }
+    let (mut left_requests, mut left_errors) = (requests, errors);
+    for (o, &r) in out.iter_mut().zip(pod_requests) {
+        let e = if left_errors == 0 || r == 0 {
+            0
+        } else if r >= left_requests {
+            left_errors
+        } else {
+            Hypergeometric::new(left_requests, left_errors, r).map_or(0, |d| d.sample(rng))
+        };
+        *o = e;
+        left_requests -= r;
+        left_errors -= e;
+    }
+    out
+}
+
 /// `n` split over `out.len()` equal shares, exactly (sequential binomials).
 fn multinomial(n: u64, out: &mut [u64], rng: &mut Xoshiro256PlusPlus) {
     let k = out.len();
     let mut left = n;
     for (i, slot) in out.iter_mut().enumerate() {
-        let c = if i + 1 == k {
+        let c = if i + 1 == k || left == 0 {
             left
         } else {
             binomial(left, 1.0 / (k - i) as f64, rng)
@@ -989,6 +1046,43 @@ mod tests {
         assert_eq!(istio.iter().sum::<u64>(), UNION as u64);
         assert_eq!(istio[2], 2, "0.0025 and 0.005 fall in le=5 ms");
         assert_eq!(istio[ISTIO - 1], 1);
+    }
+
+    #[test]
+    fn errors_split_over_pods_as_a_uniform_subset_of_the_requests() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        let pods = [300u64, 500, 200];
+        for errors in [0u64, 1, 7, 64, 65, 400, 1000] {
+            let draws = 4000;
+            let mut mean = [0.0f64; 3];
+            let mut var = [0.0f64; 3];
+            for _ in 0..draws {
+                let e = split_errors(1000, errors, &pods, &mut rng);
+                assert_eq!(e.iter().sum::<u64>(), errors);
+                for p in 0..3 {
+                    assert!(e[p] <= pods[p]);
+                    mean[p] += e[p] as f64 / draws as f64;
+                    var[p] += (e[p] as f64).powi(2) / draws as f64;
+                }
+            }
+            for p in 0..3 {
+                // hypergeometric: mean n K/N, variance n K/N (1-K/N) (N-n)/(N-1)
+                let (n, k, total) = (pods[p] as f64, errors as f64, 1000.0);
+                let m = n * k / total;
+                let v = m * (1.0 - k / total) * (total - n) / (total - 1.0);
+                let got_v = var[p] - mean[p] * mean[p];
+                let se = (v / draws as f64).sqrt();
+                assert!(
+                    (mean[p] - m).abs() <= 5.0 * se + 1e-9 * m.max(1.0),
+                    "{errors} pod {p}: mean {} vs {m}",
+                    mean[p]
+                );
+                assert!(
+                    (got_v - v).abs() <= 0.1 * v + 1e-6 * m.max(1.0),
+                    "{errors} pod {p}: variance {got_v} vs {v}"
+                );
+            }
+        }
     }
 
     #[test]
