@@ -90,6 +90,8 @@ const RANGE_FUNCS: &[&str] = &[
     "delta",
     "idelta",
     "deriv",
+    "resets",
+    "changes",
     "avg_over_time",
     "min_over_time",
     "max_over_time",
@@ -1482,7 +1484,7 @@ fn system_time_ms(t: SystemTime) -> i64 {
     }
 }
 
-fn matches_all(l: &Labels, m: &Matchers) -> bool {
+pub(crate) fn matches_all(l: &Labels, m: &Matchers) -> bool {
     m.matchers.iter().all(|mt| {
         let v = l.get(&mt.name).unwrap_or("");
         match &mt.op {
@@ -1725,6 +1727,14 @@ fn range_function(
             }
             Some(v)
         }
+        // Prometheus's funcResets and funcChanges (float samples): a
+        // decrease is a reset; a change is any difference, NaN to NaN not.
+        "resets" => Some(vs.windows(2).filter(|w| w[1] < w[0]).count() as f64),
+        "changes" => Some(
+            vs.windows(2)
+                .filter(|w| w[1] != w[0] && !(w[1].is_nan() && w[0].is_nan()))
+                .count() as f64,
+        ),
         "deriv" => {
             if n < 2 {
                 return None;
@@ -1955,7 +1965,23 @@ pub fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
             b.1 = max;
         }
     }
-    if merged.len() < 2 {
+    bucket_quantile_sorted(q, &merged)
+}
+
+/// [`bucket_quantile`] on buckets already as Prometheus prepares them:
+/// bounds strictly increasing, the last `+Inf`, counts cumulative and
+/// monotonic (allocates nothing).
+pub fn bucket_quantile_sorted(q: f64, merged: &[(f64, f64)]) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    if merged.len() < 2 || merged[merged.len() - 1].0 != f64::INFINITY {
         return f64::NAN;
     }
     let observations = merged[merged.len() - 1].1;

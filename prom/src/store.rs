@@ -165,6 +165,16 @@ impl Store {
         }
     }
 
+    /// The series a selector matches (its metric name and every matcher,
+    /// as the evaluator selects them), in insertion order.
+    pub fn select(&self, vs: &promql_parser::parser::VectorSelector) -> Vec<SeriesId> {
+        self.candidates(vs.name.as_deref())
+            .into_iter()
+            .filter(|&i| crate::eval::matches_all(&self.series[i].labels, &vs.matchers))
+            .map(SeriesId)
+            .collect()
+    }
+
     /// Label set of a series by raw index.
     pub(crate) fn labels_of(&self, i: usize) -> &Labels {
         &self.series[i].labels

@@ -9,7 +9,7 @@
 //! Not for: running anything. Loading is strict (`deny_unknown_fields`)
 //! and errors name the file, line, column and field.
 
-mod signal;
+pub mod query;
 pub mod telemetry;
 
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use judge::CanaryConfig;
 use serde::{Deserialize, Serialize};
 
-pub use signal::{Signal, infer_signal};
+pub use query::{MetricSource, ScopeVars};
 pub use telemetry::Telemetry;
 
 /// What can go wrong loading a scenario.
@@ -412,11 +412,13 @@ pub struct Analysis {
     /// Prometheus query step, seconds (one point per step per window).
     #[serde(default = "default_step")]
     pub scrape_step_s: f64,
-    /// Range of `rate(...[range])` in the queries, seconds.
+    /// Range of `rate(...[range])`, seconds, in the queries of named
+    /// signals (`[analysis.signals]`); a config's own queries say theirs.
     #[serde(default = "default_rate_window")]
     pub rate_window_s: f64,
-    /// What each metric of the config measures, when it can't be told
-    /// from its query: metric name -> signal (see [`Signal`]).
+    /// What each metric of the config measures when it is not a Prometheus
+    /// query (or to override one): metric name -> a signal name
+    /// ([`query::SIGNAL_NAMES`]) or PromQL with `${scope}`.
     #[serde(default)]
     pub signals: std::collections::BTreeMap<String, String>,
 }
@@ -442,8 +444,9 @@ pub struct Scenario {
     pub config: CanaryConfig,
     /// Where the config came from (for reports).
     pub config_path: Option<PathBuf>,
-    /// Per config metric (config order), the signal it measures.
-    pub signals: Vec<Signal>,
+    /// Per config metric (config order), where the simulator's PromQL for
+    /// it comes from.
+    pub sources: Vec<MetricSource>,
 }
 
 impl Scenario {
@@ -489,24 +492,51 @@ impl Scenario {
             file: config_path.clone(),
             message: e.to_string(),
         })?;
-        let signals = config
-            .metrics
-            .iter()
-            .enumerate()
-            .map(|(i, m)| match file.analysis.signals.get(&m.name) {
-                Some(s) => s.parse::<Signal>().map_err(|e| invalid(path, &format!("analysis.signals.{}", m.name), &e)),
-                None => infer_signal(m).ok_or_else(|| ScenarioError::Config {
+        let mut sources = Vec::with_capacity(config.metrics.len());
+        for (i, m) in config.metrics.iter().enumerate() {
+            let field = format!("analysis.signals.{}", m.name);
+            let source = match file.analysis.signals.get(&m.name) {
+                Some(s) => {
+                    match query::signal_template(s, &file.telemetry, file.analysis.rate_window_s)
+                        .map_err(|e| invalid(path, &field, &e))?
+                    {
+                        Some(t) => MetricSource::Template(t),
+                        None if s.contains("${scope}") => MetricSource::Template(s.clone()),
+                        None => {
+                            return Err(invalid(
+                                path,
+                                &field,
+                                &format!(
+                                    "\"{s}\" is neither a signal ({}) nor PromQL with ${{scope}}",
+                                    query::SIGNAL_NAMES
+                                ),
+                            ));
+                        }
+                    }
+                }
+                None if query::is_prometheus(m) => MetricSource::Prometheus,
+                None => {
+                    return Err(ScenarioError::Config {
+                        file: config_path.clone(),
+                        message: format!(
+                            "metrics[{i}] \"{}\": not a Prometheus query, so the simulator cannot evaluate it; say what it measures in the scenario, \
+                             e.g. [analysis.signals] \"{}\" = \"latency_quantile:0.99\" (signals: {}, or PromQL with ${{scope}})",
+                            m.name,
+                            m.name,
+                            query::SIGNAL_NAMES
+                        ),
+                    });
+                }
+            };
+            // the query must build for a scope (variables, templates)
+            query::metric_query(&config, i, &source, &ScopeVars::new("canary")).map_err(|e| {
+                ScenarioError::Config {
                     file: config_path.clone(),
-                    message: format!(
-                        "metrics[{i}] \"{}\": cannot tell what this query measures; say it in the scenario, \
-                         e.g. [analysis.signals] \"{}\" = \"latency_quantile:0.99\" (signals: {})",
-                        m.name,
-                        m.name,
-                        Signal::FORMS
-                    ),
-                }),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+                    message: e.to_string(),
+                }
+            })?;
+            sources.push(source);
+        }
         for name in file.analysis.signals.keys() {
             if !config.metrics.iter().any(|m| &m.name == name) {
                 return Err(invalid(
@@ -526,7 +556,7 @@ impl Scenario {
             file,
             config,
             config_path: Some(config_path),
-            signals,
+            sources,
         })
     }
 

@@ -41,9 +41,13 @@
 //! counter reset, which `rate` handles). A canary that is down from the
 //! start has series from its first successful scrape.
 //!
-//! Only the families the run's queries read are generated (their selectors'
-//! metric names; a selector without a name reads everything), and a family
-//! whose draw the run does not make otherwise is drawn only then.
+//! Only the series the run's queries can read are generated: per track,
+//! the families with a series some selector of a query matches (resolved
+//! once per plan against every label set the run's pods could expose, with
+//! the evaluator's own matching); a track no selector matches scrapes
+//! nothing, and a family whose draw the run does not make otherwise is
+//! drawn only then. Each track's pods split its counts from a random
+//! stream of the track's own.
 //!
 //! # Time
 //!
@@ -171,54 +175,45 @@ impl Families {
         }
     }
 
-    fn set(&mut self, default_name: &str) {
-        match default_name {
-            "http_requests_total" => self.requests = true,
-            "http_request_duration_seconds_bucket" => self.bucket = true,
-            "http_request_duration_seconds_sum" => self.sum = true,
-            "http_request_duration_seconds_count" => self.count = true,
-            "process_cpu_seconds_total" => self.cpu = true,
-            "process_resident_memory_bytes" => self.memory = true,
-            "istio_requests_total" => self.istio_requests = true,
-            "istio_request_duration_milliseconds_bucket" => self.istio_bucket = true,
-            "istio_request_duration_milliseconds_sum" => self.istio_sum = true,
-            "istio_request_duration_milliseconds_count" => self.istio_count = true,
-            _ => {}
+    /// Add family `f`.
+    pub(crate) fn set_fam(&mut self, f: Fam) {
+        match f {
+            Fam::Requests => self.requests = true,
+            Fam::Bucket => self.bucket = true,
+            Fam::Sum => self.sum = true,
+            Fam::Count => self.count = true,
+            Fam::Cpu => self.cpu = true,
+            Fam::Memory => self.memory = true,
+            Fam::IstioRequests => self.istio_requests = true,
+            Fam::IstioBucket => self.istio_bucket = true,
+            Fam::IstioSum => self.istio_sum = true,
+            Fam::IstioCount => self.istio_count = true,
         }
     }
 }
 
 /// A controller's queries, parsed once per scenario and analysis, and the
-/// families they read.
+/// families they read on each track.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     queries: Vec<Result<Query, String>>,
-    families: Families,
+    families: [Families; 2],
 }
 
 impl Plan {
     /// Parse `queries` (a controller's [`release::Controller::queries`])
-    /// for a service named as `telemetry` says. A query that does not
+    /// for a run whose pods and names `layout` gives. A query that does not
     /// parse, or uses what the evaluator lacks, is kept as its error: each
     /// measurement of it answers [`Measurement::Error`] with the message.
-    pub fn new(queries: &[release::Query], telemetry: &Telemetry) -> Self {
-        let mut families = Families::default();
+    pub fn new(queries: &[release::Query], layout: &Layout<'_>) -> Self {
+        let resolver = Resolver::new(layout);
+        let mut families = [Families::default(); 2];
         let parsed = queries
             .iter()
             .map(|q| {
                 let parsed = Query::parse(&q.promql).map_err(|e| format!("{}: {e}", q.name))?;
-                match selector_names(&parsed) {
-                    None => families = Families::all(),
-                    Some(names) => {
-                        for name in names {
-                            for default in scenarios::telemetry::FAMILIES {
-                                if telemetry.metric(default) == name {
-                                    families.set(default);
-                                }
-                            }
-                        }
-                    }
-                }
+                let read = resolver.families(parsed.expr());
+                families = [families[0].or(read[0]), families[1].or(read[1])];
                 Ok(parsed)
             })
             .collect();
@@ -233,8 +228,14 @@ impl Plan {
         self.queries.is_empty()
     }
 
-    /// The families the queries read.
+    /// The families the queries read, on either track.
     pub fn families(&self) -> Families {
+        self.families[0].or(self.families[1])
+    }
+
+    /// The families the queries read on the canary's and the control's
+    /// series: only these are scraped.
+    pub fn per_track(&self) -> [Families; 2] {
         self.families
     }
 
@@ -251,37 +252,52 @@ impl Plan {
     }
 }
 
-/// The metric names of a query's selectors; `None` if one has no name
-/// (it may read any family).
-fn selector_names(q: &Query) -> Option<Vec<String>> {
-    use promql_parser::label::MatchOp;
-    use promql_parser::parser::Expr;
-    use promql_parser::util::{ExprVisitor, walk_expr};
-    struct Names(Vec<String>, bool);
-    impl ExprVisitor for Names {
-        type Error = std::convert::Infallible;
-        fn pre_visit(&mut self, e: &Expr) -> Result<bool, Self::Error> {
-            let vs = match e {
-                Expr::VectorSelector(vs) => Some(vs),
-                Expr::MatrixSelector(ms) => Some(&ms.vs),
-                _ => None,
-            };
-            if let Some(vs) = vs {
-                let by_matcher = vs.matchers.matchers.iter().find_map(|m| {
-                    (m.name == "__name__" && matches!(m.op, MatchOp::Equal))
-                        .then(|| m.value.clone())
-                });
-                match vs.name.clone().or(by_matcher) {
-                    Some(n) => self.0.push(n),
-                    None => self.1 = true,
-                }
-            }
-            Ok(true)
+/// What the raw series of a run look like before any sample: the pods of
+/// each track and their names.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout<'a> {
+    /// Renames and names.
+    pub telemetry: &'a Telemetry,
+    /// The control's track.
+    pub control: TelemetryTrack,
+    /// Pods of the canary and the control.
+    pub pods: [u32; 2],
+    /// Scrape step, ms.
+    pub step_ms: i64,
+}
+
+/// Every series a run could write (labels, no samples) and where each
+/// comes from: what a plan resolves its selectors against, with the
+/// evaluator's own matching.
+#[derive(Debug)]
+pub(crate) struct Resolver {
+    pub store: Store,
+    pub info: Vec<SeriesInfo>,
+    /// Pods per track (at least 1).
+    pub pods: [usize; 2],
+}
+
+impl Resolver {
+    pub(crate) fn new(l: &Layout<'_>) -> Self {
+        let (store, info) = layout(l.telemetry, l.control, l.pods);
+        Self {
+            store,
+            info,
+            pods: l.pods.map(|p| p.max(1) as usize),
         }
     }
-    let mut names = Names(Vec::new(), false);
-    let Ok(_) = walk_expr(&mut names, q.expr());
-    (!names.1).then_some(names.0)
+
+    /// The families, per track, any selector of `e` matches a series of.
+    pub(crate) fn families(&self, e: &promql_parser::parser::Expr) -> [Families; 2] {
+        let mut out = [Families::default(); 2];
+        crate::metrics::walk_selectors(e, &mut |vs| {
+            for id in self.store.select(vs) {
+                let i = self.info[id.0];
+                out[i.track].set_fam(i.fam);
+            }
+        });
+        out
+    }
 }
 
 /// A counter series and its current value.
@@ -351,6 +367,8 @@ struct PodStep {
 
 #[derive(Debug)]
 struct TrackSeries {
+    /// The families scraped from its pods.
+    families: Families,
     pods: Vec<Pod>,
     /// A sample was written (the series exist in Prometheus's eyes).
     started: bool,
@@ -364,8 +382,9 @@ struct TrackSeries {
 #[derive(Debug)]
 pub struct Scrape {
     store: Store,
-    rng: Xoshiro256PlusPlus,
-    families: Families,
+    /// Per track: the pods' shares are drawn from a stream of the track's
+    /// own, so what one track scrapes does not move the other's.
+    rng: [Xoshiro256PlusPlus; 2],
     origin_ms: i64,
     step_ms: i64,
     written: usize,
@@ -389,11 +408,11 @@ impl Names<'_> {
 }
 
 impl Scrape {
-    /// The series of `families` for the generator's tracks (canary, and a
-    /// fresh baseline or production as `control`), scraped from
-    /// `traffic_at` (simulated ms) on; `seed` is the run's.
+    /// The series of `families` (per track) for the generator's tracks
+    /// (canary, and a fresh baseline or production as `control`), scraped
+    /// from `traffic_at` (simulated ms) on; `seed` is the run's.
     pub fn new(
-        families: Families,
+        families: [Families; 2],
         telemetry: &Telemetry,
         control: TelemetryTrack,
         generator: &Generator<'_>,
@@ -406,7 +425,7 @@ impl Scrape {
         let tracks = [TelemetryTrack::Canary, control];
         let specs = generator.tracks();
         let mut out = Vec::with_capacity(2);
-        for (track, spec) in tracks.iter().zip(specs) {
+        for ((track, spec), families) in tracks.iter().zip(specs).zip(families) {
             let resolved = telemetry.track(*track);
             let pods = (0..spec.pods.max(1))
                 .map(|i| {
@@ -415,6 +434,7 @@ impl Scrape {
                 })
                 .collect();
             out.push(TrackSeries {
+                families,
                 pods,
                 started: false,
                 down: false,
@@ -429,8 +449,11 @@ impl Scrape {
             .unwrap_or_else(|_| unreachable!("two tracks were built"));
         Self {
             store,
-            rng: Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x7072_6f6d_5343_5250),
-            families,
+            rng: [0u64, 1].map(|t| {
+                Xoshiro256PlusPlus::seed_from_u64(
+                    seed ^ 0x7072_6f6d_5343_5250 ^ t.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                )
+            }),
             origin_ms: EPOCH_MS + traffic_at as i64,
             step_ms: (step_s * 1000.0).round() as i64,
             written: 0,
@@ -468,8 +491,12 @@ impl Scrape {
     fn write_step(&mut self, g: &Generator<'_>, track: usize, k: usize) -> Result<(), prom::Error> {
         let step = g.steps(track)[k - 1];
         let t = self.origin_ms + k as i64 * self.step_ms;
-        let f = self.families;
         let ts = &mut self.tracks[track];
+        let f = ts.families;
+        if f.is_empty() {
+            // nothing of this track is read: nothing is scraped
+            return Ok(());
+        }
         if step.down {
             if ts.started && !ts.down {
                 for pod in &ts.pods {
@@ -486,13 +513,34 @@ impl Scrape {
         // requests: per bucket of the finest histogram drawn, else in all
         let draws = g.draws();
         let mut pod_requests = vec![0u64; n];
-        if draws.union {
+        let buckets_read = f.bucket || f.istio_bucket;
+        if n == 1 {
+            // one pod serves the track's step: nothing to split
+            pod_requests[0] = step.requests;
+            if buckets_read && draws.union {
+                let fine = g.union_buckets(track)[k - 1];
+                fold_buckets(
+                    &fine,
+                    &UNION_BOUNDS,
+                    &mut split[0].bucket,
+                    &DURATION_BUCKETS,
+                );
+                fold_buckets(
+                    &fine,
+                    &UNION_BOUNDS,
+                    &mut split[0].istio_bucket,
+                    &ISTIO_BUCKETS,
+                );
+            } else if buckets_read {
+                split[0].bucket = step.buckets;
+            }
+        } else if buckets_read && draws.union {
             let fine = g.union_buckets(track)[k - 1];
             let mut per_pod = vec![[0u64; UNION]; n];
+            let mut counts = vec![0u64; n];
             for (b, &c) in fine.iter().enumerate() {
-                let mut counts = vec![0u64; n];
-                multinomial(c, &mut counts, &mut self.rng);
-                for (p, c) in counts.into_iter().enumerate() {
+                multinomial(c, &mut counts, &mut self.rng[track]);
+                for (p, &c) in counts.iter().enumerate() {
                     per_pod[p][b] = c;
                 }
             }
@@ -501,33 +549,30 @@ impl Scrape {
                 fold_buckets(h, &UNION_BOUNDS, &mut split[p].bucket, &DURATION_BUCKETS);
                 fold_buckets(h, &UNION_BOUNDS, &mut split[p].istio_bucket, &ISTIO_BUCKETS);
             }
-        } else if draws.histogram {
+        } else if buckets_read && draws.histogram {
+            let mut counts = vec![0u64; n];
             for (b, &c) in step.buckets.iter().enumerate() {
-                let mut counts = vec![0u64; n];
-                multinomial(c, &mut counts, &mut self.rng);
-                for (p, c) in counts.into_iter().enumerate() {
+                multinomial(c, &mut counts, &mut self.rng[track]);
+                for (p, &c) in counts.iter().enumerate() {
                     split[p].bucket[b] = c;
                     pod_requests[p] += c;
                 }
             }
         } else {
-            multinomial(step.requests, &mut pod_requests, &mut self.rng);
+            multinomial(step.requests, &mut pod_requests, &mut self.rng[track]);
         }
-        // errors over the pods' requests: sequential hypergeometric draws
-        let (mut left_requests, mut left_errors) = (step.requests, step.errors);
-        for (p, &r) in pod_requests.iter().enumerate() {
-            let e = if left_errors == 0 || r == 0 {
-                0
-            } else if r >= left_requests {
-                left_errors
-            } else {
-                Hypergeometric::new(left_requests, left_errors, r)
-                    .map_or(0, |d| d.sample(&mut self.rng))
-            };
+        // errors over the pods' requests: which of the step's requests
+        // failed is a uniform subset, so each pod's count is multivariate
+        // hypergeometric
+        let errors = split_errors(
+            step.requests,
+            step.errors,
+            &pod_requests,
+            &mut self.rng[track],
+        );
+        for (p, (&r, e)) in pod_requests.iter().zip(errors).enumerate() {
             split[p].errors = e;
             split[p].ok = r - e;
-            left_requests -= r;
-            left_errors -= e;
             split[p].latency_sum = if step.requests == 0 {
                 0.0
             } else {
@@ -644,12 +689,72 @@ fn apply(pod: &mut Pod, s: &PodStep, fam: Families, mut f: impl FnMut(&mut Count
     }
 }
 
+/// Most errors placed one by one (a uniform subset of the requests, by
+/// Floyd's algorithm); more are split by sequential hypergeometric draws.
+const FEW_ERRORS: u64 = 64;
+
+/// `errors` of `requests` (`pod_requests` summing to it) split over the
+/// pods exactly: the failed requests are a uniformly random subset, so
+/// the counts are multivariate hypergeometric.
+fn split_errors(
+    requests: u64,
+    errors: u64,
+    pod_requests: &[u64],
+    rng: &mut Xoshiro256PlusPlus,
+) -> Vec<u64> {
+    use rand::RngExt;
+    let mut out = vec![0u64; pod_requests.len()];
+    if errors == 0 || requests == 0 {
+        return out;
+    }
+    if errors >= requests {
+        return pod_requests.to_vec();
+    }
+    if pod_requests.len() == 1 {
+        out[0] = errors;
+        return out;
+    }
+    if errors <= FEW_ERRORS {
+        // Floyd: a uniform `errors`-subset of 0..requests
+        let mut chosen: Vec<u64> = Vec::with_capacity(errors as usize);
+        for j in requests - errors..requests {
+            let t = rng.random_range(0..=j);
+            chosen.push(if chosen.contains(&t) { j } else { t });
+        }
+        for position in chosen {
+            let mut below = 0;
+            for (o, &r) in out.iter_mut().zip(pod_requests) {
+                if position < below + r {
+                    *o += 1;
+                    break;
+                }
+                below += r;
+            }
+        }
+        return out;
+    }
+    let (mut left_requests, mut left_errors) = (requests, errors);
+    for (o, &r) in out.iter_mut().zip(pod_requests) {
+        let e = if left_errors == 0 || r == 0 {
+            0
+        } else if r >= left_requests {
+            left_errors
+        } else {
+            Hypergeometric::new(left_requests, left_errors, r).map_or(0, |d| d.sample(rng))
+        };
+        *o = e;
+        left_requests -= r;
+        left_errors -= e;
+    }
+    out
+}
+
 /// `n` split over `out.len()` equal shares, exactly (sequential binomials).
 fn multinomial(n: u64, out: &mut [u64], rng: &mut Xoshiro256PlusPlus) {
     let k = out.len();
     let mut left = n;
     for (i, slot) in out.iter_mut().enumerate() {
-        let c = if i + 1 == k {
+        let c = if i + 1 == k || left == 0 {
             left
         } else {
             binomial(left, 1.0 / (k - i) as f64, rng)
@@ -791,6 +896,110 @@ fn new_pod(
     p
 }
 
+/// A family of the raw series (for [`layout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fam {
+    Requests,
+    Bucket,
+    Sum,
+    Count,
+    Cpu,
+    Memory,
+    IstioRequests,
+    IstioBucket,
+    IstioSum,
+    IstioCount,
+}
+
+/// Where a raw series comes from: track (0 canary, 1 control), pod, family
+/// and index within the family (the code: 0 for 200, 1 for 500; the
+/// bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SeriesInfo {
+    pub track: usize,
+    pub pod: usize,
+    pub fam: Fam,
+    pub sub: usize,
+}
+
+/// Every series a run with `pods` pods per track (canary, control) could
+/// write, with their labels (no samples), and where each comes from
+/// (indexed by [`SeriesId`]): what a plan resolves its selectors against.
+pub(crate) fn layout(
+    telemetry: &Telemetry,
+    control: TelemetryTrack,
+    pods: [u32; 2],
+) -> (Store, Vec<SeriesInfo>) {
+    let names = Names(telemetry);
+    let mut store = Store::new();
+    let mut info = Vec::new();
+    for (track, (kind, n)) in [(TelemetryTrack::Canary, pods[0]), (control, pods[1])]
+        .into_iter()
+        .enumerate()
+    {
+        let resolved = telemetry.track(kind);
+        for pod in 0..n.max(1) {
+            let name = pod_name(&resolved, pod);
+            let p = new_pod(
+                &mut store,
+                &names,
+                telemetry,
+                &resolved,
+                &name,
+                Families::all(),
+            );
+            let groups: [(Fam, Vec<SeriesId>); 10] = [
+                (Fam::Requests, p.requests.iter().map(|c| c.id).collect()),
+                (Fam::Bucket, p.bucket.iter().map(|c| c.id).collect()),
+                (Fam::Sum, p.sum.iter().map(|c| c.id).collect()),
+                (Fam::Count, p.count.iter().map(|c| c.id).collect()),
+                (Fam::Cpu, p.cpu.iter().map(|c| c.id).collect()),
+                (Fam::Memory, p.memory.into_iter().collect()),
+                (
+                    Fam::IstioRequests,
+                    p.istio_requests.iter().map(|c| c.id).collect(),
+                ),
+                (
+                    Fam::IstioBucket,
+                    p.istio_bucket.iter().map(|c| c.id).collect(),
+                ),
+                (Fam::IstioSum, p.istio_sum.iter().map(|c| c.id).collect()),
+                (
+                    Fam::IstioCount,
+                    p.istio_count.iter().map(|c| c.id).collect(),
+                ),
+            ];
+            for (fam, ids) in groups {
+                for (sub, id) in ids.into_iter().enumerate() {
+                    if info.len() <= id.0 {
+                        info.resize(
+                            id.0 + 1,
+                            SeriesInfo {
+                                track: 0,
+                                pod: 0,
+                                fam: Fam::Requests,
+                                sub: 0,
+                            },
+                        );
+                    }
+                    info[id.0] = SeriesInfo {
+                        track,
+                        pod: pod as usize,
+                        fam,
+                        sub,
+                    };
+                }
+            }
+        }
+    }
+    (store, info)
+}
+
+/// Istio's bucket bounds as its `le` labels say them, milliseconds.
+pub(crate) fn istio_bounds_ms() -> &'static [f64] {
+    &ISTIO_BUCKETS_MS
+}
+
 /// The raw series of each scenario's detail run (run 0 of the study with
 /// `seed`, the report's example run): scenario name, run seed, series.
 /// The runs are the report's: the series add no draw to them.
@@ -840,25 +1049,86 @@ mod tests {
     }
 
     #[test]
-    fn plans_read_the_families_their_selectors_name() {
+    fn errors_split_over_pods_as_a_uniform_subset_of_the_requests() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        let pods = [300u64, 500, 200];
+        for errors in [0u64, 1, 7, 64, 65, 400, 1000] {
+            let draws = 4000;
+            let mut mean = [0.0f64; 3];
+            let mut var = [0.0f64; 3];
+            for _ in 0..draws {
+                let e = split_errors(1000, errors, &pods, &mut rng);
+                assert_eq!(e.iter().sum::<u64>(), errors);
+                for p in 0..3 {
+                    assert!(e[p] <= pods[p]);
+                    mean[p] += e[p] as f64 / draws as f64;
+                    var[p] += (e[p] as f64).powi(2) / draws as f64;
+                }
+            }
+            for p in 0..3 {
+                // hypergeometric: mean n K/N, variance n K/N (1-K/N) (N-n)/(N-1)
+                let (n, k, total) = (pods[p] as f64, errors as f64, 1000.0);
+                let m = n * k / total;
+                let v = m * (1.0 - k / total) * (total - n) / (total - 1.0);
+                let got_v = var[p] - mean[p] * mean[p];
+                let se = (v / draws as f64).sqrt();
+                assert!(
+                    (mean[p] - m).abs() <= 5.0 * se + 1e-9 * m.max(1.0),
+                    "{errors} pod {p}: mean {} vs {m}",
+                    mean[p]
+                );
+                assert!(
+                    (got_v - v).abs() <= 0.1 * v + 1e-6 * m.max(1.0),
+                    "{errors} pod {p}: variance {got_v} vs {v}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn plans_read_the_families_their_selectors_match_on_each_track() {
         let q = |t: &str| release::Query {
             name: "m".into(),
             promql: t.into(),
         };
+        let layout = |telemetry| Layout {
+            telemetry,
+            control: TelemetryTrack::Baseline,
+            pods: [1, 2],
+            step_ms: 10_000,
+        };
         let t = Telemetry::default();
-        let p = Plan::new(&[q("sum(rate(istio_requests_total[1m]))"), q("bad(")], &t);
+        let p = Plan::new(
+            &[q("sum(rate(istio_requests_total[1m]))"), q("bad(")],
+            &layout(&t),
+        );
         assert!(p.families().istio_requests && !p.families().bucket);
+        assert_eq!(p.per_track()[0], p.per_track()[1]);
         assert!(p.query(1).unwrap_err().contains("m:"));
         assert!(p.query(2).is_err());
-        let p = Plan::new(&[q(r#"{__name__=~"http.*"}"#)], &t);
-        assert_eq!(p.families(), Families::all());
+        // a selector without a name: the families whose series it matches
+        let p = Plan::new(&[q(r#"{__name__=~"http.*"}"#)], &layout(&t));
+        let f = p.families();
+        assert!(f.requests && f.bucket && f.sum && f.count);
+        assert!(!f.cpu && !f.memory && !f.istio_requests && !f.istio_bucket);
+        // only the canary's series are read: the control scrapes nothing
+        let p = Plan::new(
+            &[q(
+                r#"sum(rate(istio_requests_total{destination_workload="goldengoose"}[1m]))"#,
+            )],
+            &layout(&t),
+        );
+        assert!(p.per_track()[0].istio_requests && p.per_track()[1].is_empty());
         let mut renamed = Telemetry::default();
         renamed
             .metrics
             .insert("process_cpu_seconds_total".into(), "cpu_total".into());
-        let p = Plan::new(&[q("rate(cpu_total[1m])")], &renamed);
+        let p = Plan::new(&[q("rate(cpu_total[1m])")], &layout(&renamed));
         assert!(p.families().cpu && p.families().draws().cpu);
-        let p = Plan::new(&[q("rate(process_cpu_seconds_total[1m])")], &renamed);
+        let p = Plan::new(
+            &[q("rate(process_cpu_seconds_total[1m])")],
+            &layout(&renamed),
+        );
         assert!(p.families().is_empty());
     }
 }

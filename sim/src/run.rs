@@ -25,6 +25,7 @@ use reports::model::{IntervalDetail, MetricSeries, MetricVerdict, RunDetail, Sta
 use scenarios::{BaselineKind, Regression, Scenario};
 
 use crate::engine::{Millis, Queue, ms, secs};
+use crate::metrics::{KayentaPlan, Point};
 use crate::prometheus::{Families, Plan, Scrape};
 use crate::series::{CANARY, CONTROL, Generator, TrackSpec};
 
@@ -41,6 +42,8 @@ pub struct Prepared<'a> {
     analysis: AnalysisSpec,
     /// The controller's queries, parsed once (see [`Prepared::with_queries`]).
     plan: Plan,
+    /// The canary config's metrics, compiled once.
+    metrics: KayentaPlan,
 }
 
 /// Which controller releases the scenario.
@@ -60,15 +63,15 @@ impl<'a> Prepared<'a> {
         let mut judge = Judge::new(&scenario.config)?;
         judge.set_thresholds(scenario.thresholds())?;
         let spec = KayentaSpec::from_scenario(scenario, judge.thresholds());
-        let plan = Plan::new(
-            Kayenta::new(&spec, false).queries(),
-            &scenario.file.telemetry,
-        );
+        let layout = layout(scenario, false);
+        let plan = Plan::new(Kayenta::new(&spec, false).queries(), &layout);
+        let metrics = KayentaPlan::new(scenario, &layout)?;
         Ok(Self {
             scenario,
             judge,
             analysis: AnalysisSpec::Kayenta(spec),
             plan,
+            metrics,
         })
     }
 
@@ -80,15 +83,15 @@ impl<'a> Prepared<'a> {
         let mut judge = Judge::new(&scenario.config)?;
         judge.set_thresholds(scenario.thresholds())?;
         let spec = PeerSpec::from_scenario(scenario, plan);
-        let plan = Plan::new(
-            PeerRelease::new(&spec, false).queries(),
-            &scenario.file.telemetry,
-        );
+        let layout = layout(scenario, true);
+        let plan = Plan::new(PeerRelease::new(&spec, false).queries(), &layout);
+        let metrics = KayentaPlan::new(scenario, &layout)?;
         Ok(Self {
             scenario,
             judge,
             analysis: AnalysisSpec::Peer(spec),
             plan,
+            metrics,
         })
     }
 
@@ -101,13 +104,18 @@ impl<'a> Prepared<'a> {
     /// [`Controller::queries`]) on the simulated Prometheus: parsed here,
     /// once, for every run.
     pub fn with_queries(mut self, queries: &[release::Query]) -> Self {
-        self.plan = Plan::new(queries, &self.scenario.file.telemetry);
+        self.plan = Plan::new(queries, &layout(self.scenario, self.is_peer()));
         self
     }
 
     /// The parsed queries.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// The canary config's metrics, compiled.
+    pub fn metrics(&self) -> &KayentaPlan {
+        &self.metrics
     }
 
     /// [`Prepared::new`] for every scenario; an error names the scenario.
@@ -126,6 +134,35 @@ impl<'a> Prepared<'a> {
     /// The scenario.
     pub fn scenario(&self) -> &Scenario {
         self.scenario
+    }
+}
+
+/// Whether production is the control: a peer has no baseline (its stable
+/// or primary pods are production).
+fn production_control(scenario: &Scenario, peer: bool) -> bool {
+    scenario.file.pipeline.baseline == BaselineKind::Production || peer
+}
+
+/// The pods and names a run of `scenario` scrapes.
+fn layout(scenario: &Scenario, peer: bool) -> crate::prometheus::Layout<'_> {
+    let f = &scenario.file;
+    let production = production_control(scenario, peer);
+    crate::prometheus::Layout {
+        telemetry: &f.telemetry,
+        control: if production {
+            scenarios::telemetry::TelemetryTrack::Production
+        } else {
+            scenarios::telemetry::TelemetryTrack::Baseline
+        },
+        pods: [
+            f.pipeline.canary_replicas,
+            if production {
+                f.service.replicas
+            } else {
+                f.pipeline.baseline_replicas
+            },
+        ],
+        step_ms: (f.analysis.scrape_step_s * 1000.0).round() as i64,
     }
 }
 
@@ -151,6 +188,10 @@ struct World<'p, 'a> {
     intervals: Vec<IntervalDetail>,
     /// The judge's error on the last window, if any (detail runs only).
     judge_note: String,
+    /// Why a metric's query could not be evaluated, if it could not.
+    metric_error: Option<String>,
+    /// Scratch for compiled points.
+    points: Vec<Point>,
     /// The raw series, when the controller measures queries or they are
     /// dumped.
     scrape: Option<Scrape>,
@@ -225,6 +266,8 @@ pub fn drive(
         generator: None,
         intervals: Vec::new(),
         judge_note: String::new(),
+        metric_error: None,
+        points: Vec::new(),
         scrape: None,
         scrape_all: series,
     };
@@ -367,9 +410,7 @@ impl<'a> World<'_, 'a> {
         let sc = self.p.scenario;
         let f = &sc.file;
         let pl = &f.pipeline;
-        // a peer has no baseline: its stable (Argo) or primary (Flagger)
-        // pods are production
-        let production_control = pl.baseline == BaselineKind::Production || self.p.is_peer();
+        let production_control = production_control(sc, self.p.is_peer());
         let shares = [
             split.canary / 100.0,
             if production_control {
@@ -415,42 +456,125 @@ impl<'a> World<'_, 'a> {
             },
         };
         let step_s = f.analysis.scrape_step_s;
-        let mut g = Generator::new(
-            svc,
-            step_s,
-            f.analysis.rate_window_s,
-            [canary, control],
-            &sc.signals,
-        );
+        let planned = self.p.plan.families();
+        let read = planned.or(self.p.metrics.families());
+        let mut g = Generator::new(svc, step_s, [canary, control], read.draws());
         g.set_shares(0.0, shares);
         // every step up to the end of the lifetime, at once
         g.reserve(((pl.warmup_s + pl.lifetime_s) / step_s).ceil() as usize + 1);
-        let planned = self.p.plan.families();
-        if !planned.is_empty() || self.scrape_all {
-            g.also_draw(planned.draws());
-            let families = if self.scrape_all {
-                planned.or(Families::drawn(g.draws()))
-            } else {
-                planned
-            };
-            // a peer's control share is production's (see set_weights), so
-            // its series carry production's names (stable, primary)
-            let control = match pl.baseline {
-                BaselineKind::Fresh if !self.p.is_peer() => {
-                    scenarios::telemetry::TelemetryTrack::Baseline
-                }
-                _ => scenarios::telemetry::TelemetryTrack::Production,
-            };
-            self.scrape = Some(Scrape::new(
-                families,
-                &f.telemetry,
-                control,
-                &g,
-                now,
-                self.seed,
-            ));
-        }
         self.generator = Some(g);
+        if !planned.is_empty() || self.scrape_all {
+            self.start_scrape();
+        }
+    }
+
+    /// Scrape the raw series from the traffic shift on (every family the
+    /// run's queries read; with `scrape_all`, every family it draws).
+    fn start_scrape(&mut self) {
+        let Some(g) = &self.generator else {
+            return;
+        };
+        let [a, b] = self.p.plan.per_track();
+        let [c, d] = self.p.metrics.per_track();
+        let families = if self.scrape_all {
+            let all = Families::drawn(g.draws());
+            [all, all]
+        } else {
+            [a.or(c), b.or(d)]
+        };
+        let f = &self.p.scenario.file;
+        let control = if production_control(self.p.scenario, self.p.is_peer()) {
+            scenarios::telemetry::TelemetryTrack::Production
+        } else {
+            scenarios::telemetry::TelemetryTrack::Baseline
+        };
+        self.scrape = Some(Scrape::new(
+            families,
+            &f.telemetry,
+            control,
+            g,
+            self.traffic_at,
+            self.seed,
+        ));
+    }
+
+    /// Metric `m` for `side` at `at_ms` after the traffic shift,
+    /// evaluated on the raw series (scraped for the purpose if they are
+    /// not yet). An error is kept for the judge's note.
+    fn evaluated(&mut self, m: usize, side: usize, at_ms: i64) -> Option<f64> {
+        if self.scrape.is_none() {
+            self.start_scrape();
+        }
+        let (Some(g), Some(s)) = (&self.generator, &mut self.scrape) else {
+            return None;
+        };
+        if let Err(e) = s.catch_up(g) {
+            self.metric_error = Some(e.to_string());
+            return None;
+        }
+        match self
+            .p
+            .metrics
+            .evaluate(m, side, s.store(), self.traffic_at, at_ms)
+        {
+            Ok(Point::Value(v)) => Some(v),
+            Ok(_) => None,
+            Err(e) => {
+                self.metric_error = Some(e);
+                None
+            }
+        }
+    }
+
+    /// Kayenta's fetch of metric `m` for `side` over `[start_ms, end_ms]`
+    /// after the traffic shift, one point per scrape step: each from the
+    /// metric's compiled program where it can tell, else evaluated on the
+    /// raw series; `None` where Prometheus returns nothing.
+    fn metric_points(
+        &mut self,
+        m: usize,
+        side: usize,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Vec<Option<f64>> {
+        let step_ms = (self.p.scenario.file.analysis.scrape_step_s * 1000.0).round() as i64;
+        if step_ms <= 0 || end_ms < start_ms || self.generator.is_none() {
+            return Vec::new();
+        }
+        let mut compiled = std::mem::take(&mut self.points);
+        compiled.clear();
+        if let Some(g) = &self.generator
+            && start_ms >= 0
+            && start_ms % step_ms == 0
+        {
+            let (k0, k1) = (start_ms / step_ms, end_ms / step_ms);
+            self.p
+                .metrics
+                .points(m, side, g, k0 as usize, k1 as usize, &mut compiled);
+        }
+        let mut out = Vec::with_capacity(compiled.len().max(1));
+        let mut t = start_ms;
+        let mut i = 0;
+        while t <= end_ms {
+            out.push(match compiled.get(i) {
+                Some(Point::Value(v)) => Some(*v),
+                Some(Point::Absent) => None,
+                _ => self.evaluated(m, side, t),
+            });
+            t += step_ms;
+            i += 1;
+        }
+        self.points = compiled;
+        out
+    }
+
+    /// [`World::metric_points`] as Kayenta hands them to the judge: the
+    /// points Prometheus returned.
+    fn metric_values(&mut self, m: usize, side: usize, start_ms: i64, end_ms: i64) -> Vec<f64> {
+        self.metric_points(m, side, start_ms, end_ms)
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Judges one window of the generated series; returns its index and
@@ -466,15 +590,28 @@ impl<'a> World<'_, 'a> {
         };
         let start = window.start.as_secs_f64();
         let end = window.end.as_secs_f64();
-        let k_lo = (start / step_s + 1e-9).floor() as usize + 1;
         let k_hi = (end / step_s + 1e-9).floor() as usize;
         generator.advance_to(k_hi, &mut self.rng);
         let judge_seed = self.seed ^ (window.index as u64).wrapping_mul(0xD134_2543_DE82_EF95);
+        // Kayenta's fetches: a range query per metric and scope
+        let (start_ms, end_ms) = (
+            window.start.as_millis() as i64,
+            window.end.as_millis() as i64,
+        );
+        let values: Vec<[Vec<f64>; 2]> = (0..p.metrics.len())
+            .map(|m| {
+                [
+                    self.metric_values(m, CANARY, start_ms, end_ms),
+                    self.metric_values(m, CONTROL, start_ms, end_ms),
+                ]
+            })
+            .collect();
         if !self.detail {
-            let series: Vec<Series<'_>> = (0..sc.signals.len())
-                .map(|i| Series {
-                    control: &generator.values[CONTROL][i][k_lo - 1..k_hi],
-                    experiment: &generator.values[CANARY][i][k_lo - 1..k_hi],
+            let series: Vec<Series<'_>> = values
+                .iter()
+                .map(|[canary, control]| Series {
+                    control,
+                    experiment: canary,
                 })
                 .collect();
             let v = p.judge.judge_series(&series, judge_seed, ws);
@@ -484,14 +621,8 @@ impl<'a> World<'_, 'a> {
             .config
             .metrics
             .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                MetricSetPair::new(
-                    m.name.clone(),
-                    generator.values[CONTROL][i][k_lo - 1..k_hi].to_vec(),
-                    generator.values[CANARY][i][k_lo - 1..k_hi].to_vec(),
-                )
-            })
+            .zip(values)
+            .map(|(m, [canary, control])| MetricSetPair::new(m.name.clone(), control, canary))
             .collect();
         let (score, label, note, metrics) = match p.judge.judge_pairs(&pairs, judge_seed) {
             Ok(r) => {
@@ -510,7 +641,10 @@ impl<'a> World<'_, 'a> {
                 Vec::new(),
             ),
         };
-        self.judge_note = note;
+        self.judge_note = match self.metric_error.take() {
+            Some(e) => format!("{note}; {e}"),
+            None => note,
+        };
         self.intervals.push(IntervalDetail {
             index: window.index as u32,
             start_s: start,
@@ -531,6 +665,44 @@ impl<'a> World<'_, 'a> {
             t += jitter(pl.pod_start_s, &mut self.rng) + jitter(pl.readiness_s, &mut self.rng);
         }
         t
+    }
+
+    /// Every metric's values at every step generated (the report's plots).
+    fn detail_series(&mut self) -> Vec<MetricSeries> {
+        let Some(steps) = self.generator.as_ref().map(Generator::len) else {
+            return Vec::new();
+        };
+        let step_s = self.p.scenario.file.analysis.scrape_step_s;
+        let step_ms = (step_s * 1000.0).round() as i64;
+        let names: Vec<String> = self
+            .p
+            .scenario
+            .config
+            .metrics
+            .iter()
+            .map(|m| m.name.clone())
+            .collect();
+        names
+            .into_iter()
+            .enumerate()
+            .map(|(m, name)| {
+                let end = steps as i64 * step_ms;
+                let mut side = |side: usize| -> Vec<Option<f64>> {
+                    self.metric_points(m, side, step_ms, end)
+                        .into_iter()
+                        .map(|v| v.filter(|v| v.is_finite()))
+                        .collect()
+                };
+                let experiment = side(CANARY);
+                let control = side(CONTROL);
+                MetricSeries {
+                    name,
+                    times_s: (1..=steps).map(|k| k as f64 * step_s).collect(),
+                    control,
+                    experiment,
+                }
+            })
+            .collect()
     }
 
     fn finish(mut self, outcome: Outcome) -> (RunOutcome, Option<RunDetail>) {
@@ -565,32 +737,16 @@ impl<'a> World<'_, 'a> {
             lead_time_s: secs(outcome.ended_at),
             decided_at_interval: outcome.decided_at_interval,
         };
+        let series = if self.detail {
+            self.detail_series()
+        } else {
+            Vec::new()
+        };
         let detail = self.detail.then(|| {
             let mut reason = outcome.reason;
             if outcome.decided_at_interval.is_some() && !self.judge_note.is_empty() {
                 reason = format!("{reason} ({})", self.judge_note);
             }
-            let series = match &self.generator {
-                Some(g) => sc
-                    .config
-                    .metrics
-                    .iter()
-                    .enumerate()
-                    .map(|(i, m)| MetricSeries {
-                        name: m.name.clone(),
-                        times_s: (1..=g.len()).map(|k| k as f64 * step_s).collect(),
-                        control: g.values[CONTROL][i]
-                            .iter()
-                            .map(|v| Some(*v).filter(|v| v.is_finite()))
-                            .collect(),
-                        experiment: g.values[CANARY][i]
-                            .iter()
-                            .map(|v| Some(*v).filter(|v| v.is_finite()))
-                            .collect(),
-                    })
-                    .collect(),
-                None => Vec::new(),
-            };
             RunDetail {
                 scenario: sc.name.clone(),
                 // named by the study, which knows the analysis's file

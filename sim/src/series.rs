@@ -5,11 +5,9 @@
 //! the latency histogram's bucket counts (the request count is Poisson and
 //! each request lands in a bucket independently, so the bucket counts are
 //! independent Poissons, see `fill_histogram`), the server errors
-//! (binomial), CPU and memory; a draw no query of the config reads is
-//! skipped. Queries then read these the way the canary config's PromQL
-//! would: `histogram_quantile` over `rate(...[window])` with Prometheus's
-//! interpolation, error ratios as ratios of windowed sums, CPU as a
-//! windowed rate, memory as a gauge. Drawing aggregates per step instead of
+//! (binomial), CPU and memory; a draw no query of the run reads is
+//! skipped. The queries read these through the simulated Prometheus
+//! ([`crate::prometheus`], [`crate::metrics`]). Drawing aggregates per step instead of
 //! requests keeps a run to microseconds while staying exactly faithful to
 //! per-request sampling at any traffic level: every sampler here is exact
 //! (tests check each against its pmf, and the histograms against
@@ -21,7 +19,7 @@
 use rand::RngExt;
 use rand_distr::{Binomial, Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
-use scenarios::{Regression, Service, Signal};
+use scenarios::{Regression, Service};
 
 /// goldengoose's `http_request_duration_seconds` bucket bounds (its
 /// `metrics::DURATION_BUCKETS`; the root crate's tests check they agree).
@@ -119,7 +117,6 @@ pub const GOLDENGOOSE: usize = BUCKETS;
 pub struct Generator<'a> {
     service: &'a Service,
     step_s: f64,
-    window_steps: usize,
     tracks: [TrackSpec; 2],
     /// Traffic share of each track from a time on (seconds after traffic
     /// start), in the order the shares were set.
@@ -127,16 +124,10 @@ pub struct Generator<'a> {
     load: f64,
     drift: [f64; 2],
     steps: [Vec<Step>; 2],
-    /// Per track: the histogram summed over the rate window (up steps only).
-    window_buckets: [[u64; BUCKETS]; 2],
     needs: Draws,
     /// Per track, per step: the union histogram (only with `needs.union`).
     fine: [Vec<[u64; UNION]>; 2],
     ln_union: [f64; MAX_BOUNDS],
-    signals: &'a [Signal],
-    /// Per track, per signal: the query's value at each step (1-based
-    /// step k at index k - 1).
-    pub values: [Vec<Vec<f64>>; 2],
 }
 
 impl std::fmt::Debug for Generator<'_> {
@@ -148,7 +139,7 @@ impl std::fmt::Debug for Generator<'_> {
     }
 }
 
-/// Which per-step draws the signals (and the raw series) read: a draw no
+/// Which per-step draws the queries (and the raw series) read: a draw no
 /// query needs is skipped (it would only consume random numbers).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Draws {
@@ -184,45 +175,25 @@ pub const CANARY: usize = 0;
 pub const CONTROL: usize = 1;
 
 impl<'a> Generator<'a> {
-    /// A generator for `signals` (config metric order).
-    pub fn new(
-        service: &'a Service,
-        step_s: f64,
-        rate_window_s: f64,
-        tracks: [TrackSpec; 2],
-        signals: &'a [Signal],
-    ) -> Self {
+    /// A generator making the per-step `draws` (what the run's queries
+    /// read).
+    pub fn new(service: &'a Service, step_s: f64, tracks: [TrackSpec; 2], draws: Draws) -> Self {
         Self {
             service,
             step_s,
-            window_steps: ((rate_window_s / step_s).round() as usize).max(1),
             tracks,
             shares: Vec::with_capacity(4),
             load: 0.0,
             drift: [0.0; 2],
             steps: [Vec::new(), Vec::new()],
-            window_buckets: [[0; BUCKETS]; 2],
-            needs: Draws {
-                histogram: signals
-                    .iter()
-                    .any(|s| matches!(s, Signal::LatencyQuantile(_))),
-                union: false,
-                latency_sum: signals.contains(&Signal::LatencyMean),
-                cpu: signals.contains(&Signal::Cpu),
-                memory: signals.contains(&Signal::Memory),
-            },
+            needs: Draws::default().or(draws),
             fine: [Vec::new(), Vec::new()],
             ln_union: UNION_BOUNDS.map(f64::ln),
-            signals,
-            values: [
-                vec![Vec::new(); signals.len()],
-                vec![Vec::new(); signals.len()],
-            ],
         }
     }
 
     /// Also draw what `draws` asks for (the raw series' needs); call
-    /// before generating. Draws the signals already read are unchanged.
+    /// before generating. Draws already made are unchanged.
     pub fn also_draw(&mut self, draws: Draws) {
         self.needs = self.needs.or(draws);
     }
@@ -263,9 +234,6 @@ impl<'a> Generator<'a> {
     pub fn reserve(&mut self, steps: usize) {
         for track in [CANARY, CONTROL] {
             self.steps[track].reserve(steps.saturating_sub(self.steps[track].len()));
-            for v in &mut self.values[track] {
-                v.reserve(steps.saturating_sub(v.len()));
-            }
         }
     }
 
@@ -416,72 +384,7 @@ impl<'a> Generator<'a> {
                             + leak_bytes;
                 }
             }
-            // slide the windowed histogram: add this step, drop the one
-            // that leaves the rate window
-            let window = &mut self.window_buckets[track];
-            if !step.down {
-                for (w, c) in window.iter_mut().zip(step.buckets) {
-                    *w += c;
-                }
-            }
-            let len = self.steps[track].len();
-            if len >= self.window_steps {
-                let leaving = &self.steps[track][len - self.window_steps];
-                if !leaving.down {
-                    for (w, c) in window.iter_mut().zip(leaving.buckets) {
-                        *w -= c;
-                    }
-                }
-            }
             self.steps[track].push(step);
-            self.record_queries(track);
-        }
-    }
-
-    /// Evaluate every signal's query at the newest step of `track`.
-    fn record_queries(&mut self, track: usize) {
-        let steps = &self.steps[track];
-        let newest = steps[steps.len() - 1];
-        let window = &steps[steps.len().saturating_sub(self.window_steps)..];
-        let (mut requests, mut errors, mut up_steps) = (0u64, 0u64, 0usize);
-        let (mut latency_sum, mut cpu) = (0.0, 0.0);
-        for s in window.iter().filter(|s| !s.down) {
-            requests += s.requests;
-            errors += s.errors;
-            up_steps += 1;
-            latency_sum += s.latency_sum;
-            cpu += s.cpu_cores;
-        }
-        let window_s = self.step_s * window.len() as f64;
-        // the windowed histogram, shared by every quantile query
-        let buckets = &self.window_buckets[track];
-        for (i, signal) in self.signals.iter().enumerate() {
-            let v = if newest.down {
-                f64::NAN
-            } else {
-                match *signal {
-                    Signal::LatencyQuantile(q) => histogram_quantile(q, buckets),
-                    Signal::LatencyMean => {
-                        if requests == 0 {
-                            f64::NAN
-                        } else {
-                            latency_sum / requests as f64
-                        }
-                    }
-                    Signal::ErrorRatio => {
-                        if requests == 0 {
-                            f64::NAN
-                        } else {
-                            errors as f64 / requests as f64
-                        }
-                    }
-                    Signal::ErrorRate => errors as f64 / window_s,
-                    Signal::RequestRate => requests as f64 / window_s,
-                    Signal::Cpu => cpu / up_steps.max(1) as f64,
-                    Signal::Memory => newest.memory_bytes,
-                }
-            };
-            self.values[track][i].push(v);
         }
     }
 }

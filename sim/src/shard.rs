@@ -415,7 +415,7 @@ pub struct ShardFile {
 
 /// A hash of what decides a scenario's runs: FNV-1a over its JSON form.
 pub fn fingerprint(sc: &Scenario) -> String {
-    let json = serde_json::to_vec(&(&sc.file, &sc.config, &sc.signals))
+    let json = serde_json::to_vec(&(&sc.file, &sc.config, &sc.sources))
         // these types are plain data; should serializing ever fail, the
         // error text still differs from any real scenario's JSON
         .unwrap_or_else(|e| e.to_string().into_bytes());

@@ -53,6 +53,8 @@ fn vector_expr() -> impl Strategy<Value = String> {
                 "delta",
                 "idelta",
                 "deriv",
+                "resets",
+                "changes",
                 "avg_over_time",
                 "min_over_time",
                 "max_over_time",

@@ -1,11 +1,12 @@
 //! Scenario files: the shipped catalog loads, bad files are refused with
-//! the file, line, column and field, and signals are told from queries.
+//! the file, line, column and field, and metrics of other stores must say
+//! what they measure.
 
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 
-use scenarios::{Expect, Scenario, ScenarioError, Signal, load_all};
+use scenarios::{Expect, MetricSource, Scenario, ScenarioError, load_all};
 
 fn catalog() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")
@@ -46,18 +47,9 @@ fn the_catalog_loads_and_covers_every_kind() {
     }
     assert!(all.iter().any(|s| s.file.expect == Expect::Pass
         && s.file.pipeline.baseline == scenarios::BaselineKind::Production));
-    // every catalog metric's signal is told from its query
+    // every catalog metric is a Prometheus query, evaluated as it is
     let s = &all[0];
-    assert_eq!(
-        s.signals,
-        vec![
-            Signal::LatencyQuantile(0.5),
-            Signal::LatencyQuantile(0.99),
-            Signal::ErrorRatio,
-            Signal::Cpu,
-            Signal::Memory
-        ]
-    );
+    assert_eq!(s.sources, vec![MetricSource::Prometheus; 5]);
 }
 
 #[test]
@@ -143,35 +135,55 @@ fn bad_files_name_file_line_and_field() {
 }
 
 #[test]
-fn signals_parse_and_are_inferred() {
+fn signals_name_promql_and_other_stores_must_say_theirs() {
+    let t = scenarios::Telemetry::default();
+    let q = scenarios::query::signal_template("latency_quantile:0.9", &t, 60.0)
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        "latency_quantile:0.9".parse::<Signal>().unwrap(),
-        Signal::LatencyQuantile(0.9)
+        q,
+        r#"histogram_quantile(0.9, sum by (le) (rate(http_request_duration_seconds_bucket{version="${scope}"}[60s])))"#
     );
-    assert!("latency_quantile:2".parse::<Signal>().is_err());
-    let e = "throughput".parse::<Signal>().unwrap_err();
-    assert!(
-        e.contains("unknown signal") && e.contains("error_ratio"),
-        "{e}"
+    let q = scenarios::query::signal_template("error_ratio", &t, 10.0)
+        .unwrap()
+        .unwrap();
+    assert!(q.contains(r#"code=~"5..""#) && q.contains("[10s]"), "{q}");
+    assert!(scenarios::query::signal_template("latency_quantile:2", &t, 60.0).is_err());
+    assert_eq!(
+        scenarios::query::signal_template("throughput", &t, 60.0),
+        Ok(None)
     );
-    let config = judge::CanaryConfig::from_json(
-        r#"{"metrics":[
-            {"name":"a","query":{"type":"prometheus","metricName":"http_requests_total","labelBindings":["code=~\"5..\""]}},
-            {"name":"b","query":{"type":"prometheus","customInlineTemplate":"PromQL:sum(rate(http_request_duration_seconds_sum[1m]))/sum(rate(http_request_duration_seconds_count[1m]))"}},
-            {"name":"c","query":{"type":"prometheus","metricName":"http_requests_total"}},
-            {"name":"d","query":{"type":"prometheus","metricName":"some_other_metric"}}]}"#,
+    // a metric of another store needs [analysis.signals]; a signal is a
+    // name or PromQL with ${scope}
+    let dir = std::env::temp_dir().join(format!("canarylab-signals-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("atlas.json");
+    std::fs::write(
+        &config,
+        r#"{"metrics":[{"name":"p99","query":{"type":"atlas","q":"name,latency,:eq"},"groups":["g"],
+            "analysisConfigurations":{"canary":{"direction":"increase"}}}],
+            "classifier":{"groupWeights":{"g":100}}}"#,
     )
     .unwrap();
-    let got: Vec<Option<Signal>> = config.metrics.iter().map(scenarios::infer_signal).collect();
-    assert_eq!(
-        got,
-        vec![
-            Some(Signal::ErrorRate),
-            Some(Signal::LatencyMean),
-            Some(Signal::RequestRate),
-            None
-        ]
+    let load = |toml: &str| {
+        let text = format!("description = \"d\"\nexpect = \"pass\"\n{toml}");
+        Scenario::parse(&text, &dir.join("s.toml"), Some(config.as_path()))
+    };
+    let e = load("[analysis]\n").unwrap_err().to_string();
+    assert!(e.contains("p99") && e.contains("[analysis.signals]"), "{e}");
+    let e = load("[analysis.signals]\np99 = \"throughput\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("analysis.signals.p99") && e.contains("${scope}"),
+        "{e}"
     );
+    let s = load("[analysis.signals]\np99 = \"latency_quantile:0.99\"\n").unwrap();
+    assert!(matches!(&s.sources[0], MetricSource::Template(t) if t.contains("0.99")));
+    let promql = r#"avg(rate(process_cpu_seconds_total{version="${scope}"}[1m]))"#;
+    let s = load(&format!("[analysis.signals]\np99 = '{promql}'\n")).unwrap();
+    assert_eq!(s.sources[0], MetricSource::Template(promql.into()));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -1,8 +1,7 @@
 //! The simulated Prometheus end to end: a controller's `Measure` commands
 //! answered by the PromQL evaluator over the run's raw series (Argo's and
 //! Flagger's Istio queries, the Kayenta catalog config's own), and the
-//! config's queries on the raw series against the generator's direct
-//! values (what `scenarios::signal` assumes).
+//! Kayenta metrics' compiled programs against the evaluator.
 
 use std::collections::VecDeque;
 
@@ -295,73 +294,168 @@ fn range_queries_answer_a_matrix() {
     }
 }
 
-/// The Kayenta catalog config's queries, with `${scope}` substituted, on
-/// the raw series against the generator's direct values: equal (1e-9
-/// relative) wherever the rate window is full and the pods were up
-/// throughout; where it is not (the first minute: Prometheus divides by the
-/// whole window and extrapolates, the generator by the steps it has), the
-/// differences are counted and shown.
+/// Every metric of `sc`'s config in a run's detail (its compiled program
+/// where it applies, the evaluator elsewhere) against the evaluator's
+/// answer to the same query on the run's raw series, at every scrape step
+/// for `steps` steps: equal to 1e-9 relative, present or absent alike.
+/// Returns how many points were compared.
+fn metrics_match_the_evaluator(sc: &Scenario, seed: u64, steps: i64) -> usize {
+    let p = Prepared::new(sc).unwrap();
+    let metrics = p.metrics().len();
+    let mut queries = Vec::new();
+    for side in [0, 1] {
+        for m in 0..metrics {
+            queries.push(query("m", p.metrics().query(m, side).text()));
+        }
+    }
+    let step = (sc.file.analysis.scrape_step_s * 1000.0) as Millis;
+    let times: Vec<Millis> = (1..=steps as Millis).map(|k| k * step).collect();
+    let traffic = sc.file.pipeline.traffic;
+    let mut prober = Prober::new(queries, times, traffic.canary);
+    prober.split = traffic.into();
+    let (detail, answers, _) = probe(sc, prober, seed);
+    let mut compared = 0;
+    for (at, q, m) in &answers {
+        let k = (*at / step) as usize;
+        let (series, canary) = (&detail.series[q % metrics], *q < metrics);
+        let direct = if canary {
+            series.experiment[k - 1]
+        } else {
+            series.control[k - 1]
+        };
+        let got = vector(m).first().copied().filter(|v| v.is_finite());
+        let same = match (direct, got) {
+            (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(b.abs()),
+            (None, None) => true,
+            _ => false,
+        };
+        assert!(
+            same,
+            "{} {} ({}) at step {k}: plan {direct:?}, evaluator {got:?}",
+            sc.name,
+            series.name,
+            if canary { "canary" } else { "control" }
+        );
+        compared += 1;
+    }
+    compared
+}
+
+/// The catalog config compiles whole (no metric needs the evaluator once
+/// its rate window is full), and its values are the evaluator's at every
+/// step, the first minute and a crash-looping canary's downtime included.
 #[test]
-fn the_catalog_config_on_raw_series_matches_the_generator_where_the_window_is_full() {
-    for (name, control) in [
-        ("aa-typical", "baseline"),
-        ("latency-10pct", "baseline"),
-        ("errors-2pct", "baseline"),
-        ("aa-vs-production", "production"),
-        ("memory-leak", "baseline"),
+fn the_catalog_config_is_compiled_and_equals_the_evaluator() {
+    for name in [
+        "aa-typical",
+        "latency-10pct",
+        "errors-2pct",
+        "aa-vs-production",
+        "memory-leak",
+        "crash-loop",
+        "aa-independent-noise",
     ] {
         let sc = catalog(name);
-        let mut queries = Vec::new();
-        for scope in ["canary", control] {
-            for m in &sc.config.metrics {
-                let text = m.query.custom_inline_template.as_deref().unwrap();
-                let text = text.strip_prefix("PromQL:").unwrap();
-                queries.push(query(&m.name, &text.replace("${scope}", scope)));
-            }
-        }
-        let metrics = sc.config.metrics.len();
-        let step = (sc.file.analysis.scrape_step_s * 1000.0) as Millis;
-        let window_steps =
-            (sc.file.analysis.rate_window_s / sc.file.analysis.scrape_step_s) as usize;
-        let times: Vec<Millis> = (1..=120).map(|k| k * step).collect();
-        let traffic = sc.file.pipeline.traffic;
-        let mut prober = Prober::new(queries, times, traffic.canary);
-        prober.split = traffic.into();
-        let (detail, answers, _) = probe(&sc, prober, 11);
-        let (mut equal, mut differ, mut early) = (0, 0, 0);
-        for (at, q, m) in &answers {
-            let k = (*at / step) as usize;
-            let (series, canary) = (&detail.series[q % metrics], *q < metrics);
-            let direct = if canary {
-                series.experiment[k - 1]
-            } else {
-                series.control[k - 1]
-            };
-            let got = vector(m).first().copied().filter(|v| v.is_finite());
-            let same = match (direct, got) {
-                (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(b.abs()),
-                (None, None) => true,
-                _ => false,
-            };
-            if k < window_steps {
-                early += usize::from(!same);
-            } else if same {
-                equal += 1;
-            } else {
-                differ += 1;
-                eprintln!(
-                    "{name} {} ({}) at step {k}: generator {direct:?}, PromQL {got:?}",
-                    series.name,
-                    if canary { "canary" } else { control }
+        let p = Prepared::new(&sc).unwrap();
+        for m in 0..p.metrics().len() {
+            for side in [0, 1] {
+                assert_ne!(
+                    p.metrics().program(m, side),
+                    &sim::metrics::Program::Fallback,
+                    "{name}: {}",
+                    p.metrics().query(m, side).text()
                 );
             }
         }
-        eprintln!(
-            "{name}: {equal} equal, {differ} different with a full window; {early} different in the first minute"
-        );
-        assert_eq!(differ, 0, "{name}");
-        assert!(equal > 0);
+        let compared = metrics_match_the_evaluator(&sc, 11, 120);
+        assert_eq!(compared, 2 * p.metrics().len() * 120, "{name}");
     }
+}
+
+/// Query shapes beyond the catalog's, on several pods per track: the
+/// compiled ones (`sum`/`avg` of `rate`/`increase`, Istio's histogram and
+/// latency sum, a memory sum, arithmetic) and ones left to the evaluator
+/// (`max` over pods, `offset`, a single pod), all equal to the evaluator.
+#[test]
+fn other_query_shapes_equal_the_evaluator() {
+    let metrics = [
+        (
+            r#"sum(rate(http_requests_total{version="${scope}"}[1m]))"#,
+            true,
+        ),
+        (
+            r#"avg(rate(process_cpu_seconds_total{version="${scope}"}[30s])) * 100"#,
+            true,
+        ),
+        (
+            r#"sum(increase(http_requests_total{version="${scope}",code="500"}[1m])) / sum(increase(http_requests_total{version="${scope}"}[1m]))"#,
+            true,
+        ),
+        (
+            r#"histogram_quantile(0.9, sum by (le) (rate(istio_request_duration_milliseconds_bucket{destination_service=~"goldengoose-${scope}\\..*"}[1m])))"#,
+            true,
+        ),
+        (
+            r#"sum(rate(istio_request_duration_milliseconds_sum{destination_service=~"goldengoose-${scope}\\..*"}[1m])) / sum(rate(istio_request_duration_milliseconds_count{destination_service=~"goldengoose-${scope}\\..*"}[1m]))"#,
+            true,
+        ),
+        (
+            r#"sum(process_resident_memory_bytes{version="${scope}"}) - 1"#,
+            true,
+        ),
+        (
+            r#"max(rate(http_requests_total{version="${scope}"}[1m]))"#,
+            false,
+        ),
+        (
+            r#"sum(rate(http_requests_total{version="${scope}"}[1m] offset 30s))"#,
+            false,
+        ),
+        (
+            r#"min(rate(http_request_duration_seconds_count{version="${scope}"}[1m]))"#,
+            false,
+        ),
+    ];
+    let config = serde_json::json!({
+        "metrics": metrics.iter().enumerate().map(|(i, (q, _))| serde_json::json!({
+            "name": format!("m{i}"),
+            "query": {"type": "prometheus", "customInlineTemplate": format!("PromQL:{q}")},
+            "groups": ["g"],
+            "analysisConfigurations": {"canary": {"direction": "increase"}},
+        })).chain([serde_json::json!({
+            "name": "atlas_p95",
+            "query": {"type": "atlas", "q": "name,latency,:eq"},
+            "groups": ["g"],
+            "analysisConfigurations": {"canary": {"direction": "increase"}},
+        })]).collect::<Vec<_>>(),
+        "classifier": {"groupWeights": {"g": 100}},
+    });
+    let path = std::env::temp_dir().join(format!("sim-shapes-{}.json", std::process::id()));
+    std::fs::write(&path, config.to_string()).unwrap();
+    let toml = "description = \"d\"\nexpect = \"pass\"\n\
+                [pipeline]\ncanary_replicas = 2\nbaseline_replicas = 3\n\
+                [analysis]\nsignals = { atlas_p95 = \"latency_quantile:0.95\" }\n";
+    let loaded = Scenario::parse(
+        toml,
+        std::path::Path::new("shapes.toml"),
+        Some(path.as_path()),
+    );
+    let _ = std::fs::remove_file(&path);
+    let mut sc = loaded.unwrap();
+    sc.name = "shapes".into();
+    let p = Prepared::new(&sc).unwrap();
+    for (m, (q, compiled)) in metrics.iter().enumerate() {
+        for side in [0, 1] {
+            let is = p.metrics().program(m, side) != &sim::metrics::Program::Fallback;
+            assert_eq!(is, *compiled, "{q}");
+        }
+    }
+    assert_ne!(
+        p.metrics().program(metrics.len(), 0),
+        &sim::metrics::Program::Fallback,
+        "the named signal compiles"
+    );
+    metrics_match_the_evaluator(&sc, 5, 60);
 }
 
 /// What measuring costs: CPU time of runs that measure Argo's two queries

@@ -1,0 +1,711 @@
+//! Kayenta's metrics on the simulated Prometheus.
+//!
+//! Every metric of the canary config becomes two PromQL queries, one per
+//! scope (canary and control), as Kayenta's Prometheus provider builds them
+//! ([`scenarios::query::build_query`], or the scenario's
+//! `[analysis.signals]` for other metric stores), parsed once per scenario
+//! by the `prom` evaluator. A judged window is what Kayenta fetches: a range
+//! query over `[start, end]` with the scrape step as its step, every point
+//! Prometheus returns (a step without a result is no point; a `NaN` is a
+//! `NaN`), the values handed to the judge.
+//!
+//! # Compiled plans
+//!
+//! Evaluating PromQL over per-pod series at every point of every window
+//! would cost milliseconds a run; the main job runs thousands per second.
+//! So each query is also compiled, once, from its syntax tree and its
+//! selectors resolved against the label sets the run's pods expose
+//! ([`crate::prometheus`]'s layout), into a [`Program`] over the
+//! generator's per-track columns (what each track served per step). A
+//! program exists only for shapes whose value it gives exactly as the
+//! evaluator gives it on the raw series, under conditions checked at each
+//! point:
+//!
+//! - `sum`/`avg` (and `min`/`max` of one series) of `rate` or `increase`
+//!   over a selector that matches, for one track, every pod's series of one
+//!   family (and a set of its codes): with the rate window a whole number
+//!   of scrape steps, the point on the scrape grid and the track up (so
+//!   scraped) at every scrape in the window, Prometheus's window holds a
+//!   sample at each end and `extrapolatedRate` extrapolates nothing: the
+//!   rate is the window's increments over its length, and the pods'
+//!   increments sum to the track's;
+//! - `histogram_quantile(q, sum by (le) (rate(BUCKETS[w])))` over every
+//!   bucket series of one track, likewise (Prometheus's `bucketQuantile`
+//!   on the summed rates);
+//! - `avg`/`min`/`max`/`sum` of a memory gauge over a track's pods (every
+//!   pod reports the same value; a track down at the point has a stale or
+//!   no series: no point);
+//! - numbers, and `+ - * /` between these.
+//!
+//! Anything else, and any point where a condition fails (the first rate
+//! window after the traffic shift, a crash-looping track, a point off the
+//! scrape grid), is answered by the evaluator itself on the raw series
+//! ([`Point::Fallback`]), which the driver scrapes for the purpose. A test
+//! checks programs against the evaluator at every step of catalog runs.
+
+use prom::{Engine, Query, Store, Value};
+use promql_parser::parser::token;
+use promql_parser::parser::{
+    AggregateExpr, BinaryExpr, Call, Expr, LabelModifier, VectorMatchCardinality, VectorSelector,
+};
+use scenarios::query::{ScopeVars, metric_query};
+use scenarios::telemetry::TelemetryTrack;
+
+use crate::prometheus::{EPOCH_MS, Fam, Families, Layout, Resolver, SeriesInfo, istio_bounds_ms};
+use crate::series::{
+    DURATION_BUCKETS, GOLDENGOOSE, Generator, ISTIO_BUCKETS, Step, UNION_BOUNDS, fold_buckets,
+};
+
+/// Buckets of Istio's histogram (the last is +Inf).
+const ISTIO: usize = ISTIO_BUCKETS.len() + 1;
+
+/// One point of a query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Point {
+    /// Prometheus's value.
+    Value(f64),
+    /// Prometheus returns nothing at this time.
+    Absent,
+    /// The program cannot tell: evaluate the query.
+    Fallback,
+}
+
+/// A per-step column of a track (summed over its pods).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Col {
+    /// Requests answered 200.
+    Ok,
+    /// Requests answered 500.
+    Errors,
+    /// All requests.
+    Requests,
+    /// The latency sum, times a unit factor (1 s, 1000 ms).
+    LatencySum(f64),
+    /// CPU seconds.
+    Cpu,
+}
+
+/// A compiled query (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Program {
+    /// A number.
+    Const(f64),
+    /// `lhs op rhs`, `op` one of `+ - * /`.
+    Binary(u16, Box<Program>, Box<Program>),
+    /// `rate` (or `increase`) summed over the matched series, divided by
+    /// `divisor` (the series count for `avg`).
+    Rate {
+        /// Track (0 canary, 1 control).
+        track: usize,
+        /// What is counted.
+        col: Col,
+        /// Rate window, scrape steps.
+        steps: usize,
+        /// `increase` rather than `rate`.
+        increase: bool,
+        /// 1, or the matched series for `avg`.
+        divisor: f64,
+    },
+    /// `histogram_quantile(q, sum by (le) (rate(buckets[w])))`.
+    Quantile {
+        /// The quantile.
+        q: f64,
+        /// Track.
+        track: usize,
+        /// Istio's buckets (milliseconds), else goldengoose's.
+        istio: bool,
+        /// Rate window, scrape steps.
+        steps: usize,
+    },
+    /// The memory gauge of a track's pods, times `factor` (1 for
+    /// avg/min/max, the pods for sum).
+    Memory {
+        /// Track.
+        track: usize,
+        /// 1 or the pod count.
+        factor: f64,
+    },
+    /// Evaluated by the evaluator.
+    Fallback,
+}
+
+/// One scope's query of a metric.
+#[derive(Debug, Clone)]
+struct Scoped {
+    query: Query,
+    program: Program,
+}
+
+/// The canary config's metrics, compiled once per scenario.
+#[derive(Debug, Clone, Default)]
+pub struct KayentaPlan {
+    /// Per metric: name, canary's and control's queries.
+    metrics: Vec<(String, [Scoped; 2])>,
+    /// Per track, the families the queries read.
+    families: [Families; 2],
+    step_ms: i64,
+}
+
+impl KayentaPlan {
+    /// Build, parse and compile every metric's queries of `scenario`
+    /// (its `${scope}` the canary's and the control's `version`); an error
+    /// names the metric and the query.
+    pub fn new(
+        scenario: &scenarios::Scenario,
+        layout: &Layout<'_>,
+    ) -> Result<Self, judge::InputError> {
+        let t = layout.telemetry;
+        let scopes = [
+            t.track(TelemetryTrack::Canary).version,
+            t.track(layout.control).version,
+        ];
+        let compiler = Compiler {
+            resolver: Resolver::new(layout),
+            step_ms: layout.step_ms,
+        };
+        let mut families = [Families::default(); 2];
+        let mut metrics = Vec::with_capacity(scenario.config.metrics.len());
+        for (i, (m, source)) in scenario
+            .config
+            .metrics
+            .iter()
+            .zip(&scenario.sources)
+            .enumerate()
+        {
+            let scoped = |scope: &str| -> Result<Scoped, judge::InputError> {
+                let bad = |e: String| judge::InputError::at(format!("metrics[{i}].query"), e);
+                let text = metric_query(&scenario.config, i, source, &ScopeVars::new(scope))
+                    .map_err(|e| bad(e.to_string()))?;
+                let query =
+                    Query::parse(&text).map_err(|e| bad(format!("metric \"{}\": {e}", m.name)))?;
+                let program = compiler.compile(query.expr());
+                Ok(Scoped { query, program })
+            };
+            let pair = [scoped(&scopes[0])?, scoped(&scopes[1])?];
+            for s in &pair {
+                let read = compiler.resolver.families(s.query.expr());
+                families = [families[0].or(read[0]), families[1].or(read[1])];
+            }
+            metrics.push((m.name.clone(), pair));
+        }
+        Ok(Self {
+            metrics,
+            families,
+            step_ms: layout.step_ms,
+        })
+    }
+
+    /// The families the queries read, on either track.
+    pub fn families(&self) -> Families {
+        self.families[0].or(self.families[1])
+    }
+
+    /// The families the queries read on the canary's and the control's
+    /// series.
+    pub fn per_track(&self) -> [Families; 2] {
+        self.families
+    }
+
+    /// Metrics.
+    pub fn len(&self) -> usize {
+        self.metrics.len()
+    }
+
+    /// No metrics.
+    pub fn is_empty(&self) -> bool {
+        self.metrics.is_empty()
+    }
+
+    /// The compiled program of metric `m`, side 0 (canary) or 1 (control).
+    pub fn program(&self, m: usize, side: usize) -> &Program {
+        &self.metrics[m].1[side].program
+    }
+
+    /// The query of metric `m`, side 0 (canary) or 1 (control).
+    pub fn query(&self, m: usize, side: usize) -> &Query {
+        &self.metrics[m].1[side].query
+    }
+
+    /// Metric `m`'s value for `side` at scrape step `k` (ms `k * step`
+    /// after the traffic shift) from the generator's columns, if its
+    /// program can tell.
+    pub fn point(&self, m: usize, side: usize, g: &Generator<'_>, k: usize) -> Point {
+        let mut out = Vec::with_capacity(1);
+        self.points(m, side, g, k, k, &mut out);
+        out[0]
+    }
+
+    /// [`KayentaPlan::point`] at every step from `k0` to `k1` (inclusive),
+    /// appended to `out`.
+    pub fn points(
+        &self,
+        m: usize,
+        side: usize,
+        g: &Generator<'_>,
+        k0: usize,
+        k1: usize,
+        out: &mut Vec<Point>,
+    ) {
+        run(self.program(m, side), g, k0, k1, self.step_ms, out);
+    }
+
+    /// Metric `m`'s value for `side` at `at_ms` after the traffic shift
+    /// (`traffic_at` ms after the commit), evaluated on `store`.
+    pub fn evaluate(
+        &self,
+        m: usize,
+        side: usize,
+        store: &Store,
+        traffic_at: release::Millis,
+        at_ms: i64,
+    ) -> Result<Point, String> {
+        let q = self.query(m, side);
+        let t = EPOCH_MS + traffic_at as i64 + at_ms;
+        match Engine::new(store).instant(q, t) {
+            Ok(Value::Scalar(v)) => Ok(Point::Value(v)),
+            Ok(Value::Vector(s)) => match s.as_slice() {
+                [] => Ok(Point::Absent),
+                [one] => Ok(Point::Value(one.value)),
+                many => Err(format!(
+                    "metric \"{}\": the query returns {} series, Kayenta's judge takes one\nquery: {}",
+                    self.metrics[m].0,
+                    many.len(),
+                    q.text()
+                )),
+            },
+            Ok(_) => Err(format!(
+                "metric \"{}\": the query gives no number\nquery: {}",
+                self.metrics[m].0,
+                q.text()
+            )),
+            Err(e) => Err(format!("metric \"{}\": {e}", self.metrics[m].0)),
+        }
+    }
+}
+
+/// Compiles queries against a run's label sets.
+struct Compiler {
+    resolver: Resolver,
+    step_ms: i64,
+}
+
+impl Compiler {
+    fn compile(&self, e: &Expr) -> Program {
+        let p = match e {
+            Expr::Paren(p) => self.compile(&p.expr),
+            Expr::NumberLiteral(n) => Program::Const(n.val),
+            Expr::Binary(b) => self.binary(b),
+            Expr::Aggregate(a) => self.aggregate(a),
+            Expr::Call(c) if c.func.name == "histogram_quantile" => self.quantile(c),
+            _ => Program::Fallback,
+        };
+        if contains_fallback(&p) {
+            Program::Fallback
+        } else {
+            p
+        }
+    }
+
+    fn binary(&self, b: &BinaryExpr) -> Program {
+        let op = b.op.id();
+        let arithmetic = [token::T_ADD, token::T_SUB, token::T_MUL, token::T_DIV];
+        // no matching modifiers: `on`, `ignoring`, `group_*`, `bool`
+        let plain = b.modifier.as_ref().is_none_or(|m| {
+            m.matching.is_none() && !m.return_bool && m.card == VectorMatchCardinality::OneToOne
+        });
+        if !plain || !arithmetic.contains(&op) {
+            return Program::Fallback;
+        }
+        Program::Binary(
+            op,
+            Box::new(self.compile(&b.lhs)),
+            Box::new(self.compile(&b.rhs)),
+        )
+    }
+
+    /// The track and series a selector matches, if they are all of one
+    /// track and one family, with no offset or `@`.
+    fn resolve(&self, vs: &VectorSelector) -> Option<(usize, Fam, Vec<SeriesInfo>)> {
+        if vs.offset.is_some() || vs.at.is_some() {
+            return None;
+        }
+        let r = &self.resolver;
+        let matched: Vec<SeriesInfo> = r
+            .store
+            .select(vs)
+            .into_iter()
+            .map(|id| r.info[id.0])
+            .collect();
+        let first = *matched.first()?;
+        matched
+            .iter()
+            .all(|s| s.track == first.track && s.fam == first.fam)
+            .then_some((first.track, first.fam, matched))
+    }
+
+    /// The rate window in scrape steps, if it is a whole number of them.
+    fn window_steps(&self, range: std::time::Duration) -> Option<usize> {
+        let ms = range.as_millis() as i64;
+        (self.step_ms > 0 && ms > 0 && ms % self.step_ms == 0).then(|| (ms / self.step_ms) as usize)
+    }
+
+    /// Whether `matched` is every pod's series for each of its subs.
+    fn every_pod(&self, track: usize, matched: &[SeriesInfo]) -> bool {
+        let mut subs: Vec<usize> = matched.iter().map(|s| s.sub).collect();
+        subs.sort_unstable();
+        subs.dedup();
+        subs.iter().all(|&sub| {
+            matched.iter().filter(|s| s.sub == sub).count() == self.resolver.pods[track]
+        })
+    }
+
+    fn aggregate(&self, a: &AggregateExpr) -> Program {
+        if a.modifier.is_some() || a.param.is_some() {
+            return Program::Fallback;
+        }
+        let op = a.op.id();
+        let inner = strip_parens(&a.expr);
+        match inner {
+            Expr::Call(c) if matches!(c.func.name, "rate" | "increase") => {
+                let Some(Expr::MatrixSelector(ms)) = c.args.args.first().map(|e| strip_parens(e))
+                else {
+                    return Program::Fallback;
+                };
+                let (Some((track, fam, matched)), Some(steps)) =
+                    (self.resolve(&ms.vs), self.window_steps(ms.range))
+                else {
+                    return Program::Fallback;
+                };
+                if !self.every_pod(track, &matched) {
+                    return Program::Fallback;
+                }
+                let has = |sub: usize| matched.iter().any(|s| s.sub == sub);
+                let col = match fam {
+                    Fam::Requests | Fam::IstioRequests => match (has(0), has(1)) {
+                        (true, true) => Col::Requests,
+                        (true, false) => Col::Ok,
+                        _ => Col::Errors,
+                    },
+                    Fam::Count | Fam::IstioCount => Col::Requests,
+                    Fam::Sum => Col::LatencySum(1.0),
+                    Fam::IstioSum => Col::LatencySum(1000.0),
+                    Fam::Cpu => Col::Cpu,
+                    _ => return Program::Fallback,
+                };
+                let n = matched.len() as f64;
+                let divisor = match op {
+                    x if x == token::T_SUM => 1.0,
+                    x if x == token::T_AVG => n,
+                    x if (x == token::T_MIN || x == token::T_MAX) && matched.len() == 1 => 1.0,
+                    _ => return Program::Fallback,
+                };
+                Program::Rate {
+                    track,
+                    col,
+                    steps,
+                    increase: c.func.name == "increase",
+                    divisor,
+                }
+            }
+            Expr::VectorSelector(vs) => {
+                let Some((track, Fam::Memory, matched)) = self.resolve(vs) else {
+                    return Program::Fallback;
+                };
+                if !self.every_pod(track, &matched) {
+                    return Program::Fallback;
+                }
+                let factor = match op {
+                    x if x == token::T_AVG || x == token::T_MIN || x == token::T_MAX => 1.0,
+                    x if x == token::T_SUM => matched.len() as f64,
+                    _ => return Program::Fallback,
+                };
+                Program::Memory { track, factor }
+            }
+            _ => Program::Fallback,
+        }
+    }
+
+    fn quantile(&self, c: &Call) -> Program {
+        let args = &c.args.args;
+        let (Some(Expr::NumberLiteral(q)), Some(Expr::Aggregate(a))) = (
+            args.first().map(|e| strip_parens(e)),
+            args.get(1).map(|e| strip_parens(e)),
+        ) else {
+            return Program::Fallback;
+        };
+        let by_le = matches!(&a.modifier, Some(LabelModifier::Include(l)) if l.labels == ["le"]);
+        if a.op.id() != token::T_SUM || !by_le || a.param.is_some() || !(q.val > 0.0 && q.val < 1.0)
+        {
+            return Program::Fallback;
+        }
+        let Expr::Call(rate) = strip_parens(&a.expr) else {
+            return Program::Fallback;
+        };
+        let Some(Expr::MatrixSelector(ms)) = rate.args.args.first().map(|e| strip_parens(e)) else {
+            return Program::Fallback;
+        };
+        let (Some((track, fam, matched)), Some(steps)) =
+            (self.resolve(&ms.vs), self.window_steps(ms.range))
+        else {
+            return Program::Fallback;
+        };
+        let buckets = match fam {
+            Fam::Bucket => GOLDENGOOSE,
+            Fam::IstioBucket => ISTIO,
+            _ => return Program::Fallback,
+        };
+        if rate.func.name != "rate"
+            || matched.len() != buckets * self.resolver.pods[track]
+            || !self.every_pod(track, &matched)
+        {
+            return Program::Fallback;
+        }
+        Program::Quantile {
+            q: q.val,
+            track,
+            istio: fam == Fam::IstioBucket,
+            steps,
+        }
+    }
+}
+
+fn strip_parens(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => strip_parens(&p.expr),
+        _ => e,
+    }
+}
+
+fn contains_fallback(p: &Program) -> bool {
+    match p {
+        Program::Fallback => true,
+        Program::Binary(_, l, r) => contains_fallback(l) || contains_fallback(r),
+        _ => false,
+    }
+}
+
+/// Calls `f` with every vector selector of `e` (those of range selectors
+/// too).
+pub(crate) fn walk_selectors(e: &Expr, f: &mut dyn FnMut(&VectorSelector)) {
+    use promql_parser::util::{ExprVisitor, walk_expr};
+    struct V<'f>(&'f mut dyn FnMut(&VectorSelector));
+    impl ExprVisitor for V<'_> {
+        type Error = std::convert::Infallible;
+        fn pre_visit(&mut self, e: &Expr) -> Result<bool, Self::Error> {
+            match e {
+                Expr::VectorSelector(vs) => (self.0)(vs),
+                Expr::MatrixSelector(ms) => (self.0)(&ms.vs),
+                _ => {}
+            }
+            Ok(true)
+        }
+    }
+    let Ok(_) = walk_expr(&mut V(f), e);
+}
+
+/// Whether a track was scraped at every step from `k - w` to `k` (step 0,
+/// the traffic shift, when it was up at step 1), for increasing `k`.
+struct UpWindow<'s> {
+    steps: &'s [Step],
+    w: usize,
+    /// The last step looked at, and the latest down step up to it.
+    seen: usize,
+    last_down: usize,
+}
+
+impl<'s> UpWindow<'s> {
+    fn new(steps: &'s [Step], w: usize) -> Self {
+        Self {
+            steps,
+            w,
+            seen: 0,
+            last_down: 0,
+        }
+    }
+
+    fn at(&mut self, k: usize) -> bool {
+        if k < self.w || k > self.steps.len() {
+            return false;
+        }
+        let from = (k - self.w).max(1);
+        if self.seen < from {
+            // jumped ahead: only the window's own steps matter
+            self.seen = from - 1;
+            self.last_down = 0;
+        }
+        while self.seen < k {
+            self.seen += 1;
+            if self.steps[self.seen - 1].down {
+                self.last_down = self.seen;
+            }
+        }
+        self.last_down < from
+    }
+}
+
+/// Appends `p`'s points at steps `k0..=k1` to `out`.
+fn run(p: &Program, g: &Generator<'_>, k0: usize, k1: usize, step_ms: i64, out: &mut Vec<Point>) {
+    let ks = k0..=k1;
+    match p {
+        Program::Const(v) => out.extend(ks.map(|_| Point::Value(*v))),
+        Program::Binary(op, l, r) => {
+            let from = out.len();
+            run(l, g, k0, k1, step_ms, out);
+            let mut rhs = Vec::with_capacity(k1 + 1 - k0);
+            run(r, g, k0, k1, step_ms, &mut rhs);
+            for (lhs, rhs) in out[from..].iter_mut().zip(rhs) {
+                *lhs = match (*lhs, rhs) {
+                    (Point::Fallback, _) | (_, Point::Fallback) => Point::Fallback,
+                    (Point::Value(a), Point::Value(b)) => Point::Value(match *op {
+                        x if x == token::T_ADD => a + b,
+                        x if x == token::T_SUB => a - b,
+                        x if x == token::T_MUL => a * b,
+                        _ => a / b,
+                    }),
+                    _ => Point::Absent,
+                };
+            }
+        }
+        &Program::Rate {
+            track,
+            col,
+            steps: w,
+            increase,
+            divisor,
+        } => {
+            let steps = g.steps(track);
+            let step_s = step_ms as f64 / 1000.0;
+            let pods = f64::from(g.tracks()[track].pods.max(1));
+            // counts in integers (exact), sums of floats slid in floats
+            let count = |s: &Step| match col {
+                Col::Ok => s.requests - s.errors,
+                Col::Errors => s.errors,
+                Col::Requests => s.requests,
+                Col::LatencySum(_) | Col::Cpu => 0,
+            };
+            let amount = |s: &Step| match col {
+                Col::LatencySum(unit) => s.latency_sum * unit,
+                Col::Cpu => s.cpu_cores * step_s * pods,
+                _ => 0.0,
+            };
+            let floats = matches!(col, Col::LatencySum(_) | Col::Cpu);
+            let mut up = UpWindow::new(steps, w);
+            let (mut counted, mut summed) = (0u64, 0.0f64);
+            let mut have: Option<usize> = None;
+            for k in ks {
+                if !up.at(k) {
+                    out.push(Point::Fallback);
+                    continue;
+                }
+                match have {
+                    Some(prev) if prev + 1 == k => {
+                        let (new, old) = (&steps[k - 1], &steps[k - w - 1]);
+                        if floats {
+                            summed += amount(new) - amount(old);
+                        } else {
+                            counted = counted + count(new) - count(old);
+                        }
+                    }
+                    _ => {
+                        let window = &steps[k - w..k];
+                        if floats {
+                            summed = window.iter().map(amount).sum();
+                        } else {
+                            counted = window.iter().map(count).sum();
+                        }
+                    }
+                }
+                have = Some(k);
+                let total = if floats { summed } else { counted as f64 };
+                let v = if increase {
+                    total
+                } else {
+                    total / (w as f64 * step_s)
+                };
+                out.push(Point::Value(v / divisor));
+            }
+        }
+        &Program::Quantile {
+            q,
+            track,
+            istio,
+            steps: w,
+        } => {
+            let steps = g.steps(track);
+            let range_s = w as f64 * step_ms as f64 / 1000.0;
+            let (bounds, n): (&[f64], usize) = if istio {
+                (istio_bounds_ms(), ISTIO)
+            } else {
+                (&DURATION_BUCKETS, GOLDENGOOSE)
+            };
+            // one step's counts per bucket
+            let fine = g.union_buckets(track);
+            let step_counts = |j: usize, c: &mut [u64; ISTIO]| {
+                if istio {
+                    fold_buckets(&fine[j - 1], &UNION_BOUNDS, c, &ISTIO_BUCKETS);
+                } else {
+                    c[..GOLDENGOOSE].copy_from_slice(&steps[j - 1].buckets);
+                }
+            };
+            // the window's counts, slid from one step to the next
+            let mut sums = [0u64; ISTIO];
+            let mut one = [0u64; ISTIO];
+            let mut have: Option<usize> = None;
+            let mut buckets = [(0.0, 0.0); ISTIO];
+            let mut up = UpWindow::new(steps, w);
+            for k in ks {
+                if !up.at(k) {
+                    out.push(Point::Fallback);
+                    continue;
+                }
+                match have {
+                    Some(prev) if prev + 1 == k => {
+                        step_counts(k, &mut one);
+                        for (s, o) in sums.iter_mut().zip(one) {
+                            *s += o;
+                        }
+                        step_counts(k - w, &mut one);
+                        for (s, o) in sums.iter_mut().zip(one) {
+                            *s -= o;
+                        }
+                    }
+                    _ => {
+                        sums = [0; ISTIO];
+                        for j in k + 1 - w..=k {
+                            step_counts(j, &mut one);
+                            for (s, o) in sums.iter_mut().zip(one) {
+                                *s += o;
+                            }
+                        }
+                    }
+                }
+                have = Some(k);
+                let mut running = 0u64;
+                for (b, slot) in buckets[..n].iter_mut().enumerate() {
+                    running += sums[b];
+                    *slot = (
+                        bounds.get(b).copied().unwrap_or(f64::INFINITY),
+                        running as f64 / range_s,
+                    );
+                }
+                out.push(Point::Value(prom::eval::bucket_quantile_sorted(
+                    q,
+                    &buckets[..n],
+                )));
+            }
+        }
+        &Program::Memory { track, factor } => {
+            let steps = g.steps(track);
+            out.extend(ks.map(|k| {
+                if k == 0 || k > steps.len() {
+                    Point::Fallback
+                } else if steps[k - 1].down {
+                    Point::Absent
+                } else {
+                    Point::Value(steps[k - 1].memory_bytes * factor)
+                }
+            }));
+        }
+        Program::Fallback => out.extend(ks.map(|_| Point::Fallback)),
+    }
+}
