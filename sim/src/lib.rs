@@ -12,6 +12,7 @@
 
 pub mod analysis;
 pub mod engine;
+pub mod oracle;
 pub mod prometheus;
 pub mod run;
 pub mod series;
