@@ -416,4 +416,51 @@ mod tests {
             "simulated false alarms {false_alarms}, nominal {alpha}"
         );
     }
+
+    #[test]
+    fn a_study_carries_the_oracle_and_which_metric_decided() {
+        let scenarios = vec![scenario("aa-typical.toml"), scenario("latency-25pct.toml")];
+        let opts = crate::StudyOptions {
+            runs: 60,
+            seed: 5,
+            threads: 2,
+            examples: false,
+        };
+        let study = crate::run_study(&scenarios, opts, &|_, _| {}).expect("runs");
+        let (aa, reg) = (&study.scenarios[0], &study.scenarios[1]);
+        assert!(aa.oracle.is_none());
+        let o = reg.oracle.as_ref().expect("a latency shift has an oracle");
+        let pooled = f64::from(aa.rollback_rate.count).max(0.5) / f64::from(aa.rollback_rate.total);
+        assert_eq!(o.false_alarm, pooled);
+        assert_eq!(
+            o.detection,
+            statistic(&scenarios[1])
+                .expect("closed form")
+                .detection(pooled)
+        );
+        for r in [aa, reg] {
+            let t = r
+                .decided
+                .as_ref()
+                .expect("the simulator keeps the verdicts");
+            let decided: u32 = r.decided_at_interval.iter().sum();
+            assert_eq!(t.verdicts, u64::from(decided));
+            let names: Vec<&str> = t.metrics.iter().map(|m| m.name.as_str()).collect();
+            let config: Vec<&str> = scenarios[0]
+                .config
+                .metrics
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect();
+            assert_eq!(names, config);
+        }
+        // a 25% slowdown: the median latency is High in most deciding
+        // verdicts, and something turned every rolled-back one
+        let t = reg.decided.as_ref().expect("tally");
+        assert!(t.metrics[0].high * 2 > t.verdicts, "{t:?}");
+        assert!(
+            t.metrics.iter().map(|m| m.pivotal).sum::<u64>() > 0,
+            "{t:?}"
+        );
+    }
 }
