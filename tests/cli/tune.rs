@@ -58,6 +58,14 @@ fn tune_searches_picks_rechecks_and_writes_a_deployable_config() {
         let pick = &candidates[i as usize];
         assert!(pick["score"]["worst_false_alarm_upper"].as_f64().unwrap() <= 0.2);
         assert_eq!(pick["candidate"]["judge"], tuned.judge_name());
+        // the deployed config carries the pick's thresholds and parameters
+        let t = tuned.classifier.score_thresholds.unwrap();
+        assert_eq!(pick["candidate"]["pass"].as_f64(), Some(t.pass));
+        assert_eq!(pick["candidate"]["marginal"].as_f64(), Some(t.marginal));
+        assert_eq!(
+            pick["candidate"].get("params"),
+            tuned.judge.as_ref().unwrap().judge_configurations.as_ref()
+        );
         assert!(text.contains(&format!("Pick (candidate {i})")), "{text}");
     } else {
         assert!(text.contains("No candidate kept"), "{text}");
