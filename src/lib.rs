@@ -21,6 +21,7 @@ pub mod query_cmd;
 #[cfg(feature = "local")]
 pub mod serve_cmd;
 pub mod study_cmd;
+pub mod tune_cmd;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -76,6 +77,10 @@ pub enum Command {
     /// Rerun a study over a grid of judge or pipeline parameters: ROC and
     /// power curves.
     Sweep(study_cmd::SweepArgs),
+    /// Search candidate configs (judge, thresholds, interval, allowed
+    /// increase) for the highest detection whose false alarms stay below
+    /// a target; check the pick on fresh seeds.
+    Tune(tune_cmd::TuneArgs),
     /// Merge the shard files of `canarylab sim --shard I/N` into the
     /// results and report of the whole study.
     Merge(study_cmd::MergeArgs),
@@ -120,6 +125,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
         Command::Sim(args) => study_cmd::run_sim(&args, out),
         Command::Sweep(args) => study_cmd::run_sweep(&args, out),
         Command::Merge(args) => study_cmd::run_merge(&args, out),
+        Command::Tune(args) => tune_cmd::run(&args, out),
         Command::Report(args) => study_cmd::run_report(&args, out),
         Command::Test(args) => study_cmd::run_test(&args, out),
         #[cfg(feature = "local")]

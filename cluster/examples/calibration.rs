@@ -597,6 +597,8 @@ mod tests {
                 lead_time_s: Distribution::default(),
                 decided_at_interval: Vec::new(),
                 expectation: None,
+                decided: None,
+                oracle: None,
             }],
             example_runs: runs,
             sweeps: Vec::new(),

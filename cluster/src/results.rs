@@ -92,6 +92,7 @@ pub fn study(
             .outcome
             .as_ref()
             .and_then(|o| o.scores.len().checked_sub(1)),
+        decided_by: None,
     };
     let result = summarize(scenario, &[run]);
 

@@ -9,6 +9,8 @@
 //! [`crate::judges`]) and never re-runs a test. What it is not for: saying
 //! why a metric was labelled as it was (that is the classifier's reason).
 
+use serde::{Deserialize, Serialize};
+
 use crate::classifier::Classification;
 use crate::scorer::{self, ScoreClassification, Scored};
 use crate::{Judge, Verdict};
@@ -65,8 +67,20 @@ impl Judge {
     }
 }
 
+/// Per metric of `verdict` (config order): its label and whether it alone
+/// turned the verdict ([`Judge::pivotal`]): what a [`Tally`] counts of one
+/// verdict, small enough to keep per run.
+pub fn marks(judge: &Judge, verdict: &Verdict) -> Vec<(Classification, bool)> {
+    verdict
+        .metrics
+        .iter()
+        .zip(judge.pivotal(verdict))
+        .map(|(&(label, _), p)| (label, p))
+        .collect()
+}
+
 /// How often one metric was labelled what, over many verdicts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetricTally {
     /// The metric's name.
     pub name: String,
@@ -82,7 +96,7 @@ pub struct MetricTally {
 
 /// Per-metric counts over many verdicts (one per run: the interval that
 /// decided it), in config order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     /// Verdicts counted.
     pub verdicts: u64,
@@ -93,10 +107,15 @@ pub struct Tally {
 impl Tally {
     /// An empty tally for `judge`'s metrics.
     pub fn new(judge: &Judge) -> Self {
+        Self::named(judge.metric_names())
+    }
+
+    /// An empty tally of metrics named `names` (config order).
+    pub fn named<'n>(names: impl IntoIterator<Item = &'n str>) -> Self {
         Self {
             verdicts: 0,
-            metrics: judge
-                .metric_names()
+            metrics: names
+                .into_iter()
                 .map(|name| MetricTally {
                     name: name.to_owned(),
                     ..MetricTally::default()
@@ -115,9 +134,18 @@ impl Tally {
             self.metrics.len(),
             "one judge's verdicts"
         );
+        self.add_marks(&marks(judge, verdict));
+    }
+
+    /// Count one verdict given as its marks: per metric (config order),
+    /// its label and whether it alone turned the verdict ([`marks`]).
+    ///
+    /// # Panics
+    /// If `marks` has another number of metrics.
+    pub fn add_marks(&mut self, marks: &[(Classification, bool)]) {
+        assert_eq!(marks.len(), self.metrics.len(), "one judge's verdicts");
         self.verdicts += 1;
-        let pivotal = judge.pivotal(verdict);
-        for ((t, &(label, _)), p) in self.metrics.iter_mut().zip(&verdict.metrics).zip(pivotal) {
+        for (t, &(label, p)) in self.metrics.iter_mut().zip(marks) {
             match label {
                 Classification::High => t.high += 1,
                 Classification::Low => t.low += 1,

@@ -147,6 +147,8 @@ fn render(study: &Study, charts: &[(Chart<'_>, String)], link_pngs: bool) -> Str
     // The paused column only when some run paused, so a study without
     // paused runs reads as it always did.
     let paused = any_paused(&study.scenarios);
+    // The oracle column only when some scenario has one.
+    let oracle = study.scenarios.iter().any(|s| s.oracle.is_some());
     for (head, class) in [
         ("scenario", ""),
         ("expect", ""),
@@ -157,12 +159,14 @@ fn render(study: &Study, charts: &[(Chart<'_>, String)], link_pngs: bool) -> Str
         ("paused", "n"),
         ("build failed", "n"),
         ("rollback rate [95% interval]", ""),
+        ("oracle (share reached)", "n"),
         ("median decision", "n"),
         ("median blast radius", "n"),
         ("expectation", ""),
     ]
     .into_iter()
     .filter(|(head, _)| paused || *head != "paused")
+    .filter(|(head, _)| oracle || !head.starts_with("oracle"))
     {
         if class.is_empty() {
             let _ = write!(h, "<th>{head}</th>");
@@ -193,11 +197,26 @@ fn render(study: &Study, charts: &[(Chart<'_>, String)], link_pngs: bool) -> Str
         } else {
             String::new()
         };
+        let oracle_cell = match (&s.oracle, oracle) {
+            (_, false) => String::new(),
+            (Some(o), true) => format!(
+                "<td class=\"n\" title=\"{}, at {} false alarms\">{} ({})</td>",
+                esc(&o.method),
+                pct(o.false_alarm),
+                pct(o.detection),
+                if o.detection > 0.0 {
+                    pct(r.rate / o.detection)
+                } else {
+                    "–".into()
+                }
+            ),
+            (None, true) => "<td class=\"n\"><span class=\"muted\">–</span></td>".into(),
+        };
         let _ = writeln!(
             h,
             "<tr><td><strong>{}</strong>{}<br /><span class=\"muted small\">{}</span></td><td><span class=\"tag {}\">{}</span></td>\
              <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>{}<td class=\"n\">{}</td>\
-             <td><span class=\"muted small\">{}</span> <strong>{}</strong> <span class=\"muted\">[{}–{}]</span></td>\
+             <td><span class=\"muted small\">{}</span> <strong>{}</strong> <span class=\"muted\">[{}–{}]</span></td>{}\
              <td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
             esc(&s.name),
             analysis,
@@ -214,6 +233,7 @@ fn render(study: &Study, charts: &[(Chart<'_>, String)], link_pngs: bool) -> Str
             pct(r.rate),
             pct(r.lower),
             pct(r.upper),
+            oracle_cell,
             esc(&median_time(s)),
             esc(&median_blast(s)),
             expectation
@@ -225,6 +245,18 @@ fn render(study: &Study, charts: &[(Chart<'_>, String)], link_pngs: bool) -> Str
         "<p class=\"explain\">{}</p>\n</section>",
         md_emphasis(&esc(&rates_explained(study)))
     );
+
+    if oracle {
+        h.push_str(
+            "<p class=\"explain\">Oracle: the detection of the optimal test that knows the \
+             simulator's model, on the same data, held to the study's false-alarm rate on its \
+             harmless scenarios (in brackets: the share of it this judge reached). With one \
+             canary pod against one baseline pod differing by 2% through their nodes, no judge \
+             detects a 10% latency regression in more than about 90% of releases at 2% false \
+             alarms: that difference cannot be told from the regression in one release.</p>\n",
+        );
+    }
+    decided_section(&mut h, study);
 
     let (side_charts, charts): (Vec<_>, Vec<_>) = charts
         .iter()
@@ -408,6 +440,54 @@ fn side_by_side(h: &mut String, cmp: &Comparison<'_>) {
          in the runs but not as rollbacks. Decision time runs from canary start to the decision; blast radius is \
          the failed requests the canary served to users meanwhile.</p>\n",
     );
+}
+
+/// Which metric decided: per scenario (and analysis), each metric's share
+/// of decided runs labelled High, Low, Nodata, and alone turning the verdict.
+fn decided_section(h: &mut String, study: &Study) {
+    if !study.scenarios.iter().any(|s| s.decided.is_some()) {
+        return;
+    }
+    h.push_str(
+        "<section id=\"decided\">\n<h2>Which metric decided</h2>\n<p class=\"explain\">\
+         Over the runs the analysis decided, the share in which each metric was High, Low or \
+         Nodata in the deciding interval, and the share in which it alone turned the verdict \
+         (passing it, with every other label kept, would have changed the verdict). In a \
+         harmless release the metric that fails most often is the one to fix first.</p>\n\
+         <div class=\"scroll\"><table>\n<thead><tr><th>scenario</th><th>metric</th>\
+         <th class=\"n\">High</th><th class=\"n\">Low</th><th class=\"n\">Nodata</th>\
+         <th class=\"n\">alone turned it</th></tr></thead>\n<tbody>\n",
+    );
+    for s in &study.scenarios {
+        let Some(t) = &s.decided else { continue };
+        let n = t.verdicts.max(1) as f64;
+        let name = match &s.analysis {
+            Some(a) => format!("{} [{}]", s.name, a),
+            None => s.name.clone(),
+        };
+        for (i, m) in t.metrics.iter().enumerate() {
+            let first = if i == 0 {
+                format!(
+                    "<td rowspan=\"{}\"><strong>{}</strong><br /><span class=\"muted small\">{} decided runs</span></td>",
+                    t.metrics.len(),
+                    esc(&name),
+                    t.verdicts
+                )
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                h,
+                "<tr>{first}<td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                esc(&m.name),
+                pct(m.high as f64 / n),
+                pct(m.low as f64 / n),
+                pct(m.nodata as f64 / n),
+                pct(m.pivotal as f64 / n),
+            );
+        }
+    }
+    h.push_str("</tbody>\n</table></div>\n</section>\n");
 }
 
 fn figure(h: &mut String, chart: &Chart<'_>, svg: &str, link_png: bool) {

@@ -168,6 +168,30 @@ pub struct ScenarioResult {
     /// The user's expectation, when the scenario states one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expectation: Option<ExpectationCheck>,
+    /// Which metric decided: over the runs the analysis decided, how often
+    /// each metric was High, Low or Nodata in the deciding interval and how
+    /// often it alone turned the verdict. Absent when the driver did not
+    /// keep the verdicts (shard merges, real modes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided: Option<judge::decided::Tally>,
+    /// The best detection any judge could reach on the same data at this
+    /// study's false-alarm rate, where a closed form exists for the
+    /// scenario's model (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oracle: Option<Oracle>,
+}
+
+/// The oracle's detection of a scenario: what the optimal test that knows
+/// the simulator's model reaches at a given false-alarm rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Oracle {
+    /// The false-alarm rate it is held to (the judge's, measured on the
+    /// study's harmless scenarios).
+    pub false_alarm: f64,
+    /// Its detection at that rate (for a harmless scenario: the rate).
+    pub detection: f64,
+    /// How it was computed, in a few words.
+    pub method: String,
 }
 
 /// One metric's verdict in one interval.

@@ -26,6 +26,10 @@ pub struct RunOutcome {
     pub lead_time_s: f64,
     /// Interval (0-based) at which the analysis decided, if it ran.
     pub decided_at_interval: Option<usize>,
+    /// The deciding verdict's marks, when the driver kept them: per
+    /// metric (config order), its label and whether it alone turned the
+    /// verdict (`judge::decided::marks`).
+    pub decided_by: Option<Vec<(judge::Classification, bool)>>,
 }
 
 /// The expectation rule: a regression (`fail`) needs a rollback rate of at
@@ -83,6 +87,10 @@ pub struct ScenarioMeta {
     pub min_detection: Option<f64>,
     /// The scenario's stated maximum false-alarm rate, if any.
     pub max_false_alarm: Option<f64>,
+    /// The canary config's metric names, in config order (what the runs'
+    /// [`RunOutcome::decided_by`] marks are of).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metric_names: Vec<String>,
 }
 
 impl ScenarioMeta {
@@ -106,6 +114,7 @@ impl ScenarioMeta {
             regression: Regression { kind, size, label },
             min_detection: f.min_detection,
             max_false_alarm: f.max_false_alarm,
+            metric_names: sc.config.metrics.iter().map(|m| m.name.clone()).collect(),
         }
     }
 }
@@ -146,6 +155,14 @@ pub fn summarize_meta(meta: &ScenarioMeta, outcomes: &[RunOutcome]) -> ScenarioR
             decided_at[i] += 1;
         }
     }
+    // which metric decided: the runs whose driver kept the deciding
+    // verdict's marks (of this scenario's metrics)
+    let mut decided = judge::decided::Tally::named(meta.metric_names.iter().map(String::as_str));
+    for marks in outcomes.iter().filter_map(|o| o.decided_by.as_deref()) {
+        if marks.len() == decided.metrics.len() {
+            decided.add_marks(marks);
+        }
+    }
     let expectation = Some(expectation(
         meta.expect,
         meta.min_detection,
@@ -169,6 +186,8 @@ pub fn summarize_meta(meta: &ScenarioMeta, outcomes: &[RunOutcome]) -> ScenarioR
         lead_time_s: dist(&|o| o.lead_time_s),
         decided_at_interval: decided_at,
         expectation,
+        decided: (decided.verdicts > 0).then_some(decided),
+        oracle: None,
     }
 }
 
@@ -188,6 +207,7 @@ mod tests {
             },
             min_detection: Some(0.5),
             max_false_alarm: None,
+            metric_names: Vec::new(),
         }
     }
 
@@ -199,6 +219,7 @@ mod tests {
             blast_radius: 3,
             lead_time_s: 900.0,
             decided_at_interval: Some(1),
+            decided_by: None,
         }
     }
 

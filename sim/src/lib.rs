@@ -13,6 +13,7 @@
 pub mod analysis;
 pub mod engine;
 pub mod metrics;
+pub mod oracle;
 pub mod prometheus;
 pub mod run;
 pub mod series;

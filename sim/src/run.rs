@@ -186,6 +186,9 @@ struct World<'p, 'a> {
     traffic_at: Millis,
     generator: Option<Generator<'a>>,
     intervals: Vec<IntervalDetail>,
+    /// The last window's verdict (fast path): the deciding one when the
+    /// analysis decided.
+    last_verdict: Option<judge::Verdict>,
     /// The judge's error on the last window, if any (detail runs only).
     judge_note: String,
     /// Why a metric's query could not be evaluated, if it could not.
@@ -268,6 +271,7 @@ pub fn drive(
         judge_note: String::new(),
         metric_error: None,
         points: Vec::new(),
+        last_verdict: None,
         scrape: None,
         scrape_all: series,
     };
@@ -615,7 +619,9 @@ impl<'a> World<'_, 'a> {
                 })
                 .collect();
             let v = p.judge.judge_series(&series, judge_seed, ws);
-            return (window.index, v.score);
+            let score = v.score;
+            self.last_verdict = Some(v);
+            return (window.index, score);
         }
         let pairs: Vec<MetricSetPair> = sc
             .config
@@ -626,6 +632,17 @@ impl<'a> World<'_, 'a> {
             .collect();
         let (score, label, note, metrics) = match p.judge.judge_pairs(&pairs, judge_seed) {
             Ok(r) => {
+                // the verdict the fast path would keep, for the same marks
+                self.last_verdict =
+                    (r.results.len() == sc.config.metrics.len()).then(|| judge::Verdict {
+                        score: r.score.score,
+                        classification: r.score.classification,
+                        metrics: r
+                            .results
+                            .iter()
+                            .map(|m| (m.classification, m.critical))
+                            .collect(),
+                    });
                 let metrics = r.results.iter().map(MetricVerdict::of).collect();
                 (
                     r.score.score,
@@ -635,7 +652,10 @@ impl<'a> World<'_, 'a> {
                 )
             }
             Err(e) => (
-                0.0,
+                {
+                    self.last_verdict = None;
+                    0.0
+                },
                 judge::ScoreClassification::Fail,
                 e.to_string(),
                 Vec::new(),
@@ -736,6 +756,10 @@ impl<'a> World<'_, 'a> {
             blast_radius,
             lead_time_s: secs(outcome.ended_at),
             decided_at_interval: outcome.decided_at_interval,
+            decided_by: outcome
+                .decided_at_interval
+                .and(self.last_verdict.as_ref())
+                .map(|v| judge::decided::marks(&self.p.judge, v)),
         };
         let series = if self.detail {
             self.detail_series()

@@ -253,6 +253,10 @@ pub struct ScenarioKey {
     /// What the summary needs of the scenario.
     #[serde(flatten)]
     pub meta: ScenarioMeta,
+    /// The oracle's statistic of the scenario, when it has a closed form
+    /// ([`crate::oracle`]), so a merge can put the oracle in the results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oracle: Option<crate::oracle::Statistic>,
 }
 
 /// The outcomes of one scenario's runs in a shard, in run order, as
@@ -274,6 +278,38 @@ pub struct Outcomes {
     pub lead_time_s: Vec<Num>,
     /// [`RunOutcome::decided_at_interval`] per run.
     pub decided_at_interval: Vec<Option<usize>>,
+    /// [`RunOutcome::decided_by`] per run: one letter per metric (`P`
+    /// pass, `H` high, `L` low, `N` nodata, `F` nodata failing the metric,
+    /// `E` error; lower case: it alone turned the verdict), empty for none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decided_by: Vec<String>,
+}
+
+fn mark_letter((label, pivotal): (judge::Classification, bool)) -> char {
+    use judge::Classification::*;
+    let c = match label {
+        Pass => 'P',
+        High => 'H',
+        Low => 'L',
+        Nodata => 'N',
+        NodataFailMetric => 'F',
+        Error => 'E',
+    };
+    if pivotal { c.to_ascii_lowercase() } else { c }
+}
+
+fn mark_of(c: char) -> Option<(judge::Classification, bool)> {
+    use judge::Classification::*;
+    let label = match c.to_ascii_uppercase() {
+        'P' => Pass,
+        'H' => High,
+        'L' => Low,
+        'N' => Nodata,
+        'F' => NodataFailMetric,
+        'E' => Error,
+        _ => return None,
+    };
+    Some((label, c.is_ascii_lowercase()))
 }
 
 impl Outcomes {
@@ -286,6 +322,19 @@ impl Outcomes {
             blast_radius: runs.iter().map(|o| o.blast_radius).collect(),
             lead_time_s: runs.iter().map(|o| Num(o.lead_time_s)).collect(),
             decided_at_interval: runs.iter().map(|o| o.decided_at_interval).collect(),
+            decided_by: if runs.iter().any(|o| o.decided_by.is_some()) {
+                runs.iter()
+                    .map(|o| {
+                        o.decided_by
+                            .iter()
+                            .flatten()
+                            .map(|&m| mark_letter(m))
+                            .collect()
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -305,6 +354,13 @@ impl Outcomes {
                 self.scenario
             ));
         }
+        if !self.decided_by.is_empty() && self.decided_by.len() != len {
+            return Err(format!(
+                "scenario {}: decided_by has {} runs, but this shard holds {len}",
+                self.scenario,
+                self.decided_by.len()
+            ));
+        }
         self.decision
             .chars()
             .enumerate()
@@ -321,6 +377,22 @@ impl Outcomes {
                     blast_radius: self.blast_radius[k],
                     lead_time_s: self.lead_time_s[k].0,
                     decided_at_interval: self.decided_at_interval[k],
+                    decided_by: match self.decided_by.get(k) {
+                        None => None,
+                        Some(m) if m.is_empty() => None,
+                        Some(m) => Some(
+                            m.chars()
+                                .map(|c| {
+                                    mark_of(c).ok_or_else(|| {
+                                        format!(
+                                            "scenario {}: decided_by {k} has \"{c}\" (expected P, H, L, N, F or E, lower case when pivotal)",
+                                            self.scenario
+                                        )
+                                    })
+                                })
+                                .collect::<Result<_, _>>()?,
+                        ),
+                    },
                 })
             })
             .collect()
@@ -457,6 +529,7 @@ pub fn run_shard(
                 .map(|s| ScenarioKey {
                     fingerprint: fingerprint(s),
                     meta: ScenarioMeta::of(s),
+                    oracle: crate::oracle::statistic(s),
                 })
                 .collect(),
             sweep: Vec::new(),
@@ -727,6 +800,8 @@ pub fn merge(shards: Vec<(PathBuf, ShardFile)>) -> Result<Study, ShardError> {
             }
         }
     }
+    let oracles: Vec<_> = key.scenarios.iter().map(|s| s.oracle).collect();
+    crate::oracle::annotate_with(&mut results, &oracles);
     Ok(Study {
         tool_version: key.tool_version,
         driver: "sim".into(),
@@ -884,6 +959,10 @@ mod tests {
                 blast_radius: 0,
                 lead_time_s: 99.25,
                 decided_at_interval: Some(2),
+                decided_by: Some(vec![
+                    (judge::Classification::High, true),
+                    (judge::Classification::Pass, false),
+                ]),
             },
             RunOutcome {
                 decision: Decision::BuildFailed,
@@ -892,6 +971,7 @@ mod tests {
                 blast_radius: 0,
                 lead_time_s: 3.0,
                 decided_at_interval: None,
+                decided_by: None,
             },
         ];
         let o = Outcomes::of("x", &runs);

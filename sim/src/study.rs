@@ -65,7 +65,9 @@ pub fn run_study(
         .iter()
         .zip(&outcomes)
         .map(|(p, o)| summarize(p.scenario(), o))
-        .collect();
+        .collect::<Vec<_>>();
+    let mut results = results;
+    crate::oracle::annotate(&mut results, scenarios);
     let examples = if opts.examples {
         example_runs(&prepared, opts.seed)
     } else {

@@ -360,6 +360,316 @@ pub fn sweep_counts(
     })
 }
 
+/// One candidate config of `canarylab tune`: the judge and its
+/// parameters, the score thresholds, the analysis interval and the
+/// allowed increase, applied on top of each scenario's own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// Judge name (`canarylab judges`).
+    pub judge: String,
+    /// Its `judgeConfigurations` (none for Kayenta's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<serde_json::Value>,
+    /// Pass threshold.
+    pub pass: f64,
+    /// Marginal threshold.
+    pub marginal: f64,
+    /// Analysis interval, seconds (none: the scenario's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_s: Option<f64>,
+    /// Every metric's allowed increase (effect size, ratio) but those that
+    /// only fail on a decrease (none: the config's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_increase: Option<f64>,
+}
+
+impl Candidate {
+    /// The candidate a scenario's own config and pipeline make.
+    pub fn of(sc: &Scenario) -> Self {
+        let t = sc.thresholds();
+        Self {
+            judge: sc.config.judge_name().to_string(),
+            // an empty object is no parameters
+            params: sc
+                .config
+                .judge
+                .as_ref()
+                .and_then(|j| j.judge_configurations.clone())
+                .filter(|p| p.as_object().is_none_or(|o| !o.is_empty())),
+            pass: t.pass,
+            marginal: t.marginal,
+            interval_s: None,
+            allowed_increase: None,
+        }
+    }
+
+    /// One line naming the candidate.
+    pub fn label(&self) -> String {
+        let mut s = self.judge.clone();
+        if let Some(p) = &self.params {
+            s.push(' ');
+            s.push_str(&p.to_string());
+        }
+        s.push_str(&format!(", pass {} marginal {}", self.pass, self.marginal));
+        if let Some(i) = self.interval_s {
+            s.push_str(&format!(", interval {i} s"));
+        }
+        if let Some(a) = self.allowed_increase {
+            s.push_str(&format!(", allowed increase {a}"));
+        }
+        s
+    }
+
+    /// `sc` under this candidate, validated as loading validates a
+    /// scenario (errors name the scenario file and the candidate).
+    pub fn apply(&self, sc: &Scenario) -> Result<Scenario, SimError> {
+        let bad = |e: String| SimError::Sweep(format!("candidate {}: {e}", self.label()));
+        let mut s = match self.allowed_increase {
+            Some(a) => Parameter::AllowedIncrease.apply(sc, a)?,
+            None => sc.clone(),
+        };
+        s.config.judge = Some(judge::config::JudgeConfig {
+            name: self.judge.clone(),
+            judge_configurations: self.params.clone(),
+        });
+        let p = &mut s.file.pipeline;
+        p.pass = Some(self.pass);
+        p.marginal = Some(self.marginal);
+        if let Some(i) = self.interval_s {
+            p.interval_s = Some(i);
+        }
+        s.validate().map_err(|e| bad(e.to_string()))?;
+        if self.marginal > self.pass {
+            return Err(bad(format!(
+                "marginal {} above pass {}",
+                self.marginal, self.pass
+            )));
+        }
+        judge::Judge::new(&s.config).map_err(|e| bad(format!("{}: {e}", s.path.display())))?;
+        Ok(s)
+    }
+
+    /// The Kayenta canary config this candidate makes of `config`: judge,
+    /// score thresholds and allowed increases (the interval is the
+    /// pipeline's, not the config's).
+    pub fn config(&self, config: &judge::CanaryConfig) -> judge::CanaryConfig {
+        let mut c = config.clone();
+        c.judge = Some(judge::config::JudgeConfig {
+            name: self.judge.clone(),
+            judge_configurations: self.params.clone(),
+        });
+        c.classifier.score_thresholds = Some(judge::ScoreThresholds {
+            pass: self.pass,
+            marginal: self.marginal,
+        });
+        if let Some(a) = self.allowed_increase {
+            for m in &mut c.metrics {
+                let canary = &mut m.analysis_configurations.canary;
+                if canary.direction != judge::Direction::Decrease {
+                    canary
+                        .effect_size
+                        .get_or_insert_with(Default::default)
+                        .allowed_increase = Some(a);
+                }
+            }
+        }
+        c
+    }
+}
+
+/// The candidates `canarylab tune` may try on top of `base` (the user's
+/// config as a candidate), `base` first; with `only_judge`, only that
+/// judge's. Deterministic, in a fixed order: thresholds, then for
+/// Kayenta's judge the allowed increase, for the others alpha, trackSd and
+/// tolerance; each at the scenarios' own interval and at one look at the
+/// end of the lifetime (`lifetime_s`).
+pub fn tune_grid(base: &Candidate, only_judge: Option<&str>, lifetime_s: f64) -> Vec<Candidate> {
+    let mut grid = vec![base.clone()];
+    let thresholds = [(75.0, 50.0), (50.0, 25.0), (90.0, 50.0), (60.0, 40.0)];
+    let intervals = [None, Some(lifetime_s)];
+    let judges = [
+        judge::config::NETFLIX_ACA_JUDGE,
+        judge::judges::MANN_WHITNEY_ESS,
+        judge::judges::RATIO_ESS,
+        judge::judges::TOLERANCE,
+        judge::judges::SEQUENTIAL,
+    ];
+    for name in judges
+        .into_iter()
+        .filter(|n| only_judge.is_none_or(|o| judge::judges::resolve(o) == *n))
+    {
+        for &(pass, marginal) in &thresholds {
+            for &interval_s in &intervals {
+                let mut push = |params: Option<serde_json::Value>, allowed: Option<f64>| {
+                    let c = Candidate {
+                        judge: name.to_string(),
+                        params,
+                        pass,
+                        marginal,
+                        interval_s,
+                        allowed_increase: allowed,
+                    };
+                    if !grid.contains(&c) {
+                        grid.push(c);
+                    }
+                };
+                if name == judge::config::NETFLIX_ACA_JUDGE {
+                    for allowed in [None, Some(1.05), Some(1.1), Some(1.25)] {
+                        push(None, allowed);
+                    }
+                    continue;
+                }
+                for alpha in [0.005, 0.01, 0.02, 0.05] {
+                    let track_sds: &[f64] = if name == judge::judges::MANN_WHITNEY_ESS {
+                        &[0.0]
+                    } else {
+                        &[0.0, 0.005, 0.01, 0.02]
+                    };
+                    let tolerances: &[f64] =
+                        if name == judge::judges::TOLERANCE || name == judge::judges::SEQUENTIAL {
+                            &[0.02, 0.05]
+                        } else {
+                            &[0.0]
+                        };
+                    for &track_sd in track_sds {
+                        for &tolerance in tolerances {
+                            let mut p = serde_json::Map::new();
+                            p.insert("alpha".into(), alpha.into());
+                            if track_sd > 0.0 {
+                                p.insert("trackSd".into(), track_sd.into());
+                            }
+                            if tolerance > 0.0 {
+                                p.insert("tolerance".into(), tolerance.into());
+                            }
+                            push(Some(serde_json::Value::Object(p)), None);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    grid
+}
+
+/// `count` of `grid`'s candidates: the first (the user's config) and an
+/// even spread of the rest chosen by `seed` (a seeded shuffle, so a larger
+/// count tries more of the same grid).
+pub fn pick_candidates(grid: &[Candidate], count: usize, seed: u64) -> Vec<Candidate> {
+    if grid.len() <= count {
+        return grid.to_vec();
+    }
+    let mut rest: Vec<(u64, &Candidate)> = grid[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (crate::study::run_seed(seed, "tune", i as u32), c))
+        .collect();
+    rest.sort_by_key(|(k, _)| *k);
+    std::iter::once(&grid[0])
+        .chain(rest.into_iter().map(|(_, c)| c))
+        .take(count)
+        .cloned()
+        .collect()
+}
+
+/// Release every scenario under `candidate`, `opts.runs` times each on the
+/// study's seeds (the same for every candidate: common random numbers),
+/// and count what a sweep counts.
+pub fn candidate_counts(
+    scenarios: &[Scenario],
+    candidate: &Candidate,
+    opts: StudyOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Vec<ScenarioCounts>, SimError> {
+    let modified: Vec<Scenario> = scenarios
+        .iter()
+        .map(|s| candidate.apply(s))
+        .collect::<Result<_, _>>()?;
+    let prepared = Prepared::all(&modified)?;
+    let outcomes = run_shard_outcomes(&prepared, opts, Shard::WHOLE, progress);
+    Ok(modified
+        .iter()
+        .zip(&outcomes)
+        .map(|(sc, runs)| {
+            let deployed: Vec<_> = runs
+                .iter()
+                .filter(|o| o.decision != Decision::BuildFailed)
+                .collect();
+            ScenarioCounts {
+                name: sc.name.clone(),
+                expect: match sc.file.expect {
+                    Expect::Pass => model::Expect::Pass,
+                    Expect::Fail => model::Expect::Fail,
+                },
+                deployed: deployed.len() as u32,
+                rolled_back: deployed
+                    .iter()
+                    .filter(|o| o.decision != Decision::Promote)
+                    .count() as u32,
+            }
+        })
+        .collect())
+}
+
+/// How a candidate did: the worst harmless scenario's false alarms (rate
+/// and Wilson upper bound), the mean detection over the regressions.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    /// Highest false-alarm rate over the `expect = pass` scenarios.
+    pub worst_false_alarm: f64,
+    /// Highest Wilson 95% upper bound of those rates.
+    pub worst_false_alarm_upper: f64,
+    /// Mean detection over the `expect = fail` scenarios (each weighs the
+    /// same).
+    pub detection: f64,
+}
+
+impl Score {
+    /// The score of one candidate's counts.
+    pub fn of(counts: &[ScenarioCounts]) -> Self {
+        let (mut worst, mut upper, mut det, mut n) = (0.0_f64, 0.0_f64, 0.0, 0u32);
+        for c in counts {
+            let r = model::wilson(c.rolled_back, c.deployed);
+            match c.expect {
+                model::Expect::Pass => {
+                    worst = worst.max(r.rate);
+                    upper = upper.max(r.upper);
+                }
+                model::Expect::Fail => {
+                    det += r.rate;
+                    n += 1;
+                }
+            }
+        }
+        Self {
+            worst_false_alarm: worst,
+            worst_false_alarm_upper: upper,
+            detection: if n == 0 { 0.0 } else { det / f64::from(n) },
+        }
+    }
+
+    /// Whether every harmless scenario's false-alarm rate is below
+    /// `max_false_alarm` with 95% confidence (its Wilson upper bound is).
+    pub fn keeps(&self, max_false_alarm: f64) -> bool {
+        self.worst_false_alarm_upper <= max_false_alarm
+    }
+}
+
+/// The best of `scores` that keeps `max_false_alarm`: highest detection,
+/// then fewest false alarms, then the earliest; none when none keeps it.
+pub fn choose(scores: &[Score], max_false_alarm: f64) -> Option<usize> {
+    scores
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.keeps(max_false_alarm))
+        .min_by(|(i, a), (j, b)| {
+            b.detection
+                .total_cmp(&a.detection)
+                .then(a.worst_false_alarm.total_cmp(&b.worst_false_alarm))
+                .then(i.cmp(j))
+        })
+        .map(|(i, _)| i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,5 +763,102 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(e.contains("lifetime_s=-5"), "{e}");
+    }
+
+    #[test]
+    fn the_grid_starts_with_the_users_config_and_every_candidate_applies() {
+        let sc = scenario("latency-10pct.toml");
+        let base = Candidate::of(&sc);
+        let grid = tune_grid(&base, None, 1800.0);
+        assert_eq!(grid[0], base);
+        assert!(grid.len() > 100, "{}", grid.len());
+        for c in &grid {
+            let s = c.apply(&sc).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(s.config.judge_name(), c.judge);
+        }
+        let only = tune_grid(&base, Some(judge::config::NETFLIX_ACA_JUDGE), 1800.0);
+        assert!(
+            only.iter()
+                .all(|c| c.judge == judge::config::NETFLIX_ACA_JUDGE)
+        );
+        let picked = pick_candidates(&grid, 100, 1);
+        assert_eq!((picked.len(), &picked[0]), (100, &base));
+        assert_eq!(picked, pick_candidates(&grid, 100, 1));
+    }
+
+    #[test]
+    fn a_bad_candidate_is_an_error_naming_it() {
+        let sc = scenario("latency-10pct.toml");
+        let mut c = Candidate::of(&sc);
+        c.judge = "ratio-ess".into();
+        c.params = Some(serde_json::json!({"alpha": 2.0}));
+        let e = c.apply(&sc).expect_err("refused").to_string();
+        assert!(
+            e.contains("candidate ratio-ess") && e.contains("alpha"),
+            "{e}"
+        );
+        c.params = None;
+        c.marginal = 90.0;
+        let e = c.apply(&sc).expect_err("refused").to_string();
+        assert!(
+            e.contains("marginal 90") && e.contains("above pass 75"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn choosing_keeps_the_false_alarm_target_then_maximises_detection() {
+        let counts = |fa: u32, det: u32| {
+            vec![
+                ScenarioCounts {
+                    name: "aa".into(),
+                    expect: model::Expect::Pass,
+                    deployed: 1000,
+                    rolled_back: fa,
+                },
+                ScenarioCounts {
+                    name: "reg".into(),
+                    expect: model::Expect::Fail,
+                    deployed: 1000,
+                    rolled_back: det,
+                },
+            ]
+        };
+        // 30 false alarms of 1000 cannot be below 2% with 95% confidence
+        let scores = [
+            Score::of(&counts(30, 990)),
+            Score::of(&counts(5, 700)),
+            Score::of(&counts(2, 700)),
+            Score::of(&counts(11, 800)),
+        ];
+        assert!(!scores[0].keeps(0.02));
+        assert_eq!(choose(&scores, 0.02), Some(3));
+        assert_eq!(choose(&scores[1..3], 0.02), Some(1));
+        assert_eq!(choose(&scores[..1], 0.02), None);
+    }
+
+    #[test]
+    fn candidates_share_their_seeds() {
+        // the same candidate twice gives the same counts; a stricter pass
+        // threshold never rolls back fewer of the same releases
+        let sc = vec![scenario("aa-typical.toml"), scenario("latency-10pct.toml")];
+        let opts = StudyOptions {
+            runs: 40,
+            seed: 3,
+            threads: 2,
+            examples: false,
+        };
+        let base = Candidate::of(&sc[0]);
+        let a = candidate_counts(&sc, &base, opts, &|_, _| {}).expect("runs");
+        let b = candidate_counts(&sc, &base, opts, &|_, _| {}).expect("runs");
+        assert_eq!(a, b);
+        let strict = Candidate {
+            pass: 95.0,
+            ..base.clone()
+        };
+        let c = candidate_counts(&sc, &strict, opts, &|_, _| {}).expect("runs");
+        for (x, y) in a.iter().zip(&c) {
+            assert!(y.rolled_back >= x.rolled_back, "{x:?} {y:?}");
+        }
     }
 }

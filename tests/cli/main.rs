@@ -12,6 +12,7 @@ mod query;
 mod serve;
 mod shard;
 mod study;
+mod tune;
 
 use std::path::PathBuf;
 

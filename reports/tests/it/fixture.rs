@@ -103,6 +103,8 @@ fn scenario(spec: Spec, rng: &mut Lcg) -> ScenarioResult {
             requirement: requirement.into(),
             met,
         }),
+        decided: None,
+        oracle: None,
     }
 }
 
