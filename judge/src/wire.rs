@@ -39,6 +39,9 @@ pub fn parse_located<T: DeserializeOwned>(text: &[u8]) -> Result<T, InputError> 
 /// pairs and the same errors, without building each pair's `scopes` and
 /// `attributes` (not part of a judgment) into `serde_json::Value` trees.
 pub fn parse_pair_list(text: &[u8]) -> Result<Vec<crate::MetricSetPair>, InputError> {
+    if let Some(pairs) = scan_pair_list(text) {
+        return Ok(pairs);
+    }
     let pairs: Vec<MetricSetPair> = parse_located(text)?;
     Ok(pairs.into_iter().map(crate::MetricSetPair::from).collect())
 }
@@ -119,6 +122,762 @@ impl From<MetricSetPair> for crate::MetricSetPair {
             },
             scopes: None,
             attributes: None,
+        }
+    }
+}
+
+/// The parts of Kayenta's `RemoteJudgeRequest` a judgment needs, read by
+/// [`scan_remote_judge_request`]: the pairs, and the raw bytes of the
+/// config and thresholds (for serde, which reads them in a few microseconds).
+#[derive(Debug)]
+pub struct RemoteJudgeParts<'a> {
+    /// The `canaryConfig` value's bytes.
+    pub canary_config: &'a [u8],
+    /// The `scoreThresholds` value's bytes, when present.
+    pub score_thresholds: Option<&'a [u8]>,
+    /// `metricSetPairList`, as [`parse_pair_list`] reads it.
+    pub pairs: Vec<crate::MetricSetPair>,
+}
+
+/// Reads a `RemoteJudgeRequest` body (`canaryConfig`, `scoreThresholds`,
+/// `metricSetPairList`, any other field skipped) with a scanner over the
+/// raw bytes instead of serde: most of a body is numbers, and serde_json's
+/// exact float parsing costs about 200 instructions a value.
+///
+/// `None` means "not read here", never "invalid": the body has something
+/// the scanner does not handle (an escaped key, a number it cannot round
+/// exactly, a duplicate field, any error) and the caller reads it with
+/// serde, which gives the answer or the located error. Whatever the scanner
+/// accepts, serde accepts with the same values (a property test checks it).
+pub fn scan_remote_judge_request(body: &[u8]) -> Option<RemoteJudgeParts<'_>> {
+    let mut s = Scanner::new(body)?;
+    let (mut config, mut thresholds, mut pairs) = (None, None, None);
+    s.object(|s, key| match key? {
+        b"canaryConfig" => once(&mut config, s.value_span()?),
+        b"scoreThresholds" => once(&mut thresholds, s.value_span()?),
+        b"metricSetPairList" => once(&mut pairs, s.pair_list()?),
+        _ => s.skip_value(),
+    })?;
+    s.end()?;
+    Some(RemoteJudgeParts {
+        canary_config: config?,
+        score_thresholds: thresholds,
+        pairs: pairs?,
+    })
+}
+
+/// Reads a `MetricSetPairList` as [`scan_remote_judge_request`] reads the
+/// request's; `None` means "read it with serde".
+pub fn scan_pair_list(text: &[u8]) -> Option<Vec<crate::MetricSetPair>> {
+    let mut s = Scanner::new(text)?;
+    let pairs = s.pair_list()?;
+    s.end()?;
+    Some(pairs)
+}
+
+/// Sets a field seen once; a second occurrence is serde's "duplicate
+/// field" error, left to serde.
+fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
+    if slot.is_some() {
+        return None;
+    }
+    *slot = Some(value);
+    Some(())
+}
+
+/// Nesting deeper than this is left to serde (whose limit is 128).
+const MAX_DEPTH: usize = 100;
+
+/// Exact powers of ten as `f64` (10^22 is the largest).
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// A JSON reader over bytes that accepts a subset of what serde_json
+/// accepts: every method returns `None` where it is not sure.
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+    depth: usize,
+}
+
+impl<'a> Scanner<'a> {
+    /// `None` unless the text is UTF-8 (serde_json checks strings it reads
+    /// but not those it skips: invalid bytes anywhere go to serde).
+    fn new(b: &'a [u8]) -> Option<Self> {
+        std::str::from_utf8(b).ok()?;
+        Some(Scanner { b, i: 0, depth: 0 })
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Only whitespace is left.
+    fn end(&mut self) -> Option<()> {
+        self.ws();
+        (self.i == self.b.len()).then_some(())
+    }
+
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+
+    /// An object, `field` called with each key (`None` for a key with an
+    /// escape, which only a skipped object takes) and the scanner at its
+    /// value.
+    fn object(
+        &mut self,
+        mut field: impl FnMut(&mut Self, Option<&'a [u8]>) -> Option<()>,
+    ) -> Option<()> {
+        self.ws();
+        if !self.eat(b'{') {
+            return None;
+        }
+        self.enter()?;
+        self.ws();
+        if !self.eat(b'}') {
+            loop {
+                self.ws();
+                let start = self.i;
+                let key = match self.plain_string() {
+                    Some(key) => Some(key),
+                    None => {
+                        self.i = start;
+                        self.skip_string()?;
+                        None
+                    }
+                };
+                self.ws();
+                if !self.eat(b':') {
+                    return None;
+                }
+                self.ws();
+                field(self, key)?;
+                self.ws();
+                if self.eat(b',') {
+                    continue;
+                }
+                if self.eat(b'}') {
+                    break;
+                }
+                return None;
+            }
+        }
+        self.depth -= 1;
+        Some(())
+    }
+
+    /// An array, `item` called with the scanner at each element.
+    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.ws();
+        if !self.eat(b'[') {
+            return None;
+        }
+        self.enter()?;
+        self.ws();
+        if !self.eat(b']') {
+            loop {
+                self.ws();
+                item(self)?;
+                self.ws();
+                if self.eat(b',') {
+                    continue;
+                }
+                if self.eat(b']') {
+                    break;
+                }
+                return None;
+            }
+        }
+        self.depth -= 1;
+        Some(())
+    }
+
+    /// A string's bytes between its quotes, if it has no escape (and no
+    /// control character, which serde refuses).
+    fn plain_string(&mut self) -> Option<&'a [u8]> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let start = self.i;
+        loop {
+            match *self.b.get(self.i)? {
+                b'"' => break,
+                b'\\' | 0..=0x1f => return None,
+                _ => self.i += 1,
+            }
+        }
+        let s = &self.b[start..self.i];
+        self.i += 1;
+        Some(s)
+    }
+
+    /// A string, unescaped (escaped ones through serde_json, which decodes
+    /// `\u` surrogates as it does everywhere).
+    fn string(&mut self) -> Option<String> {
+        let start = self.i;
+        if let Some(s) = self.plain_string() {
+            // The body was checked to be UTF-8 and `"` is ASCII.
+            return std::str::from_utf8(s).ok().map(str::to_owned);
+        }
+        self.i = start;
+        self.skip_string()?;
+        serde_json::from_slice(&self.b[start..self.i]).ok()
+    }
+
+    /// A string skipped as serde_json skips it: escapes checked, control
+    /// characters refused.
+    fn skip_string(&mut self) -> Option<()> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        loop {
+            match *self.b.get(self.i)? {
+                b'"' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                b'\\' => {
+                    self.i += 1;
+                    match *self.b.get(self.i)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
+                        b'u' => {
+                            let hex = self.b.get(self.i + 1..self.i + 5)?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return None;
+                            }
+                            self.i += 5;
+                        }
+                        _ => return None,
+                    }
+                }
+                0..=0x1f => return None,
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    /// Any JSON value, checked and skipped.
+    fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.skip_string(),
+            b'{' => self.object(|s, _| s.skip_value()),
+            b'[' => self.array(Self::skip_value),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number_token().map(|_| ()),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        if self.b.get(self.i..self.i + word.len())? == word {
+            self.i += word.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// The bytes of any value, checked.
+    fn value_span(&mut self) -> Option<&'a [u8]> {
+        let start = self.i;
+        self.skip_value()?;
+        Some(&self.b[start..self.i])
+    }
+
+    /// A number in JSON's grammar: its token, significand digits (up to
+    /// 19, else `None` for "too many"), and decimal exponent.
+    fn number_token(&mut self) -> Option<Number<'a>> {
+        let start = self.i;
+        let negative = self.eat(b'-');
+        let mut significand: u64 = 0;
+        let mut digits = 0usize;
+        let mut digit = |s: &mut Self| -> bool {
+            match s.peek() {
+                Some(c @ b'0'..=b'9') => {
+                    s.i += 1;
+                    if significand != 0 || c != b'0' {
+                        digits += 1;
+                    }
+                    significand = significand
+                        .wrapping_mul(10)
+                        .wrapping_add(u64::from(c - b'0'));
+                    true
+                }
+                _ => false,
+            }
+        };
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => while digit(self) {},
+            _ => return None,
+        }
+        let mut exponent: i64 = 0;
+        if self.eat(b'.') {
+            let before = self.i;
+            while digit(self) {}
+            if self.i == before {
+                return None;
+            }
+            exponent -= (self.i - before) as i64;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            let negative_exponent = self.eat(b'-');
+            if !negative_exponent {
+                self.eat(b'+');
+            }
+            let before = self.i;
+            let mut e: i64 = 0;
+            while let Some(c @ b'0'..=b'9') = self.peek() {
+                self.i += 1;
+                e = e.saturating_mul(10).saturating_add(i64::from(c - b'0'));
+            }
+            if self.i == before {
+                return None;
+            }
+            exponent = exponent.saturating_add(if negative_exponent { -e } else { e });
+        }
+        Some(Number {
+            token: &self.b[start..self.i],
+            negative,
+            significand: (digits <= 19).then_some(significand),
+            exponent,
+        })
+    }
+
+    /// A number as serde_json (`float_roundtrip`) reads it: correctly
+    /// rounded, `-0` negative; out of range (serde's error) is `None`.
+    fn number(&mut self) -> Option<f64> {
+        let n = self.number_token()?;
+        let magnitude = match n.significand {
+            // Clinger's fast path: both operands exact, so the one
+            // rounding of the product or quotient is the correct one.
+            Some(m) if m <= 1 << 53 && (-22..=22).contains(&n.exponent) => {
+                let e = n.exponent.unsigned_abs() as usize;
+                if n.exponent >= 0 {
+                    m as f64 * POW10[e]
+                } else {
+                    m as f64 / POW10[e]
+                }
+            }
+            // The standard library's parser is correctly rounded too.
+            _ => {
+                let token = std::str::from_utf8(n.token).ok()?;
+                token.trim_start_matches('-').parse::<f64>().ok()?
+            }
+        };
+        if !magnitude.is_finite() {
+            return None;
+        }
+        Some(if n.negative { -magnitude } else { magnitude })
+    }
+
+    /// One value of a series, as [`crate::pairs::nan_f64`] reads it.
+    fn series_value(&mut self) -> Option<f64> {
+        match self.peek()? {
+            b'"' => crate::pairs::nan_f64::from_str(&self.string()?),
+            b'n' => self.literal(b"null").map(|()| f64::NAN),
+            _ => self.number(),
+        }
+    }
+
+    fn series(&mut self) -> Option<Vec<f64>> {
+        let mut values = Vec::with_capacity(64);
+        self.array(|s| {
+            values.push(s.series_value()?);
+            Some(())
+        })?;
+        Some(values)
+    }
+
+    fn pair_list(&mut self) -> Option<Vec<crate::MetricSetPair>> {
+        let mut pairs = Vec::new();
+        self.array(|s| {
+            pairs.push(s.pair()?);
+            Some(())
+        })?;
+        Some(pairs)
+    }
+
+    /// One `MetricSetPair`: `name`, `id`, `tags` and `values` read,
+    /// `scopes`, `attributes` and unknown fields skipped.
+    fn pair(&mut self) -> Option<crate::MetricSetPair> {
+        let (mut name, mut id, mut tags, mut values) = (None, None, None, None);
+        let (mut scopes, mut attributes) = (None, None);
+        self.object(|s, key| match key? {
+            b"name" => once(&mut name, s.string()?),
+            b"id" => {
+                let value = if s.peek()? == b'n' {
+                    s.literal(b"null")?;
+                    None
+                } else {
+                    Some(s.string()?)
+                };
+                once(&mut id, value)
+            }
+            b"tags" => once(&mut tags, s.tags()?),
+            b"values" => once(&mut values, s.values()?),
+            b"scopes" => once(&mut scopes, ()).and_then(|()| s.skip_value()),
+            b"attributes" => once(&mut attributes, ()).and_then(|()| s.skip_value()),
+            _ => s.skip_value(),
+        })?;
+        let (control, experiment) = values?;
+        Some(crate::MetricSetPair {
+            name: name?,
+            id: id.flatten(),
+            tags: tags.unwrap_or_default(),
+            values: crate::pairs::PairValues {
+                control,
+                experiment,
+            },
+            scopes: None,
+            attributes: None,
+        })
+    }
+
+    fn tags(&mut self) -> Option<BTreeMap<String, String>> {
+        let mut tags = BTreeMap::new();
+        self.object(|s, key| {
+            let key = std::str::from_utf8(key?).ok()?.to_owned();
+            let value = s.string()?;
+            // serde's map keeps the last of duplicate keys.
+            tags.insert(key, value);
+            Some(())
+        })?;
+        Some(tags)
+    }
+
+    fn values(&mut self) -> Option<(Vec<f64>, Vec<f64>)> {
+        let (mut control, mut experiment) = (None, None);
+        self.object(|s, key| match key? {
+            b"control" => once(&mut control, s.series()?),
+            b"experiment" => once(&mut experiment, s.series()?),
+            _ => s.skip_value(),
+        })?;
+        Some((control?, experiment?))
+    }
+}
+
+/// A number's token and parts, from [`Scanner::number_token`].
+struct Number<'a> {
+    token: &'a [u8],
+    negative: bool,
+    /// The significant digits as an integer, if there are at most 19.
+    significand: Option<u64>,
+    /// Power of ten the significand is scaled by.
+    exponent: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// serde's reading, the reference.
+    fn serde_pairs(text: &[u8]) -> Result<Vec<crate::MetricSetPair>, InputError> {
+        let pairs: Vec<MetricSetPair> = parse_located(text)?;
+        Ok(pairs.into_iter().map(crate::MetricSetPair::from).collect())
+    }
+
+    /// Equal, with NaN equal to NaN and 0.0 unequal to -0.0.
+    fn same(a: &[crate::MetricSetPair], b: &[crate::MetricSetPair]) -> bool {
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(a, b)| {
+                a.name == b.name
+                    && a.id == b.id
+                    && a.tags == b.tags
+                    && a.scopes.is_none()
+                    && a.attributes.is_none()
+                    && bits(&a.values.control) == bits(&b.values.control)
+                    && bits(&a.values.experiment) == bits(&b.values.experiment)
+            })
+    }
+
+    /// Whatever the scanner reads, serde reads the same.
+    fn agree(text: &[u8]) -> Result<bool, TestCaseError> {
+        let Some(fast) = scan_pair_list(text) else {
+            return Ok(false);
+        };
+        match serde_pairs(text) {
+            Ok(slow) => prop_assert!(same(&fast, &slow), "{}", String::from_utf8_lossy(text)),
+            Err(e) => prop_assert!(
+                false,
+                "scanner read what serde refuses ({e}): {}",
+                String::from_utf8_lossy(text)
+            ),
+        }
+        Ok(true)
+    }
+
+    #[test]
+    fn numbers_as_serde_reads_them() {
+        for n in [
+            "0",
+            "-0",
+            "-0.0",
+            "0.0e5",
+            "-0e-7",
+            "1",
+            "-1",
+            "123456789",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "99999999999999999999999",
+            "0.1",
+            "0.30000000000000004",
+            "1.7976931348623157e308",
+            "2.2250738585072014e-308",
+            "4.9e-324",
+            "2e-324",
+            "1e-400",
+            "123.456e-2",
+            "9007199254740993",
+            "9007199254740992.5",
+            "0.000000000000000000000000001",
+            "1E22",
+            "1e23",
+            "1E+2",
+            "8.98846567431158e307",
+            "1.0000000000000000000000001",
+            "0.1234567890123456789",
+            "-12.5e-3",
+            "1e0000000000000000000000001",
+        ] {
+            let text =
+                format!(r#"[{{"name":"m","values":{{"control":[{n}],"experiment":["{n}"]}}}}]"#);
+            assert!(
+                agree(text.as_bytes()).expect("agree"),
+                "{n} not read by the scanner"
+            );
+        }
+        // serde refuses these (out of range, grammar); the scanner leaves them to it.
+        for n in [
+            "1e400", "-1e309", "01", "1.", ".5", "-", "+1", "1e", "1e+", "0x1", "1.e3", "--1",
+            "true",
+        ] {
+            let text = format!(r#"[{{"name":"m","values":{{"control":[{n}],"experiment":[]}}}}]"#);
+            assert!(scan_pair_list(text.as_bytes()).is_none(), "{n}");
+            assert!(serde_pairs(text.as_bytes()).is_err(), "{n}");
+        }
+    }
+
+    #[test]
+    fn kayentas_shape_is_read_by_the_scanner() {
+        let text = br#" [ {"name":"lat\u00e9ncy","id":"a","tags":{"pod":"x\"y","k":"v"},
+            "values":{"control":[1, "NaN", null, "Infinity", "-Infinity", "2.5"],"experiment":[]},
+            "scopes":{"control":{"scope":"baseline","startTimeMillis":1767225600000,"step":60,
+                "extendedScopeParams":{"a":["b",null,1.5e3,true,false,{}]}}},
+            "attributes":{"control":{"query":"sum(rate(x{a=\"\\u00e9\"}[1m]))"}},"unknown":[[[]]]},
+            {"name":"b","id":null,"values":{"experiment":[-0],"control":[],"other":1}} ] "#;
+        assert!(agree(text).expect("agree"));
+        let pairs = scan_pair_list(text).expect("read");
+        assert_eq!(pairs[0].name, "laténcy");
+        assert_eq!(pairs[0].tags["pod"], "x\"y");
+        assert_eq!(pairs[1].id, None);
+    }
+
+    #[test]
+    fn what_serde_refuses_is_left_to_it() {
+        for text in [
+            r#"[{"name":"m","name":"n","values":{"control":[],"experiment":[]}}]"#,
+            r#"[{"name":"m","values":{"control":[],"control":[],"experiment":[]}}]"#,
+            r#"[{"name":"m","values":{"control":[]}}]"#,
+            r#"[{"values":{"control":[],"experiment":[]}}]"#,
+            r#"[{"name":"m","tags":null,"values":{"control":[],"experiment":[]}}]"#,
+            r#"[{"name":"m","scopes":1,"scopes":2,"values":{"control":[],"experiment":[]}}]"#,
+            r#"[{"name":"m","values":{"control":["x"],"experiment":[]}}]"#,
+            r#"[{"name":"m","values":{"control":[],"experiment":[]},"x":"\q"}]"#,
+            r#"[{"name":"m","values":{"control":[],"experiment":[]},"x":"\u12"}]"#,
+            r#"[{"name":"m","values":{"control":[],"experiment":[]}}] x"#,
+            r#"[{"name":"m","values":{"control":[],"experiment":[]},}]"#,
+            r#"[{"name":"m","values":{"control":[1,],"experiment":[]}}]"#,
+            "[{\"name\":\"m\u{1}\",\"values\":{\"control\":[],\"experiment\":[]}}]",
+            r#"[["m",null,{},{"control":[],"experiment":[]}]]"#,
+        ] {
+            assert!(scan_pair_list(text.as_bytes()).is_none(), "{text}");
+        }
+        let deep = format!(
+            "[{{\"name\":\"m\",\"values\":{{\"control\":[],\"experiment\":[]}},\"x\":{}1{}}}]",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert!(scan_pair_list(deep.as_bytes()).is_none());
+        assert!(parse_pair_list(deep.as_bytes()).is_ok(), "serde reads it");
+    }
+
+    /// A number as JSON text, in the many ways writers spell one.
+    fn number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| format!("{f}")),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| format!("{f:e}")),
+            (
+                any::<f64>().prop_filter("finite", |f| f.is_finite()),
+                0usize..30
+            )
+                .prop_map(|(f, p)| format!("{f:.p$}")),
+            (-1e6..1e6f64, 0usize..12).prop_map(|(f, p)| format!("{f:.p$}")),
+            any::<i64>().prop_map(|i| i.to_string()),
+            any::<u64>().prop_map(|i| i.to_string()),
+            "-?(0|[1-9][0-9]{0,30})(\\.[0-9]{1,30})?([eE][+-]?[0-9]{1,3})?",
+        ]
+    }
+
+    /// A series value: a number, a string Kayenta or Prometheus writes, null.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            8 => number(),
+            1 => prop_oneof![
+                Just("\"NaN\""), Just("\"Infinity\""), Just("\"-Infinity\""), Just("null"),
+                Just("\"+Inf\""), Just("\"nan\""), Just("\"1.5\""), Just("\"x\""), Just("\"N\\u0061N\""),
+            ].prop_map(str::to_string),
+        ]
+    }
+
+    /// A string as JSON text, sometimes with escapes.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z_]{1,8}".prop_map(|s| format!("\"{s}\"")),
+            ".{0,6}".prop_map(|s| serde_json::Value::String(s).to_string()),
+            Just("\"a\\\"b\\u00e9\\n\"".to_string()),
+        ]
+    }
+
+    /// Skipped JSON: what Kayenta's `scopes` and `attributes` hold, and more.
+    fn skipped() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("null".to_string()),
+            Just("true".to_string()),
+            Just("false".to_string()),
+            number(),
+            text(),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec((text(), inner), 0..4).prop_map(|v| {
+                    let fields: Vec<String> =
+                        v.into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                    format!("{{{}}}", fields.join(","))
+                }),
+            ]
+        })
+    }
+
+    fn series() -> impl Strategy<Value = String> {
+        prop::collection::vec(value(), 0..8).prop_map(|v| format!("[{}]", v.join(",")))
+    }
+
+    /// A pair, its fields in any order, some optional, some unknown.
+    fn pair() -> impl Strategy<Value = String> {
+        (
+            text(),
+            prop::option::of(prop_oneof![text(), Just("null".to_string())]),
+            prop::option::of(prop::collection::vec(("[a-z_]{1,8}", text()), 0..3)),
+            series(),
+            series(),
+            prop::option::of(skipped()),
+            prop::option::of(skipped()),
+            prop::option::of(skipped()),
+            any::<prop::sample::Index>(),
+        )
+            .prop_map(
+                |(name, id, tags, control, experiment, scopes, attributes, unknown, order)| {
+                    let mut fields = vec![
+                        format!("\"name\":{name}"),
+                        format!("\"values\":{{\"control\":{control},\"experiment\":{experiment}}}"),
+                    ];
+                    if let Some(id) = id {
+                        fields.push(format!("\"id\":{id}"));
+                    }
+                    if let Some(tags) = tags {
+                        let t: Vec<String> = tags
+                            .into_iter()
+                            .map(|(k, v)| format!("\"{k}\":{v}"))
+                            .collect();
+                        fields.push(format!("\"tags\":{{{}}}", t.join(",")));
+                    }
+                    for (key, v) in [
+                        ("scopes", scopes),
+                        ("attributes", attributes),
+                        ("extra", unknown),
+                    ] {
+                        if let Some(v) = v {
+                            fields.push(format!("\"{key}\":{v}"));
+                        }
+                    }
+                    let n = fields.len();
+                    fields.rotate_left(order.index(n));
+                    format!("{{{}}}", fields.join(" , "))
+                },
+            )
+    }
+
+    fn pair_list() -> impl Strategy<Value = String> {
+        prop::collection::vec(pair(), 0..4).prop_map(|p| format!("[\n{}\n]", p.join(",\n")))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        /// Pair lists as Kayenta and others write them: the scanner reads
+        /// every one serde reads, with the same values.
+        #[test]
+        fn the_scanner_and_serde_agree(text in pair_list()) {
+            let read = agree(text.as_bytes())?;
+            prop_assert!(read || serde_pairs(text.as_bytes()).is_err(), "not read: {text}");
+        }
+
+        /// Numbers alone: the scanner's value is serde's, bit for bit.
+        #[test]
+        fn numbers_agree(n in number()) {
+            let text = format!(r#"[{{"name":"m","values":{{"control":[{n}],"experiment":[]}}}}]"#);
+            let read = agree(text.as_bytes())?;
+            prop_assert!(read || serde_pairs(text.as_bytes()).is_err(), "{n}");
+        }
+
+        /// Bytes cut or changed: the scanner refuses or agrees with serde.
+        #[test]
+        fn damaged_lists_never_disagree(
+            text in pair_list(),
+            cut in any::<prop::sample::Index>(),
+            at in any::<prop::sample::Index>(),
+            byte in prop_oneof![Just(b'"'), Just(b','), Just(b'\\'), Just(b'}'), Just(b']'), Just(b'0'), Just(b'e'), Just(b'-'), Just(b'.'), any::<u8>()],
+        ) {
+            let bytes = text.into_bytes();
+            agree(&bytes[..cut.index(bytes.len() + 1)])?;
+            let mut changed = bytes.clone();
+            let i = at.index(changed.len());
+            changed[i] = byte;
+            agree(&changed)?;
         }
     }
 }
