@@ -505,12 +505,80 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// A series: the common spelling of a value (`-`, digits, a fraction,
+    /// no exponent, at most 19 digits that fit in 2^53) read in one loop
+    /// here, anything else through [`Scanner::series_value`].
     fn series(&mut self) -> Option<Vec<f64>> {
+        self.ws();
+        if !self.eat(b'[') {
+            return None;
+        }
+        self.enter()?;
         let mut values = Vec::with_capacity(64);
-        self.array(|s| {
-            values.push(s.series_value()?);
-            Some(())
-        })?;
+        self.ws();
+        if !self.eat(b']') {
+            let b = self.b;
+            loop {
+                self.ws();
+                let start = self.i;
+                let mut i = start;
+                let negative = b.get(i) == Some(&b'-');
+                i += usize::from(negative);
+                let mut m: u64 = 0;
+                let int_start = i;
+                let simple = match b.get(i) {
+                    Some(b'0') => {
+                        i += 1;
+                        true
+                    }
+                    Some(b'1'..=b'9') => {
+                        i = digits(b, i, &mut m);
+                        true
+                    }
+                    _ => false,
+                };
+                let mut count = i - int_start;
+                let mut scale = 0;
+                let mut value = None;
+                if simple {
+                    let mut fraction_ok = true;
+                    if b.get(i) == Some(&b'.') {
+                        let first = i + 1;
+                        i = digits(b, first, &mut m);
+                        fraction_ok = i > first;
+                        scale = i - first;
+                        count += scale;
+                    }
+                    let exponent = matches!(b.get(i), Some(b'e' | b'E'));
+                    if fraction_ok && !exponent && count <= 19 && m <= 1 << 53 && scale <= 22 {
+                        // Clinger's fast path, as in `number`.
+                        let v = m as f64 / POW10[scale];
+                        value = Some(if negative { -v } else { v });
+                    }
+                }
+                let v = match value {
+                    Some(v) => {
+                        self.i = i;
+                        v
+                    }
+                    None => {
+                        self.i = start;
+                        self.series_value()?
+                    }
+                };
+                values.push(v);
+                self.ws();
+                match b.get(self.i) {
+                    Some(b',') => self.i += 1,
+                    Some(b']') => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
         Some(values)
     }
 
