@@ -4,6 +4,13 @@
 //! judgment) are skipped instead of built into `serde_json::Value` trees,
 //! and errors that name the JSON path, line and column. `canarylab judge`
 //! and `canarylab serve`'s `/judge` read their input through it.
+//!
+//! The fast path is [`scan_pair_list`] and [`scan_remote_judge_request`]: a
+//! scanner over the raw bytes (numbers read eight and four digits at a
+//! time, exact as serde_json's `float_roundtrip`) that accepts a subset of
+//! what serde accepts, with the same values (property tests compare them),
+//! and leaves everything else to the serde types here, which give the
+//! answer or the located error.
 
 use std::collections::BTreeMap;
 
