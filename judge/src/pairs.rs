@@ -101,14 +101,19 @@ pub mod nan_f64 {
         }
 
         fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<f64, E> {
-            match s {
-                "NaN" | "nan" => Ok(f64::NAN),
-                "Infinity" | "+Inf" | "inf" => Ok(f64::INFINITY),
-                "-Infinity" | "-Inf" | "-inf" => Ok(f64::NEG_INFINITY),
-                other => other.parse::<f64>().map_err(|_| {
-                    E::custom(format!("expected a number or \"NaN\", found \"{other}\""))
-                }),
-            }
+            from_str(s)
+                .ok_or_else(|| E::custom(format!("expected a number or \"NaN\", found \"{s}\"")))
+        }
+    }
+
+    /// A value written as a string: Kayenta's `"NaN"`, `"Infinity"`,
+    /// `"-Infinity"`, Prometheus' spellings, or a number in a string.
+    pub fn from_str(s: &str) -> Option<f64> {
+        match s {
+            "NaN" | "nan" => Some(f64::NAN),
+            "Infinity" | "+Inf" | "inf" => Some(f64::INFINITY),
+            "-Infinity" | "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
+            other => other.parse::<f64>().ok(),
         }
     }
 

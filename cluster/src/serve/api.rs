@@ -171,6 +171,18 @@ pub fn judge(
     default_judge: &str,
     config_field: &str,
 ) -> Result<CanaryJudgeResult, ApiError> {
+    let judge = prepare(config, thresholds, default_judge, config_field)?;
+    judge_prepared(&judge, pairs, config_field)
+}
+
+/// The judge for `config` with the request's thresholds: [`judge`]'s first
+/// half, with its errors.
+fn prepare(
+    config: CanaryConfig,
+    thresholds: Option<ScoreThresholds>,
+    default_judge: &str,
+    config_field: &str,
+) -> Result<Judge, ApiError> {
     let mut judge =
         build_judge(config, default_judge).map_err(|e| ApiError::input(config_field, e))?;
     if let Some(t) = thresholds {
@@ -178,14 +190,149 @@ pub fn judge(
             .set_thresholds(t)
             .map_err(|e| ApiError::input("", e))?;
     }
+    Ok(judge)
+}
+
+/// [`judge`]'s second half.
+fn judge_prepared(
+    judge: &Judge,
+    pairs: &[MetricSetPair],
+    config_field: &str,
+) -> Result<CanaryJudgeResult, ApiError> {
     judge.judge_pairs(pairs, SEED).map_err(|e| match e {
         JudgeError::Config(e) => ApiError::input(config_field, e),
         JudgeError::Pairs(e) => ApiError::input("metricSetPairList", e),
     })
 }
 
+/// Judges prepared from recent requests' configs, for one default judge.
+///
+/// Kayenta sends the same `canaryConfig` and `scoreThresholds` with every
+/// interval of an analysis; reading the config and preparing its judge is
+/// about a tenth of a small request's cost. Entries are keyed by the exact
+/// bytes of both (compared in full, not only by hash), so a hit answers
+/// what preparing them again would. Only configs that prepare without error
+/// are kept; the cache holds at most [`JudgeCache::CAPACITY`] configs of at
+/// most [`JudgeCache::MAX_KEY_BYTES`] each.
+#[derive(Debug)]
+pub struct JudgeCache {
+    default_judge: String,
+    entries: std::sync::Mutex<CacheEntries>,
+}
+
+type CacheEntries = std::collections::HashMap<u64, Vec<CacheEntry>>;
+
+#[derive(Debug)]
+struct CacheEntry {
+    config: Box<[u8]>,
+    thresholds: Option<Box<[u8]>>,
+    judge: std::sync::Arc<Judge>,
+}
+
+impl JudgeCache {
+    /// Configs kept.
+    pub const CAPACITY: usize = 64;
+    /// Larger configs are prepared for each request, not kept.
+    pub const MAX_KEY_BYTES: usize = 256 * 1024;
+
+    /// An empty cache whose judges treat `RemoteJudge-v1.0` as `default_judge`.
+    pub fn new(default_judge: &str) -> Self {
+        JudgeCache {
+            default_judge: default_judge.to_string(),
+            entries: std::sync::Mutex::new(CacheEntries::new()),
+        }
+    }
+
+    /// The default judge.
+    pub fn default_judge(&self) -> &str {
+        &self.default_judge
+    }
+
+    /// Configs kept now.
+    pub fn len(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    /// No config kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheEntries> {
+        // A panic while holding the lock cannot leave an entry half made
+        // (entries are pushed whole), so a poisoned map is still good.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn hash(config: &[u8], thresholds: Option<&[u8]>) -> u64 {
+        use std::hash::{Hash, Hasher};
+        // Fixed keys: the hash only spreads entries; equality is checked
+        // on the bytes.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        config.hash(&mut h);
+        thresholds.hash(&mut h);
+        h.finish()
+    }
+
+    fn get(&self, config: &[u8], thresholds: Option<&[u8]>) -> Option<std::sync::Arc<Judge>> {
+        let hash = Self::hash(config, thresholds);
+        self.lock().get(&hash)?.iter().find_map(|e| {
+            (*e.config == *config && e.thresholds.as_deref() == thresholds).then(|| e.judge.clone())
+        })
+    }
+
+    fn insert(&self, config: &[u8], thresholds: Option<&[u8]>, judge: std::sync::Arc<Judge>) {
+        if config.len() + thresholds.map_or(0, <[u8]>::len) > Self::MAX_KEY_BYTES {
+            return;
+        }
+        let hash = Self::hash(config, thresholds);
+        let mut entries = self.lock();
+        if entries.values().map(Vec::len).sum::<usize>() >= Self::CAPACITY {
+            // Rarely more than a few configs are in use at once: starting
+            // over is simpler than tracking use, and as good.
+            entries.clear();
+        }
+        let bucket = entries.entry(hash).or_default();
+        if !bucket
+            .iter()
+            .any(|e| *e.config == *config && e.thresholds.as_deref() == thresholds)
+        {
+            bucket.push(CacheEntry {
+                config: config.into(),
+                thresholds: thresholds.map(Into::into),
+                judge,
+            });
+        }
+    }
+}
+
 /// `POST /judge`: a `RemoteJudgeRequest` body in, a `CanaryJudgeResult` out.
-pub fn judge_body(body: &[u8], default_judge: &str) -> Result<CanaryJudgeResult, ApiError> {
+pub fn judge_body(body: &[u8], cache: &JudgeCache) -> Result<CanaryJudgeResult, ApiError> {
+    // The scanner reads the pairs (most of the body); the config and the
+    // thresholds are small and go through serde, or come prepared from
+    // the cache. Anything the scanner or serde does not take here is read
+    // again below, for serde's error.
+    if let Some(parts) = judge::wire::scan_remote_judge_request(body) {
+        if let Some(judge) = cache.get(parts.canary_config, parts.score_thresholds) {
+            return judge_prepared(&judge, &parts.pairs, "canaryConfig");
+        }
+        if let Ok(config) = serde_json::from_slice::<CanaryConfig>(parts.canary_config)
+            && let Ok(thresholds) = parts
+                .score_thresholds
+                .map_or(Ok(None), serde_json::from_slice::<Option<ScoreThresholds>>)
+        {
+            let judge = std::sync::Arc::new(prepare(
+                config,
+                thresholds,
+                &cache.default_judge,
+                "canaryConfig",
+            )?);
+            cache.insert(parts.canary_config, parts.score_thresholds, judge.clone());
+            return judge_prepared(&judge, &parts.pairs, "canaryConfig");
+        }
+    }
     let request: body::RemoteJudgeRequest = parse_body(body)?;
     let pairs: Vec<MetricSetPair> = request
         .metric_set_pair_list
@@ -196,7 +343,7 @@ pub fn judge_body(body: &[u8], default_judge: &str) -> Result<CanaryJudgeResult,
         request.canary_config,
         request.score_thresholds,
         &pairs,
-        default_judge,
+        &cache.default_judge,
         "canaryConfig",
     )
 }
@@ -204,9 +351,9 @@ pub fn judge_body(body: &[u8], default_judge: &str) -> Result<CanaryJudgeResult,
 /// `POST /judge`'s answer: the compact JSON of [`judge_body`]'s result.
 pub fn judge_body_json(
     body: &[u8],
-    default_judge: &str,
+    cache: &JudgeCache,
 ) -> Result<(CanaryJudgeResult, Vec<u8>), ApiError> {
-    let result = judge_body(body, default_judge)?;
+    let result = judge_body(body, cache)?;
     // About 600 bytes per metric: one allocation instead of a dozen.
     let mut bytes = Vec::with_capacity(256 + 640 * result.results.len());
     serde_json::to_writer(&mut bytes, &result)
@@ -216,6 +363,8 @@ pub fn judge_body_json(
 
 #[cfg(test)]
 mod tests {
+    use judge::ScoreClassification;
+
     use super::*;
 
     const CONFIG: &str = r#"{"name":"c","judge":{"name":"RemoteJudge-v1.0","judgeConfigurations":{}},
@@ -238,7 +387,8 @@ mod tests {
             "scopes":{{"control":{{"startTimeIso":"2026-01-01T00:00:00Z","startTimeMillis":0,"stepMillis":60000}}}},
             "attributes":{{"control":{{"query":"up"}}}}}}]"#
         );
-        let result = judge_body(body(&pairs).as_bytes(), NETFLIX_ACA_JUDGE).expect("judged");
+        let result = judge_body(body(&pairs).as_bytes(), &JudgeCache::new(NETFLIX_ACA_JUDGE))
+            .expect("judged");
         assert_eq!(result.judge_name, NETFLIX_ACA_JUDGE);
         assert_eq!(result.results[0].classification.as_str(), "Pass");
         assert_eq!(result.score.score, 100.0);
@@ -248,37 +398,82 @@ mod tests {
     fn errors_name_the_json_path_in_the_request() {
         let e = judge_body(
             body(r#"[{"name":"latency","values":{"control":[1,"x"],"experiment":[]}}]"#).as_bytes(),
-            NETFLIX_ACA_JUDGE,
+            &JudgeCache::new(NETFLIX_ACA_JUDGE),
         )
         .expect_err("bad value");
         assert_eq!(e.status, 400);
         assert_eq!(e.path, "metricSetPairList[0].values.control[1]");
         let e = judge_body(
             body(r#"[{"name":"nope","values":{"control":[],"experiment":[]}}]"#).as_bytes(),
-            NETFLIX_ACA_JUDGE,
+            &JudgeCache::new(NETFLIX_ACA_JUDGE),
         )
         .expect_err("unknown metric");
         assert_eq!(e.path, "metricSetPairList[0].name");
         assert!(e.message.contains("nope"), "{e}");
         let bad_direction = body("[]").replace("\"increase\"", "\"up\"");
-        let e = judge_body(bad_direction.as_bytes(), NETFLIX_ACA_JUDGE).expect_err("bad config");
+        let e = judge_body(
+            bad_direction.as_bytes(),
+            &JudgeCache::new(NETFLIX_ACA_JUDGE),
+        )
+        .expect_err("bad config");
         assert_eq!(
             e.path,
             "canaryConfig.metrics[0].analysisConfigurations.canary.direction"
         );
-        let e = judge_body(b"{\"canaryConfig\":", NETFLIX_ACA_JUDGE).expect_err("cut");
+        let e = judge_body(b"{\"canaryConfig\":", &JudgeCache::new(NETFLIX_ACA_JUDGE))
+            .expect_err("cut");
         assert!(e.message.contains("line 1"), "{e}");
-        let e = judge_body(b"  ", NETFLIX_ACA_JUDGE).expect_err("empty");
+        let e = judge_body(b"  ", &JudgeCache::new(NETFLIX_ACA_JUDGE)).expect_err("empty");
         assert!(e.message.contains("empty"), "{e}");
         let thresholds = body("[]").replace("\"pass\":90", "\"pass\":190");
-        let e = judge_body(thresholds.as_bytes(), NETFLIX_ACA_JUDGE).expect_err("thresholds");
+        let e = judge_body(thresholds.as_bytes(), &JudgeCache::new(NETFLIX_ACA_JUDGE))
+            .expect_err("thresholds");
         assert_eq!(e.path, "scoreThresholds.pass");
+    }
+
+    #[test]
+    fn the_cache_keeps_judges_by_config_and_thresholds() {
+        let values: Vec<String> = (0..30).map(|i| format!("{}", 100 + i % 7)).collect();
+        let v = values.join(",");
+        let pairs =
+            format!(r#"[{{"name":"latency","values":{{"control":[{v}],"experiment":[{v}]}}}}]"#);
+        let slower = v.replace("10", "20");
+        let cache = JudgeCache::new(NETFLIX_ACA_JUDGE);
+        let first = judge_body_json(body(&pairs).as_bytes(), &cache).expect("judged");
+        assert_eq!(cache.len(), 1);
+        let hit = judge_body_json(body(&pairs).as_bytes(), &cache).expect("judged");
+        assert_eq!(cache.len(), 1);
+        assert_eq!(first.1, hit.1, "a cached judge answers the same bytes");
+        assert_eq!(first.0.score.classification, ScoreClassification::Pass);
+        // Other thresholds are another judge; the verdict follows them.
+        let failing = pairs.replace(
+            &format!("\"experiment\":[{v}]"),
+            &format!("\"experiment\":[{slower}]"),
+        );
+        let (result, _) = judge_body_json(body(&failing).as_bytes(), &cache).expect("judged");
+        assert_eq!(result.score.classification, ScoreClassification::Fail);
+        assert_eq!(cache.len(), 1, "the same config and thresholds");
+        let lenient = body(&failing).replace("\"marginal\":50", "\"marginal\":0");
+        let (result, _) = judge_body_json(lenient.as_bytes(), &cache).expect("judged");
+        assert_eq!(cache.len(), 2);
+        assert_eq!(result.score.classification, ScoreClassification::Marginal);
+        // Refused configs are not kept.
+        let bad = body(&pairs).replace("\"increase\"", "\"up\"");
+        judge_body_json(bad.as_bytes(), &cache).expect_err("bad config");
+        assert_eq!(cache.len(), 2);
+        // A full cache starts over.
+        for i in 0..JudgeCache::CAPACITY {
+            let other = body(&pairs).replace("\"name\":\"c\"", &format!("\"name\":\"c{i}\""));
+            judge_body_json(other.as_bytes(), &cache).expect("judged");
+        }
+        assert!(cache.len() <= JudgeCache::CAPACITY && !cache.is_empty());
     }
 
     #[test]
     fn an_unknown_judge_is_refused_with_its_path() {
         let other = body("[]").replace("RemoteJudge-v1.0", "Mystery-v9");
-        let e = judge_body(other.as_bytes(), NETFLIX_ACA_JUDGE).expect_err("unknown judge");
+        let e = judge_body(other.as_bytes(), &JudgeCache::new(NETFLIX_ACA_JUDGE))
+            .expect_err("unknown judge");
         assert_eq!(e.path, "canaryConfig.judge.name");
         assert!(check_default_judge("Mystery-v9").is_err());
         assert!(check_default_judge(NETFLIX_ACA_JUDGE).is_ok());
@@ -410,7 +605,14 @@ mod fuzz {
     }
 
     fn check(body: &[u8]) -> Result<(), TestCaseError> {
-        let answer = judge_body_json(body, judge::config::NETFLIX_ACA_JUDGE);
+        let cache = JudgeCache::new(judge::config::NETFLIX_ACA_JUDGE);
+        let answer = judge_body_json(body, &cache);
+        // Again, with the judge the first answer prepared (if any).
+        let again = judge_body_json(body, &cache);
+        let bytes = |a: &Result<(CanaryJudgeResult, Vec<u8>), ApiError>| {
+            a.as_ref().map(|(_, b)| b.clone()).map_err(Clone::clone)
+        };
+        prop_assert_eq!(bytes(&answer), bytes(&again));
         match &answer {
             Ok((result, _)) => {
                 prop_assert!((0.0..=100.0).contains(&result.score.score));
@@ -436,7 +638,10 @@ mod fuzz {
     #[test]
     fn the_valid_body_is_judged() {
         let body = valid().to_string();
-        let result = judge_body(body.as_bytes(), judge::config::NETFLIX_ACA_JUDGE);
+        let result = judge_body(
+            body.as_bytes(),
+            &JudgeCache::new(judge::config::NETFLIX_ACA_JUDGE),
+        );
         assert!(result.is_ok(), "{result:?}");
     }
 
@@ -462,8 +667,11 @@ mod fuzz {
         }
         body["metricSetPairList"][0]["tags"] = json!({"pod": "a\"b", "zone": "é"});
         let text = serde_json::to_string_pretty(&body).expect("json");
-        let (_, fast) =
-            judge_body_json(text.as_bytes(), judge::config::NETFLIX_ACA_JUDGE).expect("judged");
+        let (_, fast) = judge_body_json(
+            text.as_bytes(),
+            &JudgeCache::new(judge::config::NETFLIX_ACA_JUDGE),
+        )
+        .expect("judged");
         assert_eq!(
             String::from_utf8(fast).expect("utf-8"),
             String::from_utf8(reference(text.as_bytes()).expect("judged")).expect("utf-8")

@@ -182,6 +182,8 @@ struct Shared {
     metrics: ServeMetrics,
     permits: Arc<Semaphore>,
     stopping: AtomicBool,
+    /// `/judge`'s judges, prepared once per config.
+    judges: api::JudgeCache,
 }
 
 /// Serves `listener` until `shutdown` completes, then drains.
@@ -198,6 +200,7 @@ where
         permits: Arc::new(Semaphore::new(options.max_concurrent)),
         metrics: ServeMetrics::new(),
         stopping: AtomicBool::new(false),
+        judges: api::JudgeCache::new(&options.default_judge),
         options,
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -243,7 +246,7 @@ where
     Ok(Stopped { drained })
 }
 
-async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
+async fn handle(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
     let start = Instant::now();
     let endpoint: &'static str = match request.uri().path() {
         "/judge" => "judge",
@@ -266,7 +269,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
 }
 
 async fn route(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     endpoint: &'static str,
     request: Request<Incoming>,
 ) -> Response<Body> {
@@ -496,11 +499,11 @@ async fn compute<T: Send + 'static>(
     }
 }
 
-async fn judge(shared: &Shared, work: Work) -> Response<Body> {
-    let default = shared.options.default_judge.clone();
+async fn judge(shared: &Arc<Shared>, work: Work) -> Response<Body> {
     let size = work.body.len();
     let body = work.body;
-    let result = compute(size, move || api::judge_body_json(&body, &default)).await;
+    let cache = shared.clone();
+    let result = compute(size, move || api::judge_body_json(&body, &cache.judges)).await;
     match result {
         Ok((result, bytes)) => {
             record_verdict(shared, "judge", &result);
