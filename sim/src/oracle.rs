@@ -354,14 +354,12 @@ mod tests {
         let mut g = Generator::new(
             svc,
             f.analysis.scrape_step_s,
-            f.analysis.rate_window_s,
             [canary, control],
-            &[],
+            Draws {
+                latency_sum: true,
+                ..Draws::default()
+            },
         );
-        g.also_draw(Draws {
-            latency_sum: true,
-            ..Draws::default()
-        });
         let shares = requests_at(sc, 1).map(|r| r / (svc.request_rate * f.analysis.scrape_step_s));
         g.set_shares(0.0, shares);
         let steps = analysis_steps(sc);
