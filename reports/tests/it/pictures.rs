@@ -108,6 +108,23 @@ fn every_png_decodes_and_is_not_blank() {
 }
 
 #[test]
+fn png_holds_exactly_the_drawn_pixels() {
+    // The encoder is tuned for speed; the picture must not change.
+    let study = fixture::study();
+    for chart in study_charts(&study) {
+        let bytes = chart.png().unwrap();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+            .read_info()
+            .unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        let drawn = chart.pixels().unwrap();
+        assert_eq!(info.buffer_size(), drawn.len(), "{}", chart.id);
+        assert!(buf[..info.buffer_size()] == drawn[..], "{}", chart.id);
+    }
+}
+
+#[test]
 fn png_text_is_drawn() {
     // Same chart, two titles: if text were not rasterized they would match.
     let study = fixture::study();
