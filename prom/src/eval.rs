@@ -368,9 +368,84 @@ struct Fused {
 /// The running value of one group of a fused aggregation.
 struct Acc {
     group: usize,
+    run: Running,
+}
+
+/// One group's running `sum`, `avg`, `min`, `max`, `count`, `group`,
+/// `stddev` or `stdvar`, updated as Prometheus's aggregation does
+/// (promql/engine.go, aggregation): the same values in the same order give
+/// the same result, whichever path folds them.
+struct Running {
     value: f64,
     mean: f64,
     count: usize,
+}
+
+impl Running {
+    /// A group whose first value is `v`.
+    fn first(op: u16, v: f64) -> Self {
+        let value = match op {
+            x if x == token::T_STDDEV || x == token::T_STDVAR => 0.0,
+            x if x == token::T_GROUP => 1.0,
+            _ => v,
+        };
+        Running {
+            value,
+            mean: v,
+            count: 1,
+        }
+    }
+
+    /// Fold in `v`; `false` when `op` is not one of the operators above.
+    fn add(&mut self, op: u16, v: f64) -> bool {
+        match op {
+            x if x == token::T_SUM => self.value += v,
+            x if x == token::T_AVG => {
+                self.count += 1;
+                let n = self.count as f64;
+                if self.mean.is_infinite() {
+                    if v.is_infinite() && (self.mean > 0.0) == (v > 0.0) {
+                        return true;
+                    }
+                    if !v.is_infinite() && !v.is_nan() {
+                        return true;
+                    }
+                }
+                self.mean += v / n - self.mean / n;
+            }
+            x if x == token::T_MAX => {
+                if self.value < v || self.value.is_nan() {
+                    self.value = v;
+                }
+            }
+            x if x == token::T_MIN => {
+                if self.value > v || self.value.is_nan() {
+                    self.value = v;
+                }
+            }
+            x if x == token::T_COUNT => self.count += 1,
+            x if x == token::T_GROUP => {}
+            x if x == token::T_STDDEV || x == token::T_STDVAR => {
+                self.count += 1;
+                let delta = v - self.mean;
+                self.mean += delta / self.count as f64;
+                self.value += delta * (v - self.mean);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// The group's value.
+    fn result(&self, op: u16) -> f64 {
+        match op {
+            x if x == token::T_AVG => self.mean,
+            x if x == token::T_COUNT => self.count as f64,
+            x if x == token::T_STDVAR => self.value / self.count as f64,
+            x if x == token::T_STDDEV => (self.value / self.count as f64).sqrt(),
+            _ => self.value,
+        }
+    }
 }
 
 impl<'a> Engine<'a> {
@@ -933,9 +1008,7 @@ impl<'a> Engine<'a> {
         }
         struct Group {
             labels: Labels,
-            value: f64,
-            mean: f64,
-            count: usize,
+            run: Running,
             heap: Vec<Sample>,
         }
         let mut groups: Vec<Group> = Vec::new();
@@ -945,17 +1018,10 @@ impl<'a> Engine<'a> {
             let gi = match index.get(&key) {
                 Some(&gi) => gi,
                 None => {
-                    let value = match op {
-                        x if x == token::T_STDDEV || x == token::T_STDVAR => 0.0,
-                        x if x == token::T_GROUP => 1.0,
-                        _ => s.value,
-                    };
                     index.insert(key.clone(), groups.len());
                     groups.push(Group {
                         labels: key,
-                        value,
-                        mean: s.value,
-                        count: 1,
+                        run: Running::first(op, s.value),
                         heap: vec![s],
                     });
                     continue;
@@ -963,39 +1029,10 @@ impl<'a> Engine<'a> {
             };
             let g = &mut groups[gi];
             let v = s.value;
+            if g.run.add(op, v) {
+                continue;
+            }
             match op {
-                x if x == token::T_SUM => g.value += v,
-                x if x == token::T_AVG => {
-                    g.count += 1;
-                    let n = g.count as f64;
-                    if g.mean.is_infinite() {
-                        if v.is_infinite() && (g.mean > 0.0) == (v > 0.0) {
-                            continue;
-                        }
-                        if !v.is_infinite() && !v.is_nan() {
-                            continue;
-                        }
-                    }
-                    g.mean += v / n - g.mean / n;
-                }
-                x if x == token::T_MAX => {
-                    if g.value < v || g.value.is_nan() {
-                        g.value = v;
-                    }
-                }
-                x if x == token::T_MIN => {
-                    if g.value > v || g.value.is_nan() {
-                        g.value = v;
-                    }
-                }
-                x if x == token::T_COUNT => g.count += 1,
-                x if x == token::T_GROUP => {}
-                x if x == token::T_STDDEV || x == token::T_STDVAR => {
-                    g.count += 1;
-                    let delta = v - g.mean;
-                    g.mean += delta / g.count as f64;
-                    g.value += delta * (v - g.mean);
-                }
                 x if x == token::T_TOPK => {
                     let h = &mut g.heap;
                     if (h.len() as i64) < k || h[0].value < v || h[0].value.is_nan() {
@@ -1034,10 +1071,6 @@ impl<'a> Engine<'a> {
         let mut out = Vec::with_capacity(groups.len());
         for g in groups {
             let value = match op {
-                x if x == token::T_AVG => g.mean,
-                x if x == token::T_COUNT => g.count as f64,
-                x if x == token::T_STDVAR => g.value / g.count as f64,
-                x if x == token::T_STDDEV => (g.value / g.count as f64).sqrt(),
                 x if x == token::T_QUANTILE => {
                     let mut vals: Vec<f64> = g.heap.iter().map(|s| s.value).collect();
                     quantile(param.unwrap_or(f64::NAN), &mut vals)
@@ -1052,7 +1085,7 @@ impl<'a> Engine<'a> {
                     out.extend(h);
                     continue;
                 }
-                _ => g.value,
+                _ => g.run.result(op),
             };
             out.push(Sample {
                 labels: g.labels,
@@ -1115,62 +1148,19 @@ impl<'a> Engine<'a> {
             let g = fused.group_of[pos];
             if slot[g] == usize::MAX {
                 slot[g] = accs.len();
-                let value = match op {
-                    x if x == token::T_STDDEV || x == token::T_STDVAR => 0.0,
-                    x if x == token::T_GROUP => 1.0,
-                    _ => v,
-                };
                 accs.push(Acc {
                     group: g,
-                    value,
-                    mean: v,
-                    count: 1,
+                    run: Running::first(op, v),
                 });
                 return;
             }
-            let acc = &mut accs[slot[g]];
-            match op {
-                x if x == token::T_SUM => acc.value += v,
-                x if x == token::T_AVG => {
-                    acc.count += 1;
-                    let n = acc.count as f64;
-                    if acc.mean.is_infinite() {
-                        if v.is_infinite() && (acc.mean > 0.0) == (v > 0.0) {
-                            return;
-                        }
-                        if !v.is_infinite() && !v.is_nan() {
-                            return;
-                        }
-                    }
-                    acc.mean += v / n - acc.mean / n;
-                }
-                x if x == token::T_MAX && (acc.value < v || acc.value.is_nan()) => {
-                    acc.value = v;
-                }
-                x if x == token::T_MIN && (acc.value > v || acc.value.is_nan()) => {
-                    acc.value = v;
-                }
-                x if x == token::T_COUNT => acc.count += 1,
-                x if x == token::T_STDDEV || x == token::T_STDVAR => {
-                    acc.count += 1;
-                    let delta = v - acc.mean;
-                    acc.mean += delta / acc.count as f64;
-                    acc.value += delta * (v - acc.mean);
-                }
-                _ => {}
-            }
+            accs[slot[g]].run.add(op, v);
         });
         let out = accs
             .into_iter()
             .map(|acc| Sample {
                 labels: fused.labels[acc.group].clone(),
-                value: match op {
-                    x if x == token::T_AVG => acc.mean,
-                    x if x == token::T_COUNT => acc.count as f64,
-                    x if x == token::T_STDVAR => acc.value / acc.count as f64,
-                    x if x == token::T_STDDEV => (acc.value / acc.count as f64).sqrt(),
-                    _ => acc.value,
-                },
+                value: acc.run.result(op),
             })
             .collect();
         Some(Value::Vector(out))

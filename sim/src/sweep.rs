@@ -9,7 +9,7 @@ use scenarios::{Expect, Scenario};
 use serde::{Deserialize, Serialize};
 
 use crate::SimError;
-use crate::run::{Decision, Prepared};
+use crate::run::{Decision, Prepared, RunOutcome};
 use crate::shard::Shard;
 use crate::study::{StudyOptions, run_shard_outcomes};
 
@@ -225,6 +225,29 @@ pub struct ScenarioCounts {
     pub rolled_back: u32,
 }
 
+impl ScenarioCounts {
+    /// The counts of `runs` of scenario `sc`: a run that failed its build
+    /// never deployed; a deployed run not promoted was rolled back.
+    fn of(sc: &Scenario, runs: &[RunOutcome]) -> Self {
+        let deployed: Vec<_> = runs
+            .iter()
+            .filter(|o| o.decision != Decision::BuildFailed)
+            .collect();
+        ScenarioCounts {
+            name: sc.name.clone(),
+            expect: match sc.file.expect {
+                Expect::Pass => model::Expect::Pass,
+                Expect::Fail => model::Expect::Fail,
+            },
+            deployed: deployed.len() as u32,
+            rolled_back: deployed
+                .iter()
+                .filter(|o| o.decision != Decision::Promote)
+                .count() as u32,
+        }
+    }
+}
+
 impl SweepCounts {
     /// Add the counts of `other`, the same sweep over other runs; `false`
     /// (and nothing added) when it is not the same sweep.
@@ -328,24 +351,7 @@ pub fn sweep_counts(
         let counts = modified
             .iter()
             .zip(&outcomes)
-            .map(|(sc, runs)| {
-                let deployed: Vec<_> = runs
-                    .iter()
-                    .filter(|o| o.decision != Decision::BuildFailed)
-                    .collect();
-                ScenarioCounts {
-                    name: sc.name.clone(),
-                    expect: match sc.file.expect {
-                        Expect::Pass => model::Expect::Pass,
-                        Expect::Fail => model::Expect::Fail,
-                    },
-                    deployed: deployed.len() as u32,
-                    rolled_back: deployed
-                        .iter()
-                        .filter(|o| o.decision != Decision::Promote)
-                        .count() as u32,
-                }
-            })
+            .map(|(sc, runs)| ScenarioCounts::of(sc, runs))
             .collect();
         points.push(PointCounts {
             label: format!("{name} = {value}"),
@@ -589,24 +595,7 @@ pub fn candidate_counts(
     Ok(modified
         .iter()
         .zip(&outcomes)
-        .map(|(sc, runs)| {
-            let deployed: Vec<_> = runs
-                .iter()
-                .filter(|o| o.decision != Decision::BuildFailed)
-                .collect();
-            ScenarioCounts {
-                name: sc.name.clone(),
-                expect: match sc.file.expect {
-                    Expect::Pass => model::Expect::Pass,
-                    Expect::Fail => model::Expect::Fail,
-                },
-                deployed: deployed.len() as u32,
-                rolled_back: deployed
-                    .iter()
-                    .filter(|o| o.decision != Decision::Promote)
-                    .count() as u32,
-            }
-        })
+        .map(|(sc, runs)| ScenarioCounts::of(sc, runs))
         .collect())
 }
 
