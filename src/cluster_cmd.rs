@@ -19,6 +19,7 @@ use crate::Exit;
 /// Arguments of `canarylab cluster`.
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
+    /// What to do: render, run or clean.
     #[command(subcommand)]
     pub command: ClusterCommand,
 }
@@ -100,6 +101,7 @@ canary configs, token Secret, Deployment, Service) instead of a release; of
 the release options only -n applies.")]
 #[command(mut_arg("scenario", |a| a.required(false).required_unless_present("serve")))]
 pub struct RenderArgs {
+    /// What to release: scenario, config, namespace, release id and images.
     #[command(flatten)]
     pub release: ReleaseArgs,
     /// Render `canarylab serve`'s manifests instead of a release's (no
@@ -144,6 +146,7 @@ then doubling up to 5 s between tries (17.5 s in all for the default 6);
 only then does the step fail. The retries are counted in the output;
 Ctrl-C ends a wait between retries at once.")]
 pub struct RunArgs {
+    /// What to release: scenario, config, namespace, release id and images.
     #[command(flatten)]
     pub release: ReleaseArgs,
     /// The kubeconfig context.
@@ -175,6 +178,7 @@ pub struct RunArgs {
 /// Arguments of `canarylab cluster clean`.
 #[derive(Debug, Args)]
 pub struct CleanArgs {
+    /// The namespace to clean.
     #[arg(long, short = 'n')]
     pub namespace: String,
     /// The kubeconfig context; default: the current one.

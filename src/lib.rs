@@ -9,6 +9,8 @@
 //! (`sim`, `sweep`, `merge`, `report`, `test`) and `judge`, `judges`,
 //! `query`, and builds in about half the time.
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "local")]
 pub mod calibrate_cmd;
 #[cfg(feature = "kube")]

@@ -81,7 +81,7 @@ pub struct LocalArgs {
     /// models it, if the machine can serve that rate.
     #[arg(long, default_value_t = 1.0, value_name = "X")]
     pub rate_scale: f64,
-    /// Send the config's range selectors ([1m]) unscaled, exactly as
+    /// Send the config's range selectors (`[1m]`) unscaled, exactly as
     /// Kayenta would (at small time scales they then span most of the run).
     #[arg(long)]
     pub exact_ranges: bool,

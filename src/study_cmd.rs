@@ -35,7 +35,7 @@ pub struct StudyArgs {
     /// told apart by content. Every analysis gets the same seeds; results
     /// get one entry per scenario and analysis, named by the file's stem.
     /// An Argo or Flagger file's weights and pauses replace the scenario's
-    /// [pipeline] traffic and timing; the scenario keeps its service,
+    /// `[pipeline]` traffic and timing; the scenario keeps its service,
     /// regression, build and deploy. A directory stands for its .json,
     /// .yaml and .yml files, in name order (the catalog's three:
     /// --analysis scenarios/catalog/analyses).
@@ -196,6 +196,7 @@ On many machines (e.g. a Kubernetes Indexed Job), each runs one shard and
   canarylab sim scenarios/catalog --runs 100000 --shard 0/4 --out shards   # ... 3/4
   canarylab merge shards --out review")]
 pub struct SimArgs {
+    /// The scenarios and how to run them (shared by sim, sweep and test).
     #[command(flatten)]
     pub study: StudyArgs,
     /// Run only shard I of N: the runs r with r % N == I of each scenario,
@@ -246,6 +247,7 @@ Each value reruns the study; the report shows ROC and power curves. With
 sweeps vary each scenario's own Kayenta pipeline. With
 --shard I/N, as for `canarylab sim`: DIR/shard-I-of-N.json for `canarylab merge`.")]
 pub struct SweepArgs {
+    /// The scenarios and how to run them (shared by sim, sweep and test).
     #[command(flatten)]
     pub study: StudyArgs,
     /// Run only shard I of N of the study's runs and of each setting's, and
@@ -287,6 +289,7 @@ With --analysis FILE (repeatable), every scenario's expectation is checked
 for each analysis (Kayenta JSON, Argo Rollouts or Flagger YAML):
   canarylab test canary-scenarios/ --analysis rollout.yaml --junit junit.xml")]
 pub struct TestArgs {
+    /// The scenarios and how to run them (shared by sim, sweep and test).
     #[command(flatten)]
     pub study: StudyArgs,
     /// Write JUnit XML here.

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::fault::{FAULT_SYNTAX, Fault};
 use crate::server::{Body, Shared, text};
 
+/// Path of the admin API's fault set (`GET` to read, `PUT` to replace).
 pub const FAULTS_PATH: &str = "/admin/faults";
 
 /// Largest accepted request body.
@@ -25,17 +26,22 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultsUpdate {
+    /// The new faults, in the `--fault` syntax; empty clears them all.
     pub faults: Vec<String>,
 }
 
 /// Answer of `GET` and `PUT /admin/faults`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultsStatus {
+    /// This server's version label.
     pub version: String,
+    /// The faults now in force.
     pub faults: Vec<Fault>,
     /// Seconds since this fault set was set (time-based faults count from then).
     pub set_seconds_ago: f64,
+    /// Whether `/readyz` answers ready now.
     pub ready: bool,
+    /// Bytes held by memory-leak faults so far (`goldengoose_heap_bytes`).
     pub leaked_bytes: u64,
 }
 

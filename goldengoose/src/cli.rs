@@ -28,26 +28,37 @@ pub enum StartError {
     /// Bad options or a failure inside the server (see [`Error`]).
     #[error(transparent)]
     Server(#[from] Error),
+    /// The tokio runtime could not be built.
     #[error("cannot start the tokio runtime: {0}")]
     Runtime(#[source] io::Error),
+    /// `--listen`'s address could not be bound.
     #[error("--listen {addr}: cannot bind: {source}")]
     Bind {
+        /// The address given to `--listen`.
         addr: SocketAddr,
+        /// The operating system's reason.
         #[source]
         source: io::Error,
     },
     /// Standard input is closed, not a socket, not TCP, or not listening.
     #[error("--listen-stdin: standard input is not a listening TCP socket: {reason}")]
-    NotAListener { reason: String },
+    NotAListener {
+        /// What standard input turned out to be, or why it could not be checked.
+        reason: String,
+    },
     /// The inherited socket is fine but cannot be handed to tokio.
     #[error("--listen-stdin: cannot use the inherited socket: {0}")]
     InheritedSocket(#[source] io::Error),
+    /// `--listen-stdin` on a platform other than unix.
     #[error("--listen-stdin is only supported on unix")]
     ListenStdinUnsupported,
+    /// `--exit-with-parent` on a platform other than unix.
     #[error("--exit-with-parent is only supported on unix")]
     ExitWithParentUnsupported,
+    /// The bound listener's address could not be read.
     #[error("cannot read the listener's address: {0}")]
     LocalAddr(#[source] io::Error),
+    /// The bound address could not be written to standard output.
     #[error("cannot write the bound address to stdout: {0}")]
     Stdout(#[source] io::Error),
 }

@@ -108,13 +108,17 @@ fn parse_fault_arg(text: &str) -> Result<Fault, String> {
 pub struct Config {
     /// Value of the `version` label and the `x-version` header.
     pub version: String,
+    /// Base service time of the work endpoint, before any fault.
     pub service_time: Duration,
+    /// Size of the work endpoint's response body, in bytes.
     pub payload_bytes: usize,
     /// Faults in force from start.
     pub faults: Vec<Fault>,
     /// Bearer token of the admin API; `None` disables it.
     pub admin_token: Option<String>,
+    /// Seed of the fault RNG.
     pub seed: u64,
+    /// How long to wait for in-flight requests once shutdown starts.
     pub drain_timeout: Duration,
     /// `--istio`: also expose the Istio-named metrics of this workload.
     pub istio: Option<Istio>,

@@ -43,13 +43,31 @@ pub const SLOW_START_DECAY_END: u32 = 20;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
     /// Added delay for a `fraction` of requests.
-    Latency { delay: Delay, fraction: f64 },
+    Latency {
+        /// How long each affected request is delayed.
+        delay: Delay,
+        /// Share of requests delayed, 0 to 1.
+        fraction: f64,
+    },
     /// A `fraction` of requests answered with `status` (5xx).
-    Errors { fraction: f64, status: u16 },
+    Errors {
+        /// Share of requests failed, 0 to 1.
+        fraction: f64,
+        /// HTTP status they get, 500 to 599 (the spec's default is 500).
+        status: u16,
+    },
     /// Busy work on the serving thread for this long, every request.
-    Cpu { per_request: Duration },
+    Cpu {
+        /// CPU time burned per request.
+        per_request: Duration,
+    },
     /// Memory that is allocated, touched and never freed.
-    Memory { bytes: u64, per: LeakRate },
+    Memory {
+        /// Bytes leaked per request or per second.
+        bytes: u64,
+        /// Whether `bytes` is per request or per second.
+        per: LeakRate,
+    },
     /// Not ready for `duration` after the fault is set, and slower: without
     /// `decay` the extra latency falls linearly from `extra` to 0 over
     /// `duration`; with `decay` (the time constant tau) it is
@@ -57,23 +75,35 @@ pub enum Fault {
     /// readiness until [`SLOW_START_DECAY_END`] time constants (the
     /// simulator's slow-start model).
     SlowStart {
+        /// How long `/readyz` fails, and the linear fade's length.
         duration: Duration,
+        /// Extra latency at the instant the fault is set.
         extra: Duration,
+        /// Time constant of an exponential fade instead of the linear one.
         decay: Option<Duration>,
     },
     /// The server stops abruptly (the binary exits non-zero).
-    Crash { after: CrashAfter },
+    Crash {
+        /// When it fires.
+        after: CrashAfter,
+    },
     /// A `fraction` of requests never answered while the server runs.
-    Hang { fraction: f64 },
+    Hang {
+        /// Share of requests left hanging, 0 to 1.
+        fraction: f64,
+    },
 }
 
 /// How a latency fault's delay is drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Delay {
+    /// Always this long.
     Fixed(Duration),
     /// Lognormal with this median (`exp(mu)`) and shape `sigma`.
     LogNormal {
+        /// The median delay.
         median: Duration,
+        /// Shape: the standard deviation of the delay's logarithm.
         sigma: f64,
     },
 }
@@ -81,14 +111,18 @@ pub enum Delay {
 /// What a memory leak is proportional to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeakRate {
+    /// `bytes` per request served.
     PerRequest,
+    /// `bytes` per second of wall-clock time.
     PerSecond,
 }
 
 /// When a crash fault fires, counted from when the fault was set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashAfter {
+    /// After this much time.
     Elapsed(Duration),
+    /// After this many requests.
     Requests(u64),
 }
 
@@ -96,7 +130,9 @@ pub enum CrashAfter {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid fault {spec:?}: {reason}; allowed: {FAULT_SYNTAX}")]
 pub struct FaultSpecError {
+    /// The spec as given.
     pub spec: String,
+    /// What is wrong with it.
     pub reason: String,
 }
 
@@ -319,6 +355,7 @@ pub struct FaultSet {
 }
 
 impl FaultSet {
+    /// These faults, set at `set_at`, with no requests counted yet.
     pub fn new(faults: Vec<Fault>, set_at: Instant) -> Self {
         let lognormals = faults
             .iter()
@@ -338,14 +375,17 @@ impl FaultSet {
         }
     }
 
+    /// The faults in force.
     pub fn faults(&self) -> &[Fault] {
         &self.faults
     }
 
+    /// When the set was set; time-based faults count from then.
     pub fn set_at(&self) -> Instant {
         self.set_at
     }
 
+    /// Whether no fault is in force.
     pub fn is_empty(&self) -> bool {
         self.faults.is_empty()
     }

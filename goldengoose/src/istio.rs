@@ -40,7 +40,9 @@ pub struct Istio {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid --istio value {spec:?}: {problem}; allowed: {ALLOWED}")]
 pub struct IstioSpecError {
+    /// The value as given.
     pub spec: String,
+    /// What is wrong with it.
     pub problem: String,
 }
 

@@ -26,6 +26,8 @@
 //!
 //! Not for: generating load (that is `loadgen`) or judging (that is `judge`).
 
+#![warn(missing_docs)]
+
 pub mod admin;
 pub mod cli;
 pub mod config;

@@ -200,6 +200,7 @@ impl Metrics {
         InFlight(self.in_flight.clone())
     }
 
+    /// Bytes held by memory-leak faults, reported as `goldengoose_heap_bytes`.
     pub fn heap_bytes(&self) -> &AtomicU64 {
         &self.heap_bytes
     }

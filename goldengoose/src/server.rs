@@ -46,9 +46,15 @@ const TICK: Duration = Duration::from_millis(50);
 pub enum Outcome {
     /// The shutdown future completed; `drained` is false if requests were
     /// still in flight when the drain timeout ran out.
-    Stopped { drained: bool },
+    Stopped {
+        /// Whether every in-flight request finished before the drain timeout.
+        drained: bool,
+    },
     /// A crash fault fired; connections were dropped without answers.
-    Crashed { reason: String },
+    Crashed {
+        /// Which crash fault fired (`crash fault: SPEC`).
+        reason: String,
+    },
 }
 
 pub(crate) type Body = Full<Bytes>;

@@ -21,6 +21,8 @@
 //! assert_eq!(result.results[0].classification.as_str(), "High");
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod analysis;
 pub mod classifier;
 pub mod config;

@@ -269,7 +269,7 @@ impl MannWhitney {
     /// `above` asks whether `ci_lower > bound`, `below` whether
     /// `ci_upper < -bound` (the first that holds, of those asked, is the
     /// answer). Decided from the rank statistic at a few shifts when every
-    /// result the root finder can return agrees (see [`decide_band`]);
+    /// result the root finder can return agrees (see `decide_band`);
     /// otherwise the full interval is computed with the same workspace.
     /// Errors are those of [`MannWhitney::interval_loaded`].
     pub fn band_loaded(

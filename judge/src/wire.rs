@@ -56,17 +56,22 @@ pub fn parse_pair_list(text: &[u8]) -> Result<Vec<crate::MetricSetPair>, InputEr
 /// A `MetricSetPair` whose `scopes` and `attributes` are skipped.
 #[derive(Debug, Deserialize)]
 pub struct MetricSetPair {
+    /// Metric name; must match a metric of the canary config.
     pub name: String,
+    /// Kayenta's pair id.
     #[serde(default)]
     pub id: Option<String>,
+    /// Tags (e.g. group-by label values).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The two series.
     pub values: PairValues,
     /// Skipped (any JSON), declared so that errors count the fields
     /// as `judge::MetricSetPair`'s do.
     #[allow(dead_code)]
     #[serde(default)]
     pub scopes: serde::de::IgnoredAny,
+    /// Skipped (any JSON), like `scopes`.
     #[allow(dead_code)]
     #[serde(default)]
     pub attributes: serde::de::IgnoredAny,
@@ -76,8 +81,10 @@ pub struct MetricSetPair {
 /// window instead of grown from empty (five reallocations for 60 points).
 #[derive(Debug, Deserialize)]
 pub struct PairValues {
+    /// Baseline values; NaN where a point is missing.
     #[serde(deserialize_with = "nan_values")]
     pub control: Vec<f64>,
+    /// Canary values; NaN where a point is missing.
     #[serde(deserialize_with = "nan_values")]
     pub experiment: Vec<f64>,
 }

@@ -7,7 +7,7 @@
 //! which stays distinguishable for the common kinds of color blindness.
 //!
 //! Not for computing anything: every number drawn comes from the
-//! [`Study`](crate::model::Study) as the drivers wrote it.
+//! [`Study`] as the drivers wrote it.
 
 use std::sync::OnceLock;
 

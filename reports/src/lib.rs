@@ -10,6 +10,8 @@
 //! This crate only renders: it runs nothing and computes no statistics
 //! beyond what a chart needs to be drawn.
 
+#![warn(missing_docs)]
+
 pub mod charts;
 pub mod compare;
 mod explain;

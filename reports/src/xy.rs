@@ -19,17 +19,27 @@ pub enum Style {
     /// A line through the points.
     Line,
     /// A dot per point with a vertical bar from `lo[i]` to `hi[i]`.
-    Bars { lo: Vec<f64>, hi: Vec<f64> },
+    Bars {
+        /// Each bar's lower end, one per point, in y units.
+        lo: Vec<f64>,
+        /// Each bar's upper end, one per point, in y units.
+        hi: Vec<f64>,
+    },
 }
 
 /// One curve: its legend label (empty: not in the legend), points and
 /// style; its color is the palette's `color`-th.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Curve {
+    /// Legend label; empty leaves the curve out of the legend.
     pub label: String,
+    /// The points' x values.
     pub xs: Vec<f64>,
+    /// The points' y values, one per x.
     pub ys: Vec<f64>,
+    /// How the curve is drawn.
     pub style: Style,
+    /// Index into the palette (wraps around).
     pub color: usize,
 }
 
@@ -37,10 +47,15 @@ pub struct Curve {
 /// range (otherwise the data's, padded).
 #[derive(Debug, Clone, PartialEq)]
 pub struct XyChart {
+    /// Title drawn above the plot.
     pub title: String,
+    /// The x axis's name.
     pub x_label: String,
+    /// The y axis's name.
     pub y_label: String,
+    /// The curves, drawn in order (later ones on top).
     pub curves: Vec<Curve>,
+    /// Fixed y range `(low, high)`; `None` takes the data's, padded.
     pub y_range: Option<(f64, f64)>,
     /// Width and height in pixels.
     pub size: (u32, u32),

@@ -9,6 +9,8 @@
 //! Not for: running anything. Loading is strict (`deny_unknown_fields`)
 //! and errors name the file, line, column and field.
 
+#![warn(missing_docs)]
+
 pub mod query;
 pub mod telemetry;
 

@@ -3,7 +3,7 @@
 //! [`build_query`] turns one metric of a canary config and one scope (the
 //! control's or the experiment's) into the PromQL string Kayenta's
 //! `PrometheusMetricsService.buildQuery` would send to `/api/v1/query_range`.
-//! It does no I/O; fetching is [`crate::prom`]'s job.
+//! It does no I/O; fetching is the `prom` crate's job.
 //!
 //! Kayenta's rules, in order:
 //!
@@ -105,41 +105,85 @@ impl ScopeVars {
 /// Why a metric's query could not be built; every variant names the metric.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
+    /// The metric index is past the end of the config's metrics.
     #[error("the canary config has no metric number {index} (it has {count})")]
-    NoSuchMetric { index: usize, count: usize },
+    NoSuchMetric {
+        /// The index asked for.
+        index: usize,
+        /// How many metrics the config has.
+        count: usize,
+    },
+    /// The metric's query is for another metrics store.
     #[error("metric \"{metric}\": query type \"{kind}\" is not \"prometheus\"")]
-    NotPrometheus { metric: String, kind: String },
+    NotPrometheus {
+        /// The metric's name.
+        metric: String,
+        /// The query's `type`.
+        kind: String,
+    },
+    /// `customFilterTemplate` names a template the config does not define.
     #[error(
         "metric \"{metric}\": customFilterTemplate \"{template}\" is not defined under \"templates\""
     )]
-    UnknownTemplate { metric: String, template: String },
+    UnknownTemplate {
+        /// The metric's name.
+        metric: String,
+        /// The template name looked up.
+        template: String,
+    },
+    /// The template uses a `${variable}` the scope does not set.
     #[error(
         "metric \"{metric}\": variable ${{{variable}}} is not set for scope \"{scope}\" (known: {known})"
     )]
     UnresolvedVariable {
+        /// The metric's name.
         metric: String,
+        /// The variable's name, without `${}`.
         variable: String,
+        /// The scope the query was built for.
         scope: String,
+        /// The variables that are set, comma-separated.
         known: String,
     },
+    /// The template is malformed or uses FreeMarker beyond plain variables.
     #[error("metric \"{metric}\": bad template {template:?}: {reason}")]
     BadTemplate {
+        /// The metric's name.
         metric: String,
+        /// The template text.
         template: String,
+        /// What is wrong with it.
         reason: String,
     },
+    /// The metric has no template, filter or `metricName`.
     #[error(
         "metric \"{metric}\" has neither customInlineTemplate, customFilterTemplate nor metricName, so there is no query to send"
     )]
-    NothingToQuery { metric: String },
+    NothingToQuery {
+        /// The metric's name.
+        metric: String,
+    },
+    /// `metricName` is set but nothing filters it to the scope.
     #[error(
         "metric \"{metric}\": metricName \"{metric_name}\" needs a scope filter (customInlineTemplate or customFilterTemplate with ${{scope}}); Kayenta's resourceType filters are not supported here"
     )]
-    NoScopeFilter { metric: String, metric_name: String },
+    NoScopeFilter {
+        /// The metric's name.
+        metric: String,
+        /// The query's `metricName`.
+        metric_name: String,
+    },
+    /// The filter is not a whole `PromQL:` query and there is no
+    /// `metricName` to apply it to.
     #[error(
         "metric \"{metric}\": the filter {filter:?} is not a complete query (no \"PromQL:\" prefix) and there is no metricName to apply it to"
     )]
-    NoMetricName { metric: String, filter: String },
+    NoMetricName {
+        /// The metric's name.
+        metric: String,
+        /// The expanded filter.
+        filter: String,
+    },
 }
 
 /// Builds the PromQL Kayenta would send for metric `metric_index` of
