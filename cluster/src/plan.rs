@@ -48,7 +48,8 @@ pub enum PlanError {
         /// [`MIN_STEP`], milliseconds.
         min_ms: u128,
     },
-    /// The canary's memory leak would exceed [`MAX_LEAK_BYTES`] over the release.
+    /// The canary's memory leak would exceed [`MAX_LEAK_BYTES`] over the
+    /// release.
     #[error(
         "the memory leak of {mib_per_minute} MiB/min would grow to {total_mib:.0} MiB over the release, above the {max_mib:.0} MiB a local run allows"
     )]

@@ -46,7 +46,8 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Errors of the Prometheus child process and its API.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No `prometheus` binary at the flag's path, `$CANARYLAB_PROMETHEUS` or on `PATH`.
+    /// No `prometheus` binary at the flag's path, `$CANARYLAB_PROMETHEUS`
+    /// or on `PATH`.
     #[error(
         "the prometheus binary was not found ({tried}). Install it with `apt-get install prometheus` (Debian/Ubuntu), or point at one with the --prometheus PATH flag or ${PROMETHEUS_ENV}=PATH"
     )]
@@ -54,7 +55,8 @@ pub enum Error {
         /// Where we looked, for the message.
         tried: String,
     },
-    /// The temporary directory (config, targets, TSDB) could not be created or written.
+    /// The temporary directory (config, targets, TSDB) could not be
+    /// created or written.
     #[error("cannot prepare Prometheus's temporary directory {path}: {source}")]
     TempDir {
         /// The directory or file that failed.
@@ -89,7 +91,8 @@ pub enum Error {
         /// The end of its log.
         log: String,
     },
-    /// An HTTP request failed at the connection level (connect, write, read, timeout).
+    /// An HTTP request failed at the connection level (connect, write,
+    /// read, timeout).
     #[error("HTTP request to Prometheus at {addr} failed: {source}")]
     Http {
         /// The Prometheus we asked.

@@ -278,7 +278,8 @@ pub enum KubeError {
         available: i32,
         /// The spec's generation (`metadata.generation`).
         generation: i64,
-        /// The generation the controller has seen (`status.observedGeneration`).
+        /// The generation the controller has seen
+        /// (`status.observedGeneration`).
         observed: i64,
         /// Its pods' crashes, if any were seen.
         crashes: Option<Crashes>,

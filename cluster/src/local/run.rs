@@ -377,7 +377,8 @@ pub enum ReleaseError {
         /// What was judged and what was stopped.
         detail: String,
     },
-    /// The promotion failed part-way and was rolled back to the current version.
+    /// The promotion failed part-way and was rolled back to the current
+    /// version.
     #[error(
         "promotion undone after {replaced} of {of} production instances were replaced, production serves the current version: {cause}"
     )]
