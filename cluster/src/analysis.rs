@@ -34,33 +34,49 @@ use crate::query::{QueryError, ScopeVars, build_query};
 /// message rather than a verdict.
 #[derive(Debug, thiserror::Error)]
 pub enum AnalysisError {
+    /// The canary config has no Prometheus metric to query.
     #[error("the canary config has no Prometheus queries: {0}")]
     NoPrometheusQueries(String),
+    /// A metric's query could not be built for a scope.
     #[error(transparent)]
     Query(#[from] QueryError),
+    /// Prometheus failed on one metric's query for one scope.
     #[error("metric \"{metric}\", {scope} scope: {source}")]
     Prometheus {
+        /// The metric's name in the canary config.
         metric: String,
+        /// `control` or `experiment`.
         scope: String,
+        /// Prometheus's error.
         source: Box<prom::Error>,
     },
+    /// No metric had a single value in an interval's window.
     #[error(
         "interval {interval}: Prometheus returned no data for any metric in [{start:.0}, {end:.0}]; are the targets scraped and labelled as the queries expect? first query: {query}"
     )]
     NoData {
+        /// The interval's index, from 1.
         interval: usize,
+        /// Window start, unix seconds.
         start: f64,
+        /// Window end, unix seconds.
         end: f64,
+        /// The first metric's query, to try by hand.
         query: String,
     },
+    /// The canary config is not valid for the judge.
     #[error("canary config: {0}")]
     Config(judge::InputError),
+    /// The schedule or the score thresholds are not valid.
     #[error("bad schedule or thresholds: {0}")]
     Schedule(judge::InputError),
+    /// The judge failed on an interval's pairs.
     #[error("judge: {0}")]
     Judge(#[from] judge::JudgeError),
+    /// The cancel flag was raised (Ctrl-C).
     #[error("the analysis was cancelled")]
     Cancelled,
+    /// The controller stopped without promoting or rolling back.
     #[error("the analysis ended without a verdict: {0}")]
     NoVerdict(String),
 }
@@ -154,25 +170,33 @@ pub struct AnalysisRun {
 /// One judged interval.
 #[derive(Debug, Clone)]
 pub struct JudgedInterval {
+    /// The interval's window in the schedule (offsets from the analysis start).
     pub window: Window,
     /// Window bounds in unix seconds, as queried.
     pub start: f64,
+    /// Window end, unix seconds, as queried.
     pub end: f64,
+    /// The control/experiment pairs that were judged, one per metric.
     pub pairs: Vec<MetricSetPair>,
+    /// The judge's result for the interval.
     pub result: CanaryJudgeResult,
 }
 
 /// What [`run_analysis`] needs besides Prometheus and the config.
 #[derive(Debug, Clone)]
 pub struct AnalysisPlan {
+    /// When each interval's window starts and ends.
     pub schedule: Schedule,
+    /// The interval scores that pass or fail the canary.
     pub thresholds: ScoreThresholds,
     /// The query step (Kayenta's `step`, the scenario's scrape step).
     pub step: Duration,
     /// Unix seconds at which the canary analysis starts (window offsets
     /// count from here).
     pub started_at: f64,
+    /// The control scope's query variables.
     pub control: ScopeVars,
+    /// The experiment scope's query variables.
     pub experiment: ScopeVars,
     /// Seed for the judge's noise on constant series.
     pub seed: u64,

@@ -70,6 +70,7 @@ impl GooseCommand {
         Ok(GooseCommand::new(std::env::current_exe()?).arg("goldengoose"))
     }
 
+    /// The program run (the canarylab binary or a standalone goldengoose).
     pub fn program(&self) -> &Path {
         &self.program
     }
@@ -111,37 +112,57 @@ impl Default for Supervision {
 /// Why an instance could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The instance's port could not be reserved.
     #[error("goldengoose {instance}: cannot listen on {addr}: {source}")]
     Listen {
+        /// The instance's name.
         instance: String,
+        /// The address we tried to listen on.
         addr: String,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// The goldengoose process could not be started.
     #[error(
         "goldengoose {instance}: cannot run `{command}`: {source} (canarylab runs goldengoose as \
          `canarylab goldengoose`; a standalone binary is given with --goldengoose PATH)"
     )]
     Spawn {
+        /// The instance's name.
         instance: String,
+        /// The command line we tried to run.
         command: String,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// The process exited before it printed its address.
     #[error("goldengoose {instance} exited before serving ({status}){}", tail(.stderr))]
     Exited {
+        /// The instance's name.
         instance: String,
+        /// Its exit status, as displayed.
         status: String,
+        /// The last lines of its stderr.
         stderr: Vec<String>,
     },
+    /// The process did not print its address within the start timeout.
     #[error("goldengoose {instance} did not start within {timeout:?}{}", tail(.stderr))]
     StartTimeout {
+        /// The instance's name.
         instance: String,
+        /// The start timeout that ran out.
         timeout: Duration,
+        /// The last lines of its stderr.
         stderr: Vec<String>,
     },
+    /// The process printed something other than the address it was given.
     #[error("goldengoose {instance} printed {line:?} where its address {expected} was expected")]
     WrongAddress {
+        /// The instance's name.
         instance: String,
+        /// The line it printed.
         line: String,
+        /// The address we handed it.
         expected: SocketAddr,
     },
 }

@@ -21,6 +21,8 @@
 //! - [`calibrate`]: the simulator's `[service]` fitted to a service's
 //!   metrics in its Prometheus (`canarylab calibrate`).
 
+#![warn(missing_docs)]
+
 pub mod analysis;
 pub mod calibrate;
 pub mod goose;

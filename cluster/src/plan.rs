@@ -28,25 +28,37 @@ pub const MAX_LEAK_BYTES: f64 = 1024.0 * 1024.0 * 1024.0;
 /// Why a scenario cannot be played locally at this time scale.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlanError {
+    /// The time scale is not a positive number.
     #[error("--time-scale {0} must be a number above 0")]
     TimeScale(f64),
+    /// The rate scale is not a positive number.
     #[error("--rate-scale {0} must be a number above 0")]
     RateScale(f64),
+    /// The scaled scrape step falls below [`MIN_STEP`].
     #[error(
         "at --time-scale {scale} the scrape step of {step_s} s becomes {scaled_ms:.0} ms, below the {min_ms} ms Prometheus can sample reliably here; use a larger time scale"
     )]
     StepTooSmall {
+        /// The time scale asked for.
         scale: f64,
+        /// The scenario's scrape step, seconds.
         step_s: f64,
+        /// The scrape step once scaled, milliseconds.
         scaled_ms: f64,
+        /// [`MIN_STEP`], milliseconds.
         min_ms: u128,
     },
+    /// The canary's memory leak would exceed [`MAX_LEAK_BYTES`] over the
+    /// release.
     #[error(
         "the memory leak of {mib_per_minute} MiB/min would grow to {total_mib:.0} MiB over the release, above the {max_mib:.0} MiB a local run allows"
     )]
     LeakTooLarge {
+        /// The scenario's leak rate, MiB per scenario minute.
         mib_per_minute: f64,
+        /// What the leak would reach by the end of the release, MiB.
         total_mib: f64,
+        /// [`MAX_LEAK_BYTES`], MiB.
         max_mib: f64,
     },
 }
@@ -54,8 +66,11 @@ pub enum PlanError {
 /// A traffic split, percent per track.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Split {
+    /// Percent of requests to production.
     pub production: f64,
+    /// Percent of requests to the baseline.
     pub baseline: f64,
+    /// Percent of requests to the canary.
     pub canary: f64,
 }
 
@@ -84,24 +99,30 @@ impl From<release::Split> for Split {
 /// Everything a local release needs to know, scaled.
 #[derive(Debug, Clone)]
 pub struct LocalPlan {
+    /// Multiplies every scenario duration (0.05: a 30-minute scenario in 90 s).
     pub time_scale: f64,
     /// Requests per second, all tracks (not scaled).
     pub request_rate: f64,
     /// Production replicas (current version, `version="production"`).
     pub production: goldengoose::Config,
+    /// How many production replicas run.
     pub production_replicas: u32,
     /// Baseline replicas (current version, `version="baseline"`); none
     /// when the scenario compares with production.
     pub baseline: goldengoose::Config,
+    /// How many baseline replicas run (0 when compared with production).
     pub baseline_replicas: u32,
     /// Canary replicas (new version with the regression, `version="canary"`).
     pub canary: goldengoose::Config,
+    /// How many canary replicas run.
     pub canary_replicas: u32,
     /// The scope the canary is compared with: `baseline` or `production`.
     pub control_scope: String,
     /// Splits in force from each offset after traffic first shifts.
     pub traffic: Vec<(Duration, Split)>,
+    /// The analysis windows, scaled.
     pub schedule: Schedule,
+    /// The interval scores that pass or fail the canary.
     pub thresholds: ScoreThresholds,
     /// Scrape interval and query step.
     pub step: Duration,

@@ -46,59 +46,115 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Errors of the Prometheus child process and its API.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// No `prometheus` binary at the flag's path, `$CANARYLAB_PROMETHEUS`
+    /// or on `PATH`.
     #[error(
         "the prometheus binary was not found ({tried}). Install it with `apt-get install prometheus` (Debian/Ubuntu), or point at one with the --prometheus PATH flag or ${PROMETHEUS_ENV}=PATH"
     )]
-    BinaryNotFound { tried: String },
+    BinaryNotFound {
+        /// Where we looked, for the message.
+        tried: String,
+    },
+    /// The temporary directory (config, targets, TSDB) could not be
+    /// created or written.
     #[error("cannot prepare Prometheus's temporary directory {path}: {source}")]
     TempDir {
+        /// The directory or file that failed.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// No free port could be bound on 127.0.0.1.
     #[error("cannot find a free port on 127.0.0.1: {0}")]
     Port(std::io::Error),
+    /// The `prometheus` binary could not be started.
     #[error("cannot start {binary}: {source}")]
     Spawn {
+        /// The binary we tried to run.
         binary: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// Prometheus exited before it was ready.
     #[error("prometheus exited during start-up ({status}); its log ends with:\n{log}")]
-    Exited { status: String, log: String },
+    Exited {
+        /// Its exit status, as displayed.
+        status: String,
+        /// The end of its log.
+        log: String,
+    },
+    /// Prometheus did not answer `/-/ready` within the timeout.
     #[error("prometheus was not ready after {waited:?}; its log ends with:\n{log}")]
-    NotReady { waited: Duration, log: String },
+    NotReady {
+        /// How long we waited.
+        waited: Duration,
+        /// The end of its log.
+        log: String,
+    },
+    /// An HTTP request failed at the connection level (connect, write,
+    /// read, timeout).
     #[error("HTTP request to Prometheus at {addr} failed: {source}")]
     Http {
+        /// The Prometheus we asked.
         addr: SocketAddr,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// Prometheus answered with an error status (a PromQL error, 429 or 5xx).
     #[error(
         "Prometheus refused the query (HTTP {status}, {error_type}): {message}\nquery: {query}"
     )]
     Query {
+        /// The HTTP status code.
         status: u16,
+        /// Prometheus's `errorType` (`bad_data`, `execution`, ...).
         error_type: String,
+        /// Prometheus's `error` message.
         message: String,
+        /// The PromQL query that was refused.
         query: String,
     },
+    /// A Prometheus URL we cannot use (not plain `http://host:port`).
     #[error("bad Prometheus URL {url:?}: {why}")]
-    BadUrl { url: String, why: String },
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// An answer we could not parse (HTTP framing, JSON or result shape).
     #[error("unexpected answer from Prometheus: {0}")]
     BadResponse(String),
+    /// A query meant to give one series gave several.
     #[error("the query returned {count} series, expected at most one; aggregate it: {query}")]
-    ManySeries { count: usize, query: String },
+    ManySeries {
+        /// How many series it returned.
+        count: usize,
+        /// The query, to be aggregated.
+        query: String,
+    },
+    /// A transient failure that outlasted the [`Retry`] bound.
     #[error("Prometheus at {addr} still failing after {retries} retries over {waited:?}: {last}")]
     RetriesSpent {
+        /// The Prometheus we asked.
         addr: SocketAddr,
+        /// How many retries were made.
         retries: u32,
+        /// The time spent retrying, backoffs included.
         waited: Duration,
+        /// The last attempt's error.
         last: Box<Error>,
     },
+    /// The wait before a retry was cut short by an interrupt (Ctrl-C).
     #[error(
         "interrupted while waiting to retry Prometheus at {addr} (after {retries} retries): {last}"
     )]
     Interrupted {
+        /// The Prometheus we asked.
         addr: SocketAddr,
+        /// How many retries were made before the interrupt.
         retries: u32,
+        /// The last attempt's error.
         last: Box<Error>,
     },
 }
@@ -120,8 +176,11 @@ impl Error {
 /// `backoff` before the first and doubling each time up to `max_backoff`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retry {
+    /// Retries after the first attempt (0: no retry).
     pub retries: u32,
+    /// The wait before the first retry.
     pub backoff: Duration,
+    /// The cap on the doubling wait.
     pub max_backoff: Duration,
 }
 
@@ -298,7 +357,9 @@ impl ScrapeTarget {
 /// points; values may be NaN or infinite.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
+    /// The series' labels, `__name__` included when Prometheus returns it.
     pub labels: BTreeMap<String, String>,
+    /// The points, as `(unix seconds, value)`, in time order.
     pub points: Vec<(f64, f64)>,
 }
 

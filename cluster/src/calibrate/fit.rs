@@ -42,7 +42,9 @@ pub const MIN_STEPS: usize = 60;
 /// An estimate and its standard error.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Estimate {
+    /// The estimate, in the parameter's unit.
     pub value: f64,
+    /// Its standard error, same unit.
     pub se: f64,
 }
 
@@ -50,12 +52,16 @@ pub struct Estimate {
 /// comment), or why it could not be fitted.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fit {
+    /// Fitted from the data.
     Fitted {
+        /// The estimate, in the parameter's unit.
         value: f64,
+        /// Its standard error, same unit (infinite when unknown).
         se: f64,
         /// The data and method, in words.
         source: String,
     },
+    /// Not fitted, and why (a missing family, too few steps, ...).
     NotFitted(String),
 }
 
@@ -97,8 +103,11 @@ impl Fit {
 /// vector means the family is absent.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PodSeries {
+    /// The pod's name, from its `pod` and `instance` labels.
     pub name: String,
+    /// Requests counted in the step.
     pub requests: Vec<f64>,
+    /// Errors (5xx) counted in the step.
     pub errors: Vec<f64>,
     /// Seconds of latency summed over the step's requests.
     pub latency_sum: Vec<f64>,
@@ -114,7 +123,9 @@ pub struct PodSeries {
 /// and per block the (non-cumulative) count of each bucket, +Inf last.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HistogramBlocks {
+    /// Finite bucket upper bounds, seconds, ascending.
     pub bounds: Vec<f64>,
+    /// Per time block, each bucket's count (not cumulative), +Inf last.
     pub blocks: Vec<Vec<f64>>,
 }
 
@@ -134,11 +145,17 @@ impl HistogramBlocks {
 /// Names of the series the data came from, for the comments.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sources {
+    /// The request counter.
     pub requests: String,
+    /// The request counter restricted to 5xx codes.
     pub errors: String,
+    /// The mean latency, as `_sum / _count` of the duration histogram.
     pub latency: String,
+    /// The duration histogram's buckets.
     pub histogram: String,
+    /// The CPU-seconds counter.
     pub cpu: String,
+    /// The resident-memory gauge.
     pub memory: String,
 }
 
@@ -149,8 +166,11 @@ pub struct Observations {
     pub start_unix: f64,
     /// The step, seconds.
     pub step_s: f64,
+    /// Every pod's series, on the same grid.
     pub pods: Vec<PodSeries>,
+    /// The latency histogram per time block, when the family has buckets.
     pub histogram: Option<HistogramBlocks>,
+    /// Which series each family came from.
     pub sources: Sources,
 }
 
@@ -168,13 +188,16 @@ impl Observations {
 /// Autocorrelations drawn in the report: empirical and fitted, lags 0..=K.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Acf {
+    /// The empirical autocorrelation at each lag.
     pub empirical: Vec<f64>,
+    /// The fitted AR(1)'s autocorrelation at each lag.
     pub fitted: Vec<f64>,
 }
 
 /// Per pod, what the per-pod chart shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PodSummary {
+    /// The pod's name.
     pub name: String,
     /// Requests per second, mean.
     pub rate: f64,
@@ -182,7 +205,9 @@ pub struct PodSummary {
     pub latency_offset: f64,
     /// Its standard error (sampling and drift).
     pub latency_offset_se: f64,
+    /// CPU used, cores, mean.
     pub cpu_cores: f64,
+    /// Resident memory, MiB, mean.
     pub memory_mib: f64,
 }
 
@@ -190,34 +215,53 @@ pub struct PodSummary {
 /// draws.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calibration {
+    /// The step, seconds.
     pub step_s: f64,
+    /// Steps in the grid.
     pub steps: usize,
+    /// Production replicas: the median number of pods reporting per step.
     pub replicas: Fit,
+    /// Requests per second to the whole service.
     pub request_rate: Fit,
+    /// Diurnal swing of the rate, as a fraction (0.3 = +-30% over a day).
     pub diurnal_swing: Fit,
     /// The simulator's `start_hour` for a release at 14:00 UTC of the
     /// fitted daily curve.
     pub start_hour: Fit,
+    /// Median per-request latency, milliseconds.
     pub latency_median_ms: Fit,
+    /// Log-normal sigma of per-request latency.
     pub latency_sigma: Fit,
     /// Largest |empirical - fitted| CDF at a bucket bound.
     pub latency_max_cdf_error: Option<f64>,
+    /// Fraction of requests that fail (5xx).
     pub error_rate: Fit,
+    /// CPU seconds per request, in milliseconds.
     pub cpu_ms_per_request: Fit,
+    /// CPU a pod burns while idle, cores.
     pub cpu_idle_cores: Fit,
+    /// Resident memory of a warmed-up pod, MiB.
     pub memory_mib: Fit,
+    /// Pod-to-pod variation: sd of each pod's latency factor (log scale).
     pub pod_variation: Fit,
+    /// Shared load noise: stationary sd of its AR(1) on the log rate.
     pub load_noise_sd: Fit,
+    /// Shared load noise: correlation between consecutive steps.
     pub load_noise_rho: Fit,
+    /// Per-pod latency drift: stationary sd of its AR(1) on the log latency.
     pub pod_drift_sd: Fit,
+    /// Per-pod latency drift: correlation between consecutive steps.
     pub pod_drift_rho: Fit,
     /// Things a person should know (misfits, the shared latency noise the
     /// simulator has no knob for, ...).
     pub notes: Vec<String>,
     /// Histogram: bounds (s), empirical CDF at them, fitted CDF.
     pub histogram_cdf: Option<(Vec<f64>, Vec<f64>, Vec<f64>)>,
+    /// The shared load noise's autocorrelation, when fitted.
     pub load_acf: Option<Acf>,
+    /// The pods' latency drift's autocorrelation, when fitted.
     pub drift_acf: Option<Acf>,
+    /// Per pod, what the per-pod chart shows.
     pub pods: Vec<PodSummary>,
 }
 
@@ -1154,7 +1198,7 @@ fn acov_of(s: &[f64]) -> Vec<f64> {
 }
 
 /// Least squares of `acov[k] = A rho^k` over lags 1..: `(A, rho)`,
-/// 0 <= A <= acov[0] - white, rho on a grid of [0, 0.999]. `white` is the
+/// 0 <= A <= `acov[0] - white`, rho on a grid of [0, 0.999]. `white` is the
 /// variance of the series' white noise when it is known (Poisson or
 /// sampling noise; 0 if not).
 pub fn ar1_from_acov(acov: &[f64], white: f64) -> Option<(f64, f64)> {

@@ -6,7 +6,7 @@
 //! - [`source`]: the range queries (chunked to Prometheus's 11,000 points
 //!   per series) that read goldengoose's or Istio's metric families into
 //!   [`fit::Observations`];
-//! - [`write`]: the scenario file with one comment per fitted value, the
+//! - [`write`](mod@write): the scenario file with one comment per fitted value, the
 //!   printed summary and the HTML page.
 //!
 //! Why here: `cluster` is where canarylab reads Prometheus (`PromApi`),

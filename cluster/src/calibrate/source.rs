@@ -28,24 +28,41 @@ pub const CHUNK_POINTS: usize = 10_000;
 /// Why calibration could not read its data.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A range query failed.
     #[error("Prometheus at {url} failed: {source}\n  query: {query}")]
     Prometheus {
+        /// The Prometheus asked.
         url: String,
+        /// The PromQL sent.
         query: String,
+        /// Prometheus's error.
         source: Box<prom::Error>,
     },
+    /// A family the fit needs has no series in the window.
     #[error(
         "Prometheus at {url} has no series for {what} between {from} and {to} (unix seconds); tried:\n  {queries}\n  check --selector and the time window"
     )]
     NoSeries {
+        /// The Prometheus asked.
         url: String,
+        /// What was looked for, in words.
         what: String,
+        /// Window start, unix seconds.
         from: f64,
+        /// Window end, unix seconds.
         to: f64,
+        /// The queries tried, one per line.
         queries: String,
     },
+    /// The `--selector` is not a label selector we can use.
     #[error("--selector '{selector}': {why} (expected e.g. '{{app=\"shop\"}}')")]
-    Selector { selector: String, why: String },
+    Selector {
+        /// The selector as given.
+        selector: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The time window or step is not usable.
     #[error("the time window: {0}")]
     Window(String),
 }
@@ -57,6 +74,7 @@ pub struct Window {
     pub from: f64,
     /// Unix seconds.
     pub to: f64,
+    /// The query step (the fit's step).
     pub step: Duration,
 }
 
@@ -107,6 +125,7 @@ impl Family {
             Family::Istio => 0.001,
         }
     }
+    /// The family's name, as the written file and report give it.
     pub fn name(self) -> &'static str {
         match self {
             Family::Goldengoose => "goldengoose",
@@ -118,7 +137,9 @@ impl Family {
 /// One query sent, for the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
+    /// What the query fetches, in words (`requests`, `latency histogram`, ...).
     pub what: String,
+    /// The PromQL sent.
     pub promql: String,
 }
 

@@ -11,11 +11,17 @@ use super::fit::{Acf, Calibration, Fit};
 /// Where the data came from, for the file's header.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Provenance {
+    /// The Prometheus the data came from.
     pub url: String,
+    /// The `--selector` of the service's series.
     pub selector: String,
+    /// The metric family read (`goldengoose` or `istio`).
     pub family: String,
+    /// Window start, unix seconds.
     pub from_unix: f64,
+    /// Window end, unix seconds.
     pub to_unix: f64,
+    /// The queries sent, as `(what, PromQL)`.
     pub queries: Vec<(String, String)>,
 }
 
@@ -24,8 +30,11 @@ pub struct Provenance {
 pub struct Line {
     /// Dotted key, e.g. `load_noise.sd`.
     pub key: &'static str,
+    /// The value written (clamped into the simulator's range when fitted).
     pub value: f64,
+    /// Whether it was fitted (otherwise the simulator's default).
     pub fitted: bool,
+    /// The comment after it: standard error and data, or why not fitted.
     pub comment: String,
 }
 

@@ -52,6 +52,7 @@ pub const APP: &str = "goldengoose";
 pub const LOADGEN_JOB: &str = "canarylab-loadgen";
 /// The sim Job and the ConfigMap holding its scenario.
 pub const SIM_JOB: &str = "canarylab-sim";
+/// The ConfigMap holding the sim Job's scenario files.
 pub const SCENARIO_CONFIGMAP: &str = "canarylab-scenario";
 /// The header goldengoose answers with and loadgen attributes by.
 pub const VERSION_HEADER: &str = "x-version";
@@ -67,6 +68,7 @@ pub const LOAD_MARGIN: Duration = Duration::from_secs(120);
 /// What to render besides the scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenderOptions {
+    /// The namespace every object goes into.
     pub namespace: String,
     /// The release id (label value; at most 63 characters of `[a-z0-9-.]`).
     pub release: String,
@@ -75,7 +77,9 @@ pub struct RenderOptions {
     /// Image of the new version; `None`: the same image (the regression is
     /// in the flags).
     pub image_canary: Option<String>,
+    /// loadgen's image, for the loadgen Job.
     pub image_loadgen: String,
+    /// canarylab's image, for the sim Job.
     pub image_canarylab: String,
     /// Pods of the loadgen Indexed Job; the rate is split between them.
     pub loadgen_pods: u32,
@@ -115,14 +119,18 @@ pub struct ScenarioFiles {
 /// Why objects could not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
+    /// The release id is not a valid label value.
     #[error(
         "release id \"{0}\": must be 1 to 63 characters of a-z, 0-9, '-' and '.', starting and ending with a letter or digit"
     )]
     ReleaseId(String),
+    /// The namespace is not a DNS label.
     #[error("namespace \"{0}\": must be a DNS label (1 to 63 characters of a-z, 0-9 and '-')")]
     Namespace(String),
+    /// No loadgen pods asked for.
     #[error("--loadgen-pods must be at least 1")]
     LoadgenPods,
+    /// A sim Job asked for without the scenario's files.
     #[error("--sim-shards needs the scenario's files for the sim Job's ConfigMap")]
     NoScenarioFiles,
 }
@@ -130,22 +138,31 @@ pub enum RenderError {
 /// The objects of one release.
 #[derive(Debug, Clone)]
 pub struct Manifests {
+    /// The namespace of every object.
     pub namespace: String,
+    /// The release id, in every object's labels.
     pub release: String,
+    /// The current version's production Deployment.
     pub production: Deployment,
     /// `None` when the scenario compares the canary with production.
     pub baseline: Option<Deployment>,
+    /// The new version's canary Deployment.
     pub canary: Deployment,
     /// Production with the canary's code: what a promotion applies.
     pub promoted: Deployment,
+    /// The Service in front of every track.
     pub service: Service,
+    /// Istio's DestinationRule: one subset per track.
     pub destination_rule: DynamicObject,
     /// With the plan's first split (what `kubectl apply` of the render
     /// gives); `run` starts with [`Manifests::virtual_service`] at 100%
     /// production and shifts once the rollouts are ready.
     pub virtual_service: DynamicObject,
+    /// The loadgen Indexed Job sending the traffic.
     pub loadgen: Job,
+    /// The sim Job's scenario files, when a sim Job is rendered.
     pub scenario_config: Option<ConfigMap>,
+    /// The `canarylab sim` Indexed Job, when `sim_shards` is above 0.
     pub sim: Option<Job>,
     /// The traffic steps after the first, for the render's header.
     pub traffic: Vec<(Duration, Split)>,

@@ -6,7 +6,7 @@
 //! - [`run`]: the release controller's commands carried out through the
 //!   API server (server-side apply, rollouts, weights, judged windows,
 //!   promotion or rollback, cleanup);
-//! - [`clean`]: removal of everything carrying the ownership label;
+//! - [`clean`](mod@clean): removal of everything carrying the ownership label;
 //! - [`retry`]: the API server's 409/429/5xx answers retried within a
 //!   bound, around the whole client ([`retry::with_retry`]);
 //! - [`yaml`]: the small YAML emitter `render` prints with.

@@ -205,10 +205,13 @@ pub struct Cleanup {
 /// A finished release.
 #[derive(Debug)]
 pub struct KubeOutcome {
+    /// The canary analysis: its judged intervals and outcome.
     pub analysis: AnalysisRun,
     /// [`ReleaseEnd::Promote`] or [`ReleaseEnd::Rollback`].
     pub decision: ReleaseEnd,
+    /// What happened to production.
     pub production: ProductionState,
+    /// What was restored and deleted at the end.
     pub cleanup: Cleanup,
     /// The canary's and baseline's crashes seen while they rolled out
     /// (one entry per Deployment that had any).
@@ -247,31 +250,47 @@ impl std::fmt::Display for Crashes {
 /// Why a release ended without a verdict.
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
+    /// A Kubernetes API request failed.
     #[error("{action} {object}: {source}")]
     Api {
+        /// What we asked: `apply`, `get`, `list`, `delete`, ...
         action: &'static str,
+        /// The object asked about, as `Kind name`.
         object: String,
+        /// The client's error.
         source: Box<kube::Error>,
     },
+    /// A Deployment did not finish rolling out in time.
     #[error(
         "Deployment {name}: rollout not complete after {waited:?} (replicas {replicas}, updated {updated}, available {available}, generation {generation}, observed {observed}){}",
         crashes.as_ref().map(|c| format!("; its pods crashed: {c}")).unwrap_or_default()
     )]
     RolloutTimeout {
+        /// The Deployment's name.
         name: String,
+        /// How long we waited.
         waited: Duration,
+        /// Desired replicas (`spec.replicas`).
         replicas: i32,
+        /// Replicas of the new pod template (`status.updatedReplicas`).
         updated: i32,
+        /// Replicas available (`status.availableReplicas`).
         available: i32,
+        /// The spec's generation (`metadata.generation`).
         generation: i64,
+        /// The generation the controller has seen
+        /// (`status.observedGeneration`).
         observed: i64,
         /// Its pods' crashes, if any were seen.
         crashes: Option<Crashes>,
     },
+    /// The canary analysis failed.
     #[error(transparent)]
     Analysis(AnalysisError),
+    /// The cancel flag was raised (Ctrl-C).
     #[error("the release was cancelled")]
     Cancelled,
+    /// The analysis thread failed, or the deploy ended without a verdict.
     #[error("the analysis thread failed: {0}")]
     Task(String),
 }
@@ -280,7 +299,9 @@ pub enum KubeError {
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
 pub struct RunFailure {
+    /// Why the release stopped.
     pub error: KubeError,
+    /// What happened to production.
     pub production: ProductionState,
     /// `None` when nothing had been sent to the cluster.
     pub cleanup: Option<Cleanup>,

@@ -96,6 +96,7 @@ pub struct ReleaseOptions {
     pub prometheus: Option<PathBuf>,
     /// Where Prometheus's temporary directory goes; `None`: the system's.
     pub temp_root: Option<PathBuf>,
+    /// Seed of the plan, the instances' randomness and loadgen's draws.
     pub seed: u64,
     /// Multiply the range selectors, subquery ranges and offsets inside
     /// the config's PromQL by the time scale (see [`crate::ranges`]);
@@ -244,7 +245,9 @@ impl std::fmt::Display for Step {
 pub struct StageSpan {
     /// `deploy`, `warmup`, `analysis`, `promote` or `rollback`.
     pub name: String,
+    /// Stage start, unix seconds.
     pub start: f64,
+    /// Stage end, unix seconds.
     pub end: f64,
 }
 
@@ -283,6 +286,7 @@ pub struct ReleaseRecord {
     pub series_start: f64,
     /// What loadgen counted.
     pub load: Option<loadgen::Report>,
+    /// How far the promotion got, when one started.
     pub promotion: Option<Promotion>,
     /// Every goldengoose instance started, in the order they stopped.
     pub instances: Vec<Instance>,
@@ -324,11 +328,14 @@ pub struct Instance {
 /// How a release ended with a decision.
 #[derive(Debug)]
 pub struct ReleaseOutcome {
+    /// The plan the release ran.
     pub plan: LocalPlan,
+    /// The canary analysis: its judged intervals and outcome.
     pub analysis: AnalysisRun,
     /// [`ReleaseEnd::Promote`] or [`ReleaseEnd::Rollback`] (also in
     /// `analysis.outcome`).
     pub decision: ReleaseEnd,
+    /// What loadgen counted.
     pub load: loadgen::Report,
     /// Timeline, series, promotion (and the same plan, intervals, load).
     pub record: ReleaseRecord,
@@ -337,56 +344,88 @@ pub struct ReleaseOutcome {
 /// Why a release ended without a verdict, or why its pipeline stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
+    /// The scenario cannot be played at this time scale.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// The canary analysis failed.
     #[error(transparent)]
     Analysis(#[from] AnalysisError),
+    /// Prometheus failed to start or to answer.
     #[error(transparent)]
     Prometheus(#[from] Box<prom::Error>),
+    /// A goldengoose instance failed to start.
     #[error(transparent)]
     Goose(#[from] goose::Error),
+    /// loadgen failed.
     #[error("loadgen: {0}")]
     Load(#[from] loadgen::Error),
+    /// A goldengoose instance did not pass its readiness probe in time.
     #[error("goldengoose {instance} did not become ready within {waited:?}: {why}")]
     NotReady {
+        /// The instance's name.
         instance: String,
+        /// How long we waited.
         waited: Duration,
+        /// The last probe's failure.
         why: String,
     },
+    /// The release was interrupted (Ctrl-C).
     #[error("interrupted during {step}: {detail}")]
-    Interrupted { step: Step, detail: String },
+    Interrupted {
+        /// The step it was interrupted in.
+        step: Step,
+        /// What was judged and what was stopped.
+        detail: String,
+    },
+    /// The promotion failed part-way and was rolled back to the current
+    /// version.
     #[error(
         "promotion undone after {replaced} of {of} production instances were replaced, production serves the current version: {cause}"
     )]
     PromotionUndone {
+        /// Production instances replaced before the failure.
         replaced: u32,
+        /// Production instances in all.
         of: u32,
+        /// The failure that stopped the promotion.
         cause: Box<ReleaseError>,
     },
+    /// No listener could be reserved on 127.0.0.1.
     #[error("cannot reserve a listener on 127.0.0.1: {0}")]
     Reserve(std::io::Error),
+    /// A background task (loadgen) could not be joined or never started.
     #[error("a background task failed: {0}")]
     Task(String),
     /// The Argo Rollouts or Flagger analysis cannot be planned.
     #[error("analysis {name}: {error}")]
     Peer {
+        /// The analysis's name.
         name: String,
+        /// Why it cannot be planned.
         #[source]
         error: peers::PeersError,
     },
     /// The scenario names its series in a way the local mode cannot
     /// reproduce.
     #[error("scenario [telemetry] {field}: {problem}")]
-    Telemetry { field: String, problem: String },
+    Telemetry {
+        /// The `[telemetry]` field at fault.
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 /// A release that stopped at `step`; `record` holds what it measured.
 #[derive(Debug, thiserror::Error)]
 #[error("step {step} failed: {error}")]
 pub struct ReleaseFailure {
+    /// The step that failed.
     pub step: Step,
+    /// Why it failed.
     #[source]
     pub error: ReleaseError,
+    /// What the release measured up to the failure.
     pub record: ReleaseRecord,
 }
 

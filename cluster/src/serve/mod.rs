@@ -68,25 +68,45 @@ const INLINE_BODY_BYTES: usize = 256 * 1024;
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The bearer-token file could not be read.
     #[error("cannot read the token file {path}: {source}")]
     TokenFile {
+        /// The token file's path.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// The bearer-token file holds no token.
     #[error("the token file {path} is empty (or only whitespace)")]
-    EmptyToken { path: PathBuf },
+    EmptyToken {
+        /// The token file's path.
+        path: PathBuf,
+    },
+    /// `--default-judge` names no judge the server has.
     #[error("--default-judge: {0}")]
     DefaultJudge(String),
+    /// The `--config-dir` directory could not be read.
     #[error("--config-dir {path}: {source}")]
     ConfigDir {
+        /// The directory's path.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// A limit that must be positive is zero.
     #[error("{what} must be above zero")]
-    Zero { what: &'static str },
+    Zero {
+        /// The option at fault (`--max-concurrent`, `--max-body-bytes`).
+        what: &'static str,
+    },
     /// `cluster render --serve`: an option (or the embedded file) is wrong.
     #[error("{field}: {problem}")]
-    Render { field: String, problem: String },
+    Render {
+        /// The option (or embedded file) at fault.
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 /// How the server behaves.
