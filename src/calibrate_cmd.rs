@@ -180,7 +180,9 @@ pub fn run(args: &CalibrateArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
             (to - last.as_secs_f64(), to)
         }
     };
-    let api = PromApi::from_url(&args.prometheus)?;
+    // A week of histogram buckets is a heavy range query: wait as long as
+    // Prometheus itself would evaluate it.
+    let api = PromApi::from_url(&args.prometheus)?.with_read_timeout(cluster::prom::QUERY_TIMEOUT);
     let window = Window { from, to, step };
     let quiet = args.quiet;
     let mut progress = |line: &str| {

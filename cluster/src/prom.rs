@@ -41,7 +41,14 @@ pub const PROMETHEUS_ENV: &str = "CANARYLAB_PROMETHEUS";
 /// How long [`Prometheus::start`] waits for `/-/ready`.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a request may wait to connect, to send, and between bytes of
+/// the answer, unless [`PromApi::with_read_timeout`] says otherwise.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Prometheus's own default `--query.timeout`: a query that Prometheus
+/// would still be evaluating is not abandoned before it (long range reads,
+/// `canarylab calibrate`).
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Errors of the Prometheus child process and its API.
 #[derive(Debug, thiserror::Error)]
@@ -378,6 +385,8 @@ pub struct PromApi {
     retries: RetryCount,
     /// Ctrl-C: ends a retry wait at once ([`Self::with_cancel`]).
     cancel: Option<Arc<AtomicBool>>,
+    /// The longest wait for the answer's next bytes.
+    read_timeout: Duration,
 }
 
 impl PromApi {
@@ -391,6 +400,7 @@ impl PromApi {
             retry: Retry::DEFAULT,
             retries: RetryCount::default(),
             cancel: None,
+            read_timeout: HTTP_TIMEOUT,
         }
     }
 
@@ -406,6 +416,14 @@ impl PromApi {
     /// The same API with another retry bound (the count stays shared).
     pub fn with_retry(mut self, retry: Retry) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// The same API waiting up to `timeout` for an answer's next bytes
+    /// (default [`HTTP_TIMEOUT`]; [`QUERY_TIMEOUT`] for long range reads
+    /// that a busy Prometheus may take a while to evaluate).
+    pub fn with_read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
         self
     }
 
@@ -471,6 +489,7 @@ impl PromApi {
             retry: Retry::DEFAULT,
             retries: RetryCount::default(),
             cancel: None,
+            read_timeout: HTTP_TIMEOUT,
         })
     }
 
@@ -491,6 +510,7 @@ impl PromApi {
             method,
             &format!("{}{path}", self.prefix),
             body,
+            self.read_timeout,
         )
         .map_err(|source| Error::Http {
             addr: self.addr,
@@ -1055,9 +1075,10 @@ fn http(
     method: &str,
     path: &str,
     body: Option<&str>,
+    read_timeout: Duration,
 ) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)?;
-    stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
+    stream.set_read_timeout(Some(read_timeout))?;
     stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
     let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\n");
     if let Some(body) = body {
@@ -1087,6 +1108,36 @@ fn http(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Prometheus that accepts and never answers: the query ends with
+    /// the read timeout the API was given (kept open well beyond it), as
+    /// an HTTP error naming the address.
+    #[test]
+    fn a_silent_prometheus_ends_a_query_at_the_read_timeout() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binds");
+        let addr = listener.local_addr().expect("addr");
+        let held = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().expect("accepts");
+            std::thread::sleep(Duration::from_secs(5));
+            drop(conn);
+        });
+        let api = PromApi::new(addr)
+            .with_retry(Retry::NONE)
+            .with_read_timeout(Duration::from_millis(200));
+        let err = api.query_data("up", 0.0).expect_err("no answer");
+        match &err {
+            Error::Http { source, .. } => assert!(
+                matches!(
+                    source.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "{source:?}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
+        held.join().expect("joins");
+    }
 
     #[test]
     fn urls_parse_with_port_and_prefix() {
