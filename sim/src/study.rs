@@ -61,19 +61,28 @@ pub fn run_study(
 ) -> Result<Study, SimError> {
     let prepared = Prepared::all(scenarios)?;
     let outcomes = run_all(&prepared, opts, progress);
-    let results = prepared
+    let mut results = prepared
         .iter()
         .zip(&outcomes)
         .map(|(p, o)| summarize(p.scenario(), o))
         .collect::<Vec<_>>();
-    let mut results = results;
     crate::oracle::annotate(&mut results, scenarios);
     let examples = if opts.examples {
         example_runs(&prepared, opts.seed)
     } else {
         Vec::new()
     };
-    Ok(Study {
+    Ok(sim_study(opts, results, examples))
+}
+
+/// A simulator study's results: `results` per scenario (and analysis),
+/// with `examples`.
+fn sim_study(
+    opts: StudyOptions,
+    results: Vec<model::ScenarioResult>,
+    examples: Vec<model::RunDetail>,
+) -> Study {
+    Study {
         tool_version: env!("CARGO_PKG_VERSION").into(),
         driver: "sim".into(),
         seed: opts.seed,
@@ -82,7 +91,7 @@ pub fn run_study(
         scenarios: results,
         example_runs: examples,
         sweeps: Vec::new(),
-    })
+    }
 }
 
 /// One analysis of a side-by-side study, ready to run.
@@ -125,16 +134,7 @@ pub fn run_study_side_by_side(
     } else {
         Vec::new()
     };
-    Ok(Study {
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        driver: "sim".into(),
-        seed: opts.seed,
-        runs_per_scenario: opts.runs,
-        config: None,
-        scenarios: results,
-        example_runs: examples,
-        sweeps: Vec::new(),
-    })
+    Ok(sim_study(opts, results, examples))
 }
 
 /// The (scenario, analysis) pairs, scenario by scenario.
