@@ -73,12 +73,12 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::analysis::{
-    AnalysisError, AnalysisRun, JudgedInterval, check_queries, fetch_pairs, unix_now,
+    AnalysisError, AnalysisRun, JudgedInterval, check_queries, fetch_pairs, judge_window, unix_now,
 };
 use crate::goose::{self, Goose, GooseCommand, Supervision};
 use crate::plan::{LocalPlan, PlanError, Split, plan_release};
 use crate::prom::{self, PromApi, Prometheus, ScrapeTarget};
-use crate::query::{ScopeVars, build_query};
+use crate::query::ScopeVars;
 use crate::ranges::{scale_config_ranges, scale_ranges};
 
 /// Scenario seconds a crashed instance stays down before it serves again:
@@ -1263,31 +1263,13 @@ impl<'c, 'a> Driver<'c, 'a> {
             tokio::time::sleep_until(due.into()).await;
             let judged = tokio::task::spawn_blocking(move || {
                 let pairs = fetch_pairs(&api, &config, &control, &experiment, start, end, step)?;
-                let empty = |v: &[f64]| v.iter().all(|x| x.is_nan());
-                if pairs
-                    .iter()
-                    .all(|p| empty(&p.values.control) && empty(&p.values.experiment))
-                {
-                    return Err(AnalysisError::NoData {
-                        interval: w.index,
-                        start,
-                        end,
-                        query: build_query(&config, 0, &control).unwrap_or_default(),
-                    });
-                }
-                let result = judge.judge_pairs(&pairs, seed.wrapping_add(w.index as u64))?;
-                Ok(JudgedInterval {
-                    // Real offsets from the traffic shift, as queried.
-                    window: Window {
-                        index: w.index,
-                        start: w.start.mul_f64(scale),
-                        end: w.end.mul_f64(scale),
-                    },
-                    start,
-                    end,
-                    pairs,
-                    result,
-                })
+                // Real offsets from the traffic shift, as queried.
+                let window = Window {
+                    index: w.index,
+                    start: w.start.mul_f64(scale),
+                    end: w.end.mul_f64(scale),
+                };
+                judge_window(&judge, &config, &control, window, (start, end), pairs, seed)
             })
             .await;
             match judged {
