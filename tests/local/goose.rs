@@ -117,6 +117,80 @@ async fn a_crashed_instance_is_restarted_on_the_same_address() {
     );
 }
 
+/// The local mode's pod watch: a canary reported ready whose process then
+/// dies is reported as crashed (once per exit), as a kubelet's restart
+/// after readiness is; a healthy one only as ready.
+#[tokio::test]
+async fn a_pod_that_dies_after_it_was_ready_is_reported_crashed() {
+    use cluster::local::pods::PodWatch;
+    use release::{Event, Track};
+    let supervision = Supervision {
+        restart_delay: Duration::from_secs(30),
+        ..Supervision::default()
+    };
+    let dies = Goose::spawn(
+        &crate::goldengoose(),
+        "canary-0",
+        &config("canary", &["crash=3s"]),
+        &supervision,
+    )
+    .await
+    .expect("starts");
+    let lives = Goose::spawn(
+        &crate::goldengoose(),
+        "baseline-0",
+        &config("baseline", &[]),
+        &supervision,
+    )
+    .await
+    .expect("starts");
+    let pids = [dies.pid().expect("running"), lives.pid().expect("running")];
+    let gooses = [&dies, &lives];
+    let mut watch = PodWatch::default();
+    watch.started(0, Track::Canary);
+    watch.started(1, Track::Baseline);
+    let events = watch.look(Duration::ZERO, |i| gooses.get(i).copied()).await;
+    assert_eq!(
+        events,
+        [
+            Event::PodReady {
+                track: Track::Canary
+            },
+            Event::PodReady {
+                track: Track::Baseline
+            }
+        ],
+        "both serve before the crash fault fires"
+    );
+    assert_eq!(watch.ready_slots(), [0, 1]);
+    assert!(
+        eventually(Duration::from_secs(10), || dies.exits() >= 1).await,
+        "the crash fault fired"
+    );
+    let events = watch.look(Duration::ZERO, |i| gooses.get(i).copied()).await;
+    assert_eq!(
+        events,
+        [Event::PodCrashed {
+            track: Track::Canary
+        }]
+    );
+    // Reported once; a stopped pod is forgotten.
+    assert!(
+        watch
+            .look(Duration::ZERO, |i| gooses.get(i).copied())
+            .await
+            .is_empty()
+    );
+    watch.forget(1);
+    assert_eq!(watch.ready_slots(), [0]);
+    drop(dies);
+    drop(lives);
+    assert!(
+        eventually(Duration::from_secs(5), || pids.iter().all(|&p| !alive(p))).await,
+        "{pids:?}"
+    );
+}
+
 #[tokio::test]
 async fn dropping_an_instance_kills_its_process() {
     let goose = Goose::spawn(

@@ -7,6 +7,7 @@
 //! Mirrors `kube/`'s layout (`kube/run.rs` is the Kubernetes
 //! mode's driver, `local/run.rs` the local mode's).
 
+pub mod pods;
 pub mod run;
 
 use std::net::SocketAddr;

@@ -76,6 +76,7 @@ use crate::analysis::{
     AnalysisError, AnalysisRun, JudgedInterval, check_queries, fetch_pairs, judge_window, unix_now,
 };
 use crate::goose::{self, Goose, GooseCommand, Supervision};
+use crate::local::pods::PodWatch;
 use crate::plan::{LocalPlan, PlanError, Split, plan_release};
 use crate::prom::{self, PromApi, Prometheus, ScrapeTarget};
 use crate::query::ScopeVars;
@@ -919,8 +920,8 @@ struct Driver<'c, 'a> {
     wakes: BinaryHeap<Reverse<Millis>>,
     /// Answers to feed at the current time, in order.
     immediate: VecDeque<Event>,
-    /// Slots started and not yet reported ready: (slot, exits seen).
-    pending_ready: Vec<(usize, u32)>,
+    /// The controller's pods: ready or not, and their crashes.
+    pods: PodWatch,
     /// The split in force.
     split: Split,
     /// Controller time of the traffic shift.
@@ -1006,7 +1007,7 @@ impl<'c, 'a> Driver<'c, 'a> {
                     start_slot(ctx, &mut running.slots[i], config)
                         .await
                         .map_err(|e| (Step::Deploy, e))?;
-                    self.pending_ready.push((i, 0));
+                    self.pods.started(i, track);
                 }
             }
             Command::SetWeights(split) => {
@@ -1359,7 +1360,7 @@ impl<'c, 'a> Driver<'c, 'a> {
     /// Why the canary or baseline is not ready: the first such slot still
     /// waiting, its exits and last exit.
     fn not_ready(&self, running: &Running) -> Option<ReleaseError> {
-        let &(i, _) = self.pending_ready.first()?;
+        let i = self.pods.first_starting()?;
         let slot = running.slots.get(i)?;
         let goose = slot.goose.as_ref()?;
         let why = match (goose.exits(), goose.last_exit()) {
@@ -1376,33 +1377,15 @@ impl<'c, 'a> Driver<'c, 'a> {
         })
     }
 
-    /// Reports pods that became ready or crashed since the last look.
+    /// Reports pods that became ready or crashed (also after they were
+    /// ready) since the last look.
     async fn look_at_pods(&mut self, running: &Running) -> Vec<Event> {
         let min_up = self.ctx.min_ready();
-        let mut events = Vec::new();
-        let mut still = Vec::with_capacity(self.pending_ready.len());
-        for &(i, seen) in &self.pending_ready {
-            let slot = &running.slots[i];
-            let track = match slot.track {
-                Track::Canary => PodTrack::Canary,
-                Track::Baseline => PodTrack::Baseline,
-                Track::Production | Track::Next => PodTrack::Production,
-            };
-            let Some(goose) = &slot.goose else {
-                continue;
-            };
-            let exits = goose.exits();
-            for _ in seen..exits {
-                events.push(Event::PodCrashed { track });
-            }
-            if goose.up_for().is_some_and(|up| up >= min_up) && goose.is_ready().await {
-                events.push(Event::PodReady { track });
-            } else {
-                still.push((i, exits));
-            }
-        }
-        self.pending_ready = still;
-        events
+        self.pods
+            .look(min_up, |i| {
+                running.slots.get(i).and_then(|s| s.goose.as_ref())
+            })
+            .await
     }
 }
 
@@ -1511,7 +1494,7 @@ async fn drive<C: Controller>(
         now: 0,
         wakes: BinaryHeap::new(),
         immediate: VecDeque::new(),
-        pending_ready: Vec::new(),
+        pods: PodWatch::default(),
         split: plan.split_at(Duration::ZERO),
         traffic_at: None,
         tasks: JoinSet::new(),
