@@ -13,7 +13,9 @@
 //! [`RunOptions::deploy_timeout`]), and while it is not, lists its pods:
 //! every new container restart (a crash: Kubernetes restarts the pod) is
 //! one `PodCrashed`, and is reported ([`Crashes`], and in a rollout
-//! timeout's message); the first `SetWeights` applies the
+//! timeout's message); once it is ready its pods are still listed every
+//! [`RunOptions::crash_poll`] until the decision, and a restart is a
+//! `PodCrashed` too (a pod that dies while serving); the first `SetWeights` applies the
 //! loadgen Job, every one the VirtualService's weights; `Judge` waits one
 //! query step past the window's end, fetches it through a
 //! [`MetricsSource`] ([`PromApi`] in real use) on a blocking thread and
@@ -140,6 +142,11 @@ pub struct RunOptions {
     pub deploy_timeout: Duration,
     /// Seed of the judge's noise.
     pub seed: u64,
+    /// Time between looks at the container restarts of the canary's and
+    /// baseline's pods once they are ready (a crash while serving is an
+    /// [`Event::PodCrashed`] too, and counted in [`KubeOutcome::crashes`]);
+    /// `None`: not looked at after the rollout.
+    pub crash_poll: Option<Duration>,
 }
 
 impl Default for RunOptions {
@@ -149,6 +156,7 @@ impl Default for RunOptions {
             rollout_timeout: Duration::from_secs(600),
             deploy_timeout: Duration::from_secs(600),
             seed: 1,
+            crash_poll: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -214,12 +222,13 @@ pub struct KubeOutcome {
     /// What was restored and deleted at the end.
     pub cleanup: Cleanup,
     /// The canary's and baseline's crashes seen while they rolled out
-    /// (one entry per Deployment that had any).
+    /// and, with [`RunOptions::crash_poll`], after they were ready (one
+    /// entry per Deployment that had any).
     pub crashes: Vec<Crashes>,
 }
 
 /// A Deployment's pods that crashed (their containers restarted) while it
-/// rolled out.
+/// rolled out or after.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Crashes {
     /// The Deployment's name.
@@ -547,6 +556,8 @@ impl Release<'_> {
             wakes: BinaryHeap::new(),
             immediate: VecDeque::new(),
             pending: Vec::new(),
+            ready: Vec::new(),
+            crash_look_at: None,
             traffic_at: None,
             tasks: JoinSet::new(),
             intervals: Vec::new(),
@@ -571,7 +582,8 @@ impl Release<'_> {
                 continue;
             }
             let wake = d.wakes.peek().map(|Reverse(t)| d.real(*t));
-            let poll = !d.pending.is_empty();
+            let crash_look = self.options.crash_poll.is_some() && !d.ready.is_empty();
+            let poll = !d.pending.is_empty() || crash_look;
             tokio::select! {
                 _ = async {
                     match wake {
@@ -629,7 +641,9 @@ impl Release<'_> {
                     }
                     if poll {
                         d.now = d.clock();
-                        for event in self.look_at_rollouts(&mut d).await? {
+                        let mut events = self.look_at_rollouts(&mut d).await?;
+                        events.extend(self.look_at_ready(&mut d).await?);
+                        for event in events {
                             controller.handle(d.now, event);
                         }
                     }
@@ -768,6 +782,7 @@ impl Release<'_> {
             }
             Command::Promote(_) => {
                 d.tasks.abort_all();
+                d.ready.clear();
                 self.check_cancel()?;
                 self.promoting = true;
                 self.apply_deployment(&m.promoted).await?;
@@ -778,6 +793,7 @@ impl Release<'_> {
             }
             Command::RollBack | Command::Cleanup => {
                 d.tasks.abort_all();
+                d.ready.clear();
                 let rollback = command == Command::RollBack;
                 let mut cleanup = Cleanup::default();
                 self.finish(&mut cleanup).await;
@@ -813,6 +829,10 @@ impl Release<'_> {
                 for _ in 0..p.count {
                     events.push(Event::PodReady { track: p.track });
                 }
+                if let Some(every) = self.options.crash_poll {
+                    d.crash_look_at.get_or_insert(Instant::now() + every);
+                    d.ready.push(p);
+                }
             } else {
                 p.seen = Some(status);
                 let crashed = self.look_at_pods(&mut p).await?;
@@ -823,6 +843,30 @@ impl Release<'_> {
             }
         }
         d.pending = still;
+        Ok(events)
+    }
+
+    /// With [`RunOptions::crash_poll`], once it is due: one
+    /// [`Event::PodCrashed`] per container restart since the last look at
+    /// the pods of the Deployments that rolled out (a crash while
+    /// serving).
+    async fn look_at_ready(&mut self, d: &mut Driver) -> Result<Vec<Event>, KubeError> {
+        let (Some(every), Some(at)) = (self.options.crash_poll, d.crash_look_at) else {
+            return Ok(Vec::new());
+        };
+        if d.ready.is_empty() || Instant::now() < at {
+            return Ok(Vec::new());
+        }
+        let mut events = Vec::new();
+        let mut ready = std::mem::take(&mut d.ready);
+        for p in &mut ready {
+            let crashed = self.look_at_pods(p).await?;
+            for _ in 0..crashed {
+                events.push(Event::PodCrashed { track: p.track });
+            }
+        }
+        d.ready = ready;
+        d.crash_look_at = Some(Instant::now() + every);
         Ok(events)
     }
 
@@ -1120,6 +1164,10 @@ struct Driver {
     /// Answers to feed at `now`, in order.
     immediate: VecDeque<Event>,
     pending: Vec<Pending>,
+    /// Deployments rolled out whose pods are looked at for crashes.
+    ready: Vec<Pending>,
+    /// When the pods of `ready` are looked at next.
+    crash_look_at: Option<Instant>,
     /// Controller time of the traffic shift.
     traffic_at: Option<Millis>,
     tasks: JoinSet<Answer>,

@@ -142,6 +142,9 @@ fn options() -> RunOptions {
         rollout_timeout: Duration::from_secs(30),
         deploy_timeout: Duration::from_secs(30),
         seed: 1,
+        // The scripts' request sequences do not look at pods after the
+        // rollout; `a_pod_that_restarts_after_it_was_ready_is_a_crash` does.
+        crash_poll: None,
     }
 }
 
@@ -495,6 +498,52 @@ async fn operator_abort_during_the_analysis_rolls_back() {
     assert!(outcome.analysis.intervals.is_empty());
     assert_eq!(outcome.production, ProductionState::Untouched);
     assert_eq!(weights(&seen[11].body), split_weights(all_production()));
+}
+
+/// After the rollout the canary's and baseline's pods are listed every
+/// `crash_poll`: a container restart then (a pod that died while serving)
+/// is a crash too, counted with its reason. The operator's abort ends
+/// the (long) release after the restart is seen.
+#[tokio::test]
+async fn a_pod_that_restarts_after_it_was_ready_is_a_crash() {
+    let r = long_release();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut script = setup(None);
+    script.extend([
+        pods("canary", vec![("canary-a", 0, None)]),
+        pods("baseline", vec![("baseline-a", 0, None)]),
+        pods("canary", vec![("canary-a", 1, Some("CrashLoopBackOff"))])
+            .then_operator(&tx, OperatorInput::Abort),
+        pods("baseline", vec![("baseline-a", 0, None)]),
+    ]);
+    script.extend(teardown());
+    let (client, server) = mock::server(script);
+    let opts = RunOptions {
+        crash_poll: Some(Duration::from_millis(20)),
+        ..options()
+    };
+    let result = run_release(
+        client,
+        &r.manifests,
+        &r.plan,
+        &r.scenario.config,
+        Arc::new(Fake::default()),
+        &opts,
+        Arc::new(AtomicBool::new(false)),
+        Some(rx),
+    )
+    .await;
+    server.await.expect("verifier");
+    let outcome = result.expect("the release ends with a verdict");
+    assert_eq!(outcome.decision, ReleaseEnd::Rollback);
+    assert_eq!(
+        outcome.crashes,
+        [Crashes {
+            deployment: "goldengoose-canary".into(),
+            restarts: 1,
+            reason: Some("CrashLoopBackOff: Error, exit code 1".into()),
+        }]
+    );
 }
 
 #[tokio::test]
