@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use cluster::kube::{Manifests, RenderOptions, RunOptions, ScenarioFiles, release_id};
-use cluster::plan::{LocalPlan, plan_release};
+use cluster::plan::{ReleasePlan, plan_release};
 use cluster::prom::PromApi;
 use scenarios::Scenario;
 
@@ -198,7 +198,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     }
 }
 
-fn prepare(args: &ReleaseArgs) -> anyhow::Result<(Scenario, LocalPlan, Manifests)> {
+fn prepare(args: &ReleaseArgs) -> anyhow::Result<(Scenario, ReleasePlan, Manifests)> {
     if !(args.time_scale > 0.0 && args.time_scale <= 1.0) {
         anyhow::bail!("--time-scale {}: must be in (0, 1]", args.time_scale);
     }

@@ -4,13 +4,14 @@
 //! - [`prom`]: a real Prometheus as a child process, and its range queries;
 //! - [`analysis`]: Kayenta's multi-interval analysis against Prometheus;
 //! - [`plan`]: a scenario at a time scale, as goldengoose configs, traffic
-//!   splits and a schedule (pure);
-//! - [`goose`]: goldengoose instances as supervised child processes;
-//! - [`local`]: the local mode: [`local::run`], a whole time-scaled release
-//!   on loopback driven by the simulator's release controller (replicas
-//!   per track, stepped weights, judged windows, rolling promotion or
-//!   rollback), and its pieces (readiness probe, control/experiment series
-//!   into a Kayenta `MetricSetPair`);
+//!   splits and a schedule: the [`ReleasePlan`] both real modes run (pure);
+//! - [`local`]: the local mode (mirrors `kube`): [`local::run`], a whole
+//!   time-scaled release on loopback driven by the simulator's release
+//!   controller (replicas per track, stepped weights, judged windows,
+//!   rolling promotion or rollback), and its pieces: goldengoose instances
+//!   as supervised child processes ([`local::goose`]), what the controller
+//!   hears of them ([`local::pods`]), a readiness probe, control/experiment
+//!   series into a Kayenta `MetricSetPair`;
 //! - [`ranges`]: range selectors in the user's PromQL scaled by the time
 //!   scale (pure);
 //! - [`results`]: a release as the simulator's results (`reports` model).
@@ -25,7 +26,6 @@
 
 pub mod analysis;
 pub mod calibrate;
-pub mod goose;
 #[cfg(feature = "kube")]
 pub mod kube;
 pub mod local;
@@ -39,12 +39,12 @@ pub mod serve;
 pub use analysis::{
     AnalysisError, AnalysisPlan, AnalysisRun, JudgedInterval, run_analysis, run_analysis_observed,
 };
-pub use goose::{Goose, GooseCommand, Supervision};
+pub use local::goose::{Goose, GooseCommand, Supervision};
 pub use local::metric_set_pair;
 pub use local::run::{
     Instance, Measured, PeerAnalysis, ReleaseError, ReleaseFailure, ReleaseOptions, ReleaseOutcome,
     ReleaseRecord, Step, StepWatch, run_release,
 };
-pub use plan::{LocalPlan, PlanError, Split, plan_release};
+pub use plan::{PlanError, ReleasePlan, Split, plan_release};
 pub use prom::{PromApi, Prometheus, Retry, RetryCount, ScrapeTarget, Series};
 pub use query::{QueryError, ScopeVars, build_query};

@@ -1,5 +1,6 @@
-//! What a local release runs, derived from a scenario and a time scale
-//! (pure): the goldengoose configs of production, baseline and canary (the
+//! What a real release runs, in the local mode (processes on loopback) and
+//! the Kubernetes mode (its manifests) alike, derived from a scenario and a
+//! time scale (pure): the goldengoose configs of production, baseline and canary (the
 //! scenario's service and regression as goldengoose faults), the traffic
 //! splits over time, the analysis schedule and the query step, all scaled.
 //!
@@ -10,7 +11,8 @@
 //! rates per scenario second (memory leak) are divided by the scale so a
 //! leak reaches the same size at the same point of the release.
 //!
-//! Not for: running anything (see [`crate::local`] and [`crate::analysis`]).
+//! Not for: running anything (see [`crate::local`], `crate::kube` and
+//! [`crate::analysis`]).
 
 use std::time::Duration;
 
@@ -25,7 +27,7 @@ pub const MIN_STEP: Duration = Duration::from_millis(200);
 /// The most memory a canary may leak over a local release.
 pub const MAX_LEAK_BYTES: f64 = 1024.0 * 1024.0 * 1024.0;
 
-/// Why a scenario cannot be played locally at this time scale.
+/// Why a scenario cannot be played for real at this time scale.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlanError {
     /// The time scale is not a positive number.
@@ -96,9 +98,9 @@ impl From<release::Split> for Split {
     }
 }
 
-/// Everything a local release needs to know, scaled.
+/// Everything a real release (local or Kubernetes) needs to know, scaled.
 #[derive(Debug, Clone)]
-pub struct LocalPlan {
+pub struct ReleasePlan {
     /// Multiplies every scenario duration (0.05: a 30-minute scenario in 90 s).
     pub time_scale: f64,
     /// Requests per second, all tracks (not scaled).
@@ -128,7 +130,7 @@ pub struct LocalPlan {
     pub step: Duration,
 }
 
-impl LocalPlan {
+impl ReleasePlan {
     /// The same release with `k` times the scenario's request rate and
     /// `1/k` of its CPU per request, so the cpu metric stays the
     /// scenario's. `k = 1 / time_scale` gives every scaled rate window the
@@ -169,7 +171,7 @@ pub fn plan_release(
     scenario: &Scenario,
     time_scale: f64,
     seed: u64,
-) -> Result<LocalPlan, PlanError> {
+) -> Result<ReleasePlan, PlanError> {
     if !(time_scale.is_finite() && time_scale > 0.0) {
         return Err(PlanError::TimeScale(time_scale));
     }
@@ -228,7 +230,7 @@ pub fn plan_release(
         BaselineKind::Fresh => ("baseline", p.baseline_replicas),
         BaselineKind::Production => ("production", 0),
     };
-    Ok(LocalPlan {
+    Ok(ReleasePlan {
         time_scale,
         request_rate: service.request_rate,
         production,
@@ -404,7 +406,7 @@ mod tests {
         let s = catalog("latency-10pct");
         let full = plan_release(&s, 1.0, 7).expect("plans");
         let fast = plan_release(&s, 0.05, 7).expect("plans");
-        let points = |p: &LocalPlan| {
+        let points = |p: &ReleasePlan| {
             p.schedule
                 .interval
                 .unwrap_or(p.schedule.lifetime)

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use cluster::goose::Error;
+use cluster::local::goose::Error;
 use cluster::local::probe;
 use cluster::{Goose, GooseCommand, Supervision};
 

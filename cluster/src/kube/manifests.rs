@@ -35,7 +35,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
 
-use crate::plan::{LocalPlan, Split};
+use crate::plan::{ReleasePlan, Split};
 
 /// `app.kubernetes.io/managed-by=canarylab` is on everything canarylab creates.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "canarylab");
@@ -259,7 +259,7 @@ impl Manifests {
     /// `files` is needed only with `sim_shards > 0`.
     pub fn new(
         scenario_name: &str,
-        plan: &LocalPlan,
+        plan: &ReleasePlan,
         options: &RenderOptions,
         files: Option<&ScenarioFiles>,
     ) -> Result<Manifests, RenderError> {
@@ -688,7 +688,7 @@ impl Renderer<'_> {
         }
     }
 
-    fn loadgen_job(&self, plan: &LocalPlan) -> Job {
+    fn loadgen_job(&self, plan: &ReleasePlan) -> Job {
         let pods = self.options.loadgen_pods;
         let load_for = plan.schedule.warmup + plan.schedule.lifetime + LOAD_MARGIN;
         // Per pod, to the millisecond-request: enough for any rate.

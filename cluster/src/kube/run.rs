@@ -72,7 +72,7 @@ use crate::analysis::{
     AnalysisError, AnalysisRun, JudgedInterval, check_queries, fetch_pairs, unix_now,
 };
 use crate::local::run::measurement;
-use crate::plan::{LocalPlan, Split as PlanSplit};
+use crate::plan::{ReleasePlan, Split as PlanSplit};
 use crate::prom::PromApi;
 use crate::query::ScopeVars;
 
@@ -319,7 +319,7 @@ pub struct RunFailure {
 /// The scopes the analysis queries: `${scope}` is the track (`baseline`
 /// or `production` for the control, `canary` for the experiment);
 /// `${namespace}` and `${location}` are the namespace.
-pub fn scopes(plan: &LocalPlan, namespace: &str) -> (ScopeVars, ScopeVars) {
+pub fn scopes(plan: &ReleasePlan, namespace: &str) -> (ScopeVars, ScopeVars) {
     let scope = |s: &str| {
         ScopeVars::new(s)
             .with_location(namespace)
@@ -336,7 +336,7 @@ pub fn scopes(plan: &LocalPlan, namespace: &str) -> (ScopeVars, ScopeVars) {
 pub async fn run_release(
     client: Client,
     manifests: &Manifests,
-    plan: &LocalPlan,
+    plan: &ReleasePlan,
     config: &CanaryConfig,
     metrics: Arc<dyn MetricsSource>,
     options: &RunOptions,
@@ -1211,7 +1211,7 @@ fn judge_window(
 /// (scaled) time: no build, the plan's pods, the traffic shift once every
 /// pod is ready, the plan's splits, production's rolling update left to
 /// its Deployment.
-pub fn kube_spec(plan: &LocalPlan, options: &RunOptions) -> KayentaSpec {
+pub fn kube_spec(plan: &ReleasePlan, options: &RunOptions) -> KayentaSpec {
     let split = |s: PlanSplit| Split {
         canary: s.canary,
         baseline: s.baseline,

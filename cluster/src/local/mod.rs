@@ -2,11 +2,13 @@
 //! processes, loadgen, a real Prometheus, driven by the simulator's release
 //! controller), and its pieces: a readiness probe, and control/experiment
 //! series from Prometheus turned into a Kayenta [`MetricSetPair`].
-//! goldengoose processes are [`crate::goose`].
+//! goldengoose processes are [`goose`]; what the controller hears of
+//! them, [`pods`].
 //!
 //! Mirrors `kube/`'s layout (`kube/run.rs` is the Kubernetes
 //! mode's driver, `local/run.rs` the local mode's).
 
+pub mod goose;
 pub mod pods;
 pub mod run;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use release::{Event, Track};
 
-use crate::goose::Goose;
+use crate::local::goose::Goose;
 
 /// One started pod: its slot in the caller's list, its track, and the
 /// exits already reported.

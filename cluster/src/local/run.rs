@@ -1,6 +1,6 @@
 //! A whole canary release on loopback, time-scaled (`canarylab local`):
 //! production, baseline and canary goldengoose replicas as child processes
-//! (see [`crate::goose`]: restarted when they exit, as a kubelet would), a real
+//! (see [`crate::local::goose`]: restarted when they exit, as a kubelet would), a real
 //! Prometheus scraping every instance, loadgen moving traffic as the
 //! scenario's splits say, and the simulator's release controller
 //! ([`release::kayenta::Kayenta`], the same sans-IO state machine
@@ -75,9 +75,9 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::analysis::{
     AnalysisError, AnalysisRun, JudgedInterval, check_queries, fetch_pairs, judge_window, unix_now,
 };
-use crate::goose::{self, Goose, GooseCommand, Supervision};
+use crate::local::goose::{self, Goose, GooseCommand, Supervision};
 use crate::local::pods::PodWatch;
-use crate::plan::{LocalPlan, PlanError, Split, plan_release};
+use crate::plan::{PlanError, ReleasePlan, Split, plan_release};
 use crate::prom::{self, PromApi, Prometheus, ScrapeTarget};
 use crate::query::ScopeVars;
 use crate::ranges::{scale_config_ranges, scale_ranges};
@@ -108,7 +108,7 @@ pub struct ReleaseOptions {
     /// How goldengoose is run (`canarylab goldengoose`, or a binary).
     pub goldengoose: GooseCommand,
     /// Multiplies the scenario's request rate (see
-    /// [`LocalPlan::with_rate_scale`]); 1 keeps it.
+    /// [`ReleasePlan::with_rate_scale`]); 1 keeps it.
     pub rate_scale: f64,
     /// How a failed Prometheus query is retried before the step fails.
     pub prometheus_retry: prom::Retry,
@@ -268,7 +268,7 @@ pub struct Promotion {
 #[derive(Debug, Clone, Default)]
 pub struct ReleaseRecord {
     /// The plan, once the scenario was planned.
-    pub plan: Option<LocalPlan>,
+    pub plan: Option<ReleasePlan>,
     /// Unix seconds at which the release began.
     pub started_at: f64,
     /// Unix seconds at which traffic reached the canary (window offsets
@@ -330,7 +330,7 @@ pub struct Instance {
 #[derive(Debug)]
 pub struct ReleaseOutcome {
     /// The plan the release ran.
-    pub plan: LocalPlan,
+    pub plan: ReleasePlan,
     /// The canary analysis: its judged intervals and outcome.
     pub analysis: AnalysisRun,
     /// [`ReleaseEnd::Promote`] or [`ReleaseEnd::Rollback`] (also in
@@ -726,7 +726,7 @@ pub async fn run_release(
 /// it: no build (the version to deploy exists), the plan's pods, and the
 /// traffic shift as soon as every pod is ready (loadgen's weights apply at
 /// once; there are no gateways to reach).
-fn local_spec(scenario: &Scenario, plan: &LocalPlan) -> KayentaSpec {
+fn local_spec(scenario: &Scenario, plan: &ReleasePlan) -> KayentaSpec {
     let mut spec = KayentaSpec::from_scenario(scenario, plan.thresholds);
     spec.build_after_s = None;
     spec.shift_delay_s = 0.0;
@@ -741,7 +741,7 @@ fn local_spec(scenario: &Scenario, plan: &LocalPlan) -> KayentaSpec {
 /// series carry).
 fn peer_spec(
     scenario: &Scenario,
-    plan: &LocalPlan,
+    plan: &ReleasePlan,
     peer: &PeerAnalysis,
     names: &Names,
 ) -> Result<PeerSpec, ReleaseError> {
@@ -856,7 +856,7 @@ impl Names {
 
 struct Context<'a> {
     scenario: &'a Scenario,
-    plan: &'a LocalPlan,
+    plan: &'a ReleasePlan,
     config: &'a judge::CanaryConfig,
     options: &'a ReleaseOptions,
     cancel: &'a Arc<AtomicBool>,

@@ -20,7 +20,7 @@ use cluster::kube::{
     Crashes, KubeError, Manifests, MetricsSource, ProductionState, RenderOptions, RunOptions,
     clean, run_release,
 };
-use cluster::plan::{LocalPlan, Split, plan_release};
+use cluster::plan::{ReleasePlan, Split, plan_release};
 use cluster::query::ScopeVars;
 use judge::analysis::Schedule;
 use judge::{CanaryConfig, MetricSetPair};
@@ -43,7 +43,7 @@ fn catalog(name: &str) -> Scenario {
 
 struct Release {
     scenario: Scenario,
-    plan: LocalPlan,
+    plan: ReleasePlan,
     manifests: Manifests,
 }
 
