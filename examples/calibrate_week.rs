@@ -72,8 +72,12 @@ fn main() -> anyhow::Result<()> {
     };
     let t = Instant::now();
     let mut queries = 0usize;
-    let (obs, family, _) =
-        calibrate::read(&api, &url, r#"{app="week"}"#, window, &mut |_| queries += 1)?;
+    let mut count = |_: &str| queries += 1;
+    let reading = calibrate::read(&api, &url, r#"{app="week"}"#, window, &mut count);
+    let (obs, family, _) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(reading)?;
     let read_s = t.elapsed().as_secs_f64();
     drop(server);
     let t = Instant::now();

@@ -191,13 +191,17 @@ pub fn run(args: &CalibrateArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         }
     };
     let started = std::time::Instant::now();
-    let (obs, family, queries) = calibrate::read(
+    let reading = calibrate::read(
         &api,
         &args.prometheus,
         &args.selector,
         window,
         &mut progress,
-    )?;
+    );
+    let (obs, family, queries) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(reading)?;
     let read_s = started.elapsed().as_secs_f64();
     let fit_started = std::time::Instant::now();
     let cal = calibrate::calibrate(&obs);

@@ -319,9 +319,10 @@ fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let (scenario, plan, manifests) = prepare(&args.release)?;
     let cancel = Arc::new(AtomicBool::new(false));
     // Ctrl-C also ends a wait between retries at once (queries and requests).
+    let (interrupt, interrupted) = tokio::sync::watch::channel(false);
     let prometheus = PromApi::from_url(&args.prometheus)?
         .with_retry(cluster::prom::Retry::with_retries(args.prometheus_retries))
-        .with_cancel(cancel.clone());
+        .with_cancel(interrupted);
     let prometheus_retries = prometheus.clone();
     let mut api_retries = cluster::prom::RetryCount::default();
     let options = RunOptions {
@@ -346,6 +347,7 @@ fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
             if tokio::signal::ctrl_c().await.is_ok() {
                 eprintln!("\ninterrupted: moving traffic back to production and deleting baseline and canary");
                 flag.store(true, Ordering::SeqCst);
+                interrupt.send_replace(true);
             }
         });
         let operator = args.operator_stdin.then(operator_from_stdin);

@@ -3,8 +3,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::Args;
@@ -170,16 +168,15 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let cancel = Arc::new(AtomicBool::new(false));
+    let (cancel, cancelled) = tokio::sync::watch::channel(false);
     let result = runtime.block_on(async {
-        let flag = cancel.clone();
         // Ctrl-C asks the release to stop; it cleans up before returning.
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 eprintln!(
                     "\ninterrupted: moving traffic back to production and stopping everything"
                 );
-                flag.store(true, Ordering::SeqCst);
+                cancel.send_replace(true);
             }
         });
         let mut steps = options.watch.subscribe();
@@ -195,7 +192,7 @@ pub fn run(args: &LocalArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
                 }
             }
         });
-        run_release(&scenario, &options, cancel.clone()).await
+        run_release(&scenario, &options, cancelled).await
     });
 
     let intervals = match &result {

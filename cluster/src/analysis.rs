@@ -7,16 +7,14 @@
 //! modes run, here without pods or traffic): this module only carries out
 //! its `Judge` commands.
 //!
-//! Blocking by design (it sleeps until each window has ended and makes
-//! blocking HTTP calls): run it on its own thread or in
-//! `tokio::task::spawn_blocking` while traffic flows. A cancel flag stops
-//! it between sleeps (Ctrl-C).
+//! Async: it sleeps until each window has ended and queries Prometheus
+//! with the async [`PromApi`]; `true` on its cancel channel (Ctrl-C) ends a
+//! wait at once.
 //!
 //! Not for: starting processes or moving traffic (that is the caller's).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use judge::analysis::{Analysis, Schedule, Window};
@@ -25,6 +23,7 @@ use release::kayenta::{Kayenta, KayentaSpec};
 use release::{
     AnalysisOutcome, Command, Controller, Event, Millis, RollingUpdate, Split, ms, secs,
 };
+use tokio::sync::watch;
 
 use crate::local::metric_set_pair;
 use crate::prom::{self, PromApi};
@@ -117,7 +116,7 @@ pub fn check_queries(
 /// Fetches every metric's control and experiment series for `[start, end]`
 /// (unix seconds) and aligns them on the `step` grid. Each pair records its
 /// two queries under `attributes`, as Kayenta's pairs do.
-pub fn fetch_pairs(
+pub async fn fetch_pairs(
     prometheus: &PromApi,
     config: &CanaryConfig,
     control: &ScopeVars,
@@ -128,10 +127,11 @@ pub fn fetch_pairs(
 ) -> Result<Vec<MetricSetPair>, AnalysisError> {
     let mut pairs = Vec::with_capacity(config.metrics.len());
     for (i, metric) in config.metrics.iter().enumerate() {
-        let fetch = |scope: &ScopeVars, side: &str| {
+        let fetch = async |scope: &ScopeVars, side: &str| {
             let query = build_query(config, i, scope)?;
             let points = prometheus
                 .query_range_single(&query, start, end, step)
+                .await
                 .map_err(|source| AnalysisError::Prometheus {
                     metric: metric.name.clone(),
                     scope: format!("{side} ({})", scope.scope),
@@ -139,8 +139,8 @@ pub fn fetch_pairs(
                 })?;
             Ok::<_, AnalysisError>((query, points))
         };
-        let (control_query, control_points) = fetch(control, "control")?;
-        let (experiment_query, experiment_points) = fetch(experiment, "experiment")?;
+        let (control_query, control_points) = fetch(control, "control").await?;
+        let (experiment_query, experiment_points) = fetch(experiment, "experiment").await?;
         let mut pair = metric_set_pair(
             &metric.name,
             &control_points,
@@ -204,56 +204,80 @@ pub struct AnalysisPlan {
 
 /// Runs the multi-interval analysis in real time: waits until each window
 /// has ended (plus one step, so its last scrape has landed), fetches,
-/// judges, and lets the Kayenta controller decide. `cancel` is checked
-/// every 100 ms.
-pub fn run_analysis(
+/// judges, and lets the Kayenta controller decide. `true` on `cancel`
+/// ends it ([`AnalysisError::Cancelled`]), also during a wait.
+pub async fn run_analysis(
     prometheus: &PromApi,
     config: &CanaryConfig,
     plan: &AnalysisPlan,
-    cancel: &AtomicBool,
+    cancel: watch::Receiver<bool>,
 ) -> Result<AnalysisRun, AnalysisError> {
-    run_analysis_observed(prometheus, config, plan, cancel, &mut |_| {})
+    run_analysis_observed(prometheus, config, plan, cancel, &mut |_| {}).await
 }
 
 /// [`run_analysis`], calling `judged` with each interval as soon as it is
 /// judged, so a caller keeps the intervals judged before an error.
-pub fn run_analysis_observed(
+pub async fn run_analysis_observed(
     prometheus: &PromApi,
     config: &CanaryConfig,
     plan: &AnalysisPlan,
-    cancel: &AtomicBool,
+    cancel: watch::Receiver<bool>,
     judged: &mut dyn FnMut(&JudgedInterval),
 ) -> Result<AnalysisRun, AnalysisError> {
     check_queries(config, &plan.control, &plan.experiment)?;
-    drive_analysis(
+    let mut live = Live {
+        prometheus,
         config,
         plan,
-        &mut |t| sleep_until(t, cancel),
-        &mut |start, end| {
-            fetch_pairs(
-                prometheus,
-                config,
-                &plan.control,
-                &plan.experiment,
-                start,
-                end,
-                plan.step,
-            )
-        },
-        judged,
-    )
+        cancel,
+    };
+    drive_analysis(config, plan, &mut live, judged).await
+}
+
+/// Where [`drive_analysis`] waits and gets its windows' pairs.
+trait Windows {
+    /// Returns once unix time `t` has come.
+    async fn wait_until(&mut self, t: f64) -> Result<(), AnalysisError>;
+    /// The pairs of the window `[start, end]`, unix seconds.
+    async fn fetch(&mut self, start: f64, end: f64) -> Result<Vec<MetricSetPair>, AnalysisError>;
+}
+
+/// Real time and a real Prometheus.
+struct Live<'a> {
+    prometheus: &'a PromApi,
+    config: &'a CanaryConfig,
+    plan: &'a AnalysisPlan,
+    cancel: watch::Receiver<bool>,
+}
+
+impl Windows for Live<'_> {
+    async fn wait_until(&mut self, t: f64) -> Result<(), AnalysisError> {
+        sleep_until(t, &mut self.cancel).await
+    }
+
+    async fn fetch(&mut self, start: f64, end: f64) -> Result<Vec<MetricSetPair>, AnalysisError> {
+        fetch_pairs(
+            self.prometheus,
+            self.config,
+            &self.plan.control,
+            &self.plan.experiment,
+            start,
+            end,
+            self.plan.step,
+        )
+        .await
+    }
 }
 
 /// The Kayenta controller's analysis alone (no build, no pods, no traffic:
 /// those are the caller's), controller time 0 being `plan.started_at`:
-/// each `Judge` waits with `wait_until` (unix seconds) for the window's
-/// end plus one step, gets the window's pairs from `fetch` (unix seconds
-/// `start`, `end`) and judges them.
-fn drive_analysis(
+/// each `Judge` waits with `windows.wait_until` (unix seconds) for the
+/// window's end plus one step, gets the window's pairs from
+/// `windows.fetch` (unix seconds `start`, `end`) and judges them.
+async fn drive_analysis(
     config: &CanaryConfig,
     plan: &AnalysisPlan,
-    wait_until: &mut dyn FnMut(f64) -> Result<(), AnalysisError>,
-    fetch: &mut dyn FnMut(f64, f64) -> Result<Vec<MetricSetPair>, AnalysisError>,
+    windows: &mut impl Windows,
     judged: &mut dyn FnMut(&JudgedInterval),
 ) -> Result<AnalysisRun, AnalysisError> {
     let judge = Judge::new(config).map_err(AnalysisError::Config)?;
@@ -300,8 +324,8 @@ fn drive_analysis(
                     let window = request.window;
                     let start = unix(request.origin + ms(window.start.as_secs_f64()));
                     let end = unix(request.origin + ms(window.end.as_secs_f64()));
-                    wait_until(end + plan.step.as_secs_f64())?;
-                    let pairs = fetch(start, end)?;
+                    windows.wait_until(end + plan.step.as_secs_f64()).await?;
+                    let pairs = windows.fetch(start, end).await?;
                     let interval = judge_window(
                         &judge,
                         config,
@@ -379,16 +403,17 @@ pub fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn sleep_until(t: f64, cancel: &AtomicBool) -> Result<(), AnalysisError> {
-    loop {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(AnalysisError::Cancelled);
-        }
-        let left = t - unix_now();
-        if left <= 0.0 {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_secs_f64(left.min(0.1)));
+/// Sleeps until unix time `t`; [`AnalysisError::Cancelled`] as soon as
+/// `cancel` says `true` (at once if it already does). A closed channel
+/// never cancels.
+async fn sleep_until(t: f64, cancel: &mut watch::Receiver<bool>) -> Result<(), AnalysisError> {
+    if *cancel.borrow() {
+        return Err(AnalysisError::Cancelled);
+    }
+    let left = Duration::from_secs_f64((t - unix_now()).max(0.0));
+    tokio::select! {
+        () = tokio::time::sleep(left) => Ok(()),
+        Ok(_) = cancel.wait_for(|c| *c) => Err(AnalysisError::Cancelled),
     }
 }
 
@@ -501,32 +526,59 @@ mod tests {
         Vec<(f64, f64)>,
     );
 
+    /// Waits and windows from two closures.
+    struct Scripted<W, F> {
+        wait: W,
+        fetch: F,
+    }
+
+    impl<W, F> Windows for Scripted<W, F>
+    where
+        W: FnMut(f64) -> Result<(), AnalysisError>,
+        F: FnMut(f64, f64) -> Result<Vec<MetricSetPair>, AnalysisError>,
+    {
+        async fn wait_until(&mut self, t: f64) -> Result<(), AnalysisError> {
+            (self.wait)(t)
+        }
+
+        async fn fetch(
+            &mut self,
+            start: f64,
+            end: f64,
+        ) -> Result<Vec<MetricSetPair>, AnalysisError> {
+            (self.fetch)(start, end)
+        }
+    }
+
     /// Runs the analysis with canary values `k` times the control's.
-    fn drive(k: f64) -> Driven {
+    async fn drive(k: f64) -> Driven {
         let c = catalog_config();
         let (mut waits, mut fetched, mut seen) = (Vec::new(), Vec::new(), 0);
         let result = drive_analysis(
             &c,
             &plan(),
-            &mut |t| {
-                waits.push(t);
-                Ok(())
-            },
-            &mut |start, end| {
-                fetched.push((start, end));
-                Ok(pairs(&c, k, start, end))
+            &mut Scripted {
+                wait: |t| {
+                    waits.push(t);
+                    Ok(())
+                },
+                fetch: |start, end| {
+                    fetched.push((start, end));
+                    Ok(pairs(&c, k, start, end))
+                },
             },
             &mut |_| seen += 1,
-        );
+        )
+        .await;
         if let Ok(run) = &result {
             assert_eq!(seen, run.intervals.len(), "each judged interval observed");
         }
         (result, waits, fetched)
     }
 
-    #[test]
-    fn the_controller_judges_every_growing_window_then_promotes() {
-        let (result, waits, fetched) = drive(1.0);
+    #[tokio::test]
+    async fn the_controller_judges_every_growing_window_then_promotes() {
+        let (result, waits, fetched) = drive(1.0).await;
         let run = result.expect("a verdict");
         assert_eq!(run.outcome.end, ReleaseEnd::Promote);
         assert_eq!(run.outcome.scores, [100.0, 100.0, 100.0]);
@@ -542,9 +594,9 @@ mod tests {
         assert_eq!(indices, [1, 2, 3]);
     }
 
-    #[test]
-    fn a_failing_window_rolls_back_at_once() {
-        let (result, _, fetched) = drive(10.0);
+    #[tokio::test]
+    async fn a_failing_window_rolls_back_at_once() {
+        let (result, _, fetched) = drive(10.0).await;
         let run = result.expect("a verdict");
         assert_eq!(run.outcome.end, ReleaseEnd::Rollback);
         assert_eq!(fetched.len(), 1);
@@ -556,23 +608,26 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_window_without_data_stops_the_analysis() {
+    #[tokio::test]
+    async fn a_window_without_data_stops_the_analysis() {
         let c = catalog_config();
         let err = drive_analysis(
             &c,
             &plan(),
-            &mut |_| Ok(()),
-            &mut |start, end| {
-                let mut p = pairs(&c, 1.0, start, end);
-                for pair in &mut p {
-                    pair.values.control.fill(f64::NAN);
-                    pair.values.experiment.fill(f64::NAN);
-                }
-                Ok(p)
+            &mut Scripted {
+                wait: |_| Ok(()),
+                fetch: |start, end| {
+                    let mut p = pairs(&c, 1.0, start, end);
+                    for pair in &mut p {
+                        pair.values.control.fill(f64::NAN);
+                        pair.values.experiment.fill(f64::NAN);
+                    }
+                    Ok(p)
+                },
             },
             &mut |_| {},
         )
+        .await
         .expect_err("no data");
         assert!(
             matches!(err, AnalysisError::NoData { interval: 1, .. }),
@@ -580,46 +635,68 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_cancelled_wait_stops_before_fetching() {
+    #[tokio::test]
+    async fn a_cancelled_wait_stops_before_fetching() {
         let c = catalog_config();
         let mut fetched = 0;
         let err = drive_analysis(
             &c,
             &plan(),
-            &mut |_| Err(AnalysisError::Cancelled),
-            &mut |start, end| {
-                fetched += 1;
-                Ok(pairs(&c, 1.0, start, end))
+            &mut Scripted {
+                wait: |_| Err(AnalysisError::Cancelled),
+                fetch: |start, end| {
+                    fetched += 1;
+                    Ok(pairs(&c, 1.0, start, end))
+                },
             },
             &mut |_| {},
         )
+        .await
         .expect_err("cancelled");
         assert!(matches!(err, AnalysisError::Cancelled), "{err}");
         assert_eq!(fetched, 0);
     }
 
-    #[test]
-    fn an_unusable_schedule_is_refused_before_any_wait() {
+    #[tokio::test]
+    async fn an_unusable_schedule_is_refused_before_any_wait() {
         let mut p = plan();
         p.schedule.lifetime = Duration::ZERO;
         let err = drive_analysis(
             &catalog_config(),
             &p,
-            &mut |_| panic!("no wait"),
-            &mut |_, _| panic!("no fetch"),
+            &mut Scripted {
+                wait: |_| panic!("no wait"),
+                fetch: |_, _| panic!("no fetch"),
+            },
             &mut |_| {},
         )
+        .await
         .expect_err("bad schedule");
         assert!(matches!(err, AnalysisError::Schedule(_)), "{err}");
     }
 
-    #[test]
-    fn cancel_stops_the_wait() {
-        let cancel = AtomicBool::new(true);
+    #[tokio::test]
+    async fn cancel_stops_the_wait() {
+        // Already cancelled: at once.
+        let (_tx, mut rx) = watch::channel(true);
         assert!(matches!(
-            sleep_until(unix_now() + 60.0, &cancel),
+            sleep_until(unix_now() + 3600.0, &mut rx).await,
             Err(AnalysisError::Cancelled)
         ));
+        // Cancelled during an hour's wait: the wait ends (the guard only
+        // keeps a broken build from hanging).
+        let (tx, mut rx) = watch::channel(false);
+        let wait = tokio::spawn(async move { sleep_until(unix_now() + 3600.0, &mut rx).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tx.send_replace(true);
+        let got = tokio::time::timeout(Duration::from_secs(600), wait)
+            .await
+            .expect("ended by the cancel channel")
+            .expect("joins");
+        assert!(matches!(got, Err(AnalysisError::Cancelled)));
+        // A closed channel never cancels: the time comes.
+        let (tx, mut rx) = watch::channel(false);
+        drop(tx);
+        assert!(sleep_until(unix_now() + 0.05, &mut rx).await.is_ok());
     }
 }

@@ -6,10 +6,11 @@
 //! `/-/ready`. Dropping the guard kills the process by PID, waits for it and
 //! removes the directory, also when a test fails.
 //!
-//! The HTTP client is a deliberately tiny blocking HTTP/1.0 client over
-//! `std::net::TcpStream`: one request per connection to a server on
-//! loopback, no TLS, no redirects. Call it from async code through
-//! `tokio::task::spawn_blocking` (or accept a short blocking call).
+//! The HTTP client is async, on hyper's HTTP/1 client connection (the
+//! hyper the workspace already builds for its servers): one request per
+//! connection, plain HTTP, no TLS, no redirects. A wait between retries
+//! ends at once when the API's cancel channel says so (Ctrl-C), as
+//! goldengoose's `run` ends on its shutdown future.
 //!
 //! [`PromApi`] is the same client for a Prometheus we did not start (the
 //! Kubernetes mode's, usually behind `kubectl port-forward`): plain HTTP
@@ -26,14 +27,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
 
 /// Environment variable naming the `prometheus` binary to run.
 pub const PROMETHEUS_ENV: &str = "CANARYLAB_PROMETHEUS";
@@ -252,34 +255,24 @@ impl RetryCount {
 }
 
 /// Calls `attempt` until it succeeds, fails for good, or `retry` is spent,
-/// sleeping between attempts and counting each retry in `count`.
-#[cfg(test)]
-fn with_retry<T>(
-    retry: Retry,
-    count: &RetryCount,
-    addr: SocketAddr,
-    attempt: impl FnMut() -> Result<T, Error>,
-) -> Result<T, Error> {
-    with_retry_until(retry, count, addr, None, attempt)
-}
-
-/// Calls `attempt` until it succeeds, fails for good, or `retry` is spent,
 /// sleeping between attempts and counting each retry in `count`; a wait
-/// ends as soon as `cancel` is set (then [`Error::Interrupted`]). A call
-/// begun with `cancel` already set (a clean-up after Ctrl-C) retries as
-/// usual.
-fn with_retry_until<T>(
+/// ends as soon as `shutdown` completes (then [`Error::Interrupted`]).
+async fn with_retry_until<T, F, Fut>(
     retry: Retry,
     count: &RetryCount,
     addr: SocketAddr,
-    cancel: Option<&AtomicBool>,
-    mut attempt: impl FnMut() -> Result<T, Error>,
-) -> Result<T, Error> {
-    let cancel = cancel.filter(|c| !c.load(Ordering::SeqCst));
+    shutdown: impl Future<Output = ()>,
+    mut attempt: F,
+) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let mut shutdown = std::pin::pin!(shutdown);
     let mut waited = Duration::ZERO;
     let mut n = 0;
     loop {
-        match attempt() {
+        match attempt().await {
             Err(e) if e.is_transient() => {
                 if n >= retry.retries {
                     if n == 0 {
@@ -293,12 +286,15 @@ fn with_retry_until<T>(
                     });
                 }
                 let delay = retry.delay(n);
-                if !wait_unless(delay, cancel) {
-                    return Err(Error::Interrupted {
-                        addr,
-                        retries: n,
-                        last: Box::new(e),
-                    });
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = &mut shutdown => {
+                        return Err(Error::Interrupted {
+                            addr,
+                            retries: n,
+                            last: Box::new(e),
+                        });
+                    }
                 }
                 waited += delay;
                 count.add();
@@ -309,24 +305,18 @@ fn with_retry_until<T>(
     }
 }
 
-/// Sleeps `delay`, in slices short enough that setting `cancel` ends the
-/// wait at once; false when it was cancelled. (The client is blocking: no
-/// future to select on, so the flag is looked at every 20 ms.)
-fn wait_unless(delay: Duration, cancel: Option<&AtomicBool>) -> bool {
-    let Some(cancel) = cancel else {
-        std::thread::sleep(delay);
-        return true;
-    };
-    let until = Instant::now() + delay;
-    loop {
-        if cancel.load(Ordering::SeqCst) {
-            return false;
+/// Completes once `cancel` says `true`; never if it already did when this
+/// was made (a clean-up after Ctrl-C retries as usual), if there is no
+/// channel, or once its sender is gone without saying so.
+fn cancelled(cancel: Option<&watch::Receiver<bool>>) -> impl Future<Output = ()> + Send + 'static {
+    let cancel = cancel.filter(|rx| !*rx.borrow()).cloned();
+    async move {
+        if let Some(mut rx) = cancel
+            && rx.wait_for(|c| *c).await.is_ok()
+        {
+            return;
         }
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return true;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(20)));
+        std::future::pending().await
     }
 }
 
@@ -384,7 +374,7 @@ pub struct PromApi {
     retry: Retry,
     retries: RetryCount,
     /// Ctrl-C: ends a retry wait at once ([`Self::with_cancel`]).
-    cancel: Option<Arc<AtomicBool>>,
+    cancel: Option<watch::Receiver<bool>>,
     /// The longest wait for the answer's next bytes.
     read_timeout: Duration,
 }
@@ -404,11 +394,11 @@ impl PromApi {
         }
     }
 
-    /// The same API, and setting `cancel` (Ctrl-C) ends a query's wait
+    /// The same API, and `true` on `cancel` (Ctrl-C) ends a query's wait
     /// between retries at once with [`Error::Interrupted`] instead of after
-    /// the backoff (up to `max_backoff`). Queries begun after `cancel` was
-    /// set retry as usual.
-    pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Self {
+    /// the backoff (up to `max_backoff`). Queries begun after it said
+    /// `true` retry as usual.
+    pub fn with_cancel(mut self, cancel: watch::Receiver<bool>) -> Self {
         self.cancel = Some(cancel);
         self
     }
@@ -498,7 +488,7 @@ impl PromApi {
         self.addr
     }
 
-    fn request(
+    async fn request(
         &self,
         method: &str,
         path: &str,
@@ -512,6 +502,7 @@ impl PromApi {
             body,
             self.read_timeout,
         )
+        .await
         .map_err(|source| Error::Http {
             addr: self.addr,
             source,
@@ -519,15 +510,15 @@ impl PromApi {
     }
 
     /// `GET /-/ready` answered 200.
-    pub fn is_ready(&self) -> bool {
-        matches!(self.request("GET", "/-/ready", None), Ok((200, _)))
+    pub async fn is_ready(&self) -> bool {
+        matches!(self.request("GET", "/-/ready", None).await, Ok((200, _)))
     }
 
     /// `/api/v1/query_range` from `start` to `end` (unix seconds) every
     /// `step`. An HTTP 400/422 carries Prometheus's own error message. A
     /// transient failure ([`Error::is_transient`]) is retried within the
     /// API's [`Retry`] bound, then [`Error::RetriesSpent`].
-    pub fn query_range(
+    pub async fn query_range(
         &self,
         promql: &str,
         start: f64,
@@ -538,12 +529,13 @@ impl PromApi {
             self.retry,
             &self.retries,
             self.addr,
-            self.cancel.as_deref(),
+            cancelled(self.cancel.as_ref()),
             || self.query_range_once(promql, start, end, step),
         )
+        .await
     }
 
-    fn query_range_once(
+    async fn query_range_once(
         &self,
         promql: &str,
         start: f64,
@@ -555,25 +547,30 @@ impl PromApi {
             form_encode(promql),
             step.as_secs_f64()
         );
-        parse_matrix(&self.post_query("/api/v1/query_range", &body, promql)?)
+        parse_matrix(
+            &self
+                .post_query("/api/v1/query_range", &body, promql)
+                .await?,
+        )
     }
 
     /// `/api/v1/query` at `at` (unix seconds): Prometheus's `data` object
     /// (`resultType` and `result`, any shape). Errors and retries as
     /// [`Self::query_range`].
-    pub fn query_data(&self, promql: &str, at: f64) -> Result<serde_json::Value, Error> {
+    pub async fn query_data(&self, promql: &str, at: f64) -> Result<serde_json::Value, Error> {
         let body = format!("query={}&time={at:.3}", form_encode(promql));
         with_retry_until(
             self.retry,
             &self.retries,
             self.addr,
-            self.cancel.as_deref(),
+            cancelled(self.cancel.as_ref()),
             || self.post_query("/api/v1/query", &body, promql),
         )
+        .await
     }
 
     /// `/api/v1/query_range`'s `data` object, any result shape.
-    pub fn query_range_data(
+    pub async fn query_range_data(
         &self,
         promql: &str,
         start: f64,
@@ -589,14 +586,20 @@ impl PromApi {
             self.retry,
             &self.retries,
             self.addr,
-            self.cancel.as_deref(),
+            cancelled(self.cancel.as_ref()),
             || self.post_query("/api/v1/query_range", &body, promql),
         )
+        .await
     }
 
     /// POSTs a query form to `path`; the response's `data` on success.
-    fn post_query(&self, path: &str, body: &str, promql: &str) -> Result<serde_json::Value, Error> {
-        let (status, text) = self.request("POST", path, Some(body))?;
+    async fn post_query(
+        &self,
+        path: &str,
+        body: &str,
+        promql: &str,
+    ) -> Result<serde_json::Value, Error> {
+        let (status, text) = self.request("POST", path, Some(body)).await?;
         let mut json: serde_json::Value = match serde_json::from_str(&text) {
             Ok(json) => json,
             // A proxy's or a starting server's error page: transient.
@@ -621,14 +624,14 @@ impl PromApi {
 
     /// [`Self::query_range`] for a query that yields one series (or none:
     /// an empty vector).
-    pub fn query_range_single(
+    pub async fn query_range_single(
         &self,
         promql: &str,
         start: f64,
         end: f64,
         step: Duration,
     ) -> Result<Vec<(f64, f64)>, Error> {
-        let mut series = self.query_range(promql, start, end, step)?;
+        let mut series = self.query_range(promql, start, end, step).await?;
         match series.len() {
             0 => Ok(Vec::new()),
             1 => Ok(series.remove(0).points),
@@ -715,18 +718,18 @@ impl Prometheus {
     /// Starts Prometheus scraping `targets` every `scrape_interval`, and
     /// waits until it is ready (at most [`READY_TIMEOUT`]). The first scrape
     /// lands some seconds later.
-    pub fn start(
+    pub async fn start(
         binary: Option<&Path>,
         targets: &[ScrapeTarget],
         scrape_interval: Duration,
     ) -> Result<Prometheus, Error> {
-        Self::start_in(&std::env::temp_dir(), binary, targets, scrape_interval)
+        Self::start_in(&std::env::temp_dir(), binary, targets, scrape_interval).await
     }
 
     /// [`Self::start`] with the temporary directory created under `root`.
     /// Directories left there by earlier runs whose process is gone are
     /// removed first ([`sweep_stale_dirs`]).
-    pub fn start_in(
+    pub async fn start_in(
         root: &Path,
         binary: Option<&Path>,
         targets: &[ScrapeTarget],
@@ -802,7 +805,7 @@ impl Prometheus {
             retries: RetryCount::default(),
         };
         cleanup.0 = None; // the Prometheus guard owns the directory now
-        prometheus.wait_ready(READY_TIMEOUT)?;
+        prometheus.wait_ready(READY_TIMEOUT).await?;
         Ok(prometheus)
     }
 
@@ -817,7 +820,7 @@ impl Prometheus {
         self.retries.get()
     }
 
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), Error> {
+    async fn wait_ready(&mut self, timeout: Duration) -> Result<(), Error> {
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -826,7 +829,7 @@ impl Prometheus {
                     log: self.log_tail(),
                 });
             }
-            if PromApi::new(self.addr).is_ready() {
+            if PromApi::new(self.addr).is_ready().await {
                 return Ok(());
             }
             if started.elapsed() > timeout {
@@ -835,7 +838,7 @@ impl Prometheus {
                     log: self.log_tail(),
                 });
             }
-            std::thread::sleep(Duration::from_millis(100));
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -1067,9 +1070,11 @@ fn clip(text: &str) -> String {
     text.chars().take(300).collect()
 }
 
-/// One HTTP/1.0 request (the server closes the connection and never uses
-/// chunked encoding); returns status and body.
-fn http(
+/// One request on a connection of its own (hyper's HTTP/1 client);
+/// returns status and body. Connecting and sending may take
+/// [`HTTP_TIMEOUT`], the answer's head and each later piece of its body
+/// `read_timeout`.
+async fn http(
     addr: SocketAddr,
     host: &str,
     method: &str,
@@ -1077,32 +1082,59 @@ fn http(
     body: Option<&str>,
     read_timeout: Duration,
 ) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)?;
-    stream.set_read_timeout(Some(read_timeout))?;
-    stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
-    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\n");
-    if let Some(body) = body {
-        let _ = write!(
-            request,
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            body.len()
-        );
+    use http_body_util::{BodyExt as _, Full};
+    use hyper::header::{CONTENT_TYPE, HOST};
+    let timed_out =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what} timed out"));
+    let stream = tokio::time::timeout(HTTP_TIMEOUT, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| timed_out("connecting"))??;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(HOST, host);
+    if body.is_some() {
+        request = request.header(CONTENT_TYPE, "application/x-www-form-urlencoded");
     }
-    request.push_str("\r\n");
-    request.push_str(body.unwrap_or_default());
-    stream.write_all(request.as_bytes())?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let text = String::from_utf8_lossy(&response);
-    let invalid =
-        || std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed HTTP response");
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(invalid)?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(invalid)?;
-    Ok((status, body.to_string()))
+    let request = request
+        .body(Full::new(bytes::Bytes::from(
+            body.unwrap_or_default().to_string(),
+        )))
+        .map_err(std::io::Error::other)?;
+    let exchange = async {
+        let response = tokio::time::timeout(read_timeout, sender.send_request(request))
+            .await
+            .map_err(|_| timed_out("waiting for the answer"))?
+            .map_err(std::io::Error::other)?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        loop {
+            match tokio::time::timeout(read_timeout, body.frame()).await {
+                Err(_) => return Err(timed_out("reading the answer")),
+                Ok(None) => break,
+                Ok(Some(frame)) => {
+                    if let Ok(data) = frame.map_err(std::io::Error::other)?.into_data() {
+                        bytes.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    let mut conn = std::pin::pin!(conn);
+    let mut exchange = std::pin::pin!(exchange);
+    tokio::select! {
+        answer = &mut exchange => answer,
+        ended = &mut conn => {
+            ended.map_err(std::io::Error::other)?;
+            exchange.await
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1112,8 +1144,8 @@ mod tests {
     /// A Prometheus that accepts and never answers: the query ends with
     /// the read timeout the API was given (kept open well beyond it), as
     /// an HTTP error naming the address.
-    #[test]
-    fn a_silent_prometheus_ends_a_query_at_the_read_timeout() {
+    #[tokio::test]
+    async fn a_silent_prometheus_ends_a_query_at_the_read_timeout() {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binds");
         let addr = listener.local_addr().expect("addr");
         let held = std::thread::spawn(move || {
@@ -1124,7 +1156,7 @@ mod tests {
         let api = PromApi::new(addr)
             .with_retry(Retry::NONE)
             .with_read_timeout(Duration::from_millis(200));
-        let err = api.query_data("up", 0.0).expect_err("no answer");
+        let err = api.query_data("up", 0.0).await.expect_err("no answer");
         match &err {
             Error::Http { source, .. } => assert!(
                 matches!(
@@ -1222,8 +1254,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn only_transient_errors_are_retried_and_every_retry_counted() {
+    /// [`with_retry_until`] without a shutdown.
+    async fn with_retry<T>(
+        retry: Retry,
+        count: &RetryCount,
+        addr: SocketAddr,
+        mut attempt: impl FnMut() -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        with_retry_until(retry, count, addr, std::future::pending(), || {
+            std::future::ready(attempt())
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn only_transient_errors_are_retried_and_every_retry_counted() {
         let quick = Retry {
             retries: 3,
             backoff: Duration::from_millis(1),
@@ -1240,7 +1285,8 @@ mod tests {
                 2 => Err(query_error(503)),
                 _ => Ok(calls),
             }
-        });
+        })
+        .await;
         assert_eq!(got.expect("third attempt answers"), 3);
         assert_eq!(count.get(), 2);
         // A PromQL error is final at once.
@@ -1249,6 +1295,7 @@ mod tests {
             calls += 1;
             Err::<(), _>(query_error(400))
         })
+        .await
         .expect_err("bad query");
         assert_eq!(calls, 1);
         assert!(matches!(err, Error::Query { status: 400, .. }), "{err}");
@@ -1258,46 +1305,51 @@ mod tests {
             calls += 1;
             Err::<(), _>(http_error())
         })
+        .await
         .expect_err("down");
         assert_eq!(calls, 4);
         assert_eq!(count.get(), 2 + 3);
         assert!(err.to_string().contains("after 3 retries"), "{err}");
         // No retries: the error itself.
-        let err =
-            with_retry(Retry::NONE, &count, addr, || Err::<(), _>(http_error())).expect_err("down");
+        let err = with_retry(Retry::NONE, &count, addr, || Err::<(), _>(http_error()))
+            .await
+            .expect_err("down");
         assert!(matches!(err, Error::Http { .. }), "{err}");
     }
 
-    #[test]
-    fn ctrl_c_ends_a_retry_wait_at_once() {
-        // An hour between tries: only the cancel flag can end the wait.
+    /// Nothing listens on a port just bound and dropped: every attempt is
+    /// a refused connection (transient).
+    fn closed_port() -> SocketAddr {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binds");
+        listener.local_addr().expect("addr")
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_ends_a_retry_wait_at_once() {
+        // An hour between tries: only the cancel channel can end the wait.
         let hour = Retry {
             retries: 3,
             backoff: Duration::from_secs(3600),
             max_backoff: Duration::from_secs(3600),
         };
-        let addr: SocketAddr = "127.0.0.1:9".parse().expect("addr");
-        let cancel = Arc::new(AtomicBool::new(false));
-        let (attempted, first_attempt) = std::sync::mpsc::channel();
-        let (done, answer) = std::sync::mpsc::channel();
-        let flag = cancel.clone();
-        let query = std::thread::spawn(move || {
-            let count = RetryCount::default();
-            let got = with_retry_until(hour, &count, addr, Some(&flag), || {
-                let _ = attempted.send(());
-                Err::<(), _>(http_error())
-            });
-            let _ = done.send((got, count.get()));
+        let (cancel, rx) = watch::channel(false);
+        let api = PromApi::new(closed_port())
+            .with_retry(hour)
+            .with_cancel(rx.clone());
+        let query = tokio::spawn({
+            let api = api.clone();
+            async move { api.query_data("up", 0.0).await }
         });
-        first_attempt.recv().expect("one attempt");
-        // Ctrl-C while the query waits to retry.
-        cancel.store(true, Ordering::SeqCst);
+        // Ctrl-C while the query waits to retry (or before its first
+        // attempt has failed: the wait then ends as it begins).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cancel.send_replace(true);
         // The guard only keeps a broken build from hanging for an hour: an
         // answer at all means the wait was cut short.
-        let (got, retries) = answer
-            .recv_timeout(Duration::from_secs(600))
-            .expect("the wait ended with the cancel flag, not after its hour");
-        query.join().expect("query thread");
+        let got = tokio::time::timeout(Duration::from_secs(600), query)
+            .await
+            .expect("the wait ended with the cancel channel, not after its hour")
+            .expect("joins");
         let err = got.expect_err("interrupted");
         assert!(
             matches!(err, Error::Interrupted { retries: 0, .. }),
@@ -1305,22 +1357,143 @@ mod tests {
         );
         assert!(err.to_string().contains("interrupted"), "{err}");
         assert!(!err.is_transient());
-        assert_eq!(retries, 0);
+        assert_eq!(api.retries(), 0);
         // Begun after Ctrl-C (a clean-up): retried as usual.
         let quick = Retry {
             retries: 2,
             backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(1),
         };
-        let count = RetryCount::default();
-        let mut calls = 0;
-        let err = with_retry_until(quick, &count, addr, Some(&cancel), || {
-            calls += 1;
-            Err::<(), _>(http_error())
-        })
-        .expect_err("down");
-        assert_eq!((calls, count.get()), (3, 2));
+        let api = PromApi::new(closed_port())
+            .with_retry(quick)
+            .with_cancel(rx);
+        let err = api.query_data("up", 0.0).await.expect_err("down");
+        assert_eq!(api.retries(), 2);
         assert!(matches!(err, Error::RetriesSpent { .. }), "{err}");
+        // A closed channel never interrupts.
+        let (gone, rx) = watch::channel(false);
+        drop(gone);
+        let api = PromApi::new(closed_port())
+            .with_retry(quick)
+            .with_cancel(rx);
+        let err = api.query_data("up", 0.0).await.expect_err("down");
+        assert!(
+            matches!(err, Error::RetriesSpent { retries: 2, .. }),
+            "{err}"
+        );
+    }
+
+    /// The client against a real HTTP/1.1 server: the form body and the
+    /// `Host` header arrive, a 503 is retried (counted), a JSON answer is
+    /// read back (chunked), and a 400 carries Prometheus's message.
+    #[tokio::test]
+    async fn queries_reach_an_http_server_and_its_answers_come_back() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("binds");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let answers = [
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy".to_string(),
+                format!(
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{}",
+                    chunked(r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"job":"x"},"values":[[10,"1.5"],[11,"NaN"]]}]}}"#)
+                ),
+                {
+                    let body = r#"{"status":"error","errorType":"bad_data","error":"parse error x"}"#;
+                    format!(
+                        "HTTP/1.1 400 Bad Request\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                },
+            ];
+            for answer in answers {
+                let (mut conn, _) = listener.accept().await.expect("accepts");
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Head, then the body its Content-Length announces.
+                loop {
+                    let n = conn.read(&mut buf).await.expect("reads");
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length: ")
+                                    .map(str::to_string)
+                            })
+                            .and_then(|l| l.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if body.len() >= length || n == 0 {
+                            break;
+                        }
+                    }
+                }
+                seen.push(String::from_utf8_lossy(&request).to_string());
+                conn.write_all(answer.as_bytes()).await.expect("writes");
+                conn.shutdown().await.expect("closes");
+            }
+            seen
+        });
+        let api = PromApi::from_url(&format!("http://{addr}/prefix"))
+            .expect("url")
+            .with_retry(Retry {
+                retries: 2,
+                backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(1),
+            });
+        let series = api
+            .query_range_single("rate(x[1m])", 10.0, 11.0, Duration::from_secs(1))
+            .await
+            .expect("answers after one retry");
+        assert_eq!(series[0], (10.0, 1.5));
+        assert!(series[1].1.is_nan());
+        assert_eq!(api.retries(), 1);
+        let err = api.query_data("sum(", 10.0).await.expect_err("bad query");
+        match &err {
+            Error::Query {
+                status: 400,
+                error_type,
+                message,
+                ..
+            } => assert_eq!(
+                (error_type.as_str(), message.as_str()),
+                ("bad_data", "parse error x")
+            ),
+            other => panic!("{other:?}"),
+        }
+        let seen = server.await.expect("server");
+        assert!(
+            seen[0].starts_with("POST /prefix/api/v1/query_range HTTP/1.1\r\n"),
+            "{}",
+            seen[0]
+        );
+        assert!(
+            seen[0]
+                .to_ascii_lowercase()
+                .contains(&format!("host: {addr}\r\n")),
+            "{}",
+            seen[0]
+        );
+        assert!(
+            seen[1].ends_with("query=rate%28x%5B1m%5D%29&start=10.000&end=11.000&step=1"),
+            "{}",
+            seen[1]
+        );
+        assert!(
+            seen[2].starts_with("POST /prefix/api/v1/query HTTP/1.1"),
+            "{}",
+            seen[2]
+        );
+    }
+
+    /// `text` as one chunk of a chunked body, and the last chunk.
+    fn chunked(text: &str) -> String {
+        format!("{:x}\r\n{text}\r\n0\r\n\r\n", text.len())
     }
 
     #[test]

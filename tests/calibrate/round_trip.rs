@@ -196,9 +196,8 @@ async fn calibrate_recovers_known_goldengoose_settings_from_a_real_prometheus() 
         .iter()
         .map(|(_, g, _)| ScrapeTarget::new("goldengoose", g.addr()))
         .collect();
-    let prom = tokio::task::spawn_blocking(move || Prometheus::start(None, &targets, STEP))
+    let prom = Prometheus::start(None, &targets, STEP)
         .await
-        .expect("joins")
         .expect("prometheus starts");
     let total: f64 = pods.iter().map(|p| p.2).sum();
     let mut plan = Plan::new(
@@ -231,22 +230,18 @@ async fn calibrate_recovers_known_goldengoose_settings_from_a_real_prometheus() 
     let to = (unix_now() - 1.0).floor();
     let api = prom.api();
     let url = format!("http://{}", prom.addr());
-    let read = |selector: &'static str| {
-        let api = api.clone();
-        let url = url.clone();
-        tokio::task::spawn_blocking(move || {
-            let window = Window {
-                from,
-                to,
-                step: STEP,
-            };
-            calibrate::read(&api, &url, selector, window, &mut |_| {})
-        })
+    let read = async |selector: &'static str| {
+        let window = Window {
+            from,
+            to,
+            step: STEP,
+        };
+        calibrate::read(&api, &url, selector, window, &mut |_| {}).await
     };
-    let lat = read(r#"{version="lat"}"#).await.expect("joins");
-    let cpu = read(r#"{version="cpu"}"#).await.expect("joins");
-    let probe = read(r#"{version="probe"}"#).await.expect("joins");
-    let none = read(r#"{version="nosuch"}"#).await.expect("joins");
+    let lat = read(r#"{version="lat"}"#).await;
+    let cpu = read(r#"{version="cpu"}"#).await;
+    let probe = read(r#"{version="probe"}"#).await;
+    let none = read(r#"{version="nosuch"}"#).await;
     control.stop();
     let report = load.await.expect("joins").expect("load runs");
     drop(prom);

@@ -102,9 +102,20 @@ fn calibrate_recovers_a_simulated_service_backfilled_into_a_real_prometheus() {
     };
     let url = format!("http://{}", server.addr);
     let api = PromApi::from_url(&url).expect("url");
-    let (obs, family, queries) =
-        calibrate::read(&api, &url, r#"{version="production"}"#, window, &mut |_| {})
-            .expect("reads the production track");
+    let mut progress = |_: &str| {};
+    let reading = calibrate::read(
+        &api,
+        &url,
+        r#"{version="production"}"#,
+        window,
+        &mut progress,
+    );
+    let (obs, family, queries) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(reading)
+        .expect("reads the production track");
     drop(server);
     assert_eq!(family, calibrate::Family::Goldengoose);
     let c = calibrate::calibrate(&obs);

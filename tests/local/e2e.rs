@@ -3,7 +3,6 @@
 //! interval as Kayenta's canary analysis does.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use cluster::analysis::unix_now;
@@ -66,9 +65,8 @@ async fn release(canary_faults: &[&str]) -> AnalysisRun {
         ScrapeTarget::new("goldengoose", baseline.addr()).with_label("track", "baseline"),
         ScrapeTarget::new("goldengoose", canary.addr()).with_label("track", "canary"),
     ];
-    let prom = tokio::task::spawn_blocking(move || Prometheus::start(None, &targets, STEP))
+    let prom = Prometheus::start(None, &targets, STEP)
         .await
-        .expect("joins")
         .expect("prometheus starts");
     let prom = Arc::new(prom);
 
@@ -98,15 +96,7 @@ async fn release(canary_faults: &[&str]) -> AnalysisRun {
         experiment: ScopeVars::new("canary"),
         seed: 1,
     };
-    let cancel = Arc::new(AtomicBool::new(false));
-    let run = {
-        let prom = prom.clone();
-        tokio::task::spawn_blocking(move || {
-            cluster::run_analysis(&prom.api(), &config, &analysis, &cancel)
-        })
-        .await
-        .expect("joins")
-    };
+    let run = cluster::run_analysis(&prom.api(), &config, &analysis, crate::not_cancelled()).await;
 
     control.stop();
     let report = load.await.expect("joins").expect("load runs");

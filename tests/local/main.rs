@@ -13,6 +13,12 @@ use std::path::PathBuf;
 
 use cluster::GooseCommand;
 
+/// A cancel channel nobody will set: its sender is gone, so it never
+/// cancels.
+pub fn not_cancelled() -> tokio::sync::watch::Receiver<bool> {
+    tokio::sync::watch::channel(false).1
+}
+
 /// goldengoose as `canarylab local` runs it: this package's binary.
 pub fn goldengoose() -> GooseCommand {
     GooseCommand::new(env!("CARGO_BIN_EXE_canarylab")).arg("goldengoose")

@@ -10,8 +10,6 @@
 //! mode does not reproduce.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use cluster::results::{self, ReleaseEnd};
 use cluster::{
@@ -64,7 +62,7 @@ async fn release(
     let mut opts = ReleaseOptions::new(TIME_SCALE, crate::goldengoose());
     opts.peer = Some(fixture(analysis));
     opts.temp_root = Some(root.0.clone());
-    run_release(scenario, &opts, Arc::new(AtomicBool::new(false))).await
+    run_release(scenario, &opts, crate::not_cancelled()).await
 }
 
 /// Every measurement's value: one series each (the labels selected the
@@ -267,7 +265,7 @@ async fn renamed_series_are_refused_before_anything_starts() {
     opts.peer = Some(fixture("flagger-latency-vs-primary.yaml"));
     // Were anything started, this would fail with BinaryNotFound instead.
     opts.prometheus = Some(Path::new("/nonexistent/prometheus").to_path_buf());
-    let result = run_release(&scenario, &opts, Arc::new(AtomicBool::new(false))).await;
+    let result = run_release(&scenario, &opts, crate::not_cancelled()).await;
     let err = result.expect_err("refused");
     assert_eq!(err.step, Step::Plan);
     assert!(

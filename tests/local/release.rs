@@ -2,8 +2,6 @@
 //! simulator's format, and the ways a release can end early.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cluster::results::{self, ReleaseEnd};
@@ -79,7 +77,7 @@ async fn release_with_a_large_latency_fault_is_rolled_back() {
     let root = TempRoot::new("latency");
     let mut opts = options();
     opts.temp_root = Some(root.0.clone());
-    let result = run_release(&scenario, &opts, Arc::new(AtomicBool::new(false))).await;
+    let result = run_release(&scenario, &opts, crate::not_cancelled()).await;
     assert!(root.is_empty(), "Prometheus's directory removed");
     let out = result.as_ref().expect("release runs");
     let first = &out.analysis.intervals[0];
@@ -166,7 +164,7 @@ async fn release_with_a_config_without_prometheus_queries_starts_nothing() {
     let mut opts = options();
     // Were anything started, this would fail with BinaryNotFound instead.
     opts.prometheus = Some(Path::new("/nonexistent/prometheus").to_path_buf());
-    let result = run_release(&scenario, &opts, Arc::new(AtomicBool::new(false))).await;
+    let result = run_release(&scenario, &opts, crate::not_cancelled()).await;
     let err = result.as_ref().expect_err("bad config");
     assert_eq!(err.step, Step::Plan);
     assert!(
@@ -202,7 +200,7 @@ async fn canary_that_fails_to_start_ends_the_deploy_and_stops_the_others() {
     opts.temp_root = Some(root.0.clone());
     let mut scenario = catalog("aa-typical.toml");
     short(&mut scenario);
-    let result = run_release(&scenario, &opts, Arc::new(AtomicBool::new(false))).await;
+    let result = run_release(&scenario, &opts, crate::not_cancelled()).await;
     let err = result.as_ref().expect_err("the canary cannot start");
     assert_eq!(err.step, Step::Deploy, "{err}");
     let text = err.to_string();
@@ -232,21 +230,20 @@ async fn canary_that_fails_to_start_ends_the_deploy_and_stops_the_others() {
 async fn interrupted_release_leaves_no_process_and_no_temp_dir() {
     let root = TempRoot::new("interrupted");
     let scenario = catalog("latency-25pct.toml");
-    let cancel = Arc::new(AtomicBool::new(false));
+    let (cancel, cancelled) = tokio::sync::watch::channel(false);
     let mut opts = options();
     opts.temp_root = Some(root.0.clone());
     let interrupt = {
-        let cancel = cancel.clone();
         let watch = opts.watch.clone();
         tokio::spawn(async move {
             // Interrupt once the analysis runs: traffic flows, Prometheus up.
             let _ =
                 tokio::time::timeout(Duration::from_secs(60), watch.reached(Step::Analysis)).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
-            cancel.store(true, Ordering::Relaxed);
+            cancel.send_replace(true);
         })
     };
-    let err = run_release(&scenario, &opts, cancel)
+    let err = run_release(&scenario, &opts, cancelled)
         .await
         .expect_err("cancelled");
     interrupt.await.expect("joins");
@@ -298,7 +295,7 @@ async fn aa_release_is_promoted_by_replacing_production() {
     // critical failure (1.5x the p50) could roll it back.
     scenario.file.pipeline.pass = Some(0.0);
     scenario.file.pipeline.marginal = Some(0.0);
-    let result = run_release(&scenario, &options(), Arc::new(AtomicBool::new(false))).await;
+    let result = run_release(&scenario, &options(), crate::not_cancelled()).await;
     let out = result.as_ref().expect("release runs");
     let why: Vec<Vec<String>> = out
         .analysis
@@ -376,21 +373,20 @@ async fn ctrl_c_during_promotion_undoes_it() {
     // ready: the promotion of 6 replicas takes about 18 s.
     scenario.file.pipeline.readiness_s = 150.0;
     let root = TempRoot::new("promotion");
-    let cancel = Arc::new(AtomicBool::new(false));
+    let (cancel, cancelled) = tokio::sync::watch::channel(false);
     let mut opts = options();
     opts.temp_root = Some(root.0.clone());
     let interrupt = {
-        let cancel = cancel.clone();
         let watch = opts.watch.clone();
         tokio::spawn(async move {
             let _ =
                 tokio::time::timeout(Duration::from_secs(90), watch.reached(Step::Promote)).await;
             // Into the second instance's readiness wait.
             tokio::time::sleep(Duration::from_secs(4)).await;
-            cancel.store(true, Ordering::Relaxed);
+            cancel.send_replace(true);
         })
     };
-    let result = run_release(&scenario, &opts, cancel).await;
+    let result = run_release(&scenario, &opts, cancelled).await;
     interrupt.await.expect("joins");
     let err = result.as_ref().expect_err("interrupted");
     assert_eq!(err.step, Step::Promote, "{err}");
@@ -444,7 +440,7 @@ async fn canary_that_never_starts_fails_the_deploy() {
     let root = TempRoot::new("crash");
     let mut opts = options();
     opts.temp_root = Some(root.0.clone());
-    let result = run_release(&scenario, &opts, Arc::new(AtomicBool::new(false))).await;
+    let result = run_release(&scenario, &opts, crate::not_cancelled()).await;
     let err = result.as_ref().expect_err("never ready");
     assert_eq!(err.step, Step::Deploy, "{err}");
     match &err.error {
@@ -489,7 +485,7 @@ async fn promql_error_ends_the_release_at_the_analysis() {
     let root = TempRoot::new("promql");
     let mut opts = options();
     opts.temp_root = Some(root.0.clone());
-    let result = run_release(&scenario, &opts, Arc::new(AtomicBool::new(false))).await;
+    let result = run_release(&scenario, &opts, crate::not_cancelled()).await;
     let err = result.as_ref().expect_err("bad PromQL");
     assert_eq!(err.step, Step::Analysis, "{err}");
     let text = err.to_string();

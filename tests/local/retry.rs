@@ -4,8 +4,6 @@
 //! with everything stopped.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use cluster::prom::Retry;
@@ -113,7 +111,7 @@ async fn prometheus_restarted_on_the_same_address_mid_release_the_release_goes_o
     opts.prometheus_retry = Retry::with_retries(10);
     let watch = opts.watch.clone();
     let release = tokio::spawn(async move {
-        let result = run_release(&scenario, &opts, Arc::new(AtomicBool::new(false))).await;
+        let result = run_release(&scenario, &opts, crate::not_cancelled()).await;
         (scenario, result)
     });
     let mut restarted = Restarted(None);
@@ -188,9 +186,8 @@ async fn prometheus_that_stays_down_fails_the_analysis_step_and_everything_stops
         max_backoff: Duration::from_millis(200),
     };
     let watch = opts.watch.clone();
-    let release = tokio::spawn(async move {
-        run_release(&scenario, &opts, Arc::new(AtomicBool::new(false))).await
-    });
+    let release =
+        tokio::spawn(async move { run_release(&scenario, &opts, crate::not_cancelled()).await });
     wait_for_step(&watch, Step::Analysis).await;
     let (pid, _) = prometheus_under(&root).expect("the release's Prometheus runs");
     kill(pid);

@@ -139,9 +139,8 @@ async fn analyze(canary_faults: &[&str]) -> Analyzed {
         ScrapeTarget::new("goldengoose", baseline.addr()).with_label("track", "baseline"),
         ScrapeTarget::new("goldengoose", canary.addr()).with_label("track", "canary"),
     ];
-    let prom = tokio::task::spawn_blocking(move || Prometheus::start(None, &targets, STEP))
+    let prom = Prometheus::start(None, &targets, STEP)
         .await
-        .expect("joins")
         .expect("prometheus starts");
     let prom = Arc::new(prom);
     // One directory per test: the two tests run at once in one process.
@@ -194,30 +193,26 @@ async fn analyze(canary_faults: &[&str]) -> Analyzed {
     .expect("joins");
 
     let local_queries = {
-        let prom = prom.clone();
-        tokio::task::spawn_blocking(move || {
-            let config = CanaryConfig::from_json(&example_config_text()).expect("config");
-            let pairs = fetch_pairs(
-                &prom.api(),
-                &config,
-                &ScopeVars::new("baseline"),
-                &ScopeVars::new("canary"),
-                start,
-                end,
-                STEP,
-            )
-            .expect("local mode fetches");
-            pairs
-                .iter()
-                .map(|p| {
-                    let a = p.attributes.as_ref().expect("queries recorded");
-                    let q = |side: &str| a[side]["query"].as_str().unwrap_or_default().to_string();
-                    (p.name.clone(), q("control"), q("experiment"))
-                })
-                .collect()
-        })
+        let config = CanaryConfig::from_json(&example_config_text()).expect("config");
+        let pairs = fetch_pairs(
+            &prom.api(),
+            &config,
+            &ScopeVars::new("baseline"),
+            &ScopeVars::new("canary"),
+            start,
+            end,
+            STEP,
+        )
         .await
-        .expect("joins")
+        .expect("local mode fetches");
+        pairs
+            .iter()
+            .map(|p| {
+                let a = p.attributes.as_ref().expect("queries recorded");
+                let q = |side: &str| a[side]["query"].as_str().unwrap_or_default().to_string();
+                (p.name.clone(), q("control"), q("experiment"))
+            })
+            .collect()
     };
 
     control.stop();

@@ -179,7 +179,7 @@ fn with(metric: &str, matchers: &str, extra: &str) -> String {
 
 /// Reads everything [`super::fit::calibrate`] needs. `progress` gets one
 /// line per request.
-pub fn read(
+pub async fn read(
     api: &PromApi,
     url: &str,
     selector: &str,
@@ -204,8 +204,9 @@ pub fn read(
         )));
     }
     let m = matchers(selector)?;
-    let run = |q: &str, start: f64, end: f64, st: Duration| -> Result<Vec<Series>, Error> {
+    let run = async |q: &str, start: f64, end: f64, st: Duration| -> Result<Vec<Series>, Error> {
         api.query_range(q, start, end, st)
+            .await
             .map_err(|source| Error::Prometheus {
                 url: url.to_string(),
                 query: q.to_string(),
@@ -221,7 +222,7 @@ pub fn read(
         let m = family_matchers(f, &m);
         let q = format!("count({})", with(f.requests(), &m, ""));
         progress(&format!("looking for {} ({q})", f.name()));
-        let found = run(&q, window.from, window.to, coarse)?;
+        let found = run(&q, window.from, window.to, coarse).await?;
         tried.push(q);
         if found.iter().any(|s| !s.points.is_empty()) {
             family = Some(f);
@@ -274,7 +275,7 @@ pub fn read(
             ));
             let start = window.from + a as f64 * step;
             let end = window.from + b as f64 * step;
-            for s in run(q, start, end, window.step)? {
+            for s in run(q, start, end, window.step).await? {
                 let pod = pod_name(&s);
                 let v = grid.entry(pod).or_insert_with(|| vec![f64::NAN; steps + 1]);
                 for (t, x) in s.points {
@@ -361,7 +362,8 @@ pub fn read(
         window.from + block.as_secs_f64(),
         window.from + (blocks * block_steps) as f64 * step,
         block,
-    )?;
+    )
+    .await?;
     let histogram = histogram_blocks(&hs, family.le_seconds(), blocks);
 
     let sources = Sources {

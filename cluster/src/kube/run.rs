@@ -15,11 +15,10 @@
 //! one `PodCrashed`, and is reported ([`Crashes`], and in a rollout
 //! timeout's message); once it is ready its pods are still listed every
 //! [`RunOptions::crash_poll`] until the decision, and a restart is a
-//! `PodCrashed` too (a pod that dies while serving); the first `SetWeights` applies the
-//! loadgen Job, every one the VirtualService's weights; `Judge` waits one
-//! query step past the window's end, fetches it through a
-//! [`MetricsSource`] ([`PromApi`] in real use) on a blocking thread and
-//! judges it with the Kayenta judge; `Measure` asks the same source;
+//! `PodCrashed` too (a pod that dies while serving); the first
+//! `SetWeights` applies the loadgen Job, every one the VirtualService's
+//! weights; `Judge` waits one query step past the window's end, fetches
+//! it through a [`MetricsSource`] ([`PromApi`] in real use) and judges it with the Kayenta judge; `Measure` asks the same source;
 //! `Promote` applies the promoted production Deployment and awaits its
 //! rollout; `RollBack` and `Cleanup` move traffic back to production and
 //! delete canary, baseline and the Job.
@@ -45,6 +44,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -79,53 +80,76 @@ use crate::query::ScopeVars;
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "canarylab";
 
+/// What [`MetricsSource::fetch`] answers with.
+pub type Fetching<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<MetricSetPair>, AnalysisError>> + Send + 'a>>;
+
+/// What [`MetricsSource::measure`] answers with.
+pub type Measuring<'a> = Pin<Box<dyn Future<Output = Measurement> + Send + 'a>>;
+
 /// Where the judged windows' series come from: a Prometheus in real use;
 /// tests give series of their own (the kube request sequence does not
 /// depend on the numbers, the controller's steps do).
 pub trait MetricsSource: Send + Sync + 'static {
     /// Every metric's control and experiment series for `[start, end]`
-    /// (unix seconds) on the `step` grid (blocking).
-    fn fetch(
-        &self,
-        config: &CanaryConfig,
-        control: &ScopeVars,
-        experiment: &ScopeVars,
+    /// (unix seconds) on the `step` grid.
+    fn fetch<'a>(
+        &'a self,
+        config: &'a CanaryConfig,
+        control: &'a ScopeVars,
+        experiment: &'a ScopeVars,
         start: f64,
         end: f64,
         step: Duration,
-    ) -> Result<Vec<MetricSetPair>, AnalysisError>;
+    ) -> Fetching<'a>;
 
     /// The answer to a [`Command::Measure`]: `promql` at unix time `at`,
-    /// or over `range` (start, end, step) (blocking). Without a
-    /// Prometheus: an error.
-    fn measure(&self, promql: &str, at: f64, range: Option<(f64, f64, Duration)>) -> Measurement {
+    /// or over `range` (start, end, step). Without a Prometheus: an
+    /// error.
+    fn measure<'a>(
+        &'a self,
+        promql: &'a str,
+        at: f64,
+        range: Option<(f64, f64, Duration)>,
+    ) -> Measuring<'a> {
         let _ = (promql, at, range);
-        Measurement::Error("no Prometheus to measure with".into())
+        Box::pin(std::future::ready(Measurement::Error(
+            "no Prometheus to measure with".into(),
+        )))
     }
 }
 
 impl MetricsSource for PromApi {
-    fn fetch(
-        &self,
-        config: &CanaryConfig,
-        control: &ScopeVars,
-        experiment: &ScopeVars,
+    fn fetch<'a>(
+        &'a self,
+        config: &'a CanaryConfig,
+        control: &'a ScopeVars,
+        experiment: &'a ScopeVars,
         start: f64,
         end: f64,
         step: Duration,
-    ) -> Result<Vec<MetricSetPair>, AnalysisError> {
-        fetch_pairs(self, config, control, experiment, start, end, step)
+    ) -> Fetching<'a> {
+        Box::pin(fetch_pairs(
+            self, config, control, experiment, start, end, step,
+        ))
     }
 
-    fn measure(&self, promql: &str, at: f64, range: Option<(f64, f64, Duration)>) -> Measurement {
-        let data = match range {
-            Some((start, end, step)) => self.query_range_data(promql, start, end, step),
-            None => self.query_data(promql, at),
-        };
-        match data {
-            Ok(data) => measurement(&data),
-            Err(e) => Measurement::Error(e.to_string()),
-        }
+    fn measure<'a>(
+        &'a self,
+        promql: &'a str,
+        at: f64,
+        range: Option<(f64, f64, Duration)>,
+    ) -> Measuring<'a> {
+        Box::pin(async move {
+            let data = match range {
+                Some((start, end, step)) => self.query_range_data(promql, start, end, step).await,
+                None => self.query_data(promql, at).await,
+            };
+            match data {
+                Ok(data) => measurement(&data),
+                Err(e) => Measurement::Error(e.to_string()),
+            }
+        })
     }
 }
 
@@ -743,10 +767,7 @@ impl Release<'_> {
                 d.tasks.spawn(async move {
                     tokio::time::sleep_until(due).await;
                     let id = request.id;
-                    let value =
-                        tokio::task::spawn_blocking(move || metrics.measure(&promql, at, range))
-                            .await
-                            .unwrap_or_else(|e| Measurement::Error(e.to_string()));
+                    let value = metrics.measure(&promql, at, range).await;
                     Answer::Measured { id, value }
                 });
             }
@@ -761,22 +782,19 @@ impl Release<'_> {
                 let (step, seed) = (ctx.step, ctx.seed);
                 d.tasks.spawn(async move {
                     tokio::time::sleep_until(due).await;
-                    let judged = tokio::task::spawn_blocking(move || {
-                        judge_window(
-                            metrics.as_ref(),
-                            &config,
-                            &judge,
-                            (&control, &experiment),
-                            w,
-                            (start, end, step),
-                            seed,
-                        )
-                    })
+                    let judged = judge_window(
+                        metrics.as_ref(),
+                        &config,
+                        &judge,
+                        (&control, &experiment),
+                        w,
+                        (start, end, step),
+                        seed,
+                    )
                     .await;
                     match judged {
-                        Ok(Ok(interval)) => Answer::Judged(Box::new(interval)),
-                        Ok(Err(e)) => Answer::Failed(KubeError::Analysis(e)),
-                        Err(e) => Answer::Failed(KubeError::Task(e.to_string())),
+                        Ok(interval) => Answer::Judged(Box::new(interval)),
+                        Err(e) => Answer::Failed(KubeError::Analysis(e)),
                     }
                 });
             }
@@ -1194,7 +1212,7 @@ impl Driver {
 
 /// Fetches one window's series and judges them; a window without a single
 /// value is [`AnalysisError::NoData`].
-fn judge_window(
+async fn judge_window(
     metrics: &dyn MetricsSource,
     config: &CanaryConfig,
     judge: &Judge,
@@ -1203,7 +1221,9 @@ fn judge_window(
     (start, end, step): (f64, f64, Duration),
     seed: u64,
 ) -> Result<JudgedInterval, AnalysisError> {
-    let pairs = metrics.fetch(config, control, experiment, start, end, step)?;
+    let pairs = metrics
+        .fetch(config, control, experiment, start, end, step)
+        .await?;
     crate::analysis::judge_window(judge, config, control, window, (start, end), pairs, seed)
 }
 

@@ -56,7 +56,6 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use judge::analysis::{Analysis, Window};
@@ -610,15 +609,16 @@ impl Running {
 
 /// Plays `scenario` at `options.time_scale`. Bad input (a config without
 /// Prometheus queries, an unresolvable template, a time scale too small)
-/// is reported before anything starts. Setting `cancel` (Ctrl-C) ends the
-/// run with a [`ReleaseError::Interrupted`] (or, during the analysis,
-/// [`AnalysisError::Cancelled`]) after cleaning up. Interrupt through
-/// `cancel` rather than by dropping this future: the analysis runs on a
-/// blocking thread that holds Prometheus until it sees the flag.
+/// is reported before anything starts. `true` on `cancel` (Ctrl-C) ends
+/// the run with a [`ReleaseError::Interrupted`] (or, during the analysis,
+/// [`AnalysisError::Cancelled`]) after cleaning up; a channel whose sender
+/// is gone never cancels. Interrupt through `cancel` rather than by
+/// dropping this future, which would skip the clean-up (the processes are
+/// still killed by their guards' `Drop`).
 pub async fn run_release(
     scenario: &Scenario,
     options: &ReleaseOptions,
-    cancel: Arc<AtomicBool>,
+    cancel: watch::Receiver<bool>,
 ) -> Result<ReleaseOutcome, ReleaseFailure> {
     options.watch.set(Step::Plan);
     let mut record = ReleaseRecord {
@@ -859,7 +859,8 @@ struct Context<'a> {
     plan: &'a ReleasePlan,
     config: &'a judge::CanaryConfig,
     options: &'a ReleaseOptions,
-    cancel: &'a Arc<AtomicBool>,
+    /// Ctrl-C: `true` once the release is to stop.
+    cancel: &'a watch::Receiver<bool>,
     control: ScopeVars,
     experiment: ScopeVars,
     /// The Kayenta judge of `config`.
@@ -1093,6 +1094,7 @@ impl<'c, 'a> Driver<'c, 'a> {
             }
             let next_wake = self.wakes.peek().map(|Reverse(t)| *t);
             let wake_at = next_wake.map(|t| self.real(t));
+            let cancel = self.ctx.cancel;
             tokio::select! {
                 _ = async {
                     match wake_at {
@@ -1131,18 +1133,19 @@ impl<'c, 'a> Driver<'c, 'a> {
                         Err(e) => return Err((Step::Analysis, ReleaseError::Task(e.to_string()))),
                     }
                 }
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {
-                    if self.ctx.cancel.load(Ordering::SeqCst) {
-                        let step = self.step();
-                        if step == Step::Analysis {
-                            self.decided(running, record).await;
-                            return Err((step, AnalysisError::Cancelled.into()));
-                        }
-                        return Err((step, ReleaseError::Interrupted {
-                            step,
-                            detail: "nothing was judged; everything was stopped".into(),
-                        }));
+                () = cancelled(cancel) => {
+                    let step = self.step();
+                    if step == Step::Analysis {
+                        self.decided(running, record).await;
+                        return Err((step, AnalysisError::Cancelled.into()));
                     }
+                    return Err((step, ReleaseError::Interrupted {
+                        step,
+                        detail: "nothing was judged; everything was stopped".into(),
+                    }));
+                }
+                // The pods' readiness probes and crashes.
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {
                     let now = self.clock();
                     for event in self.look_at_pods(running).await {
                         self.handle(controller, now, event);
@@ -1262,8 +1265,9 @@ impl<'c, 'a> Driver<'c, 'a> {
         let (step, seed, scale) = (ctx.plan.step, ctx.options.seed, self.scale());
         self.tasks.spawn(async move {
             tokio::time::sleep_until(due.into()).await;
-            let judged = tokio::task::spawn_blocking(move || {
-                let pairs = fetch_pairs(&api, &config, &control, &experiment, start, end, step)?;
+            let judged = async {
+                let pairs =
+                    fetch_pairs(&api, &config, &control, &experiment, start, end, step).await?;
                 // Real offsets from the traffic shift, as queried.
                 let window = Window {
                     index: w.index,
@@ -1271,12 +1275,10 @@ impl<'c, 'a> Driver<'c, 'a> {
                     end: w.end.mul_f64(scale),
                 };
                 judge_window(&judge, &config, &control, window, (start, end), pairs, seed)
-            })
-            .await;
-            match judged {
-                Ok(Ok(interval)) => Answer::Judged(Box::new(interval)),
-                Ok(Err(e)) => Answer::JudgeFailed(e.into()),
-                Err(e) => Answer::JudgeFailed(ReleaseError::Task(e.to_string())),
+            };
+            match judged.await {
+                Ok(interval) => Answer::Judged(Box::new(interval)),
+                Err(e) => Answer::JudgeFailed(e.into()),
             }
         });
         Ok(())
@@ -1312,14 +1314,12 @@ impl<'c, 'a> Driver<'c, 'a> {
         self.tasks.spawn(async move {
             tokio::time::sleep_until(due.into()).await;
             let id = request.id;
-            let data = tokio::task::spawn_blocking(move || match range {
-                Some((start, end, step)) => api.query_range_data(&promql, start, end, step),
-                None => api.query_data(&promql, at),
-            })
-            .await;
+            let data = match range {
+                Some((start, end, step)) => api.query_range_data(&promql, start, end, step).await,
+                None => api.query_data(&promql, at).await,
+            };
             let value = match data {
-                Ok(Ok(data)) => measurement(&data),
-                Ok(Err(e)) => Measurement::Error(e.to_string()),
+                Ok(data) => measurement(&data),
                 Err(e) => Measurement::Error(e.to_string()),
             };
             Answer::Measured { id, value }
@@ -1393,7 +1393,7 @@ impl<'c, 'a> Driver<'c, 'a> {
 /// Ctrl-C (`cancel`) also ends a wait between query retries at once.
 fn prometheus_api(
     running: &Running,
-    cancel: &Arc<AtomicBool>,
+    cancel: &watch::Receiver<bool>,
 ) -> Result<PromApi, (Step, ReleaseError)> {
     running
         .prometheus
@@ -1586,12 +1586,10 @@ async fn start_prometheus(
         .unwrap_or_else(std::env::temp_dir);
     let step = ctx.plan.step;
     let retry = ctx.options.prometheus_retry;
-    let prometheus = tokio::task::spawn_blocking(move || {
-        Prometheus::start_in(&root, binary.as_deref(), &targets, step).map(|p| p.with_retry(retry))
-    })
-    .await
-    .map_err(|e| (Step::Prometheus, ReleaseError::Task(e.to_string())))?
-    .map_err(|e| (Step::Prometheus, ReleaseError::Prometheus(Box::new(e))))?;
+    let prometheus = Prometheus::start_in(&root, binary.as_deref(), &targets, step)
+        .await
+        .map(|p| p.with_retry(retry))
+        .map_err(|e| (Step::Prometheus, ReleaseError::Prometheus(Box::new(e))))?;
     running.prometheus = Some(Arc::new(prometheus));
     Ok(())
 }
@@ -1639,23 +1637,47 @@ async fn start_slot(
 
 /// Waits until the instance has been up `min_up` and `/readyz` answers
 /// 200, at most `timeout`.
+/// `true` on `cancel` ends the wait at once.
 async fn wait_ready(
     slot: &Slot,
     min_up: Duration,
     timeout: Duration,
-    cancel: &AtomicBool,
+    cancel: &watch::Receiver<bool>,
+) -> Result<(), ReleaseError> {
+    tokio::select! {
+        ready = probe_until_ready(slot, min_up, timeout) => ready,
+        () = cancelled(cancel) => Err(ReleaseError::Interrupted {
+            step: Step::Deploy,
+            detail: format!("while waiting for {} to become ready", slot.name),
+        }),
+    }
+}
+
+/// Completes once `cancel` says `true` (at once if it does); never when
+/// its sender is gone without saying so.
+async fn cancelled(cancel: &watch::Receiver<bool>) {
+    let mut cancel = cancel.clone();
+    if cancel.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Whether `cancel` says `true` now.
+fn is_cancelled(cancel: &watch::Receiver<bool>) -> bool {
+    *cancel.borrow()
+}
+
+/// Probes the instance every 50 ms, as a kubelet's readiness probe does.
+async fn probe_until_ready(
+    slot: &Slot,
+    min_up: Duration,
+    timeout: Duration,
 ) -> Result<(), ReleaseError> {
     let Some(goose) = &slot.goose else {
         return Err(ReleaseError::Task(format!("{} is not running", slot.name)));
     };
     let started = Instant::now();
     loop {
-        if cancel.load(Ordering::SeqCst) {
-            return Err(ReleaseError::Interrupted {
-                step: Step::Deploy,
-                detail: format!("while waiting for {} to become ready", slot.name),
-            });
-        }
         // Up long enough since its last (re)start, and answering 200.
         if goose.up_for().is_some_and(|up| up >= min_up) && goose.is_ready().await {
             return Ok(());
@@ -1693,17 +1715,19 @@ async fn fetch_series(
     let step = ctx.plan.step;
     let ms = |t: f64| (t * 1000.0).round() / 1000.0;
     let start = ms(traffic_at + step.as_secs_f64());
-    let fetched = {
-        let api = prometheus.api();
-        let config = ctx.config.clone();
-        let (control, experiment) = (ctx.control.clone(), ctx.experiment.clone());
-        tokio::task::spawn_blocking(move || {
-            fetch_pairs(&api, &config, &control, &experiment, start, end, step)
-        })
-        .await
-    };
+    let api = prometheus.api();
+    let fetched = fetch_pairs(
+        &api,
+        ctx.config,
+        &ctx.control,
+        &ctx.experiment,
+        start,
+        end,
+        step,
+    )
+    .await;
     match fetched {
-        Ok(Ok(pairs)) => {
+        Ok(pairs) => {
             record.series = pairs;
             record.series_start = start;
         }
@@ -1753,7 +1777,7 @@ async fn promote(
     });
     for (k, (&old, &new)) in olds.iter().zip(&news).enumerate() {
         let step = async {
-            if ctx.cancel.load(Ordering::SeqCst) {
+            if is_cancelled(ctx.cancel) {
                 return Err(ReleaseError::Interrupted {
                     step: Step::Promote,
                     detail: "Ctrl-C".into(),

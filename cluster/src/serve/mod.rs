@@ -601,22 +601,15 @@ async fn analyze(shared: &Shared, work: Work) -> Response<Body> {
         return error(&ApiError::bad(plan.config_field.clone(), e.to_string()));
     }
     let config = Arc::new(plan.config);
-    let fetch = {
-        let config = config.clone();
-        let (control, experiment) = (plan.control.clone(), plan.experiment.clone());
-        let (start, end, step) = (plan.start, plan.end, plan.step);
-        tokio::task::spawn_blocking(move || {
-            fetch_pairs(
-                &prometheus,
-                &config,
-                &control,
-                &experiment,
-                start,
-                end,
-                step,
-            )
-        })
-    };
+    let fetch = fetch_pairs(
+        &prometheus,
+        &config,
+        &plan.control,
+        &plan.experiment,
+        plan.start,
+        plan.end,
+        plan.step,
+    );
     let timeout = shared.options.prometheus_timeout;
     let pairs = match tokio::time::timeout(timeout, fetch).await {
         Err(_) => {
@@ -626,12 +619,11 @@ async fn analyze(shared: &Shared, work: Work) -> Response<Body> {
                 format!("Prometheus did not answer within {timeout:?} (--prometheus-timeout)"),
             ));
         }
-        Ok(Err(_)) => return error(&ApiError::status(500, "", "the Prometheus thread failed")),
-        Ok(Ok(Err(e @ AnalysisError::Query(_)))) => {
+        Ok(Err(e @ AnalysisError::Query(_))) => {
             return error(&ApiError::bad(plan.config_field, e.to_string()));
         }
-        Ok(Ok(Err(e))) => return error(&ApiError::status(502, "", e.to_string())),
-        Ok(Ok(Ok(pairs))) => pairs,
+        Ok(Err(e)) => return error(&ApiError::status(502, "", e.to_string())),
+        Ok(Ok(pairs)) => pairs,
     };
     let queries: Vec<SentQueries> = pairs
         .iter()

@@ -88,7 +88,23 @@ struct Fake {
 }
 
 impl MetricsSource for Fake {
-    fn fetch(
+    fn fetch<'a>(
+        &'a self,
+        config: &'a CanaryConfig,
+        control: &'a ScopeVars,
+        experiment: &'a ScopeVars,
+        start: f64,
+        end: f64,
+        step: Duration,
+    ) -> cluster::kube::run::Fetching<'a> {
+        Box::pin(std::future::ready(
+            self.fetched(config, control, experiment, start, end, step),
+        ))
+    }
+}
+
+impl Fake {
+    fn fetched(
         &self,
         config: &CanaryConfig,
         control: &ScopeVars,

@@ -7,10 +7,12 @@ use cluster::Prometheus;
 use cluster::analysis::unix_now;
 use cluster::prom::Error;
 
-#[test]
+#[tokio::test]
 #[ignore = "needs prometheus: apt-get install prometheus"]
-fn dropping_prometheus_leaves_no_process_and_no_temp_dir() {
-    let prom = Prometheus::start(None, &[], Duration::from_secs(1)).expect("prometheus starts");
+async fn dropping_prometheus_leaves_no_process_and_no_temp_dir() {
+    let prom = Prometheus::start(None, &[], Duration::from_secs(1))
+        .await
+        .expect("prometheus starts");
     let pid = prom.pid();
     let dir = prom.dir().to_path_buf();
     let proc_dir = format!("/proc/{pid}");
@@ -22,14 +24,17 @@ fn dropping_prometheus_leaves_no_process_and_no_temp_dir() {
     assert!(!dir.exists(), "{} still there", dir.display());
 }
 
-#[test]
+#[tokio::test]
 #[ignore = "needs prometheus: apt-get install prometheus"]
-fn promql_error_carries_prometheus_message() {
-    let prom = Prometheus::start(None, &[], Duration::from_secs(1)).expect("prometheus starts");
+async fn promql_error_carries_prometheus_message() {
+    let prom = Prometheus::start(None, &[], Duration::from_secs(1))
+        .await
+        .expect("prometheus starts");
     let now = unix_now();
     let err = prom
         .api()
         .query_range("sum(rate(x[1m]", now - 10.0, now, Duration::from_secs(1))
+        .await
         .expect_err("bad PromQL");
     match &err {
         Error::Query {
@@ -44,16 +49,14 @@ fn promql_error_carries_prometheus_message() {
     let none = prom
         .api()
         .query_range_single("up", now - 10.0, now, Duration::from_secs(1))
+        .await
         .expect("valid query");
     assert!(none.is_empty());
 }
 
-#[test]
+#[tokio::test]
 #[ignore = "needs prometheus: apt-get install prometheus"]
-fn cancelled_analysis_then_drop_leaves_nothing_behind() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-
+async fn cancelled_analysis_then_drop_leaves_nothing_behind() {
     use cluster::{AnalysisError, AnalysisPlan, ScopeVars};
     use judge::analysis::Schedule;
 
@@ -63,7 +66,9 @@ fn cancelled_analysis_then_drop_leaves_nothing_behind() {
     );
     let config = judge::CanaryConfig::from_json(&std::fs::read_to_string(path).expect("config"))
         .expect("parses");
-    let prom = Prometheus::start(None, &[], Duration::from_secs(1)).expect("prometheus starts");
+    let prom = Prometheus::start(None, &[], Duration::from_secs(1))
+        .await
+        .expect("prometheus starts");
     let (pid, dir) = (prom.pid(), prom.dir().to_path_buf());
     let plan = AnalysisPlan {
         schedule: Schedule {
@@ -79,16 +84,13 @@ fn cancelled_analysis_then_drop_leaves_nothing_behind() {
         experiment: ScopeVars::new("canary"),
         seed: 1,
     };
-    let cancel = Arc::new(AtomicBool::new(false));
-    let interrupt = {
-        let cancel = cancel.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            cancel.store(true, Ordering::Relaxed);
-        })
-    };
-    let result = cluster::run_analysis(&prom.api(), &config, &plan, &cancel);
-    interrupt.join().expect("joins");
+    let (cancel, rx) = tokio::sync::watch::channel(false);
+    let interrupt = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.send_replace(true);
+    });
+    let result = cluster::run_analysis(&prom.api(), &config, &plan, rx).await;
+    interrupt.await.expect("joins");
     assert!(
         matches!(result, Err(AnalysisError::Cancelled)),
         "{result:?}"
@@ -98,11 +100,9 @@ fn cancelled_analysis_then_drop_leaves_nothing_behind() {
     assert!(!dir.exists());
 }
 
-#[test]
+#[tokio::test]
 #[ignore = "needs prometheus: apt-get install prometheus"]
-fn no_data_ends_the_analysis_with_a_clear_error() {
-    use std::sync::atomic::AtomicBool;
-
+async fn no_data_ends_the_analysis_with_a_clear_error() {
     use cluster::{AnalysisError, AnalysisPlan, ScopeVars};
     use judge::analysis::Schedule;
 
@@ -113,7 +113,9 @@ fn no_data_ends_the_analysis_with_a_clear_error() {
     let config = judge::CanaryConfig::from_json(&std::fs::read_to_string(path).expect("config"))
         .expect("parses");
     // Nothing is scraped: every query comes back empty.
-    let prom = Prometheus::start(None, &[], Duration::from_secs(1)).expect("prometheus starts");
+    let prom = Prometheus::start(None, &[], Duration::from_secs(1))
+        .await
+        .expect("prometheus starts");
     let plan = AnalysisPlan {
         schedule: Schedule {
             lifetime: Duration::from_secs(2),
@@ -128,7 +130,9 @@ fn no_data_ends_the_analysis_with_a_clear_error() {
         experiment: ScopeVars::new("canary"),
         seed: 1,
     };
-    let err = cluster::run_analysis(&prom.api(), &config, &plan, &AtomicBool::new(false))
+    let (_cancel, rx) = tokio::sync::watch::channel(false);
+    let err = cluster::run_analysis(&prom.api(), &config, &plan, rx)
+        .await
         .expect_err("no data");
     assert!(matches!(err, AnalysisError::NoData { .. }), "{err}");
     assert!(err.to_string().contains("no data"), "{err}");
