@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -317,12 +316,12 @@ fn operator_from_stdin() -> tokio::sync::mpsc::UnboundedReceiver<cluster::kube::
 
 fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let (scenario, plan, manifests) = prepare(&args.release)?;
-    let cancel = Arc::new(AtomicBool::new(false));
-    // Ctrl-C also ends a wait between retries at once (queries and requests).
-    let (interrupt, interrupted) = tokio::sync::watch::channel(false);
+    // Ctrl-C: the release stops; also ends a wait between retries at once
+    // (queries and requests).
+    let (interrupt, cancel) = tokio::sync::watch::channel(false);
     let prometheus = PromApi::from_url(&args.prometheus)?
         .with_retry(cluster::prom::Retry::with_retries(args.prometheus_retries))
-        .with_cancel(interrupted);
+        .with_cancel(cancel.clone());
     let prometheus_retries = prometheus.clone();
     let mut api_retries = cluster::prom::RetryCount::default();
     let options = RunOptions {
@@ -341,12 +340,10 @@ fn run_release(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
             cancel.clone(),
         );
         api_retries = count;
-        let flag = cancel.clone();
         // Ctrl-C asks the release to stop; it cleans up before returning.
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 eprintln!("\ninterrupted: moving traffic back to production and deleting baseline and canary");
-                flag.store(true, Ordering::SeqCst);
                 interrupt.send_replace(true);
             }
         });

@@ -26,6 +26,7 @@
 
 pub mod analysis;
 pub mod calibrate;
+mod cancel;
 #[cfg(feature = "kube")]
 pub mod kube;
 pub mod local;

@@ -38,6 +38,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::cancel::armed;
+
 /// Environment variable naming the `prometheus` binary to run.
 pub const PROMETHEUS_ENV: &str = "CANARYLAB_PROMETHEUS";
 
@@ -305,21 +307,6 @@ where
     }
 }
 
-/// Completes once `cancel` says `true`; never if it already did when this
-/// was made (a clean-up after Ctrl-C retries as usual), if there is no
-/// channel, or once its sender is gone without saying so.
-fn cancelled(cancel: Option<&watch::Receiver<bool>>) -> impl Future<Output = ()> + Send + 'static {
-    let cancel = cancel.filter(|rx| !*rx.borrow()).cloned();
-    async move {
-        if let Some(mut rx) = cancel
-            && rx.wait_for(|c| *c).await.is_ok()
-        {
-            return;
-        }
-        std::future::pending().await
-    }
-}
-
 /// One instance Prometheus scrapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScrapeTarget {
@@ -529,7 +516,7 @@ impl PromApi {
             self.retry,
             &self.retries,
             self.addr,
-            cancelled(self.cancel.as_ref()),
+            armed(self.cancel.as_ref()),
             || self.query_range_once(promql, start, end, step),
         )
         .await
@@ -563,7 +550,7 @@ impl PromApi {
             self.retry,
             &self.retries,
             self.addr,
-            cancelled(self.cancel.as_ref()),
+            armed(self.cancel.as_ref()),
             || self.post_query("/api/v1/query", &body, promql),
         )
         .await
@@ -586,7 +573,7 @@ impl PromApi {
             self.retry,
             &self.retries,
             self.addr,
-            cancelled(self.cancel.as_ref()),
+            armed(self.cancel.as_ref()),
             || self.post_query("/api/v1/query_range", &body, promql),
         )
         .await

@@ -9,19 +9,17 @@
 //! reset while the API server restarts). Everything else (400, 403, 404,
 //! 422, ...) is the caller's to handle, at once. The bound and backoff are
 //! the Prometheus client's [`Retry`]; every retry is counted in a
-//! [`RetryCount`]. Ctrl-C ([`with_retry_until`]'s flag) ends a wait
+//! [`RetryCount`]. Ctrl-C ([`with_retry_until`]'s channel) ends a wait
 //! between retries at once: the request returns its last answer, and the
 //! release goes on to its clean-up, whose own requests retry as usual.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use kube::client::Body;
+use tokio::sync::watch;
 
 use crate::prom::{Retry, RetryCount};
 
@@ -38,14 +36,14 @@ pub fn with_retry(client: kube::Client, retry: Retry) -> (kube::Client, RetryCou
     retrying(client, retry, None)
 }
 
-/// [`with_retry`], and setting `cancel` (Ctrl-C) ends a request's wait
+/// [`with_retry`], and `true` on `cancel` (Ctrl-C) ends a request's wait
 /// between retries at once: it returns its last answer instead of waiting
 /// out the backoff (up to `retry.max_backoff`). Requests begun after
-/// `cancel` was set (the release's clean-up) retry as usual.
+/// `cancel` said `true` (the release's clean-up) retry as usual.
 pub fn with_retry_until(
     client: kube::Client,
     retry: Retry,
-    cancel: Arc<AtomicBool>,
+    cancel: watch::Receiver<bool>,
 ) -> (kube::Client, RetryCount) {
     retrying(client, retry, Some(cancel))
 }
@@ -53,7 +51,7 @@ pub fn with_retry_until(
 fn retrying(
     client: kube::Client,
     retry: Retry,
-    cancel: Option<Arc<AtomicBool>>,
+    cancel: Option<watch::Receiver<bool>>,
 ) -> (kube::Client, RetryCount) {
     let count = RetryCount::default();
     let namespace = client.default_namespace().to_string();
@@ -66,20 +64,13 @@ fn retrying(
     (kube::Client::new(service, namespace), count)
 }
 
-/// Completes once `cancel` is set.
-async fn cancelled(cancel: &AtomicBool) {
-    while !cancel.load(Ordering::SeqCst) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// The tower service behind [`with_retry`].
 #[derive(Clone)]
 struct RetryService {
     inner: kube::Client,
     retry: Retry,
     count: RetryCount,
-    cancel: Option<Arc<AtomicBool>>,
+    cancel: Option<watch::Receiver<bool>>,
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, kube::Error>> + Send>>;
@@ -108,7 +99,7 @@ impl RetryService {
             return self.inner.send(Request::from_parts(parts, body)).await;
         };
         // Armed only if Ctrl-C has not come yet (a clean-up retries as usual).
-        let cancel = self.cancel.clone().filter(|c| !c.load(Ordering::SeqCst));
+        let mut shutdown = std::pin::pin!(crate::cancel::armed(self.cancel.as_ref()));
         let mut n = 0;
         loop {
             let attempt =
@@ -122,13 +113,9 @@ impl RetryService {
             if !transient || n >= self.retry.retries {
                 return result;
             }
-            let wait = tokio::time::sleep(self.retry.delay(n));
-            match &cancel {
-                None => wait.await,
-                Some(cancel) => tokio::select! {
-                    () = wait => {}
-                    () = cancelled(cancel) => return result,
-                },
+            tokio::select! {
+                () = tokio::time::sleep(self.retry.delay(n)) => {}
+                () = &mut shutdown => return result,
             }
             self.count.add();
             n += 1;
@@ -238,22 +225,21 @@ mod tests {
 
     #[tokio::test]
     async fn ctrl_c_ends_a_retry_wait_at_once() {
-        // An hour between tries: only the cancel flag can end the wait.
+        // An hour between tries: only the cancel channel can end the wait.
         let hour = Retry {
             retries: 3,
             backoff: Duration::from_secs(3600),
             max_backoff: Duration::from_secs(3600),
         };
-        let cancel = Arc::new(AtomicBool::new(false));
+        let (flag, cancel) = watch::channel(false);
         let (inner, mut handle) = client();
         let (client, count) = with_retry_until(inner, hour, cancel.clone());
-        let flag = cancel.clone();
         let server = tokio::spawn(async move {
             let (_, send) = handle.next_request().await.expect("a request");
             send.send_response(reply(503));
             // Ctrl-C while the client waits to retry.
-            flag.store(true, Ordering::SeqCst);
-            handle
+            flag.send_replace(true);
+            (handle, flag)
         });
         // The guard only keeps a broken build from hanging for an hour: an
         // answer at all means the wait was cut short.
@@ -262,7 +248,7 @@ mod tests {
             Api::<ConfigMap>::namespaced(client.clone(), "ns").get("x"),
         )
         .await
-        .expect("the wait ended with the cancel flag, not after its hour");
+        .expect("the wait ended with the cancel channel, not after its hour");
         let err = got.expect_err("the last answer: 503");
         assert!(err.to_string().contains("answer 503"), "{err}");
         assert_eq!(count.get(), 0);

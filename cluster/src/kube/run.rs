@@ -47,7 +47,6 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use judge::analysis::{Analysis, Window};
@@ -65,6 +64,7 @@ use release::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -72,6 +72,7 @@ use super::manifests::{Manifests, all_production, istio_resource};
 use crate::analysis::{
     AnalysisError, AnalysisRun, JudgedInterval, check_queries, fetch_pairs, unix_now,
 };
+use crate::cancel::{cancelled, is_cancelled};
 use crate::local::run::measurement;
 use crate::plan::{ReleasePlan, Split as PlanSplit};
 use crate::prom::PromApi;
@@ -352,8 +353,9 @@ pub fn scopes(plan: &ReleasePlan, namespace: &str) -> (ScopeVars, ScopeVars) {
     (scope(&plan.control_scope), scope("canary"))
 }
 
-/// Runs the release. `cancel` (Ctrl-C) is checked while waiting; the run
-/// then cleans up and fails with [`KubeError::Cancelled`]. `operator`: a
+/// Runs the release. `true` on `cancel` (Ctrl-C) ends any wait at once;
+/// the run then cleans up and fails with [`KubeError::Cancelled`] (a
+/// channel whose sender is gone never cancels). `operator`: a
 /// person's input, fed to the controller as it comes (`None`, or a
 /// channel whose senders are gone: none).
 #[allow(clippy::too_many_arguments)]
@@ -364,7 +366,7 @@ pub async fn run_release(
     config: &CanaryConfig,
     metrics: Arc<dyn MetricsSource>,
     options: &RunOptions,
-    cancel: Arc<AtomicBool>,
+    cancel: watch::Receiver<bool>,
     operator: Option<UnboundedReceiver<OperatorInput>>,
 ) -> Result<KubeOutcome, RunFailure> {
     let (control, experiment) = scopes(plan, &manifests.namespace);
@@ -467,7 +469,8 @@ struct Release<'a> {
     client: Client,
     m: &'a Manifests,
     options: &'a RunOptions,
-    cancel: Arc<AtomicBool>,
+    /// Ctrl-C: `true` once the release is to stop.
+    cancel: watch::Receiver<bool>,
     sent_any: bool,
     sent_vs: bool,
     sent_loadgen: bool,
@@ -608,6 +611,7 @@ impl Release<'_> {
             let wake = d.wakes.peek().map(|Reverse(t)| d.real(*t));
             let crash_look = self.options.crash_poll.is_some() && !d.ready.is_empty();
             let poll = !d.pending.is_empty() || crash_look;
+            let cancel = self.cancel.clone();
             tokio::select! {
                 _ = async {
                     match wake {
@@ -658,18 +662,16 @@ impl Release<'_> {
                         Err(e) => return Err(KubeError::Task(e.to_string())),
                     }
                 }
-                _ = tokio::time::sleep(self.options.poll.min(Duration::from_millis(100))) => {
-                    if self.cancel.load(Ordering::Relaxed) {
-                        d.tasks.abort_all();
-                        return Err(KubeError::Cancelled);
-                    }
-                    if poll {
-                        d.now = d.clock();
-                        let mut events = self.look_at_rollouts(&mut d).await?;
-                        events.extend(self.look_at_ready(&mut d).await?);
-                        for event in events {
-                            controller.handle(d.now, event);
-                        }
+                () = cancelled(&cancel) => {
+                    d.tasks.abort_all();
+                    return Err(KubeError::Cancelled);
+                }
+                _ = tokio::time::sleep(self.options.poll.min(Duration::from_millis(100))), if poll => {
+                    d.now = d.clock();
+                    let mut events = self.look_at_rollouts(&mut d).await?;
+                    events.extend(self.look_at_ready(&mut d).await?);
+                    for event in events {
+                        controller.handle(d.now, event);
                     }
                 }
             }
@@ -940,7 +942,7 @@ impl Release<'_> {
     }
 
     fn check_cancel(&self) -> Result<(), KubeError> {
-        if self.cancel.load(Ordering::Relaxed) {
+        if is_cancelled(&self.cancel) {
             Err(KubeError::Cancelled)
         } else {
             Ok(())
@@ -982,14 +984,9 @@ impl Release<'_> {
     }
 
     async fn sleep_or_cancel(&self, d: Duration) -> Result<(), KubeError> {
-        let until = Instant::now() + d;
-        loop {
-            self.check_cancel()?;
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(());
-            }
-            tokio::time::sleep(left.min(Duration::from_millis(100))).await;
+        tokio::select! {
+            () = tokio::time::sleep(d) => Ok(()),
+            () = cancelled(&self.cancel) => Err(KubeError::Cancelled),
         }
     }
 

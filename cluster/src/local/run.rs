@@ -74,6 +74,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::analysis::{
     AnalysisError, AnalysisRun, JudgedInterval, check_queries, fetch_pairs, judge_window, unix_now,
 };
+use crate::cancel::{cancelled, is_cancelled};
 use crate::local::goose::{self, Goose, GooseCommand, Supervision};
 use crate::local::pods::PodWatch;
 use crate::plan::{PlanError, ReleasePlan, Split, plan_release};
@@ -1651,20 +1652,6 @@ async fn wait_ready(
             detail: format!("while waiting for {} to become ready", slot.name),
         }),
     }
-}
-
-/// Completes once `cancel` says `true` (at once if it does); never when
-/// its sender is gone without saying so.
-async fn cancelled(cancel: &watch::Receiver<bool>) {
-    let mut cancel = cancel.clone();
-    if cancel.wait_for(|c| *c).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
-/// Whether `cancel` says `true` now.
-fn is_cancelled(cancel: &watch::Receiver<bool>) -> bool {
-    *cancel.borrow()
 }
 
 /// Probes the instance every 50 ms, as a kubelet's readiness probe does.

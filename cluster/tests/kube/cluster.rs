@@ -14,7 +14,6 @@
 //! expects a promotion, then runs `clean` and expects nothing left.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use cluster::kube::{Manifests, RenderOptions, RunOptions, clean, connect, run_release};
 use cluster::plan::plan_release;
@@ -51,7 +50,7 @@ async fn aa_release_on_a_real_cluster_is_promoted_and_clean_removes_everything()
         &scenario.config,
         Arc::new(prometheus),
         &RunOptions::default(),
-        Arc::new(AtomicBool::new(false)),
+        tokio::sync::watch::channel(false).1,
         None,
     )
     .await

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::{Method, Request, Response, StatusCode};
 use kube::Client;
@@ -15,6 +14,7 @@ use kube::client::Body;
 use release::OperatorInput;
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::watch;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -50,7 +50,7 @@ pub struct Expect {
     pub kind: Option<&'static str>,
     pub reply: Reply,
     /// Set this flag as the request is answered (Ctrl-C at that point).
-    pub then_cancel: Option<Arc<AtomicBool>>,
+    pub then_cancel: Option<Arc<watch::Sender<bool>>>,
     /// Send this operator input as the request is answered.
     pub then_operator: Option<(UnboundedSender<OperatorInput>, OperatorInput)>,
 }
@@ -125,7 +125,7 @@ impl Expect {
         self.reply = reply;
         self
     }
-    pub fn then_cancel(mut self, flag: &Arc<AtomicBool>) -> Self {
+    pub fn then_cancel(mut self, flag: &Arc<watch::Sender<bool>>) -> Self {
         self.then_cancel = Some(flag.clone());
         self
     }
@@ -225,7 +225,7 @@ async fn verify(mut handle: Handle, script: Vec<Expect>) -> Vec<Seen> {
             .expect("response");
         // Before the answer, so the client cannot go on without seeing it.
         if let Some(flag) = step.then_cancel {
-            flag.store(true, Ordering::SeqCst);
+            flag.send_replace(true);
         }
         if let Some((to, input)) = step.then_operator {
             to.send(input).expect("the release listens to the operator");

@@ -10,7 +10,6 @@
 //! windows). Fetching from a real Prometheus is tested in
 //! `tests/prometheus`, with the same `fetch_pairs`.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +26,7 @@ use judge::{CanaryConfig, MetricSetPair};
 use release::{OperatorInput, ReleaseEnd};
 use scenarios::Scenario;
 use serde_json::Value;
+use tokio::sync::watch;
 
 use super::mock::{
     self, CONFIGMAPS, DEPLOYMENTS, DESTINATION_RULES, JOBS, Reply, SERVICES, VIRTUAL_SERVICES,
@@ -152,6 +152,11 @@ impl Fake {
     }
 }
 
+/// A cancel channel nobody will set: its sender is gone.
+fn not_cancelled() -> watch::Receiver<bool> {
+    watch::channel(false).1
+}
+
 fn options() -> RunOptions {
     RunOptions {
         poll: Duration::from_millis(10),
@@ -167,7 +172,7 @@ fn options() -> RunOptions {
 /// Production before the commit, then the controller's pods (canary,
 /// then baseline), their rollouts and the traffic shift, up to the
 /// analysis.
-fn setup(first_split_cancels: Option<&Arc<AtomicBool>>) -> Vec<mock::Expect> {
+fn setup(first_split_cancels: Option<&Arc<watch::Sender<bool>>>) -> Vec<mock::Expect> {
     let mut shift = apply(VIRTUAL_SERVICES, "goldengoose", "VirtualService");
     if let Some(flag) = first_split_cancels {
         shift = shift.then_cancel(flag);
@@ -231,7 +236,7 @@ async fn run(
     client: kube::Client,
     fake: Arc<Fake>,
     options: &RunOptions,
-    cancel: Arc<AtomicBool>,
+    cancel: watch::Receiver<bool>,
 ) -> Result<cluster::kube::KubeOutcome, cluster::kube::RunFailure> {
     run_release(
         client,
@@ -260,8 +265,7 @@ async fn passing_release_is_promoted_then_baseline_and_canary_deleted() {
         verdict: Some(ReleaseEnd::Promote),
         ..Default::default()
     });
-    let cancel = Arc::new(AtomicBool::new(false));
-    let outcome = run(&r, client, fake.clone(), &options(), cancel)
+    let outcome = run(&r, client, fake.clone(), &options(), not_cancelled())
         .await
         .expect("release finishes");
     let seen = server.await.expect("verifier");
@@ -347,15 +351,9 @@ async fn failing_release_is_rolled_back_and_production_left_alone() {
         verdict: Some(ReleaseEnd::Rollback),
         ..Default::default()
     });
-    let outcome = run(
-        &r,
-        client,
-        fake,
-        &options(),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .await
-    .expect("release finishes");
+    let outcome = run(&r, client, fake, &options(), not_cancelled())
+        .await
+        .expect("release finishes");
     let seen = server.await.expect("verifier");
     assert_eq!(outcome.decision, ReleaseEnd::Rollback);
     assert_eq!(outcome.production, ProductionState::Untouched);
@@ -391,15 +389,9 @@ async fn release_without_baseline_compares_with_production() {
         verdict: Some(ReleaseEnd::Rollback),
         ..Default::default()
     });
-    run(
-        &r,
-        client,
-        fake.clone(),
-        &options(),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .await
-    .expect("release finishes");
+    run(&r, client, fake.clone(), &options(), not_cancelled())
+        .await
+        .expect("release finishes");
     let seen = server.await.expect("verifier");
     let subsets: Vec<String> = seen[2].body["spec"]["subsets"]
         .as_array()
@@ -444,15 +436,9 @@ async fn rollouts_are_polled_until_complete_and_crashes_counted() {
         verdict: Some(ReleaseEnd::Rollback),
         ..Default::default()
     });
-    let outcome = run(
-        &r,
-        client,
-        fake,
-        &options(),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .await
-    .expect("release finishes");
+    let outcome = run(&r, client, fake, &options(), not_cancelled())
+        .await
+        .expect("release finishes");
     server.await.expect("verifier");
     assert_eq!(
         outcome.crashes,
@@ -493,7 +479,7 @@ async fn operated(
         &r.scenario.config,
         Arc::new(Fake::default()),
         &options(),
-        Arc::new(AtomicBool::new(false)),
+        not_cancelled(),
         Some(operator),
     )
     .await;
@@ -545,7 +531,7 @@ async fn a_pod_that_restarts_after_it_was_ready_is_a_crash() {
         &r.scenario.config,
         Arc::new(Fake::default()),
         &opts,
-        Arc::new(AtomicBool::new(false)),
+        not_cancelled(),
         Some(rx),
     )
     .await;
@@ -632,7 +618,7 @@ async fn a_closed_operator_channel_changes_nothing() {
         &r.scenario.config,
         fake,
         &options(),
-        Arc::new(AtomicBool::new(false)),
+        not_cancelled(),
         Some(rx),
     )
     .await
@@ -671,15 +657,9 @@ async fn traffic_steps_update_the_virtual_service_in_order() {
         verdict: Some(ReleaseEnd::Promote),
         ..Default::default()
     });
-    run(
-        &r,
-        client,
-        fake,
-        &options(),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .await
-    .expect("release finishes");
+    run(&r, client, fake, &options(), not_cancelled())
+        .await
+        .expect("release finishes");
     let seen = server.await.expect("verifier");
     let vs: Vec<Vec<(String, i64)>> = seen
         .iter()
@@ -719,7 +699,7 @@ async fn deploy_deadline_missed_rolls_back_before_any_traffic() {
         client,
         Arc::new(Fake::default()),
         &opts,
-        Arc::new(AtomicBool::new(false)),
+        not_cancelled(),
     )
     .await
     .expect_err("the deploy times out");
@@ -753,7 +733,7 @@ async fn api_error_mid_way_deletes_what_was_sent_and_keeps_production() {
         client,
         Arc::new(Fake::default()),
         &options(),
-        Arc::new(AtomicBool::new(false)),
+        not_cancelled(),
     )
     .await
     .expect_err("the apply fails");
@@ -790,15 +770,9 @@ async fn analysis_error_moves_traffic_back_and_deletes_the_new_pods() {
         no_data: true,
         ..Default::default()
     });
-    let failure = run(
-        &r,
-        client,
-        fake,
-        &options(),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .await
-    .expect_err("no data");
+    let failure = run(&r, client, fake, &options(), not_cancelled())
+        .await
+        .expect_err("no data");
     let seen = server.await.expect("verifier");
     assert!(
         matches!(
@@ -834,7 +808,7 @@ async fn failed_promotion_rollout_is_undone() {
         rollout_timeout: Duration::ZERO,
         ..options()
     };
-    let failure = run(&r, client, fake, &opts, Arc::new(AtomicBool::new(false)))
+    let failure = run(&r, client, fake, &opts, not_cancelled())
         .await
         .expect_err("rollout times out");
     let seen = server.await.expect("verifier");
@@ -854,13 +828,14 @@ async fn failed_promotion_rollout_is_undone() {
 #[tokio::test]
 async fn ctrl_c_during_analysis_moves_traffic_back_and_deletes() {
     let r = release("latency-25pct");
-    let cancel = Arc::new(AtomicBool::new(false));
+    let (cancel, cancelled) = watch::channel(false);
+    let cancel = Arc::new(cancel);
     let mut script = setup(Some(&cancel));
     script.extend(teardown());
     let (client, server) = mock::server(script);
     // Would wait for ever without the flag.
     let fake = Arc::new(Fake::default());
-    let failure = run(&r, client, fake, &options(), cancel)
+    let failure = run(&r, client, fake, &options(), cancelled)
         .await
         .expect_err("cancelled");
     let seen = server.await.expect("verifier");
@@ -878,7 +853,8 @@ async fn ctrl_c_during_analysis_moves_traffic_back_and_deletes() {
 #[tokio::test]
 async fn ctrl_c_while_waiting_for_a_rollout_cleans_up() {
     let r = release("latency-25pct");
-    let cancel = Arc::new(AtomicBool::new(false));
+    let (cancel, cancelled) = watch::channel(false);
+    let cancel = Arc::new(cancel);
     let mut script: Vec<_> = setup(None).into_iter().take(4).collect();
     script
         .push(get(DEPLOYMENTS, "goldengoose-production", Reply::Progressing).then_cancel(&cancel));
@@ -888,7 +864,7 @@ async fn ctrl_c_while_waiting_for_a_rollout_cleans_up() {
         delete(DEPLOYMENTS, "goldengoose-baseline"),
     ]);
     let (client, server) = mock::server(script);
-    let failure = run(&r, client, Arc::new(Fake::default()), &options(), cancel)
+    let failure = run(&r, client, Arc::new(Fake::default()), &options(), cancelled)
         .await
         .expect_err("cancelled");
     server.await.expect("verifier");
@@ -903,7 +879,8 @@ async fn ctrl_c_while_waiting_for_a_rollout_cleans_up() {
 #[tokio::test]
 async fn ctrl_c_during_promotion_leaves_the_rollout_to_finish() {
     let r = release("latency-25pct");
-    let cancel = Arc::new(AtomicBool::new(false));
+    let (cancel, cancelled) = watch::channel(false);
+    let cancel = Arc::new(cancel);
     let mut script = setup(None);
     script.push(apply(DEPLOYMENTS, "goldengoose-production", "Deployment").then_cancel(&cancel));
     script.extend(teardown());
@@ -912,7 +889,7 @@ async fn ctrl_c_during_promotion_leaves_the_rollout_to_finish() {
         verdict: Some(ReleaseEnd::Promote),
         ..Default::default()
     });
-    let failure = run(&r, client, fake, &options(), cancel)
+    let failure = run(&r, client, fake, &options(), cancelled)
         .await
         .expect_err("cancelled");
     server.await.expect("verifier");
@@ -942,7 +919,7 @@ async fn bad_config_sends_nothing() {
         &config,
         Arc::new(Fake::default()),
         &options(),
-        Arc::new(AtomicBool::new(false)),
+        not_cancelled(),
         None,
     )
     .await
