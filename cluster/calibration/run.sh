@@ -1,7 +1,7 @@
 #!/bin/bash
 # Sim-vs-real calibration (issue 7, "Measured"): real releases of catalog
 # scenarios with `canarylab local`, the simulator on the same scenarios, and
-# the comparison tables (cluster/examples/calibration.rs). See CALIBRATION.md.
+# the comparison tables (tools/calibration). See CALIBRATION.md.
 #
 # Usage: cluster/calibration/run.sh [SCENARIO:REAL_RUNS ...]
 #   default: aa-typical:10 latency-10pct:10 errors-2pct:6
@@ -47,8 +47,8 @@ if [ -z "${CANARYLAB:-}" ]; then
 fi
 echo "canarylab: $CANARYLAB ($("$CANARYLAB" --version))"
 # Build the comparison now, not between real runs.
-(cd "$repo" && cargo build --release -p cluster --example calibration)
-compare=$CARGO_TARGET_DIR/release/examples/calibration
+(cd "$repo" && cargo build --release -p calibration)
+compare=$CARGO_TARGET_DIR/release/calibration
 
 mkdir -p "$OUT"/scen/{sim,sim0,real} "$OUT"/real "$OUT"/sim "$OUT"/sim0
 for d in sim sim0 real; do

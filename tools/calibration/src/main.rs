@@ -2,7 +2,7 @@
 //! those of `canarylab sim` on the same scenarios (issue 7, "Measured").
 //!
 //! ```sh
-//! cargo run --release -p cluster --example calibration -- \
+//! cargo run --release -p calibration -- \
 //!     --real runs/real --sim runs/sim [--also "sim (no pod effects)=runs/sim0"] [--interval 1]
 //! ```
 //!
