@@ -72,7 +72,7 @@ pub enum AnalysisError {
     /// The judge failed on an interval's pairs.
     #[error("judge: {0}")]
     Judge(#[from] judge::JudgeError),
-    /// The cancel flag was raised (Ctrl-C).
+    /// The cancel channel said `true` (Ctrl-C).
     #[error("the analysis was cancelled")]
     Cancelled,
     /// The controller stopped without promoting or rolling back.

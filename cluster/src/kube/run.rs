@@ -321,7 +321,7 @@ pub enum KubeError {
     /// The canary analysis failed.
     #[error(transparent)]
     Analysis(AnalysisError),
-    /// The cancel flag was raised (Ctrl-C).
+    /// The cancel channel said `true` (Ctrl-C).
     #[error("the release was cancelled")]
     Cancelled,
     /// The analysis thread failed, or the deploy ended without a verdict.
