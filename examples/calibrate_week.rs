@@ -64,7 +64,9 @@ fn main() -> anyhow::Result<()> {
     );
 
     let url = format!("http://{}", server.addr);
-    let api = PromApi::from_url(&url)?;
+    // as `canarylab calibrate` reads: a week's range query may take as
+    // long as Prometheus's own query timeout
+    let api = PromApi::from_url(&url)?.with_read_timeout(cluster::prom::QUERY_TIMEOUT);
     let window = Window {
         from: START_S as f64,
         to: START_S as f64 + steps as f64 * STEP_S,
@@ -188,8 +190,19 @@ fn backfill(dir: &std::path::Path, store: &Store) -> anyhow::Result<((), real::P
     file.flush()?;
     drop(file);
     let tsdb = dir.join("tsdb");
+    // promtool parses the whole file once per block it writes (Prometheus
+    // 2.42's cmd/promtool/backfill.go loops over the blocks' time ranges
+    // and re-reads the input in each): at the default 2 h blocks a week is
+    // 84 passes over 2.5 GB. Its hidden --max-block-duration picks the
+    // largest compaction range under it (2 h x 3^k: 486 h here), so a week
+    // takes one or two passes.
     let out = std::process::Command::new("promtool")
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .args([
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--max-block-duration=1000h",
+        ])
         .arg(&om)
         .arg(&tsdb)
         .output()?;
