@@ -135,7 +135,7 @@ def clopper_pearson(x, n, a=0.05):
             else:
                 hi = mid
         return (lo + hi) / 2
-    lower = 0.0 if x == 0 else solve(lambda p: a / 2 - (1 - binom_cdf(x - 1, n, p)))
+    lower = 0.0 if x == 0 else solve(lambda p: (1 - binom_cdf(x - 1, n, p)) - a / 2)
     upper = 1.0 if x == n else solve(lambda p: a / 2 - binom_cdf(x, n, p))
     return lower, upper
 
