@@ -10,15 +10,20 @@
 //!     cargo run --release --example calibrate_week -- [DAYS [PODS]]
 //!
 //! Needs promtool and prometheus on PATH. A week of 20 pods is 27.8
-//! million samples, 2.5 GB of OpenMetrics text (removed at the end), and
-//! promtool's backfill of it is slow: on a loaded 2-core machine it had
-//! written 21 of its 84 two-hour blocks after 17 minutes. Measured there
-//! (debug build, load average 11-15): half a day of 4 pods read in 8.4 s
-//! and fitted in 0.21 s; a day of 20 pods backfilled in 110 s, then its
-//! first range query outlasted `PromApi`'s 15 s HTTP timeout (twice), so
-//! the week's read time is not measured yet. The fit alone on a week of 20
-//! pods: `cargo test -p cluster --lib week_of_20_pods -- --ignored
-//! --nocapture` (2.7 s in a debug build).
+//! million samples, 2.5 GB of OpenMetrics text (removed at the end).
+//!
+//! Measured 2026-12-06 on 2 cores at load average 11-18 from other builds
+//! (`cargo run --release --example calibrate_week -- 7 20`): generated in
+//! 5.2 s, written and backfilled with promtool and Prometheus started in
+//! 157 s, **read in 86.5 s, fitted in 0.33 s**; all 15 parameters fitted.
+//! Two things were out of proportion before: promtool re-parsed the whole
+//! file once per 2-hour block (84 passes; 21 blocks after 17 minutes in an
+//! earlier run), now one block (`--max-block-duration`); and Prometheus
+//! 2.42's `timestamp()` (the sample times calibrate reads to tell missed
+//! scrapes) costs time quadratic in a range query's points (0.72 s for 500
+//! points, 27 s for 4,000, about 170 s per 10,000-point chunk, 20 minutes
+//! for the week), now read in 500-point chunks (121 queries, most of the
+//! 86.5 s; the other six queries take about 0.8 s per 10,000-point chunk).
 
 #[path = "../prom/tests/support/real.rs"]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -64,7 +69,9 @@ fn main() -> anyhow::Result<()> {
     );
 
     let url = format!("http://{}", server.addr);
-    let api = PromApi::from_url(&url)?;
+    // as `canarylab calibrate` reads: a week's range query may take as
+    // long as Prometheus's own query timeout
+    let api = PromApi::from_url(&url)?.with_read_timeout(cluster::prom::QUERY_TIMEOUT);
     let window = Window {
         from: START_S as f64,
         to: START_S as f64 + steps as f64 * STEP_S,
@@ -192,8 +199,19 @@ fn backfill(dir: &std::path::Path, store: &Store) -> anyhow::Result<((), real::P
     file.flush()?;
     drop(file);
     let tsdb = dir.join("tsdb");
+    // promtool parses the whole file once per block it writes (Prometheus
+    // 2.42's cmd/promtool/backfill.go loops over the blocks' time ranges
+    // and re-reads the input in each): at the default 2 h blocks a week is
+    // 84 passes over 2.5 GB. Its hidden --max-block-duration picks the
+    // largest compaction range under it (2 h x 3^k: 486 h here), so a week
+    // takes one or two passes.
     let out = std::process::Command::new("promtool")
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .args([
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--max-block-duration=1000h",
+        ])
         .arg(&om)
         .arg(&tsdb)
         .output()?;

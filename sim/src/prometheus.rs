@@ -30,8 +30,9 @@
 //! (derived from the run seed), so the generator's draws, and the Kayenta
 //! analysis that reads them, do not move. A pod's latency sum is the
 //! track's sum times its share of the requests (the generator draws the sum
-//! per track); CPU is split equally (each pod burns the track's per-pod
-//! average); memory is the track's per-pod gauge.
+//! per track); each pod burns the track's idle CPU plus its own requests'
+//! share of the track's busy CPU (so the pods' CPU sums to the track's);
+//! memory is the track's per-pod gauge.
 //!
 //! Counters are cumulative: a fresh pod's start at 0 at the traffic shift,
 //! production's with the count of its days in service. While a
@@ -570,6 +571,14 @@ impl Scrape {
             &pod_requests,
             &mut self.rng[track],
         );
+        // busy CPU follows each pod's own requests; idle CPU is every pod's
+        let served: u64 = pod_requests.iter().sum();
+        let busy_per_request = if served == 0 {
+            0.0
+        } else {
+            step.cpu_busy_cores * n as f64 / served as f64
+        };
+        let idle = step.cpu_cores - step.cpu_busy_cores;
         for (p, (&r, e)) in pod_requests.iter().zip(errors).enumerate() {
             split[p].errors = e;
             split[p].ok = r - e;
@@ -578,7 +587,8 @@ impl Scrape {
             } else {
                 step.latency_sum * r as f64 / step.requests as f64
             };
-            split[p].cpu_seconds = step.cpu_cores * self.step_ms as f64 / 1000.0;
+            split[p].cpu_seconds =
+                (idle + busy_per_request * r as f64) * self.step_ms as f64 / 1000.0;
             split[p].memory = step.memory_bytes;
         }
         let restarted = ts.down;

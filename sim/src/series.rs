@@ -104,6 +104,9 @@ pub struct Step {
     pub buckets: [u64; BUCKETS],
     /// CPU cores a pod used on average over the step (if drawn).
     pub cpu_cores: f64,
+    /// Of `cpu_cores`, the part spent serving requests (the rest is idle
+    /// CPU): a pod's own share follows its own requests.
+    pub cpu_busy_cores: f64,
     /// A pod's resident memory at the step's end, bytes (if drawn).
     pub memory_bytes: f64,
     /// The pods were down (crash loop): nothing was scraped.
@@ -373,7 +376,9 @@ impl<'a> Generator<'a> {
                 }
                 if needs.cpu {
                     let busy = requests as f64 * cpu_per_request / self.step_s / pods;
-                    step.cpu_cores = (svc.cpu_idle_cores + busy) * (1.0 + 0.02 * gauss(rng));
+                    let noise = 1.0 + 0.02 * gauss(rng);
+                    step.cpu_cores = (svc.cpu_idle_cores + busy) * noise;
+                    step.cpu_busy_cores = busy * noise;
                 }
                 if needs.memory {
                     let warm = 1.0

@@ -15,7 +15,7 @@
 //! canary config reads, which leaves out the latency sum and count: the
 //! per-pod latency fits (pod_variation, pod_drift) must say so. Fresh-pod
 //! effects are off (production is a week old anyway). Everything else is
-//! the scenario's, except CPU per request (see the test).
+//! the scenario's.
 
 use std::path::Path;
 use std::time::Duration;
@@ -143,16 +143,21 @@ fn calibrate_recovers_a_simulated_service_backfilled_into_a_real_prometheus() {
         "latency_sigma",
         &mut log,
     );
-    // Not checked: the simulator gives every pod of a track the track's
-    // average CPU (sim/src/prometheus.rs splits requests over the pods but
-    // not CPU), while calibrate regresses each pod's CPU on its own request
-    // rate, as a real pod's CPU follows its own requests: the pods' split
-    // noise in rate, which has no CPU in the simulator, flattens the slope.
-    log.push_str(&format!(
-        "cpu_ms_per_request: fitted {:?} (truth {}; not checked, see the comment)\n",
-        c.cpu_ms_per_request.value(),
-        svc.cpu_ms_per_request
-    ));
+    // Each pod's CPU follows its own requests (sim/src/prometheus.rs gives
+    // a pod the track's idle CPU plus its requests' share of the busy CPU),
+    // as calibrate's per-pod regression assumes of a real pod.
+    recovered(
+        &c.cpu_ms_per_request,
+        svc.cpu_ms_per_request,
+        "cpu_ms_per_request",
+        &mut log,
+    );
+    recovered(
+        &c.cpu_idle_cores,
+        svc.cpu_idle_cores,
+        "cpu_idle_cores",
+        &mut log,
+    );
     recovered(
         &c.load_noise_sd,
         svc.load_noise.sd,

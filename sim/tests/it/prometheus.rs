@@ -499,3 +499,79 @@ pub fn probe_store(sc: &Scenario, queries: &[String], until: Millis, seed: u64) 
     prober.split = sc.file.pipeline.traffic.into();
     probe(sc, prober, seed).2
 }
+
+#[test]
+fn each_pod_burns_cpu_for_its_own_requests() {
+    // production's 6 pods split the track's requests at random: each pod's
+    // CPU is the idle CPU plus its own requests' CPU, as a real pod's is
+    // (what `canarylab calibrate` regresses per pod)
+    let sc = catalog("aa-vs-production");
+    let svc = sc.file.service.clone();
+    let store = probe_store(
+        &sc,
+        &[
+            "sum(rate(process_cpu_seconds_total[1m]))".into(),
+            "sum(rate(http_requests_total[1m]))".into(),
+        ],
+        1_800_000,
+        3,
+    );
+    let mut pods: std::collections::BTreeMap<String, (Vec<f64>, Vec<f64>)> = Default::default();
+    for s in store.series() {
+        if s.labels.get("version") != Some("production") {
+            continue;
+        }
+        let pod = s.labels.get("pod").unwrap().to_string();
+        let e = pods.entry(pod).or_default();
+        match s.labels.get("__name__") {
+            Some("process_cpu_seconds_total") => e.0 = s.values.clone(),
+            Some("http_requests_total") => {
+                e.1.resize(s.values.len(), 0.0);
+                for (a, v) in e.1.iter_mut().zip(&s.values) {
+                    *a += v;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(pods.len(), svc.replicas as usize);
+    let pods: Vec<_> = pods.into_values().collect();
+    let steps = pods[0].0.len() - 1;
+    assert!(steps > 100, "{steps} steps");
+    let diff = |v: &[f64], k: usize| v[k + 1] - v[k];
+    let step_s = sc.file.analysis.scrape_step_s;
+    let mut slopes = Vec::new();
+    for k in 0..steps {
+        // within a step every pod burns the same idle CPU and the same CPU
+        // per request: CPU is exactly affine in the pod's requests
+        let (c0, r0) = (diff(&pods[0].0, k), diff(&pods[0].1, k));
+        let (c1, r1) = pods[1..]
+            .iter()
+            .map(|p| (diff(&p.0, k), diff(&p.1, k)))
+            .max_by(|a, b| (a.1 - r0).abs().total_cmp(&(b.1 - r0).abs()))
+            .unwrap();
+        assert!(r1 != r0, "step {k}: pods with equal requests");
+        let slope = (c1 - c0) / (r1 - r0);
+        for p in &pods {
+            let (c, r) = (diff(&p.0, k), diff(&p.1, k));
+            let want = c0 + slope * (r - r0);
+            assert!(
+                (c - want).abs() <= 1e-6 * c0.abs(),
+                "step {k}: {c} vs {want}"
+            );
+        }
+        let idle = c0 - slope * r0;
+        // both within the generator's 2% noise (10 sd) of the service's
+        assert!(
+            (idle / step_s / svc.cpu_idle_cores - 1.0).abs() < 0.2,
+            "step {k}: idle {idle}"
+        );
+        slopes.push(slope * 1000.0);
+    }
+    let mean = slopes.iter().sum::<f64>() / slopes.len() as f64;
+    assert!(
+        (mean / svc.cpu_ms_per_request - 1.0).abs() < 0.01,
+        "CPU per request {mean} ms, service {} ms",
+        svc.cpu_ms_per_request
+    );
+}
