@@ -131,8 +131,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|(_, g)| ScrapeTarget::new("goldengoose", g.addr()))
         .collect();
     let step = plan.step;
-    let prom =
-        tokio::task::spawn_blocking(move || Prometheus::start(None, &targets, step)).await??;
+    let prom = Prometheus::start(None, &targets, step).await?;
     let mut load = Plan::new(
         Targets::Weighted(
             pods.iter()
@@ -162,17 +161,10 @@ async fn main() -> anyhow::Result<()> {
     let api = prom.api();
     let url = format!("http://{}", prom.addr());
     let window = Window { from, to, step };
-    let (url2, api2) = (url.clone(), api.clone());
-    let read = tokio::task::spawn_blocking(move || {
-        calibrate::read(
-            &api2,
-            &url2,
-            r#"{version="production"}"#,
-            window,
-            &mut |l| eprintln!("aa_calibrate: {l}"),
-        )
+    let read = calibrate::read(&api, &url, r#"{version="production"}"#, window, &mut |l| {
+        eprintln!("aa_calibrate: {l}")
     })
-    .await?;
+    .await;
     control.stop();
     let report = task.await??;
     drop(prom);
