@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use cluster::PromApi;
-use cluster::serve::{Options, read_token};
+use cluster::serve::{Interval, Options, read_token};
 
 use crate::Exit;
 
@@ -66,6 +66,12 @@ pub struct ServeArgs {
     /// How long SIGTERM waits for in-flight requests.
     #[arg(long, default_value = "30s", value_parser = duration, value_name = "DURATION")]
     pub drain_timeout: Duration,
+    /// POST /judge answers each metric's `resultMetadata` as Kayenta's own
+    /// judge does (`ratio` only), without canarylab's `mannWhitney`
+    /// interval; most labels are then decided without solving for the
+    /// interval (same labels, reasons, ratios and scores), a faster answer.
+    #[arg(long)]
+    pub without_interval: bool,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -92,6 +98,11 @@ pub fn options(args: &ServeArgs) -> anyhow::Result<Options> {
         prometheus_timeout: args.prometheus_timeout,
         max_concurrent: args.max_concurrent,
         drain_timeout: args.drain_timeout,
+        judge_interval: if args.without_interval {
+            Interval::Omitted
+        } else {
+            Interval::Reported
+        },
     };
     options.check()?;
     Ok(options)

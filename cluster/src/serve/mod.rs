@@ -59,6 +59,7 @@ use crate::analysis::{AnalysisError, check_queries, fetch_pairs, unix_now};
 use crate::prom::PromApi;
 use analyze::{AnalyzeAnswer, ConfigSource, SentQueries, WindowAnswer};
 use api::ApiError;
+pub use api::Interval;
 use metrics::{InFlight, ServeMetrics};
 
 /// Bodies above this size are judged on a blocking thread, so one huge
@@ -130,6 +131,10 @@ pub struct Options {
     pub max_concurrent: usize,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
+    /// What `POST /judge` answers of each Mann-Whitney test: the interval
+    /// (default, as `canarylab judge`), or Kayenta's own `ratio` only,
+    /// which lets most labels be decided without solving for it.
+    pub judge_interval: Interval,
 }
 
 impl Default for Options {
@@ -144,6 +149,7 @@ impl Default for Options {
             prometheus_timeout: Duration::from_secs(20),
             max_concurrent: 256,
             drain_timeout: Duration::from_secs(30),
+            judge_interval: Interval::Reported,
         }
     }
 }
@@ -220,7 +226,7 @@ where
         permits: Arc::new(Semaphore::new(options.max_concurrent)),
         metrics: ServeMetrics::new(),
         stopping: AtomicBool::new(false),
-        judges: api::JudgeCache::new(&options.default_judge),
+        judges: api::JudgeCache::new(&options.default_judge).with_interval(options.judge_interval),
         options,
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
