@@ -14,6 +14,8 @@
 # on the same two cores as the target asks.
 #
 # Usage: cluster/bench/serve/bench.sh path/to/canarylab
+# Then `canarylab judge` on the same input, CLI_RUNS (default 40) processes
+# one after another: judgments/s and CPU per judgment, the reference.
 # Env: DURATION (default 10s), ROUNDS (default 3), CONNECTIONS (default 16),
 #      BEFORE (an older canarylab), FAST (1: also --without-interval),
 #      SERVE_ARGS (more arguments for every serve started).
@@ -122,7 +124,16 @@ for round in $(seq "$ROUNDS"); do
     done
     echo "$line"
 done
-python3 - "$RESULTS" "$(getconf CLK_TCK)" <<'PY'
+# The named reference the issue asks for: `canarylab judge`, one process
+# per judgment of the same input (config10.json + pairs10.json), in the
+# same minutes.
+CLI_RUNS=${CLI_RUNS:-40}
+cli_start=$(date +%s.%N)
+(cd "$WORK" && /usr/bin/time -f "%U %S" -o "$WORK/cli-time" bash -c \
+    'for _ in $(seq "$1"); do "$2" judge --config config10.json --pairs pairs10.json > /dev/null; done' _ "$CLI_RUNS" "$BIN")
+cli_end=$(date +%s.%N)
+echo "cli $CLI_RUNS $cli_start $cli_end $(awk '{ print $1 + $2 }' "$WORK/cli-time")" > "$WORK/cli"
+python3 - "$RESULTS" "$(getconf CLK_TCK)" "$WORK/cli" <<'PY'
 import collections, statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 hz = float(sys.argv[2])
@@ -143,6 +154,14 @@ for name in rate:
     print(f"{name:12s} median {med(r.values()):7.0f}/s  : goldengoose GET / {ratio:.3f}"
           f"  CPU per request: server {s / n * 1e6:4.0f} us, wrk {c / n * 1e6:4.0f} us"
           f"  -> 2 idle cores {2 / ((s + c) / n):7.0f}/s")
+_, runs, t0, t1, cli_cpu = open(sys.argv[3]).read().split()
+runs, wall, cli_cpu = int(runs), float(t1) - float(t0), float(cli_cpu)
+print(f"canarylab judge, a process per judgment: {runs / wall:.0f}/s (one at a time), "
+      f"CPU {cli_cpu / runs * 1e6:.0f} us per judgment -> 2 idle cores {2 * runs / cli_cpu:.0f}/s")
+for name in rate:
+    if name != "goldengoose":
+        s, c, n = cpu[name]
+        print(f"{name} : canarylab judge, CPU per judgment = {(cli_cpu / runs) / ((s + c) / n):.1f}x fewer")
 for name in rate:
     if name not in ("goldengoose", "serve"):
         print(f"{name} : serve = {med([rate[name][k] / rate['serve'][k] for k in rate[name]]):.2f} (median of rounds)")
