@@ -72,6 +72,12 @@ pub struct ServeArgs {
     /// interval (same labels, reasons, ratios and scores), a faster answer.
     #[arg(long)]
     pub without_interval: bool,
+    /// Threads serving requests, each with a single-threaded runtime
+    /// accepting from the same socket (a connection stays on its thread;
+    /// 7-13% less CPU per /judge than one multi-threaded runtime). Default:
+    /// one per core.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -111,21 +117,21 @@ pub fn options(args: &ServeArgs) -> anyhow::Result<Options> {
 /// Run `canarylab serve` until SIGTERM or Ctrl-C.
 pub fn run(args: &ServeArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let options = options(args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let addr = listener.local_addr()?;
-        writeln!(out, "{addr}")?;
-        out.flush()?;
-        let stopped =
-            cluster::serve::run(listener, options, goldengoose::cli::termination_signal()).await?;
-        if !stopped.drained {
-            eprintln!("serve: stopped with requests still in flight (--drain-timeout)");
-        }
-        Ok(Exit::Success)
-    })
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    writeln!(out, "{}", listener.local_addr()?)?;
+    out.flush()?;
+    let stopped = cluster::serve::run_per_thread(
+        listener,
+        options,
+        threads,
+        goldengoose::cli::termination_signal(),
+    )?;
+    if !stopped.drained {
+        eprintln!("serve: stopped with requests still in flight (--drain-timeout)");
+    }
+    Ok(Exit::Success)
 }

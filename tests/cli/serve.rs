@@ -338,6 +338,56 @@ fn kayenta_bodies_are_judged_as_canarylab_judge_judges_them() {
     drop(without);
 }
 
+/// `canarylab serve`'s threads: a single-threaded runtime each, accepting
+/// from one socket, sharing the judge cache and limits; the same answers
+/// on every connection, and a drain of all of them.
+#[test]
+fn per_thread_runtimes_answer_as_canarylab_judge_and_drain() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        cluster::serve::run_per_thread(listener, Options::default(), 2, async {
+            let _ = stopped.await;
+        })
+    });
+    let config = kayenta_config(4, "RemoteJudge-v1.0");
+    let pairs = kayenta_pairs(4, 30, 1.4, 7);
+    let body = remote_judge_request(&config, &pairs, 75.0, 50.0).to_string();
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let body = body.clone();
+            std::thread::spawn(move || post(addr, "/judge", body.as_bytes()))
+        })
+        .collect();
+    let answers: Vec<(u16, String)> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let _ = stop.send(());
+    let stopped = server.join().unwrap().unwrap();
+    assert!(stopped.drained);
+    let cli = judge_cli(
+        &kayenta_config(4, "NetflixACAJudge-v1.0"),
+        &pairs,
+        75.0,
+        50.0,
+    );
+    for (status, answer) in answers {
+        assert_eq!(status, 200, "{answer}");
+        let served: Value = serde_json::from_str(&answer).unwrap();
+        same(&served, &cli, "").unwrap();
+    }
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "stopped listening"
+    );
+    let no_threads = cluster::serve::run_per_thread(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        Options::default(),
+        0,
+        async {},
+    );
+    assert!(no_threads.is_err());
+}
+
 #[test]
 fn bad_bodies_get_400_with_the_json_path() {
     let server = Server::start(Options::default());
