@@ -94,7 +94,10 @@ rps() {
     else
         out=$(/usr/bin/time -f "%U %S" -o "$WORK/time" wrk -t2 -c"$CONNECTIONS" -d"$DURATION" "$1")
     fi
-    if grep -qE "Non-2xx|Socket errors" <<<"$out"; then
+    # wrk's "timeout" (an answer slower than 2 s) is the machine's load,
+    # not an error of the server: reported, not fatal.
+    grep -E "Socket errors" <<<"$out" >&2 || true
+    if grep -qE "Non-2xx|Socket errors: connect [1-9]|read [1-9]|write [1-9]" <<<"$out"; then
         echo "bench: errors from $1:" >&2
         echo "$out" >&2
         exit 1
