@@ -74,7 +74,7 @@ pub struct ServeArgs {
     pub without_interval: bool,
     /// Threads serving requests, each with a single-threaded runtime
     /// accepting from the same socket (a connection stays on its thread;
-    /// 7-13% less CPU per /judge than one multi-threaded runtime). Default:
+    /// 4-13% less CPU per /judge than one multi-threaded runtime). Default:
     /// one per core.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
