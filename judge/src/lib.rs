@@ -346,6 +346,32 @@ impl Judge {
         pairs: &[MetricSetPair],
         seed: u64,
     ) -> Result<CanaryJudgeResult, JudgeError> {
+        self.judge_pairs_with(pairs, seed, false)
+    }
+
+    /// [`Judge::judge_pairs`] in Kayenta's own result shape: for
+    /// `NetflixACAJudge-v1.0` each `resultMetadata` holds only `ratio` (as
+    /// Kayenta's judge writes it), without canarylab's `mannWhitney`
+    /// interval, so each label is decided from the rank statistic at the
+    /// tolerance band's edges where it can
+    /// ([`MannWhitneyClassifier::classify_fast`]: the same label, critical
+    /// flag, reason and ratio, checked against the full computation on a
+    /// million cases). Every other field is the same as
+    /// [`Judge::judge_pairs`]'s; the other judges' answers are unchanged.
+    pub fn judge_pairs_without_interval(
+        &self,
+        pairs: &[MetricSetPair],
+        seed: u64,
+    ) -> Result<CanaryJudgeResult, JudgeError> {
+        self.judge_pairs_with(pairs, seed, true)
+    }
+
+    fn judge_pairs_with(
+        &self,
+        pairs: &[MetricSetPair],
+        seed: u64,
+        fast: bool,
+    ) -> Result<CanaryJudgeResult, JudgeError> {
         let mut ws = Workspace::new();
         let mut seen = HashMap::new();
         let mut results = Vec::with_capacity(pairs.len());
@@ -376,10 +402,18 @@ impl Judge {
                 pair.values.control.as_slice(),
                 pair.values.experiment.as_slice(),
                 metric_seed(seed, r),
-                false,
+                fast,
                 r,
                 &mut ws,
             );
+            // The fast path computes the interval only where it cannot
+            // decide without it: drop it always, so the answer's shape does
+            // not depend on how the label was found.
+            let mann_whitney = if fast && self.method.is_none() {
+                None
+            } else {
+                outcome.mann_whitney
+            };
             results.push(CanaryAnalysisResult {
                 name: pair.name.clone(),
                 id: pair.id.clone(),
@@ -395,7 +429,7 @@ impl Judge {
                 },
                 result_metadata: ResultMetadata {
                     ratio: outcome.deviation,
-                    mann_whitney: outcome.mann_whitney,
+                    mann_whitney,
                 },
                 critical: outcome.critical,
                 muted: rule.muted,

@@ -270,6 +270,12 @@ fn judge_cli(config: &Value, pairs: &Value, pass: f64, marginal: f64) -> Value {
 #[test]
 fn kayenta_bodies_are_judged_as_canarylab_judge_judges_them() {
     let server = Server::start(Options::default());
+    // --without-interval: Kayenta's own resultMetadata (ratio only), labels
+    // decided from the band's edges; otherwise the same answer.
+    let without = Server::start(Options {
+        judge_interval: cluster::serve::Interval::Omitted,
+        ..Options::default()
+    });
     let mut classifications = std::collections::BTreeSet::new();
     for (case, (metrics, points, shift, pass, marginal)) in [
         (10, 60, 1.0, 75.0, 50.0),
@@ -293,6 +299,17 @@ fn kayenta_bodies_are_judged_as_canarylab_judge_judges_them() {
         let netflix = kayenta_config(metrics, "NetflixACAJudge-v1.0");
         let cli = judge_cli(&netflix, &pairs, pass, marginal);
         same(&served, &cli, "").unwrap_or_else(|e| panic!("case {case}: {e}"));
+        let (status, answer) = post(without.addr, "/judge", body.as_bytes());
+        assert_eq!(status, 200, "case {case}: {answer}");
+        let kayenta_shape: Value = serde_json::from_str(&answer).unwrap();
+        let mut cli_without = cli.clone();
+        for r in cli_without["results"].as_array_mut().unwrap() {
+            let metadata = r["resultMetadata"].as_object_mut().unwrap();
+            metadata.remove("mannWhitney");
+            assert_eq!(metadata.keys().collect::<Vec<_>>(), ["ratio"]);
+        }
+        same(&kayenta_shape, &cli_without, "")
+            .unwrap_or_else(|e| panic!("case {case}, without the interval: {e}"));
         assert_eq!(served["judgeName"], "NetflixACAJudge-v1.0");
         assert_eq!(served["results"].as_array().unwrap().len(), metrics);
         assert_eq!(
@@ -300,6 +317,14 @@ fn kayenta_bodies_are_judged_as_canarylab_judge_judges_them() {
             "00000000-0000-0000-0000-000000000000"
         );
         classifications.insert(served["score"]["classification"].to_string());
+        assert!(
+            served["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["resultMetadata"]["mannWhitney"].is_object()),
+            "case {case}: the default answer reports the interval"
+        );
         for r in served["results"].as_array().unwrap() {
             classifications.insert(r["classification"].to_string());
         }
@@ -310,6 +335,57 @@ fn kayenta_bodies_are_judged_as_canarylab_judge_judges_them() {
     assert!(classifications.contains("\"High\""), "{classifications:?}");
     assert!(classifications.contains("\"Low\""), "{classifications:?}");
     drop(server);
+    drop(without);
+}
+
+/// `canarylab serve`'s threads: a single-threaded runtime each, accepting
+/// from one socket, sharing the judge cache and limits; the same answers
+/// on every connection, and a drain of all of them.
+#[test]
+fn per_thread_runtimes_answer_as_canarylab_judge_and_drain() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        cluster::serve::run_per_thread(listener, Options::default(), 2, async {
+            let _ = stopped.await;
+        })
+    });
+    let config = kayenta_config(4, "RemoteJudge-v1.0");
+    let pairs = kayenta_pairs(4, 30, 1.4, 7);
+    let body = remote_judge_request(&config, &pairs, 75.0, 50.0).to_string();
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let body = body.clone();
+            std::thread::spawn(move || post(addr, "/judge", body.as_bytes()))
+        })
+        .collect();
+    let answers: Vec<(u16, String)> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let _ = stop.send(());
+    let stopped = server.join().unwrap().unwrap();
+    assert!(stopped.drained);
+    let cli = judge_cli(
+        &kayenta_config(4, "NetflixACAJudge-v1.0"),
+        &pairs,
+        75.0,
+        50.0,
+    );
+    for (status, answer) in answers {
+        assert_eq!(status, 200, "{answer}");
+        let served: Value = serde_json::from_str(&answer).unwrap();
+        same(&served, &cli, "").unwrap();
+    }
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "stopped listening"
+    );
+    let no_threads = cluster::serve::run_per_thread(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        Options::default(),
+        0,
+        async {},
+    );
+    assert!(no_threads.is_err());
 }
 
 #[test]

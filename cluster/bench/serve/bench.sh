@@ -5,14 +5,22 @@
 #   - the same wrk against goldengoose's GET / (the same binary's
 #     `canarylab goldengoose`), the reference for how loaded the machine is;
 #   - with BEFORE=path/to/older/canarylab, that build's /judge too;
+#   - with FAST=1, the same server started with --without-interval too;
 # interleaved rounds (the order alternates), the medians and the ratios
-# judgments/s : goldengoose requests/s; and the server's CPU per judgment
-# (utime+stime from /proc, all rounds).
+# judgments/s : goldengoose requests/s; per target the server's CPU per
+# request (utime+stime from /proc over its rounds) and wrk's (from
+# /usr/bin/time), and from them the projection for two idle cores:
+# 2 CPU-seconds / (server + client CPU-seconds per request), the client
+# on the same two cores as the target asks.
 #
-# Usage: cluster/bench/serve/bench.sh path/to/canarylab [BEFORE=path]
-# Env: DURATION (default 10s), ROUNDS (default 3), CONNECTIONS (default 16).
+# Usage: cluster/bench/serve/bench.sh path/to/canarylab
+# Then `canarylab judge` on the same input, CLI_RUNS (default 40) processes
+# one after another: judgments/s and CPU per judgment, the reference.
+# Env: DURATION (default 10s), ROUNDS (default 3), CONNECTIONS (default 16),
+#      BEFORE (an older canarylab), FAST (1: also --without-interval),
+#      SERVE_ARGS (more arguments for every serve started).
 # Build: cargo build --release --no-default-features --features local --bin canarylab
-# Needs wrk and python3.
+# Needs wrk, python3 and /usr/bin/time.
 set -euo pipefail
 
 BIN=${1:?usage: bench.sh path/to/canarylab}
@@ -20,7 +28,7 @@ DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-16}
 HERE=$(cd "$(dirname "$0")" && pwd)
-for tool in wrk python3; do
+for tool in wrk python3 /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 2; }
 done
 
@@ -51,17 +59,21 @@ start() {
     [[ -n "$STARTED_ADDR" ]] || { echo "bench: $name did not start" >&2; cat "$WORK/$name.err" >&2; exit 1; }
 }
 
+# shellcheck disable=SC2086
+TARGETS=() URLS=() SPIDS=()
 start goldengoose "$BIN" goldengoose --listen 127.0.0.1:0
-GG_URL="http://$STARTED_ADDR/"
-start serve "$BIN" serve --listen 127.0.0.1:0
-SERVE_PID=$STARTED_PID
-SERVE_URL="http://$STARTED_ADDR/judge"
-TARGETS=(goldengoose serve)
-URLS=("$GG_URL" "$SERVE_URL")
+TARGETS+=(goldengoose) URLS+=("http://$STARTED_ADDR/") SPIDS+=("$STARTED_PID")
+# shellcheck disable=SC2086
+start serve "$BIN" serve --listen 127.0.0.1:0 ${SERVE_ARGS:-}
+TARGETS+=(serve) URLS+=("http://$STARTED_ADDR/judge") SPIDS+=("$STARTED_PID")
+if [[ -n "${FAST:-}" ]]; then
+    # shellcheck disable=SC2086
+    start fast "$BIN" serve --listen 127.0.0.1:0 --without-interval ${SERVE_ARGS:-}
+    TARGETS+=(fast) URLS+=("http://$STARTED_ADDR/judge") SPIDS+=("$STARTED_PID")
+fi
 if [[ -n "${BEFORE:-}" ]]; then
     start before "$BEFORE" serve --listen 127.0.0.1:0
-    TARGETS+=(before)
-    URLS+=("http://$STARTED_ADDR/judge")
+    TARGETS+=(before) URLS+=("http://$STARTED_ADDR/judge") SPIDS+=("$STARTED_PID")
 fi
 
 # The answers are judgments, not errors.
@@ -73,59 +85,87 @@ print(r.status)" "$url")
     [[ "$code" == 200 ]] || { echo "bench: $url answered $code" >&2; exit 1; }
 done
 
-rps() { # url [lua] -> requests/s, failing on any non-2xx or socket error
-    local out
+# url [lua] -> "requests/s requests client-CPU-seconds", failing on any
+# non-2xx or socket error
+rps() {
+    local out cpu
     if [[ $# -gt 1 ]]; then
-        out=$(cd "$WORK" && wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s post.lua "$1")
+        out=$(cd "$WORK" && /usr/bin/time -f "%U %S" -o "$WORK/time" wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s post.lua "$1")
     else
-        out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" "$1")
+        out=$(/usr/bin/time -f "%U %S" -o "$WORK/time" wrk -t2 -c"$CONNECTIONS" -d"$DURATION" "$1")
     fi
-    if grep -qE "Non-2xx|Socket errors" <<<"$out"; then
+    # wrk's "timeout" (an answer slower than 2 s) is the machine's load,
+    # not an error of the server: reported, not fatal.
+    grep -E "Socket errors" <<<"$out" >&2 || true
+    if grep -qE "Non-2xx|Socket errors: connect [1-9]|read [1-9]|write [1-9]" <<<"$out"; then
         echo "bench: errors from $1:" >&2
         echo "$out" >&2
         exit 1
     fi
-    awk '/^Requests\/sec:/ { print $2 }' <<<"$out"
+    cpu=$(awk '{ print $1 + $2 }' "$WORK/time")
+    awk -v cpu="$cpu" '/^Requests\/sec:/ { r = $2 } / requests in / { n = $1 } END { print r, n, cpu }' <<<"$out"
 }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-served() { # total requests served, from the server's /metrics
-    python3 -c "
-import re, sys, urllib.request
-text = urllib.request.urlopen(sys.argv[1]).read().decode()
-print(int(sum(float(m) for m in re.findall(r'^canarylab_serve_requests_total\{[^}]*endpoint=\"judge\"[^}]*\} (\S+)', text, re.M))))" "$1"
-}
 
 echo "# wrk -t2 -c$CONNECTIONS -d$DURATION, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for i in "${!URLS[@]}"; do
     if ((i == 0)); then wrk -t2 -c"$CONNECTIONS" -d2s "${URLS[$i]}" >/dev/null
     else (cd "$WORK" && wrk -t2 -c"$CONNECTIONS" -d2s -s post.lua "${URLS[$i]}" >/dev/null); fi
 done
-ticks0=$(cpu_ticks "$SERVE_PID")
-requests0=$(served "${SERVE_URL%/judge}/metrics" 2>/dev/null || echo 0)
-declare -A RESULTS
+RESULTS=$WORK/results
+: > "$RESULTS"
 for round in $(seq "$ROUNDS"); do
     order=("${!URLS[@]}")
-    if ((round % 2 == 0)); then order=($(printf '%s\n' "${order[@]}" | tac)); fi
+    if ((round % 2 == 0)); then mapfile -t order < <(printf '%s\n' "${order[@]}" | tac); fi
     line="round $round:"
     for i in "${order[@]}"; do
+        t0=$(cpu_ticks "${SPIDS[$i]}")
         if ((i == 0)); then r=$(rps "${URLS[$i]}"); else r=$(rps "${URLS[$i]}" lua); fi
-        RESULTS[${TARGETS[$i]}]+="$r "
-        line+=$(printf '  %s %.0f/s' "${TARGETS[$i]}" "$r")
+        t1=$(cpu_ticks "${SPIDS[$i]}")
+        echo "$round ${TARGETS[$i]} $r $((t1 - t0))" >> "$RESULTS"
+        line+=$(printf '  %s %.0f/s' "${TARGETS[$i]}" "${r%% *}")
     done
     echo "$line"
 done
-ticks1=$(cpu_ticks "$SERVE_PID")
-requests1=$(served "${SERVE_URL%/judge}/metrics" 2>/dev/null || echo 0)
-python3 - "${RESULTS[goldengoose]}" "${RESULTS[serve]}" "${RESULTS[before]:-}" \
-    "$ticks0" "$ticks1" "$requests0" "$requests1" "$(getconf CLK_TCK)" <<'PY'
-import statistics, sys
-gg, serve, before = ([float(x) for x in a.split()] for a in sys.argv[1:4])
-t0, t1, r0, r1, hz = (float(x) for x in sys.argv[4:9])
+# The named reference the issue asks for: `canarylab judge`, one process
+# per judgment of the same input (config10.json + pairs10.json), in the
+# same minutes.
+CLI_RUNS=${CLI_RUNS:-40}
+cli_start=$(date +%s.%N)
+(cd "$WORK" && /usr/bin/time -f "%U %S" -o "$WORK/cli-time" bash -c \
+    'for _ in $(seq "$1"); do "$2" judge --config config10.json --pairs pairs10.json > /dev/null; done' _ "$CLI_RUNS" "$BIN")
+cli_end=$(date +%s.%N)
+echo "cli $CLI_RUNS $cli_start $cli_end $(awk '{ print $1 + $2 }' "$WORK/cli-time")" > "$WORK/cli"
+python3 - "$RESULTS" "$(getconf CLK_TCK)" "$WORK/cli" <<'PY'
+import collections, statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+hz = float(sys.argv[2])
 med = statistics.median
-print(f"median: goldengoose GET / {med(gg):.0f}/s, /judge {med(serve):.0f} judgments/s")
-print(f"ratio /judge : goldengoose GET / = {med([s / g for s, g in zip(serve, gg)]):.3f} (median of rounds)")
-if before:
-    print(f"before: {med(before):.0f} judgments/s; after : before = {med([s / b for s, b in zip(serve, before)]):.2f} (median of rounds)")
-if r1 > r0:
-    print(f"server CPU per judgment: {(t1 - t0) / hz / (r1 - r0) * 1e6:.0f} us over {r1 - r0:.0f} requests")
+rate = collections.defaultdict(dict)
+cpu = collections.defaultdict(lambda: [0.0, 0.0, 0])  # server s, client s, requests
+for rnd, name, rps, n, client, ticks in rows:
+    rate[name][rnd] = float(rps)
+    c = cpu[name]
+    c[0] += float(ticks) / hz
+    c[1] += float(client)
+    c[2] += int(n)
+gg = rate["goldengoose"]
+for name in rate:
+    r = rate[name]
+    ratio = med([r[k] / gg[k] for k in r])
+    s, c, n = cpu[name]
+    print(f"{name:12s} median {med(r.values()):7.0f}/s  : goldengoose GET / {ratio:.3f}"
+          f"  CPU per request: server {s / n * 1e6:4.0f} us, wrk {c / n * 1e6:4.0f} us"
+          f"  -> 2 idle cores {2 / ((s + c) / n):7.0f}/s")
+_, runs, t0, t1, cli_cpu = open(sys.argv[3]).read().split()
+runs, wall, cli_cpu = int(runs), float(t1) - float(t0), float(cli_cpu)
+print(f"canarylab judge, a process per judgment: {runs / wall:.0f}/s (one at a time), "
+      f"CPU {cli_cpu / runs * 1e6:.0f} us per judgment -> 2 idle cores {2 * runs / cli_cpu:.0f}/s")
+for name in rate:
+    if name != "goldengoose":
+        s, c, n = cpu[name]
+        print(f"{name} : canarylab judge, CPU per judgment = {(cli_cpu / runs) / ((s + c) / n):.1f}x fewer")
+for name in rate:
+    if name not in ("goldengoose", "serve"):
+        print(f"{name} : serve = {med([rate[name][k] / rate['serve'][k] for k in rate[name]]):.2f} (median of rounds)")
 PY

@@ -172,7 +172,24 @@ pub fn judge(
     config_field: &str,
 ) -> Result<CanaryJudgeResult, ApiError> {
     let judge = prepare(config, thresholds, default_judge, config_field)?;
-    judge_prepared(&judge, pairs, config_field)
+    judge_prepared(&judge, pairs, config_field, Interval::Reported)
+}
+
+/// What `POST /judge` answers of `NetflixACAJudge-v1.0`'s Mann-Whitney
+/// test in each `resultMetadata`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Interval {
+    /// `ratio` and canarylab's `mannWhitney` (interval, estimate, band,
+    /// p-value), byte for byte what `canarylab judge` writes: every
+    /// interval is solved for.
+    #[default]
+    Reported,
+    /// `ratio` only, as Kayenta's own judge writes it (Kayenta's
+    /// `CanaryAnalysisResult` carries no interval); each label is decided
+    /// from the rank statistic at the tolerance band's edges where it can
+    /// (`judge::Judge::judge_pairs_without_interval`), with the same
+    /// labels, reasons, ratios and scores.
+    Omitted,
 }
 
 /// The judge for `config` with the request's thresholds: [`judge`]'s first
@@ -198,8 +215,13 @@ fn judge_prepared(
     judge: &Judge,
     pairs: &[MetricSetPair],
     config_field: &str,
+    interval: Interval,
 ) -> Result<CanaryJudgeResult, ApiError> {
-    judge.judge_pairs(pairs, SEED).map_err(|e| match e {
+    let result = match interval {
+        Interval::Reported => judge.judge_pairs(pairs, SEED),
+        Interval::Omitted => judge.judge_pairs_without_interval(pairs, SEED),
+    };
+    result.map_err(|e| match e {
         JudgeError::Config(e) => ApiError::input(config_field, e),
         JudgeError::Pairs(e) => ApiError::input("metricSetPairList", e),
     })
@@ -217,6 +239,7 @@ fn judge_prepared(
 #[derive(Debug)]
 pub struct JudgeCache {
     default_judge: String,
+    interval: Interval,
     entries: std::sync::Mutex<CacheEntries>,
 }
 
@@ -239,8 +262,20 @@ impl JudgeCache {
     pub fn new(default_judge: &str) -> Self {
         JudgeCache {
             default_judge: default_judge.to_string(),
+            interval: Interval::Reported,
             entries: std::sync::Mutex::new(CacheEntries::new()),
         }
+    }
+
+    /// The same, answering `interval` of each Mann-Whitney test.
+    pub fn with_interval(mut self, interval: Interval) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// What `/judge` answers of each Mann-Whitney test.
+    pub fn interval(&self) -> Interval {
+        self.interval
     }
 
     /// The default judge.
@@ -316,7 +351,7 @@ pub fn judge_body(body: &[u8], cache: &JudgeCache) -> Result<CanaryJudgeResult, 
     // again below, for serde's error.
     if let Some(parts) = judge::wire::scan_remote_judge_request(body) {
         if let Some(judge) = cache.get(parts.canary_config, parts.score_thresholds) {
-            return judge_prepared(&judge, &parts.pairs, "canaryConfig");
+            return judge_prepared(&judge, &parts.pairs, "canaryConfig", cache.interval);
         }
         if let Ok(config) = serde_json::from_slice::<CanaryConfig>(parts.canary_config)
             && let Ok(thresholds) = parts
@@ -330,7 +365,7 @@ pub fn judge_body(body: &[u8], cache: &JudgeCache) -> Result<CanaryJudgeResult, 
                 "canaryConfig",
             )?);
             cache.insert(parts.canary_config, parts.score_thresholds, judge.clone());
-            return judge_prepared(&judge, &parts.pairs, "canaryConfig");
+            return judge_prepared(&judge, &parts.pairs, "canaryConfig", cache.interval);
         }
     }
     let request: body::RemoteJudgeRequest = parse_body(body)?;
@@ -339,13 +374,13 @@ pub fn judge_body(body: &[u8], cache: &JudgeCache) -> Result<CanaryJudgeResult, 
         .into_iter()
         .map(MetricSetPair::from)
         .collect();
-    judge(
+    let judge = prepare(
         request.canary_config,
         request.score_thresholds,
-        &pairs,
         &cache.default_judge,
         "canaryConfig",
-    )
+    )?;
+    judge_prepared(&judge, &pairs, "canaryConfig", cache.interval)
 }
 
 /// `POST /judge`'s answer: the compact JSON of [`judge_body`]'s result.
@@ -593,14 +628,25 @@ mod fuzz {
     /// `/judge` as it was first written: the whole `RemoteJudgeRequest`
     /// (scopes and attributes as `serde_json::Value`), `serde_json::to_vec`.
     fn reference(body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        reference_with(body, Interval::Reported)
+    }
+
+    /// [`reference`], the interval dropped from NetflixACAJudge's
+    /// results afterwards for [`Interval::Omitted`].
+    fn reference_with(body: &[u8], interval: Interval) -> Result<Vec<u8>, ApiError> {
         let request: RemoteJudgeRequest = parse_body(body)?;
-        let result = judge(
+        let mut result = judge(
             request.canary_config,
             request.score_thresholds,
             &request.metric_set_pair_list,
             judge::config::NETFLIX_ACA_JUDGE,
             "canaryConfig",
         )?;
+        if interval == Interval::Omitted && result.judge_name == judge::config::NETFLIX_ACA_JUDGE {
+            for r in &mut result.results {
+                r.result_metadata.mann_whitney = None;
+            }
+        }
         Ok(serde_json::to_vec(&result).expect("encodes"))
     }
 
@@ -631,6 +677,18 @@ mod fuzz {
                 prop_assert_eq!(fast.message, slow.message);
             }
             (fast, slow) => prop_assert!(false, "fast {fast:?}, reference {slow:?}"),
+        }
+        // Without the interval: labels decided from the band's edges, the
+        // same bytes as the full judgment with the interval dropped.
+        let omitted =
+            JudgeCache::new(judge::config::NETFLIX_ACA_JUDGE).with_interval(Interval::Omitted);
+        match (
+            judge_body_json(body, &omitted),
+            reference_with(body, Interval::Omitted),
+        ) {
+            (Ok((_, fast)), Ok(slow)) => prop_assert_eq!(fast, slow),
+            (Err(fast), Err(slow)) => prop_assert_eq!(fast, slow),
+            (fast, slow) => prop_assert!(false, "omitted {fast:?}, reference {slow:?}"),
         }
         Ok(())
     }

@@ -59,6 +59,7 @@ use crate::analysis::{AnalysisError, check_queries, fetch_pairs, unix_now};
 use crate::prom::PromApi;
 use analyze::{AnalyzeAnswer, ConfigSource, SentQueries, WindowAnswer};
 use api::ApiError;
+pub use api::Interval;
 use metrics::{InFlight, ServeMetrics};
 
 /// Bodies above this size are judged on a blocking thread, so one huge
@@ -96,8 +97,15 @@ pub enum ServeError {
     /// A limit that must be positive is zero.
     #[error("{what} must be above zero")]
     Zero {
-        /// The option at fault (`--max-concurrent`, `--max-body-bytes`).
+        /// The option at fault (`--max-concurrent`, `--max-body-bytes`,
+        /// `--threads`).
         what: &'static str,
+    },
+    /// A runtime or the listening socket could not be set up.
+    #[error("cannot start the server's threads: {source}")]
+    Runtime {
+        /// The underlying I/O error.
+        source: std::io::Error,
     },
     /// `cluster render --serve`: an option (or the embedded file) is wrong.
     #[error("{field}: {problem}")]
@@ -130,6 +138,10 @@ pub struct Options {
     pub max_concurrent: usize,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
+    /// What `POST /judge` answers of each Mann-Whitney test: the interval
+    /// (default, as `canarylab judge`), or Kayenta's own `ratio` only,
+    /// which lets most labels be decided without solving for it.
+    pub judge_interval: Interval,
 }
 
 impl Default for Options {
@@ -144,6 +156,7 @@ impl Default for Options {
             prometheus_timeout: Duration::from_secs(20),
             max_concurrent: 256,
             drain_timeout: Duration::from_secs(30),
+            judge_interval: Interval::Reported,
         }
     }
 }
@@ -206,6 +219,20 @@ struct Shared {
     judges: api::JudgeCache,
 }
 
+impl Shared {
+    fn new(options: Options) -> Result<Arc<Shared>, ServeError> {
+        options.check()?;
+        Ok(Arc::new(Shared {
+            permits: Arc::new(Semaphore::new(options.max_concurrent)),
+            metrics: ServeMetrics::new(),
+            stopping: AtomicBool::new(false),
+            judges: api::JudgeCache::new(&options.default_judge)
+                .with_interval(options.judge_interval),
+            options,
+        }))
+    }
+}
+
 /// Serves `listener` until `shutdown` completes, then drains.
 pub async fn run<F>(
     listener: TcpListener,
@@ -215,14 +242,77 @@ pub async fn run<F>(
 where
     F: Future<Output = ()>,
 {
-    options.check()?;
-    let shared = Arc::new(Shared {
-        permits: Arc::new(Semaphore::new(options.max_concurrent)),
-        metrics: ServeMetrics::new(),
-        stopping: AtomicBool::new(false),
-        judges: api::JudgeCache::new(&options.default_judge),
-        options,
+    let shared = Shared::new(options)?;
+    Ok(serve(listener, &shared, shutdown).await)
+}
+
+/// [`run`] on `threads` threads, each with a single-threaded runtime of its
+/// own accepting from the same listening socket: a connection stays on the
+/// thread that accepted it (no task moves between threads, no wake-up of
+/// another thread for a request), the limits, metrics and judge cache are
+/// shared. Blocks until `shutdown` (polled on the calling thread) completes
+/// and every thread has drained.
+pub fn run_per_thread<F>(
+    listener: std::net::TcpListener,
+    options: Options,
+    threads: usize,
+    shutdown: F,
+) -> Result<Stopped, ServeError>
+where
+    F: Future<Output = ()>,
+{
+    if threads == 0 {
+        return Err(ServeError::Zero { what: "--threads" });
+    }
+    let shared = Shared::new(options)?;
+    let io = |source| ServeError::Runtime { source };
+    listener.set_nonblocking(true).map_err(io)?;
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut others = Vec::new();
+    for _ in 1..threads {
+        let listener = listener.try_clone().map_err(io)?;
+        let (shared, mut stopped) = (shared.clone(), stopped.clone());
+        let runtime = runtime().map_err(io)?;
+        others.push(std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener).map_err(io)?;
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                Ok::<_, ServeError>(serve(listener, &shared, shutdown).await)
+            })
+        }));
+    }
+    let mine = runtime().map_err(io)?.block_on(async {
+        let listener = TcpListener::from_std(listener).map_err(io)?;
+        let shutdown = async {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        Ok::<_, ServeError>(serve(listener, &shared, shutdown).await)
     });
+    // Whatever happened here, the other threads stop too.
+    let _ = stop.send(true);
+    let mut drained = mine?.drained;
+    for thread in others {
+        match thread.join() {
+            Ok(stopped) => drained &= stopped?.drained,
+            Err(_) => drained = false,
+        }
+    }
+    Ok(Stopped { drained })
+}
+
+/// The accept loop and the drain.
+async fn serve<F>(listener: TcpListener, shared: &Arc<Shared>, shutdown: F) -> Stopped
+where
+    F: Future<Output = ()>,
+{
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -263,7 +353,7 @@ where
         () = graceful.shutdown() => true,
         () = tokio::time::sleep(shared.options.drain_timeout) => false,
     };
-    Ok(Stopped { drained })
+    Stopped { drained }
 }
 
 async fn handle(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
