@@ -25,7 +25,7 @@ use reports::model::{IntervalDetail, MetricSeries, MetricVerdict, RunDetail, Sta
 use scenarios::{BaselineKind, Regression, Scenario};
 
 use crate::engine::{Millis, Queue, ms, secs};
-use crate::metrics::{KayentaPlan, Point};
+use crate::metrics::{Cursor, KayentaPlan, Point};
 use crate::prometheus::{Families, Plan, Scrape};
 use crate::series::{CANARY, CONTROL, Generator, TrackSpec};
 
@@ -195,11 +195,27 @@ struct World<'p, 'a> {
     metric_error: Option<String>,
     /// Scratch for compiled points.
     points: Vec<Point>,
+    /// Per metric and side, the points of the last window (without
+    /// detail): the next window from the same start continues them.
+    memo: Vec<[PointMemo; 2]>,
     /// The raw series, when the controller measures queries or they are
     /// dumped.
     scrape: Option<Scrape>,
     /// Scrape every family whose draws the run makes (for a dump).
     scrape_all: bool,
+}
+
+/// [`World::memo_points`]'s record for one metric and side.
+#[derive(Debug, Default)]
+struct PointMemo {
+    /// The first step of the windows it holds.
+    k0: usize,
+    /// The compiled program's pass (`None` before the first window).
+    cursor: Option<Cursor>,
+    /// The compiled points from `k0` on.
+    compiled: Vec<Point>,
+    /// The values handed to the judge from `k0` on.
+    values: Vec<Option<f64>>,
 }
 
 /// Simulate one release with `seed`. With `detail`, also return the full
@@ -271,6 +287,7 @@ pub fn drive(
         judge_note: String::new(),
         metric_error: None,
         points: Vec::new(),
+        memo: Vec::new(),
         last_verdict: None,
         scrape: None,
         scrape_all: series,
@@ -545,6 +562,10 @@ impl<'a> World<'_, 'a> {
         if step_ms <= 0 || end_ms < start_ms || self.generator.is_none() {
             return Vec::new();
         }
+        if !self.detail && start_ms >= 0 && start_ms % step_ms == 0 {
+            let (k0, k1) = ((start_ms / step_ms) as usize, (end_ms / step_ms) as usize);
+            return self.memo_points(m, side, k0, k1, step_ms);
+        }
         let mut compiled = std::mem::take(&mut self.points);
         compiled.clear();
         if let Some(g) = &self.generator
@@ -569,6 +590,54 @@ impl<'a> World<'_, 'a> {
             i += 1;
         }
         self.points = compiled;
+        out
+    }
+
+    /// [`World::metric_points`] at steps `k0..=k1`, continuing the points
+    /// of the last window of `m` and `side` when it started at `k0` (a
+    /// growing window): the same values, the compiled ones by continuing
+    /// their pass ([`Cursor`]), the evaluated ones because an
+    /// instant query at a time reads no sample after it.
+    fn memo_points(
+        &mut self,
+        m: usize,
+        side: usize,
+        k0: usize,
+        k1: usize,
+        step_ms: i64,
+    ) -> Vec<Option<f64>> {
+        if self.memo.len() <= m {
+            self.memo.resize_with(m + 1, Default::default);
+        }
+        let mut memo = std::mem::take(&mut self.memo[m][side]);
+        if memo.cursor.is_none() || memo.k0 != k0 {
+            memo = PointMemo {
+                k0,
+                cursor: Some(self.p.metrics.cursor(m, side)),
+                compiled: std::mem::take(&mut memo.compiled),
+                values: std::mem::take(&mut memo.values),
+            };
+            memo.compiled.clear();
+            memo.values.clear();
+        }
+        let have = memo.values.len();
+        if let (Some(g), Some(cursor)) = (&self.generator, &mut memo.cursor)
+            && k1 + 1 > k0 + have
+        {
+            self.p
+                .metrics
+                .points_continued(m, side, g, cursor, k0, k1, &mut memo.compiled);
+            for i in have..memo.compiled.len() {
+                let v = match memo.compiled[i] {
+                    Point::Value(v) => Some(v),
+                    Point::Absent => None,
+                    Point::Fallback => self.evaluated(m, side, (k0 + i) as i64 * step_ms),
+                };
+                memo.values.push(v);
+            }
+        }
+        let out = memo.values[..(k1 + 1 - k0).min(memo.values.len())].to_vec();
+        self.memo[m][side] = memo;
         out
     }
 
