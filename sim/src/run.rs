@@ -205,7 +205,7 @@ struct World<'p, 'a> {
     scrape_all: bool,
 }
 
-/// [`World::memo_points`]'s record for one metric and side.
+/// [`World::memo_fill`]'s record for one metric and side.
 #[derive(Debug, Default)]
 struct PointMemo {
     /// The first step of the windows it holds.
@@ -214,8 +214,22 @@ struct PointMemo {
     cursor: Option<Cursor>,
     /// The compiled points from `k0` on.
     compiled: Vec<Point>,
-    /// The values handed to the judge from `k0` on.
-    values: Vec<Option<f64>>,
+    /// The values Prometheus returns from `k0` on (steps without a
+    /// result left out).
+    values: Vec<f64>,
+    /// Per step from `k0`: how many values up to it.
+    upto: Vec<usize>,
+}
+
+impl PointMemo {
+    /// The values of the window of `steps` steps from `k0`.
+    fn window(&self, steps: usize) -> &[f64] {
+        let n = match steps.min(self.upto.len()) {
+            0 => 0,
+            s => self.upto[s - 1],
+        };
+        &self.values[..n]
+    }
 }
 
 /// Simulate one release with `seed`. With `detail`, also return the full
@@ -562,10 +576,6 @@ impl<'a> World<'_, 'a> {
         if step_ms <= 0 || end_ms < start_ms || self.generator.is_none() {
             return Vec::new();
         }
-        if !self.detail && start_ms >= 0 && start_ms % step_ms == 0 {
-            let (k0, k1) = ((start_ms / step_ms) as usize, (end_ms / step_ms) as usize);
-            return self.memo_points(m, side, k0, k1, step_ms);
-        }
         let mut compiled = std::mem::take(&mut self.points);
         compiled.clear();
         if let Some(g) = &self.generator
@@ -593,34 +603,25 @@ impl<'a> World<'_, 'a> {
         out
     }
 
-    /// [`World::metric_points`] at steps `k0..=k1`, continuing the points
-    /// of the last window of `m` and `side` when it started at `k0` (a
-    /// growing window): the same values, the compiled ones by continuing
-    /// their pass ([`Cursor`]), the evaluated ones because an
-    /// instant query at a time reads no sample after it.
-    fn memo_points(
-        &mut self,
-        m: usize,
-        side: usize,
-        k0: usize,
-        k1: usize,
-        step_ms: i64,
-    ) -> Vec<Option<f64>> {
+    /// Fills metric `m`'s `side` memo through step `k1` for windows from
+    /// step `k0`, continuing the last window's points when it started at
+    /// `k0` (a growing window): the same values as [`World::metric_values`],
+    /// the compiled ones by continuing their pass ([`Cursor`]), the
+    /// evaluated ones because an instant query at a time reads no sample
+    /// after it.
+    fn memo_fill(&mut self, m: usize, side: usize, k0: usize, k1: usize, step_ms: i64) {
         if self.memo.len() <= m {
             self.memo.resize_with(m + 1, Default::default);
         }
         let mut memo = std::mem::take(&mut self.memo[m][side]);
         if memo.cursor.is_none() || memo.k0 != k0 {
-            memo = PointMemo {
-                k0,
-                cursor: Some(self.p.metrics.cursor(m, side)),
-                compiled: std::mem::take(&mut memo.compiled),
-                values: std::mem::take(&mut memo.values),
-            };
+            memo.k0 = k0;
+            memo.cursor = Some(self.p.metrics.cursor(m, side));
             memo.compiled.clear();
             memo.values.clear();
+            memo.upto.clear();
         }
-        let have = memo.values.len();
+        let have = memo.upto.len();
         if let (Some(g), Some(cursor)) = (&self.generator, &mut memo.cursor)
             && k1 + 1 > k0 + have
         {
@@ -633,12 +634,11 @@ impl<'a> World<'_, 'a> {
                     Point::Absent => None,
                     Point::Fallback => self.evaluated(m, side, (k0 + i) as i64 * step_ms),
                 };
-                memo.values.push(v);
+                memo.values.extend(v);
+                memo.upto.push(memo.values.len());
             }
         }
-        let out = memo.values[..(k1 + 1 - k0).min(memo.values.len())].to_vec();
         self.memo[m][side] = memo;
-        out
     }
 
     /// [`World::metric_points`] as Kayenta hands them to the judge: the
@@ -671,6 +671,32 @@ impl<'a> World<'_, 'a> {
             window.start.as_millis() as i64,
             window.end.as_millis() as i64,
         );
+        let step_ms = (step_s * 1000.0).round() as i64;
+        if !self.detail && step_ms > 0 && start_ms >= 0 && start_ms % step_ms == 0 {
+            // the windows' values from the memo, without copies
+            let (k0, k1) = ((start_ms / step_ms) as usize, (end_ms / step_ms) as usize);
+            let steps = (k1 + 1).saturating_sub(k0);
+            if end_ms >= start_ms {
+                for m in 0..p.metrics.len() {
+                    self.memo_fill(m, CANARY, k0, k1, step_ms);
+                    self.memo_fill(m, CONTROL, k0, k1, step_ms);
+                }
+            }
+            let steps = if end_ms >= start_ms { steps } else { 0 };
+            fn of(memo: Option<&[PointMemo; 2]>, side: usize, steps: usize) -> &[f64] {
+                memo.map_or(&[][..], |sides| sides[side].window(steps))
+            }
+            let series: Vec<Series<'_>> = (0..p.metrics.len())
+                .map(|m| Series {
+                    control: of(self.memo.get(m), CONTROL, steps),
+                    experiment: of(self.memo.get(m), CANARY, steps),
+                })
+                .collect();
+            let v = p.judge.judge_series(&series, judge_seed, ws);
+            let score = v.score;
+            self.last_verdict = Some(v);
+            return (window.index, score);
+        }
         let values: Vec<[Vec<f64>; 2]> = (0..p.metrics.len())
             .map(|m| {
                 [
