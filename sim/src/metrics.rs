@@ -249,6 +249,45 @@ impl KayentaPlan {
         run(self.program(m, side), g, k0, k1, self.step_ms, out);
     }
 
+    /// A fresh [`Cursor`] for metric `m`'s `side` program.
+    pub fn cursor(&self, m: usize, side: usize) -> Cursor {
+        Cursor {
+            state: State::of(self.program(m, side)),
+            next: None,
+        }
+    }
+
+    /// [`KayentaPlan::points`] continuing the pass of `cursor` (made by
+    /// [`KayentaPlan::cursor`] for the same `m` and `side`): appends the
+    /// points from the cursor's next step (`k0` if it has none) to `k1`
+    /// inclusive, the same bits as one pass from where the cursor's first
+    /// began.
+    #[allow(clippy::too_many_arguments)]
+    pub fn points_continued(
+        &self,
+        m: usize,
+        side: usize,
+        g: &Generator<'_>,
+        cursor: &mut Cursor,
+        k0: usize,
+        k1: usize,
+        out: &mut Vec<Point>,
+    ) {
+        let from = cursor.next.unwrap_or(k0);
+        if k1 >= from {
+            run_from(
+                self.program(m, side),
+                &mut cursor.state,
+                g,
+                from,
+                k1,
+                self.step_ms,
+                out,
+            );
+            cursor.next = Some(k1 + 1);
+        }
+    }
+
     /// Metric `m`'s value for `side` at `at_ms` after the traffic shift
     /// (`traffic_at` ms after the commit), evaluated on `store`.
     pub fn evaluate(
@@ -504,30 +543,20 @@ pub(crate) fn walk_selectors(e: &Expr, f: &mut dyn FnMut(&VectorSelector)) {
 }
 
 /// Whether a track was scraped at every step from `k - w` to `k` (step 0,
-/// the traffic shift, when it was up at step 1), for increasing `k`.
-struct UpWindow<'s> {
-    steps: &'s [Step],
-    w: usize,
-    /// The last step looked at, and the latest down step up to it.
+/// the traffic shift, when it was up at step 1), for increasing `k`: the
+/// last step looked at, and the latest down step up to it.
+#[derive(Debug, Clone, Copy, Default)]
+struct UpWindow {
     seen: usize,
     last_down: usize,
 }
 
-impl<'s> UpWindow<'s> {
-    fn new(steps: &'s [Step], w: usize) -> Self {
-        Self {
-            steps,
-            w,
-            seen: 0,
-            last_down: 0,
-        }
-    }
-
-    fn at(&mut self, k: usize) -> bool {
-        if k < self.w || k > self.steps.len() {
+impl UpWindow {
+    fn at(&mut self, steps: &[Step], w: usize, k: usize) -> bool {
+        if k < w || k > steps.len() {
             return false;
         }
-        let from = (k - self.w).max(1);
+        let from = (k - w).max(1);
         if self.seen < from {
             // jumped ahead: only the window's own steps matter
             self.seen = from - 1;
@@ -535,7 +564,7 @@ impl<'s> UpWindow<'s> {
         }
         while self.seen < k {
             self.seen += 1;
-            if self.steps[self.seen - 1].down {
+            if steps[self.seen - 1].down {
                 self.last_down = self.seen;
             }
         }
@@ -543,16 +572,84 @@ impl<'s> UpWindow<'s> {
     }
 }
 
+/// Where a program's pass over the steps stands: what it carries from one
+/// step to the next, so that a pass can be continued later with the same
+/// bits as one pass over the whole range (sums of floats are slid, so a
+/// value depends on where its pass started).
+#[derive(Debug, Clone, Default)]
+pub struct Cursor {
+    state: State,
+    /// The next step the pass computes (`None` before the first).
+    next: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default)]
+enum State {
+    #[default]
+    Stateless,
+    Binary(Box<State>, Box<State>),
+    Rate {
+        up: UpWindow,
+        counted: u64,
+        summed: f64,
+        have: Option<usize>,
+    },
+    Quantile {
+        up: UpWindow,
+        sums: [u64; ISTIO],
+        have: Option<usize>,
+    },
+}
+
+impl State {
+    fn of(p: &Program) -> State {
+        match p {
+            Program::Binary(_, l, r) => {
+                State::Binary(Box::new(State::of(l)), Box::new(State::of(r)))
+            }
+            Program::Rate { .. } => State::Rate {
+                up: UpWindow::default(),
+                counted: 0,
+                summed: 0.0,
+                have: None,
+            },
+            Program::Quantile { .. } => State::Quantile {
+                up: UpWindow::default(),
+                sums: [0; ISTIO],
+                have: None,
+            },
+            Program::Const(_) | Program::Memory { .. } | Program::Fallback => State::Stateless,
+        }
+    }
+}
+
 /// Appends `p`'s points at steps `k0..=k1` to `out`.
 fn run(p: &Program, g: &Generator<'_>, k0: usize, k1: usize, step_ms: i64, out: &mut Vec<Point>) {
+    run_from(p, &mut State::of(p), g, k0, k1, step_ms, out);
+}
+
+/// [`run`] continuing from `state` (that of `p` after its points up to
+/// `k0 - 1`, or fresh).
+fn run_from(
+    p: &Program,
+    state: &mut State,
+    g: &Generator<'_>,
+    k0: usize,
+    k1: usize,
+    step_ms: i64,
+    out: &mut Vec<Point>,
+) {
     let ks = k0..=k1;
-    match p {
-        Program::Const(v) => out.extend(ks.map(|_| Point::Value(*v))),
-        Program::Binary(op, l, r) => {
+    if k1 < k0 {
+        return;
+    }
+    match (p, state) {
+        (Program::Const(v), _) => out.extend(ks.map(|_| Point::Value(*v))),
+        (Program::Binary(op, l, r), State::Binary(ls, rs)) => {
             let from = out.len();
-            run(l, g, k0, k1, step_ms, out);
+            run_from(l, ls, g, k0, k1, step_ms, out);
             let mut rhs = Vec::with_capacity(k1 + 1 - k0);
-            run(r, g, k0, k1, step_ms, &mut rhs);
+            run_from(r, rs, g, k0, k1, step_ms, &mut rhs);
             for (lhs, rhs) in out[from..].iter_mut().zip(rhs) {
                 *lhs = match (*lhs, rhs) {
                     (Point::Fallback, _) | (_, Point::Fallback) => Point::Fallback,
@@ -566,13 +663,21 @@ fn run(p: &Program, g: &Generator<'_>, k0: usize, k1: usize, step_ms: i64, out: 
                 };
             }
         }
-        &Program::Rate {
-            track,
-            col,
-            steps: w,
-            increase,
-            divisor,
-        } => {
+        (
+            &Program::Rate {
+                track,
+                col,
+                steps: w,
+                increase,
+                divisor,
+            },
+            State::Rate {
+                up,
+                counted,
+                summed,
+                have,
+            },
+        ) => {
             let steps = g.steps(track);
             let step_s = step_ms as f64 / 1000.0;
             let pods = f64::from(g.tracks()[track].pods.max(1));
@@ -589,34 +694,31 @@ fn run(p: &Program, g: &Generator<'_>, k0: usize, k1: usize, step_ms: i64, out: 
                 _ => 0.0,
             };
             let floats = matches!(col, Col::LatencySum(_) | Col::Cpu);
-            let mut up = UpWindow::new(steps, w);
-            let (mut counted, mut summed) = (0u64, 0.0f64);
-            let mut have: Option<usize> = None;
             for k in ks {
-                if !up.at(k) {
+                if !up.at(steps, w, k) {
                     out.push(Point::Fallback);
                     continue;
                 }
-                match have {
+                match *have {
                     Some(prev) if prev + 1 == k => {
                         let (new, old) = (&steps[k - 1], &steps[k - w - 1]);
                         if floats {
-                            summed += amount(new) - amount(old);
+                            *summed += amount(new) - amount(old);
                         } else {
-                            counted = counted + count(new) - count(old);
+                            *counted = *counted + count(new) - count(old);
                         }
                     }
                     _ => {
                         let window = &steps[k - w..k];
                         if floats {
-                            summed = window.iter().map(amount).sum();
+                            *summed = window.iter().map(amount).sum();
                         } else {
-                            counted = window.iter().map(count).sum();
+                            *counted = window.iter().map(count).sum();
                         }
                     }
                 }
-                have = Some(k);
-                let total = if floats { summed } else { counted as f64 };
+                *have = Some(k);
+                let total = if floats { *summed } else { *counted as f64 };
                 let v = if increase {
                     total
                 } else {
@@ -625,12 +727,15 @@ fn run(p: &Program, g: &Generator<'_>, k0: usize, k1: usize, step_ms: i64, out: 
                 out.push(Point::Value(v / divisor));
             }
         }
-        &Program::Quantile {
-            q,
-            track,
-            istio,
-            steps: w,
-        } => {
+        (
+            &Program::Quantile {
+                q,
+                track,
+                istio,
+                steps: w,
+            },
+            State::Quantile { up, sums, have },
+        ) => {
             let steps = g.steps(track);
             let range_s = w as f64 * step_ms as f64 / 1000.0;
             let (bounds, n): (&[f64], usize) = if istio {
@@ -648,17 +753,13 @@ fn run(p: &Program, g: &Generator<'_>, k0: usize, k1: usize, step_ms: i64, out: 
                 }
             };
             // the window's counts, slid from one step to the next
-            let mut sums = [0u64; ISTIO];
             let mut one = [0u64; ISTIO];
-            let mut have: Option<usize> = None;
-            let mut buckets = [(0.0, 0.0); ISTIO];
-            let mut up = UpWindow::new(steps, w);
             for k in ks {
-                if !up.at(k) {
+                if !up.at(steps, w, k) {
                     out.push(Point::Fallback);
                     continue;
                 }
-                match have {
+                match *have {
                     Some(prev) if prev + 1 == k => {
                         step_counts(k, &mut one);
                         for (s, o) in sums.iter_mut().zip(one) {
@@ -670,7 +771,7 @@ fn run(p: &Program, g: &Generator<'_>, k0: usize, k1: usize, step_ms: i64, out: 
                         }
                     }
                     _ => {
-                        sums = [0; ISTIO];
+                        *sums = [0; ISTIO];
                         for j in k + 1 - w..=k {
                             step_counts(j, &mut one);
                             for (s, o) in sums.iter_mut().zip(one) {
@@ -679,22 +780,16 @@ fn run(p: &Program, g: &Generator<'_>, k0: usize, k1: usize, step_ms: i64, out: 
                         }
                     }
                 }
-                have = Some(k);
-                let mut running = 0u64;
-                for (b, slot) in buckets[..n].iter_mut().enumerate() {
-                    running += sums[b];
-                    *slot = (
-                        bounds.get(b).copied().unwrap_or(f64::INFINITY),
-                        running as f64 / range_s,
-                    );
-                }
-                out.push(Point::Value(prom::eval::bucket_quantile_sorted(
+                *have = Some(k);
+                out.push(Point::Value(quantile_of_counts(
                     q,
-                    &buckets[..n],
+                    &sums[..n],
+                    bounds,
+                    range_s,
                 )));
             }
         }
-        &Program::Memory { track, factor } => {
+        (&Program::Memory { track, factor }, _) => {
             let steps = g.steps(track);
             out.extend(ks.map(|k| {
                 if k == 0 || k > steps.len() {
@@ -706,6 +801,121 @@ fn run(p: &Program, g: &Generator<'_>, k0: usize, k1: usize, step_ms: i64, out: 
                 }
             }));
         }
-        Program::Fallback => out.extend(ks.map(|_| Point::Fallback)),
+        // a state of another program: none is ever made (State::of)
+        (Program::Fallback | Program::Binary(..) | Program::Rate { .. }, _)
+        | (Program::Quantile { .. }, _) => out.extend(ks.map(|_| Point::Fallback)),
+    }
+}
+
+/// [`prom::eval::bucket_quantile_sorted`] on the buckets whose upper
+/// bounds are `bounds` (then +Inf) and whose cumulative rates are the
+/// running sums of `counts` over `range_s`, with the same bits: it
+/// computes only the rates that function reads (the total, and the
+/// cumulative ones up to the bucket holding the rank, which it finds by a
+/// scan where that function bisects: the rates never decrease, since
+/// conversion and division by a positive number are monotone).
+fn quantile_of_counts(q: f64, counts: &[u64], bounds: &[f64], range_s: f64) -> f64 {
+    let le = |b: usize| bounds.get(b).copied().unwrap_or(f64::INFINITY);
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    let rate = |c: u64| c as f64 / range_s;
+    if counts.len() < 2 || le(counts.len() - 1) != f64::INFINITY {
+        return f64::NAN;
+    }
+    let observations = rate(counts.iter().sum());
+    if observations == 0.0 {
+        return f64::NAN;
+    }
+    let mut rank = q * observations;
+    let last = counts.len() - 1;
+    // the first bucket below the last whose cumulative rate reaches rank,
+    // and the cumulative rates of it and the one before
+    let (mut below, mut running) = (0u64, 0u64);
+    let mut b = last;
+    for (i, &c) in counts[..last].iter().enumerate() {
+        below = running;
+        running += c;
+        if rate(running) >= rank {
+            b = i;
+            break;
+        }
+    }
+    if b == last {
+        return le(last - 1);
+    }
+    if b == 0 && le(0) <= 0.0 {
+        return le(0);
+    }
+    let mut start = 0.0;
+    let end = le(b);
+    let mut count = rate(running);
+    if b > 0 {
+        start = le(b - 1);
+        count -= rate(below);
+        rank -= rate(below);
+    }
+    start + (end - start) * (rank / count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bit for bit what the evaluator's function gives on the same
+    /// buckets: empty, sparse, one-bucket and dense counts, both tables,
+    /// every kind of quantile.
+    #[test]
+    fn quantile_of_counts_is_the_evaluators_bit_for_bit() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let qs = [0.5, 0.99, 0.9, 0.01, 1.0, 0.0, 1e-9, 0.999_999];
+        for case in 0..20_000 {
+            let istio = case % 2 == 1;
+            let (bounds, n): (&[f64], usize) = if istio {
+                (istio_bounds_ms(), ISTIO)
+            } else {
+                (&DURATION_BUCKETS, GOLDENGOOSE)
+            };
+            let scale = [0, 1, 3, 50, 10_000][(next() % 5) as usize];
+            let mut counts = [0u64; ISTIO];
+            for c in counts[..n].iter_mut() {
+                // a third of the buckets empty
+                *c = if next() % 3 == 0 || scale == 0 {
+                    0
+                } else {
+                    next() % (scale + 1)
+                };
+            }
+            let range_s = [60.0, 30.0, 120.0, 7.0][(next() % 4) as usize];
+            let q = qs[(next() % qs.len() as u64) as usize];
+            let mut running = 0u64;
+            let merged: Vec<(f64, f64)> = (0..n)
+                .map(|b| {
+                    running += counts[b];
+                    (
+                        bounds.get(b).copied().unwrap_or(f64::INFINITY),
+                        running as f64 / range_s,
+                    )
+                })
+                .collect();
+            let want = prom::eval::bucket_quantile_sorted(q, &merged);
+            let got = quantile_of_counts(q, &counts[..n], bounds, range_s);
+            assert!(
+                want.to_bits() == got.to_bits() || (want.is_nan() && got.is_nan()),
+                "case {case}: q {q}, counts {counts:?}: {got} != {want}"
+            );
+        }
     }
 }

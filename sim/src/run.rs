@@ -25,7 +25,7 @@ use reports::model::{IntervalDetail, MetricSeries, MetricVerdict, RunDetail, Sta
 use scenarios::{BaselineKind, Regression, Scenario};
 
 use crate::engine::{Millis, Queue, ms, secs};
-use crate::metrics::{KayentaPlan, Point};
+use crate::metrics::{Cursor, KayentaPlan, Point};
 use crate::prometheus::{Families, Plan, Scrape};
 use crate::series::{CANARY, CONTROL, Generator, TrackSpec};
 
@@ -195,11 +195,41 @@ struct World<'p, 'a> {
     metric_error: Option<String>,
     /// Scratch for compiled points.
     points: Vec<Point>,
+    /// Per metric and side, the points of the last window (without
+    /// detail): the next window from the same start continues them.
+    memo: Vec<[PointMemo; 2]>,
     /// The raw series, when the controller measures queries or they are
     /// dumped.
     scrape: Option<Scrape>,
     /// Scrape every family whose draws the run makes (for a dump).
     scrape_all: bool,
+}
+
+/// [`World::memo_fill`]'s record for one metric and side.
+#[derive(Debug, Default)]
+struct PointMemo {
+    /// The first step of the windows it holds.
+    k0: usize,
+    /// The compiled program's pass (`None` before the first window).
+    cursor: Option<Cursor>,
+    /// The compiled points from `k0` on.
+    compiled: Vec<Point>,
+    /// The values Prometheus returns from `k0` on (steps without a
+    /// result left out).
+    values: Vec<f64>,
+    /// Per step from `k0`: how many values up to it.
+    upto: Vec<usize>,
+}
+
+impl PointMemo {
+    /// The values of the window of `steps` steps from `k0`.
+    fn window(&self, steps: usize) -> &[f64] {
+        let n = match steps.min(self.upto.len()) {
+            0 => 0,
+            s => self.upto[s - 1],
+        };
+        &self.values[..n]
+    }
 }
 
 /// Simulate one release with `seed`. With `detail`, also return the full
@@ -271,6 +301,7 @@ pub fn drive(
         judge_note: String::new(),
         metric_error: None,
         points: Vec::new(),
+        memo: Vec::new(),
         last_verdict: None,
         scrape: None,
         scrape_all: series,
@@ -572,6 +603,44 @@ impl<'a> World<'_, 'a> {
         out
     }
 
+    /// Fills metric `m`'s `side` memo through step `k1` for windows from
+    /// step `k0`, continuing the last window's points when it started at
+    /// `k0` (a growing window): the same values as [`World::metric_values`],
+    /// the compiled ones by continuing their pass ([`Cursor`]), the
+    /// evaluated ones because an instant query at a time reads no sample
+    /// after it.
+    fn memo_fill(&mut self, m: usize, side: usize, k0: usize, k1: usize, step_ms: i64) {
+        if self.memo.len() <= m {
+            self.memo.resize_with(m + 1, Default::default);
+        }
+        let mut memo = std::mem::take(&mut self.memo[m][side]);
+        if memo.cursor.is_none() || memo.k0 != k0 {
+            memo.k0 = k0;
+            memo.cursor = Some(self.p.metrics.cursor(m, side));
+            memo.compiled.clear();
+            memo.values.clear();
+            memo.upto.clear();
+        }
+        let have = memo.upto.len();
+        if let (Some(g), Some(cursor)) = (&self.generator, &mut memo.cursor)
+            && k1 + 1 > k0 + have
+        {
+            self.p
+                .metrics
+                .points_continued(m, side, g, cursor, k0, k1, &mut memo.compiled);
+            for i in have..memo.compiled.len() {
+                let v = match memo.compiled[i] {
+                    Point::Value(v) => Some(v),
+                    Point::Absent => None,
+                    Point::Fallback => self.evaluated(m, side, (k0 + i) as i64 * step_ms),
+                };
+                memo.values.extend(v);
+                memo.upto.push(memo.values.len());
+            }
+        }
+        self.memo[m][side] = memo;
+    }
+
     /// [`World::metric_points`] as Kayenta hands them to the judge: the
     /// points Prometheus returned.
     fn metric_values(&mut self, m: usize, side: usize, start_ms: i64, end_ms: i64) -> Vec<f64> {
@@ -602,6 +671,32 @@ impl<'a> World<'_, 'a> {
             window.start.as_millis() as i64,
             window.end.as_millis() as i64,
         );
+        let step_ms = (step_s * 1000.0).round() as i64;
+        if !self.detail && step_ms > 0 && start_ms >= 0 && start_ms % step_ms == 0 {
+            // the windows' values from the memo, without copies
+            let (k0, k1) = ((start_ms / step_ms) as usize, (end_ms / step_ms) as usize);
+            let steps = (k1 + 1).saturating_sub(k0);
+            if end_ms >= start_ms {
+                for m in 0..p.metrics.len() {
+                    self.memo_fill(m, CANARY, k0, k1, step_ms);
+                    self.memo_fill(m, CONTROL, k0, k1, step_ms);
+                }
+            }
+            let steps = if end_ms >= start_ms { steps } else { 0 };
+            fn of(memo: Option<&[PointMemo; 2]>, side: usize, steps: usize) -> &[f64] {
+                memo.map_or(&[][..], |sides| sides[side].window(steps))
+            }
+            let series: Vec<Series<'_>> = (0..p.metrics.len())
+                .map(|m| Series {
+                    control: of(self.memo.get(m), CONTROL, steps),
+                    experiment: of(self.memo.get(m), CANARY, steps),
+                })
+                .collect();
+            let v = p.judge.judge_series(&series, judge_seed, ws);
+            let score = v.score;
+            self.last_verdict = Some(v);
+            return (window.index, score);
+        }
         let values: Vec<[Vec<f64>; 2]> = (0..p.metrics.len())
             .map(|m| {
                 [
