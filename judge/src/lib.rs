@@ -437,6 +437,22 @@ impl Judge {
             rule_ids.push(r);
             outcomes.push(outcome);
         }
+        if let Some(pooled) = self.pool(pairs.iter().zip(&rule_ids).map(|(p, &r)| {
+            (
+                r,
+                p.values.control.as_slice(),
+                p.values.experiment.as_slice(),
+            )
+        })) {
+            for ((result, outcome), c) in results.iter_mut().zip(outcomes.iter_mut()).zip(pooled) {
+                result.classification = c.classification;
+                result.classification_reason = c.reason.clone();
+                result.critical = c.critical;
+                result.result_metadata.ratio = c.deviation;
+                result.result_metadata.mann_whitney = c.mann_whitney;
+                *outcome = c;
+            }
+        }
         let scored: Vec<Scored<'_>> = outcomes
             .iter()
             .zip(&rule_ids)
@@ -502,6 +518,14 @@ impl Judge {
                 )
             })
             .collect();
+        let outcomes = self
+            .pool(
+                series
+                    .iter()
+                    .enumerate()
+                    .map(|(r, s)| (r, s.control, s.experiment)),
+            )
+            .unwrap_or(outcomes);
         let scored: Vec<Scored<'_>> = outcomes
             .iter()
             .zip(&self.rules)
@@ -522,6 +546,54 @@ impl Judge {
                 .map(|o| (o.classification, o.critical))
                 .collect(),
         }
+    }
+
+    /// With a judge that decides a group's metrics together
+    /// ([`judges::Method::pools`]), every metric's label from its raw
+    /// series (`(rule index, control, experiment)`, in the order of the
+    /// answer); `None` for other judges.
+    fn pool<'a>(
+        &self,
+        metrics: impl Iterator<Item = (usize, &'a [f64], &'a [f64])>,
+    ) -> Option<Vec<MetricClassification>> {
+        let method = self.method.as_ref().filter(|m| m.pools())?;
+        let cleaned: Vec<(usize, Vec<f64>, Vec<f64>)> = metrics
+            .map(|(r, control, experiment)| {
+                let rule = &self.rules[r];
+                (
+                    r,
+                    preprocess(control, rule.nan_strategy, rule.outlier_factor),
+                    preprocess(experiment, rule.nan_strategy, rule.outlier_factor),
+                )
+            })
+            .collect();
+        let groups = self.group_names.len();
+        let members: Vec<judges::Member<'_>> = cleaned
+            .iter()
+            .map(|(r, control, experiment)| {
+                let rule = &self.rules[*r];
+                judges::Member {
+                    // muted metrics are not scored: each its own
+                    unit: match rule.group_ids.first() {
+                        Some(&g) if !rule.muted => g,
+                        _ => groups + r,
+                    },
+                    control,
+                    experiment,
+                    args: ClassifyArgs {
+                        name: &rule.name,
+                        direction: rule.direction,
+                        nan_strategy: rule.nan_strategy,
+                        critical: rule.critical,
+                        must_have_data: rule.must_have_data,
+                        noise_seed: 0,
+                    },
+                    effect: rule.classifier.effect_size_thresholds,
+                    critical_at: rule.classifier.critical_thresholds,
+                }
+            })
+            .collect();
+        Some(method.pool(&members))
     }
 
     /// Clean both series into the workspace and classify them (`metric`:

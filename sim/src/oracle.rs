@@ -20,9 +20,21 @@
 //! - `errors` (the canary's error rate `p1` against `p0`): the difference
 //!   of the two error ratios over all requests, normal approximation of
 //!   the binomials (under no change, variance at `p0`).
+//! - `slow_start` (the canary's latency times `1 + extra e^(-age / decay)`):
+//!   the per-step differences of mean log latency `x_k` are normal with
+//!   the known mean `d_k = ln(1 + extra e^(-age_k / decay))` and the
+//!   covariance `S` of the same three parts (the pods' offsets, the same
+//!   at every step; each track's drift, an AR(1) from 0; per-request
+//!   noise, step by step). The likelihood ratio is monotone in the
+//!   matched filter `d' S^-1 x` (Neyman-Pearson), whose detection at
+//!   false-alarm rate `a` is `Phi(sqrt(d' S^-1 d) - z_a)`: a closed form up
+//!   to one linear solve (Cholesky), checked against the test run on the
+//!   simulator's own series. The pods' offset is constant, so the filter
+//!   sees the decay's shape past any pod difference: this oracle is far
+//!   above what a judge comparing window means can reach.
 //!
-//! Not for: regressions whose effect is not a constant shift of one
-//! statistic (slow start, leaks, tails, variance, CPU, crash loops) and
+//! Not for: regressions whose effect is not a known shift of one
+//! statistic (leaks, tails, variance, CPU, crash loops) and
 //! A/A scenarios (the oracle's detection of nothing is its false-alarm
 //! rate): those get no oracle.
 
@@ -42,6 +54,13 @@ pub enum Statistic {
         /// Standard deviation of the statistic (the same with and without
         /// the regression).
         sd: f64,
+    },
+    /// A known time-varying shift of the mean log latency (slow start):
+    /// `sqrt(d' S^-1 d)`, the matched filter's mean in its standard
+    /// deviations.
+    MatchedFilter {
+        /// `sqrt(d' S^-1 d)`.
+        separation: f64,
     },
     /// Error ratio difference over all requests of the analysis.
     ErrorRatio {
@@ -68,6 +87,7 @@ impl Statistic {
                 effective_points: f64::INFINITY,
             }
             .detection(increase, alpha),
+            Statistic::MatchedFilter { separation } => pnorm(separation - z),
             Statistic::ErrorRatio {
                 p0,
                 p1,
@@ -93,6 +113,10 @@ impl Statistic {
             }
             Statistic::ErrorRatio { .. } => {
                 "closed form: error ratio difference over all requests (normal approximation)"
+            }
+            Statistic::MatchedFilter { .. } => {
+                "closed form: matched filter of the slow start's known decay over the per-step \
+                 mean log latency differences (pods, drift, per-request noise)"
             }
         }
     }
@@ -202,6 +226,96 @@ pub fn latency_variance(sc: &Scenario, per_request: f64) -> f64 {
     offsets + drift + requests
 }
 
+/// The covariance of the per-step mean log latency differences (canary
+/// minus control) over the analysis steps, with `per_request` the variance
+/// one request adds to its step's mean: the pods' offsets (every entry),
+/// each track's drift (an AR(1) from 0 at step 0), per-request noise (the
+/// diagonal). Row-major, `steps x steps`.
+pub fn step_covariance(sc: &Scenario, per_request: f64) -> Vec<f64> {
+    let svc = &sc.file.service;
+    let steps: Vec<usize> = analysis_steps(sc).collect();
+    let n = steps.len();
+    let [pc, pb] = pods(sc).map(f64::from);
+    let offsets = svc.pod_variation.powi(2) * (1.0 / pc + 1.0 / pb);
+    let rho = svc.pod_drift.rho;
+    let drift_var = svc.pod_drift.sd.powi(2) * (1.0 / pc + 1.0 / pb);
+    let mut cov = vec![0.0; n * n];
+    for (i, &a) in steps.iter().enumerate() {
+        for (j, &b) in steps.iter().enumerate() {
+            let (lo, gap) = (a.min(b), a.abs_diff(b));
+            let drift = drift_var
+                * rho.powi(i32::try_from(gap).unwrap_or(i32::MAX))
+                * (1.0 - rho.powi(i32::try_from(2 * lo).unwrap_or(i32::MAX)));
+            cov[i * n + j] = offsets + drift;
+        }
+        let noise: f64 = requests_at(sc, a).iter().map(|r| 1.0 / r.max(1e-9)).sum();
+        cov[i * n + i] += noise * per_request;
+    }
+    cov
+}
+
+/// The slow start's known shift of the canary's log latency at each
+/// analysis step: `ln(1 + extra e^(-age / decay))`, the canary's age as the
+/// simulator counts it (its readiness plus the time since the traffic
+/// shift).
+pub fn slow_start_shift(sc: &Scenario, extra: f64, decay_s: f64) -> Vec<f64> {
+    let f = &sc.file;
+    let step = f.analysis.scrape_step_s;
+    analysis_steps(sc)
+        .map(|k| {
+            let age = f.pipeline.readiness_s + k as f64 * step;
+            (extra * (-age / decay_s).exp()).ln_1p()
+        })
+        .collect()
+}
+
+/// `S^-1 d` for a symmetric positive definite `S` (row-major, `n x n`) by
+/// Cholesky; `None` when `S` is not positive definite.
+pub fn solve_spd(cov: &[f64], d: &[f64]) -> Option<Vec<f64>> {
+    let n = d.len();
+    let mut l = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let dot: f64 = (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum();
+            let v = cov[i * n + j] - dot;
+            if i == j {
+                if v <= 0.0 || !v.is_finite() {
+                    return None;
+                }
+                l[i * n + i] = v.sqrt();
+            } else {
+                l[i * n + j] = v / l[j * n + j];
+            }
+        }
+    }
+    // L y = d, then L' x = y
+    let mut y = vec![0.0; n];
+    for i in 0..n {
+        let dot: f64 = (0..i).map(|k| l[i * n + k] * y[k]).sum();
+        y[i] = (d[i] - dot) / l[i * n + i];
+    }
+    let mut x = vec![0.0; n];
+    for i in (0..n).rev() {
+        let dot: f64 = (i + 1..n).map(|k| l[k * n + i] * x[k]).sum();
+        x[i] = (y[i] - dot) / l[i * n + i];
+    }
+    Some(x)
+}
+
+/// `sqrt(d' S^-1 d)` for the slow start of `sc` with per-request variance
+/// `per_request`, and the filter `S^-1 d`.
+pub fn matched_filter(
+    sc: &Scenario,
+    extra: f64,
+    decay_s: f64,
+    per_request: f64,
+) -> Option<(f64, Vec<f64>)> {
+    let d = slow_start_shift(sc, extra, decay_s);
+    let w = solve_spd(&step_covariance(sc, per_request), &d)?;
+    let q: f64 = d.iter().zip(&w).map(|(a, b)| a * b).sum();
+    Some((q.max(0.0).sqrt(), w))
+}
+
 /// The oracle's statistic for `sc`, when its model has a closed form.
 pub fn statistic(sc: &Scenario) -> Option<Statistic> {
     let svc = &sc.file.service;
@@ -210,6 +324,12 @@ pub fn statistic(sc: &Scenario) -> Option<Statistic> {
             increase,
             sd: latency_variance(sc, svc.latency_sigma.powi(2)).sqrt(),
         }),
+        Regression::SlowStart {
+            extra_latency,
+            decay_s,
+            ..
+        } => matched_filter(sc, extra_latency, decay_s, svc.latency_sigma.powi(2))
+            .map(|(separation, _)| Statistic::MatchedFilter { separation }),
         Regression::Errors { error_rate } => {
             let [canary, control] = analysis_steps(sc)
                 .map(|k| requests_at(sc, k))
@@ -315,7 +435,10 @@ mod tests {
         };
         let none = Statistic::LatencyShift { increase: 0.0, sd };
         assert!((none.detection(0.02) - 0.02).abs() < 1e-9);
-        assert!(statistic(&scenario("slow-start.toml")).is_none());
+        assert!(matches!(
+            statistic(&scenario("slow-start.toml")),
+            Some(Statistic::MatchedFilter { .. })
+        ));
         assert!(statistic(&scenario("aa-typical.toml")).is_none());
         let e = statistic(&scenario("errors-0.5pct.toml")).expect("closed form");
         assert!(e.detection(0.01) > 0.99, "{}", e.detection(0.01));
@@ -325,6 +448,13 @@ mod tests {
     /// the mean over the analysis of each step's log mean latency, canary
     /// minus control.
     fn simulated_statistic(sc: &Scenario, seed: u64) -> f64 {
+        let x = simulated_steps(sc, seed);
+        x.iter().sum::<f64>() / x.len() as f64
+    }
+
+    /// One release's per-step log mean latency differences, canary minus
+    /// control, over the analysis steps.
+    fn simulated_steps(sc: &Scenario, seed: u64) -> Vec<f64> {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let f = &sc.file;
         let svc = &f.service;
@@ -364,14 +494,99 @@ mod tests {
         g.set_shares(0.0, shares);
         let steps = analysis_steps(sc);
         g.advance_to(*steps.end(), &mut rng);
-        let mean = |track: usize| {
-            let s = &g.steps(track)[steps.start() - 1..*steps.end()];
-            s.iter()
+        let logs = |track: usize| -> Vec<f64> {
+            g.steps(track)[steps.start() - 1..*steps.end()]
+                .iter()
                 .map(|s| (s.latency_sum / s.requests as f64).ln())
-                .sum::<f64>()
-                / s.len() as f64
+                .collect()
         };
-        mean(CANARY) - mean(CONTROL)
+        let (c, b) = (logs(CANARY), logs(CONTROL));
+        c.iter().zip(&b).map(|(x, y)| x - y).collect()
+    }
+
+    /// The slow start's oracle, checked like latency-10pct's: the matched
+    /// filter run on the simulator's own series (each step's mean latency,
+    /// per-request variance `exp(sigma^2) - 1`) detects what the closed form
+    /// says, and holds its false-alarm rate without the regression. At
+    /// the catalog's own scenario the closed form says nearly 100%, which
+    /// a band cannot check, so the check runs on a fainter slow start
+    /// (+10% at first) where detection is in between.
+    #[test]
+    fn the_slow_start_oracle_agrees_with_the_filter_on_the_simulated_series() {
+        let mut sc = scenario("slow-start.toml");
+        let Some(Regression::SlowStart { decay_s, .. }) = sc.file.regression else {
+            unreachable!("a slow start")
+        };
+        let extra = 0.1;
+        sc.file.regression = Some(Regression::SlowStart {
+            extra_ready_s: 0.0,
+            extra_latency: extra,
+            decay_s,
+        });
+        let mut aa = sc.clone();
+        aa.file.regression = None;
+        let per_request = sc.file.service.latency_sigma.powi(2).exp_m1();
+        let (separation, w) = matched_filter(&sc, extra, decay_s, per_request).expect("solves");
+        let alpha = 0.05;
+        let threshold = qnorm(1.0 - alpha) * separation;
+        let runs = 3000u32;
+        let rate = |s: &Scenario, salt: u64| {
+            (0..runs)
+                .filter(|&r| {
+                    let x = simulated_steps(s, u64::from(r) ^ salt);
+                    x.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>() > threshold
+                })
+                .count() as f64
+                / f64::from(runs)
+        };
+        let closed = Statistic::MatchedFilter { separation }.detection(alpha);
+        assert!(
+            closed > 0.2 && closed < 0.95,
+            "pick a fainter slow start: {closed}"
+        );
+        let band = |p: f64| 3.5 * (p * (1.0 - p) / f64::from(runs)).sqrt();
+        let detected = rate(&sc, 0x55);
+        assert!(
+            (detected - closed).abs() < band(closed),
+            "simulated detection {detected}, closed form {closed}"
+        );
+        let false_alarms = rate(&aa, 0xA5);
+        println!(
+            "slow start +{extra}: closed form {closed:.4}, simulated {detected:.4}; \
+             false alarms {false_alarms:.4} at {alpha}"
+        );
+        assert!(
+            (false_alarms - alpha).abs() < band(alpha),
+            "simulated false alarms {false_alarms}, nominal {alpha}"
+        );
+        // the catalog's slow start, as the oracle reports it
+        let catalog = statistic(&scenario("slow-start.toml")).expect("closed form");
+        assert!(
+            catalog.detection(0.01) > 0.99,
+            "{}",
+            catalog.detection(0.01)
+        );
+    }
+
+    #[test]
+    fn the_matched_filter_of_a_constant_shift_without_pods_is_the_mean() {
+        // no pods, no drift: equal per-step noise, a constant shift; the
+        // filter is the plain mean and sqrt(d' S^-1 d) is d / sd(mean)
+        let mut sc = scenario("latency-10pct.toml");
+        sc.file.service.pod_variation = 0.0;
+        sc.file.service.pod_drift.sd = 0.0;
+        let n = analysis_steps(&sc).count();
+        let cov = step_covariance(&sc, 0.25);
+        let d = vec![0.1; n];
+        let w = solve_spd(&cov, &d).expect("diagonal");
+        let q: f64 = d.iter().zip(&w).map(|(a, b)| a * b).sum();
+        let sd = latency_variance(&sc, 0.25).sqrt();
+        assert!(
+            (q.sqrt() - 0.1 / sd).abs() < 1e-9 * q.sqrt(),
+            "{} {}",
+            q.sqrt(),
+            0.1 / sd
+        );
     }
 
     /// The check of issue 16: on `latency-10pct` the closed form's

@@ -129,6 +129,7 @@ fn cases(intervals: &[usize]) -> Vec<(&'static str, String, World, bool)> {
             // exactly: independent points, one look
             let exact = rho == 0.0 && k == 1;
             out.push((judges::RATIO_ESS, fixed.clone(), w, exact));
+            out.push((judges::GROUPED, fixed.clone(), w, exact));
             // rank sums know nothing of a pod offset (trackSd): only
             // within-release dependence
             if pod == 0.0 {
@@ -188,7 +189,7 @@ fn false_alarms_within_the_band_quick() {
 }
 
 #[test]
-#[ignore = "10,000 runs per case, 45 cases: about 45 s of CPU in the test profile; CI runs it (--include-ignored): cargo test -p judge --test it -- --ignored false_alarms_within_the_band_10000_runs"]
+#[ignore = "10,000 runs per case, 57 cases: about 60 s of CPU in the test profile; CI runs it (--include-ignored): cargo test -p judge --test it -- --ignored false_alarms_within_the_band_10000_runs"]
 fn false_alarms_within_the_band_10000_runs() {
     check(10_000, &[1, 3, 10]);
 }
@@ -223,6 +224,7 @@ fn every_judge_detects_a_shift() {
         judges::RATIO_ESS,
         judges::TOLERANCE,
         judges::SEQUENTIAL,
+        judges::GROUPED,
     ] {
         let judge = judge_for(name, r#"{"alpha":0.05}"#);
         let w = World {
@@ -319,4 +321,94 @@ fn detection_agrees_with_the_closed_form_bound_of_pod_variation() {
     // and at the bound's false-alarm rate
     let aa = rate(&judge, &World { shift: 1.0, ..w }, runs, 22);
     assert!(aa < upper(alpha, runs), "false alarms {aa}");
+}
+
+/// A config of two metrics in one group ("latency", direction increase)
+/// and one in another ("errors").
+fn grouped_judge(params: &str) -> Judge {
+    let m = |name: &str, group: &str| {
+        format!(
+            r#"{{"name":"{name}","groups":["{group}"],
+                "analysisConfigurations":{{"canary":{{"direction":"increase"}}}}}}"#
+        )
+    };
+    let text = format!(
+        r#"{{"judge":{{"name":"grouped","judgeConfigurations":{params}}},
+            "metrics":[{},{},{}],
+            "classifier":{{"groupWeights":{{"latency":50,"errors":50}}}}}}"#,
+        m("p50", "latency"),
+        m("p99", "latency"),
+        m("errors", "errors")
+    );
+    Judge::new(&CanaryConfig::from_json(&text).unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Share of releases with any metric High over `w`'s looks, three
+/// metrics: the first two share their pod offset (one group, two views of
+/// the same latency), `shifts` multiplies each canary metric.
+fn grouped_rate(judge: &Judge, w: &World, shifts: [f64; 3], runs: usize, seed: u64) -> (f64, f64) {
+    let mut rng = Rng(seed);
+    let mut ws = Workspace::new();
+    let len = w.per_interval * w.intervals;
+    let (mut any, mut whole_group) = (0usize, 0usize);
+    for _ in 0..runs {
+        let tracks: Vec<(Vec<f64>, Vec<f64>)> = (0..3)
+            .map(|i| {
+                (
+                    track(&mut rng, w, 1.0, len),
+                    track(&mut rng, w, shifts[i], len),
+                )
+            })
+            .collect();
+        let mut hit = false;
+        let mut both = false;
+        for k in 1..=w.intervals {
+            let end = k * w.per_interval;
+            let series: Vec<Series<'_>> = tracks
+                .iter()
+                .map(|(c, e)| Series {
+                    control: &c[..end],
+                    experiment: &e[..end],
+                })
+                .collect();
+            let v = judge.judge_series(&series, 0, &mut ws);
+            let high: Vec<bool> = v
+                .metrics
+                .iter()
+                .map(|m| m.0 == Classification::High)
+                .collect();
+            hit |= high.iter().any(|&h| h);
+            both |= high[0] && high[1];
+        }
+        any += usize::from(hit);
+        whole_group += usize::from(both);
+    }
+    (any as f64 / runs as f64, whole_group as f64 / runs as f64)
+}
+
+#[test]
+fn grouped_keeps_its_rate_over_groups_and_fails_a_whole_group() {
+    // three metrics in two groups, 3 looks, lag-1 correlation 0.5, 2%
+    // pods told as trackSd: at most alpha of A/A releases have any High
+    let runs = 3000;
+    let w = World {
+        rho: 0.5,
+        pod: 0.02,
+        shift: 1.0,
+        per_interval: 40,
+        intervals: 3,
+    };
+    let judge = grouped_judge(&format!(
+        r#"{{"alpha":{ALPHA},"looks":3,"trackSd":{}}}"#,
+        0.02 * std::f64::consts::SQRT_2
+    ));
+    let (aa, _) = grouped_rate(&judge, &w, [1.0; 3], runs, 31);
+    assert!(aa < upper(ALPHA, runs), "A/A: {aa}");
+    // only p50 of the latency group moves: the whole group fails
+    let (any, whole) = grouped_rate(&judge, &w, [1.3, 1.0, 1.0], 500, 32);
+    assert!(any > 0.9 && whole == any, "any {any}, whole group {whole}");
+    // errors alone: the latency group stays
+    let (any, whole) = grouped_rate(&judge, &w, [1.0, 1.0, 1.3], 500, 33);
+    assert!(any > 0.9 && whole < 0.05, "any {any}, whole group {whole}");
 }
