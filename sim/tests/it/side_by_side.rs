@@ -195,3 +195,41 @@ fn peers_compare_the_canary_with_production_pods() {
         );
     }
 }
+
+/// A scenario that names its own pods' template hashes (`[telemetry]`
+/// `canary.pod_template_hash`, `production.pod_template_hash`) has its
+/// series labelled with them; Argo's `podTemplateHashValue` arguments must
+/// resolve to those, as local mode resolves them to its targets' labels.
+/// With the defaults' hashes instead, every query of the A/A release would
+/// select no series (empty vector: Error) and Argo would abort.
+#[test]
+fn argo_resolves_pod_template_hashes_to_the_scenarios_own() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/local/fixtures/argo-latency-vs-stable.yaml");
+    let a = [StudyAnalysis {
+        file: analysis::read(&path).unwrap(),
+        scenarios: Vec::new(),
+    }];
+    let mut scenarios = [catalog("aa-typical"), catalog("latency-25pct")];
+    for sc in &mut scenarios {
+        let t = &mut sc.file.telemetry;
+        t.canary.pod_template_hash = Some("5d8c7f9b6a".into());
+        t.production.pod_template_hash = Some("7f6b5c4d3e".into());
+    }
+    let plan = a[0].file.plan_for(&scenarios[0]).unwrap().unwrap();
+    let release::peer::PeerPlan::Argo(plan) = plan else {
+        panic!("an Argo plan")
+    };
+    let promql: Vec<&str> = plan.queries.iter().map(|q| q.promql.as_str()).collect();
+    assert!(
+        promql
+            .iter()
+            .any(|q| q.contains(r#"rollouts_pod_template_hash="5d8c7f9b6a""#)
+                && q.contains(r#"rollouts_pod_template_hash="7f6b5c4d3e""#)),
+        "{promql:?}"
+    );
+    let study = run_study_side_by_side(&scenarios, &a, opts(10), &|_, _| {}).unwrap();
+    let (aa, v) = (&study.scenarios[0], study.scenarios[0].verdicts);
+    assert!(v.promoted + 1 >= aa.runs, "A/A: {v:?}");
+    assert_eq!(study.scenarios[1].verdicts.rolled_back, 10, "latency");
+}
