@@ -324,6 +324,10 @@ impl<'a> World<'_, 'a> {
                 self.q.after(ms(took), Event::BuildFinished { ok: !failed });
             }
             Command::StartPods { track, count } => self.start_pods(track, count),
+            // Argo's setCanaryScale down: the pods stop at once. The
+            // generated series keep the canary's pod count of the traffic
+            // shift (its traffic share is the router's, unchanged).
+            Command::StopPods { .. } => {}
             Command::SetWeights(split) => self.set_weights(split),
             Command::Judge(request) => {
                 let (index, score) = self.judge(request, ws);

@@ -674,6 +674,10 @@ pub async fn run_release(
         experiment: experiment_scope,
         judge,
         names,
+        canary_slots: peer
+            .as_ref()
+            .map_or(0, PeerSpec::canary_starts)
+            .max(plan.canary_replicas.max(1)),
     };
     let result = match &peer {
         Some(spec) => {
@@ -865,6 +869,10 @@ struct Context<'a> {
     judge: Arc<Judge>,
     /// How each track's series are labelled.
     names: Names,
+    /// Canary slots reserved up front: the plan's pods, or every pod a
+    /// peer's `setCanaryScale` may start ([`PeerSpec::canary_starts`]; a
+    /// stopped slot is not restarted).
+    canary_slots: u32,
 }
 
 impl Context<'_> {
@@ -1008,6 +1016,16 @@ impl<'c, 'a> Driver<'c, 'a> {
                         .map_err(|e| (Step::Deploy, e))?;
                     self.pending_ready.push((i, 0));
                 }
+                if running.load.is_some() {
+                    // a scale-up during the analysis: scraped from now on,
+                    // served once ready (see look_at_pods)
+                    running.update_targets().map_err(|e| (self.step(), e))?;
+                }
+            }
+            Command::StopPods { track, count } => {
+                self.stop_pods(running, track, count)
+                    .await
+                    .map_err(|e| (self.step(), e))?;
             }
             Command::SetWeights(split) => {
                 self.split = split.into();
@@ -1143,7 +1161,13 @@ impl<'c, 'a> Driver<'c, 'a> {
                         }));
                     }
                     let now = self.clock();
-                    for event in self.look_at_pods(running).await {
+                    let (events, serving) = self.look_at_pods(running).await;
+                    if serving {
+                        running
+                            .set_weights(self.split)
+                            .map_err(|e| (self.step(), e))?;
+                    }
+                    for event in events {
                         self.handle(controller, now, event);
                     }
                 }
@@ -1394,11 +1418,47 @@ impl<'c, 'a> Driver<'c, 'a> {
         })
     }
 
-    /// Reports pods that became ready or crashed since the last look.
-    async fn look_at_pods(&mut self, running: &Running) -> Vec<Event> {
+    /// Stops `count` canary pods (a peer's `setCanaryScale` down): not yet
+    /// ready ones first, then the last started; the canary's share goes to
+    /// the rest.
+    async fn stop_pods(
+        &mut self,
+        running: &mut Running,
+        track: PodTrack,
+        count: u32,
+    ) -> Result<(), ReleaseError> {
+        if track != PodTrack::Canary {
+            return Ok(());
+        }
+        let not_ready: Vec<usize> = self
+            .pending_ready
+            .iter()
+            .map(|&(i, _)| i)
+            .filter(|&i| running.slots[i].track == Track::Canary)
+            .collect();
+        let serving = indices(running, Track::Canary)
+            .into_iter()
+            .rev()
+            .filter(|&i| running.slots[i].goose.is_some() && !not_ready.contains(&i));
+        let mut victims: Vec<usize> = not_ready.iter().copied().chain(serving).collect();
+        victims.truncate(count as usize);
+        self.pending_ready.retain(|(i, _)| !victims.contains(i));
+        for i in victims {
+            running.slots[i].serving = false;
+            running.stop_slot(i).await;
+        }
+        running.set_weights(self.split)?;
+        running.update_targets()
+    }
+
+    /// Reports pods that became ready or crashed since the last look; a
+    /// canary pod ready after the traffic shift (a peer's scale-up) starts
+    /// serving (`true`: the weights must be set again).
+    async fn look_at_pods(&mut self, running: &mut Running) -> (Vec<Event>, bool) {
         let min_up = self.ctx.min_ready();
         let mut events = Vec::new();
         let mut still = Vec::with_capacity(self.pending_ready.len());
+        let mut serve = Vec::new();
         for &(i, seen) in &self.pending_ready {
             let slot = &running.slots[i];
             let track = match slot.track {
@@ -1415,12 +1475,18 @@ impl<'c, 'a> Driver<'c, 'a> {
             }
             if goose.up_for().is_some_and(|up| up >= min_up) && goose.is_ready().await {
                 events.push(Event::PodReady { track });
+                if running.load.is_some() && slot.track == Track::Canary {
+                    serve.push(i);
+                }
             } else {
                 still.push((i, exits));
             }
         }
         self.pending_ready = still;
-        events
+        for &i in &serve {
+            running.slots[i].serving = true;
+        }
+        (events, !serve.is_empty())
     }
 }
 
@@ -1509,7 +1575,7 @@ async fn drive<C: Controller>(
     for i in 0..plan.baseline_replicas {
         add(format!("baseline-{i}"), Track::Baseline).map_err(deploy)?;
     }
-    for i in 0..plan.canary_replicas.max(1) {
+    for i in 0..ctx.canary_slots {
         add(format!("canary-{i}"), Track::Canary).map_err(deploy)?;
     }
     for i in 0..production {
