@@ -321,6 +321,9 @@ struct Pod {
     istio_bucket: Vec<Counter>,
     istio_sum: Vec<Counter>,
     istio_count: Vec<Counter>,
+    /// Serving (a slot reserved for a scaled canary's pod is not until it
+    /// starts, and not after it stops).
+    live: bool,
 }
 
 impl Pod {
@@ -425,12 +428,14 @@ impl Scrape {
         let tracks = [TelemetryTrack::Canary, control];
         let specs = generator.tracks();
         let mut out = Vec::with_capacity(2);
-        for ((track, spec), families) in tracks.iter().zip(specs).zip(families) {
+        for (t, ((track, spec), families)) in tracks.iter().zip(specs).zip(families).enumerate() {
             let resolved = telemetry.track(*track);
-            let pods = (0..spec.pods.max(1))
+            let pods = (0..generator.pod_slots(t))
                 .map(|i| {
                     let pod = pod_name(&resolved, i);
-                    new_pod(&mut store, &names, telemetry, &resolved, &pod, families)
+                    let mut p = new_pod(&mut store, &names, telemetry, &resolved, &pod, families);
+                    p.live = i < spec.pods.max(1);
+                    p
                 })
                 .collect();
             out.push(TrackSeries {
@@ -499,7 +504,7 @@ impl Scrape {
         }
         if step.down {
             if ts.started && !ts.down {
-                for pod in &ts.pods {
+                for pod in ts.pods.iter().filter(|p| p.live) {
                     for id in pod.ids() {
                         self.store.push_stale(id, t)?;
                     }
@@ -508,7 +513,17 @@ impl Scrape {
             ts.down = true;
             return Ok(());
         }
-        let n = ts.pods.len();
+        // the pods serving this step (a scaled canary's may change)
+        let n = (g.pods_at(track, k) as usize).clamp(1, ts.pods.len());
+        for pod in &mut ts.pods[n..] {
+            if pod.live && ts.started {
+                // stopped: Prometheus marks its series stale
+                for id in pod.ids() {
+                    self.store.push_stale(id, t)?;
+                }
+            }
+            pod.live = false;
+        }
         let mut split = vec![PodStep::default(); n];
         // requests: per bucket of the finest histogram drawn, else in all
         let draws = g.draws();
@@ -598,6 +613,13 @@ impl Scrape {
             }
         }
         for (pod, s) in ts.pods.iter_mut().zip(&split) {
+            if !pod.live {
+                // started since the last step: a new process from 0
+                pod.live = true;
+                for c in pod.counters_mut() {
+                    c.value = 0.0;
+                }
+            }
             if restarted || (first && k > 1) {
                 // a new process: its counters start from 0
                 for c in pod.counters_mut() {

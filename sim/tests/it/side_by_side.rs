@@ -233,3 +233,71 @@ fn argo_resolves_pod_template_hashes_to_the_scenarios_own() {
     assert!(v.promoted + 1 >= aa.runs, "A/A: {v:?}");
     assert_eq!(study.scenarios[1].verdicts.rolled_back, 10, "latency");
 }
+
+/// Argo's `setCanaryScale` (with traffic routing) starts pods on top of the
+/// deployed canary (utils/replicaset/canary.go
+/// `CalculateReplicaCountsForTrafficRoutedCanary`: `replicas` whatever the
+/// weight), and the simulated Prometheus scrapes them once ready: the
+/// Rollout's own measurement counts the canary's pods. From the catalog's
+/// one canary pod to 3, then down to 2 (the stopped pod's series go
+/// stale): a measurement that saw another count would fail the
+/// analysis (failureLimit 0) and abort the Rollout.
+#[test]
+fn argo_set_canary_scale_adds_and_removes_canary_pods_in_the_series() {
+    let dir = std::env::temp_dir().join(format!("sim-scale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("scaled.yaml");
+    let pods = r#"count(count by (pod) (rate(istio_requests_total{destination_workload="goldengoose"}[30s])))"#;
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: goldengoose}}
+spec:
+  strategy:
+    canary:
+      trafficRouting: {{istio: {{virtualService: {{name: goldengoose}}}}}}
+      steps:
+      - setWeight: 20
+      - setCanaryScale: {{replicas: 3}}
+      - analysis: {{templates: [{{templateName: three}}]}}
+      - setCanaryScale: {{replicas: 2}}
+      - pause: {{duration: 2m}}
+      - analysis: {{templates: [{{templateName: two}}]}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: three}}
+spec:
+  metrics:
+  - name: three-pods
+    initialDelay: 2m
+    successCondition: result[0] == 3
+    provider: {{prometheus: {{query: '{pods}'}}}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: two}}
+spec:
+  metrics:
+  - name: two-pods
+    successCondition: result[0] == 2
+    provider: {{prometheus: {{query: '{pods}'}}}}
+"
+        ),
+    )
+    .unwrap();
+    let file = analysis::read(&path);
+    let _ = std::fs::remove_dir_all(&dir);
+    let a = [StudyAnalysis {
+        file: file.unwrap(),
+        scenarios: Vec::new(),
+    }];
+    let sc = catalog("aa-typical");
+    assert_eq!(sc.file.pipeline.canary_replicas, 1);
+    let study =
+        run_study_side_by_side(std::slice::from_ref(&sc), &a, opts(10), &|_, _| {}).unwrap();
+    let r = &study.scenarios[0];
+    assert_eq!(r.verdicts.promoted, r.runs, "{:?}", r.verdicts);
+}
