@@ -44,6 +44,26 @@ pub struct Prepared<'a> {
     plan: Plan,
     /// The canary config's metrics, compiled once.
     metrics: KayentaPlan,
+    /// Unique in the process: runs of one id scrape series of one shape
+    /// (see [`SPARE_SCRAPE`]).
+    id: u64,
+}
+
+/// The next [`Prepared::id`].
+fn next_prepared_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+thread_local! {
+    /// The series of this thread's last run (not a detail run) and its
+    /// [`Prepared::id`]: the next run of the same analysis restarts them
+    /// ([`Scrape::restart`]) instead of building every series and label
+    /// set again, the same series in the same order, so results do not
+    /// move. A study's runs of one (scenario, analysis) follow each other
+    /// on a thread, in the plain and in the side-by-side loop.
+    static SPARE_SCRAPE: std::cell::RefCell<Option<(u64, Scrape)>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Which controller releases the scenario.
@@ -72,6 +92,7 @@ impl<'a> Prepared<'a> {
             analysis: AnalysisSpec::Kayenta(spec),
             plan,
             metrics,
+            id: next_prepared_id(),
         })
     }
 
@@ -93,6 +114,7 @@ impl<'a> Prepared<'a> {
             analysis: AnalysisSpec::Peer(spec),
             plan,
             metrics,
+            id: next_prepared_id(),
         })
     }
 
@@ -105,6 +127,8 @@ impl<'a> Prepared<'a> {
     /// [`Controller::queries`]) on the simulated Prometheus: parsed here,
     /// once, for every run.
     pub fn with_queries(mut self, queries: &[release::Query]) -> Self {
+        // other queries read other families: other series
+        self.id = next_prepared_id();
         let mut layout = layout(self.scenario, self.is_peer());
         layout.pods[0] = layout.pods[0].max(self.canary_slots());
         self.plan = Plan::new(queries, &layout);
@@ -330,6 +354,12 @@ pub fn drive(
     } else {
         None
     };
+    if !w.detail
+        && !w.scrape_all
+        && let Some(s) = w.scrape.take()
+    {
+        SPARE_SCRAPE.with(|c| *c.borrow_mut() = Some((p.id, s)));
+    }
     let (run, detail) = w.finish(outcome);
     (run, detail, store)
 }
@@ -546,6 +576,15 @@ impl<'a> World<'_, 'a> {
         let Some(g) = &self.generator else {
             return;
         };
+        if !self.scrape_all {
+            let id = self.p.id;
+            let spare = SPARE_SCRAPE.with(|c| c.borrow_mut().take());
+            if let Some((_, mut s)) = spare.filter(|(of, _)| *of == id) {
+                s.restart(self.traffic_at, self.seed);
+                self.scrape = Some(s);
+                return;
+            }
+        }
         let [a, b] = self.p.plan.per_track();
         let [c, d] = self.p.metrics.per_track();
         let families = if self.scrape_all {

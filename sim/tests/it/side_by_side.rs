@@ -301,3 +301,32 @@ spec:
     let r = &study.scenarios[0];
     assert_eq!(r.verdicts.promoted, r.runs, "{:?}", r.verdicts);
 }
+
+/// A run on a thread whose last run was of the same analysis restarts that
+/// run's series instead of building them (`Scrape::restart`): the same
+/// outcome as a run on a fresh thread, for every seed.
+#[test]
+fn a_run_restarting_the_last_runs_series_equals_a_fresh_one() {
+    let sc = catalog("latency-25pct");
+    let a = analyses(&sc.path, &["argo-rollout.yaml", "flagger-canary.yaml"]);
+    let prepared = sim::study::prepare_side_by_side(std::slice::from_ref(&sc), &a).unwrap();
+    for p in &prepared {
+        let fresh = |seed: u64| {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    format!(
+                        "{:?}",
+                        sim::run_once(p, seed, false, &mut judge::Workspace::new()).0
+                    )
+                })
+                .join()
+                .unwrap()
+            })
+        };
+        let mut ws = judge::Workspace::new();
+        for seed in [11, 12, 13] {
+            let reused = format!("{:?}", sim::run_once(p, seed, false, &mut ws).0);
+            assert_eq!(reused, fresh(seed), "seed {seed}");
+        }
+    }
+}
