@@ -345,7 +345,10 @@ async fn drive_analysis(
                 Command::Promote(_) => events.push_back((now, Event::Promoted(Ok(())))),
                 Command::RollBack => events.push_back((now, Event::RolledBack)),
                 Command::Cleanup => events.push_back((now, Event::CleanedUp)),
-                Command::StartPods { .. } | Command::SetWeights(_) | Command::Measure(_) => {}
+                Command::StartPods { .. }
+                | Command::StopPods { .. }
+                | Command::SetWeights(_)
+                | Command::Measure(_) => {}
                 Command::Done(outcome) => {
                     let scores = intervals.iter().map(|i| i.result.score.score).collect();
                     let last_end = intervals.last().map(|i| i.window.end);

@@ -207,7 +207,16 @@ pub trait Controller {
     fn measured(&mut self, id: MeasureId, result: QueryResult) -> Vec<Command>;
     /// The answer to a [`Command::Judge`]: Kayenta's score, or why it failed.
     fn judged(&mut self, id: MeasureId, score: Result<f64, String>) -> Vec<Command>;
-    /// When to call `wake` next; `None` while an answer is outstanding or when done.
+    /// The canary has as many available pods as the last
+    /// [`Command::SetCanaryScale`] asked for (at once if the count did not
+    /// change). Argo's `setCanaryScale` step waits for it; other peers
+    /// ignore it.
+    fn canary_scaled(&mut self, now: Duration) -> Vec<Command> {
+        let _ = now;
+        Vec::new()
+    }
+    /// When to call `wake` next; `None` while an answer is outstanding, a
+    /// scale is awaited, or when done.
     fn next_wake(&self) -> Option<Duration>;
     /// The decision, once made.
     fn outcome(&self) -> Option<&Outcome>;
@@ -226,7 +235,8 @@ pub enum Answer {
 }
 
 /// Run a controller to its decision (or until `until`), answering each
-/// `Measure`/`Judge` with `answer`. Returns every command in order.
+/// `Measure`/`Judge` with `answer`; a `SetCanaryScale` is done at once.
+/// Returns every command in order.
 pub fn drive<C: Controller + ?Sized>(
     controller: &mut C,
     start: Duration,
@@ -249,6 +259,8 @@ pub fn drive<C: Controller + ?Sized>(
                     controller.measured(*id, QueryResult::Failed("no answer".into()))
                 }
                 (Command::Judge { id, .. }, _) => controller.judged(*id, Err("no answer".into())),
+                // pods scale at once here
+                (Command::SetCanaryScale { at, .. }, _) => controller.canary_scaled(*at),
                 _ => Vec::new(),
             };
             log.push(cmd);

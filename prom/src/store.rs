@@ -132,6 +132,16 @@ impl Store {
         Ok(())
     }
 
+    /// Every series emptied of its samples, its labels and id kept (and
+    /// its memory): the store of another run over the same series, as
+    /// the simulator's runs of one analysis are.
+    pub fn clear_samples(&mut self) {
+        for s in &mut self.series {
+            s.timestamps.clear();
+            s.values.clear();
+        }
+    }
+
     /// All series, in creation order.
     pub fn series(&self) -> &[Series] {
         &self.series

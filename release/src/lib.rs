@@ -31,6 +31,7 @@
 //! | [`WakeAt(t)`](Command::WakeAt) | wakes the controller at `t` (not before) | [`TimeReached`](Event::TimeReached) at `t` |
 //! | [`Build`](Command::Build) | builds the image | [`BuildFinished`](Event::BuildFinished) |
 //! | [`StartPods`](Command::StartPods) | starts `count` pods of a track | one [`PodReady`](Event::PodReady) per pod that becomes ready, [`PodCrashed`](Event::PodCrashed) per crash |
+//! | [`StopPods`](Command::StopPods) | stops `count` of a track's pods (ready ones last); the traffic share is unchanged | none: in force once carried out |
 //! | [`SetWeights`](Command::SetWeights) | routes traffic as the [`Split`] says, from now | none: in force once carried out |
 //! | [`Measure`](Command::Measure) | evaluates [`Query`] `query` at time `at` (a range query over `range`, if given) | [`Measured`](Event::Measured) with the same `id` |
 //! | [`Judge`](Command::Judge) | fetches the window's series and judges them with the Kayenta judge | [`Judged`](Event::Judged) with the window's index |
@@ -257,6 +258,15 @@ pub enum Command {
     Build,
     /// Start `count` pods of `track`.
     StartPods {
+        /// Which version.
+        track: Track,
+        /// How many pods.
+        count: u32,
+    },
+    /// Stop `count` pods of `track` (Argo's `setCanaryScale` down):
+    /// pods not yet ready first, then ready ones; the track's traffic
+    /// share is unchanged (the remaining pods serve it).
+    StopPods {
         /// Which version.
         track: Track,
         /// How many pods.

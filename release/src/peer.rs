@@ -7,12 +7,17 @@
 //! | peer | release |
 //! |---|---|
 //! | `SetWeight(w)` | [`Command::SetWeights`]: canary `w`, production `100 - w` (no baseline: Argo has none unless a user adds one, Flagger's primary is production) |
-//! | `SetCanaryScale` | nothing: the simulated metrics do not depend on the canary's pod count, and traffic does not change |
+//! | `SetCanaryScale` | [`Command::StartPods`] or [`Command::StopPods`] of the canary up or down to Argo's count ([`peers::argo::scale`]: `replicas`, or `weight` % of the scenario's replicas rounded up; `matchTrafficWeight` or neither: the deploy's canary pods, the size that follows the weight here); traffic does not change; the machine is told [`peers::Controller::canary_scaled`] once that many canary pods are ready |
 //! | `Measure` | [`Command::Measure`] with its range, answered by [`Event::Measured`] |
 //! | `Judge` (Argo's `kayenta` provider) | [`Command::Judge`] of the window, answered by [`Event::Judged`] |
 //! | `Promote` | [`Command::Promote`] (a rolling update), then [`Command::Cleanup`] |
 //! | `Abort` | [`Command::RollBack`] |
 //! | `Pause` | [`Command::Done`] with [`ReleaseEnd::Paused`]: a person must decide |
+//!
+//! A canary that does not reach its scaled count within Argo's default
+//! `progressDeadlineSeconds` (600 s) leaves the Rollout Degraded, which
+//! Argo does not abort (`progressDeadlineAbort: false`): the release ends
+//! [`ReleaseEnd::Paused`], for a person.
 //!
 //! The peer's machine starts when every canary pod is ready (Argo: the new
 //! ReplicaSet is available and step 0 begins; Flagger: the tick that found
@@ -32,7 +37,7 @@ use peers::control::{Command as PeerCommand, Decision, QueryResult};
 use crate::deploy::{BuildDeploy, DeploySpec, Ending, Out, Progress, Times};
 use crate::{
     Command, Controller, Event, JudgeRequest, MeasureRequest, Measurement, Millis, OperatorInput,
-    Query, RangeRequest, ReleaseEnd, RollingUpdate, Split,
+    Query, RangeRequest, ReleaseEnd, RollingUpdate, Split, Track,
 };
 
 /// A peer's resolved plan: what its files describe, once per study.
@@ -129,6 +134,53 @@ impl PeerSpec {
         }
     }
 
+    /// The most canary pods the release may run at once: the deploy's, or
+    /// more if a `setCanaryScale` asks for more (drivers reserve that many
+    /// slots up front).
+    pub fn canary_slots(&self) -> u32 {
+        let scaled = match &self.plan {
+            PeerPlan::Argo(p) => p.max_scaled_canary_replicas(self.rolling_update.replicas),
+            PeerPlan::Flagger(_) => None,
+        };
+        self.deploy.canary_pods.max(scaled.unwrap_or(0))
+    }
+
+    /// Every canary pod the release may start, the deploy's and each
+    /// `setCanaryScale` up's in step order (a driver that does not restart
+    /// a stopped pod reserves that many slots).
+    pub fn canary_starts(&self) -> u32 {
+        let PeerPlan::Argo(p) = &self.plan else {
+            return self.deploy.canary_pods;
+        };
+        let (mut now, mut started) = (self.deploy.canary_pods, self.deploy.canary_pods);
+        for step in &p.steps {
+            if let peers::argo::Step::SetCanaryScale {
+                weight,
+                replicas,
+                match_traffic_weight,
+            } = step
+                && p.traffic_routing
+            {
+                let want = self.scaled_count(peers::argo::scale::CanaryScale {
+                    weight: *weight,
+                    replicas: *replicas,
+                    match_traffic_weight: *match_traffic_weight,
+                });
+                started += want.saturating_sub(now);
+                now = want;
+            }
+        }
+        started
+    }
+
+    /// The canary's pod count under `scale`: Argo's, or the deploy's
+    /// while the canary follows the traffic weight.
+    fn scaled_count(&self, scale: peers::argo::scale::CanaryScale) -> u32 {
+        scale
+            .replicas(self.rolling_update.replicas)
+            .unwrap_or(self.deploy.canary_pods)
+    }
+
     /// The simulator's release of `scenario` (its build, deploy and rolling
     /// update) analysed by `plan`.
     pub fn from_scenario(scenario: &scenarios::Scenario, plan: PeerPlan) -> Self {
@@ -154,6 +206,10 @@ enum Phase {
     Closing,
 }
 
+/// Argo's default `progressDeadlineSeconds`: how long a `setCanaryScale`
+/// may wait for its pods before the Rollout is Degraded.
+const PROGRESS_DEADLINE: Millis = 600_000;
+
 /// How many wakes in a row at one time that change nothing before the
 /// release is stopped as stuck (a peer machine that keeps asking for the
 /// same time without progress is a bug, not a decision).
@@ -178,6 +234,12 @@ pub struct PeerRelease<'a> {
     windows: usize,
     /// Measurements outstanding (the peer's ids).
     measuring: Vec<u64>,
+    /// Canary pods wanted (started and not stopped) and ready, once the
+    /// analysis began.
+    canary_wanted: u32,
+    canary_ready: u32,
+    /// A `setCanaryScale` waits for its pods until this time.
+    scaling_until: Option<Millis>,
 }
 
 impl std::fmt::Debug for PeerRelease<'_> {
@@ -226,6 +288,9 @@ impl<'a> PeerRelease<'a> {
             judging: Vec::new(),
             windows: 0,
             measuring: Vec::new(),
+            canary_wanted: spec.deploy.canary_pods,
+            canary_ready: 0,
+            scaling_until: None,
         }
     }
 
@@ -254,6 +319,7 @@ impl<'a> PeerRelease<'a> {
                 self.out.stage("deploy", started, now);
                 self.phase = Phase::Analysing;
                 self.analysis_at = Some(now);
+                self.canary_ready = self.canary_wanted;
                 let commands = self.machine.start(duration(now));
                 self.peer_said(now, commands);
             }
@@ -263,15 +329,23 @@ impl<'a> PeerRelease<'a> {
 
     /// Carry out what the peer's machine said, then ask to be woken when
     /// it wants to be.
-    fn peer_said(&mut self, now: Millis, commands: Vec<PeerCommand>) {
-        for c in commands {
-            if self.phase != Phase::Analysing {
-                break;
+    fn peer_said(&mut self, now: Millis, mut commands: Vec<PeerCommand>) {
+        loop {
+            for c in commands {
+                if self.phase != Phase::Analysing {
+                    break;
+                }
+                self.translate(now, c);
             }
-            self.translate(now, c);
-        }
-        if self.phase != Phase::Analysing {
-            return;
+            if self.phase != Phase::Analysing {
+                return;
+            }
+            if self.scaling_until.is_some() && self.canary_ready >= self.canary_wanted {
+                self.scaling_until = None;
+                commands = self.machine.canary_scaled(duration(now));
+                continue;
+            }
+            break;
         }
         if let Some(outcome) = self.machine.outcome() {
             // a decision without its command (not expected of either peer)
@@ -291,6 +365,8 @@ impl<'a> PeerRelease<'a> {
                     self.out.push(Command::WakeAt(t));
                 }
             }
+            // the scaled canary's pods bring the next commands, or the deadline
+            None if self.scaling_until.is_some() => {}
             None if self.judging.is_empty() && self.measuring.is_empty() => {
                 self.analysis_decided(
                     now,
@@ -322,7 +398,20 @@ impl<'a> PeerRelease<'a> {
                     production: 100.0 - w,
                 }));
             }
-            PeerCommand::SetCanaryScale { .. } => {}
+            PeerCommand::SetCanaryScale {
+                weight,
+                replicas,
+                match_traffic_weight,
+                ..
+            } => {
+                let scale = peers::argo::scale::CanaryScale {
+                    weight,
+                    replicas,
+                    match_traffic_weight,
+                };
+                let want = self.spec.scaled_count(scale);
+                self.scale_canary(now, want);
+            }
             PeerCommand::Measure { id, query } => {
                 self.measuring.push(id);
                 self.out.push(Command::Measure(MeasureRequest {
@@ -364,6 +453,31 @@ impl<'a> PeerRelease<'a> {
         }
     }
 
+    /// Start or stop canary pods to have `want`; the machine waits until
+    /// that many are ready (see [`PeerRelease::peer_said`]).
+    fn scale_canary(&mut self, now: Millis, want: u32) {
+        let have = self.canary_wanted;
+        if want > have {
+            self.out.push(Command::StartPods {
+                track: Track::Canary,
+                count: want - have,
+            });
+        } else if want < have {
+            self.out.push(Command::StopPods {
+                track: Track::Canary,
+                count: have - want,
+            });
+            // not-ready pods go first
+            let not_ready = have - self.canary_ready.min(have);
+            let stopped_ready = (have - want).saturating_sub(not_ready);
+            self.canary_ready = self.canary_ready.saturating_sub(stopped_ready);
+        }
+        self.canary_wanted = want;
+        let deadline = now.saturating_add(PROGRESS_DEADLINE);
+        self.scaling_until = Some(deadline);
+        self.out.push(Command::WakeAt(deadline));
+    }
+
     fn reason(&self) -> String {
         self.machine
             .outcome()
@@ -377,6 +491,17 @@ impl<'a> PeerRelease<'a> {
     }
 
     fn on_time(&mut self, now: Millis) {
+        if self.scaling_until.is_some_and(|t| t <= now) {
+            let reason = format!(
+                "{} of {} canary pods available {} s after setCanaryScale: \
+                 progressDeadlineSeconds (600 s) passed, the Rollout is Degraded and waits for a person",
+                self.canary_ready,
+                self.canary_wanted,
+                crate::secs(PROGRESS_DEADLINE)
+            );
+            self.analysis_decided(now, ReleaseEnd::Paused, reason);
+            return;
+        }
         let due = self.machine.next_wake().is_some_and(|t| millis(t) <= now);
         if !due {
             return;
@@ -439,10 +564,19 @@ impl Controller for PeerRelease<'_> {
                 let progress = self.prepare.build_finished(now, ok, &mut self.out);
                 self.prepared(now, progress);
             }
-            Event::PodReady { track } => {
-                let progress = self.prepare.pod_ready(track);
-                self.prepared(now, progress);
-            }
+            Event::PodReady { track } => match self.phase {
+                Phase::Preparing => {
+                    let progress = self.prepare.pod_ready(track);
+                    self.prepared(now, progress);
+                }
+                Phase::Analysing if track == Track::Canary => {
+                    self.canary_ready = (self.canary_ready + 1).min(self.canary_wanted);
+                    if self.scaling_until.is_some() {
+                        self.peer_said(now, Vec::new());
+                    }
+                }
+                _ => {}
+            },
             Event::PodCrashed { .. } => {}
             Event::Measured { id, value } => {
                 if self.phase != Phase::Analysing {

@@ -23,6 +23,9 @@ pub struct AnalysisFile {
     pub kind: FileKind,
     /// One line per thing read and ignored (webhooks, routing, alerts).
     pub notes: Vec<String>,
+    /// A peer's documents, kept to plan them again with a scenario's own
+    /// pod-template hashes ([`AnalysisFile::plan_for`]).
+    bundle: Option<peers::Bundle>,
 }
 
 /// What an analysis file holds.
@@ -57,6 +60,7 @@ pub fn read(path: &Path) -> Result<AnalysisFile, SimError> {
             path: path.into(),
             kind: FileKind::Kayenta,
             notes: Vec::new(),
+            bundle: None,
         });
     }
     let bundle = peers::load(&file, &text).map_err(|e| SimError::Analysis {
@@ -76,7 +80,45 @@ pub fn read(path: &Path) -> Result<AnalysisFile, SimError> {
         path: path.into(),
         kind: FileKind::Peer(plan),
         notes,
+        bundle: Some(bundle),
     })
+}
+
+impl AnalysisFile {
+    /// The peer's plan for releasing `scenario`: Argo's
+    /// `podTemplateHashValue` arguments resolved to the
+    /// `rollouts_pod_template_hash` values the scenario's `[telemetry]`
+    /// gives production's (`Stable`) and the canary's (`Latest`) pods, as
+    /// the simulator labels their series and local mode its targets.
+    /// `None` for a Kayenta config.
+    pub fn plan_for(&self, scenario: &scenarios::Scenario) -> Result<Option<PeerPlan>, SimError> {
+        let (FileKind::Peer(plan), Some(bundle)) = (&self.kind, &self.bundle) else {
+            return Ok(None);
+        };
+        let hashes = scenario_hashes(scenario);
+        if !matches!(plan, PeerPlan::Argo(_)) || hashes == release::peer::default_hashes() {
+            // planned with these hashes when the file was read
+            return Ok(Some(plan.clone()));
+        }
+        let file = self.path.display().to_string();
+        PeerPlan::with_hashes(bundle, &hashes)
+            .map(Some)
+            .map_err(|e| SimError::Analysis {
+                message: strip_file(&e.to_string(), &file),
+                file,
+            })
+    }
+}
+
+/// The pod-template hashes of `scenario`'s stable (production) and
+/// canary pods.
+pub fn scenario_hashes(scenario: &scenarios::Scenario) -> peers::argo::Hashes {
+    use scenarios::telemetry::TelemetryTrack;
+    let t = &scenario.file.telemetry;
+    peers::argo::Hashes {
+        stable: t.track(TelemetryTrack::Production).pod_template_hash,
+        latest: t.track(TelemetryTrack::Canary).pod_template_hash,
+    }
 }
 
 /// The peers' messages start with the file's name; ours add it once.

@@ -322,6 +322,9 @@ struct Pod {
     istio_bucket: Vec<Counter>,
     istio_sum: Vec<Counter>,
     istio_count: Vec<Counter>,
+    /// Serving (a slot reserved for a scaled canary's pod is not until it
+    /// starts, and not after it stops).
+    live: bool,
 }
 
 impl Pod {
@@ -377,6 +380,8 @@ struct TrackSeries {
     down: bool,
     /// Production: pods in service for days before the release.
     age_steps: f64,
+    /// Pods serving from the traffic shift (the rest are reserved slots).
+    live_at_start: usize,
 }
 
 /// The raw series of one run, written step by step behind the generator.
@@ -426,12 +431,15 @@ impl Scrape {
         let tracks = [TelemetryTrack::Canary, control];
         let specs = generator.tracks();
         let mut out = Vec::with_capacity(2);
-        for ((track, spec), families) in tracks.iter().zip(specs).zip(families) {
+        for (t, ((track, spec), families)) in tracks.iter().zip(specs).zip(families).enumerate() {
             let resolved = telemetry.track(*track);
-            let pods = (0..spec.pods.max(1))
+            let live_at_start = spec.pods.max(1) as usize;
+            let pods = (0..generator.pod_slots(t))
                 .map(|i| {
                     let pod = pod_name(&resolved, i);
-                    new_pod(&mut store, &names, telemetry, &resolved, &pod, families)
+                    let mut p = new_pod(&mut store, &names, telemetry, &resolved, &pod, families);
+                    p.live = (i as usize) < live_at_start;
+                    p
                 })
                 .collect();
             out.push(TrackSeries {
@@ -439,6 +447,7 @@ impl Scrape {
                 pods,
                 started: false,
                 down: false,
+                live_at_start,
                 age_steps: if *track == TelemetryTrack::Production {
                     spec.age_at_start_s / step_s
                 } else {
@@ -450,16 +459,43 @@ impl Scrape {
             .unwrap_or_else(|_| unreachable!("two tracks were built"));
         Self {
             store,
-            rng: [0u64, 1].map(|t| {
-                Xoshiro256PlusPlus::seed_from_u64(
-                    seed ^ 0x7072_6f6d_5343_5250 ^ t.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                )
-            }),
+            rng: Self::streams(seed),
             origin_ms: EPOCH_MS + traffic_at as i64,
             step_ms: (step_s * 1000.0).round() as i64,
             written: 0,
             tracks: [canary, control],
         }
+    }
+
+    /// This scrape made ready for another run of the same analysis (the
+    /// same families, names and generator shape) from `traffic_at`,
+    /// seeded `seed`: exactly what [`Scrape::new`] would build, without
+    /// building the series again (their labels and ids are kept, their
+    /// samples dropped). Building them is a third of a peer's run.
+    pub fn restart(&mut self, traffic_at: release::Millis, seed: u64) {
+        self.store.clear_samples();
+        self.rng = Self::streams(seed);
+        self.origin_ms = EPOCH_MS + traffic_at as i64;
+        self.written = 0;
+        for ts in &mut self.tracks {
+            ts.started = false;
+            ts.down = false;
+            for (i, pod) in ts.pods.iter_mut().enumerate() {
+                pod.live = i < ts.live_at_start;
+                for c in pod.counters_mut() {
+                    c.value = 0.0;
+                }
+            }
+        }
+    }
+
+    /// Per track, the stream its pods' shares are drawn from.
+    fn streams(seed: u64) -> [Xoshiro256PlusPlus; 2] {
+        [0u64, 1].map(|t| {
+            Xoshiro256PlusPlus::seed_from_u64(
+                seed ^ 0x7072_6f6d_5343_5250 ^ t.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            )
+        })
     }
 
     /// The store.
@@ -500,7 +536,7 @@ impl Scrape {
         }
         if step.down {
             if ts.started && !ts.down {
-                for pod in &ts.pods {
+                for pod in ts.pods.iter().filter(|p| p.live) {
                     for id in pod.ids() {
                         self.store.push_stale(id, t)?;
                     }
@@ -509,7 +545,17 @@ impl Scrape {
             ts.down = true;
             return Ok(());
         }
-        let n = ts.pods.len();
+        // the pods serving this step (a scaled canary's may change)
+        let n = (g.pods_at(track, k) as usize).clamp(1, ts.pods.len());
+        for pod in &mut ts.pods[n..] {
+            if pod.live && ts.started {
+                // stopped: Prometheus marks its series stale
+                for id in pod.ids() {
+                    self.store.push_stale(id, t)?;
+                }
+            }
+            pod.live = false;
+        }
         let mut split = vec![PodStep::default(); n];
         // requests: per bucket of the finest histogram drawn, else in all
         let draws = g.draws();
@@ -608,6 +654,13 @@ impl Scrape {
             }
         }
         for (pod, s) in ts.pods.iter_mut().zip(&split) {
+            if !pod.live {
+                // started since the last step: a new process from 0
+                pod.live = true;
+                for c in pod.counters_mut() {
+                    c.value = 0.0;
+                }
+            }
             if restarted || (first && k > 1) {
                 // a new process: its counters start from 0
                 for c in pod.counters_mut() {

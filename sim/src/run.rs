@@ -44,6 +44,26 @@ pub struct Prepared<'a> {
     plan: Plan,
     /// The canary config's metrics, compiled once.
     metrics: KayentaPlan,
+    /// Unique in the process: runs of one id scrape series of one shape
+    /// (see [`SPARE_SCRAPE`]).
+    id: u64,
+}
+
+/// The next [`Prepared::id`].
+fn next_prepared_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+thread_local! {
+    /// The series of this thread's last run (not a detail run) and its
+    /// [`Prepared::id`]: the next run of the same analysis restarts them
+    /// ([`Scrape::restart`]) instead of building every series and label
+    /// set again, the same series in the same order, so results do not
+    /// move. A study's runs of one (scenario, analysis) follow each other
+    /// on a thread, in the plain and in the side-by-side loop.
+    static SPARE_SCRAPE: std::cell::RefCell<Option<(u64, Scrape)>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Which controller releases the scenario.
@@ -72,6 +92,7 @@ impl<'a> Prepared<'a> {
             analysis: AnalysisSpec::Kayenta(spec),
             plan,
             metrics,
+            id: next_prepared_id(),
         })
     }
 
@@ -83,7 +104,8 @@ impl<'a> Prepared<'a> {
         let mut judge = Judge::new(&scenario.config)?;
         judge.set_thresholds(scenario.thresholds())?;
         let spec = PeerSpec::from_scenario(scenario, plan);
-        let layout = layout(scenario, true);
+        let mut layout = layout(scenario, true);
+        layout.pods[0] = layout.pods[0].max(spec.canary_slots());
         let plan = Plan::new(PeerRelease::new(&spec, false).queries(), &layout);
         let metrics = KayentaPlan::new(scenario, &layout)?;
         Ok(Self {
@@ -92,6 +114,7 @@ impl<'a> Prepared<'a> {
             analysis: AnalysisSpec::Peer(spec),
             plan,
             metrics,
+            id: next_prepared_id(),
         })
     }
 
@@ -104,8 +127,21 @@ impl<'a> Prepared<'a> {
     /// [`Controller::queries`]) on the simulated Prometheus: parsed here,
     /// once, for every run.
     pub fn with_queries(mut self, queries: &[release::Query]) -> Self {
-        self.plan = Plan::new(queries, &layout(self.scenario, self.is_peer()));
+        // other queries read other families: other series
+        self.id = next_prepared_id();
+        let mut layout = layout(self.scenario, self.is_peer());
+        layout.pods[0] = layout.pods[0].max(self.canary_slots());
+        self.plan = Plan::new(queries, &layout);
         self
+    }
+
+    /// Canary pods the run's series have room for: a peer's
+    /// `setCanaryScale` may ask for more than the scenario deploys.
+    fn canary_slots(&self) -> u32 {
+        match &self.analysis {
+            AnalysisSpec::Peer(spec) => spec.canary_slots(),
+            AnalysisSpec::Kayenta(_) => 0,
+        }
     }
 
     /// The parsed queries.
@@ -203,6 +239,13 @@ struct World<'p, 'a> {
     scrape: Option<Scrape>,
     /// Scrape every family whose draws the run makes (for a dump).
     scrape_all: bool,
+    /// Whether the deploy's canary pods were started: later ones are a
+    /// peer's `setCanaryScale`.
+    canary_deployed: bool,
+    /// Ready times of canary pods started after the deploy, until stopped.
+    canary_extra: Vec<Millis>,
+    /// Canary pod changes (time, +/- pods) before the generator exists.
+    canary_changes: Vec<(Millis, i64)>,
 }
 
 /// [`World::memo_fill`]'s record for one metric and side.
@@ -305,6 +348,9 @@ pub fn drive(
         last_verdict: None,
         scrape: None,
         scrape_all: series,
+        canary_deployed: false,
+        canary_extra: Vec::new(),
+        canary_changes: Vec::new(),
     };
     controller.handle(0, Event::Start);
     let outcome = 'run: loop {
@@ -339,6 +385,12 @@ pub fn drive(
     } else {
         None
     };
+    if !w.detail
+        && !w.scrape_all
+        && let Some(s) = w.scrape.take()
+    {
+        SPARE_SCRAPE.with(|c| *c.borrow_mut() = Some((p.id, s)));
+    }
     let (run, detail) = w.finish(outcome);
     (run, detail, store)
 }
@@ -355,6 +407,7 @@ impl<'a> World<'_, 'a> {
                 self.q.after(ms(took), Event::BuildFinished { ok: !failed });
             }
             Command::StartPods { track, count } => self.start_pods(track, count),
+            Command::StopPods { track, count } => self.stop_pods(track, count),
             Command::SetWeights(split) => self.set_weights(split),
             Command::Judge(request) => {
                 let (index, score) = self.judge(request, ws);
@@ -418,6 +471,10 @@ impl<'a> World<'_, 'a> {
         // The queue counts milliseconds; a pod ready after the deploy
         // timeout by less than half a millisecond must still be late.
         let deadline = ms(pl.deploy_timeout_s);
+        let extra = track == Track::Canary && self.canary_deployed;
+        if track == Track::Canary {
+            self.canary_deployed = true;
+        }
         for _ in 0..count {
             let started = jitter(pl.pod_start_s, &mut self.rng);
             let ready = jitter(pl.readiness_s, &mut self.rng) + extra_ready;
@@ -433,8 +490,45 @@ impl<'a> World<'_, 'a> {
                         ms(at)
                     };
                     self.q.after(at, Event::PodReady { track });
+                    if extra {
+                        // serves the canary's share once ready
+                        let ready = self.q.now() + at;
+                        self.canary_extra.push(ready);
+                        self.canary_change(ready, 1);
+                    }
                 }
             }
+        }
+    }
+
+    /// A peer's `setCanaryScale` down: pods not yet ready first (their
+    /// readiness is cancelled), then ready ones, stop now.
+    fn stop_pods(&mut self, track: Track, count: u32) {
+        if track != Track::Canary {
+            return;
+        }
+        let now = self.q.now();
+        let mut left = i64::from(count);
+        while left > 0 {
+            match self.canary_extra.iter().rposition(|&r| r > now) {
+                Some(i) => {
+                    let ready = self.canary_extra.remove(i);
+                    self.canary_change(ready, -1);
+                }
+                None => break,
+            }
+            left -= 1;
+        }
+        if left > 0 {
+            self.canary_change(now, -left);
+        }
+    }
+
+    /// The canary's serving pods change by `delta` at `at`.
+    fn canary_change(&mut self, at: Millis, delta: i64) {
+        match &mut self.generator {
+            Some(g) => g.add_pods(CANARY, secs(at.saturating_sub(self.traffic_at)), delta),
+            None => self.canary_changes.push((at, delta)),
         }
     }
 
@@ -495,6 +589,10 @@ impl<'a> World<'_, 'a> {
         let read = planned.or(self.p.metrics.families());
         let mut g = Generator::new(svc, step_s, [canary, control], read.draws());
         g.set_shares(0.0, shares);
+        g.reserve_pods(CANARY, self.p.canary_slots());
+        for (at, delta) in self.canary_changes.drain(..) {
+            g.add_pods(CANARY, secs(at.saturating_sub(now)), delta);
+        }
         // every step up to the end of the lifetime, at once
         g.reserve(((pl.warmup_s + pl.lifetime_s) / step_s).ceil() as usize + 1);
         self.generator = Some(g);
@@ -509,6 +607,15 @@ impl<'a> World<'_, 'a> {
         let Some(g) = &self.generator else {
             return;
         };
+        if !self.scrape_all {
+            let id = self.p.id;
+            let spare = SPARE_SCRAPE.with(|c| c.borrow_mut().take());
+            if let Some((_, mut s)) = spare.filter(|(of, _)| *of == id) {
+                s.restart(self.traffic_at, self.seed);
+                self.scrape = Some(s);
+                return;
+            }
+        }
         let [a, b] = self.p.plan.per_track();
         let [c, d] = self.p.metrics.per_track();
         let families = if self.scrape_all {

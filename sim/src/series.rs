@@ -130,6 +130,11 @@ pub struct Generator<'a> {
     needs: Draws,
     /// Per track, per step: the union histogram (only with `needs.union`).
     fine: [Vec<[u64; UNION]>; 2],
+    /// Per track: pods started (+) or stopped (-) from a time on (seconds
+    /// after traffic start), see [`Generator::add_pods`].
+    pod_changes: [Vec<(f64, i64)>; 2],
+    /// Per track: pods the raw series have room for.
+    pod_slots: [u32; 2],
     ln_union: [f64; MAX_BOUNDS],
 }
 
@@ -184,7 +189,6 @@ impl<'a> Generator<'a> {
         Self {
             service,
             step_s,
-            tracks,
             shares: Vec::with_capacity(4),
             load: 0.0,
             drift: [0.0; 2],
@@ -192,6 +196,9 @@ impl<'a> Generator<'a> {
             needs: Draws::default().or(draws),
             fine: [Vec::new(), Vec::new()],
             ln_union: UNION_BOUNDS.map(f64::ln),
+            pod_changes: [Vec::new(), Vec::new()],
+            pod_slots: [tracks[0].pods.max(1), tracks[1].pods.max(1)],
+            tracks,
         }
     }
 
@@ -285,8 +292,8 @@ impl<'a> Generator<'a> {
         let hour = svc.start_hour + t / 3600.0;
         let diurnal = 1.0 + svc.diurnal_swing * (std::f64::consts::TAU * hour / 24.0).sin();
         for track in [CANARY, CONTROL] {
+            let pods = f64::from(self.pods_at(track, k));
             let spec = &self.tracks[track];
-            let pods = f64::from(spec.pods.max(1));
             // the average of `pods` independent drifts
             let drift_sd = scenarios::Ar1 {
                 sd: svc.pod_drift.sd / pods.sqrt(),
@@ -391,6 +398,40 @@ impl<'a> Generator<'a> {
             }
             self.steps[track].push(step);
         }
+    }
+}
+
+// ---- pod counts that change during a run (Argo's setCanaryScale): a
+// hook for the peers' driver; nothing changes for a run that never calls it.
+impl Generator<'_> {
+    /// From `from_s` seconds after traffic start on, `track` has `delta`
+    /// more (or fewer) pods serving its share; steps not yet generated at
+    /// or after `from_s` see them (each pod's drift averages over fewer or
+    /// more pods, CPU spreads over them).
+    pub fn add_pods(&mut self, track: usize, from_s: f64, delta: i64) {
+        self.pod_changes[track].push((from_s, delta));
+    }
+
+    /// Room for `slots` pods of `track` in the raw series (at least its
+    /// pods at the start): call before the series are scraped.
+    pub fn reserve_pods(&mut self, track: usize, slots: u32) {
+        self.pod_slots[track] = self.pod_slots[track].max(slots);
+    }
+
+    /// Pods the raw series of `track` have room for.
+    pub fn pod_slots(&self, track: usize) -> u32 {
+        self.pod_slots[track]
+    }
+
+    /// Pods serving `track` in step `k` (1-based), at least 1 and at most
+    /// its slots.
+    pub fn pods_at(&self, track: usize, k: usize) -> u32 {
+        let t = k as f64 * self.step_s;
+        let n = self.pod_changes[track]
+            .iter()
+            .filter(|(from, _)| *from <= t)
+            .fold(i64::from(self.tracks[track].pods), |n, (_, d)| n + d);
+        (n.max(1) as u32).min(self.pod_slots[track])
     }
 }
 

@@ -160,7 +160,14 @@ pub fn prepare_side_by_side<'a>(
                         })?;
                     Prepared::new(own)
                 }
-                FileKind::Peer(plan) => Prepared::with_peer(sc, plan.clone()),
+                FileKind::Peer(_) => {
+                    let plan = a
+                        .file
+                        .plan_for(sc)
+                        .map_err(|e| scenario_error(e.to_string()))?
+                        .ok_or_else(|| scenario_error("not a peer's file".into()))?;
+                    Prepared::with_peer(sc, plan)
+                }
             };
             prepared.push(p.map_err(|e| scenario_error(e.to_string()))?);
         }

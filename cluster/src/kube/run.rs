@@ -737,6 +737,9 @@ impl Release<'_> {
                     }
                 }
             }
+            // Only a peer's setCanaryScale stops pods; this mode runs the
+            // Kayenta pipeline.
+            Command::StopPods { .. } => {}
             Command::SetWeights(split) => {
                 let split: PlanSplit = split.into();
                 if d.traffic_at.is_none() {

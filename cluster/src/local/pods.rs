@@ -52,6 +52,11 @@ impl PodWatch {
         self.starting.first().map(|w| w.slot)
     }
 
+    /// Slots started and not yet reported ready.
+    pub fn starting_slots(&self) -> Vec<usize> {
+        self.starting.iter().map(|w| w.slot).collect()
+    }
+
     /// Slots reported ready and still watched.
     pub fn ready_slots(&self) -> Vec<usize> {
         self.ready.iter().map(|w| w.slot).collect()

@@ -676,6 +676,10 @@ pub async fn run_release(
         experiment: experiment_scope,
         judge,
         names,
+        canary_slots: peer
+            .as_ref()
+            .map_or(0, PeerSpec::canary_starts)
+            .max(plan.canary_replicas.max(1)),
     };
     let result = match &peer {
         Some(spec) => {
@@ -868,6 +872,10 @@ struct Context<'a> {
     judge: Arc<Judge>,
     /// How each track's series are labelled.
     names: Names,
+    /// Canary slots reserved up front: the plan's pods, or every pod a
+    /// peer's `setCanaryScale` may start ([`PeerSpec::canary_starts`]; a
+    /// stopped slot is not restarted).
+    canary_slots: u32,
 }
 
 impl Context<'_> {
@@ -1011,6 +1019,16 @@ impl<'c, 'a> Driver<'c, 'a> {
                         .map_err(|e| (Step::Deploy, e))?;
                     self.pods.started(i, track);
                 }
+                if running.load.is_some() {
+                    // a scale-up during the analysis: scraped from now on,
+                    // served once ready (see look_at_pods)
+                    running.update_targets().map_err(|e| (self.step(), e))?;
+                }
+            }
+            Command::StopPods { track, count } => {
+                self.stop_pods(running, track, count)
+                    .await
+                    .map_err(|e| (self.step(), e))?;
             }
             Command::SetWeights(split) => {
                 self.split = split.into();
@@ -1148,7 +1166,13 @@ impl<'c, 'a> Driver<'c, 'a> {
                 // The pods' readiness probes and crashes.
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {
                     let now = self.clock();
-                    for event in self.look_at_pods(running).await {
+                    let (events, serving) = self.look_at_pods(running).await;
+                    if serving {
+                        running
+                            .set_weights(self.split)
+                            .map_err(|e| (self.step(), e))?;
+                    }
+                    for event in events {
                         self.handle(controller, now, event);
                     }
                 }
@@ -1378,15 +1402,62 @@ impl<'c, 'a> Driver<'c, 'a> {
         })
     }
 
+    /// Stops `count` canary pods (a peer's `setCanaryScale` down): not yet
+    /// ready ones first, then the last started; the canary's share goes to
+    /// the rest.
+    async fn stop_pods(
+        &mut self,
+        running: &mut Running,
+        track: PodTrack,
+        count: u32,
+    ) -> Result<(), ReleaseError> {
+        if track != PodTrack::Canary {
+            return Ok(());
+        }
+        let not_ready: Vec<usize> = self
+            .pods
+            .starting_slots()
+            .into_iter()
+            .filter(|&i| running.slots[i].track == Track::Canary)
+            .collect();
+        let serving = indices(running, Track::Canary)
+            .into_iter()
+            .rev()
+            .filter(|&i| running.slots[i].goose.is_some() && !not_ready.contains(&i));
+        let mut victims: Vec<usize> = not_ready.iter().copied().chain(serving).collect();
+        victims.truncate(count as usize);
+        for i in victims {
+            self.pods.forget(i);
+            running.slots[i].serving = false;
+            running.stop_slot(i).await;
+        }
+        running.set_weights(self.split)?;
+        running.update_targets()
+    }
+
     /// Reports pods that became ready or crashed (also after they were
-    /// ready) since the last look.
-    async fn look_at_pods(&mut self, running: &Running) -> Vec<Event> {
+    /// ready) since the last look; a canary pod ready after the traffic
+    /// shift (a peer's scale-up) starts serving (`true`: the weights must be
+    /// set again).
+    async fn look_at_pods(&mut self, running: &mut Running) -> (Vec<Event>, bool) {
         let min_up = self.ctx.min_ready();
-        self.pods
-            .look(min_up, |i| {
-                running.slots.get(i).and_then(|s| s.goose.as_ref())
-            })
-            .await
+        let before = self.pods.ready_slots();
+        let slots = &running.slots;
+        let events = self
+            .pods
+            .look(min_up, |i| slots.get(i).and_then(|s| s.goose.as_ref()))
+            .await;
+        let mut serve = false;
+        if running.load.is_some() {
+            for i in self.pods.ready_slots() {
+                let slot = &mut running.slots[i];
+                if !before.contains(&i) && slot.track == Track::Canary && !slot.serving {
+                    slot.serving = true;
+                    serve = true;
+                }
+            }
+        }
+        (events, serve)
     }
 }
 
@@ -1475,7 +1546,7 @@ async fn drive<C: Controller>(
     for i in 0..plan.baseline_replicas {
         add(format!("baseline-{i}"), Track::Baseline).map_err(deploy)?;
     }
-    for i in 0..plan.canary_replicas.max(1) {
+    for i in 0..ctx.canary_slots {
         add(format!("canary-{i}"), Track::Canary).map_err(deploy)?;
     }
     for i in 0..production {

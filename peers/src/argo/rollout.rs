@@ -5,8 +5,13 @@
 //! `reconcileStepBasedAnalysisRun`, `reconcileBackgroundAnalysisRun`;
 //! `utils/replicaset/canary.go` `BeforeStartingStep`):
 //!
-//! - `setWeight` and `setCanaryScale` complete as soon as they are applied
-//!   (the driver owns how long pods take to become ready);
+//! - `setWeight` completes as soon as it is applied (the canary's pods
+//!   were ready before step 0; the driver owns how long they take);
+//! - `setCanaryScale` (with `trafficRouting`; Argo ignores it without)
+//!   completes once the canary has as many available pods as it asks for
+//!   (`completedCurrentCanaryStep`: `AtDesiredReplicaCountsForCanary`): the
+//!   driver says so with [`Controller::canary_scaled`]; the count is
+//!   [`crate::argo::scale`]'s;
 //! - `pause` with a duration completes once the duration has passed since
 //!   the step began;
 //! - an `analysis` step creates an AnalysisRun and blocks until it is
@@ -34,6 +39,10 @@ pub struct ArgoRollout {
     step_run: Option<AnalysisRun>,
     background: Option<AnalysisRun>,
     background_created: bool,
+    /// The current `setCanaryScale` step's command was sent.
+    scale_sent: bool,
+    /// Waiting for the canary's pods to reach the scaled count.
+    scaling: bool,
     next_id: MeasureId,
     now: Duration,
     outcome: Option<Outcome>,
@@ -49,6 +58,8 @@ impl ArgoRollout {
             step_run: None,
             background: None,
             background_created: false,
+            scale_sent: false,
+            scaling: false,
             next_id: 1,
             now: Duration::ZERO,
             outcome: None,
@@ -58,6 +69,12 @@ impl ArgoRollout {
     /// The plan it runs.
     pub fn plan(&self) -> &RolloutPlan {
         &self.plan
+    }
+
+    /// Whether a `setCanaryScale` waits for the canary's pods
+    /// ([`Controller::canary_scaled`]).
+    pub fn scaling(&self) -> bool {
+        self.scaling
     }
 
     /// Index of the current step.
@@ -194,13 +211,22 @@ impl ArgoRollout {
                     replicas,
                     match_traffic_weight,
                 } => {
-                    cmds.push(Command::SetCanaryScale {
-                        at: now,
-                        weight: *weight,
-                        replicas: *replicas,
-                        match_traffic_weight: *match_traffic_weight,
-                    });
-                    true
+                    if !self.plan.traffic_routing {
+                        // UseSetCanaryScale: ignored without traffic routing
+                        true
+                    } else if !self.scale_sent {
+                        cmds.push(Command::SetCanaryScale {
+                            at: now,
+                            weight: *weight,
+                            replicas: *replicas,
+                            match_traffic_weight: *match_traffic_weight,
+                        });
+                        self.scale_sent = true;
+                        self.scaling = true;
+                        false
+                    } else {
+                        !self.scaling
+                    }
                 }
                 Step::Pause(d) => {
                     let start = *self.step_started.get_or_insert(now);
@@ -217,6 +243,7 @@ impl ArgoRollout {
             self.step += 1;
             self.step_started = None;
             self.step_run = None;
+            self.scale_sent = false;
         }
     }
 }
@@ -257,6 +284,19 @@ impl Controller for ArgoRollout {
                 break;
             }
         }
+        if self.waiting() {
+            Vec::new()
+        } else {
+            self.reconcile()
+        }
+    }
+
+    fn canary_scaled(&mut self, now: Duration) -> Vec<Command> {
+        if !self.scaling || self.outcome.is_some() {
+            return Vec::new();
+        }
+        self.scaling = false;
+        self.now = self.now.max(now);
         if self.waiting() {
             Vec::new()
         } else {

@@ -329,6 +329,10 @@ pub struct RolloutPlan {
     pub background: Option<(RunSpec, usize)>,
     /// `abortScaleDownDelaySeconds` (default 30 s) with traffic routing; 0 without
     pub abort_scale_down_delay: Duration,
+    /// Whether `trafficRouting` is set: the weights are the router's, and
+    /// `setCanaryScale` sizes the canary apart from them (Argo ignores it
+    /// without; see [`crate::argo::scale`])
+    pub traffic_routing: bool,
     /// one line per thing read and ignored while resolving
     pub notes: Vec<String>,
     /// every Prometheus query of the plan; `Provider::Prometheus::index` points here
@@ -556,6 +560,7 @@ impl ArgoDocs {
             steps,
             background,
             abort_scale_down_delay: Duration::from_secs(delay),
+            traffic_routing: canary.traffic_routing.is_some(),
             notes,
             queries: Vec::new(),
         };
@@ -866,6 +871,12 @@ fn check_rollout(
     }
     for (i, s) in canary.steps.iter().enumerate() {
         let field = format!("spec.strategy.canary.steps[{i}]");
+        if s.set_canary_scale.is_some() && canary.traffic_routing.is_none() {
+            // utils/replicaset/canary.go UseSetCanaryScale
+            notes.push(format!(
+                "{at}: {field}.setCanaryScale read and ignored (Argo applies it only with trafficRouting)"
+            ));
+        }
         if s.experiment.is_some() {
             return Err(PeersError::unsupported(
                 at,

@@ -597,6 +597,7 @@ fn play(s: &KayentaSpec, score: f64, spurious: Option<Millis>) -> Outcome {
                 }
                 Command::RollBack => push(&mut q, now + 5_000, Event::RolledBack, &mut events),
                 Command::Cleanup => push(&mut q, now + 5_000, Event::CleanedUp, &mut events),
+                Command::StopPods { .. } => panic!("the Kayenta pipeline never stops pods"),
             }
         }
         let Some(Reverse((t, _, i))) = q.pop() else {

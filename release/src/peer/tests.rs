@@ -82,6 +82,17 @@ fn drive(
     spec: &PeerSpec,
     build_ok: bool,
     pods_ready: bool,
+    answer: impl FnMut(usize, Millis) -> Measurement,
+) -> Log {
+    drive_with(spec, build_ok, |_| pods_ready, answer)
+}
+
+/// [`drive`] where pods started at a time `pods_ready(time)` is false
+/// never become ready.
+fn drive_with(
+    spec: &PeerSpec,
+    build_ok: bool,
+    pods_ready: impl Fn(Millis) -> bool,
     mut answer: impl FnMut(usize, Millis) -> Measurement,
 ) -> Log {
     let mut c = PeerRelease::new(spec, true);
@@ -109,7 +120,7 @@ fn drive(
                 ),
                 Command::StartPods { track, count } => {
                     assert_eq!(track, Track::Canary, "no baseline for a peer");
-                    if pods_ready {
+                    if pods_ready(now) {
                         for _ in 0..count {
                             at(&mut queue, now + 30_000, Event::PodReady { track });
                         }
@@ -130,6 +141,9 @@ fn drive(
                 Command::RollBack => at(&mut queue, now + 5_000, Event::RolledBack),
                 Command::Cleanup => at(&mut queue, now + 5_000, Event::CleanedUp),
                 Command::SetWeights(_) => {}
+                Command::StopPods { track, .. } => {
+                    assert_eq!(track, Track::Canary, "no baseline for a peer")
+                }
                 Command::Done(outcome) => return Log { outcome, commands },
             }
         }
@@ -144,6 +158,19 @@ const ARGO_STEPS: &str = "      - setWeight: 20\n      - pause: {duration: 10m}\
 
 /// A Rollout with a background analysis from step 0 and one metric.
 fn argo(steps: &str, metric: &str) -> PeerSpec {
+    argo_with("", steps, metric)
+}
+
+/// [`argo`] with Istio traffic routing (`setCanaryScale` applies).
+fn argo_routed(steps: &str, metric: &str) -> PeerSpec {
+    argo_with(
+        "      trafficRouting: {istio: {virtualService: {name: vs}}}\n",
+        steps,
+        metric,
+    )
+}
+
+fn argo_with(canary: &str, steps: &str, metric: &str) -> PeerSpec {
     spec(&format!(
         r#"
 apiVersion: argoproj.io/v1alpha1
@@ -152,7 +179,7 @@ metadata: {{name: app}}
 spec:
   strategy:
     canary:
-      analysis:
+{canary}      analysis:
         templates: [{{templateName: t}}]
       steps:
 {steps}
@@ -404,4 +431,95 @@ fn the_operator_can_abort_during_the_analysis() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+impl Log {
+    /// Canary pods started (+) and stopped (-) after the deploy, with
+    /// their times.
+    fn scaling(&self) -> Vec<(Millis, i64)> {
+        self.commands
+            .iter()
+            .filter(|(t, _)| *t >= READY)
+            .filter_map(|(t, c)| match c {
+                Command::StartPods { count, .. } => Some((*t, i64::from(*count))),
+                Command::StopPods { count, .. } => Some((*t, -i64::from(*count))),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// utils/replicaset/canary.go `CalculateReplicaCountsForTrafficRoutedCanary`
+/// and `GetCanaryReplicasOrWeight`: with traffic routing the canary gets
+/// `setCanaryScale.replicas` pods (4, from the deploy's 2), or `weight`%
+/// of spec.replicas rounded up (25% of 4: 1), whatever the traffic
+/// weight; `matchTrafficWeight` hands the size back to the weight (here the
+/// deploy's 2 pods). rollout/canary.go `completedCurrentCanaryStep`: a
+/// `setCanaryScale` step is complete once the canary is at that count
+/// (`AtDesiredReplicaCountsForCanary`), so the first `setWeight` waits
+/// the 30 s the 2 extra pods take, and so does the promotion after the
+/// last step; scaling down completes at once.
+/// Traffic is untouched by the scaling.
+#[test]
+fn argo_set_canary_scale_sizes_the_canary_apart_from_the_weight() {
+    let steps = "      - setCanaryScale: {replicas: 4}\n      - setWeight: 20\n      - pause: {duration: 10m}\n      - setCanaryScale: {weight: 25}\n      - setWeight: 50\n      - pause: {duration: 10m}\n      - setCanaryScale: {matchTrafficWeight: true}";
+    let s = argo_routed(steps, ARGO_METRIC);
+    assert_eq!(s.canary_slots(), 4);
+    // 2 deployed, 2 more, down to 1, then 1 more
+    assert_eq!(s.canary_starts(), 5);
+    let log = drive(&s, true, true, |_, _| Measurement::Vector(vec![0.99]));
+    assert_eq!(log.outcome.end, ReleaseEnd::Promote);
+    let traffic = READY + 30_000;
+    assert_eq!(log.outcome.traffic_at, Some(traffic));
+    assert_eq!(
+        log.scaling(),
+        vec![
+            (READY, 2),
+            (traffic + 600_000, -3),
+            (traffic + 1_200_000, 1)
+        ]
+    );
+    assert_eq!(
+        log.weights(),
+        vec![(traffic, 20.0), (traffic + 600_000, 50.0)]
+    );
+    // the last step waits for its pod too: promoted 30 s after it
+    assert_eq!(log.decided_after_traffic(), 1_230_000);
+}
+
+/// rollout/canary.go: the step waits for the canary's pods; Argo's default
+/// progressDeadlineSeconds (600 s) then marks the Rollout Degraded without
+/// aborting it (progressDeadlineAbort is false): the simulated release ends
+/// paused for a person, 600 s after the scale.
+#[test]
+fn argo_set_canary_scale_waits_for_pods_then_pauses_at_the_progress_deadline() {
+    let steps = "      - setWeight: 20\n      - setCanaryScale: {replicas: 3}\n      - pause: {duration: 10m}";
+    let s = argo_routed(steps, ARGO_METRIC);
+    let log = drive_with(
+        &s,
+        true,
+        |t| t < READY,
+        |_, _| Measurement::Vector(vec![0.99]),
+    );
+    assert_eq!(log.outcome.end, ReleaseEnd::Paused);
+    assert_eq!(log.decided_after_traffic(), 600_000);
+    assert_eq!(log.scaling(), vec![(READY, 1)]);
+    assert!(
+        log.outcome.reason.contains("progressDeadlineSeconds"),
+        "{}",
+        log.outcome.reason
+    );
+}
+
+/// utils/replicaset/canary.go `UseSetCanaryScale`: without traffic routing
+/// the step is ignored (no pods started or stopped) and completes at once.
+#[test]
+fn argo_ignores_set_canary_scale_without_traffic_routing() {
+    let steps = "      - setCanaryScale: {replicas: 4}\n      - setWeight: 20\n      - pause: {duration: 10m}";
+    let s = argo(steps, ARGO_METRIC);
+    assert_eq!(s.canary_slots(), 2);
+    let log = drive(&s, true, true, |_, _| Measurement::Vector(vec![0.99]));
+    assert_eq!(log.outcome.end, ReleaseEnd::Promote);
+    assert_eq!(log.outcome.traffic_at, Some(READY));
+    assert!(log.scaling().is_empty(), "{:?}", log.scaling());
 }

@@ -195,3 +195,138 @@ fn peers_compare_the_canary_with_production_pods() {
         );
     }
 }
+
+/// A scenario that names its own pods' template hashes (`[telemetry]`
+/// `canary.pod_template_hash`, `production.pod_template_hash`) has its
+/// series labelled with them; Argo's `podTemplateHashValue` arguments must
+/// resolve to those, as local mode resolves them to its targets' labels.
+/// With the defaults' hashes instead, every query of the A/A release would
+/// select no series (empty vector: Error) and Argo would abort.
+#[test]
+fn argo_resolves_pod_template_hashes_to_the_scenarios_own() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/local/fixtures/argo-latency-vs-stable.yaml");
+    let a = [StudyAnalysis {
+        file: analysis::read(&path).unwrap(),
+        scenarios: Vec::new(),
+    }];
+    let mut scenarios = [catalog("aa-typical"), catalog("latency-25pct")];
+    for sc in &mut scenarios {
+        let t = &mut sc.file.telemetry;
+        t.canary.pod_template_hash = Some("5d8c7f9b6a".into());
+        t.production.pod_template_hash = Some("7f6b5c4d3e".into());
+    }
+    let plan = a[0].file.plan_for(&scenarios[0]).unwrap().unwrap();
+    let release::peer::PeerPlan::Argo(plan) = plan else {
+        panic!("an Argo plan")
+    };
+    let promql: Vec<&str> = plan.queries.iter().map(|q| q.promql.as_str()).collect();
+    assert!(
+        promql
+            .iter()
+            .any(|q| q.contains(r#"rollouts_pod_template_hash="5d8c7f9b6a""#)
+                && q.contains(r#"rollouts_pod_template_hash="7f6b5c4d3e""#)),
+        "{promql:?}"
+    );
+    let study = run_study_side_by_side(&scenarios, &a, opts(10), &|_, _| {}).unwrap();
+    let (aa, v) = (&study.scenarios[0], study.scenarios[0].verdicts);
+    assert!(v.promoted + 1 >= aa.runs, "A/A: {v:?}");
+    assert_eq!(study.scenarios[1].verdicts.rolled_back, 10, "latency");
+}
+
+/// Argo's `setCanaryScale` (with traffic routing) starts pods on top of the
+/// deployed canary (utils/replicaset/canary.go
+/// `CalculateReplicaCountsForTrafficRoutedCanary`: `replicas` whatever the
+/// weight), and the simulated Prometheus scrapes them once ready: the
+/// Rollout's own measurement counts the canary's pods. From the catalog's
+/// one canary pod to 3, then down to 2 (the stopped pod's series go
+/// stale): a measurement that saw another count would fail the
+/// analysis (failureLimit 0) and abort the Rollout.
+#[test]
+fn argo_set_canary_scale_adds_and_removes_canary_pods_in_the_series() {
+    let dir = std::env::temp_dir().join(format!("sim-scale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("scaled.yaml");
+    let pods = r#"count(count by (pod) (rate(istio_requests_total{destination_workload="goldengoose"}[30s])))"#;
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: goldengoose}}
+spec:
+  strategy:
+    canary:
+      trafficRouting: {{istio: {{virtualService: {{name: goldengoose}}}}}}
+      steps:
+      - setWeight: 20
+      - setCanaryScale: {{replicas: 3}}
+      - analysis: {{templates: [{{templateName: three}}]}}
+      - setCanaryScale: {{replicas: 2}}
+      - pause: {{duration: 2m}}
+      - analysis: {{templates: [{{templateName: two}}]}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: three}}
+spec:
+  metrics:
+  - name: three-pods
+    initialDelay: 2m
+    successCondition: result[0] == 3
+    provider: {{prometheus: {{query: '{pods}'}}}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: two}}
+spec:
+  metrics:
+  - name: two-pods
+    successCondition: result[0] == 2
+    provider: {{prometheus: {{query: '{pods}'}}}}
+"
+        ),
+    )
+    .unwrap();
+    let file = analysis::read(&path);
+    let _ = std::fs::remove_dir_all(&dir);
+    let a = [StudyAnalysis {
+        file: file.unwrap(),
+        scenarios: Vec::new(),
+    }];
+    let sc = catalog("aa-typical");
+    assert_eq!(sc.file.pipeline.canary_replicas, 1);
+    let study =
+        run_study_side_by_side(std::slice::from_ref(&sc), &a, opts(10), &|_, _| {}).unwrap();
+    let r = &study.scenarios[0];
+    assert_eq!(r.verdicts.promoted, r.runs, "{:?}", r.verdicts);
+}
+
+/// A run on a thread whose last run was of the same analysis restarts that
+/// run's series instead of building them (`Scrape::restart`): the same
+/// outcome as a run on a fresh thread, for every seed.
+#[test]
+fn a_run_restarting_the_last_runs_series_equals_a_fresh_one() {
+    let sc = catalog("latency-25pct");
+    let a = analyses(&sc.path, &["argo-rollout.yaml", "flagger-canary.yaml"]);
+    let prepared = sim::study::prepare_side_by_side(std::slice::from_ref(&sc), &a).unwrap();
+    for p in &prepared {
+        let fresh = |seed: u64| {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    format!(
+                        "{:?}",
+                        sim::run_once(p, seed, false, &mut judge::Workspace::new()).0
+                    )
+                })
+                .join()
+                .unwrap()
+            })
+        };
+        let mut ws = judge::Workspace::new();
+        for seed in [11, 12, 13] {
+            let reused = format!("{:?}", sim::run_once(p, seed, false, &mut ws).0);
+            assert_eq!(reused, fresh(seed), "seed {seed}");
+        }
+    }
+}
