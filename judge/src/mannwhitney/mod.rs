@@ -1,0 +1,314 @@
+//! The Mann-Whitney (Wilcoxon rank-sum) confidence interval for a location
+//! shift, computed the way Kayenta's `kayenta-mannwhitney` computes it: R's
+//! `wilcox.test(x, y, conf.int = TRUE, exact = FALSE, correct = TRUE)` normal
+//! approximation, inverted with R's `zeroin` Brent root finder (tol 1e-4),
+//! with Kayenta's location estimate (which, unlike R's, keeps the continuity
+//! correction).
+//!
+//! What is different from Kayenta is only the cost: Kayenta re-ranks the
+//! pooled sample at every root-finder step (O((n+m) log(n+m))). Here both
+//! samples are sorted once, and the rank sum at a shift `d` is exact
+//! integer arithmetic on per-x counts of the control values below (and
+//! equal to) `x - d`. Every shift evaluated becomes a probe that keeps those
+//! counts; counts only fall as the shift grows, so the probes on either
+//! side of a new shift bound each x's count, and most need one comparison.
+//! Once two probes are so close that only a few (experiment, control)
+//! pairs can change order between them, the statistic is those pairs'
+//! comparisons plus a fixed part, with no pass over the samples at all.
+//! Every floating-point operation that reaches the result is done in
+//! Kayenta's order (`x - d` compared with `y`, the tie term an exact
+//! integer), so the root finder takes the same steps and returns the same
+//! numbers bit for bit; the tests check this against a full re-ranking.
+//!
+//! Not for: exact (permutation) p-values or one-sided tests.
+//!
+//! The pieces, one idea each: `band` decides the classifier's question
+//! (where the interval lies against the tolerance band) without solving
+//! for the interval where it can; `reuse` sorts a grown or slid window by
+//! merging into the previous load; `statistic` is the rank statistic
+//! itself, over the per-shift counts kept in `probes`; `zeroin` is
+//! Kayenta's root finder. This file is the public interval API.
+
+mod band;
+mod probes;
+mod reuse;
+mod statistic;
+#[cfg(test)]
+mod test_support;
+mod zeroin;
+
+pub use band::{Band, BandAnswer, BandCounts};
+
+use crate::stats::{pnorm, qnorm};
+use reuse::{Reuse, Sorted, grown_counts, sort_reusing, summary_grown};
+use statistic::{RankStatistic, Scratch, Summary, runs};
+use zeroin::zeroin;
+
+/// Why an interval could not be computed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MannWhitneyError {
+    /// One side has no observations.
+    #[error("cannot compute a confidence interval with an empty sample")]
+    Empty,
+    /// All pooled observations are tied at some shift, so the statistic has
+    /// no variance (R stops with the same complaint).
+    #[error("cannot compute confidence interval when all observations are tied")]
+    AllTied,
+    /// The confidence level is not in (0, 1).
+    #[error("confidence level {0} is not between 0 and 1")]
+    ConfidenceLevel(f64),
+}
+
+/// The interval, estimate and p-value for the shift `experiment - control`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MannWhitneyResult {
+    /// Lower end of the confidence interval.
+    pub ci_lower: f64,
+    /// Upper end of the confidence interval.
+    pub ci_upper: f64,
+    /// Kayenta's location estimate (root of the continuity-corrected
+    /// statistic); R's Hodges-Lehmann estimate drops the correction.
+    pub estimate: f64,
+    /// Two-sided p-value for no shift, normal approximation with tie and
+    /// continuity correction (as R's `wilcox.test(exact = FALSE)`).
+    pub p_value: f64,
+}
+
+/// A reusable workspace: the two samples sorted once, and what the rank
+/// statistic learns at each shift it is evaluated at. The simulator judges
+/// millions of windows, so nothing here allocates after warm-up.
+#[derive(Debug, Default, Clone)]
+pub struct MannWhitney {
+    /// Experiment, sorted.
+    x: Vec<f64>,
+    /// Control, sorted, then a +inf sentinel that ends every scan.
+    y_padded: Vec<f64>,
+    /// Sort keys (scratch).
+    keys: Vec<i64>,
+    /// What the rank statistic keeps between evaluations.
+    scratch: Scratch,
+    /// Band questions answered without and with the root finder.
+    band_counts: BandCounts,
+    /// The previous load's samples, as given, and merge buffers.
+    reuse: Reuse,
+    /// Tie groups and gaps of the loaded samples, kept up to date as
+    /// values are merged in.
+    summary: [Summary; 2],
+    /// Twice the rank sum, less its minimum, at the first two shifts the
+    /// band decision evaluates, for the loaded samples: a grown window
+    /// adds its new values' counts instead of a pass over every value.
+    running: [Option<(f64, i64)>; 2],
+}
+impl MannWhitney {
+    /// A workspace with no samples loaded.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sort `experiment` and `control` into the workspace. When a sample
+    /// is the previous load's with values appended (a growing window), or
+    /// with some dropped from the front as well (a sliding one), the new
+    /// values are sorted alone and merged in.
+    pub fn load(&mut self, experiment: &[f64], control: &[f64]) {
+        let r = &mut self.reuse;
+        let (mut prev_x, mut prev_y) = (std::mem::take(&mut r.x), std::mem::take(&mut r.y));
+        let sorted_x = sort_reusing(experiment, &mut prev_x, &mut self.x, &mut self.keys, r);
+        std::mem::swap(&mut r.part, &mut r.part_x);
+        self.y_padded.pop();
+        let sorted_y = sort_reusing(control, &mut prev_y, &mut self.y_padded, &mut self.keys, r);
+        (r.x, r.y) = (prev_x, prev_y);
+        let y = &self.y_padded;
+        self.summary[0] = match sorted_x {
+            Sorted::Grown => summary_grown(&self.x, &r.part_x, self.summary[0]),
+            _ => runs(&self.x),
+        };
+        self.summary[1] = match sorted_y {
+            Sorted::Grown => summary_grown(y, &r.part, self.summary[1]),
+            _ => runs(y),
+        };
+        if sorted_x == Sorted::Grown && sorted_y == Sorted::Grown {
+            for (d, total) in self.running.iter_mut().flatten() {
+                *total += grown_counts(&self.x, y, &r.part_x, &r.part, *d);
+            }
+        } else {
+            self.running = [None; 2];
+        }
+        self.y_padded.push(f64::INFINITY);
+    }
+
+    /// The loaded experiment, sorted.
+    pub fn experiment_sorted(&self) -> &[f64] {
+        &self.x
+    }
+
+    /// The loaded control, sorted.
+    pub fn control_sorted(&self) -> &[f64] {
+        match self.y_padded.split_last() {
+            Some((_, y)) => y,
+            None => &[],
+        }
+    }
+
+    /// Confidence interval for `experiment - control` at `conf_level`.
+    ///
+    /// Inputs must not contain NaN (the judge removes or replaces NaN first).
+    pub fn interval(
+        &mut self,
+        experiment: &[f64],
+        control: &[f64],
+        conf_level: f64,
+    ) -> Result<MannWhitneyResult, MannWhitneyError> {
+        self.load(experiment, control);
+        self.interval_loaded(conf_level)
+    }
+
+    /// [`MannWhitney::interval`] for the samples already loaded.
+    pub fn interval_loaded(
+        &mut self,
+        conf_level: f64,
+    ) -> Result<MannWhitneyResult, MannWhitneyError> {
+        if self.x.is_empty() || self.y_padded.len() < 2 {
+            return Err(MannWhitneyError::Empty);
+        }
+        if !(conf_level > 0.0 && conf_level < 1.0) {
+            return Err(MannWhitneyError::ConfidenceLevel(conf_level));
+        }
+        let (x, y_padded) = (&self.x, &self.y_padded);
+        let y = &y_padded[..y_padded.len() - 1];
+        let mu_min = x[0] - y[y.len() - 1];
+        let mu_max = x[x.len() - 1] - y[0];
+        let mut stat = RankStatistic::with_summary(x, y_padded, &mut self.scratch, self.summary);
+        solve_interval(mu_min, mu_max, conf_level, |d| stat.z(d))
+    }
+}
+/// The interval's three root-finder runs and the p-value, as Kayenta does
+/// them, for any evaluation of the statistic (the tests run this with a
+/// full re-ranking to check that the fast statistic changes nothing).
+fn solve_interval(
+    mu_min: f64,
+    mu_max: f64,
+    conf_level: f64,
+    mut z: impl FnMut(f64) -> Result<f64, MannWhitneyError>,
+) -> Result<MannWhitneyResult, MannWhitneyError> {
+    let g_min = z(mu_min)?;
+    let g_max = z(mu_max)?;
+
+    let alpha = 1.0 - conf_level;
+    let z_quant = qnorm(alpha / 2.0);
+    let mut find_root = |zq: f64| -> Result<f64, MannWhitneyError> {
+        let f_lower = g_min - zq;
+        let f_upper = g_max - zq;
+        if f_lower <= 0.0 {
+            Ok(mu_min)
+        } else if f_upper >= 0.0 {
+            Ok(mu_max)
+        } else {
+            zeroin(mu_min, mu_max, f_lower, f_upper, |d| Ok(z(d)? - zq))
+        }
+    };
+    let ci_lower = find_root(-z_quant)?;
+    let ci_upper = find_root(z_quant)?;
+    // Kayenta solves for the estimate without checking the endpoints.
+    let estimate = zeroin(mu_min, mu_max, g_min, g_max, &mut z)?;
+
+    let z0 = z(0.0)?;
+    let p_value = (2.0 * pnorm(-z0.abs())).min(1.0);
+    Ok(MannWhitneyResult {
+        ci_lower,
+        ci_upper,
+        estimate,
+        p_value,
+    })
+}
+
+/// Convenience wrapper: one interval with a fresh workspace.
+pub fn mann_whitney(
+    experiment: &[f64],
+    control: &[f64],
+    conf_level: f64,
+) -> Result<MannWhitneyResult, MannWhitneyError> {
+    MannWhitney::new().interval(experiment, control, conf_level)
+}
+/// Kayenta's `MannWhitney.wilcoxonDiff(mu, zq, x, y)` (x = experiment), the
+/// function whose roots are the interval's ends; exposed for the vectors.
+pub fn wilcoxon_diff(
+    mu: f64,
+    zq: f64,
+    experiment: &[f64],
+    control: &[f64],
+) -> Result<f64, MannWhitneyError> {
+    if experiment.is_empty() || control.is_empty() {
+        return Err(MannWhitneyError::Empty);
+    }
+    let mut mw = MannWhitney::new();
+    mw.load(experiment, control);
+    Ok(RankStatistic::new(&mw.x, &mw.y_padded, &mut mw.scratch).z(mu)? - zq)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+
+    #[test]
+    fn interval_equals_the_reranking_reference_bit_for_bit() {
+        let bits = |r: &MannWhitneyResult| {
+            [r.ci_lower, r.ci_upper, r.estimate, r.p_value].map(f64::to_bits)
+        };
+        let mut checked = 0;
+        for (x, y) in datasets() {
+            for conf in [0.8, 0.95, 0.98] {
+                let fast = mann_whitney(&x, &y, conf);
+                let mut xs = x.clone();
+                xs.sort_by(f64::total_cmp);
+                let mut ys = y.clone();
+                ys.sort_by(f64::total_cmp);
+                let (mu_min, mu_max) = (xs[0] - ys[ys.len() - 1], xs[xs.len() - 1] - ys[0]);
+                let slow = solve_interval(mu_min, mu_max, conf, |d| z_by_reranking(&x, &y, d));
+                match (fast, slow) {
+                    (Ok(f), Ok(s)) => {
+                        assert_eq!(bits(&f), bits(&s), "{f:?} vs {s:?}");
+                        checked += 1;
+                    }
+                    (f, s) => assert_eq!(f, s),
+                }
+            }
+        }
+        assert!(checked >= 27, "{checked}");
+    }
+    #[test]
+    fn merge_pass_equals_reranking_with_ties() {
+        let x = [1.0, 2.0, 2.0, 3.0, 5.0, 8.0, 8.0];
+        let y = [0.0, 1.0, 2.0, 2.0, 4.0, 7.0];
+        for d in [-3.0, -1.0, 0.0, 0.5, 1.0, 2.0, 6.0] {
+            let fast = wilcoxon_diff(d, 0.0, &x, &y).unwrap();
+            let slow = z_by_reranking(&x, &y, d).unwrap();
+            assert_eq!(fast, slow, "d = {d}");
+        }
+    }
+    #[test]
+    fn textbook_interval() {
+        // MannWhitneySuite: x = (10, 20, 30, 40), y = (1, 2, 3, 4), 95%
+        let r = mann_whitney(&[10.0, 20.0, 30.0, 40.0], &[1.0, 2.0, 3.0, 4.0], 0.95).unwrap();
+        assert!((r.ci_lower - 6.0).abs() < 1e-6, "{r:?}");
+        assert!((r.ci_upper - 39.0).abs() < 1e-6, "{r:?}");
+        assert!((r.estimate - 22.5).abs() < 1e-6, "{r:?}");
+    }
+
+    #[test]
+    fn all_tied_is_an_error_not_a_panic() {
+        assert_eq!(
+            mann_whitney(&[1.0, 1.0], &[1.0, 1.0], 0.98),
+            Err(MannWhitneyError::AllTied)
+        );
+        assert_eq!(
+            mann_whitney(&[], &[1.0], 0.98),
+            Err(MannWhitneyError::Empty)
+        );
+        assert_eq!(
+            mann_whitney(&[1.0], &[2.0], 1.5),
+            Err(MannWhitneyError::ConfidenceLevel(1.5))
+        );
+    }
+}

@@ -1,0 +1,350 @@
+//! Sorting reused across loads: a window that grows (values appended) or
+//! slides (values dropped from the front as well) is sorted by merging its
+//! new values into the previous load's sorted samples, and its tie
+//! summaries and first rank sums are updated instead of recomputed.
+//!
+//! Not for: the rank statistic itself (`statistic`); the results are
+//! bit for bit those of a fresh sort.
+
+use super::statistic::{Summary, tie_weight};
+
+/// How [`sort_reusing`] sorted a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sorted {
+    /// Anew.
+    Fresh,
+    /// The previous sample with values appended (perhaps none), which are
+    /// left sorted in [`Reuse::part`].
+    Grown,
+    /// The previous sample with values dropped from the front.
+    Slid,
+}
+
+/// What [`MannWhitney::load`](super::MannWhitney::load) keeps to extend the next load's sorted
+/// samples instead of sorting them again.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Reuse {
+    /// The last experiment and control loaded, in the caller's order.
+    pub(super) x: Vec<f64>,
+    pub(super) y: Vec<f64>,
+    /// Scratch: the values dropped or added, sorted; a merge's output;
+    /// the experiment's added values, sorted.
+    pub(super) part: Vec<f64>,
+    pub(super) merged: Vec<f64>,
+    pub(super) part_x: Vec<f64>,
+    /// Loads that reused the previous sort (for the benchmarks).
+    pub(super) reused: u64,
+}
+/// `f64::total_cmp`'s order as an integer: sorting these keys sorts the
+/// values exactly as `sort_unstable_by(f64::total_cmp)` does, with cheaper
+/// comparisons. The map is its own inverse.
+pub(super) fn total_key(bits: i64) -> i64 {
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
+}
+
+/// `values` sorted in `f64::total_cmp` order into `out`.
+pub(super) fn sort_total(values: &[f64], keys: &mut Vec<i64>, out: &mut Vec<f64>) {
+    keys.clear();
+    keys.extend(values.iter().map(|v| total_key(v.to_bits() as i64)));
+    keys.sort_unstable();
+    out.clear();
+    out.extend(keys.iter().map(|&k| f64::from_bits(total_key(k) as u64)));
+}
+
+/// Whether two samples are the same values, bit for bit.
+pub(super) fn same_bits(a: &[f64], b: &[f64]) -> bool {
+    // in blocks without an exit per value, which the compiler vectorizes
+    const BLOCK: usize = 16;
+    a.len() == b.len()
+        && a.chunks(BLOCK).zip(b.chunks(BLOCK)).all(|(p, q)| {
+            p.iter()
+                .zip(q)
+                .fold(0u64, |acc, (p, q)| acc | (p.to_bits() ^ q.to_bits()))
+                == 0
+        })
+}
+
+/// `values` sorted in `f64::total_cmp` order into `sorted`, which holds
+/// `prev` sorted (when its length says so). If `values` is `prev` with
+/// its first `k` values dropped and others appended, those are removed
+/// from and merged into `sorted` (the order of equal keys is immaterial:
+/// equal keys are equal bits), else `values` is sorted anew. `prev`
+/// becomes `values`.
+pub(super) fn sort_reusing(
+    values: &[f64],
+    prev: &mut Vec<f64>,
+    sorted: &mut Vec<f64>,
+    keys: &mut Vec<i64>,
+    scratch: &mut Reuse,
+) -> Sorted {
+    let kept_from = match values.first() {
+        Some(first) if !prev.is_empty() && sorted.len() == prev.len() => {
+            if values.len() >= prev.len() && same_bits(&values[..prev.len()], prev) {
+                Some(0)
+            } else {
+                // sliding: where the new sample's first value sits in the
+                // old one (the first place only; checked in full)
+                prev.iter()
+                    .position(|p| p.to_bits() == first.to_bits())
+                    .filter(|&k| {
+                        let kept = prev.len() - k;
+                        values.len() >= kept && same_bits(&values[..kept], &prev[k..])
+                    })
+            }
+        }
+        _ => None,
+    };
+    let how = match kept_from {
+        None => Sorted::Fresh,
+        Some(0) => Sorted::Grown,
+        Some(_) => Sorted::Slid,
+    };
+    scratch.part.clear();
+    match kept_from {
+        None => sort_total(values, keys, sorted),
+        Some(k) => {
+            scratch.reused += 1;
+            let kept = prev.len() - k;
+            let part = &mut scratch.part;
+            if k > 0 {
+                sort_total(&prev[..k], keys, part);
+                // sorted minus part, both in key order, part within sorted
+                let mut j = 0;
+                sorted.retain(|v| {
+                    let drop = part.get(j).is_some_and(|p| p.to_bits() == v.to_bits());
+                    j += usize::from(drop);
+                    !drop
+                });
+            }
+            if values.len() > kept {
+                sort_total(&values[kept..], keys, part);
+                let merged = &mut scratch.merged;
+                merged.clear();
+                merged.reserve(sorted.len() + part.len());
+                let key = |v: f64| total_key(v.to_bits() as i64);
+                // A window grows by a few values at a time: find where each
+                // goes and copy the runs of old values between them whole,
+                // instead of comparing every old value.
+                let mut i = 0;
+                for &p in part.iter() {
+                    let kp = key(p);
+                    let run = sorted[i..].partition_point(|&s| key(s) <= kp);
+                    merged.extend_from_slice(&sorted[i..i + run]);
+                    merged.push(p);
+                    i += run;
+                }
+                merged.extend_from_slice(&sorted[i..]);
+                std::mem::swap(sorted, merged);
+            }
+        }
+    }
+    prev.clear();
+    prev.extend_from_slice(values);
+    how
+}
+
+/// [`runs`](super::statistic::runs) of `sorted`, which is a sample summarized by `old` with the
+/// values `added` (sorted) merged in: only the groups they join change,
+/// and a value put between two neighbours replaces their gap by two no
+/// wider ones, so the smallest gap is the old one or one of those.
+pub(super) fn summary_grown(sorted: &[f64], added: &[f64], old: Summary) -> Summary {
+    let mut s = old;
+    let mut k = 0;
+    while k < added.len() {
+        let v = added[k];
+        let mut e = k + 1;
+        while e < added.len() && added[e] == v {
+            e += 1;
+        }
+        let lo = sorted.partition_point(|&t| t < v);
+        let hi = sorted.partition_point(|&t| t <= v);
+        let group = hi - lo;
+        let before = group - (e - k);
+        s.ties += tie_weight(group as i128) - tie_weight(before as i128);
+        s.longest = s.longest.max(group);
+        if before == 0 {
+            let mut gap = |g: f64| {
+                if g > 0.0 && g < s.gap {
+                    s.gap = g;
+                }
+            };
+            if lo > 0 {
+                gap(v - sorted[lo - 1]);
+            }
+            if let Some(&next) = sorted.get(hi) {
+                gap(next - v);
+            }
+        }
+        k = e;
+    }
+    s
+}
+
+/// What `added_x` and `added_y` (sorted, merged into the sorted `x` and
+/// `y`) add to `sum(lt_i + le_i)` at shift `d` (see [`RankStatistic`](super::statistic::RankStatistic)):
+/// each added x's counts among all of y, and for each added y the old x's
+/// with `x - d` above it and at or above it (all of x's less the added).
+pub(super) fn grown_counts(x: &[f64], y: &[f64], added_x: &[f64], added_y: &[f64], d: f64) -> i64 {
+    let mut total = 0usize;
+    for &xi in added_x {
+        let v = xi - d;
+        total += y.partition_point(|&t| t < v) + y.partition_point(|&t| t <= v);
+    }
+    for &w in added_y {
+        let above = |s: &[f64]| s.len() - s.partition_point(|&t| t - d <= w);
+        let at_or_above = |s: &[f64]| s.len() - s.partition_point(|&t| t - d < w);
+        total += above(x) - above(added_x) + at_or_above(x) - at_or_above(added_x);
+    }
+    total as i64
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::MannWhitney;
+    use super::super::statistic::{RankStatistic, runs};
+    use super::super::test_support::*;
+    use super::*;
+
+    #[test]
+    fn sorting_by_key_is_total_cmp_order() {
+        let v = [
+            3.0,
+            -0.0,
+            0.0,
+            f64::INFINITY,
+            -1.5,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE / 4.0,
+            -f64::MIN_POSITIVE / 4.0,
+            0.0,
+            -0.0,
+            2.5e300,
+            -7.0,
+        ];
+        let mut want = v.to_vec();
+        want.sort_unstable_by(f64::total_cmp);
+        let (mut keys, mut got) = (Vec::new(), Vec::new());
+        sort_total(&v, &mut keys, &mut got);
+        assert_eq!(got.map_bits(), want.map_bits());
+    }
+
+    trait Bits {
+        fn map_bits(&self) -> Vec<u64>;
+    }
+
+    impl Bits for Vec<f64> {
+        fn map_bits(&self) -> Vec<u64> {
+            self.iter().map(|v| v.to_bits()).collect()
+        }
+    }
+
+    #[test]
+    fn loads_that_grow_or_slide_sort_as_a_fresh_load_does() {
+        let mut r = Lcg(21);
+        let mut reusing = MannWhitney::new();
+        let (mut x, mut y): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+        let value = |r: &mut Lcg| match r.below(4) {
+            0 => r.below(5) as f64,
+            1 => -0.0,
+            _ => r.unit() * 10.0 - 5.0,
+        };
+        for step in 0..400 {
+            // grow, slide, shrink from the front, or start over
+            let (drop_x, drop_y) = match r.below(5) {
+                0 | 1 => (0, 0),
+                2 => (r.below(x.len() + 1), r.below(y.len() + 1)),
+                3 => (x.len(), y.len()),
+                _ => (r.below(3).min(x.len()), 0),
+            };
+            x.drain(..drop_x);
+            y.drain(..drop_y);
+            for _ in 0..r.below(12) {
+                x.push(value(&mut r));
+            }
+            for _ in 0..r.below(12) {
+                y.push(value(&mut r));
+            }
+            if step % 50 == 0 {
+                x.reverse();
+            }
+            reusing.load(&x, &y);
+            let mut fresh = MannWhitney::new();
+            fresh.load(&x, &y);
+            assert_eq!(reusing.x.map_bits(), fresh.x.map_bits(), "step {step}");
+            assert_eq!(
+                reusing.y_padded.map_bits(),
+                fresh.y_padded.map_bits(),
+                "step {step}"
+            );
+        }
+        assert!(reusing.reuse.reused > 300, "{}", reusing.reuse.reused);
+    }
+
+    #[test]
+    fn grown_loads_keep_their_summaries_and_rank_sums() {
+        // Windows that grow (and now and then slide or start over): the
+        // summaries and the rank sums at two shifts kept through merges
+        // equal a fresh load's, bit for bit.
+        let mut r = Lcg(23);
+        let mut kept = MannWhitney::new();
+        let (mut x, mut y): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+        let value = |r: &mut Lcg| match r.below(5) {
+            0 => r.below(5) as f64,
+            1 => -0.0,
+            2 => 0.25 * r.below(8) as f64 + 1.5e-4,
+            _ => r.unit() * 10.0 - 5.0,
+        };
+        let shifts = [-1.5e-4, 0.25];
+        let mut grown = 0;
+        for step in 0..600 {
+            match r.below(12) {
+                0 => {
+                    x.clear();
+                    y.clear();
+                }
+                1 => {
+                    let (a, b) = (r.below(x.len() + 1), r.below(y.len() + 1));
+                    x.drain(..a);
+                    y.drain(..b);
+                }
+                _ => {}
+            }
+            for _ in 0..1 + r.below(9) {
+                x.push(value(&mut r));
+            }
+            for _ in 0..1 + r.below(9) {
+                y.push(value(&mut r));
+            }
+            kept.load(&x, &y);
+            let mut fresh = MannWhitney::new();
+            fresh.load(&x, &y);
+            let m = fresh.y_padded.len() - 1;
+            for (a, b) in kept
+                .summary
+                .iter()
+                .zip([runs(&fresh.x), runs(&fresh.y_padded[..m])])
+            {
+                assert_eq!(
+                    (a.ties, a.gap.to_bits(), a.longest),
+                    (b.ties, b.gap.to_bits(), b.longest),
+                    "step {step}"
+                );
+            }
+            let mut stat = RankStatistic::new(&fresh.x, &fresh.y_padded, &mut fresh.scratch);
+            let base = stat.twice_min_rank_sum;
+            for (slot, d) in kept.running.iter_mut().zip(shifts) {
+                let want = stat.ranks(d).0 - base;
+                match slot {
+                    Some((at, total)) => {
+                        assert_eq!(at.to_bits(), d.to_bits());
+                        assert_eq!(*total, want, "step {step}, d {d}");
+                        grown += 1;
+                    }
+                    None => *slot = Some((d, want)),
+                }
+            }
+        }
+        assert!(grown > 500, "{grown}");
+    }
+}

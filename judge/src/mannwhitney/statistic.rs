@@ -1,0 +1,488 @@
+//! The standardized, continuity-corrected rank-sum statistic at a shift,
+//! as Kayenta computes it, from per-x counts of the control values below
+//! `x - d` (exact integer arithmetic, the tie term exact), and the tie
+//! summaries of a sorted sample it starts from.
+//!
+//! Not for: keeping the counts between shifts (`probes`) or finding the
+//! statistic's roots (`zeroin`, [`super::solve_interval`]).
+
+use super::MannWhitneyError;
+use super::probes::{Bounds, GALLOP, POINTS_PER_PAIR, PairBracket, Probe, Probes, count_below};
+
+/// What [`runs`] says about a sorted sample.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Summary {
+    /// sum(t^3 - t) over the groups of equal values.
+    pub(super) ties: i128,
+    /// The smallest positive gap between neighbours.
+    pub(super) gap: f64,
+    /// The largest group.
+    pub(super) longest: usize,
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Self {
+            ties: 0,
+            gap: f64::INFINITY,
+            longest: 1,
+        }
+    }
+}
+/// The rank statistic's memory, kept in the workspace so that nothing is
+/// allocated per interval after warm-up.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Scratch {
+    /// Per-x counts at every shift evaluated so far.
+    pub(super) probes: Probes,
+    /// The few pairs that decide the statistic inside a narrow bracket.
+    pub(super) pairs: PairBracket,
+    /// The x's that tie a control value at the shift being counted.
+    pub(super) tied: Vec<usize>,
+}
+/// t^3 - t, a tie group's term in the variance.
+pub(super) fn tie_weight(t: i128) -> i128 {
+    t * t * t - t
+}
+
+/// sum(t^3 - t) over the groups of equal values in `sorted`, the smallest
+/// positive gap between neighbours, and the largest group.
+pub(super) fn runs(sorted: &[f64]) -> Summary {
+    let (mut ties, mut gap, mut run, mut longest) = (0i128, f64::INFINITY, 1usize, 1usize);
+    for w in sorted.windows(2) {
+        if w[1] == w[0] {
+            run += 1;
+            continue;
+        }
+        if run > 1 {
+            ties += tie_weight(run as i128);
+            longest = longest.max(run);
+            run = 1;
+        }
+        let g = w[1] - w[0];
+        if g > 0.0 && g < gap {
+            gap = g;
+        }
+    }
+    Summary {
+        ties: ties + tie_weight(run as i128),
+        gap,
+        longest: longest.max(run),
+    }
+}
+/// The standardized, continuity-corrected rank-sum statistic of sorted `x`
+/// shifted by `d` against sorted `y`.
+///
+/// For `v = x_i - d` (rounded, as Kayenta computes it) let `lt_i` count the
+/// control values below `v` and `le_i` those at or below it. Then twice the
+/// x rank sum with average ranks for ties is exactly
+/// `n (n + 1) + sum(lt_i + le_i)`, whatever the ties: only the tie term
+/// needs the groups themselves.
+pub(super) struct RankStatistic<'a> {
+    pub(super) x: &'a [f64],
+    pub(super) y: &'a [f64],
+    /// `y` and a +inf sentinel.
+    pub(super) y_padded: &'a [f64],
+    pub(super) probes: &'a mut Probes,
+    pub(super) pairs: &'a mut PairBracket,
+    pub(super) n: f64,
+    pub(super) m: f64,
+    /// 2 * (n (n + 1) / 2 + n m / 2), to turn twice the rank sum into 2 dz.
+    pub(super) twice_offset: i64,
+    /// n (n + 1).
+    pub(super) twice_min_rank_sum: i64,
+    /// sum(t^3 - t) over tie groups inside x and inside y: these groups
+    /// stay tied at any shift, so when no new tie forms at `d` this is the
+    /// whole tie term.
+    pub(super) own_ties: f64,
+    /// The same inside x alone and inside y alone.
+    pub(super) own_x_ties: i128,
+    pub(super) own_y_ties: i128,
+    /// Scratch: the x's tying a control value at the shift being counted.
+    pub(super) tied: &'a mut Vec<usize>,
+    /// Smallest gap between distinct x values, and the largest |x|: below
+    /// `4 eps (max|x| + |d|)` rounding could merge two x values at shift d.
+    pub(super) min_gap: f64,
+    pub(super) max_abs_x: f64,
+    /// The largest group of equal values in x and in y.
+    pub(super) longest_x: usize,
+    pub(super) longest_y: usize,
+}
+
+impl<'a> RankStatistic<'a> {
+    pub(super) fn new(x: &'a [f64], y_padded: &'a [f64], scratch: &'a mut Scratch) -> Self {
+        let y = &y_padded[..y_padded.len() - 1];
+        Self::with_summary(x, y_padded, scratch, [runs(x), runs(y)])
+    }
+
+    /// [`RankStatistic::new`] with the samples' [`runs`] known.
+    pub(super) fn with_summary(
+        x: &'a [f64],
+        y_padded: &'a [f64],
+        scratch: &'a mut Scratch,
+        [sx, sy]: [Summary; 2],
+    ) -> Self {
+        let Scratch {
+            probes,
+            pairs,
+            tied,
+        } = scratch;
+        let y = &y_padded[..y_padded.len() - 1];
+        let (n, m) = (x.len() as i64, y.len() as i64);
+        // the counts at +-inf are written when first needed
+        probes.stale = true;
+        pairs.valid = false;
+        pairs.last = None;
+        let (x_ties, min_gap, longest_x) = (sx.ties, sx.gap, sx.longest);
+        let (y_ties, longest_y) = (sy.ties, sy.longest);
+        Self {
+            x,
+            y,
+            y_padded,
+            probes,
+            pairs,
+            n: n as f64,
+            m: m as f64,
+            twice_offset: n * (n + 1) + n * m,
+            twice_min_rank_sum: n * (n + 1),
+            // exact: Kayenta sums the same integers in f64
+            own_ties: (x_ties + y_ties) as f64,
+            own_x_ties: x_ties,
+            own_y_ties: y_ties,
+            tied,
+            min_gap,
+            max_abs_x: x[0].abs().max(x[x.len() - 1].abs()),
+            longest_x,
+            longest_y,
+        }
+    }
+
+    /// Twice the x rank sum (average ranks for ties; an integer) and the
+    /// tie term sum(t^3 - t).
+    pub(super) fn ranks(&mut self, d: f64) -> (i64, f64) {
+        let (n, m) = (self.x.len(), self.y.len());
+        if self.probes.stale {
+            self.probes.reset(n, m);
+        }
+        // Subtracting d could round two distinct x values onto one only if
+        // they are within a few ulps of each other at this magnitude; then
+        // the x groups must be recomputed, which the pair list cannot do.
+        let rounding_may_merge = self.min_gap <= 4.0 * f64::EPSILON * (self.max_abs_x + d.abs());
+        let in_pairs = self.pairs.valid && d > self.pairs.lo && d < self.pairs.hi;
+        if !rounding_may_merge
+            && in_pairs
+            && let Some(r) = self.ranks_from_pairs(d)
+        {
+            return r;
+        }
+        let k = self.probes.position(d);
+        if let Some(p) = self.probes.list.get(k)
+            && p.d == d
+        {
+            return (p.twice_rank_sum, p.ties);
+        }
+        let bounds = self.probes.bounds(k, n, m);
+        if !rounding_may_merge
+            && !in_pairs
+            && POINTS_PER_PAIR * (bounds.le_sum - bounds.lt_sum) <= n + m
+        {
+            self.build_pairs(&bounds);
+            if let Some(r) = self.ranks_from_pairs(d) {
+                return r;
+            }
+        }
+        self.ranks_from_probes(d, k, &bounds, rounding_may_merge)
+    }
+
+    /// The statistic from the pair list, for `d` inside its bracket, when
+    /// `d` forms no new tie; `None` otherwise.
+    pub(super) fn ranks_from_pairs(&mut self, d: f64) -> Option<(i64, f64)> {
+        let b = &mut *self.pairs;
+        if let Some((last, split, twice_rank_sum)) = b.last.take() {
+            if d == last {
+                b.last = Some((last, split, twice_rank_sum));
+                return Some((twice_rank_sum, self.own_ties));
+            }
+            if d < last {
+                // below `last` the pairs below there stay below
+                b.base2 += 2 * (split - b.start);
+                b.start = split;
+                b.hi = last;
+            } else {
+                b.end = split;
+                b.lo = last;
+            }
+        }
+        // Move the pairs with y < x - d to the front (Lomuto without
+        // branches: a swap of two pairs that are not below is harmless).
+        let live = &mut b.pairs[b.start..b.end];
+        let (mut below, mut tie) = (0usize, false);
+        for k in 0..live.len() {
+            let (x, y) = live[k];
+            let v = x - d;
+            live.swap(below, k);
+            below += usize::from(y < v);
+            tie |= y == v;
+        }
+        if tie {
+            return None;
+        }
+        let twice_rank_sum = self.twice_min_rank_sum + (b.base2 + 2 * below) as i64;
+        b.last = Some((d, b.start + below, twice_rank_sum));
+        Some((twice_rank_sum, self.own_ties))
+    }
+
+    /// Make the pair list for the probes around a shift.
+    pub(super) fn build_pairs(&mut self, bounds: &Bounds) {
+        let (n, x, y) = (self.x.len(), self.x, self.y);
+        let counts = &self.probes.counts;
+        let b = &mut *self.pairs;
+        b.pairs.clear();
+        b.pairs.reserve(bounds.le_sum - bounds.lt_sum);
+        let lt_above = &counts[bounds.lt_at..bounds.lt_at + n];
+        let le_below = &counts[bounds.le_at..bounds.le_at + n];
+        for ((&xi, &lo), &hi) in x.iter().zip(lt_above).zip(le_below) {
+            if lo < hi {
+                b.pairs.extend(y[lo..hi].iter().map(|&t| (xi, t)));
+            }
+        }
+        b.base2 = 2 * bounds.lt_sum;
+        b.start = 0;
+        b.end = b.pairs.len();
+        b.lo = bounds.lo;
+        b.hi = bounds.hi;
+        b.last = None;
+        b.valid = true;
+    }
+
+    /// The statistic from per-x counts bounded by the probes around `d`
+    /// (`k` and `bounds` from [`Probes::position`] and [`Probes::bounds`]),
+    /// and a new probe at `d`.
+    pub(super) fn ranks_from_probes(
+        &mut self,
+        d: f64,
+        k: usize,
+        bounds: &Bounds,
+        rounding_may_merge: bool,
+    ) -> (i64, f64) {
+        let (x, y, yp, n, m) = (self.x, self.y, self.y_padded, self.x.len(), self.y.len());
+        let probes = &mut *self.probes;
+        let lt_at = probes.counts.len();
+        probes.counts.resize(lt_at + n, 0);
+        let (old, lt_new) = probes.counts.split_at_mut(lt_at);
+        let lt_above = &old[bounds.lt_at..bounds.lt_at + n];
+        let le_below = &old[bounds.le_at..bounds.le_at + n];
+
+        let mut sum_lt = 0usize;
+        let tied = &mut self.tied;
+        tied.clear();
+        // Counts also grow with x: the previous x's count is a floor.
+        let mut floor = 0usize;
+        for (i, (((&xi, &lo), &hi), out)) in
+            x.iter().zip(lt_above).zip(le_below).zip(lt_new).enumerate()
+        {
+            let mut lt = lo.max(floor);
+            if lt < hi {
+                let v = xi - d;
+                if hi - lt > GALLOP && yp[lt + GALLOP] < v {
+                    lt = count_below(yp, v, lt + GALLOP + 1, hi);
+                }
+                // The next four at once, without branches (y is sorted,
+                // so those below v come first): the scan's exit, a branch
+                // mispredicted about once per x, is mostly not reached.
+                if let Some(w) = yp.get(lt..lt + 4) {
+                    lt += usize::from(w[0] < v)
+                        + usize::from(w[1] < v)
+                        + usize::from(w[2] < v)
+                        + usize::from(w[3] < v);
+                }
+                // y[hi] (or the sentinel) is not below v: the scan stops
+                let mut t = yp[lt];
+                while t < v {
+                    lt += 1;
+                    t = yp[lt];
+                }
+                // t >= v here, so this is t == v: a new tie (or the
+                // sentinel, when v is +inf; the tie count then finds none)
+                if t <= v {
+                    tied.push(i);
+                }
+            }
+            *out = lt;
+            sum_lt += lt;
+            floor = lt;
+        }
+        let (le_at, sum_le, ties) = if tied.is_empty() && !rounding_may_merge {
+            (lt_at, sum_lt, self.own_ties)
+        } else {
+            // The rare case: count the ties, to store `le` too and for the
+            // tie term.
+            let le_at = lt_at + n;
+            probes.counts.extend_from_within(lt_at..le_at);
+            let (lt_new, le_new) = probes.counts[lt_at..].split_at_mut(n);
+            let mut sum_le = sum_lt;
+            for &i in tied.iter() {
+                let v = x[i] - d;
+                let mut le = lt_new[i];
+                while le < m && y[le] == v {
+                    le += 1;
+                }
+                sum_le += le - lt_new[i];
+                le_new[i] = le;
+            }
+            let ties = if rounding_may_merge {
+                // Group equal values of x - d; a group of gx such values
+                // tying eq control values replaces that control group's
+                // term.
+                let mut ties = self.own_y_ties;
+                let mut i = 0;
+                while i < n {
+                    let v = x[i] - d;
+                    let eq = le_new[i] - lt_new[i];
+                    let mut e = i + 1;
+                    while e < n && x[e] - d == v {
+                        e += 1;
+                    }
+                    let t = e - i + eq;
+                    if t > 1 {
+                        ties += tie_weight(t as i128) - tie_weight(eq as i128);
+                    }
+                    i = e;
+                }
+                ties
+            } else {
+                // x - d keeps x's groups: only the groups that now tie eq
+                // control values change, from f(gx) + f(eq) to f(gx + eq).
+                let mut ties = self.own_x_ties + self.own_y_ties;
+                let mut done = 0;
+                for &i in tied.iter() {
+                    if i < done {
+                        continue;
+                    }
+                    let (mut s, mut e) = (i, i + 1);
+                    while s > 0 && x[s - 1] == x[i] {
+                        s -= 1;
+                    }
+                    while e < n && x[e] == x[i] {
+                        e += 1;
+                    }
+                    let (gx, eq) = ((e - s) as i128, (le_new[i] - lt_new[i]) as i128);
+                    ties += tie_weight(gx + eq) - tie_weight(gx) - tie_weight(eq);
+                    done = e;
+                }
+                ties
+            };
+            (le_at, sum_le, ties as f64)
+        };
+        let twice_rank_sum = self.twice_min_rank_sum + (sum_lt + sum_le) as i64;
+        probes.list.insert(
+            k,
+            Probe {
+                d,
+                lt_at,
+                le_at,
+                sum_lt,
+                sum_le,
+                twice_rank_sum,
+                ties,
+            },
+        );
+        (twice_rank_sum, ties)
+    }
+
+    /// Kayenta's `wilcoxonDiff(d, 0)`: (dz - sign(dz)/2) / sigma.
+    pub(super) fn z(&mut self, d: f64) -> Result<f64, MannWhitneyError> {
+        let (twice_rank_sum, ties) = self.ranks(d);
+        z_from_ranks(twice_rank_sum - self.twice_offset, ties, self.n, self.m)
+    }
+}
+
+/// Kayenta's statistic from twice dz (an integer) and the tie term.
+pub(super) fn z_from_ranks(
+    twice_dz: i64,
+    ties: f64,
+    n: f64,
+    m: f64,
+) -> Result<f64, MannWhitneyError> {
+    let sigma = sigma(ties, n, m);
+    if sigma == 0.0 {
+        return Err(MannWhitneyError::AllTied);
+    }
+    Ok(corrected_dz(twice_dz) / sigma)
+}
+
+/// dz - sign(dz) / 2, exact (half-integers are exact in f64, so this
+/// equals Kayenta's sum of average ranks minus its offsets bit for bit).
+/// Never increases as the shift grows.
+pub(super) fn corrected_dz(twice_dz: i64) -> f64 {
+    let dz = twice_dz as f64 / 2.0;
+    let correction = 0.5 * (twice_dz.signum() as f64);
+    dz - correction
+}
+
+/// The statistic's standard deviation for tie term `ties`. Every operation
+/// is monotone, so a larger tie term never gives a larger value, in floating
+/// point as in the reals.
+pub(super) fn sigma(ties: f64, n: f64, m: f64) -> f64 {
+    ((n * m / 12.0) * ((n + m + 1.0) - ties / ((n + m) * (n + m - 1.0)))).sqrt()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::MannWhitney;
+    use super::super::test_support::*;
+    use super::*;
+
+    #[test]
+    fn ranks_equal_the_merge_in_random_order() {
+        let mut r = Lcg(11);
+        for (x, y) in datasets() {
+            let mut mw = MannWhitney::new();
+            mw.load(&x, &y);
+            let mut stat = RankStatistic::new(&mw.x, &mw.y_padded, &mut mw.scratch);
+            for d in shifts(stat.x, stat.y, &mut r) {
+                assert_eq!(
+                    stat.ranks(d),
+                    ranks_by_merge(stat.x, stat.y, d),
+                    "d = {d:e}, x {x:?} y {y:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ranks_equal_the_merge_while_a_bracket_narrows() {
+        // Shifts as a root finder makes them: each inside the bracket left
+        // by the previous ones, so the pair list is built and narrowed.
+        let mut r = Lcg(12);
+        let mut from_pairs = 0;
+        for (x, y) in datasets() {
+            let mut mw = MannWhitney::new();
+            mw.load(&x, &y);
+            let m = mw.y_padded.len() - 1;
+            let (lo0, hi0) = (
+                mw.x[0] - mw.y_padded[m - 1],
+                mw.x[mw.x.len() - 1] - mw.y_padded[0],
+            );
+            let mut stat = RankStatistic::new(&mw.x, &mw.y_padded, &mut mw.scratch);
+            for _run in 0..6 {
+                let (mut lo, mut hi) = (lo0, hi0);
+                for _step in 0..40 {
+                    let d = lo + (hi - lo) * r.unit();
+                    let want = ranks_by_merge(stat.x, stat.y, d);
+                    assert_eq!(stat.ranks(d), want, "d = {d:e}");
+                    if stat.pairs.last.is_some_and(|last| last.0 == d) {
+                        from_pairs += 1;
+                    }
+                    if r.unit() < 0.5 {
+                        lo = d;
+                    } else {
+                        hi = d;
+                    }
+                }
+            }
+        }
+        assert!(from_pairs > 500, "pair list used {from_pairs} times");
+    }
+}
