@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod oracle;
 pub mod prometheus;
 pub mod run;
+mod sample;
 pub mod series;
 pub mod shard;
 pub mod study;

@@ -1,0 +1,359 @@
+//! Exact samplers for the metrics generator ([`crate::series`]): Poisson
+//! (inversion for a small mean, Hörmann's PTRS for a large one), binomial,
+//! standard normal and the AR(1) step, with the helpers PTRS needs
+//! (`ln_factorial`, a libm-free `floor`). "Exact" means each draws from its
+//! distribution with no approximation beyond rounding; the tests check
+//! each against its pmf.
+//!
+//! Not for: what is drawn when (see `series`), or statistics on the
+//! draws (the judge crate).
+
+use rand::RngExt;
+use rand_distr::{Binomial, Distribution, StandardNormal};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+pub(crate) fn ar1(prev: f64, p: scenarios::Ar1, rng: &mut Xoshiro256PlusPlus) -> f64 {
+    if p.sd == 0.0 {
+        return 0.0;
+    }
+    p.rho * prev + p.sd * (1.0 - p.rho * p.rho).sqrt() * gauss(rng)
+}
+
+pub(crate) fn gauss(rng: &mut Xoshiro256PlusPlus) -> f64 {
+    StandardNormal.sample(rng)
+}
+
+/// Mean from which [`poisson`] uses PTRS (valid from 10): below it, the
+/// sequential search's ~lambda cheap steps cost less than PTRS, whose
+/// quick acceptance is rare at small means.
+const PTRS_FROM: f64 = 20.0;
+
+/// A Poisson draw, exact: inversion by sequential search for a small mean
+/// (cost grows with the mean, but no set-up), Hörmann's PTRS transformed
+/// rejection for a large one (constant cost).
+#[inline]
+pub(crate) fn poisson(lambda: f64, rng: &mut Xoshiro256PlusPlus) -> u64 {
+    if lambda.is_nan() || lambda <= 0.0 {
+        return 0;
+    }
+    if lambda >= PTRS_FROM {
+        return poisson_ptrs(lambda, rng);
+    }
+    let u: f64 = rng.random();
+    // e^-lambda >= 1 - lambda: most draws of a small mean are 0 without
+    // computing the exponential
+    if u <= 1.0 - lambda {
+        return 0;
+    }
+    let mut p = (-lambda).exp();
+    let mut cumulative = p;
+    let mut k = 0.0;
+    // rounding can leave the sum a hair below 1: stop where the pmf is
+    // far below it (P(k > 200) < 1e-100 for these means)
+    while u > cumulative && k < 200.0 {
+        k += 1.0;
+        p *= lambda / k;
+        cumulative += p;
+    }
+    k as u64
+}
+
+/// PTRS (W. Hörmann, "The transformed rejection method for generating
+/// Poisson random variables", Insurance: Mathematics and Economics 12,
+/// 1993), as numpy's `random_poisson_ptrs`; valid for `lambda >= 10`.
+#[inline(never)]
+fn poisson_ptrs(lambda: f64, rng: &mut Xoshiro256PlusPlus) -> u64 {
+    let slam = lambda.sqrt();
+    let b = 0.931 + 2.53 * slam;
+    let a = -0.059 + 0.02483 * b;
+    let inv_alpha = 1.1239 + 1.1328 / (b - 3.4);
+    let vr = 0.9277 - 3.6224 / (b - 2.0);
+    loop {
+        let u = rng.random::<f64>() - 0.5;
+        let v: f64 = rng.random();
+        let us = 0.5 - u.abs();
+        let k = floor((2.0 * a / us + b) * u + lambda + 0.43);
+        if us >= 0.07 && v <= vr {
+            return k as u64;
+        }
+        if k < 0.0 || (us < 0.013 && v > us) {
+            continue;
+        }
+        // ln v + ln inv_alpha - ln(a / us^2 + b) against the log pmf
+        let lhs = v * inv_alpha / (a / (us * us) + b);
+        if ptrs_accepts(lhs, lambda, k) {
+            return k as u64;
+        }
+    }
+}
+
+/// PTRS's exact acceptance test, ln(`lhs`) <= ln P(K = `k`), kept out of
+/// line: it is the rare path, and inlined its logarithms would be
+/// computed speculatively on the quick one.
+#[cold]
+#[inline(never)]
+fn ptrs_accepts(lhs: f64, lambda: f64, k: f64) -> bool {
+    lhs.ln() <= -lambda + k * lambda.ln() - ln_factorial(k)
+}
+
+/// `floor` without a libm call (baseline x86-64 has no rounding
+/// instruction); exact for |x| < 2^63, and infinities and NaN pass through
+/// `f64::floor`.
+fn floor(x: f64) -> f64 {
+    if x.abs() < 9.0e18 {
+        let t = x as i64 as f64;
+        if t > x { t - 1.0 } else { t }
+    } else {
+        x.floor()
+    }
+}
+
+/// ln(k!) for a whole `k >= 0`: a table below 10, Stirling's series above
+/// (numpy's `random_loggam`: relative error ~1e-16 there).
+fn ln_factorial(k: f64) -> f64 {
+    const SMALL: [f64; 10] = [
+        0.0,
+        0.0,
+        std::f64::consts::LN_2,
+        1.791_759_469_228_055,
+        3.178_053_830_347_945_8,
+        4.787_491_742_782_046,
+        6.579_251_212_010_101,
+        8.525_161_361_065_415,
+        10.604_602_902_745_25,
+        12.801_827_480_081_469,
+    ];
+    const A: [f64; 10] = [
+        8.333_333_333_333_333e-2,
+        -2.777_777_777_777_778e-3,
+        7.936_507_936_507_937e-4,
+        -5.952_380_952_380_952e-4,
+        8.417_508_417_508_418e-4,
+        -1.917_526_917_526_918e-3,
+        6.410_256_410_256_41e-3,
+        -2.955_065_359_477_124e-2,
+        1.796_443_723_688_307e-1,
+        -1.392_432_216_905_9,
+    ];
+    if k < 10.0 {
+        return SMALL[k as usize];
+    }
+    let x = k + 1.0;
+    let x2 = 1.0 / (x * x);
+    let series = A.iter().rev().fold(0.0, |acc, &c| acc * x2 + c);
+    series / x + 0.918_938_533_204_672_7 + (x - 0.5) * x.ln() - x
+}
+
+/// A binomial draw, exact: inversion by sequential search for a small
+/// mean (most error counts: usually one uniform and no logarithm),
+/// rand_distr's sampler for a large one.
+pub(crate) fn binomial(n: u64, p: f64, rng: &mut Xoshiro256PlusPlus) -> u64 {
+    if n == 0 || p.is_nan() || p <= 0.0 {
+        return 0;
+    }
+    if p >= 1.0 {
+        return n;
+    }
+    if p > 0.5 {
+        return n - binomial(n, 1.0 - p, rng);
+    }
+    let nf = n as f64;
+    if nf * p < 16.0 {
+        let u: f64 = rng.random();
+        // (1 - p)^n >= 1 - n p (Bernoulli): most draws of a small mean
+        // are 0 without computing the power
+        if u <= 1.0 - nf * p {
+            return 0;
+        }
+        let odds = p / (1.0 - p);
+        let mut pk = (nf * (-p).ln_1p()).exp();
+        let mut cumulative = pk;
+        let mut k = 0.0;
+        while u > cumulative && k < nf {
+            pk *= (nf - k) / (k + 1.0) * odds;
+            k += 1.0;
+            let next = cumulative + pk;
+            if next == cumulative {
+                // the rest of the tail is below rounding
+                break;
+            }
+            cumulative = next;
+        }
+        return k as u64;
+    }
+    Binomial::new(n, p).map_or(0, |d| d.sample(rng))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    #[test]
+    fn binomial_draws_fit_the_pmf_on_every_path() {
+        use rand::SeedableRng;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(13);
+        let draws = 1_000_000;
+        // inversion with and without its shortcut to 0, the complement,
+        // and rand_distr's sampler
+        for (n, p) in [
+            (100u64, 1e-9f64),
+            (100, 0.001),
+            (3, 0.3),
+            (40, 0.2),
+            (1000, 0.0159),
+            (50, 0.9),
+            (10_000, 0.3),
+        ] {
+            let nf = n as f64;
+            let lnf = ln_factorials(n as usize);
+            let pmf: Vec<f64> = (0..=n as usize)
+                .map(|k| {
+                    let ln_choose = lnf[n as usize] - lnf[k] - lnf[n as usize - k];
+                    let kf = k as f64;
+                    (ln_choose + kf * p.ln() + (nf - kf) * (-p).ln_1p()).exp()
+                })
+                .collect();
+            let mut counts = vec![0.0; n as usize + 1];
+            for _ in 0..draws {
+                counts[binomial(n, p, &mut rng) as usize] += 1.0;
+            }
+            let expected: Vec<f64> = pmf.iter().map(|q| q * draws as f64).collect();
+            let (stat, df) = chi_square(&counts, &expected);
+            assert!(
+                stat < chi_square_limit(df),
+                "n {n} p {p}: chi-square {stat} on {df} df"
+            );
+        }
+        assert_eq!(binomial(10, 0.0, &mut rng), 0);
+        assert_eq!(binomial(10, 1.0, &mut rng), 10);
+    }
+
+    /// ln(k!) for k = 0..=n by summing logs: no approximation.
+    fn ln_factorials(n: usize) -> Vec<f64> {
+        let mut out = vec![0.0; n + 1];
+        for k in 1..=n {
+            out[k] = out[k - 1] + (k as f64).ln();
+        }
+        out
+    }
+
+    #[test]
+    fn ln_factorial_and_floor_are_exact_enough() {
+        let mut ln = 0.0f64;
+        for k in 0..200u32 {
+            if k > 0 {
+                ln += f64::from(k).ln();
+            }
+            let got = ln_factorial(f64::from(k));
+            assert!(
+                (got - ln).abs() <= 1e-13 * ln.max(1.0),
+                "{k}: {got} vs {ln}"
+            );
+        }
+        for x in [
+            -2.5,
+            -2.0,
+            -0.3,
+            0.0,
+            0.7,
+            3.0,
+            1e17 + 3.0,
+            -1e17,
+            1e300,
+            -1e300,
+        ] {
+            assert_eq!(floor(x), x.floor(), "{x}");
+        }
+        assert!(floor(f64::NAN).is_nan());
+        assert_eq!(floor(f64::NEG_INFINITY), f64::NEG_INFINITY);
+    }
+
+    /// Poisson pmf at 0..=k_max, by the recurrence in log space.
+    fn poisson_pmf(lambda: f64, k_max: usize) -> Vec<f64> {
+        let mut ln_p = -lambda;
+        (0..=k_max)
+            .map(|k| {
+                if k > 0 {
+                    ln_p += lambda.ln() - (k as f64).ln();
+                }
+                ln_p.exp()
+            })
+            .collect()
+    }
+
+    /// Pearson's chi-square of `counts` against `expected` (cells with an
+    /// expectation below 5 pooled into one), and its degrees of freedom.
+    fn chi_square(counts: &[f64], expected: &[f64]) -> (f64, usize) {
+        let (mut stat, mut cells) = (0.0, 0usize);
+        let (mut pool_o, mut pool_e) = (0.0, 0.0);
+        for (o, e) in counts.iter().zip(expected) {
+            if *e < 5.0 {
+                pool_o += o;
+                pool_e += e;
+            } else {
+                stat += (o - e).powi(2) / e;
+                cells += 1;
+            }
+        }
+        if pool_e > 0.0 {
+            stat += (pool_o - pool_e).powi(2) / pool_e.max(1e-300);
+            cells += 1;
+        }
+        (stat, cells.saturating_sub(1))
+    }
+
+    /// Upper 0.1% point of chi-square with `df` degrees of freedom
+    /// (Wilson-Hilferty; close enough for df >= 1 at this level).
+    pub(crate) fn chi_square_limit(df: usize) -> f64 {
+        let k = df.max(1) as f64;
+        let z = 3.090_232_306_167_813_6; // qnorm(0.999)
+        k * (1.0 - 2.0 / (9.0 * k) + z * (2.0 / (9.0 * k)).sqrt()).powi(3)
+    }
+
+    #[test]
+    fn poisson_draws_fit_the_pmf_on_every_path() {
+        use rand::SeedableRng;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        let draws = 1_000_000;
+        // the sampler as used (inversion below PTRS_FROM, with and without
+        // its shortcut to 0; PTRS above), and PTRS alone from its validity
+        // bound 10, so both are checked where either might be chosen
+        type Sampler = fn(f64, &mut Xoshiro256PlusPlus) -> u64;
+        let cases: [(&str, Sampler, &[f64]); 2] = [
+            (
+                "poisson",
+                poisson,
+                &[
+                    0.001, 0.25, 0.9, 1.0, 4.5, 9.99, 12.0, 19.9, 20.0, 40.0, 1000.0, 1e5,
+                ],
+            ),
+            ("ptrs", poisson_ptrs, &[10.0, 12.0, 19.9, 40.0]),
+        ];
+        for (name, sampler, lambdas) in cases {
+            for &lambda in lambdas {
+                let k_max = (lambda + 12.0 * lambda.sqrt() + 20.0) as usize;
+                let mut counts = vec![0.0; k_max + 1];
+                let mut beyond = 0;
+                for _ in 0..draws {
+                    let k = sampler(lambda, &mut rng) as usize;
+                    match counts.get_mut(k) {
+                        Some(c) => *c += 1.0,
+                        None => beyond += 1,
+                    }
+                }
+                assert_eq!(beyond, 0, "{name} {lambda}: draws beyond {k_max}");
+                let expected: Vec<f64> = poisson_pmf(lambda, k_max)
+                    .iter()
+                    .map(|p| p * draws as f64)
+                    .collect();
+                let (stat, df) = chi_square(&counts, &expected);
+                assert!(
+                    stat < chi_square_limit(df),
+                    "{name} {lambda}: chi-square {stat} on {df} df"
+                );
+            }
+        }
+        assert_eq!(poisson(0.0, &mut rng), 0);
+        assert_eq!(poisson(f64::NAN, &mut rng), 0);
+    }
+}
