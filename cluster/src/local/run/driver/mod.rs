@@ -1,46 +1,35 @@
 //! The driver loop of a local release: feeds the controller (Kayenta or a
 //! peer's rules) its events and carries out its commands on loopback, with
 //! controller time mapped onto real time by the time scale; see the
-//! module docs of [`super`].
+//! module docs of [`super`]. Its background queries are `queries.rs`;
+//! which pods serve, `serving.rs`.
 //!
 //! Not for: the processes it starts and their weights (`running.rs`,
-//! `instance.rs`), the promotion and rollback (`promote.rs`), nor what is
-//! asked of Prometheus (`prometheus.rs`).
+//! `instance.rs`), the promotion and rollback (`promote.rs`), nor
+//! starting and asking Prometheus (`prometheus.rs`).
+
+mod queries;
+mod serving;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
-use judge::analysis::Window;
-use loadgen::{Arrival, Control, RateProfile, Target, Targets};
-use release::{
-    Command, Controller, Event, Measurement, Millis, ReleaseEnd, Track as PodTrack, ms, secs,
-};
+use release::{Command, Controller, Event, Millis, ReleaseEnd, Track as PodTrack, ms, secs};
 use tokio::task::JoinSet;
 
 use super::context::Context;
-use super::instance::{instance_config, start_slot, wait_ready};
-use super::prometheus::{fetch_series, measurement, prometheus_api, start_prometheus};
+use super::instance::{instance_config, start_slot};
+use super::prometheus::start_prometheus;
 use super::promote::{cleanup, promote, rollback};
-use super::running::{Load, Running, Slot, Track, indices};
-use super::{Measured, ReleaseError, ReleaseRecord, StageSpan, Step};
-use crate::analysis::{
-    AnalysisError, AnalysisRun, JudgedInterval, fetch_pairs, judge_window, unix_now,
-};
+use super::running::{Running, Slot, Track, indices};
+use super::{ReleaseError, ReleaseRecord, StageSpan, Step};
+use crate::analysis::{AnalysisError, AnalysisRun, unix_now};
 use crate::cancel::cancelled;
 use crate::local::pods::PodWatch;
 use crate::plan::Split;
 use crate::ranges::scale_ranges;
-
-/// What the driver's background work answers with.
-enum Answer {
-    /// A window fetched and judged.
-    Judged(Box<JudgedInterval>),
-    /// A window could not be fetched or judged: the release stops.
-    JudgeFailed(ReleaseError),
-    /// A [`Command::Measure`] evaluated.
-    Measured { id: u64, value: Measurement },
-}
+use queries::Answer;
 
 /// Executes a [`Controller`]'s commands on loopback: the module docs' pods,
 /// loadgen and Prometheus, with controller time (scenario milliseconds
@@ -338,253 +327,6 @@ impl<'c, 'a> Driver<'c, 'a> {
     fn handle_later(&mut self, now: Millis, event: Event) {
         self.now = now.max(self.now);
         self.immediate.push_back(event);
-    }
-
-    /// The traffic shift: production must serve, then loadgen starts with
-    /// one target per instance (the reserved ones at 0).
-    async fn shift_traffic(
-        &mut self,
-        running: &mut Running,
-        record: &mut ReleaseRecord,
-    ) -> Result<(), (Step, ReleaseError)> {
-        let ctx = self.ctx;
-        let plan = ctx.plan;
-        for slot in running
-            .slots
-            .iter()
-            .filter(|s| s.track == Track::Production && s.goose.is_some())
-        {
-            wait_ready(slot, ctx.min_ready(), ctx.ready_timeout(), ctx.cancel)
-                .await
-                .map_err(|e| (Step::Deploy, e))?;
-        }
-        for slot in running.slots.iter_mut() {
-            slot.serving = slot.goose.is_some() && slot.track != Track::Next;
-        }
-        ctx.options.watch.set(Step::Traffic);
-        let load_targets = running
-            .weights(self.split)
-            .iter()
-            .zip(&running.slots)
-            .map(|((name, w), slot)| Target::parse(&format!("{name}=http://{}/@{w}", slot.addr)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| (Step::Traffic, e.into()))?;
-        let mut load_plan = loadgen::Plan::new(
-            Targets::Weighted(load_targets),
-            Arrival::Constant(RateProfile::constant(plan.request_rate)),
-        );
-        let analysis_time = plan.schedule.warmup + plan.schedule.lifetime;
-        // Generous: the release stops the load when it is done.
-        load_plan.duration =
-            Some(analysis_time * 2 + ctx.ready_timeout() * 4 + Duration::from_secs(60));
-        load_plan.loopback_only = true;
-        // Open loop: enough connections for 100 ms of arrivals in flight (the
-        // catalog's latencies are 50 ms at the median), so a raised
-        // --rate-scale is not capped by the pool (64 x 20 req/s at 50 ms).
-        load_plan.connections = ((plan.request_rate * 0.1).ceil() as usize).clamp(64, 2048);
-        // Per-step counts, so the canary's requests up to the decision can be
-        // told from those after it.
-        load_plan.interval = plan.step;
-        load_plan.seed = ctx.options.seed;
-        let control = Control::new();
-        running.load = Some(Load {
-            control: control.clone(),
-            task: Some(tokio::spawn(loadgen::run(load_plan, control))),
-        });
-        // The windows count from here: the controller's time of the shift,
-        // which is when loadgen started (it was asked for at `now`).
-        self.traffic_at = Some(self.now);
-        record.traffic_at = Some(self.unix(self.now));
-        ctx.options.watch.set(Step::Analysis);
-        Ok(())
-    }
-
-    /// Fetches the window's series once its last scrape has landed (one
-    /// step after its end), judges them, and answers in the background.
-    fn judge(
-        &mut self,
-        running: &Running,
-        request: release::JudgeRequest,
-    ) -> Result<(), (Step, ReleaseError)> {
-        let ctx = self.ctx;
-        let w = request.window;
-        let start = self.unix(request.origin + ms(w.start.as_secs_f64()));
-        let end = self.unix(request.origin + ms(w.end.as_secs_f64()));
-        let due = self.real(request.origin + ms(w.end.as_secs_f64())) + ctx.plan.step;
-        let api = prometheus_api(running, self.ctx.cancel)?;
-        let (config, judge) = (ctx.config.clone(), ctx.judge.clone());
-        let (control, experiment) = (ctx.control.clone(), ctx.experiment.clone());
-        let (step, seed, scale) = (ctx.plan.step, ctx.options.seed, self.scale());
-        self.tasks.spawn(async move {
-            tokio::time::sleep_until(due.into()).await;
-            let judged = async {
-                let pairs =
-                    fetch_pairs(&api, &config, &control, &experiment, start, end, step).await?;
-                // Real offsets from the traffic shift, as queried.
-                let window = Window {
-                    index: w.index,
-                    start: w.start.mul_f64(scale),
-                    end: w.end.mul_f64(scale),
-                };
-                judge_window(&judge, &config, &control, window, (start, end), pairs, seed)
-            };
-            match judged.await {
-                Ok(interval) => Answer::Judged(Box::new(interval)),
-                Err(e) => Answer::JudgeFailed(e.into()),
-            }
-        });
-        Ok(())
-    }
-
-    /// Evaluates a query on the real Prometheus at the request's time (a
-    /// range query if it asks for one) and answers in the background.
-    fn measure(
-        &mut self,
-        running: &Running,
-        request: release::MeasureRequest,
-    ) -> Result<(), (Step, ReleaseError)> {
-        let api = prometheus_api(running, self.ctx.cancel)?;
-        let promql = self
-            .queries
-            .get(request.query)
-            .map(|q| q.1.clone())
-            .unwrap_or_default();
-        self.measuring.push((
-            request.id,
-            request.query,
-            request.range.map_or(request.at, |r| r.end),
-        ));
-        let at = self.unix(request.at);
-        let range = request.range.map(|r| {
-            (
-                self.unix(r.start),
-                self.unix(r.end),
-                Duration::from_secs_f64(secs(r.step) * self.scale()),
-            )
-        });
-        let due = self.real(request.at) + self.ctx.plan.step;
-        self.tasks.spawn(async move {
-            tokio::time::sleep_until(due.into()).await;
-            let id = request.id;
-            let data = match range {
-                Some((start, end, step)) => api.query_range_data(&promql, start, end, step).await,
-                None => api.query_data(&promql, at).await,
-            };
-            let value = match data {
-                Ok(data) => measurement(&data),
-                Err(e) => Measurement::Error(e.to_string()),
-            };
-            Answer::Measured { id, value }
-        });
-        Ok(())
-    }
-
-    /// Keeps an answered measurement for the record.
-    fn record_measurement(&mut self, record: &mut ReleaseRecord, id: u64, value: &Measurement) {
-        let Some(k) = self.measuring.iter().position(|m| m.0 == id) else {
-            return;
-        };
-        let (_, query, at) = self.measuring.swap_remove(k);
-        let (name, promql) = self.queries.get(query).cloned().unwrap_or_default();
-        let since_shift = at.saturating_sub(self.traffic_at.unwrap_or(0));
-        record.measurements.push(Measured {
-            query: name,
-            promql,
-            at: self.unix(at),
-            scenario_s: secs(since_shift),
-            value: value.clone(),
-        });
-    }
-
-    /// The analysis is over: the series of the whole analysis for the
-    /// report (once).
-    async fn decided(&mut self, running: &Running, record: &mut ReleaseRecord) {
-        self.tasks.abort_all();
-        if self.series_fetched {
-            return;
-        }
-        self.series_fetched = true;
-        if let (Some(p), Some(traffic_at)) = (&running.prometheus, record.traffic_at) {
-            fetch_series(self.ctx, p, traffic_at, record).await;
-        }
-    }
-
-    /// Why the canary or baseline is not ready: the first such slot still
-    /// waiting, its exits and last exit.
-    fn not_ready(&self, running: &Running) -> Option<ReleaseError> {
-        let i = self.pods.first_starting()?;
-        let slot = running.slots.get(i)?;
-        let goose = slot.goose.as_ref()?;
-        let why = match (goose.exits(), goose.last_exit()) {
-            (0, _) | (_, None) => "/readyz never answered 200".to_string(),
-            (n, Some(last)) => format!(
-                "it exited {n} time{} and was restarted (a crash loop); last: {last}",
-                if n == 1 { "" } else { "s" }
-            ),
-        };
-        Some(ReleaseError::NotReady {
-            instance: slot.name.clone(),
-            waited: self.t0.elapsed(),
-            why,
-        })
-    }
-
-    /// Stops `count` canary pods (a peer's `setCanaryScale` down): not yet
-    /// ready ones first, then the last started; the canary's share goes to
-    /// the rest.
-    async fn stop_pods(
-        &mut self,
-        running: &mut Running,
-        track: PodTrack,
-        count: u32,
-    ) -> Result<(), ReleaseError> {
-        if track != PodTrack::Canary {
-            return Ok(());
-        }
-        let not_ready: Vec<usize> = self
-            .pods
-            .starting_slots()
-            .into_iter()
-            .filter(|&i| running.slots[i].track == Track::Canary)
-            .collect();
-        let serving = indices(running, Track::Canary)
-            .into_iter()
-            .rev()
-            .filter(|&i| running.slots[i].goose.is_some() && !not_ready.contains(&i));
-        let mut victims: Vec<usize> = not_ready.iter().copied().chain(serving).collect();
-        victims.truncate(count as usize);
-        for i in victims {
-            self.pods.forget(i);
-            running.slots[i].serving = false;
-            running.stop_slot(i).await;
-        }
-        running.set_weights(self.split)?;
-        running.update_targets()
-    }
-
-    /// Reports pods that became ready or crashed (also after they were
-    /// ready) since the last look; a canary pod ready after the traffic
-    /// shift (a peer's scale-up) starts serving (`true`: the weights must be
-    /// set again).
-    async fn look_at_pods(&mut self, running: &mut Running) -> (Vec<Event>, bool) {
-        let min_up = self.ctx.min_ready();
-        let before = self.pods.ready_slots();
-        let slots = &running.slots;
-        let events = self
-            .pods
-            .look(min_up, |i| slots.get(i).and_then(|s| s.goose.as_ref()))
-            .await;
-        let mut serve = false;
-        if running.load.is_some() {
-            for i in self.pods.ready_slots() {
-                let slot = &mut running.slots[i];
-                if !before.contains(&i) && slot.track == Track::Canary && !slot.serving {
-                    slot.serving = true;
-                    serve = true;
-                }
-            }
-        }
-        (events, serve)
     }
 }
 
