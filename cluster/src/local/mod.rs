@@ -6,7 +6,9 @@
 //! them, [`pods`].
 //!
 //! Mirrors `kube/`'s layout (`kube/run.rs` is the Kubernetes
-//! mode's driver, `local/run.rs` the local mode's).
+//! mode's driver, `local/run/` the local mode's: its driver loop in
+//! `run/driver/`, the processes it runs and their weights in
+//! `run/running.rs`).
 
 pub mod goose;
 pub mod pods;
