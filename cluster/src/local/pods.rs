@@ -21,6 +21,18 @@ struct Watched {
     exits: u32,
 }
 
+impl Watched {
+    /// One [`Event::PodCrashed`] per exit of `goose`'s process not
+    /// reported yet.
+    fn report_exits(&mut self, goose: &Goose, events: &mut Vec<Event>) {
+        let exits = goose.exits();
+        for _ in self.exits..exits {
+            events.push(Event::PodCrashed { track: self.track });
+        }
+        self.exits = self.exits.max(exits);
+    }
+}
+
 /// The pods a controller started: those not yet reported ready, and those
 /// reported ready, whose crashes are still reported.
 #[derive(Debug, Clone, Default)]
@@ -78,11 +90,7 @@ impl PodWatch {
             let Some(g) = goose(w.slot) else {
                 continue;
             };
-            let exits = g.exits();
-            for _ in w.exits..exits {
-                events.push(Event::PodCrashed { track: w.track });
-            }
-            w.exits = w.exits.max(exits);
+            w.report_exits(g, &mut events);
             ready.push(w);
         }
         let mut starting = Vec::with_capacity(self.starting.len());
@@ -90,11 +98,7 @@ impl PodWatch {
             let Some(g) = goose(w.slot) else {
                 continue;
             };
-            let exits = g.exits();
-            for _ in w.exits..exits {
-                events.push(Event::PodCrashed { track: w.track });
-            }
-            w.exits = w.exits.max(exits);
+            w.report_exits(g, &mut events);
             if g.up_for().is_some_and(|up| up >= min_up) && g.is_ready().await {
                 events.push(Event::PodReady { track: w.track });
                 ready.push(w);
