@@ -66,16 +66,8 @@ impl MannWhitney {
         above: bool,
         below: bool,
     ) -> Result<BandAnswer, MannWhitneyError> {
-        if self.x.is_empty() || self.y_padded.len() < 2 {
-            return Err(MannWhitneyError::Empty);
-        }
-        if !(conf_level > 0.0 && conf_level < 1.0) {
-            return Err(MannWhitneyError::ConfidenceLevel(conf_level));
-        }
+        let (mu_min, mu_max) = self.shift_range(conf_level)?;
         let (x, y_padded) = (&self.x, &self.y_padded);
-        let y = &y_padded[..y_padded.len() - 1];
-        let mu_min = x[0] - y[y.len() - 1];
-        let mu_max = x[x.len() - 1] - y[0];
         let mut stat = RankStatistic::with_summary(x, y_padded, &mut self.scratch, self.summary);
         let question = BandQuestion {
             mu_min,

@@ -162,11 +162,11 @@ impl MannWhitney {
         self.interval_loaded(conf_level)
     }
 
-    /// [`MannWhitney::interval`] for the samples already loaded.
-    pub fn interval_loaded(
-        &mut self,
-        conf_level: f64,
-    ) -> Result<MannWhitneyResult, MannWhitneyError> {
+    /// The loaded samples' range of shifts (smallest and largest
+    /// experiment-minus-control difference), after checking that both
+    /// samples have data and `conf_level` lies in (0, 1): what both the
+    /// interval and the band classification start from.
+    fn shift_range(&self, conf_level: f64) -> Result<(f64, f64), MannWhitneyError> {
         if self.x.is_empty() || self.y_padded.len() < 2 {
             return Err(MannWhitneyError::Empty);
         }
@@ -175,8 +175,16 @@ impl MannWhitney {
         }
         let (x, y_padded) = (&self.x, &self.y_padded);
         let y = &y_padded[..y_padded.len() - 1];
-        let mu_min = x[0] - y[y.len() - 1];
-        let mu_max = x[x.len() - 1] - y[0];
+        Ok((x[0] - y[y.len() - 1], x[x.len() - 1] - y[0]))
+    }
+
+    /// [`MannWhitney::interval`] for the samples already loaded.
+    pub fn interval_loaded(
+        &mut self,
+        conf_level: f64,
+    ) -> Result<MannWhitneyResult, MannWhitneyError> {
+        let (mu_min, mu_max) = self.shift_range(conf_level)?;
+        let (x, y_padded) = (&self.x, &self.y_padded);
         let mut stat = RankStatistic::with_summary(x, y_padded, &mut self.scratch, self.summary);
         solve_interval(mu_min, mu_max, conf_level, |d| stat.z(d))
     }
