@@ -2,7 +2,8 @@
 //! (the issue's measurement), end to end through a real Prometheus:
 //! generates the pods' goldengoose series (per-step normal approximations
 //! of the simulator's service: a daily swing, AR(1) load noise and drift,
-//! a log-normal histogram), writes them as OpenMetrics, backfills them
+//! a log-normal histogram; about one scrape in 1,000 missed), writes them
+//! as OpenMetrics, backfills them
 //! with `promtool tsdb create-blocks-from openmetrics`, starts Prometheus
 //! on the blocks, then times `calibrate::read` (the chunked range queries)
 //! and `calibrate::calibrate` (the fit) separately.
@@ -86,6 +87,22 @@ fn main() -> anyhow::Result<()> {
         .build()?
         .block_on(reading)?;
     let read_s = t.elapsed().as_secs_f64();
+    // The sample times as calibrate read them before (Prometheus's
+    // `timestamp()`, quadratic in a range query's points, so in 500-point
+    // chunks), timed on the same Prometheus, and checked against the raw
+    // samples' validity: the same steps must be missing.
+    let t = Instant::now();
+    let old = timestamp_validity(&api, window)?;
+    let old_s = t.elapsed().as_secs_f64();
+    let same = obs.pods.iter().all(|p| {
+        old.get(&p.name).is_some_and(|valid| {
+            valid.len() == p.requests.len()
+                && valid
+                    .iter()
+                    .zip(&p.requests)
+                    .all(|(v, r)| *v == r.is_finite())
+        })
+    });
     drop(server);
     let t = Instant::now();
     let c = calibrate::calibrate(&obs);
@@ -97,7 +114,62 @@ fn main() -> anyhow::Result<()> {
         c.steps,
         read_s + fit_s
     );
+    println!(
+        "sample times as read before (timestamp() in 500-point chunks): {old_s:.1} s on the same Prometheus; \
+         same valid steps as the raw samples: {same}"
+    );
+    if !same {
+        anyhow::bail!("the raw samples and timestamp() disagree on which steps are valid");
+    }
     Ok(())
+}
+
+/// Per pod, which steps `max by (pod, instance) (timestamp(...))` read in
+/// 500-point range queries makes valid (the newest sample one scrape
+/// after the previous one), as calibrate decided before it read raw samples.
+fn timestamp_validity(
+    api: &PromApi,
+    window: Window,
+) -> anyhow::Result<std::collections::BTreeMap<String, Vec<bool>>> {
+    let q = r#"max by (pod, instance) (timestamp(http_requests_total{app="week"}))"#;
+    let steps = window.steps();
+    let mut times: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    for c in 0..steps.div_ceil(500) {
+        let (a, b) = (c * 500, ((c + 1) * 500).min(steps));
+        let series = rt.block_on(api.query_range(
+            q,
+            window.from + a as f64 * STEP_S,
+            window.from + b as f64 * STEP_S,
+            window.step,
+        ))?;
+        for s in series {
+            let pod = s.labels.get("pod").cloned().unwrap_or_default();
+            let v = times
+                .entry(pod)
+                .or_insert_with(|| vec![f64::NAN; steps + 1]);
+            for (t, x) in s.points {
+                let k = ((t - window.from) / STEP_S).round() as usize;
+                if k <= steps {
+                    v[k] = x;
+                }
+            }
+        }
+    }
+    Ok(times
+        .into_iter()
+        .map(|(pod, t)| {
+            let valid = (1..=steps)
+                .map(|k| {
+                    let dt = t[k] - t[k - 1];
+                    dt.is_finite() && dt > 0.5 * STEP_S && dt < 1.5 * STEP_S
+                })
+                .collect();
+            (pod, valid)
+        })
+        .collect())
 }
 
 fn gauss(rng: &mut Xoshiro256PlusPlus) -> f64 {
@@ -155,7 +227,7 @@ fn generate(steps: usize, pods: usize) -> Store {
         load = 0.5 * load + 0.03 * (1.0f64 - 0.25).sqrt() * gauss(&mut rng);
         let hour = ((k as f64 * STEP_S) / 3600.0) % 24.0;
         let mean = 50.0 * STEP_S * (1.0 + 0.3 * (std::f64::consts::TAU * hour / 24.0).sin());
-        for p in &mut all {
+        for (i, p) in all.iter_mut().enumerate() {
             p.drift = 0.9 * p.drift + 0.01 * (1.0f64 - 0.81).sqrt() * gauss(&mut rng);
             if k > 0 {
                 let m = mean * f64::exp(load);
@@ -178,6 +250,11 @@ fn generate(steps: usize, pods: usize) -> Store {
                 p.values[6 + BOUNDS.len()] += r;
             }
             p.values[5] = 300.0 * 1_048_576.0 * (1.0 + 0.003 * gauss(&mut rng));
+            // about one scrape in 1,000 missed (the counters go on): the
+            // steps calibrate must tell from its sample times
+            if k > 0 && (k * 31 + i * 17) % 997 == 0 {
+                continue;
+            }
             for (id, v) in p.ids.iter().zip(&p.values) {
                 store
                     .push(*id, t_ms, *v)

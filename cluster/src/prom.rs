@@ -556,6 +556,13 @@ impl PromApi {
         .await
     }
 
+    /// `/api/v1/query` of a range selector (`metric[5m]`) at `at` (unix
+    /// seconds): each series' raw samples with their own timestamps, read
+    /// in one pass. Errors and retries as [`Self::query_range`].
+    pub async fn query_samples(&self, promql: &str, at: f64) -> Result<Vec<Series>, Error> {
+        parse_matrix(&self.query_data(promql, at).await?)
+    }
+
     /// `/api/v1/query_range`'s `data` object, any result shape.
     pub async fn query_range_data(
         &self,

@@ -11,8 +11,12 @@
 //!
 //! Range queries are chunked to [`CHUNK_POINTS`] points per series, below
 //! Prometheus's limit of 11,000, so a week at 10 s (60,480 steps) is seven
-//! chunks per query; the sample times to [`TIMESTAMP_CHUNK_POINTS`]
-//! (Prometheus's `timestamp()` costs time quadratic in a query's points).
+//! chunks per query. The sample times are the request counter's raw
+//! samples (an instant query of the range selector `metric[d]` at each
+//! chunk's end, [`CHUNK_POINTS`] steps per chunk), one linear pass in
+//! Prometheus; the newest sample at or before each grid point is found
+//! here ([`sample_times`]). Prometheus 2.42's `timestamp()`, which would
+//! give the same per step, costs time quadratic in a range query's points.
 //!
 //! Not for: fitting (pure, in [`super::fit`]).
 
@@ -26,13 +30,13 @@ use super::fit::{HistogramBlocks, Observations, PodSeries, Sources};
 /// Points per series in one range query (Prometheus refuses more than 11,000).
 pub const CHUNK_POINTS: usize = 10_000;
 
-/// Points per series in one range query of `timestamp(...)`: Prometheus
-/// 2.42 evaluates it in time quadratic in the query's points (measured on
-/// 40 series of a week at 10 s: 500 points 0.72 s, 1,000 1.9 s, 2,000
-/// 7.5 s, 4,000 27 s, where a plain selector takes 0.8 s for 10,000), so
-/// a week's 60,480 steps take 121 short queries (about 90 s) instead of 7
-/// long ones (about 20 minutes).
-pub const TIMESTAMP_CHUNK_POINTS: usize = 500;
+/// How far before a chunk's first grid point its raw samples are read, in
+/// steps. Enough: a step `k` is valid only when its newest sample lies in
+/// (t(k-1), t(k)] and the one before it less than 1.5 steps earlier, so a
+/// sample older than 2.5 steps before a grid point cannot make a step
+/// valid, and a grid point without a sample in the chunk's reach (NaN) makes
+/// exactly the steps invalid that Prometheus's older timestamp would.
+const SAMPLE_MARGIN_STEPS: usize = 3;
 
 /// Why calibration could not read its data.
 #[derive(Debug, thiserror::Error)]
@@ -259,8 +263,18 @@ pub async fn read(
     let dur_count = with(&format!("{}_count", family.duration()), &m, "");
     let cpu = with("process_cpu_seconds_total", &m, "");
     let mem = with("process_resident_memory_bytes", &m, "");
+    // the sample times: raw samples per chunk, `req[range]` at its end
+    let sample_range = |points: usize| {
+        format!(
+            "{req}[{}ms]",
+            (((points + SAMPLE_MARGIN_STEPS) as f64) * step * 1000.0).round() as u64
+        )
+    };
     let queries = [
-        ("sample times", format!("max by ({by}) (timestamp({req}))")),
+        (
+            "sample times (raw samples, at each chunk's end)",
+            sample_range(CHUNK_POINTS.min(steps)),
+        ),
         ("requests", format!("sum by ({by}) ({req})")),
         ("5xx responses", format!("sum by ({by}) ({err})")),
         ("latency sum", format!("sum by ({by}) ({dur_sum})")),
@@ -268,33 +282,38 @@ pub async fn read(
         ("CPU seconds", format!("sum by ({by}) ({cpu})")),
         ("resident memory", format!("sum by ({by}) ({mem})")),
     ];
-    // the sample times (the first query) in short chunks, the rest long
-    let chunk_points = |i: usize| {
-        if i == 0 {
-            TIMESTAMP_CHUNK_POINTS
-        } else {
-            CHUNK_POINTS
-        }
-    };
-    let total_requests = (0..queries.len())
-        .map(|i| steps.div_ceil(chunk_points(i)))
-        .sum::<usize>()
-        + 1;
+    let points = CHUNK_POINTS;
+    let total_requests = queries.len() * steps.div_ceil(points) + 1;
     let mut sent = 0;
     // per query: pod -> values at grid points 0..=steps
     let mut grids: Vec<BTreeMap<String, Vec<f64>>> = Vec::new();
     for (i, (what, q)) in queries.iter().enumerate() {
         let mut grid: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-        let points = chunk_points(i);
         for c in 0..steps.div_ceil(points) {
             let a = c * points;
             let b = ((c + 1) * points).min(steps);
             sent += 1;
+            let start = window.from + a as f64 * step;
+            let end = window.from + b as f64 * step;
+            if i == 0 {
+                let q = sample_range(b - a);
+                progress(&format!(
+                    "[{sent}/{total_requests}] {what}, steps {a}-{b} of {steps}: {q} at {end:.3}"
+                ));
+                let raw = api
+                    .query_samples(&q, end)
+                    .await
+                    .map_err(|source| Error::Prometheus {
+                        url: url.to_string(),
+                        query: format!("{q} (instant query at {end:.3})"),
+                        source: Box::new(source),
+                    })?;
+                sample_times(&raw, window.from, step, a..=b, steps, &mut grid);
+                continue;
+            }
             progress(&format!(
                 "[{sent}/{total_requests}] {what}, steps {a}-{b} of {steps}: {q}"
             ));
-            let start = window.from + a as f64 * step;
-            let end = window.from + b as f64 * step;
             for s in run(q, start, end, window.step).await? {
                 let pod = pod_name(&s);
                 let v = grid.entry(pod).or_insert_with(|| vec![f64::NAN; steps + 1]);
@@ -430,6 +449,50 @@ fn family_matchers(f: Family, m: &str) -> String {
     }
 }
 
+/// Per pod, the time of its newest raw sample (over all its series) at or
+/// before each grid point `k` in `ks` (`from + k step`), what `max by (pod,
+/// instance) (timestamp(m))` gives there, into `grid` (`steps + 1` points
+/// per pod). `series` are the raw samples a range selector returned for
+/// the chunk; a grid point with none of its pod's samples at or before it
+/// is left as it was (NaN, or what the chunk before wrote). Times are
+/// compared in whole milliseconds, as Prometheus stores them. Linear in
+/// the samples after one sort per pod.
+pub fn sample_times(
+    series: &[Series],
+    from: f64,
+    step: f64,
+    ks: std::ops::RangeInclusive<usize>,
+    steps: usize,
+    grid: &mut BTreeMap<String, Vec<f64>>,
+) {
+    let ms = |t: f64| (t * 1000.0).round() as i64;
+    let mut by_pod: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for s in series {
+        by_pod
+            .entry(pod_name(s))
+            .or_default()
+            .extend(s.points.iter().map(|p| ms(p.0)));
+    }
+    for (pod, mut times) in by_pod {
+        times.sort_unstable();
+        times.dedup();
+        let v = grid.entry(pod).or_insert_with(|| vec![f64::NAN; steps + 1]);
+        let mut j = 0;
+        for k in ks.clone() {
+            if k > steps {
+                break;
+            }
+            let at = ms(from + k as f64 * step);
+            while j < times.len() && times[j] <= at {
+                j += 1;
+            }
+            if j > 0 {
+                v[k] = times[j - 1] as f64 / 1000.0;
+            }
+        }
+    }
+}
+
 fn pod_name(s: &Series) -> String {
     s.labels
         .get("pod")
@@ -554,6 +617,50 @@ mod tests {
         let d = increments(&v, &ok);
         assert_eq!(&d[..3], &[5.0, 0.0, 3.0]);
         assert!(d[3].is_nan() && d[4].is_nan() && d[5].is_nan());
+    }
+
+    #[test]
+    fn sample_times_are_the_newest_raw_sample_per_pod_at_each_grid_point() {
+        let s = |pod: &str, code: &str, ts: &[f64]| Series {
+            labels: [("pod", pod), ("code", code)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            points: ts.iter().map(|t| (*t, 1.0)).collect(),
+        };
+        // pod a: scrapes at 99.5 + 10 i, the one at 129.5 missed, the 5xx
+        // series only since 119.5; pod b: a sample exactly on grid point 2
+        // (from 100, step 10), then nothing.
+        let raw = vec![
+            s("a", "200", &[99.5, 109.5, 119.5, 139.5, 149.5]),
+            s("a", "500", &[119.5, 139.5, 149.5]),
+            s("b", "200", &[105.0, 120.0]),
+        ];
+        let mut grid = BTreeMap::new();
+        sample_times(&raw, 100.0, 10.0, 0..=5, 7, &mut grid);
+        assert_eq!(grid["a"][..6], [99.5, 109.5, 119.5, 119.5, 139.5, 149.5]);
+        let b = &grid["b"];
+        assert!(b[0].is_nan() && b[6].is_nan() && b[7].is_nan(), "{b:?}");
+        assert_eq!(b[1..6], [105.0, 120.0, 120.0, 120.0, 120.0]);
+        // the next chunk (grid points 5..=7; its raw samples reach back to
+        // 142): point 5 keeps what the chunk before found, point 6 has no
+        // sample in reach (NaN: steps 6 and 7 invalid, as a sample 4 steps
+        // old would make them)
+        let later = vec![s("b", "200", &[165.0])];
+        sample_times(&later, 100.0, 10.0, 5..=7, 7, &mut grid);
+        assert_eq!(grid["b"][5], 120.0);
+        assert!(grid["b"][6].is_nan());
+        assert_eq!(grid["b"][7], 165.0);
+        // the validity the fit derives: a step is valid when its newest
+        // sample is one scrape after the last
+        let t = &grid["a"][..6];
+        let valid: Vec<bool> = (1..t.len())
+            .map(|k| {
+                let dt = t[k] - t[k - 1];
+                dt > 5.0 && dt < 15.0
+            })
+            .collect();
+        assert_eq!(valid, vec![true, true, false, false, true]);
     }
 
     #[test]
