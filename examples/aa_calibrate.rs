@@ -8,7 +8,16 @@
 //!
 //!     cargo run --release --example aa_calibrate -- SCENARIO.toml \
 //!         --canarylab target/release/canarylab [--time-scale 0.02] \
-//!         [--rate-scale 50] [--seconds 180] [--seed 1] --out fitted.toml
+//!         [--rate-scale 50] [--seconds 180] [--seed 1] [--runs 2000] \
+//!         [--draws 100] [--draw-runs 200] --out fitted.toml
+//!
+//! Then predicts the scenario's A/A false-alarm rate on the fitted service
+//! (`--runs` simulated releases at the fitted values, as `canarylab sim
+//! S.toml --service fitted.toml --runs 2000 --seed 1` does) and how much of
+//! its uncertainty comes from the fit: a parametric bootstrap, `--draws`
+//! draws of the fitted parameters from their estimated sampling
+//! distributions, `--draw-runs` releases each
+//! (`canarylab::calibrate_cmd::aa_prediction`; `--draws 0`: none).
 //!
 //! Why a conversion: at `--time-scale ts` with `--rate-scale k` one real
 //! step plays one scenario step and a scaled rate window holds `k ts`
@@ -35,6 +44,9 @@ struct Args {
     rate_scale: f64,
     seconds: f64,
     seed: u64,
+    runs: u32,
+    draws: usize,
+    draw_runs: u32,
     out: PathBuf,
 }
 
@@ -47,6 +59,9 @@ fn args() -> anyhow::Result<Args> {
         rate_scale: 50.0,
         seconds: 180.0,
         seed: 1,
+        runs: 2000,
+        draws: 100,
+        draw_runs: 200,
         out: PathBuf::from("fitted.toml"),
     };
     while let Some(x) = it.next() {
@@ -57,6 +72,9 @@ fn args() -> anyhow::Result<Args> {
             "--rate-scale" => a.rate_scale = val("--rate-scale")?.parse()?,
             "--seconds" => a.seconds = val("--seconds")?.parse()?,
             "--seed" => a.seed = val("--seed")?.parse()?,
+            "--runs" => a.runs = val("--runs")?.parse()?,
+            "--draws" => a.draws = val("--draws")?.parse()?,
+            "--draw-runs" => a.draw_runs = val("--draw-runs")?.parse()?,
             "--out" => a.out = val("--out")?.into(),
             s if s.starts_with("--") => bail!("unknown option {s}"),
             s => a.scenario = s.into(),
@@ -64,7 +82,7 @@ fn args() -> anyhow::Result<Args> {
     }
     if a.scenario.as_os_str().is_empty() {
         bail!(
-            "usage: aa_calibrate SCENARIO.toml [--canarylab PATH] [--time-scale X] [--rate-scale K] [--seconds S] [--seed N] --out FILE"
+            "usage: aa_calibrate SCENARIO.toml [--canarylab PATH] [--time-scale X] [--rate-scale K] [--seconds S] [--seed N] [--runs N] [--draws B] [--draw-runs N] --out FILE"
         );
     }
     Ok(a)
@@ -206,5 +224,22 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&a.out, toml).with_context(|| format!("{}: cannot write", a.out.display()))?;
     println!("{}", write::summary(&cal));
     println!("wrote {}", a.out.display());
+    if a.runs > 0 {
+        let started = std::time::Instant::now();
+        let p = canarylab::calibrate_cmd::aa_prediction(
+            &scenario,
+            &cal,
+            &prov,
+            a.runs,
+            (a.draws, a.draw_runs),
+            1,
+        )?;
+        println!(
+            "A/A false alarms of {} on the fitted service ({:.1} s of simulation):",
+            a.scenario.display(),
+            started.elapsed().as_secs_f64()
+        );
+        print!("{}", p.text());
+    }
     Ok(())
 }

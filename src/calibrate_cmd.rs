@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use cluster::PromApi;
-use cluster::calibrate::{self, Window, write};
+use cluster::calibrate::{self, Calibration, Window, uncertainty, write};
 
 use crate::Exit;
 
@@ -20,6 +20,9 @@ Examples:
   canarylab calibrate --prometheus http://127.0.0.1:9090 --from 2026-12-01T00:00:00Z --to 2026-12-08T00:00:00Z --out shop.toml
   canarylab sim scenarios/catalog --service shop.toml     # the catalog's regressions on your service
   canarylab sim shop.toml --config scenarios/catalog/canary-config.json   # A/A false alarms on your service
+  canarylab calibrate ... --out shop.toml --aa-config scenarios/catalog/canary-config.json
+      # the same A/A prediction in the summary, with how much of its
+      # uncertainty comes from the fit (--draws parameter draws)
 
 Reads goldengoose's families (http_requests_total{code},
 http_request_duration_seconds, process_cpu_seconds_total,
@@ -58,6 +61,98 @@ pub struct CalibrateArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Also predict this canary config's (Kayenta JSON) A/A false-alarm
+    /// rate on the fitted service, and the fit's uncertainty in it.
+    #[arg(long, value_name = "CONFIG.json")]
+    pub aa_config: Option<PathBuf>,
+    /// With --aa-config: simulated releases at the fitted values.
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub aa_runs: u32,
+    /// With --aa-config: draws of the fitted parameters from their
+    /// sampling distributions (0: none).
+    #[arg(long, default_value_t = 100, value_name = "B")]
+    pub draws: usize,
+    /// With --aa-config: simulated releases per draw.
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub draw_runs: u32,
+}
+
+/// An A/A prediction on a calibrated service ([`aa_prediction`]).
+#[derive(Debug, Clone)]
+pub struct AaPrediction {
+    /// Releases rolled back at the fitted values.
+    pub rolled_back: u64,
+    /// Releases simulated at the fitted values.
+    pub runs: u64,
+    /// The fit's uncertainty carried into the rate (with draws).
+    pub propagation: Option<uncertainty::Propagation>,
+}
+
+impl AaPrediction {
+    /// Lines for a person.
+    pub fn text(&self) -> String {
+        let p = self.rolled_back as f64 / self.runs.max(1) as f64;
+        match &self.propagation {
+            Some(prop) => prop.text(Some((self.rolled_back, self.runs))),
+            None => format!(
+                "A/A false alarms at the fitted values: {}/{} = {:.1}% (no parameter draws)\n",
+                self.rolled_back,
+                self.runs,
+                100.0 * p
+            ),
+        }
+    }
+}
+
+/// The A/A false-alarm rate `scenario` (its pipeline and canary config)
+/// has with the service `cal` describes: `runs` simulated releases at the
+/// fitted values (study seed `seed`), and a parametric bootstrap of the
+/// fit's uncertainty ([`uncertainty`]): `draws` draws of the parameters,
+/// `draw_runs` releases each (study seeds `seed + 1 + b`). The service
+/// goes through the written file's text ([`write::scenario_toml`], its
+/// clamps) as `canarylab sim --service` would read it.
+pub fn aa_prediction(
+    scenario: &scenarios::Scenario,
+    cal: &Calibration,
+    prov: &write::Provenance,
+    runs: u32,
+    (draws, draw_runs): (usize, u32),
+    seed: u64,
+) -> anyhow::Result<AaPrediction> {
+    let release = |c: &Calibration, runs: u32, seed: u64| -> anyhow::Result<(u64, u64)> {
+        let text = write::scenario_toml(c, prov);
+        let (service, step) = scenarios::parse_service(&text, Path::new("(fitted service)"))
+            .context("internal error: a drawn service does not validate")?;
+        let mut sc = scenario.clone();
+        sc.file.service = service.at_step(step, sc.file.analysis.scrape_step_s);
+        let opts = sim::StudyOptions {
+            runs,
+            seed,
+            threads: 0,
+            examples: false,
+        };
+        let study = sim::run_study(std::slice::from_ref(&sc), opts, &|_, _| {})?;
+        let v = &study
+            .scenarios
+            .first()
+            .context("internal error: the study has no result")?
+            .verdicts;
+        let n = v.promoted + v.rolled_back + v.deploy_failed + v.build_failed + v.paused;
+        Ok((u64::from(v.rolled_back), u64::from(n)))
+    };
+    let (rolled_back, n) = release(cal, runs, seed)?;
+    let mut normal = uncertainty::normals(seed);
+    let counts = (0..draws)
+        .map(|b| {
+            let c = uncertainty::draw(cal, &mut normal);
+            release(&c, draw_runs, seed.wrapping_add(1 + b as u64))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(AaPrediction {
+        rolled_back,
+        runs: n,
+        propagation: uncertainty::Propagation::from_counts(&counts),
+    })
 }
 
 /// Parses `10s`, `500ms`, `6h`, `7d`, `1.5m`.
@@ -215,6 +310,16 @@ pub fn run(args: &CalibrateArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         queries: queries.into_iter().map(|q| (q.what, q.promql)).collect(),
     };
     let toml = write::scenario_toml(&cal, &prov);
+    // the A/A scenario the file is, judged by --aa-config (read before
+    // anything is written: a bad config writes nothing)
+    let aa = args
+        .aa_config
+        .as_deref()
+        .map(|config| {
+            scenarios::Scenario::parse(&toml, &args.out, Some(config))
+                .with_context(|| format!("--aa-config {}", config.display()))
+        })
+        .transpose()?;
     // What is written must load as a scenario's service.
     scenarios::parse_service(&toml, &args.out)
         .context("internal error: the fitted scenario does not validate")?;
@@ -237,6 +342,27 @@ pub fn run(args: &CalibrateArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         family.name()
     )?;
     write!(out, "{}", write::summary(&cal))?;
+    if let Some(scenario) = &aa {
+        let started = std::time::Instant::now();
+        let p = aa_prediction(
+            scenario,
+            &cal,
+            &prov,
+            args.aa_runs,
+            (args.draws, args.draw_runs),
+            1,
+        )?;
+        writeln!(
+            out,
+            "A/A false alarms of {} on this service ({:.1} s of simulation):",
+            args.aa_config
+                .as_deref()
+                .unwrap_or(Path::new("?"))
+                .display(),
+            started.elapsed().as_secs_f64()
+        )?;
+        write!(out, "{}", p.text())?;
+    }
     writeln!(
         out,
         "wrote {} and {}",

@@ -7,7 +7,10 @@
 //!   per series) that read goldengoose's or Istio's metric families into
 //!   [`fit::Observations`];
 //! - [`write`](mod@write): the scenario file with one comment per fitted value, the
-//!   printed summary and the HTML page.
+//!   printed summary and the HTML page;
+//! - [`uncertainty`]: the fit's uncertainty carried into a prediction
+//!   (parameter draws for a parametric bootstrap, and the split of the
+//!   predictions' spread into the simulation's noise and the fit's).
 //!
 //! Why here: `cluster` is where canarylab reads Prometheus (`PromApi`),
 //! and it already depends on `scenarios` (the output) and `reports`; a
@@ -16,6 +19,7 @@
 
 pub mod fit;
 pub mod source;
+pub mod uncertainty;
 pub mod write;
 
 pub use fit::{Calibration, Fit, Observations, calibrate};
