@@ -232,7 +232,7 @@ fn calibrate_recovers_a_simulated_service_backfilled_into_a_real_prometheus() {
     let mut same = scenario.clone();
     same.file.service.pod_variation = written.pod_variation;
     same.file.service.pod_drift = written.pod_drift;
-    same.file.service.fresh_pod = written.fresh_pod.clone();
+    same.file.service.fresh_pod = written.fresh_pod;
     same.file.service.diurnal_swing = written.diurnal_swing;
     same.file.service.start_hour = written.start_hour;
     let truth = sim::run_study(std::slice::from_ref(&same), opts, &|_, _| {})
