@@ -412,3 +412,47 @@ fn grouped_keeps_its_rate_over_groups_and_fails_a_whole_group() {
     let (any, whole) = grouped_rate(&judge, &w, [1.0, 1.0, 1.3], 500, 33);
     assert!(any > 0.9 && whole < 0.05, "any {any}, whole group {whole}");
 }
+
+/// The band cases of `grouped` with the extra parameters in the
+/// environment variable `GROUPED_PARAMS` (a JSON object's members, e.g.
+/// `"detrend":2`), for trying a variant: `GROUPED_PARAMS='"detrend":2'
+/// cargo test -p judge --test it -- --ignored grouped_variant_band --nocapture`.
+#[test]
+#[ignore = "a measurement of a variant named in GROUPED_PARAMS"]
+fn grouped_variant_band() {
+    let extra = std::env::var("GROUPED_PARAMS").unwrap_or_default();
+    let runs: usize = std::env::var("BAND_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(4000);
+    let mut table = String::new();
+    for (i, &k) in [1usize, 3, 10].iter().enumerate() {
+        for (j, &(rho, pod)) in [(0.0, 0.0), (0.5, 0.0), (0.8, 0.0), (0.5, 0.02)]
+            .iter()
+            .enumerate()
+        {
+            let w = World {
+                rho,
+                pod,
+                shift: 1.0,
+                per_interval: 40,
+                intervals: k,
+            };
+            let track_sd = pod * std::f64::consts::SQRT_2;
+            let sep = if extra.is_empty() { "" } else { "," };
+            let params =
+                format!(r#"{{"alpha":{ALPHA},"looks":{k},"trackSd":{track_sd}{sep}{extra}}}"#);
+            let r = rate(
+                &judge_for(judges::GROUPED, &params),
+                &w,
+                runs,
+                5000 + (i * 10 + j) as u64,
+            );
+            table.push_str(&format!(
+                "rho {rho:.1} pod {pod:.2} looks {k:2}: {r:.4} (band up to {:.4})\n",
+                upper(ALPHA, runs)
+            ));
+        }
+    }
+    println!("{extra}\n{table}");
+}
