@@ -474,6 +474,81 @@ mod tests {
     }
 
     #[test]
+    fn detrended_moments_match_the_matrices() {
+        // tr(M R M), tr(S M R M) and 1' R 1 by dense matrices, n = 9
+        let n = 9usize;
+        for &(rho, degree) in &[(0.0, 1usize), (0.6, 1), (0.9, 2), (-0.3, 2)] {
+            let r = |i: usize, j: usize| f64::powi(rho, (i as i32 - j as i32).abs());
+            let (c, s) = poly_columns(n, degree);
+            let m = |i: usize, j: usize| {
+                f64::from(u8::from(i == j))
+                    - c.iter()
+                        .zip(&s)
+                        .map(|(q, sq)| q[i] * q[j] / sq)
+                        .sum::<f64>()
+            };
+            let mut mrm = vec![0.0; n * n];
+            for i in 0..n {
+                for j in 0..n {
+                    mrm[i * n + j] = (0..n)
+                        .flat_map(|k| (0..n).map(move |l| (k, l)))
+                        .map(|(k, l)| m(i, k) * r(k, l) * m(l, j))
+                        .sum();
+                }
+            }
+            let ss: f64 = (0..n).map(|i| mrm[i * n + i]).sum();
+            let lag: f64 = (0..n - 1).map(|i| mrm[(i + 1) * n + i]).sum();
+            let one: f64 = (0..n).flat_map(|i| (0..n).map(move |j| r(i, j))).sum();
+            let (e_ss, e_lag, e_one) = detrended_moments(rho, &c, &s);
+            assert!((e_ss - ss).abs() < 1e-9, "{rho} {degree}: {e_ss} {ss}");
+            assert!((e_lag - lag).abs() < 1e-9, "{rho} {degree}: {e_lag} {lag}");
+            assert!((e_one - one).abs() < 1e-9, "{rho} {degree}: {e_one} {one}");
+        }
+    }
+
+    #[test]
+    fn the_detrended_fit_ignores_a_decay_and_keeps_an_ar1s_level() {
+        let mut s = 3u64;
+        let mut e = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+        };
+        // an AR(1) at 0.5 over 60 points: on average the detrended
+        // estimate of the mean's variance is the plain one's, within 15%
+        let (runs, n) = (2000, 60);
+        let (mut plain, mut det) = (0.0, 0.0);
+        for _ in 0..runs {
+            let mut x = vec![0.0; n];
+            x[0] = e() / (1.0f64 - 0.25).sqrt();
+            for i in 1..n {
+                x[i] = 0.5 * x[i - 1] + e();
+            }
+            let mean = x.iter().sum::<f64>() / n as f64;
+            let k = n as f64;
+            let rho = lag1_signed(&x);
+            let vif = vif_ar1(rho, n);
+            let ss = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>();
+            plain += ss / (k - vif) * vif / k / runs as f64;
+            det += ar1_mean_variance_detrended(&x, 1).0 / runs as f64;
+        }
+        assert!((det / plain - 1.0).abs() < 0.15, "{det} {plain}");
+        // a decay plus small noise: the plain fit sees a correlation near
+        // 1; the detrended one does not
+        let x: Vec<f64> = (0..n)
+            .map(|t| 0.3 * (-(t as f64) / 30.0).exp() + 0.01 * e())
+            .collect();
+        let mean = x.iter().sum::<f64>() / n as f64;
+        let ss = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>();
+        let vif = vif_ar1(lag1_signed(&x), n);
+        let plain = ss / (n as f64 - vif) * vif / n as f64;
+        let (det, df) = ar1_mean_variance_detrended(&x, 2);
+        assert!(det * 10.0 < plain, "{det} {plain}");
+        assert!(df > 3.0, "{df}");
+    }
+
+    #[test]
     fn t_quantiles_match_tables() {
         // R: qt(0.975, c(3, 5, 10, 30)), qt(0.99, 10)
         for &(p, df, want) in &[
