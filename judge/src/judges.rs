@@ -295,8 +295,13 @@ impl Params {
                     return Err(InputError::at(
                         &path,
                         format!(
-                            "unknown parameter of judge \"{}\" (known: alpha, tolerance, trackSd, tau, looks)",
-                            kind.name()
+                            "unknown parameter of judge \"{}\" (known: alpha, tolerance, trackSd, tau, looks{})",
+                            kind.name(),
+                            if kind == Kind::Grouped {
+                                ", longRun, detrend, detrendShare"
+                            } else {
+                                ""
+                            }
                         ),
                     ));
                 }

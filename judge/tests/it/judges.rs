@@ -269,6 +269,13 @@ fn names_and_parameters_are_checked() {
     assert!(e.message.contains("unknown parameter"), "{e}");
     let e = bad(r#"{"name":"nope"}"#);
     assert_eq!(e.path, "judge.name");
+    // grouped's detrend: a degree 0, 1 or 2, and only for grouped
+    let e = bad(r#"{"name":"grouped","judgeConfigurations":{"detrend":3}}"#);
+    assert_eq!(e.path, "judge.judgeConfigurations.detrend");
+    let e = bad(r#"{"name":"grouped","judgeConfigurations":{"detrendShare":0}}"#);
+    assert_eq!(e.path, "judge.judgeConfigurations.detrendShare");
+    let e = bad(r#"{"name":"tolerance","judgeConfigurations":{"detrend":1}}"#);
+    assert!(e.message.contains("unknown parameter"), "{e}");
     // "recommended" resolves to the recommended judge
     let j = judge_for(judges::RECOMMENDED, "{}");
     assert_eq!(j.name(), judges::RECOMMENDED_JUDGE);
@@ -455,4 +462,48 @@ fn grouped_variant_band() {
         }
     }
     println!("{extra}\n{table}");
+}
+
+#[test]
+fn detrending_catches_a_decaying_slowdown_the_plain_fit_misses() {
+    // a slow start: the canary 60% slower at first, decaying with a time
+    // constant of a third of the window, over noise at lag-1 0.5; the
+    // plain AR(1) fit reads the decay as dependence
+    let w = World {
+        rho: 0.5,
+        pod: 0.0,
+        shift: 1.0,
+        per_interval: 60,
+        intervals: 1,
+    };
+    let detect = |params: &str, seed: u64| {
+        let judge = judge_for(judges::GROUPED, params);
+        let mut rng = Rng(seed);
+        let mut ws = Workspace::new();
+        let runs = 400;
+        let mut hits = 0usize;
+        for _ in 0..runs {
+            let control = track(&mut rng, &w, 1.0, 60);
+            let canary: Vec<f64> = track(&mut rng, &w, 1.0, 60)
+                .iter()
+                .enumerate()
+                .map(|(t, v)| v * (1.0 + 0.6 * (-(t as f64) / 20.0).exp()))
+                .collect();
+            let v = judge.judge_series(
+                &[Series {
+                    control: &control,
+                    experiment: &canary,
+                }],
+                0,
+                &mut ws,
+            );
+            hits += usize::from(v.metrics[0].0 == Classification::High);
+        }
+        hits as f64 / runs as f64
+    };
+    let plain = detect(r#"{"alpha":0.05}"#, 31);
+    let line = detect(r#"{"alpha":0.05,"detrend":1}"#, 31);
+    let parabola = detect(r#"{"alpha":0.05,"detrend":2}"#, 31);
+    assert!(line > plain + 0.2, "plain {plain}, line {line}");
+    assert!(parabola > plain + 0.2, "plain {plain}, parabola {parabola}");
 }
