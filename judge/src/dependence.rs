@@ -148,6 +148,152 @@ pub fn long_run_mean_variance_detrended(x: &[f64]) -> (f64, f64) {
     (var.max(g0 * vif / nf), df.min(dependent_df(n, r, vif)))
 }
 
+/// `R v` for the AR(1) correlation matrix `R_ij = rho^|i - j|`, in O(n):
+/// a forward and a backward pass.
+fn ar1_times(rho: f64, v: &[f64]) -> Vec<f64> {
+    let n = v.len();
+    let mut f = vec![0.0; n];
+    let mut acc = 0.0;
+    for i in 0..n {
+        acc = v[i] + rho * acc;
+        f[i] = acc;
+    }
+    acc = 0.0;
+    for i in (0..n).rev() {
+        acc = v[i] + rho * acc;
+        f[i] += acc - v[i];
+    }
+    f
+}
+
+/// Orthogonal polynomial columns of degree `0..=degree` over `n` points
+/// (Gram-Schmidt on powers of the centred time) and their squared norms.
+fn poly_columns(n: usize, degree: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
+    let tm = (n as f64 - 1.0) / 2.0;
+    let mut cols: Vec<Vec<f64>> = Vec::with_capacity(degree + 1);
+    let mut norms: Vec<f64> = Vec::with_capacity(degree + 1);
+    for k in 0..=degree {
+        let mut c: Vec<f64> = (0..n)
+            .map(|t| (t as f64 - tm).powi(i32::try_from(k).unwrap_or(0)))
+            .collect();
+        for (q, &s) in cols.iter().zip(&norms) {
+            let proj = c.iter().zip(q).map(|(a, b)| a * b).sum::<f64>() / s;
+            for (a, b) in c.iter_mut().zip(q) {
+                *a -= proj * b;
+            }
+        }
+        let s = c.iter().map(|v| v * v).sum::<f64>();
+        cols.push(c);
+        norms.push(s);
+    }
+    (cols, norms)
+}
+
+/// What an AR(1) with lag-1 correlation `rho` and unit variance leaves in
+/// the residuals of a least-squares polynomial (orthogonal columns `c`,
+/// squared norms `s`): (expected sum of squares `tr(M R M)`, expected
+/// lag-1 cross product `tr(S M R M)`, and `1' R 1`, `n^2` times the
+/// variance of the series' mean), with `M` the projection off the
+/// polynomials and `S` the lag-1 shift. O(n) per column pair.
+fn detrended_moments(rho: f64, c: &[Vec<f64>], s: &[f64]) -> (f64, f64, f64) {
+    let n = c[0].len();
+    let nf = n as f64;
+    let rc: Vec<Vec<f64>> = c.iter().map(|v| ar1_times(rho, v)).collect();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    // a' S b = sum_{i < n-1} a_i b_{i+1}
+    let shift = |a: &[f64], b: &[f64]| {
+        a[..n - 1]
+            .iter()
+            .zip(&b[1..])
+            .map(|(x, y)| x * y)
+            .sum::<f64>()
+    };
+    let mut tr_pr = 0.0;
+    let mut tr_srp = 0.0;
+    let mut tr_spr = 0.0;
+    let mut tr_sprp = 0.0;
+    for k in 0..c.len() {
+        tr_pr += dot(&c[k], &rc[k]) / s[k];
+        tr_srp += shift(&c[k], &rc[k]) / s[k];
+        tr_spr += shift(&rc[k], &c[k]) / s[k];
+        for l in 0..c.len() {
+            tr_sprp += shift(&c[l], &c[k]) * dot(&c[k], &rc[l]) / (s[k] * s[l]);
+        }
+    }
+    let ss = nf - tr_pr;
+    let lag = (nf - 1.0) * rho - tr_srp - tr_spr + tr_sprp;
+    (ss, lag, dot(&c[0], &rc[0]))
+}
+
+/// Variance of the mean of `x` and its degrees of freedom from an AR(1)
+/// fitted to the residuals of the series' least-squares polynomial of
+/// degree `degree` (1: a line, 2: a parabola), with the fit's
+/// small-sample bias removed exactly: the correlation is the one whose
+/// expected residual lag-1 autocorrelation (ratio of the expected cross
+/// product and sum of squares, [`detrended_moments`]) is the one
+/// observed, and the innovation variance the residual sum of squares over
+/// its expectation. A smooth change of level in the window (a canary that
+/// starts slow and recovers) is not read as dependence (the plain AR(1)
+/// fit then finds a correlation near 1 and an effective sample of one
+/// point), while on a stationary series the estimate keeps its level: the
+/// polynomial absorbs more of a correlated series' variance than the mean
+/// alone, which the plain residual fit
+/// ([`long_run_mean_variance_detrended`]) missed (7.4% at a nominal 5%
+/// with 40 points at lag-1 0.8). `(var, df)`: `df` counts the residual's
+/// `tr(M R M) / vif - 1` points and the estimated correlation's error as
+/// [`dependent_df`] does.
+pub fn ar1_mean_variance_detrended(x: &[f64], degree: usize) -> (f64, f64) {
+    let n = x.len();
+    if n < 4 * (degree + 1) {
+        let mean = x.iter().sum::<f64>() / n.max(1) as f64;
+        return long_run_mean_variance(x, mean);
+    }
+    let nf = n as f64;
+    let (c, s) = poly_columns(n, degree);
+    let mut d: Vec<f64> = x.to_vec();
+    for (q, &sq) in c.iter().zip(&s) {
+        let proj = d.iter().zip(q).map(|(a, b)| a * b).sum::<f64>() / sq;
+        for (a, b) in d.iter_mut().zip(q) {
+            *a -= proj * b;
+        }
+    }
+    let ss: f64 = d.iter().map(|v| v * v).sum();
+    if ss <= 0.0 || !ss.is_finite() {
+        return (0.0, 1.0);
+    }
+    let cross: f64 = d.windows(2).map(|w| w[0] * w[1]).sum();
+    let r = cross / ss;
+    let ratio = |rho: f64| {
+        let (e_ss, e_lag, _) = detrended_moments(rho, &c, &s);
+        e_lag / e_ss
+    };
+    let rho = if r <= ratio(MIN_LAG1) {
+        MIN_LAG1
+    } else if r >= ratio(MAX_LAG1) {
+        MAX_LAG1
+    } else {
+        let (mut lo, mut hi) = (MIN_LAG1, MAX_LAG1);
+        for _ in 0..30 {
+            let mid = 0.5 * (lo + hi);
+            if ratio(mid) < r {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        0.5 * (lo + hi)
+    };
+    let (e_ss, _, one_r_one) = detrended_moments(rho, &c, &s);
+    let sigma2 = ss / e_ss;
+    let vif = one_r_one / nf;
+    let resid = 2.0 / (e_ss / vif - 1.0).max(1.0);
+    let rc = rho.clamp(MIN_LAG1, 0.99);
+    // the correlation is estimated from the residuals, which hold
+    // `tr(M R M)` of the series' `n` points' worth of variance
+    let of_rho = 4.0 / (e_ss.max(1.0) * (1.0 - rc * rc));
+    (sigma2 * vif / nf, (2.0 / (resid + of_rho)).max(1.0))
+}
+
 /// The initial positive sequence estimate from residuals `d` of a fit
 /// with `params` parameters: `(variance of the mean, df)`.
 fn long_run_of_residuals(d: &[f64], params: usize) -> (f64, f64) {
@@ -325,6 +471,81 @@ mod tests {
         let vif = var * x.len() as f64 / g0;
         assert!((vif - 1.7 / 0.3).abs() < 1.0, "{vif}");
         assert_eq!(long_run_mean_variance(&[1.0; 10], 1.0), (0.0, 1.0));
+    }
+
+    #[test]
+    fn detrended_moments_match_the_matrices() {
+        // tr(M R M), tr(S M R M) and 1' R 1 by dense matrices, n = 9
+        let n = 9usize;
+        for &(rho, degree) in &[(0.0, 1usize), (0.6, 1), (0.9, 2), (-0.3, 2)] {
+            let r = |i: usize, j: usize| f64::powi(rho, (i as i32 - j as i32).abs());
+            let (c, s) = poly_columns(n, degree);
+            let m = |i: usize, j: usize| {
+                f64::from(u8::from(i == j))
+                    - c.iter()
+                        .zip(&s)
+                        .map(|(q, sq)| q[i] * q[j] / sq)
+                        .sum::<f64>()
+            };
+            let mut mrm = vec![0.0; n * n];
+            for i in 0..n {
+                for j in 0..n {
+                    mrm[i * n + j] = (0..n)
+                        .flat_map(|k| (0..n).map(move |l| (k, l)))
+                        .map(|(k, l)| m(i, k) * r(k, l) * m(l, j))
+                        .sum();
+                }
+            }
+            let ss: f64 = (0..n).map(|i| mrm[i * n + i]).sum();
+            let lag: f64 = (0..n - 1).map(|i| mrm[(i + 1) * n + i]).sum();
+            let one: f64 = (0..n).flat_map(|i| (0..n).map(move |j| r(i, j))).sum();
+            let (e_ss, e_lag, e_one) = detrended_moments(rho, &c, &s);
+            assert!((e_ss - ss).abs() < 1e-9, "{rho} {degree}: {e_ss} {ss}");
+            assert!((e_lag - lag).abs() < 1e-9, "{rho} {degree}: {e_lag} {lag}");
+            assert!((e_one - one).abs() < 1e-9, "{rho} {degree}: {e_one} {one}");
+        }
+    }
+
+    #[test]
+    fn the_detrended_fit_ignores_a_decay_and_keeps_an_ar1s_level() {
+        let mut s = 3u64;
+        let mut e = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+        };
+        // an AR(1) at 0.5 over 60 points: on average the detrended
+        // estimate of the mean's variance is the plain one's, within 15%
+        let (runs, n) = (2000, 60);
+        let (mut plain, mut det) = (0.0, 0.0);
+        for _ in 0..runs {
+            let mut x = vec![0.0; n];
+            x[0] = e() / (1.0f64 - 0.25).sqrt();
+            for i in 1..n {
+                x[i] = 0.5 * x[i - 1] + e();
+            }
+            let mean = x.iter().sum::<f64>() / n as f64;
+            let k = n as f64;
+            let rho = lag1_signed(&x);
+            let vif = vif_ar1(rho, n);
+            let ss = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>();
+            plain += ss / (k - vif) * vif / k / runs as f64;
+            det += ar1_mean_variance_detrended(&x, 1).0 / runs as f64;
+        }
+        assert!((det / plain - 1.0).abs() < 0.15, "{det} {plain}");
+        // a decay plus small noise: the plain fit sees a correlation near
+        // 1; the detrended one does not
+        let x: Vec<f64> = (0..n)
+            .map(|t| 0.3 * (-(t as f64) / 30.0).exp() + 0.01 * e())
+            .collect();
+        let mean = x.iter().sum::<f64>() / n as f64;
+        let ss = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>();
+        let vif = vif_ar1(lag1_signed(&x), n);
+        let plain = ss / (n as f64 - vif) * vif / n as f64;
+        let (det, df) = ar1_mean_variance_detrended(&x, 2);
+        assert!(det * 10.0 < plain, "{det} {plain}");
+        assert!(df > 3.0, "{df}");
     }
 
     #[test]

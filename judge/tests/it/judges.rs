@@ -269,6 +269,13 @@ fn names_and_parameters_are_checked() {
     assert!(e.message.contains("unknown parameter"), "{e}");
     let e = bad(r#"{"name":"nope"}"#);
     assert_eq!(e.path, "judge.name");
+    // grouped's detrend: a degree 0, 1 or 2, and only for grouped
+    let e = bad(r#"{"name":"grouped","judgeConfigurations":{"detrend":3}}"#);
+    assert_eq!(e.path, "judge.judgeConfigurations.detrend");
+    let e = bad(r#"{"name":"grouped","judgeConfigurations":{"detrendShare":0}}"#);
+    assert_eq!(e.path, "judge.judgeConfigurations.detrendShare");
+    let e = bad(r#"{"name":"tolerance","judgeConfigurations":{"detrend":1}}"#);
+    assert!(e.message.contains("unknown parameter"), "{e}");
     // "recommended" resolves to the recommended judge
     let j = judge_for(judges::RECOMMENDED, "{}");
     assert_eq!(j.name(), judges::RECOMMENDED_JUDGE);
@@ -411,4 +418,92 @@ fn grouped_keeps_its_rate_over_groups_and_fails_a_whole_group() {
     // errors alone: the latency group stays
     let (any, whole) = grouped_rate(&judge, &w, [1.0, 1.0, 1.3], 500, 33);
     assert!(any > 0.9 && whole < 0.05, "any {any}, whole group {whole}");
+}
+
+/// The band cases of `grouped` with the extra parameters in the
+/// environment variable `GROUPED_PARAMS` (a JSON object's members, e.g.
+/// `"detrend":2`), for trying a variant: `GROUPED_PARAMS='"detrend":2'
+/// cargo test -p judge --test it -- --ignored grouped_variant_band --nocapture`.
+#[test]
+#[ignore = "a measurement of a variant named in GROUPED_PARAMS"]
+fn grouped_variant_band() {
+    let extra = std::env::var("GROUPED_PARAMS").unwrap_or_default();
+    let runs: usize = std::env::var("BAND_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(4000);
+    let mut table = String::new();
+    for (i, &k) in [1usize, 3, 10].iter().enumerate() {
+        for (j, &(rho, pod)) in [(0.0, 0.0), (0.5, 0.0), (0.8, 0.0), (0.5, 0.02)]
+            .iter()
+            .enumerate()
+        {
+            let w = World {
+                rho,
+                pod,
+                shift: 1.0,
+                per_interval: 40,
+                intervals: k,
+            };
+            let track_sd = pod * std::f64::consts::SQRT_2;
+            let sep = if extra.is_empty() { "" } else { "," };
+            let params =
+                format!(r#"{{"alpha":{ALPHA},"looks":{k},"trackSd":{track_sd}{sep}{extra}}}"#);
+            let r = rate(
+                &judge_for(judges::GROUPED, &params),
+                &w,
+                runs,
+                5000 + (i * 10 + j) as u64,
+            );
+            table.push_str(&format!(
+                "rho {rho:.1} pod {pod:.2} looks {k:2}: {r:.4} (band up to {:.4})\n",
+                upper(ALPHA, runs)
+            ));
+        }
+    }
+    println!("{extra}\n{table}");
+}
+
+#[test]
+fn detrending_catches_a_decaying_slowdown_the_plain_fit_misses() {
+    // a slow start: the canary 60% slower at first, decaying with a time
+    // constant of a third of the window, over noise at lag-1 0.5; the
+    // plain AR(1) fit reads the decay as dependence
+    let w = World {
+        rho: 0.5,
+        pod: 0.0,
+        shift: 1.0,
+        per_interval: 60,
+        intervals: 1,
+    };
+    let detect = |params: &str, seed: u64| {
+        let judge = judge_for(judges::GROUPED, params);
+        let mut rng = Rng(seed);
+        let mut ws = Workspace::new();
+        let runs = 400;
+        let mut hits = 0usize;
+        for _ in 0..runs {
+            let control = track(&mut rng, &w, 1.0, 60);
+            let canary: Vec<f64> = track(&mut rng, &w, 1.0, 60)
+                .iter()
+                .enumerate()
+                .map(|(t, v)| v * (1.0 + 0.6 * (-(t as f64) / 20.0).exp()))
+                .collect();
+            let v = judge.judge_series(
+                &[Series {
+                    control: &control,
+                    experiment: &canary,
+                }],
+                0,
+                &mut ws,
+            );
+            hits += usize::from(v.metrics[0].0 == Classification::High);
+        }
+        hits as f64 / runs as f64
+    };
+    let plain = detect(r#"{"alpha":0.05}"#, 31);
+    let line = detect(r#"{"alpha":0.05,"detrend":1}"#, 31);
+    let parabola = detect(r#"{"alpha":0.05,"detrend":2}"#, 31);
+    assert!(line > plain + 0.2, "plain {plain}, line {line}");
+    assert!(parabola > plain + 0.2, "plain {plain}, parabola {parabola}");
 }
