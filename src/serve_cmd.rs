@@ -72,10 +72,10 @@ pub struct ServeArgs {
     /// interval (same labels, reasons, ratios and scores), a faster answer.
     #[arg(long)]
     pub without_interval: bool,
-    /// Threads serving requests, each with a single-threaded runtime
-    /// accepting from the same socket (a connection stays on its thread;
-    /// 4-13% less CPU per /judge than one multi-threaded runtime). Default:
-    /// one per core.
+    /// Threads serving requests, each with a single-threaded runtime and
+    /// a listening socket of its own on the same port (SO_REUSEPORT: the
+    /// kernel spreads connections over the threads; a connection stays on
+    /// its thread). Default: one per core.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 }
@@ -120,16 +120,12 @@ pub fn run(args: &ServeArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let listener = std::net::TcpListener::bind(args.listen)
+    let listeners = cluster::serve::Listeners::bind(args.listen, threads)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    writeln!(out, "{}", listener.local_addr()?)?;
+    writeln!(out, "{}", listeners.local_addr())?;
     out.flush()?;
-    let stopped = cluster::serve::run_per_thread(
-        listener,
-        options,
-        threads,
-        goldengoose::cli::termination_signal(),
-    )?;
+    let stopped =
+        cluster::serve::run_per_thread(listeners, options, goldengoose::cli::termination_signal())?;
     if !stopped.drained {
         eprintln!("serve: stopped with requests still in flight (--drain-timeout)");
     }

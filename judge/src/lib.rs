@@ -199,6 +199,12 @@ impl Workspace {
         }
     }
 
+    /// Metrics this workspace keeps buffers for (the most any call
+    /// judged).
+    pub fn metrics(&self) -> usize {
+        self.mws.len()
+    }
+
     /// How many metric classifications (of those that reached the
     /// Mann-Whitney test) were decided without the root finder, how many
     /// by running it part way, and how many computed the interval.
@@ -346,7 +352,7 @@ impl Judge {
         pairs: &[MetricSetPair],
         seed: u64,
     ) -> Result<CanaryJudgeResult, JudgeError> {
-        self.judge_pairs_with(pairs, seed, false)
+        self.judge_pairs_with(pairs, seed, false, &mut Workspace::new())
     }
 
     /// [`Judge::judge_pairs`] in Kayenta's own result shape: for
@@ -363,7 +369,23 @@ impl Judge {
         pairs: &[MetricSetPair],
         seed: u64,
     ) -> Result<CanaryJudgeResult, JudgeError> {
-        self.judge_pairs_with(pairs, seed, true)
+        self.judge_pairs_with(pairs, seed, true, &mut Workspace::new())
+    }
+
+    /// [`Judge::judge_pairs`] (`interval`: true) or
+    /// [`Judge::judge_pairs_without_interval`] (false) in the caller's
+    /// workspace, kept from one call to the next by a caller that judges
+    /// request after request (`canarylab serve`): the same result, without
+    /// allocating and growing the buffers again for every call. Any
+    /// workspace gives the same answer as a fresh one.
+    pub fn judge_pairs_in(
+        &self,
+        pairs: &[MetricSetPair],
+        seed: u64,
+        interval: bool,
+        ws: &mut Workspace,
+    ) -> Result<CanaryJudgeResult, JudgeError> {
+        self.judge_pairs_with(pairs, seed, !interval, ws)
     }
 
     fn judge_pairs_with(
@@ -371,8 +393,8 @@ impl Judge {
         pairs: &[MetricSetPair],
         seed: u64,
         fast: bool,
+        ws: &mut Workspace,
     ) -> Result<CanaryJudgeResult, JudgeError> {
-        let mut ws = Workspace::new();
         let mut seen = HashMap::new();
         let mut results = Vec::with_capacity(pairs.len());
         let mut rule_ids = Vec::with_capacity(pairs.len());
@@ -404,7 +426,7 @@ impl Judge {
                 metric_seed(seed, r),
                 fast,
                 r,
-                &mut ws,
+                ws,
             );
             // The fast path computes the interval only where it cannot
             // decide without it: drop it always, so the answer's shape does

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use cluster::serve::{Options, Stopped};
+use cluster::serve::{Listeners, Options, Stopped};
 use serde_json::{Value, json};
 
 use crate::canarylab;
@@ -343,11 +343,11 @@ fn kayenta_bodies_are_judged_as_canarylab_judge_judges_them() {
 /// on every connection, and a drain of all of them.
 #[test]
 fn per_thread_runtimes_answer_as_canarylab_judge_and_drain() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listeners = Listeners::bind("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+    let addr = listeners.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = std::thread::spawn(move || {
-        cluster::serve::run_per_thread(listener, Options::default(), 2, async {
+        cluster::serve::run_per_thread(listeners, Options::default(), async {
             let _ = stopped.await;
         })
     });
@@ -379,13 +379,81 @@ fn per_thread_runtimes_answer_as_canarylab_judge_and_drain() {
         std::net::TcpStream::connect(addr).is_err(),
         "stopped listening"
     );
-    let no_threads = cluster::serve::run_per_thread(
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
-        Options::default(),
-        0,
-        async {},
-    );
-    assert!(no_threads.is_err());
+    assert!(Listeners::bind("127.0.0.1:0".parse().unwrap(), 0).is_err());
+}
+
+/// The kernel spreads connections over the per-thread sockets: with many
+/// connections open at once, every worker thread accepted some (with one
+/// shared socket, the thread that happened to be awake took most of them,
+/// or all). The property holds unless the kernel's hash of 64 random
+/// source ports sends every one to the same socket (2^-63 for two).
+#[test]
+fn connections_are_spread_over_every_worker_thread() {
+    for threads in [2, 4] {
+        let listeners = Listeners::bind("127.0.0.1:0".parse().unwrap(), threads).unwrap();
+        let addr = listeners.local_addr();
+        assert_eq!(listeners.threads(), threads);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = std::thread::spawn(move || {
+            cluster::serve::run_per_thread(listeners, Options::default(), async {
+                let _ = stopped.await;
+            })
+        });
+        // The server stops (and its thread is joined) also when an
+        // assertion below fails.
+        struct Stop(Option<tokio::sync::oneshot::Sender<()>>);
+        impl Drop for Stop {
+            fn drop(&mut self) {
+                if let Some(stop) = self.0.take() {
+                    let _ = stop.send(());
+                }
+            }
+        }
+        let guard = Stop(Some(stop));
+        let connections = 64 * threads;
+        // All open at once, each answered once.
+        let mut open: Vec<TcpStream> = (0..connections)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        for stream in &mut open {
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+        }
+        for stream in &mut open {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            let mut answer = [0u8; 12];
+            stream.read_exact(&mut answer).unwrap();
+            assert_eq!(&answer, b"HTTP/1.1 200");
+        }
+        let (status, metrics) = request(addr, "GET", "/metrics", &[], b"");
+        assert_eq!(status, 200);
+        let per_worker: Vec<u64> = (0..threads)
+            .map(|w| {
+                let prefix = format!("canarylab_serve_connections_total{{worker=\"{w}\"}} ");
+                metrics
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&prefix))
+                    .map_or(0, |n| n.trim().parse().unwrap())
+            })
+            .collect();
+        drop(open);
+        drop(guard);
+        let stopped = server.join().unwrap().unwrap();
+        assert!(stopped.drained);
+        // Every connection, and the one that read the metrics, counted.
+        assert_eq!(
+            per_worker.iter().sum::<u64>(),
+            connections as u64 + 1,
+            "{per_worker:?}\n{metrics}"
+        );
+        assert!(
+            per_worker.iter().all(|&n| n > 0),
+            "{threads} threads, connections per worker {per_worker:?}"
+        );
+    }
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! `GET /metrics` of `canarylab serve`: requests by endpoint and status,
-//! latency by endpoint, verdicts by judge.
+//! latency by endpoint, verdicts by judge, connections by worker thread.
 //!
 //! Label values come from fixed sets (the known endpoints, the known
-//! judges' names, four verdicts), never from the request, so a client
-//! cannot grow the series count.
+//! judges' names, four verdicts, the server's worker threads), never from
+//! the request, so a client cannot grow the series count.
 
 use std::time::Duration;
 
@@ -36,6 +36,11 @@ struct EndpointLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabel {
+    worker: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VerdictLabels {
     endpoint: &'static str,
     judge: &'static str,
@@ -49,6 +54,7 @@ pub struct ServeMetrics {
     requests: Family<RequestLabels, Counter>,
     duration: Family<EndpointLabel, Histogram>,
     verdicts: Family<VerdictLabels, Counter>,
+    connections: Family<WorkerLabel, Counter>,
     in_flight: Gauge,
     rejected: Counter,
 }
@@ -82,6 +88,12 @@ impl ServeMetrics {
             "Judgments by endpoint, judge and summary verdict",
             verdicts.clone(),
         );
+        let connections = Family::<WorkerLabel, Counter>::default();
+        registry.register(
+            "connections",
+            "Connections accepted, by the worker thread (runtime) serving them",
+            connections.clone(),
+        );
         let in_flight = Gauge::default();
         registry.register(
             "in_flight",
@@ -99,6 +111,7 @@ impl ServeMetrics {
             requests,
             duration,
             verdicts,
+            connections,
             in_flight,
             rejected,
         }
@@ -123,6 +136,21 @@ impl ServeMetrics {
                 verdict,
             })
             .inc();
+    }
+
+    /// One connection accepted by worker thread `worker` (0 for a server
+    /// on one runtime).
+    pub fn connection(&self, worker: u16) {
+        self.connections
+            .get_or_create(&WorkerLabel { worker })
+            .inc();
+    }
+
+    /// Connections accepted by `worker` so far.
+    pub fn connections(&self, worker: u16) -> u64 {
+        self.connections
+            .get_or_create(&WorkerLabel { worker })
+            .get()
     }
 
     /// One request refused for saturation.

@@ -101,9 +101,18 @@ pub enum ServeError {
         /// `--threads`).
         what: &'static str,
     },
-    /// A runtime or the listening socket could not be set up.
+    /// A runtime could not be set up.
     #[error("cannot start the server's threads: {source}")]
     Runtime {
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The listening sockets could not be set up.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for (or, for the other threads' sockets, the
+        /// one the first got).
+        addr: std::net::SocketAddr,
         /// The underlying I/O error.
         source: std::io::Error,
     },
@@ -243,39 +252,118 @@ where
     F: Future<Output = ()>,
 {
     let shared = Shared::new(options)?;
-    Ok(serve(listener, &shared, shutdown).await)
+    Ok(serve(listener, &shared, 0, shutdown).await)
 }
 
-/// [`run`] on `threads` threads, each with a single-threaded runtime of its
-/// own accepting from the same listening socket: a connection stays on the
-/// thread that accepted it (no task moves between threads, no wake-up of
-/// another thread for a request), the limits, metrics and judge cache are
-/// shared. Blocks until `shutdown` (polled on the calling thread) completes
-/// and every thread has drained.
+/// One listening socket per worker thread of [`run_per_thread`], all bound
+/// to one address with `SO_REUSEPORT`, so the kernel spreads incoming
+/// connections over the threads (by a hash of each connection's addresses
+/// and ports) instead of waking every thread for each and letting the first
+/// one that runs take it: with one shared socket, a thread that happens to
+/// be awake takes most connections and the other cores idle (measured in
+/// the README's `canarylab serve` section).
+///
+/// Every socket listens when [`Listeners::bind`] returns, so a client may
+/// connect as soon as [`Listeners::local_addr`] is known.
+#[derive(Debug)]
+pub struct Listeners {
+    sockets: Vec<std::net::TcpListener>,
+    addr: std::net::SocketAddr,
+}
+
+impl Listeners {
+    /// `threads` sockets on `addr`: the first binds it (port 0 picks a
+    /// free port), the others bind the address it got. Where the platform
+    /// has no `SO_REUSEPORT`, one socket shared by every thread.
+    pub fn bind(addr: std::net::SocketAddr, threads: usize) -> Result<Listeners, ServeError> {
+        if threads == 0 {
+            return Err(ServeError::Zero { what: "--threads" });
+        }
+        let io = |source| ServeError::Runtime { source };
+        // `TcpSocket::listen` registers the socket with a runtime; a
+        // throwaway one does, and `into_std` takes it back out.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(io)?;
+        let _entered = runtime.enter();
+        let at = |addr| move |source| ServeError::Listen { addr, source };
+        let first = listen(addr, threads > 1).map_err(at(addr))?;
+        let addr = first.local_addr().map_err(at(addr))?;
+        let mut sockets = vec![first];
+        for _ in 1..threads {
+            let socket = if cfg!(unix) {
+                listen(addr, true)
+            } else {
+                sockets[0].try_clone()
+            }
+            .map_err(at(addr))?;
+            sockets.push(socket);
+        }
+        Ok(Listeners { sockets, addr })
+    }
+
+    /// The bound address (the port picked for port 0).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Worker threads, one per socket.
+    pub fn threads(&self) -> usize {
+        self.sockets.len()
+    }
+}
+
+/// A listening socket on `addr` (with `SO_REUSEPORT` when `reuse_port`
+/// and the platform has it), out of the runtime that made it listen.
+fn listen(addr: std::net::SocketAddr, reuse_port: bool) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std's and tokio's `TcpListener::bind` do on Unix.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
+    #[cfg(not(unix))]
+    let _ = reuse_port;
+    socket.bind(addr)?;
+    socket.listen(1024)?.into_std()
+}
+
+/// [`run`] on one thread per socket of `listeners`, each with a
+/// single-threaded runtime of its own accepting from its own socket (the
+/// kernel spreads connections over them, see [`Listeners`]): a connection
+/// stays on the thread that accepted it (no task moves between threads, no
+/// wake-up of another thread for a request), the limits, metrics and judge
+/// cache are shared. Blocks until `shutdown` (polled on the calling
+/// thread) completes and every thread has drained.
 pub fn run_per_thread<F>(
-    listener: std::net::TcpListener,
+    listeners: Listeners,
     options: Options,
-    threads: usize,
     shutdown: F,
 ) -> Result<Stopped, ServeError>
 where
     F: Future<Output = ()>,
 {
-    if threads == 0 {
-        return Err(ServeError::Zero { what: "--threads" });
-    }
     let shared = Shared::new(options)?;
     let io = |source| ServeError::Runtime { source };
-    listener.set_nonblocking(true).map_err(io)?;
     let runtime = || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut sockets = listeners.sockets.into_iter();
+    let Some(first) = sockets.next() else {
+        return Err(ServeError::Zero { what: "--threads" });
+    };
     let mut others = Vec::new();
-    for _ in 1..threads {
-        let listener = listener.try_clone().map_err(io)?;
+    for (worker, listener) in (1u16..).zip(sockets) {
         let (shared, mut stopped) = (shared.clone(), stopped.clone());
         let runtime = runtime().map_err(io)?;
         others.push(std::thread::spawn(move || {
@@ -284,17 +372,17 @@ where
                 let shutdown = async move {
                     let _ = stopped.wait_for(|stop| *stop).await;
                 };
-                Ok::<_, ServeError>(serve(listener, &shared, shutdown).await)
+                Ok::<_, ServeError>(serve(listener, &shared, worker, shutdown).await)
             })
         }));
     }
     let mine = runtime().map_err(io)?.block_on(async {
-        let listener = TcpListener::from_std(listener).map_err(io)?;
+        let listener = TcpListener::from_std(first).map_err(io)?;
         let shutdown = async {
             shutdown.await;
             let _ = stop.send(true);
         };
-        Ok::<_, ServeError>(serve(listener, &shared, shutdown).await)
+        Ok::<_, ServeError>(serve(listener, &shared, 0, shutdown).await)
     });
     // Whatever happened here, the other threads stop too.
     let _ = stop.send(true);
@@ -309,7 +397,7 @@ where
 }
 
 /// The accept loop and the drain.
-async fn serve<F>(listener: TcpListener, shared: &Arc<Shared>, shutdown: F) -> Stopped
+async fn serve<F>(listener: TcpListener, shared: &Arc<Shared>, worker: u16, shutdown: F) -> Stopped
 where
     F: Future<Output = ()>,
 {
@@ -334,6 +422,7 @@ where
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                shared.metrics.connection(worker);
                 let shared = shared.clone();
                 let service = hyper::service::service_fn(move |request| {
                     let shared = shared.clone();
