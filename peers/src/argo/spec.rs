@@ -895,7 +895,7 @@ fn check_rollout(
     }
     if canary.traffic_routing.is_some() {
         notes.push(format!(
-            "{at}: spec.strategy.canary.trafficRouting read and ignored (weights are applied exactly)"
+            "{at}: spec.strategy.canary.trafficRouting: weights applied exactly, canary pods sized from them (the router itself is not simulated)"
         ));
     }
     for (i, s) in canary.steps.iter().enumerate() {
