@@ -154,6 +154,13 @@ impl PeerSpec {
         }
     }
 
+    /// Whether the peer's rules size the canary (an Argo Rollout with
+    /// `trafficRouting`): its deploy starts step 0's count, not the
+    /// scenario's `canary_replicas`.
+    pub fn sizes_canary(&self) -> bool {
+        self.routed_argo().is_some()
+    }
+
     /// Argo's canary and stable counts at step `step` with the canary's
     /// traffic share `canary_weight` in force.
     pub fn replica_counts(
