@@ -127,12 +127,25 @@ pub enum Command {
     SetCanaryScale {
         /// when
         at: Duration,
+        /// the step's index (for [`crate::argo::RolloutPlan::replica_counts`])
+        step: usize,
         /// percent of the rollout's replicas
         weight: Option<u32>,
         /// absolute replicas
         replicas: Option<u32>,
         /// back to following the traffic weight
         match_traffic_weight: bool,
+    },
+    /// Argo with `trafficRouting`, at a `setWeight` step: size the canary
+    /// (and, with `dynamicStableScale`, the stable) ReplicaSet for step
+    /// `step` ([`crate::argo::RolloutPlan::replica_counts`]) before the
+    /// weight changes; answer with [`Controller::canary_scaled`] once the
+    /// canary has that many available pods.
+    ScaleForStep {
+        /// when
+        at: Duration,
+        /// the step's index
+        step: usize,
     },
     /// Run a query; answer with [`Controller::measured`].
     Measure {
@@ -260,7 +273,9 @@ pub fn drive<C: Controller + ?Sized>(
                 }
                 (Command::Judge { id, .. }, _) => controller.judged(*id, Err("no answer".into())),
                 // pods scale at once here
-                (Command::SetCanaryScale { at, .. }, _) => controller.canary_scaled(*at),
+                (Command::SetCanaryScale { at, .. } | Command::ScaleForStep { at, .. }, _) => {
+                    controller.canary_scaled(*at)
+                }
                 _ => Vec::new(),
             };
             log.push(cmd);

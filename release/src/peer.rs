@@ -6,8 +6,8 @@
 //!
 //! | peer | release |
 //! |---|---|
-//! | `SetWeight(w)` | [`Command::SetWeights`]: canary `w`, production `100 - w` (no baseline: Argo has none unless a user adds one, Flagger's primary is production) |
-//! | `SetCanaryScale` | [`Command::StartPods`] or [`Command::StopPods`] of the canary up or down to Argo's count ([`peers::argo::scale`]: `replicas`, or `weight` % of the scenario's replicas rounded up; `matchTrafficWeight` or neither: the deploy's canary pods, the size that follows the weight here); traffic does not change; the machine is told [`peers::Controller::canary_scaled`] once that many canary pods are ready |
+//! | `SetWeight(w)` | [`Command::SetWeights`]: canary `w`, production `100 - w` (no baseline: Argo has none unless a user adds one, Flagger's primary is production); with `dynamicStableScale`, production's surplus pods stopped once the traffic left them |
+//! | `SetCanaryScale`, `ScaleForStep` (Argo with `trafficRouting`) | [`Command::StartPods`] or [`Command::StopPods`] of the canary up or down to Argo's count for the step ([`peers::argo::RolloutPlan::replica_counts`] of the scenario's replicas: `setCanaryScale.replicas`, or `ceil(weight × replicas)` raised to `minPodsPerReplicaSet`); with `dynamicStableScale`, production up to its count too; traffic does not change; the machine is told [`peers::Controller::canary_scaled`] once that many canary pods are ready |
 //! | `Measure` | [`Command::Measure`] with its range, answered by [`Event::Measured`] |
 //! | `Judge` (Argo's `kayenta` provider) | [`Command::Judge`] of the window, answered by [`Event::Judged`] |
 //! | `Promote` | [`Command::Promote`] (a rolling update), then [`Command::Cleanup`] |
@@ -18,6 +18,12 @@
 //! `progressDeadlineSeconds` (600 s) leaves the Rollout Degraded, which
 //! Argo does not abort (`progressDeadlineAbort: false`): the release ends
 //! [`ReleaseEnd::Paused`], for a person.
+//!
+//! An Argo Rollout with `trafficRouting` deploys step 0's canary count (at
+//! least one pod: the drivers need a canary to exist before the analysis,
+//! where Argo would leave an empty ReplicaSet at weight 0); without it, the
+//! scenario's canary pods (Argo's basic canary,
+//! `CalculateReplicaCountsForBasicCanary`, is not modelled).
 //!
 //! The peer's machine starts when every canary pod is ready (Argo: the new
 //! ReplicaSet is available and step 0 begins; Flagger: the tick that found
@@ -117,6 +123,11 @@ impl PeerSpec {
     /// dropped (a peer's analysis has no baseline).
     pub fn new(mut deploy: DeploySpec, rolling_update: RollingUpdate, plan: PeerPlan) -> Self {
         deploy.baseline_pods = 0;
+        if let PeerPlan::Argo(p) = &plan
+            && p.traffic_routing
+        {
+            deploy.canary_pods = p.canary_replicas(0, rolling_update.replicas).max(1);
+        }
         let queries = plan
             .machine()
             .queries()
@@ -134,51 +145,67 @@ impl PeerSpec {
         }
     }
 
+    /// The Argo plan whose pod counts follow Argo's rules (one with
+    /// `trafficRouting`).
+    fn routed_argo(&self) -> Option<&peers::argo::RolloutPlan> {
+        match &self.plan {
+            PeerPlan::Argo(p) if p.traffic_routing => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Whether the peer's rules size the canary (an Argo Rollout with
+    /// `trafficRouting`): its deploy starts step 0's count, not the
+    /// scenario's `canary_replicas`.
+    pub fn sizes_canary(&self) -> bool {
+        self.routed_argo().is_some()
+    }
+
+    /// Argo's canary and stable counts at step `step` with the canary's
+    /// traffic share `canary_weight` in force.
+    pub fn replica_counts(
+        &self,
+        step: usize,
+        canary_weight: u32,
+    ) -> Option<peers::argo::scale::ReplicaCounts> {
+        self.routed_argo().map(|p| {
+            p.replica_counts(
+                step,
+                self.rolling_update.replicas,
+                Some(100u32.saturating_sub(canary_weight)),
+            )
+        })
+    }
+
     /// The most canary pods the release may run at once: the deploy's, or
-    /// more if a `setCanaryScale` asks for more (drivers reserve that many
-    /// slots up front).
+    /// more if a step asks for more (drivers reserve that many slots up
+    /// front).
     pub fn canary_slots(&self) -> u32 {
-        let scaled = match &self.plan {
-            PeerPlan::Argo(p) => p.max_scaled_canary_replicas(self.rolling_update.replicas),
-            PeerPlan::Flagger(_) => None,
-        };
-        self.deploy.canary_pods.max(scaled.unwrap_or(0))
+        let most = self
+            .routed_argo()
+            .map_or(0, |p| p.max_canary_replicas(self.rolling_update.replicas));
+        self.deploy.canary_pods.max(most)
     }
 
     /// Every canary pod the release may start, the deploy's and each
-    /// `setCanaryScale` up's in step order (a driver that does not restart
-    /// a stopped pod reserves that many slots).
+    /// step's scale-up in step order (a driver that does not restart a
+    /// stopped pod reserves that many slots).
     pub fn canary_starts(&self) -> u32 {
-        let PeerPlan::Argo(p) = &self.plan else {
+        let Some(p) = self.routed_argo() else {
             return self.deploy.canary_pods;
         };
         let (mut now, mut started) = (self.deploy.canary_pods, self.deploy.canary_pods);
-        for step in &p.steps {
-            if let peers::argo::Step::SetCanaryScale {
-                weight,
-                replicas,
-                match_traffic_weight,
-            } = step
-                && p.traffic_routing
-            {
-                let want = self.scaled_count(peers::argo::scale::CanaryScale {
-                    weight: *weight,
-                    replicas: *replicas,
-                    match_traffic_weight: *match_traffic_weight,
-                });
+        for (i, step) in p.steps.iter().enumerate() {
+            if matches!(
+                step,
+                peers::argo::Step::SetCanaryScale { .. } | peers::argo::Step::SetWeight(_)
+            ) {
+                let want = p.canary_replicas(i, self.rolling_update.replicas);
                 started += want.saturating_sub(now);
                 now = want;
             }
         }
         started
-    }
-
-    /// The canary's pod count under `scale`: Argo's, or the deploy's
-    /// while the canary follows the traffic weight.
-    fn scaled_count(&self, scale: peers::argo::scale::CanaryScale) -> u32 {
-        scale
-            .replicas(self.rolling_update.replicas)
-            .unwrap_or(self.deploy.canary_pods)
     }
 
     /// The simulator's release of `scenario` (its build, deploy and rolling
@@ -240,6 +267,11 @@ pub struct PeerRelease<'a> {
     canary_ready: u32,
     /// A `setCanaryScale` waits for its pods until this time.
     scaling_until: Option<Millis>,
+    /// Argo: the step the pods were last sized for, the canary's weight in
+    /// force, and production's pods wanted (`dynamicStableScale`).
+    argo_step: usize,
+    canary_weight: u32,
+    stable_wanted: u32,
 }
 
 impl std::fmt::Debug for PeerRelease<'_> {
@@ -291,6 +323,9 @@ impl<'a> PeerRelease<'a> {
             canary_wanted: spec.deploy.canary_pods,
             canary_ready: 0,
             scaling_until: None,
+            argo_step: 0,
+            canary_weight: 0,
+            stable_wanted: spec.rolling_update.replicas,
         }
     }
 
@@ -397,20 +432,22 @@ impl<'a> PeerRelease<'a> {
                     baseline: 0.0,
                     production: 100.0 - w,
                 }));
+                self.canary_weight = canary_percent.min(100);
+                // dynamicStableScale: the stable shrinks once traffic left it
+                if let Some(counts) = self.spec.replica_counts(self.argo_step, self.canary_weight) {
+                    self.scale_stable(counts.stable);
+                }
             }
-            PeerCommand::SetCanaryScale {
-                weight,
-                replicas,
-                match_traffic_weight,
-                ..
-            } => {
-                let scale = peers::argo::scale::CanaryScale {
-                    weight,
-                    replicas,
-                    match_traffic_weight,
-                };
-                let want = self.spec.scaled_count(scale);
-                self.scale_canary(now, want);
+            PeerCommand::SetCanaryScale { step, .. } | PeerCommand::ScaleForStep { step, .. } => {
+                self.argo_step = step;
+                match self.spec.replica_counts(step, self.canary_weight) {
+                    Some(counts) => {
+                        self.scale_stable(counts.stable);
+                        self.scale_canary(now, counts.canary);
+                    }
+                    // not expected: the machine sizes only traffic-routed canaries
+                    None => self.scale_canary(now, self.canary_wanted),
+                }
             }
             PeerCommand::Measure { id, query } => {
                 self.measuring.push(id);
@@ -475,7 +512,29 @@ impl<'a> PeerRelease<'a> {
         self.canary_wanted = want;
         let deadline = now.saturating_add(PROGRESS_DEADLINE);
         self.scaling_until = Some(deadline);
-        self.out.push(Command::WakeAt(deadline));
+        if self.canary_ready < want {
+            self.out.push(Command::WakeAt(deadline));
+        }
+    }
+
+    /// Start or stop production pods to have `want` (Argo's stable
+    /// ReplicaSet with `dynamicStableScale`; without it `want` is all of
+    /// them). Nothing waits for them: `AtDesiredReplicaCountsForCanary`
+    /// does not check the stable with `dynamicStableScale`.
+    fn scale_stable(&mut self, want: u32) {
+        let have = self.stable_wanted;
+        if want > have {
+            self.out.push(Command::StartPods {
+                track: Track::Production,
+                count: want - have,
+            });
+        } else if want < have {
+            self.out.push(Command::StopPods {
+                track: Track::Production,
+                count: have - want,
+            });
+        }
+        self.stable_wanted = want;
     }
 
     fn reason(&self) -> String {

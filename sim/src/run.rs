@@ -144,6 +144,15 @@ impl<'a> Prepared<'a> {
         }
     }
 
+    /// Canary pods the deploy starts: the scenario's, or an Argo
+    /// Rollout's with traffic routing (step 0's count, Argo's rule).
+    fn deployed_canary_pods(&self) -> u32 {
+        match &self.analysis {
+            AnalysisSpec::Peer(spec) => spec.deploy.canary_pods,
+            AnalysisSpec::Kayenta(_) => self.scenario.file.pipeline.canary_replicas,
+        }
+    }
+
     /// The parsed queries.
     pub fn plan(&self) -> &Plan {
         &self.plan
@@ -496,14 +505,35 @@ impl<'a> World<'_, 'a> {
                         self.canary_extra.push(ready);
                         self.canary_change(ready, 1);
                     }
+                    if track == Track::Production {
+                        let ready = self.q.now() + at;
+                        self.production_change(ready, 1);
+                    }
                 }
             }
+        }
+    }
+
+    /// A peer's production pods (Argo's stable with `dynamicStableScale`)
+    /// change by `delta` at `at`: production's series are the control's.
+    /// Only once traffic flows (the stable shrinks only after traffic
+    /// left it), and never for a Kayenta release (it never scales
+    /// production).
+    fn production_change(&mut self, at: Millis, delta: i64) {
+        if !self.p.is_peer() {
+            return;
+        }
+        if let Some(g) = &mut self.generator {
+            g.add_pods(CONTROL, secs(at.saturating_sub(self.traffic_at)), delta);
         }
     }
 
     /// A peer's `setCanaryScale` down: pods not yet ready first (their
     /// readiness is cancelled), then ready ones, stop now.
     fn stop_pods(&mut self, track: Track, count: u32) {
+        if track == Track::Production {
+            self.production_change(self.q.now(), -i64::from(count));
+        }
         if track != Track::Canary {
             return;
         }
@@ -564,10 +594,11 @@ impl<'a> World<'_, 'a> {
                 .sum::<f64>()
                 / f64::from(n)
         };
+        let canary_pods = self.p.deployed_canary_pods();
         let canary = TrackSpec {
-            pods: pl.canary_replicas,
+            pods: canary_pods,
             age_at_start_s: pl.readiness_s,
-            latency_offset: offset(pl.canary_replicas, &mut self.rng),
+            latency_offset: offset(canary_pods, &mut self.rng),
             regression: f.regression,
         };
         let control = match pl.baseline {

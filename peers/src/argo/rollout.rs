@@ -5,8 +5,14 @@
 //! `reconcileStepBasedAnalysisRun`, `reconcileBackgroundAnalysisRun`;
 //! `utils/replicaset/canary.go` `BeforeStartingStep`):
 //!
-//! - `setWeight` completes as soon as it is applied (the canary's pods
-//!   were ready before step 0; the driver owns how long they take);
+//! - `setWeight` without `trafficRouting` completes as soon as it is
+//!   applied; with it, the canary (and with `dynamicStableScale` the
+//!   stable) ReplicaSet is first sized for the step
+//!   ([`Command::ScaleForStep`], counts from [`crate::argo::scale`]) and the
+//!   weight changes once the canary has that many available pods
+//!   (`rollout/trafficrouting.go` `reconcileTrafficRouting`: the previous
+//!   weight stays until `AtDesiredReplicaCountsForCanary`); the driver
+//!   says so with [`Controller::canary_scaled`];
 //! - `setCanaryScale` (with `trafficRouting`; Argo ignores it without)
 //!   completes once the canary has as many available pods as it asks for
 //!   (`completedCurrentCanaryStep`: `AtDesiredReplicaCountsForCanary`): the
@@ -71,7 +77,7 @@ impl ArgoRollout {
         &self.plan
     }
 
-    /// Whether a `setCanaryScale` waits for the canary's pods
+    /// Whether a `setCanaryScale` or a traffic-routed `setWeight` waits for the canary's pods
     /// ([`Controller::canary_scaled`]).
     pub fn scaling(&self) -> bool {
         self.scaling
@@ -200,11 +206,25 @@ impl ArgoRollout {
             }
             let done = match &self.plan.steps[self.step] {
                 Step::SetWeight(w) => {
-                    cmds.push(Command::SetWeight {
-                        at: now,
-                        canary_percent: *w,
-                    });
-                    true
+                    if self.plan.traffic_routing && !self.scale_sent {
+                        // rollout/trafficrouting.go: the weight waits for
+                        // AtDesiredReplicaCountsForCanary
+                        cmds.push(Command::ScaleForStep {
+                            at: now,
+                            step: self.step,
+                        });
+                        self.scale_sent = true;
+                        self.scaling = true;
+                        false
+                    } else if self.scaling {
+                        false
+                    } else {
+                        cmds.push(Command::SetWeight {
+                            at: now,
+                            canary_percent: *w,
+                        });
+                        true
+                    }
                 }
                 Step::SetCanaryScale {
                     weight,
@@ -217,6 +237,7 @@ impl ArgoRollout {
                     } else if !self.scale_sent {
                         cmds.push(Command::SetCanaryScale {
                             at: now,
+                            step: self.step,
                             weight: *weight,
                             replicas: *replicas,
                             match_traffic_weight: *match_traffic_weight,

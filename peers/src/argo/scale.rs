@@ -17,8 +17,21 @@
 //!   follows the weight again); none without `trafficRouting` (Argo ignores
 //!   the step then), none once past the last step.
 //!
-//! Not modelled: `minPodsPerReplicaSet`, `dynamicStableScale` and the
-//! abort's step-down (the release crate removes the canary on an abort).
+//! - `CheckMinPodsPerReplicaSet`: with `minPodsPerReplicaSet` (capped at
+//!   `spec.replicas`), a count above 0 is raised to it; a
+//!   `setCanaryScale.replicas` count is left alone unless
+//!   `dynamicStableScale` is on (the function applies it once more to both
+//!   counts then);
+//! - `dynamicStableScale`: the stable count is the larger of the desired
+//!   weight's complement (`maxWeight - weight`, 0 for a
+//!   `setCanaryScale.replicas`, whose weight is 0) and the stable's actual
+//!   traffic share, rounded up: stable shrinks only once traffic has left
+//!   it, and grows before traffic comes back.
+//!
+//! Not modelled: the abort's step-down with `dynamicStableScale`
+//! (`GetDesiredCanaryWeight` on abort; the release crate removes the canary
+//! and restores production on an abort) and `maxTrafficWeight` (nginx and
+//! plugins only).
 
 use crate::argo::spec::{RolloutPlan, Step};
 
@@ -65,7 +78,79 @@ impl CanaryScale {
     }
 }
 
+/// The pod counts `CalculateReplicaCountsForTrafficRoutedCanary` gives the
+/// canary and stable ReplicaSets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaCounts {
+    /// the canary (new) ReplicaSet's
+    pub canary: u32,
+    /// the stable ReplicaSet's (`spec.replicas` without `dynamicStableScale`)
+    pub stable: u32,
+}
+
 impl RolloutPlan {
+    /// `CheckMinPodsPerReplicaSet`: a count above 0 is at least
+    /// `minPodsPerReplicaSet`, capped at `spec_replicas` (traffic routing
+    /// only).
+    pub fn check_min_pods(&self, count: u32, spec_replicas: u32) -> u32 {
+        match self.min_pods_per_replica_set {
+            Some(min) if count > 0 && self.traffic_routing => count.max(min.min(spec_replicas)),
+            _ => count,
+        }
+    }
+
+    /// `GetCanaryReplicasOrWeight` at step `step` (not aborted): a
+    /// `setCanaryScale.replicas` in force and weight 0, else `None` and
+    /// the weight the canary is sized from (`setCanaryScale.weight`, else
+    /// the current `setWeight`).
+    pub fn canary_replicas_or_weight(&self, step: usize) -> (Option<u32>, u32) {
+        match self.set_canary_scale(step) {
+            Some(CanaryScale {
+                replicas: Some(r), ..
+            }) => (Some(r), 0),
+            Some(CanaryScale {
+                weight: Some(w), ..
+            }) => (None, w),
+            _ => (None, self.current_set_weight(step)),
+        }
+    }
+
+    /// `CalculateReplicaCountsForTrafficRoutedCanary` at step `step` (not
+    /// aborted) for `spec_replicas`, with the stable's actual traffic share
+    /// `stable_weight` (percent; `None`: no weights known yet).
+    pub fn replica_counts(
+        &self,
+        step: usize,
+        spec_replicas: u32,
+        stable_weight: Option<u32>,
+    ) -> ReplicaCounts {
+        let (scaled, weight) = self.canary_replicas_or_weight(step);
+        let canary = scaled.unwrap_or_else(|| {
+            self.check_min_pods(
+                traffic_weight_to_replicas(spec_replicas, weight, MAX_WEIGHT),
+                spec_replicas,
+            )
+        });
+        if !self.dynamic_stable_scale {
+            return ReplicaCounts {
+                canary,
+                stable: spec_replicas,
+            };
+        }
+        let desired = traffic_weight_to_replicas(
+            spec_replicas,
+            MAX_WEIGHT.saturating_sub(weight),
+            MAX_WEIGHT,
+        );
+        let actual = stable_weight.map_or(0, |w| {
+            traffic_weight_to_replicas(spec_replicas, w.min(MAX_WEIGHT), MAX_WEIGHT)
+        });
+        ReplicaCounts {
+            canary: self.check_min_pods(canary, spec_replicas),
+            stable: self.check_min_pods(desired.max(actual), spec_replicas),
+        }
+    }
+
     /// `UseSetCanaryScale` at step index `step` (`steps.len()`: past the
     /// last step).
     pub fn set_canary_scale(&self, step: usize) -> Option<CanaryScale> {
@@ -114,18 +199,23 @@ impl RolloutPlan {
     }
 
     /// Argo's canary count at step `step` with traffic routing
-    /// (`CalculateReplicaCountsForTrafficRoutedCanary`'s canary count):
-    /// the scaled count, else the current weight's share of
-    /// `spec_replicas`, rounded up.
+    /// (`CalculateReplicaCountsForTrafficRoutedCanary`'s canary count).
     pub fn canary_replicas(&self, step: usize, spec_replicas: u32) -> u32 {
-        self.scaled_canary_replicas(step, spec_replicas)
-            .unwrap_or_else(|| {
-                traffic_weight_to_replicas(spec_replicas, self.current_set_weight(step), MAX_WEIGHT)
-            })
+        self.replica_counts(step, spec_replicas, None).canary
+    }
+
+    /// The most canary pods any step of the plan asks for (not past the
+    /// last: a promotion is the driver's rolling update): what a driver
+    /// reserves up front.
+    pub fn max_canary_replicas(&self, spec_replicas: u32) -> u32 {
+        (0..self.steps.len())
+            .map(|i| self.canary_replicas(i, spec_replicas))
+            .max()
+            .unwrap_or(0)
     }
 
     /// The most canary pods any `setCanaryScale` of the plan asks for
-    /// (`None` if none does): what a driver reserves up front.
+    /// (`None` if none does).
     pub fn max_scaled_canary_replicas(&self, spec_replicas: u32) -> Option<u32> {
         (0..self.steps.len())
             .filter_map(|i| self.scaled_canary_replicas(i, spec_replicas))
@@ -216,6 +306,103 @@ mod tests {
         assert_eq!(p.current_set_weight(3), 40);
     }
 
+    fn plan_with(canary: &str, steps: &str) -> RolloutPlan {
+        let yaml = format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {{name: r}}\nspec:\n  replicas: 10\n  strategy:\n    canary:\n      trafficRouting: {{istio: {{virtualService: {{name: vs}}}}}}\n{canary}      steps:\n{steps}"
+        );
+        crate::load("r.yaml", &yaml)
+            .expect("loads")
+            .argo
+            .plan(&Hashes::default())
+            .expect("plans")
+    }
+
+    fn counts(canary: u32, stable: u32) -> ReplicaCounts {
+        ReplicaCounts { canary, stable }
+    }
+
+    /// utils/replicaset/canary.go `CheckMinPodsPerReplicaSet` and
+    /// `CalculateReplicaCountsForTrafficRoutedCanary` without
+    /// `dynamicStableScale`, spec.replicas 10, minPodsPerReplicaSet 3:
+    /// weight 0 keeps 0 (`count == 0` is returned as is), 10% -> max(1, 3)
+    /// = 3, 50% -> 5; `setCanaryScale.replicas: 1` is not raised (the
+    /// explicit count skips the check); `setCanaryScale.weight: 20` is
+    /// (max(2, 3) = 3); the stable stays at 10 whatever the weight.
+    #[test]
+    fn min_pods_per_replica_set_raises_weight_counts_only() {
+        let p = plan_with(
+            "      minPodsPerReplicaSet: 3\n",
+            "      - pause: {duration: 1m}\n      - setWeight: 10\n      - setWeight: 50\n      - setCanaryScale: {replicas: 1}\n      - setCanaryScale: {weight: 20}\n",
+        );
+        let got: Vec<ReplicaCounts> = (0..5).map(|i| p.replica_counts(i, 10, Some(40))).collect();
+        assert_eq!(
+            got,
+            [
+                counts(0, 10),
+                counts(3, 10),
+                counts(5, 10),
+                counts(1, 10),
+                counts(3, 10)
+            ]
+        );
+        // capped at spec.replicas: minPodsPerReplicaSet 30 of 10 replicas
+        let p = plan_with(
+            "      minPodsPerReplicaSet: 30\n",
+            "      - setWeight: 10\n",
+        );
+        assert_eq!(p.canary_replicas(0, 10), 10);
+        assert_eq!(p.max_canary_replicas(10), 10);
+    }
+
+    /// `CalculateReplicaCountsForTrafficRoutedCanary` with
+    /// `dynamicStableScale`, spec.replicas 10: stable =
+    /// max(ceil(10 x (100 - desired)%), ceil(10 x actual stable%)).
+    /// Going 10% -> 35%: before the weight moves (actual stable 90%)
+    /// stable = max(ceil(6.5), 9) = 9; once moved (65%) = 7. A
+    /// `setCanaryScale.replicas: 2` has weight 0 in
+    /// `GetCanaryReplicasOrWeight`, so the stable wants all 10; with
+    /// minPodsPerReplicaSet 4 both counts are raised, the explicit 2 too
+    /// (the function's final `CheckMinPodsPerReplicaSet` on both).
+    #[test]
+    fn dynamic_stable_scale_shrinks_the_stable_once_traffic_left_it() {
+        let p = plan_with(
+            "      dynamicStableScale: true\n",
+            "      - setWeight: 10\n      - setWeight: 35\n      - setCanaryScale: {replicas: 2}\n",
+        );
+        assert_eq!(p.replica_counts(0, 10, None), counts(1, 9));
+        assert_eq!(p.replica_counts(1, 10, Some(90)), counts(4, 9));
+        assert_eq!(p.replica_counts(1, 10, Some(65)), counts(4, 7));
+        assert_eq!(p.replica_counts(2, 10, Some(65)), counts(2, 10));
+        let p = plan_with(
+            "      dynamicStableScale: true\n      minPodsPerReplicaSet: 4\n",
+            "      - setWeight: 10\n      - setWeight: 95\n      - setCanaryScale: {replicas: 2}\n",
+        );
+        assert_eq!(p.replica_counts(0, 10, Some(100)), counts(4, 10));
+        assert_eq!(p.replica_counts(1, 10, Some(5)), counts(10, 4));
+        assert_eq!(p.replica_counts(2, 10, Some(5)), counts(4, 10));
+    }
+
+    /// pkg/apis/rollouts/validation/validation.go
+    /// `ValidateRolloutStrategyCanary`: dynamicStableScale needs
+    /// trafficRouting; a negative minPodsPerReplicaSet is refused.
+    #[test]
+    fn scale_fields_are_checked() {
+        let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: r}\nspec:\n  strategy:\n    canary:\n      dynamicStableScale: true\n      steps: [{setWeight: 10}]\n";
+        let err = crate::load("r.yaml", yaml)
+            .expect("loads")
+            .argo
+            .plan(&Hashes::default())
+            .expect_err("refused");
+        assert!(err.to_string().contains("dynamicStableScale"), "{err}");
+        let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: r}\nspec:\n  strategy:\n    canary:\n      trafficRouting: {istio: {}}\n      minPodsPerReplicaSet: -1\n      steps: [{setWeight: 10}]\n";
+        let err = crate::load("r.yaml", yaml)
+            .expect("loads")
+            .argo
+            .plan(&Hashes::default())
+            .expect_err("refused");
+        assert!(err.to_string().contains("minPodsPerReplicaSet"), "{err}");
+    }
+
     /// `UseSetCanaryScale` returns nil without `trafficRouting`: the step is
     /// ignored and the canary follows the weight (a basic canary's counts
     /// are `CalculateReplicaCountsForBasicCanary`'s, not modelled here).
@@ -269,14 +456,21 @@ mod tests {
         assert_eq!(r.next_wake(), None);
         assert!(r.wake(t0 + Duration::from_secs(5)).is_empty());
         let t1 = t0 + Duration::from_secs(30);
+        // rollout/trafficrouting.go reconcileTrafficRouting: setWeight 20
+        // sizes the canary first and keeps the previous weight until
+        // AtDesiredReplicaCountsForCanary
         let cmds = r.canary_scaled(t1);
+        assert_eq!(cmds, [Command::ScaleForStep { at: t1, step: 1 }]);
+        assert!(r.scaling());
+        let t2 = t1 + Duration::from_secs(20);
+        let cmds = r.canary_scaled(t2);
         assert!(
             matches!(
                 cmds.first(),
                 Some(Command::SetWeight {
                     canary_percent: 20,
                     at
-                }) if *at == t1
+                }) if *at == t2
             ),
             "{cmds:?}"
         );

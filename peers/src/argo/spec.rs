@@ -65,6 +65,8 @@ struct RawCanary {
     analysis: Option<RawBackground>,
     traffic_routing: Option<serde_json::Value>,
     abort_scale_down_delay_seconds: Option<i64>,
+    min_pods_per_replica_set: Option<i64>,
+    dynamic_stable_scale: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -333,6 +335,12 @@ pub struct RolloutPlan {
     /// `setCanaryScale` sizes the canary apart from them (Argo ignores it
     /// without; see [`crate::argo::scale`])
     pub traffic_routing: bool,
+    /// `minPodsPerReplicaSet`: the fewest pods a canary or stable
+    /// ReplicaSet that is not scaled to 0 gets (traffic routing only)
+    pub min_pods_per_replica_set: Option<u32>,
+    /// `dynamicStableScale`: the stable ReplicaSet shrinks as the canary's
+    /// weight grows (traffic routing only)
+    pub dynamic_stable_scale: bool,
     /// one line per thing read and ignored while resolving
     pub notes: Vec<String>,
     /// every Prometheus query of the plan; `Provider::Prometheus::index` points here
@@ -555,12 +563,33 @@ impl ArgoDocs {
             Some(_) => canary.abort_scale_down_delay_seconds.unwrap_or(30).max(0) as u64,
             None => 0,
         };
+        let min_pods_per_replica_set = match canary.min_pods_per_replica_set {
+            Some(n) if n < 0 => {
+                return Err(PeersError::field(
+                    at,
+                    "spec.strategy.canary.minPodsPerReplicaSet",
+                    "negative",
+                ));
+            }
+            Some(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
+            None => None,
+        };
+        // pkg/apis/rollouts/validation/validation.go ValidateRolloutStrategyCanary
+        if canary.dynamic_stable_scale && canary.traffic_routing.is_none() {
+            return Err(PeersError::field(
+                at,
+                "spec.strategy.canary.dynamicStableScale",
+                "Canary dynamicStableScale can only be used with traffic routing",
+            ));
+        }
         let mut plan = RolloutPlan {
             name: raw.metadata.name.clone(),
             steps,
             background,
             abort_scale_down_delay: Duration::from_secs(delay),
             traffic_routing: canary.traffic_routing.is_some(),
+            min_pods_per_replica_set,
+            dynamic_stable_scale: canary.dynamic_stable_scale,
             notes,
             queries: Vec::new(),
         };
@@ -866,7 +895,7 @@ fn check_rollout(
     }
     if canary.traffic_routing.is_some() {
         notes.push(format!(
-            "{at}: spec.strategy.canary.trafficRouting read and ignored (weights are applied exactly)"
+            "{at}: spec.strategy.canary.trafficRouting: weights applied exactly, canary pods sized from them (the router itself is not simulated)"
         ));
     }
     for (i, s) in canary.steps.iter().enumerate() {

@@ -52,7 +52,7 @@ fn argo_catalog_rollout() {
     assert!(
         b.notes
             .iter()
-            .any(|n| n.contains("trafficRouting read and ignored")),
+            .any(|n| n.contains("trafficRouting: weights applied exactly")),
         "{:?}",
         b.notes
     );

@@ -119,7 +119,7 @@ fn drive_with(
                     Event::BuildFinished { ok: build_ok },
                 ),
                 Command::StartPods { track, count } => {
-                    assert_eq!(track, Track::Canary, "no baseline for a peer");
+                    assert_ne!(track, Track::Baseline, "no baseline for a peer");
                     if pods_ready(now) {
                         for _ in 0..count {
                             at(&mut queue, now + 30_000, Event::PodReady { track });
@@ -142,7 +142,7 @@ fn drive_with(
                 Command::Cleanup => at(&mut queue, now + 5_000, Event::CleanedUp),
                 Command::SetWeights(_) => {}
                 Command::StopPods { track, .. } => {
-                    assert_eq!(track, Track::Canary, "no baseline for a peer")
+                    assert_ne!(track, Track::Baseline, "no baseline for a peer")
                 }
                 Command::Done(outcome) => return Log { outcome, commands },
             }
@@ -441,8 +441,14 @@ impl Log {
             .iter()
             .filter(|(t, _)| *t >= READY)
             .filter_map(|(t, c)| match c {
-                Command::StartPods { count, .. } => Some((*t, i64::from(*count))),
-                Command::StopPods { count, .. } => Some((*t, -i64::from(*count))),
+                Command::StartPods {
+                    track: Track::Canary,
+                    count,
+                } => Some((*t, i64::from(*count))),
+                Command::StopPods {
+                    track: Track::Canary,
+                    count,
+                } => Some((*t, -i64::from(*count))),
                 _ => None,
             })
             .collect()
@@ -451,39 +457,35 @@ impl Log {
 
 /// utils/replicaset/canary.go `CalculateReplicaCountsForTrafficRoutedCanary`
 /// and `GetCanaryReplicasOrWeight`: with traffic routing the canary gets
-/// `setCanaryScale.replicas` pods (4, from the deploy's 2), or `weight`%
-/// of spec.replicas rounded up (25% of 4: 1), whatever the traffic
-/// weight; `matchTrafficWeight` hands the size back to the weight (here the
-/// deploy's 2 pods). rollout/canary.go `completedCurrentCanaryStep`: a
-/// `setCanaryScale` step is complete once the canary is at that count
-/// (`AtDesiredReplicaCountsForCanary`), so the first `setWeight` waits
-/// the 30 s the 2 extra pods take, and so does the promotion after the
-/// last step; scaling down completes at once.
-/// Traffic is untouched by the scaling.
+/// `setCanaryScale.replicas` pods (4: step 0's count, so the deploy
+/// starts 4), or `weight`% of spec.replicas rounded up (25% of 4: 1),
+/// whatever the traffic weight; `matchTrafficWeight` hands the size back
+/// to the weight (50% of 4: 2). rollout/canary.go
+/// `completedCurrentCanaryStep`: a `setCanaryScale` step is complete once
+/// the canary is at that count (`AtDesiredReplicaCountsForCanary`), so the
+/// promotion after the last step waits the 30 s its extra pod takes;
+/// scaling down completes at once. Traffic is untouched by the scaling.
 #[test]
 fn argo_set_canary_scale_sizes_the_canary_apart_from_the_weight() {
     let steps = "      - setCanaryScale: {replicas: 4}\n      - setWeight: 20\n      - pause: {duration: 10m}\n      - setCanaryScale: {weight: 25}\n      - setWeight: 50\n      - pause: {duration: 10m}\n      - setCanaryScale: {matchTrafficWeight: true}";
     let s = argo_routed(steps, ARGO_METRIC);
+    assert_eq!(s.deploy.canary_pods, 4);
     assert_eq!(s.canary_slots(), 4);
-    // 2 deployed, 2 more, down to 1, then 1 more
+    // 4 deployed, down to 1, then 1 more
     assert_eq!(s.canary_starts(), 5);
     let log = drive(&s, true, true, |_, _| Measurement::Vector(vec![0.99]));
     assert_eq!(log.outcome.end, ReleaseEnd::Promote);
-    let traffic = READY + 30_000;
+    let traffic = READY;
     assert_eq!(log.outcome.traffic_at, Some(traffic));
     assert_eq!(
         log.scaling(),
-        vec![
-            (READY, 2),
-            (traffic + 600_000, -3),
-            (traffic + 1_200_000, 1)
-        ]
+        vec![(traffic + 600_000, -3), (traffic + 1_200_000, 1)]
     );
     assert_eq!(
         log.weights(),
         vec![(traffic, 20.0), (traffic + 600_000, 50.0)]
     );
-    // the last step waits for its pod too: promoted 30 s after it
+    // the last step waits for its pod: promoted 30 s after it
     assert_eq!(log.decided_after_traffic(), 1_230_000);
 }
 
@@ -503,7 +505,8 @@ fn argo_set_canary_scale_waits_for_pods_then_pauses_at_the_progress_deadline() {
     );
     assert_eq!(log.outcome.end, ReleaseEnd::Paused);
     assert_eq!(log.decided_after_traffic(), 600_000);
-    assert_eq!(log.scaling(), vec![(READY, 1)]);
+    // step 0's count is ceil(20% of 4) = 1 (deployed), then 2 more
+    assert_eq!(log.scaling(), vec![(READY, 2)]);
     assert!(
         log.outcome.reason.contains("progressDeadlineSeconds"),
         "{}",
@@ -522,4 +525,82 @@ fn argo_ignores_set_canary_scale_without_traffic_routing() {
     assert_eq!(log.outcome.end, ReleaseEnd::Promote);
     assert_eq!(log.outcome.traffic_at, Some(READY));
     assert!(log.scaling().is_empty(), "{:?}", log.scaling());
+}
+
+/// Production pods started (+) and stopped (-), with their times.
+fn production_scaling(log: &Log) -> Vec<(Millis, i64)> {
+    log.commands
+        .iter()
+        .filter_map(|(t, c)| match c {
+            Command::StartPods {
+                track: Track::Production,
+                count,
+            } => Some((*t, i64::from(*count))),
+            Command::StopPods {
+                track: Track::Production,
+                count,
+            } => Some((*t, -i64::from(*count))),
+            _ => None,
+        })
+        .collect()
+}
+
+const FOLLOW_STEPS: &str = "      - setWeight: 10\n      - pause: {duration: 10m}\n      - setWeight: 60\n      - pause: {duration: 10m}";
+
+/// utils/replicaset/canary.go `CalculateReplicaCountsForTrafficRoutedCanary`
+/// without `setCanaryScale`: canary = `trafficWeightToReplicas(4, weight,
+/// 100)` (ceil: 10% -> 1, 60% -> 3), stable stays at 4.
+/// rollout/trafficrouting.go `reconcileTrafficRouting`: the new weight
+/// waits for `AtDesiredReplicaCountsForCanary`, so weight 60 comes 30 s
+/// (the 2 new pods' start) after the pause ends, and the last pause starts
+/// then: promoted 1230 s after the first traffic.
+#[test]
+fn argo_canary_pods_follow_the_weight_with_traffic_routing() {
+    let s = argo_routed(FOLLOW_STEPS, ARGO_METRIC);
+    assert_eq!(s.deploy.canary_pods, 1);
+    assert_eq!(s.canary_slots(), 3);
+    assert_eq!(s.canary_starts(), 3);
+    let log = drive(&s, true, true, |_, _| Measurement::Vector(vec![0.99]));
+    assert_eq!(log.outcome.end, ReleaseEnd::Promote);
+    assert_eq!(log.outcome.traffic_at, Some(READY));
+    assert_eq!(log.scaling(), vec![(READY + 600_000, 2)]);
+    assert_eq!(log.weights(), vec![(READY, 10.0), (READY + 630_000, 60.0)]);
+    assert_eq!(log.decided_after_traffic(), 1_230_000);
+    assert!(production_scaling(&log).is_empty());
+}
+
+/// utils/replicaset/canary.go `CheckMinPodsPerReplicaSet` (capped at
+/// spec.replicas: 9 -> 4) and, with `dynamicStableScale`,
+/// `CalculateReplicaCountsForTrafficRoutedCanary`'s stable count: the
+/// larger of ceil(4 x (100 - weight)%) and ceil(4 x actual stable weight%).
+/// minPodsPerReplicaSet 2: canary max(ceil(0.4), 2) = 2 at 10%, 3 at 60%.
+/// Stable: 4 until the weight 10 is in force, then ceil(3.6) = 4; at the
+/// 60% step, ceil(1.6) = 2 once traffic left (max(2, 2) = 2 with the
+/// minimum); the abort's weight 0 brings it back to 4.
+#[test]
+fn argo_min_pods_and_dynamic_stable_scale() {
+    let canary = "      trafficRouting: {istio: {virtualService: {name: vs}}}\n      minPodsPerReplicaSet: 2\n      dynamicStableScale: true\n";
+    let s = argo_with(canary, FOLLOW_STEPS, ARGO_METRIC);
+    assert_eq!(s.deploy.canary_pods, 2);
+    assert_eq!(s.canary_slots(), 3);
+    let log = drive(&s, true, true, |_, _| Measurement::Vector(vec![0.99]));
+    assert_eq!(log.outcome.end, ReleaseEnd::Promote);
+    assert_eq!(log.scaling(), vec![(READY + 600_000, 1)]);
+    assert_eq!(production_scaling(&log), vec![(READY + 630_000, -2)]);
+    assert_eq!(log.decided_after_traffic(), 1_230_000);
+    // an abort: weight 0, production back to 4
+    let log = drive(&s, true, true, |_, t| {
+        Measurement::Vector(vec![if t > READY + 700_000 { 0.5 } else { 0.99 }])
+    });
+    assert_eq!(log.outcome.end, ReleaseEnd::Rollback);
+    assert_eq!(
+        production_scaling(&log)
+            .iter()
+            .map(|(_, n)| *n)
+            .collect::<Vec<_>>(),
+        vec![-2, 2]
+    );
+    let capped = "      trafficRouting: {istio: {virtualService: {name: vs}}}\n      minPodsPerReplicaSet: 9\n";
+    let s = argo_with(capped, FOLLOW_STEPS, ARGO_METRIC);
+    assert_eq!(s.deploy.canary_pods, 4);
 }

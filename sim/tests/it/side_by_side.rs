@@ -88,11 +88,27 @@ fn peers_decide_at_their_rules_times_from_the_traffic_shift() {
     };
     let (_, _, aa) = a_of("aa-typical");
     let (sc, a, errors) = a_of("errors-2pct");
+    // Argo: 30 minutes of steps, plus the setWeight 25 and 50 steps' wait
+    // for their new canary pod (6 replicas: ceil(0.3) = 1, ceil(1.5) = 2,
+    // ceil(3) = 3; rollout/trafficrouting.go keeps the weight until
+    // AtDesiredReplicaCountsForCanary), each a pod's start and readiness
+    let pl = &sc.file.pipeline;
+    let pod = pl.pod_start_s + pl.readiness_s;
+    let argo = |r: &reports::model::ScenarioResult| {
+        let t = &r.decision_time_s;
+        assert!(
+            t.bins_start > 1800.0 + 2.0 * 0.5 * pod && t.max < 1800.0 + 2.0 * 1.6 * pod,
+            "{:?}: {t:?}",
+            r.analysis
+        );
+    };
+    argo(&aa.scenarios[0]);
+    argo(&errors.scenarios[0]);
     let cases = [
-        (&aa.scenarios[0], ReleaseEnd::Promote, 1800.0),
-        (&aa.scenarios[1], ReleaseEnd::Promote, 300.0),
-        (&errors.scenarios[0], ReleaseEnd::Promote, 1800.0),
-        (&errors.scenarios[1], ReleaseEnd::Rollback, 360.0),
+        (&aa.scenarios[0], ReleaseEnd::Promote, None),
+        (&aa.scenarios[1], ReleaseEnd::Promote, Some(300.0)),
+        (&errors.scenarios[0], ReleaseEnd::Promote, None),
+        (&errors.scenarios[1], ReleaseEnd::Rollback, Some(360.0)),
     ];
     for (r, end, expected_s) in cases {
         let v = r.verdicts;
@@ -101,6 +117,9 @@ fn peers_decide_at_their_rules_times_from_the_traffic_shift() {
             _ => v.rolled_back,
         };
         assert_eq!(count, r.runs, "{:?} {:?}: {v:?}", r.name, r.analysis);
+        let Some(expected_s) = expected_s else {
+            continue;
+        };
         assert_eq!(r.decision_time_s.p50, expected_s, "{:?}", r.analysis);
         // Flagger decides on ticks; with 2% errors a tick's check may pass
         // (success 99% or more in a minute of ~1,200 requests: rare), which
@@ -238,10 +257,10 @@ fn argo_resolves_pod_template_hashes_to_the_scenarios_own() {
 /// deployed canary (utils/replicaset/canary.go
 /// `CalculateReplicaCountsForTrafficRoutedCanary`: `replicas` whatever the
 /// weight), and the simulated Prometheus scrapes them once ready: the
-/// Rollout's own measurement counts the canary's pods. From the catalog's
-/// one canary pod to 3, then down to 2 (the stopped pod's series go
-/// stale): a measurement that saw another count would fail the
-/// analysis (failureLimit 0) and abort the Rollout.
+/// Rollout's own measurement counts the canary's pods. From the 2 pods
+/// step 0's weight gives (ceil(20% of 6)) to 3, then down to 2 (the
+/// stopped pod's series go stale): a measurement that saw another count
+/// would fail the analysis (failureLimit 0) and abort the Rollout.
 #[test]
 fn argo_set_canary_scale_adds_and_removes_canary_pods_in_the_series() {
     let dir = std::env::temp_dir().join(format!("sim-scale-{}", std::process::id()));
@@ -295,7 +314,7 @@ spec:
         scenarios: Vec::new(),
     }];
     let sc = catalog("aa-typical");
-    assert_eq!(sc.file.pipeline.canary_replicas, 1);
+    assert_eq!(sc.file.service.replicas, 6);
     let study =
         run_study_side_by_side(std::slice::from_ref(&sc), &a, opts(10), &|_, _| {}).unwrap();
     let r = &study.scenarios[0];
@@ -329,4 +348,91 @@ fn a_run_restarting_the_last_runs_series_equals_a_fresh_one() {
             assert_eq!(reused, fresh(seed), "seed {seed}");
         }
     }
+}
+
+/// Argo's pod counts with traffic routing and no `setCanaryScale`
+/// (utils/replicaset/canary.go `CalculateReplicaCountsForTrafficRoutedCanary`,
+/// `CheckMinPodsPerReplicaSet`), seen through the Rollout's own queries on
+/// the simulated Prometheus, for the catalog's 6 replicas with
+/// `minPodsPerReplicaSet: 2` and `dynamicStableScale`:
+///
+/// | step | canary | stable (goldengoose-primary) |
+/// |---|---|---|
+/// | setWeight 10 | max(ceil(0.6), 2) = 2 | max(ceil(5.4), ceil(6 x 90%)) = 6 |
+/// | setWeight 50 | ceil(3) = 3 | ceil(3) = 3 once the traffic moved |
+///
+/// A measurement that saw other counts fails the analysis (failureLimit 0)
+/// and aborts the Rollout.
+#[test]
+fn argo_pods_follow_the_weight_with_min_pods_and_dynamic_stable_scale() {
+    let dir = std::env::temp_dir().join(format!("sim-follow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("follow.yaml");
+    let pods = |workload: &str| {
+        format!(
+            r#"count(count by (pod) (rate(istio_requests_total{{destination_workload="{workload}"}}[30s])))"#
+        )
+    };
+    let metrics = |canary: u32, stable: u32| {
+        format!(
+            "  - name: canary-pods
+    initialDelay: 2m
+    successCondition: result[0] == {canary}
+    provider: {{prometheus: {{query: '{}'}}}}
+  - name: stable-pods
+    initialDelay: 2m
+    successCondition: result[0] == {stable}
+    provider: {{prometheus: {{query: '{}'}}}}
+",
+            pods("goldengoose"),
+            pods("goldengoose-primary")
+        )
+    };
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: goldengoose}}
+spec:
+  strategy:
+    canary:
+      trafficRouting: {{istio: {{virtualService: {{name: goldengoose}}}}}}
+      minPodsPerReplicaSet: 2
+      dynamicStableScale: true
+      steps:
+      - setWeight: 10
+      - analysis: {{templates: [{{templateName: ten}}]}}
+      - setWeight: 50
+      - analysis: {{templates: [{{templateName: fifty}}]}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: ten}}
+spec:
+  metrics:
+{}---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: fifty}}
+spec:
+  metrics:
+{}",
+            metrics(2, 6),
+            metrics(3, 3)
+        ),
+    )
+    .unwrap();
+    let file = analysis::read(&path);
+    let _ = std::fs::remove_dir_all(&dir);
+    let a = [StudyAnalysis {
+        file: file.unwrap(),
+        scenarios: Vec::new(),
+    }];
+    let sc = catalog("aa-typical");
+    assert_eq!(sc.file.service.replicas, 6);
+    let study =
+        run_study_side_by_side(std::slice::from_ref(&sc), &a, opts(10), &|_, _| {}).unwrap();
+    let r = &study.scenarios[0];
+    assert_eq!(r.verdicts.promoted, r.runs, "{:?}", r.verdicts);
 }

@@ -73,7 +73,10 @@ pub(super) fn peer_spec(
         PeerPlan::with_hashes(&peer.bundle, &hashes).map_err(bad)?,
     );
     spec.deploy.build_after_s = None;
-    spec.deploy.canary_pods = plan.canary_replicas.max(1);
+    // an Argo Rollout with trafficRouting deploys Argo's count for step 0
+    if !spec.sizes_canary() {
+        spec.deploy.canary_pods = plan.canary_replicas.max(1);
+    }
     Ok(spec)
 }
 
@@ -112,5 +115,25 @@ mod tests {
             ),
             "{first:?}"
         );
+    }
+
+    /// The catalog's Argo Rollout (trafficRouting, 6 replicas, weights 5,
+    /// 25, 50) deploys ceil(5% of 6) = 1 canary pod and starts 1 more at
+    /// 25% (2) and at 50% (3): utils/replicaset/canary.go
+    /// `CalculateReplicaCountsForTrafficRoutedCanary`.
+    #[test]
+    fn the_catalogs_argo_canary_follows_the_weight_locally() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let path = format!("{root}/../scenarios/catalog/aa-typical.toml");
+        let scenario = Scenario::load(std::path::Path::new(&path), None).expect("loads");
+        let plan = plan_release(&scenario, 0.02, 1).expect("plans");
+        let file = format!("{root}/../scenarios/catalog/analyses/argo-rollout.yaml");
+        let text = std::fs::read_to_string(&file).expect("reads");
+        let peer = PeerAnalysis::from_yaml("argo-rollout", &file, &text).expect("reads");
+        let spec = peer_spec(&scenario, &plan, &peer, &Names::of(&scenario)).expect("plans");
+        assert!(spec.sizes_canary());
+        assert_eq!(spec.deploy.canary_pods, 1);
+        assert_eq!(spec.canary_slots(), 3);
+        assert_eq!(spec.canary_starts(), 3);
     }
 }
