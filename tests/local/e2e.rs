@@ -127,9 +127,7 @@ fn explain(run: &AnalysisRun) -> String {
     text
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-async fn e2e_latency_canary_is_rolled_back_from_real_prometheus() {
+pub(crate) async fn e2e_latency_canary_is_rolled_back_from_real_prometheus() {
     let run = release(&["latency=30ms"]).await;
     let why = explain(&run);
     assert_eq!(run.outcome.end, ReleaseEnd::Rollback, "{why}");
@@ -158,9 +156,7 @@ async fn e2e_latency_canary_is_rolled_back_from_real_prometheus() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-async fn e2e_aa_release_is_promoted_from_real_prometheus() {
+pub(crate) async fn e2e_aa_release_is_promoted_from_real_prometheus() {
     let run = release(&[]).await;
     let why = explain(&run);
     eprintln!("{why}");

@@ -46,8 +46,7 @@ fn config(track: &str, faults: &[&str]) -> goldengoose::Config {
     }
 }
 
-#[tokio::test]
-async fn serves_on_the_reserved_listener_as_a_process_of_its_own() {
+pub(crate) async fn serves_on_the_reserved_listener_as_a_process_of_its_own() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
     let addr = listener.local_addr().expect("addr");
     let goose = Goose::spawn_on(
@@ -77,8 +76,7 @@ async fn serves_on_the_reserved_listener_as_a_process_of_its_own() {
     assert_eq!(probe(addr, "/readyz").await, None, "nothing listens");
 }
 
-#[tokio::test]
-async fn a_crashed_instance_is_restarted_on_the_same_address() {
+pub(crate) async fn a_crashed_instance_is_restarted_on_the_same_address() {
     let supervision = Supervision {
         restart_delay: Duration::from_millis(300),
         ..Supervision::default()
@@ -120,8 +118,7 @@ async fn a_crashed_instance_is_restarted_on_the_same_address() {
 /// The local mode's pod watch: a canary reported ready whose process then
 /// dies is reported as crashed (once per exit), as a kubelet's restart
 /// after readiness is; a healthy one only as ready.
-#[tokio::test]
-async fn a_pod_that_dies_after_it_was_ready_is_reported_crashed() {
+pub(crate) async fn a_pod_that_dies_after_it_was_ready_is_reported_crashed() {
     use cluster::local::pods::PodWatch;
     use release::{Event, Track};
     let supervision = Supervision {
@@ -191,8 +188,7 @@ async fn a_pod_that_dies_after_it_was_ready_is_reported_crashed() {
     );
 }
 
-#[tokio::test]
-async fn dropping_an_instance_kills_its_process() {
+pub(crate) async fn dropping_an_instance_kills_its_process() {
     let goose = Goose::spawn(
         &crate::goldengoose(),
         "production-0",
@@ -209,8 +205,7 @@ async fn dropping_an_instance_kills_its_process() {
     );
 }
 
-#[tokio::test]
-async fn slow_start_is_not_ready_but_healthy() {
+pub(crate) async fn slow_start_is_not_ready_but_healthy() {
     let goose = Goose::spawn(
         &crate::goldengoose(),
         "canary-0",
@@ -224,8 +219,7 @@ async fn slow_start_is_not_ready_but_healthy() {
     assert!(goose.stop().await.is_some());
 }
 
-#[tokio::test]
-async fn a_program_that_cannot_run_is_named() {
+pub(crate) async fn a_program_that_cannot_run_is_named() {
     let missing = GooseCommand::new("/nonexistent/goldengoose");
     let err = Goose::spawn(
         &missing,
@@ -243,8 +237,7 @@ async fn a_program_that_cannot_run_is_named() {
     );
 }
 
-#[tokio::test]
-async fn an_instance_that_exits_before_serving_shows_its_stderr() {
+pub(crate) async fn an_instance_that_exits_before_serving_shows_its_stderr() {
     // A flag goldengoose does not know: it exits with clap's message.
     let bad = crate::goldengoose().arg("--no-such-flag");
     let err = Goose::spawn(
@@ -274,8 +267,7 @@ async fn cpu_seconds(addr: std::net::SocketAddr) -> f64 {
         .unwrap_or_else(|| panic!("no process_cpu_seconds_total in {metrics}"))
 }
 
-#[tokio::test]
-async fn cpu_is_counted_per_instance() {
+pub(crate) async fn cpu_is_counted_per_instance() {
     let supervision = Supervision::default();
     let command = crate::goldengoose();
     let baseline = Goose::spawn(
@@ -351,9 +343,7 @@ fn prometheus_dirs(dir: &std::path::Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[tokio::test]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-async fn nothing_is_left_behind_when_canarylab_is_killed() {
+pub(crate) async fn nothing_is_left_behind_when_canarylab_is_killed() {
     // A whole `canarylab local`, killed with SIGKILL once it serves traffic:
     // it cannot clean up, so its goldengoose processes must notice
     // (--exit-with-parent), and so must Prometheus's supervisor, which

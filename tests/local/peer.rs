@@ -110,9 +110,7 @@ fn report(out: &ReleaseOutcome) -> String {
     format!("{:?}: {}", out.decision, lines.join("; "))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-async fn argo_rolls_back_the_latency_regression() {
+pub(crate) async fn argo_rolls_back_the_latency_regression() {
     let scenario = catalog("latency-25pct.toml");
     let root = TempRoot::new("argo-latency");
     let result = release(&scenario, "argo-latency-vs-stable.yaml", &root).await;
@@ -153,9 +151,7 @@ async fn argo_rolls_back_the_latency_regression() {
     assert_eq!(run.series[0].experiment.len(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-async fn argo_promotes_an_aa_release() {
+pub(crate) async fn argo_promotes_an_aa_release() {
     let scenario = catalog("aa-typical.toml");
     let root = TempRoot::new("argo-aa");
     let result = release(&scenario, "argo-latency-vs-stable.yaml", &root).await;
@@ -189,9 +185,7 @@ async fn argo_promotes_an_aa_release() {
     assert!((canary - 50.0).abs() < 1e-9, "{first:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-async fn flagger_rolls_back_the_latency_regression() {
+pub(crate) async fn flagger_rolls_back_the_latency_regression() {
     let scenario = catalog("latency-25pct.toml");
     let root = TempRoot::new("flagger-latency");
     let result = release(&scenario, "flagger-latency-vs-primary.yaml", &root).await;
@@ -214,9 +208,7 @@ async fn flagger_rolls_back_the_latency_regression() {
     assert_eq!(out.record.promotion, None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-async fn flagger_promotes_an_aa_release() {
+pub(crate) async fn flagger_promotes_an_aa_release() {
     let scenario = catalog("aa-typical.toml");
     let root = TempRoot::new("flagger-aa");
     let result = release(&scenario, "flagger-latency-vs-primary.yaml", &root).await;
@@ -253,8 +245,7 @@ async fn flagger_promotes_an_aa_release() {
     assert!(!promotion.undone && promotion.replaced == promotion.of);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn renamed_series_are_refused_before_anything_starts() {
+pub(crate) async fn renamed_series_are_refused_before_anything_starts() {
     let mut scenario = catalog("aa-typical.toml");
     scenario
         .file
@@ -308,8 +299,7 @@ fn lean_aa_file(dir: &TempRoot) -> PathBuf {
     path
 }
 
-#[test]
-fn cli_refuses_a_bad_analysis_file_naming_it() {
+pub(crate) fn cli_refuses_a_bad_analysis_file_naming_it() {
     let dir = TempRoot::new("peer-cli-bad");
     let scenario = lean_aa_file(&dir);
     let bad = dir.0.join("rollout.yaml");
@@ -348,9 +338,7 @@ fn cli_refuses_a_bad_analysis_file_naming_it() {
     );
 }
 
-#[test]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-fn cli_releases_by_a_flagger_file_and_names_the_results() {
+pub(crate) fn cli_releases_by_a_flagger_file_and_names_the_results() {
     let dir = TempRoot::new("peer-cli");
     let scenario = lean_aa_file(&dir).display().to_string();
     let analysis: PathBuf = [

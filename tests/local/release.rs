@@ -70,9 +70,7 @@ fn requests(load: &loadgen::Report, prefix: &str) -> u64 {
         .sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-async fn release_with_a_large_latency_fault_is_rolled_back() {
+pub(crate) async fn release_with_a_large_latency_fault_is_rolled_back() {
     let scenario = large_latency_fault();
     let root = TempRoot::new("latency");
     let mut opts = options();
@@ -154,8 +152,7 @@ async fn release_with_a_large_latency_fault_is_rolled_back() {
     assert!(html.contains("Interval 1"), "interval scores in the report");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn release_with_a_config_without_prometheus_queries_starts_nothing() {
+pub(crate) async fn release_with_a_config_without_prometheus_queries_starts_nothing() {
     let mut scenario = catalog("latency-25pct.toml");
     for m in &mut scenario.config.metrics {
         m.query = Default::default();
@@ -181,8 +178,7 @@ async fn release_with_a_config_without_prometheus_queries_starts_nothing() {
     assert_eq!(study.scenarios[0].verdicts, Default::default());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn canary_that_fails_to_start_ends_the_deploy_and_stops_the_others() {
+pub(crate) async fn canary_that_fails_to_start_ends_the_deploy_and_stops_the_others() {
     // goldengoose through a shell that refuses to start the canary: the
     // production processes start first (before the commit) and must be
     // stopped; the controller starts the canary before the baseline, so
@@ -225,9 +221,7 @@ async fn canary_that_fails_to_start_ends_the_deploy_and_stops_the_others() {
     assert!(reason.contains("step deploy failed"), "{reason}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-async fn interrupted_release_leaves_no_process_and_no_temp_dir() {
+pub(crate) async fn interrupted_release_leaves_no_process_and_no_temp_dir() {
     let root = TempRoot::new("interrupted");
     let scenario = catalog("latency-25pct.toml");
     let (cancel, cancelled) = tokio::sync::watch::channel(false);
@@ -269,9 +263,7 @@ async fn interrupted_release_leaves_no_process_and_no_temp_dir() {
     assert!(requests(load, "canary-") > 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-async fn aa_release_is_promoted_by_replacing_production() {
+pub(crate) async fn aa_release_is_promoted_by_replacing_production() {
     // The A/A scenario judged with examples/canary-config.json, whose
     // critical latency_p50 has an effect size (allowedIncrease 1.1): the
     // catalog config fails on any significant difference.
@@ -345,9 +337,7 @@ async fn aa_release_is_promoted_by_replacing_production() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-async fn ctrl_c_during_promotion_undoes_it() {
+pub(crate) async fn ctrl_c_during_promotion_undoes_it() {
     let config: PathBuf = [env!("CARGO_MANIFEST_DIR"), "examples", "canary-config.json"]
         .iter()
         .collect();
@@ -432,9 +422,7 @@ async fn ctrl_c_during_promotion_undoes_it() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-async fn canary_that_never_starts_fails_the_deploy() {
+pub(crate) async fn canary_that_never_starts_fails_the_deploy() {
     let mut scenario = catalog("crash-loop.toml");
     short(&mut scenario);
     let root = TempRoot::new("crash");
@@ -474,9 +462,7 @@ async fn canary_that_never_starts_fails_the_deploy() {
     assert!(study.example_runs[0].reason.contains("canary-0"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-async fn promql_error_ends_the_release_at_the_analysis() {
+pub(crate) async fn promql_error_ends_the_release_at_the_analysis() {
     let mut scenario = catalog("aa-typical.toml");
     short(&mut scenario);
     // Builds (the template resolves) but does not parse.

@@ -99,9 +99,7 @@ async fn wait_for_step(watch: &cluster::StepWatch, step: Step) {
     watch.reached(step).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-async fn prometheus_restarted_on_the_same_address_mid_release_the_release_goes_on() {
+pub(crate) async fn prometheus_restarted_on_the_same_address_mid_release_the_release_goes_on() {
     let root = TempRoot::new("restart");
     let scenario = scenario();
     let metrics = scenario.config.metrics.len() as f64;
@@ -173,9 +171,7 @@ async fn prometheus_restarted_on_the_same_address_mid_release_the_release_goes_o
     assert!(root.is_empty(), "Prometheus's directory removed");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-async fn prometheus_that_stays_down_fails_the_analysis_step_and_everything_stops() {
+pub(crate) async fn prometheus_that_stays_down_fails_the_analysis_step_and_everything_stops() {
     let root = TempRoot::new("down");
     let scenario = scenario();
     let mut opts = ReleaseOptions::new(0.02, crate::goldengoose());

@@ -242,9 +242,7 @@ fn sent_queries(answer: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-async fn analyze_fails_a_latency_regression_from_real_prometheus() {
+pub(crate) async fn analyze_fails_a_latency_regression_from_real_prometheus() {
     let run = analyze(&["latency=30ms"]).await;
     let (status, answer) = &run.inline;
     assert_eq!(*status, 200, "{answer}");
@@ -265,9 +263,7 @@ async fn analyze_fails_a_latency_regression_from_real_prometheus() {
     assert_eq!(sent_queries(answer), run.local_queries);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-async fn analyze_passes_an_aa_release_from_real_prometheus() {
+pub(crate) async fn analyze_passes_an_aa_release_from_real_prometheus() {
     let run = analyze(&[]).await;
     let (status, answer) = &run.inline;
     assert_eq!(*status, 200, "{answer}");
