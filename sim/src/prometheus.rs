@@ -398,7 +398,7 @@ pub struct Scrape {
     /// Per query of the plan: what its evaluations on this store share
     /// (selector matches, aggregation groups), kept across measurements
     /// and, with the series, across restarts.
-    caches: Vec<prom::eval::QueryCache>,
+    caches: Vec<prom::QueryCache>,
 }
 
 /// Label names, renamed as the telemetry says.
@@ -707,7 +707,7 @@ fn answer_with(
     store: &Store,
     q: &Query,
     m: &MeasureRequest,
-    cache: Option<&mut prom::eval::QueryCache>,
+    cache: Option<&mut prom::QueryCache>,
 ) -> Measurement {
     let engine = Engine::new(store);
     let t = |ms: release::Millis| EPOCH_MS + ms as i64;
