@@ -316,6 +316,62 @@ pub struct Engine<'a> {
     lookback_ms: i64,
 }
 
+/// What evaluations of one query on one store share: each selector's
+/// matches and each fused aggregation's groups, which depend on the
+/// store's series (their labels), not on their samples. A store only ever
+/// adds series, so the cache is kept while the query (its address), the
+/// store's series (their address) and their number are the same, and
+/// dropped otherwise. The simulator evaluates each query of an analysis
+/// many times on one store whose samples grow (and are cleared between
+/// runs); keep one cache per query and store.
+#[derive(Default)]
+pub struct QueryCache {
+    /// Address of the query's expression, of the store's series, and
+    /// their number, when the maps were filled.
+    key: Option<(usize, usize, usize)>,
+    selected: HashMap<usize, Rc<Vec<usize>>>,
+    fused: HashMap<usize, Option<Rc<Fused>>>,
+}
+
+impl std::fmt::Debug for QueryCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryCache")
+            .field("selectors", &self.selected.len())
+            .field("aggregations", &self.fused.len())
+            .finish()
+    }
+}
+
+impl QueryCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Hands the kept maps to `ctx` (an evaluation of `q` on `store`),
+    /// dropped first if they were filled for another query or store.
+    fn lend(&mut self, store: &Store, q: &Query, ctx: &Ctx<'_>) {
+        let key = (
+            std::ptr::from_ref(&q.expr) as usize,
+            store.series().as_ptr() as usize,
+            store.len(),
+        );
+        if self.key != Some(key) {
+            self.selected.clear();
+            self.fused.clear();
+            self.key = Some(key);
+        }
+        *ctx.selected.borrow_mut() = std::mem::take(&mut self.selected);
+        *ctx.fused.borrow_mut() = std::mem::take(&mut self.fused);
+    }
+
+    /// Takes the maps back from the evaluation's `ctx`.
+    fn keep(&mut self, ctx: Ctx<'_>) {
+        self.selected = ctx.selected.into_inner();
+        self.fused = ctx.fused.into_inner();
+    }
+}
+
 /// Per-query state: the query's time bounds (for `@ start()`/`@ end()`),
 /// the selector matches (computed once), each range selector's windows
 /// (two indices per series, moved forward from step to step), and the
@@ -469,6 +525,37 @@ impl<'a> Engine<'a> {
         self.eval(&ctx, &q.expr, t_ms)
     }
 
+    /// [`Engine::instant`], keeping in `cache` what depends only on the
+    /// query and the store's series (each selector's matches, each fused
+    /// aggregation's groups), not on their samples: the next evaluation of
+    /// `q` on this store, at any time and after any samples were added,
+    /// starts from them. The same value as [`Engine::instant`].
+    pub fn instant_cached(
+        &self,
+        q: &Query,
+        t_ms: i64,
+        cache: &mut QueryCache,
+    ) -> Result<Value, Error> {
+        let ctx = Ctx::new(&q.text, t_ms, t_ms);
+        cache.lend(self.store, q, &ctx);
+        let out = self.eval(&ctx, &q.expr, t_ms);
+        cache.keep(ctx);
+        out
+    }
+
+    /// [`Engine::range`] with a [`QueryCache`] (see
+    /// [`Engine::instant_cached`]).
+    pub fn range_cached(
+        &self,
+        q: &Query,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        cache: &mut QueryCache,
+    ) -> Result<Vec<RangeSeries>, Error> {
+        self.range_with(q, start_ms, end_ms, step_ms, Some(cache))
+    }
+
     /// `/api/v1/query_range` from `start_ms` to `end_ms` every `step_ms`:
     /// a matrix sorted by labels (a scalar expression gives one series
     /// with no labels).
@@ -478,6 +565,17 @@ impl<'a> Engine<'a> {
         start_ms: i64,
         end_ms: i64,
         step_ms: i64,
+    ) -> Result<Vec<RangeSeries>, Error> {
+        self.range_with(q, start_ms, end_ms, step_ms, None)
+    }
+
+    fn range_with(
+        &self,
+        q: &Query,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        mut cache: Option<&mut QueryCache>,
     ) -> Result<Vec<RangeSeries>, Error> {
         let err = |message: String| Error::Eval {
             query: q.text.clone(),
@@ -495,11 +593,33 @@ impl<'a> Engine<'a> {
             return Err(err("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into()));
         }
         let ctx = Ctx::new(&q.text, start_ms, end_ms);
+        if let Some(c) = cache.as_deref_mut() {
+            c.lend(self.store, q, &ctx);
+        }
+        let out = self.range_steps(&ctx, q, start_ms, end_ms, step_ms);
+        if let Some(c) = cache {
+            c.keep(ctx);
+        }
+        out
+    }
+
+    fn range_steps(
+        &self,
+        ctx: &Ctx,
+        q: &Query,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<Vec<RangeSeries>, Error> {
+        let err = |message: String| Error::Eval {
+            query: q.text.clone(),
+            message,
+        };
         let mut out: Vec<RangeSeries> = Vec::new();
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut t = start_ms;
         while t <= end_ms {
-            match self.eval(&ctx, &q.expr, t)? {
+            match self.eval(ctx, &q.expr, t)? {
                 Value::Scalar(v) => {
                     push_point(&mut out, &mut index, Labels::new(), t, v);
                 }
@@ -631,10 +751,7 @@ impl<'a> Engine<'a> {
         let w = all.entry(key).or_insert_with(|| Windows {
             maxt: None,
             bounds: vec![(0, 0); ids.len()],
-            stale: ids
-                .iter()
-                .map(|&i| self.store.series()[i].values.iter().any(|&v| is_stale(v)))
-                .collect(),
+            stale: ids.iter().map(|&i| self.store.has_stale(i)).collect(),
         });
         let mint = maxt - range;
         let forward = w.maxt.is_some_and(|prev| prev <= maxt);
@@ -2152,6 +2269,69 @@ mod tests {
             }
         }
         assert!(nonempty > 1000, "{nonempty} non-empty steps");
+    }
+
+    /// A cache kept across evaluations of a query on a store whose
+    /// samples grow, are cleared and grow again (the simulator's runs)
+    /// answers what a fresh evaluation answers, and one handed another
+    /// query or store starts over.
+    #[test]
+    fn cached_evaluations_equal_fresh_ones_as_samples_grow() {
+        let full = windows_store();
+        let mut st = Store::new();
+        for s in full.series() {
+            st.series_id(s.labels.clone());
+        }
+        let texts = [
+            "sum(irate(req_total{code!~\"5.*\"}[45s])) / sum(irate(req_total[45s]))",
+            "histogram_quantile(0.9, sum by (le) (rate(req_total[1m])))",
+            "sum by (code) (rate(req_total{pod=~\"a|c|d\"}[2m]))",
+            "req_total{pod=\"d\"}",
+        ];
+        let queries: Vec<Query> = texts
+            .iter()
+            .map(|t| Query::parse(t).expect("parses"))
+            .collect();
+        let mut caches: Vec<QueryCache> = queries.iter().map(|_| QueryCache::new()).collect();
+        let mut shared = QueryCache::new();
+        let mut nonempty = 0;
+        for round in 0..2 {
+            st.clear_samples();
+            let mut next = vec![0usize; full.len()];
+            for t in (1_000_000..4_100_000).step_by(60_000) {
+                for (i, s) in full.series().iter().enumerate() {
+                    while next[i] < s.timestamps.len() && s.timestamps[next[i]] <= t {
+                        let (ts, v) = (s.timestamps[next[i]], s.values[next[i]]);
+                        st.push(SeriesId(i), ts, v).expect("in order");
+                        next[i] += 1;
+                    }
+                }
+                let engine = Engine::new(&st);
+                for (q, cache) in queries.iter().zip(&mut caches) {
+                    let fresh = format!("{:?}", engine.instant(q, t));
+                    let cached = format!("{:?}", engine.instant_cached(q, t, cache));
+                    assert_eq!(cached, fresh, "{} at {t}, round {round}", q.text());
+                    // one cache for every query: dropped at each change
+                    let other = format!("{:?}", engine.instant_cached(q, t, &mut shared));
+                    assert_eq!(other, fresh, "{} at {t} (shared cache)", q.text());
+                    let range = engine.range(q, t - 300_000, t, 30_000);
+                    let range_cached = engine.range_cached(q, t - 300_000, t, 30_000, cache);
+                    assert_eq!(format!("{range_cached:?}"), format!("{range:?}"));
+                    nonempty += usize::from(!fresh.contains("[]"));
+                }
+            }
+        }
+        assert!(nonempty > 100, "{nonempty} non-empty answers");
+        // another store with the same number of series: the cache starts over
+        let engine = Engine::new(&full);
+        let t = 3_000_000;
+        assert_eq!(
+            format!(
+                "{:?}",
+                engine.instant_cached(&queries[2], t, &mut caches[2])
+            ),
+            format!("{:?}", engine.instant(&queries[2], t))
+        );
     }
 
     /// Two series equal but for their name: the fused path steps aside and

@@ -24,7 +24,7 @@ pub mod labels;
 pub mod openmetrics;
 pub mod store;
 
-pub use eval::{Engine, Query, RangeSeries, Sample, Value};
+pub use eval::{Engine, Query, QueryCache, RangeSeries, Sample, Value};
 pub use labels::Labels;
 pub use store::{STALE_NAN, Series, SeriesId, Store};
 

@@ -49,6 +49,9 @@ pub struct SeriesId(pub usize);
 #[derive(Debug, Clone, Default)]
 pub struct Store {
     series: Vec<Series>,
+    /// Per series: a stale marker among its samples (kept as they are
+    /// written, so a query need not scan the samples to know).
+    stale: Vec<bool>,
     by_labels: HashMap<Labels, usize>,
     by_name: HashMap<String, Vec<usize>>,
 }
@@ -73,6 +76,7 @@ impl Store {
             timestamps: Vec::new(),
             values: Vec::new(),
         });
+        self.stale.push(false);
         SeriesId(i)
     }
 
@@ -90,6 +94,9 @@ impl Store {
         }
         s.timestamps.push(t_ms);
         s.values.push(v);
+        if is_stale(v) {
+            self.stale[id.0] = true;
+        }
         Ok(())
     }
 
@@ -129,6 +136,9 @@ impl Store {
         }
         s.timestamps.extend_from_slice(timestamps);
         s.values.extend_from_slice(values);
+        if values.iter().any(|&v| is_stale(v)) {
+            self.stale[id.0] = true;
+        }
         Ok(())
     }
 
@@ -140,6 +150,7 @@ impl Store {
             s.timestamps.clear();
             s.values.clear();
         }
+        self.stale.fill(false);
     }
 
     /// All series, in creation order.
@@ -185,6 +196,11 @@ impl Store {
             .collect()
     }
 
+    /// Whether series `i` (raw index) has a stale marker among its samples.
+    pub(crate) fn has_stale(&self, i: usize) -> bool {
+        self.stale[i]
+    }
+
     /// Label set of a series by raw index.
     pub(crate) fn labels_of(&self, i: usize) -> &Labels {
         &self.series[i].labels
@@ -226,6 +242,14 @@ mod tests {
         assert!(st.push_stale(id, 3000).is_ok());
         assert!(is_stale(st.get(id).values[2]));
         assert!(!is_stale(f64::NAN));
+        assert!(st.has_stale(id.0));
+        let other = st.series_id(labels_of("x", &[("a", "2")]));
+        assert!(st.extend(other, &[1000], &[f64::NAN]).is_ok());
+        assert!(!st.has_stale(other.0), "a NaN is not a stale marker");
+        assert!(st.extend(other, &[2000], &[STALE_NAN]).is_ok());
+        assert!(st.has_stale(other.0));
+        st.clear_samples();
+        assert!(!st.has_stale(id.0) && !st.has_stale(other.0));
         assert_eq!(st.series_id(labels_of("x", &[("a", "1")])), id);
     }
 }

@@ -395,6 +395,10 @@ pub struct Scrape {
     step_ms: i64,
     written: usize,
     tracks: [TrackSeries; 2],
+    /// Per query of the plan: what its evaluations on this store share
+    /// (selector matches, aggregation groups), kept across measurements
+    /// and, with the series, across restarts.
+    caches: Vec<prom::QueryCache>,
 }
 
 /// Label names, renamed as the telemetry says.
@@ -464,6 +468,7 @@ impl Scrape {
             step_ms: (step_s * 1000.0).round() as i64,
             written: 0,
             tracks: [canary, control],
+            caches: Vec::new(),
         }
     }
 
@@ -680,19 +685,37 @@ impl Scrape {
         Ok(())
     }
 
-    /// Answer a [`MeasureRequest`] with query `q` on what was scraped.
-    pub fn measure(&self, q: &Query, m: &MeasureRequest) -> Measurement {
-        answer(&self.store, q, m)
+    /// Answer a [`MeasureRequest`] with query `q` (the plan's query
+    /// `index`: the evaluations of each query share a cache) on what was
+    /// scraped.
+    pub fn measure(&mut self, index: usize, q: &Query, m: &MeasureRequest) -> Measurement {
+        if self.caches.len() <= index {
+            self.caches.resize_with(index + 1, Default::default);
+        }
+        answer_with(&self.store, q, m, Some(&mut self.caches[index]))
     }
 }
 
 /// Evaluate `q` as `m` asks on `store` (simulated times mapped by
 /// [`EPOCH_MS`]).
 pub fn answer(store: &Store, q: &Query, m: &MeasureRequest) -> Measurement {
+    answer_with(store, q, m, None)
+}
+
+/// [`answer`], with a cache of `q`'s evaluations on `store`.
+fn answer_with(
+    store: &Store,
+    q: &Query,
+    m: &MeasureRequest,
+    cache: Option<&mut prom::QueryCache>,
+) -> Measurement {
     let engine = Engine::new(store);
     let t = |ms: release::Millis| EPOCH_MS + ms as i64;
     match m.range {
-        None => match engine.instant(q, t(m.at)) {
+        None => match match cache {
+            Some(c) => engine.instant_cached(q, t(m.at), c),
+            None => engine.instant(q, t(m.at)),
+        } {
             Ok(prom::Value::Scalar(v)) => Measurement::Scalar(v),
             Ok(prom::Value::Vector(samples)) => {
                 Measurement::Vector(samples.iter().map(|s| s.value).collect())
@@ -706,7 +729,10 @@ pub fn answer(store: &Store, q: &Query, m: &MeasureRequest) -> Measurement {
             )),
             Err(e) => Measurement::Error(e.to_string()),
         },
-        Some(r) => match engine.range(q, t(r.start), t(r.end), r.step as i64) {
+        Some(r) => match match cache {
+            Some(c) => engine.range_cached(q, t(r.start), t(r.end), r.step as i64, c),
+            None => engine.range(q, t(r.start), t(r.end), r.step as i64),
+        } {
             Ok(series) => Measurement::Matrix(series.into_iter().map(|s| s.values).collect()),
             Err(e) => Measurement::Error(e.to_string()),
         },

@@ -453,7 +453,7 @@ impl<'a> World<'_, 'a> {
                 if let Err(e) = s.catch_up(g) {
                     return Measurement::Error(e.to_string());
                 }
-                s.measure(q, m)
+                s.measure(m.query, q, m)
             }
             // before the traffic shift: nothing scraped yet
             _ => crate::prometheus::answer(&prom::Store::new(), q, m),
