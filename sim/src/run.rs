@@ -830,9 +830,10 @@ impl<'a> World<'_, 'a> {
         // another candidate's verdict on the same window of the same series
         // by the same judge (the score does not read the thresholds)
         if !self.detail
-            && let Some(v) = self.sharing.as_mut().and_then(|s| {
-                s.verdict(window.index, start_ms, end_ms, p.judge.thresholds())
-            })
+            && let Some(v) = self
+                .sharing
+                .as_mut()
+                .and_then(|s| s.verdict(window.index, start_ms, end_ms, p.judge.thresholds()))
         {
             let score = v.score;
             self.last_verdict = Some(v);

@@ -233,9 +233,10 @@ impl ScenarioCounts {
     /// The counts of `runs` of scenario `sc`: a run that failed its build
     /// never deployed; a deployed run not promoted was rolled back.
     fn of(sc: &Scenario, runs: &[RunOutcome]) -> Self {
-        let [deployed, rolled_back] = runs.iter().map(counted).fold([0, 0], |[d, r], [a, b]| {
-            [d + a, r + b]
-        });
+        let [deployed, rolled_back] = runs
+            .iter()
+            .map(counted)
+            .fold([0, 0], |[d, r], [a, b]| [d + a, r + b]);
         ScenarioCounts {
             name: sc.name.clone(),
             expect: match sc.file.expect {

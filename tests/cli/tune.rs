@@ -117,7 +117,11 @@ fn tunes_counts_are_each_candidates_own_sim_study() {
             continue;
         }
         let cfg = out.join(format!("candidate-{i}.json"));
-        std::fs::write(&cfg, serde_json::to_string(&candidate.config(&base)).unwrap()).unwrap();
+        std::fs::write(
+            &cfg,
+            serde_json::to_string(&candidate.config(&base)).unwrap(),
+        )
+        .unwrap();
         let dir = out.join(format!("sim-{i}"));
         let mut args = vec!["sim"];
         args.extend(scenarios.iter().map(|p| p.to_str().unwrap()));
@@ -154,7 +158,10 @@ fn tunes_counts_are_each_candidates_own_sim_study() {
         }
         compared += 1;
     }
-    assert!(compared >= 3, "only {compared} candidates without an interval");
+    assert!(
+        compared >= 3,
+        "only {compared} candidates without an interval"
+    );
     std::fs::remove_dir_all(&out).unwrap();
 }
 

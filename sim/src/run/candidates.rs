@@ -260,7 +260,12 @@ impl<'p, 'a> Sharing<'p, 'a> {
     /// Generate through step `k` as a run on its own would: check the
     /// steps others generated against this run's traffic shares, generate
     /// those nobody has yet, and leave `rng` where a run on its own would.
-    pub(super) fn advance(&mut self, g: &mut Generator<'a>, k: usize, rng: &mut Xoshiro256PlusPlus) {
+    pub(super) fn advance(
+        &mut self,
+        g: &mut Generator<'a>,
+        k: usize,
+        rng: &mut Xoshiro256PlusPlus,
+    ) {
         if k <= self.own_len {
             return;
         }
@@ -476,7 +481,11 @@ mod tests {
             .collect();
         out.push(Parameter::CanaryWeight.apply(sc, 20.0).expect("applies"));
         out.push(Parameter::ScrapeStepS.apply(sc, 5.0).expect("applies"));
-        out.push(Parameter::LifetimeS.apply(sc, 2.0 * lifetime).expect("applies"));
+        out.push(
+            Parameter::LifetimeS
+                .apply(sc, 2.0 * lifetime)
+                .expect("applies"),
+        );
         if !sc.file.pipeline.traffic_steps.is_empty() {
             // the same start, other weights after the first step: reads
             // steps generated under the first copies' weights
