@@ -628,6 +628,7 @@ impl<'a> World<'_, 'a> {
             )
         {
             self.generator = Some(g);
+            self.memo = s.take_memo();
             if !planned.is_empty() {
                 self.start_scrape();
             }
@@ -1025,7 +1026,7 @@ impl<'a> World<'_, 'a> {
         }
         if let Some(s) = &mut self.sharing {
             // the series go back for the next candidate
-            s.finish(self.generator.take());
+            s.finish(self.generator.take(), std::mem::take(&mut self.memo));
         }
         let run = RunOutcome {
             decision,

@@ -39,7 +39,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use release::kayenta::Kayenta;
 use scenarios::Service;
 
-use super::{AnalysisSpec, Prepared, RunOutcome, drive_sharing, run_once};
+use super::{AnalysisSpec, PointMemo, Prepared, RunOutcome, drive_sharing, run_once};
 use crate::series::{Draws, Generator, TrackSpec};
 
 /// The inputs of a seed's generator at the traffic shift.
@@ -88,6 +88,10 @@ pub struct Share<'a> {
     pushed: Vec<(f64, [f64; 2])>,
     /// Verdicts by (judge group, window index, start ms, end ms).
     verdicts: HashMap<(usize, usize, i64, i64), Verdict>,
+    /// The last run's metric points (its world's memo) and the group of
+    /// compiled metrics that made them: a run with the same metrics
+    /// continues them.
+    memo: Option<(usize, Vec<[PointMemo; 2]>)>,
     /// The current run read a step generated under other traffic shares.
     diverged: bool,
     /// Counts, for the caller's statistics.
@@ -142,6 +146,9 @@ enum State {
 pub struct Sharing<'p, 'a> {
     share: &'p mut Share<'a>,
     group: usize,
+    /// Runs of one metrics group compile the same points of the same
+    /// series.
+    metrics_group: usize,
     state: State,
     /// Steps this run has generated (as a run on its own would have).
     own_len: usize,
@@ -161,12 +168,13 @@ fn shares_at(list: &[(f64, [f64; 2])], t: f64) -> [f64; 2] {
 }
 
 impl<'p, 'a> Sharing<'p, 'a> {
-    fn new(share: &'p mut Share<'a>, group: usize) -> Self {
+    fn new(share: &'p mut Share<'a>, group: usize, metrics_group: usize) -> Self {
         share.diverged = false;
         share.stats.runs += 1;
         Self {
             share,
             group,
+            metrics_group,
             state: State::Pending,
             own_len: 0,
             own_shares: Vec::new(),
@@ -339,10 +347,26 @@ impl<'p, 'a> Sharing<'p, 'a> {
         }
     }
 
-    /// The run is over: the shared series go back.
-    pub(super) fn finish(&mut self, g: Option<Generator<'a>>) {
+    /// The points another run of the same metrics compiled from the
+    /// shared series (empty when none): a run's memo
+    /// ([`super::World::memo_fill`]) continues them.
+    pub(super) fn take_memo(&mut self) -> Vec<[PointMemo; 2]> {
+        match self.share.memo.take() {
+            Some((group, memo)) if self.state == State::On && group == self.metrics_group => memo,
+            other => {
+                self.share.memo = other;
+                Vec::new()
+            }
+        }
+    }
+
+    /// The run is over: the shared series (and the run's points) go back.
+    pub(super) fn finish(&mut self, g: Option<Generator<'a>>, memo: Vec<[PointMemo; 2]>) {
         if self.state == State::On {
             self.share.generator = g;
+            if !memo.is_empty() {
+                self.share.memo = Some((self.metrics_group, memo));
+            }
         }
     }
 }
@@ -355,6 +379,9 @@ pub struct Candidates<'p, 'a> {
     /// Per candidate: candidates of one group have the same canary config
     /// but for the score thresholds (the same judge).
     groups: Vec<usize>,
+    /// Per candidate: candidates of one group have the same compiled
+    /// metrics.
+    metrics_groups: Vec<usize>,
 }
 
 /// The canary config without its score thresholds, as text.
@@ -367,12 +394,23 @@ fn judge_key(p: &Prepared<'_>) -> String {
 impl<'p, 'a> Candidates<'p, 'a> {
     /// The candidates, in the order their outcomes come.
     pub fn new(prepared: Vec<&'p Prepared<'a>>) -> Self {
-        let keys: Vec<String> = prepared.iter().map(|p| judge_key(p)).collect();
-        let groups = keys
-            .iter()
-            .map(|k| keys.iter().position(|o| o == k).unwrap_or(0))
-            .collect();
-        Self { prepared, groups }
+        let groups_of = |keys: Vec<String>| -> Vec<usize> {
+            keys.iter()
+                .map(|k| keys.iter().position(|o| o == k).unwrap_or(0))
+                .collect()
+        };
+        let groups = groups_of(prepared.iter().map(|p| judge_key(p)).collect());
+        let metrics_groups = groups_of(
+            prepared
+                .iter()
+                .map(|p| format!("{:?}", p.metrics))
+                .collect(),
+        );
+        Self {
+            prepared,
+            groups,
+            metrics_groups,
+        }
     }
 
     /// The candidates.
@@ -391,12 +429,17 @@ impl<'p, 'a> Candidates<'p, 'a> {
     pub fn run(&self, seed: u64, ws: &mut Workspace, stats: &mut ShareStats) -> Vec<RunOutcome> {
         let mut share = Share::default();
         let mut out = Vec::with_capacity(self.prepared.len());
-        for (p, &group) in self.prepared.iter().zip(&self.groups) {
+        for ((p, &group), &metrics_group) in self
+            .prepared
+            .iter()
+            .zip(&self.groups)
+            .zip(&self.metrics_groups)
+        {
             let AnalysisSpec::Kayenta(spec) = &p.analysis else {
                 out.push(run_once(p, seed, false, ws).0);
                 continue;
             };
-            let sharing = Sharing::new(&mut share, group);
+            let sharing = Sharing::new(&mut share, group, metrics_group);
             let (run, _, _) = drive_sharing(
                 p,
                 seed,
