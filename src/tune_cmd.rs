@@ -168,21 +168,43 @@ pub fn run(args: &TuneArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         args.runs,
         candidates.len() * per_candidate
     );
+    // every candidate on each seed in turn: the seed's series generated
+    // once, verdicts shared between candidates that differ in thresholds
+    let total = candidates.len() * per_candidate;
+    let step = (total / 20).max(1);
+    let shown = std::sync::atomic::AtomicUsize::new(0);
+    let progress = |done: usize, total: usize| {
+        let tenth = done / step;
+        if shown.fetch_max(tenth, std::sync::atomic::Ordering::Relaxed) < tenth {
+            let elapsed = started.elapsed().as_secs_f64();
+            eprintln!(
+                "tune: {done}/{total} releases [{elapsed:.0} s, ~{:.0} s left]",
+                elapsed / done as f64 * (total - done) as f64
+            );
+        }
+    };
+    let (all, shared) = sim::sweep::candidates_counts(&scenarios, &candidates, opts, &progress)?;
+    eprintln!(
+        "tune: {} candidate releases: {} read another candidate's series, {} their own, {} run \
+         again on their own; {} steps generated; {} windows judged, {} verdicts shared",
+        shared.runs,
+        shared.reused_series,
+        shared.own_series,
+        shared.rerun,
+        shared.steps_generated,
+        shared.judged,
+        shared.verdicts_shared
+    );
     let mut tried = Vec::with_capacity(candidates.len());
-    for (i, c) in candidates.iter().enumerate() {
-        let counts = sim::sweep::candidate_counts(&scenarios, c, opts, &|_, _| {})?;
+    for (i, (c, counts)) in candidates.iter().zip(all).enumerate() {
         let score = Score::of(&counts);
-        let elapsed = started.elapsed().as_secs_f64();
-        let left = elapsed / (i + 1) as f64 * (candidates.len() - i - 1) as f64;
         eprintln!(
-            "tune: {}/{} worst false alarm {:.1}% (upper {:.1}%), detection {:.1}%  [{:.0} s, ~{:.0} s left]  {}",
+            "tune: {}/{} worst false alarm {:.1}% (upper {:.1}%), detection {:.1}%  {}",
             i + 1,
             candidates.len(),
             100.0 * score.worst_false_alarm,
             100.0 * score.worst_false_alarm_upper,
             100.0 * score.detection,
-            elapsed,
-            left,
             c.label()
         );
         tried.push(Tried {
@@ -201,23 +223,31 @@ pub fn run(args: &TuneArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         seed: fresh_seed(args.seed),
         ..opts
     };
-    let mut fresh = Vec::new();
-    for i in chosen.into_iter().chain(std::iter::once(0)) {
-        if fresh.iter().any(|(j, _)| *j == i) {
-            continue;
-        }
-        eprintln!("tune: fresh seeds: {}", tried[i].candidate.label());
-        let counts =
-            sim::sweep::candidate_counts(&scenarios, &tried[i].candidate, fresh_opts, &|_, _| {})?;
-        fresh.push((
-            i,
-            Tried {
-                candidate: tried[i].candidate.clone(),
-                score: Score::of(&counts),
-                scenarios: counts,
-            },
-        ));
+    let mut again: Vec<usize> = chosen.into_iter().collect();
+    if !again.contains(&0) {
+        again.push(0);
     }
+    for &i in &again {
+        eprintln!("tune: fresh seeds: {}", tried[i].candidate.label());
+    }
+    let again_candidates: Vec<Candidate> =
+        again.iter().map(|&i| tried[i].candidate.clone()).collect();
+    let (fresh_counts, _) =
+        sim::sweep::candidates_counts(&scenarios, &again_candidates, fresh_opts, &|_, _| {})?;
+    let fresh: Vec<(usize, Tried)> = again
+        .iter()
+        .zip(fresh_counts)
+        .map(|(&i, counts)| {
+            (
+                i,
+                Tried {
+                    candidate: tried[i].candidate.clone(),
+                    score: Score::of(&counts),
+                    scenarios: counts,
+                },
+            )
+        })
+        .collect();
     let wall_s = started.elapsed().as_secs_f64();
 
     std::fs::create_dir_all(&args.out)

@@ -29,6 +29,8 @@ use crate::metrics::{Cursor, KayentaPlan, Point};
 use crate::prometheus::{Families, Plan, Scrape};
 use crate::series::{CANARY, CONTROL, Generator, TrackSpec};
 
+pub mod candidates;
+
 /// How a run ended (the one vocabulary of every driver).
 pub type Decision = ReleaseEnd;
 
@@ -255,6 +257,9 @@ struct World<'p, 'a> {
     canary_extra: Vec<Millis>,
     /// Canary pod changes (time, +/- pods) before the generator exists.
     canary_changes: Vec<(Millis, i64)>,
+    /// One seed's series shared with the other candidates
+    /// ([`candidates`]); `None` for a run on its own.
+    sharing: Option<candidates::Sharing<'p, 'a>>,
 }
 
 /// [`World::memo_fill`]'s record for one metric and side.
@@ -341,6 +346,20 @@ pub fn drive(
     ws: &mut Workspace,
     controller: &mut dyn Controller,
 ) -> (RunOutcome, Option<RunDetail>, Option<prom::Store>) {
+    drive_sharing(p, seed, detail, series, ws, controller, None)
+}
+
+/// [`drive`], reading the series of `sharing`'s seed when it has them
+/// (see [`candidates`]).
+fn drive_sharing<'p, 'a>(
+    p: &'p Prepared<'a>,
+    seed: u64,
+    detail: bool,
+    series: bool,
+    ws: &mut Workspace,
+    controller: &mut dyn Controller,
+    sharing: Option<candidates::Sharing<'p, 'a>>,
+) -> (RunOutcome, Option<RunDetail>, Option<prom::Store>) {
     let mut w = World {
         p,
         seed,
@@ -360,6 +379,7 @@ pub fn drive(
         canary_deployed: false,
         canary_extra: Vec::new(),
         canary_changes: Vec::new(),
+        sharing,
     };
     controller.handle(0, Event::Start);
     let outcome = 'run: loop {
@@ -556,6 +576,9 @@ impl<'a> World<'_, 'a> {
 
     /// The canary's serving pods change by `delta` at `at`.
     fn canary_change(&mut self, at: Millis, delta: i64) {
+        if let Some(s) = &mut self.sharing {
+            s.pods_changed();
+        }
         match &mut self.generator {
             Some(g) => g.add_pods(CANARY, secs(at.saturating_sub(self.traffic_at)), delta),
             None => self.canary_changes.push((at, delta)),
@@ -579,7 +602,11 @@ impl<'a> World<'_, 'a> {
             },
         ];
         if let Some(g) = &mut self.generator {
-            g.set_shares(secs(now - self.traffic_at), shares);
+            let from_s = secs(now - self.traffic_at);
+            match &mut self.sharing {
+                Some(s) if s.on() => s.set_shares(from_s, shares),
+                _ => g.set_shares(from_s, shares),
+            }
             return;
         }
         self.traffic_at = now;
@@ -618,7 +645,27 @@ impl<'a> World<'_, 'a> {
         let step_s = f.analysis.scrape_step_s;
         let planned = self.p.plan.families();
         let read = planned.or(self.p.metrics.families());
-        let mut g = Generator::new(svc, step_s, [canary, control], read.draws());
+        let tracks = [canary, control];
+        if let Some(s) = &mut self.sharing
+            && let Some(g) = s.start(
+                svc,
+                step_s,
+                &tracks,
+                read.draws(),
+                shares,
+                &self.rng,
+                self.p.canary_slots(),
+                self.canary_changes.is_empty(),
+            )
+        {
+            self.generator = Some(g);
+            self.memo = s.take_memo();
+            if !planned.is_empty() {
+                self.start_scrape();
+            }
+            return;
+        }
+        let mut g = Generator::new(svc, step_s, tracks, read.draws());
         g.set_shares(0.0, shares);
         g.reserve_pods(CANARY, self.p.canary_slots());
         for (at, delta) in self.canary_changes.drain(..) {
@@ -802,13 +849,28 @@ impl<'a> World<'_, 'a> {
         let start = window.start.as_secs_f64();
         let end = window.end.as_secs_f64();
         let k_hi = (end / step_s + 1e-9).floor() as usize;
-        generator.advance_to(k_hi, &mut self.rng);
+        match &mut self.sharing {
+            Some(s) if s.on() => s.advance(generator, k_hi, &mut self.rng),
+            _ => generator.advance_to(k_hi, &mut self.rng),
+        }
         let judge_seed = self.seed ^ (window.index as u64).wrapping_mul(0xD134_2543_DE82_EF95);
         // Kayenta's fetches: a range query per metric and scope
         let (start_ms, end_ms) = (
             window.start.as_millis() as i64,
             window.end.as_millis() as i64,
         );
+        // another candidate's verdict on the same window of the same series
+        // by the same judge (the score does not read the thresholds)
+        if !self.detail
+            && let Some(v) = self
+                .sharing
+                .as_mut()
+                .and_then(|s| s.verdict(window.index, start_ms, end_ms, p.judge.thresholds()))
+        {
+            let score = v.score;
+            self.last_verdict = Some(v);
+            return (window.index, score);
+        }
         let step_ms = (step_s * 1000.0).round() as i64;
         if !self.detail && step_ms > 0 && start_ms >= 0 && start_ms % step_ms == 0 {
             // the windows' values from the memo, without copies
@@ -832,6 +894,9 @@ impl<'a> World<'_, 'a> {
                 .collect();
             let v = p.judge.judge_series(&series, judge_seed, ws);
             let score = v.score;
+            if let Some(s) = &mut self.sharing {
+                s.keep(window.index, start_ms, end_ms, &v);
+            }
             self.last_verdict = Some(v);
             return (window.index, score);
         }
@@ -853,6 +918,9 @@ impl<'a> World<'_, 'a> {
                 .collect();
             let v = p.judge.judge_series(&series, judge_seed, ws);
             let score = v.score;
+            if let Some(s) = &mut self.sharing {
+                s.keep(window.index, start_ms, end_ms, &v);
+            }
             self.last_verdict = Some(v);
             return (window.index, score);
         }
@@ -973,7 +1041,12 @@ impl<'a> World<'_, 'a> {
                 g.advance_to(k_decided, &mut self.rng);
             }
             let g = &*g;
-            for k in 1..=k_decided.min(g.len()) {
+            // what this run generated (the shared series may go further)
+            let generated = match &self.sharing {
+                Some(s) if s.on() => s.generated(),
+                _ => g.len(),
+            };
+            for k in 1..=k_decided.min(generated) {
                 let (r, e) = g.canary_served(k);
                 canary_requests += r;
                 blast_radius += e;
@@ -981,6 +1054,10 @@ impl<'a> World<'_, 'a> {
         } else if decision == ReleaseEnd::DeployFailed {
             let started = outcome.deploy_started.unwrap_or(0);
             decision_time_s = secs(outcome.decided_at.saturating_sub(started));
+        }
+        if let Some(s) = &mut self.sharing {
+            // the series go back for the next candidate
+            s.finish(self.generator.take(), std::mem::take(&mut self.memo));
         }
         let run = RunOutcome {
             decision,

@@ -8,10 +8,14 @@ use reports::model::{self, Sweep, SweepPoint};
 use scenarios::{Expect, Scenario};
 use serde::{Deserialize, Serialize};
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::SimError;
+use crate::run::candidates::{Candidates, ShareStats};
 use crate::run::{Decision, Prepared, RunOutcome};
 use crate::shard::Shard;
-use crate::study::{StudyOptions, run_shard_outcomes};
+use crate::study::{StudyOptions, run_seed};
 
 /// A parameter a sweep can vary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -229,23 +233,29 @@ impl ScenarioCounts {
     /// The counts of `runs` of scenario `sc`: a run that failed its build
     /// never deployed; a deployed run not promoted was rolled back.
     fn of(sc: &Scenario, runs: &[RunOutcome]) -> Self {
-        let deployed: Vec<_> = runs
+        let [deployed, rolled_back] = runs
             .iter()
-            .filter(|o| o.decision != Decision::BuildFailed)
-            .collect();
+            .map(counted)
+            .fold([0, 0], |[d, r], [a, b]| [d + a, r + b]);
         ScenarioCounts {
             name: sc.name.clone(),
             expect: match sc.file.expect {
                 Expect::Pass => model::Expect::Pass,
                 Expect::Fail => model::Expect::Fail,
             },
-            deployed: deployed.len() as u32,
-            rolled_back: deployed
-                .iter()
-                .filter(|o| o.decision != Decision::Promote)
-                .count() as u32,
+            deployed,
+            rolled_back,
         }
     }
+}
+
+/// One run as [`ScenarioCounts`] counts it: `[deployed, rolled back]`.
+fn counted(o: &RunOutcome) -> [u32; 2] {
+    let deployed = o.decision != Decision::BuildFailed;
+    [
+        u32::from(deployed),
+        u32::from(deployed && o.decision != Decision::Promote),
+    ]
 }
 
 impl SweepCounts {
@@ -329,7 +339,6 @@ pub fn sweep_counts(
     let chosen = scenarios.first().and_then(|s| parameter.current(s));
     let name = parameter.name();
     let mut points = Vec::with_capacity(values.len());
-    let per_value = scenarios.len() * shard.len(opts.runs) as usize;
     // Every copy is checked before anything runs.
     let copies = values
         .iter()
@@ -342,17 +351,12 @@ pub fn sweep_counts(
             Ok(modified)
         })
         .collect::<Result<Vec<_>, SimError>>()?;
-    for (vi, (&value, modified)) in values.iter().zip(&copies).enumerate() {
-        let prepared = Prepared::all(modified)?;
-        let total = values.len() * per_value;
-        let offset = vi * per_value;
-        let outcomes =
-            run_shard_outcomes(&prepared, opts, shard, &|d, _| progress(offset + d, total));
-        let counts = modified
-            .iter()
-            .zip(&outcomes)
-            .map(|(sc, runs)| ScenarioCounts::of(sc, runs))
-            .collect();
+    let prepared = copies
+        .iter()
+        .map(|m| Prepared::all(m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (all, _) = shared_counts(&prepared, opts, shard, progress);
+    for (&value, counts) in values.iter().zip(all) {
         points.push(PointCounts {
             label: format!("{name} = {value}"),
             value,
@@ -499,6 +503,7 @@ pub fn tune_grid(base: &Candidate, only_judge: Option<&str>, lifetime_s: f64) ->
         judge::judges::RATIO_ESS,
         judge::judges::TOLERANCE,
         judge::judges::SEQUENTIAL,
+        judge::judges::GROUPED,
     ];
     for name in judges
         .into_iter()
@@ -522,6 +527,25 @@ pub fn tune_grid(base: &Candidate, only_judge: Option<&str>, lifetime_s: f64) ->
                 if name == judge::config::NETFLIX_ACA_JUDGE {
                     for allowed in [None, Some(1.05), Some(1.1), Some(1.25)] {
                         push(None, allowed);
+                    }
+                    continue;
+                }
+                if name == judge::judges::GROUPED {
+                    // around `recommended` (alpha 0.06 over 3 looks, trackSd
+                    // 0.028: one pod against one at 2% pod variation)
+                    for alpha in [0.02, 0.06, 0.1] {
+                        for track_sd in [0.0, 0.028] {
+                            for looks in [1, 3] {
+                                push(
+                                    Some(serde_json::json!({
+                                        "alpha": alpha,
+                                        "trackSd": track_sd,
+                                        "looks": looks,
+                                    })),
+                                    None,
+                                );
+                            }
+                        }
                     }
                     continue;
                 }
@@ -577,9 +601,130 @@ pub fn pick_candidates(grid: &[Candidate], count: usize, seed: u64) -> Vec<Candi
         .collect()
 }
 
-/// Release every scenario under `candidate`, `opts.runs` times each on the
-/// study's seeds (the same for every candidate: common random numbers),
-/// and count what a sweep counts.
+/// The counts of the runs of `shard` of every scenario under every
+/// candidate (`prepared[candidate][scenario]`, each candidate's copies of
+/// the same scenarios in the same order), per candidate, per scenario: each
+/// (scenario, seed) is released under every candidate in turn
+/// ([`Candidates`]: the seed's series generated once, verdicts shared
+/// between candidates that differ only in thresholds), each run's outcome
+/// the one it has on its own ([`run_shard_outcomes`] with the same
+/// options). Also what was shared.
+///
+/// [`run_shard_outcomes`]: crate::study::run_shard_outcomes
+pub fn shared_counts(
+    prepared: &[Vec<Prepared<'_>>],
+    opts: StudyOptions,
+    shard: Shard,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> (Vec<Vec<ScenarioCounts>>, ShareStats) {
+    let n_cand = prepared.len();
+    let n_sc = prepared.first().map_or(0, Vec::len);
+    let per_scenario: Vec<Candidates<'_, '_>> = (0..n_sc)
+        .map(|sc| Candidates::new(prepared.iter().map(|c| &c[sc]).collect()))
+        .collect();
+    let runs = shard.len(opts.runs) as usize;
+    let jobs = n_sc * runs;
+    let total = jobs * n_cand;
+    const CHUNK: usize = 8;
+    let chunks = jobs.div_ceil(CHUNK);
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    // per candidate and scenario: (deployed, rolled back), summed over
+    // threads (a sum: the same whatever the thread count)
+    let tally: Mutex<(Vec<[u32; 2]>, ShareStats)> =
+        Mutex::new((vec![[0, 0]; n_cand * n_sc], ShareStats::default()));
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(chunks.max(1));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut ws = judge::Workspace::new();
+                let mut stats = ShareStats::default();
+                let mut mine = vec![[0u32; 2]; n_cand * n_sc];
+                loop {
+                    let c = next.fetch_add(1, Ordering::Relaxed);
+                    if c >= chunks {
+                        break;
+                    }
+                    let range = c * CHUNK..((c + 1) * CHUNK).min(jobs);
+                    let n = range.len() * n_cand;
+                    for job in range {
+                        let (sc, k) = (job / runs, job % runs);
+                        let name = &prepared[0][sc].scenario().name;
+                        let seed = run_seed(opts.seed, name, shard.run(k as u32));
+                        let outcomes = per_scenario[sc].run(seed, &mut ws, &mut stats);
+                        for (cand, o) in outcomes.iter().enumerate() {
+                            let [d, r] = counted(o);
+                            let t = &mut mine[cand * n_sc + sc];
+                            t[0] += d;
+                            t[1] += r;
+                        }
+                    }
+                    let d = done.fetch_add(n, Ordering::Relaxed) + n;
+                    progress(d, total);
+                }
+                let mut all = tally
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for (a, m) in all.0.iter_mut().zip(&mine) {
+                    a[0] += m[0];
+                    a[1] += m[1];
+                }
+                all.1.add(&stats);
+            });
+        }
+    });
+    let (tally, stats) = tally
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let counts = prepared
+        .iter()
+        .enumerate()
+        .map(|(cand, ps)| {
+            ps.iter()
+                .enumerate()
+                .map(|(sc, p)| {
+                    let [deployed, rolled_back] = tally[cand * n_sc + sc];
+                    ScenarioCounts {
+                        rolled_back,
+                        deployed,
+                        ..ScenarioCounts::of(p.scenario(), &[])
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    (counts, stats)
+}
+
+/// Release every scenario under every candidate, `opts.runs` times each on
+/// the study's seeds (the same for every candidate: common random
+/// numbers), each seed's series generated once for all candidates
+/// ([`shared_counts`]), and count what a sweep counts: per candidate,
+/// per scenario. Also what was shared.
+pub fn candidates_counts(
+    scenarios: &[Scenario],
+    candidates: &[Candidate],
+    opts: StudyOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(Vec<Vec<ScenarioCounts>>, ShareStats), SimError> {
+    let modified: Vec<Vec<Scenario>> = candidates
+        .iter()
+        .map(|c| scenarios.iter().map(|s| c.apply(s)).collect())
+        .collect::<Result<_, _>>()?;
+    let prepared = modified
+        .iter()
+        .map(|m| Prepared::all(m))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(shared_counts(&prepared, opts, Shard::WHOLE, progress))
+}
+
+/// Release every scenario under `candidate` alone, `opts.runs` times each
+/// on the study's seeds (the same for every candidate: common random
+/// numbers), and count what a sweep counts.
 pub fn candidate_counts(
     scenarios: &[Scenario],
     candidate: &Candidate,
@@ -591,7 +736,7 @@ pub fn candidate_counts(
         .map(|s| candidate.apply(s))
         .collect::<Result<_, _>>()?;
     let prepared = Prepared::all(&modified)?;
-    let outcomes = run_shard_outcomes(&prepared, opts, Shard::WHOLE, progress);
+    let outcomes = crate::study::run_shard_outcomes(&prepared, opts, Shard::WHOLE, progress);
     Ok(modified
         .iter()
         .zip(&outcomes)
@@ -770,6 +915,7 @@ mod tests {
             only.iter()
                 .all(|c| c.judge == judge::config::NETFLIX_ACA_JUDGE)
         );
+        assert!(grid.iter().any(|c| c.judge == judge::judges::GROUPED));
         let picked = pick_candidates(&grid, 100, 1);
         assert_eq!((picked.len(), &picked[0]), (100, &base));
         assert_eq!(picked, pick_candidates(&grid, 100, 1));
@@ -824,6 +970,79 @@ mod tests {
         assert_eq!(choose(&scores, 0.02), Some(3));
         assert_eq!(choose(&scores[1..3], 0.02), Some(1));
         assert_eq!(choose(&scores[..1], 0.02), None);
+    }
+
+    #[test]
+    fn every_candidates_counts_are_its_counts_alone() {
+        // a tune search's counts (seeds' series generated once, verdicts
+        // shared) against each candidate released alone, as `canarylab
+        // sim` releases it (the same seeds)
+        let sc = vec![
+            scenario("aa-typical.toml"),
+            scenario("latency-10pct-stepped-traffic.toml"),
+            scenario("slow-start.toml"),
+            scenario("errors-0.5pct.toml"),
+        ];
+        let base = Candidate::of(&sc[0]);
+        let grid = tune_grid(&base, None, 1800.0);
+        let mut candidates = pick_candidates(&grid, 14, 5);
+        // thresholds-only neighbours of the picks, which share verdicts
+        for c in candidates.clone() {
+            candidates.push(Candidate {
+                pass: 95.0,
+                marginal: 10.0,
+                ..c
+            });
+        }
+        let opts = StudyOptions {
+            runs: 24,
+            seed: 11,
+            threads: 2,
+            examples: false,
+        };
+        let (all, stats) = candidates_counts(&sc, &candidates, opts, &|_, _| {}).expect("runs");
+        assert_eq!(all.len(), candidates.len());
+        for (c, counts) in candidates.iter().zip(&all) {
+            let alone = candidate_counts(&sc, c, opts, &|_, _| {}).expect("runs");
+            assert_eq!(counts, &alone, "{}", c.label());
+        }
+        assert_eq!(stats.runs, (candidates.len() * sc.len() * 24) as u64);
+        assert!(stats.reused_series > stats.runs / 2, "{stats:?}");
+        assert!(stats.verdicts_shared > 0, "{stats:?}");
+    }
+
+    #[test]
+    fn a_sweeps_counts_are_each_values_study() {
+        let sc = vec![scenario("aa-typical.toml"), scenario("latency-10pct.toml")];
+        let opts = StudyOptions {
+            runs: 20,
+            seed: 4,
+            threads: 2,
+            examples: false,
+        };
+        for (parameter, values) in [
+            (Parameter::Pass, vec![60.0, 75.0, 95.0]),
+            (Parameter::IntervalS, vec![300.0, 600.0, 1800.0]),
+            (Parameter::CanaryWeight, vec![5.0, 20.0]),
+        ] {
+            let got = sweep_counts(&sc, parameter, &values, opts, Shard::WHOLE, &|_, _| {})
+                .expect("runs");
+            for (point, &value) in got.points.iter().zip(&values) {
+                let modified: Vec<Scenario> = sc
+                    .iter()
+                    .map(|s| parameter.apply(s, value).expect("valid"))
+                    .collect();
+                let prepared = Prepared::all(&modified).expect("prepares");
+                let outcomes =
+                    crate::study::run_shard_outcomes(&prepared, opts, Shard::WHOLE, &|_, _| {});
+                let alone: Vec<ScenarioCounts> = modified
+                    .iter()
+                    .zip(&outcomes)
+                    .map(|(s, o)| ScenarioCounts::of(s, o))
+                    .collect();
+                assert_eq!(point.scenarios, alone, "{parameter}={value}");
+            }
+        }
     }
 
     #[test]

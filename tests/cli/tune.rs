@@ -75,6 +75,97 @@ fn tune_searches_picks_rechecks_and_writes_a_deployable_config() {
 }
 
 #[test]
+fn tunes_counts_are_each_candidates_own_sim_study() {
+    // tune releases every seed under every candidate, generating its
+    // series once: each candidate's counts must be those `canarylab sim`
+    // gives that candidate's config alone on the same seeds
+    let out = tmp("tune-alone");
+    let catalog = repo("scenarios/catalog");
+    let config = catalog.join("canary-config.json");
+    let scenarios = [
+        catalog.join("aa-typical.toml"),
+        catalog.join("latency-10pct-stepped-traffic.toml"),
+        catalog.join("errors-0.5pct.toml"),
+    ];
+    let mut args = vec!["tune"];
+    args.extend(scenarios.iter().map(|p| p.to_str().unwrap()));
+    args.extend([
+        "--config",
+        config.to_str().unwrap(),
+        "--candidates",
+        "12",
+        "--runs",
+        "40",
+        "--seed",
+        "9",
+        "--max-false-alarm",
+        "0.2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let (exit, _) = canarylab(&args).unwrap();
+    assert_eq!(exit, Exit::Success);
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("tune.json")).unwrap()).unwrap();
+    let base = judge::CanaryConfig::from_json(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let mut compared = 0;
+    for (i, c) in file["candidates"].as_array().unwrap().iter().enumerate() {
+        let candidate: sim::sweep::Candidate =
+            serde_json::from_value(c["candidate"].clone()).unwrap();
+        if candidate.interval_s.is_some() {
+            // `sim` takes the interval from the scenario file, not a flag
+            continue;
+        }
+        let cfg = out.join(format!("candidate-{i}.json"));
+        std::fs::write(
+            &cfg,
+            serde_json::to_string(&candidate.config(&base)).unwrap(),
+        )
+        .unwrap();
+        let dir = out.join(format!("sim-{i}"));
+        let mut args = vec!["sim"];
+        args.extend(scenarios.iter().map(|p| p.to_str().unwrap()));
+        args.extend([
+            "--config",
+            cfg.to_str().unwrap(),
+            "--runs",
+            "40",
+            "--seed",
+            "9",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        canarylab(&args).unwrap();
+        let study: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap())
+                .unwrap();
+        let counts = c["scenarios"].as_array().unwrap();
+        for (tuned, alone) in counts.iter().zip(study["scenarios"].as_array().unwrap()) {
+            assert_eq!(tuned["name"], alone["name"]);
+            let v = &alone["verdicts"];
+            let n = |k: &str| v[k].as_u64().unwrap_or(0);
+            let deployed = n("promoted") + n("rolled_back") + n("deploy_failed") + n("paused");
+            assert_eq!(
+                (
+                    tuned["deployed"].as_u64().unwrap(),
+                    tuned["rolled_back"].as_u64().unwrap()
+                ),
+                (deployed, deployed - n("promoted")),
+                "candidate {i} ({}) on {}",
+                candidate.label(),
+                tuned["name"]
+            );
+        }
+        compared += 1;
+    }
+    assert!(
+        compared >= 3,
+        "only {compared} candidates without an interval"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
 fn tune_refuses_bad_input() {
     let catalog = repo("scenarios/catalog");
     let config = catalog.join("canary-config.json");
