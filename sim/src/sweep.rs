@@ -531,7 +531,7 @@ pub fn tune_grid(base: &Candidate, only_judge: Option<&str>, lifetime_s: f64) ->
                     continue;
                 }
                 if name == judge::judges::GROUPED {
-                    // around `recommended` (alpha 0.06 over 3 looks, trackSd
+                    // around `recommended` (alpha 0.08 over 3 looks, trackSd
                     // 0.028: one pod against one at 2% pod variation)
                     for alpha in [0.02, 0.06, 0.1] {
                         for track_sd in [0.0, 0.028] {
