@@ -7,7 +7,7 @@
 //! Not for: the interval's numbers (see [`super::MannWhitney::interval`]);
 //! every answer here is one the full computation gives.
 
-use super::statistic::{RankStatistic, corrected_dz, sigma};
+use super::statistic::{RankStatistic, corrected_dz, sigma, tie_weight};
 use super::zeroin::Zeroin;
 use super::{MannWhitney, MannWhitneyError, MannWhitneyResult, solve_interval};
 use crate::stats::qnorm;
@@ -238,8 +238,9 @@ impl RootKnowledge {
 /// then the estimate is narrowed and the interval's end tested at the
 /// band's edges.
 ///
-/// Not covered (so `None`): shifts at which subtracting could round two
-/// experiment values together (the tie bound assumes it cannot), brackets
+/// Where subtracting a shift could round experiment values together, the
+/// tie term is bounded by the clusters of close values instead of the
+/// groups of equal ones. Not covered (so `None`): brackets
 /// wider than [`BAND_MAX_WIDTH`], an estimate bracket whose ends do not
 /// provably have opposite signs (Kayenta does not check them), and a
 /// standard deviation that could reach zero (the full computation errs).
@@ -261,16 +262,28 @@ pub(super) fn decide_band(
         return None;
     }
     let reach = mu_min.abs().max(mu_max.abs()) + 1.0;
-    if stat.min_gap <= 4.0 * f64::EPSILON * (stat.max_abs_x + reach) {
-        return None;
-    }
-    // Without rounding merges, the pooled groups at any shift are x groups
-    // joined to at most one y group each: joining groups of a and b adds
-    // 3ab(a+b) to the tie term, and the joined pairs ab sum to at most
-    // min(n B, m A) (A, B the largest groups).
-    let (big_a, big_b) = (stat.longest_x as i128, stat.longest_y as i128);
     let own_ties = stat.own_x_ties + stat.own_y_ties;
-    let max_ties = own_ties + 3 * (big_a + big_b) * (n as i128 * big_b).min(m as i128 * big_a);
+    // Subtracting a shift within `reach` rounds two x values onto one
+    // only if they are less than `merge_gap` apart. Then the values that
+    // can end up equal lie in one cluster (a run of sorted x whose
+    // neighbours are at most `merge_gap` apart: the values rounded
+    // together span less than that, and so does every gap between them);
+    // without such values the clusters are x's groups of equal values.
+    let merge_gap = 4.0 * f64::EPSILON * (stat.max_abs_x + reach);
+    let (x_ties, big_a) = if stat.min_gap <= merge_gap {
+        clusters(x, merge_gap)
+    } else {
+        (stat.own_x_ties, stat.longest_x)
+    };
+    // The pooled groups at any shift are parts of x clusters (whole x
+    // groups) joined to at most one y group each. The parts of a cluster
+    // weigh at most the cluster (t^3 - t is superadditive), and joining a
+    // part of a values to a y group of b adds 3ab(a+b) to the tie term,
+    // where the joined ab sum to at most min(n B, m A) (A the largest
+    // cluster, B the largest y group).
+    let (big_a, big_b) = (big_a as i128, stat.longest_y as i128);
+    let max_ties =
+        x_ties + stat.own_y_ties + 3 * (big_a + big_b) * (n as i128 * big_b).min(m as i128 * big_a);
     let sig = Sigmas {
         own: sigma(own_ties as f64, stat.n, stat.m),
         min: sigma(max_ties as f64, stat.n, stat.m),
@@ -571,6 +584,26 @@ pub(super) fn step_band(
         }
     }
 }
+/// The clusters of sorted `x` (runs whose neighbours are at most `gap`
+/// apart, equal values included): sum(t^3 - t) over them and the largest.
+pub(super) fn clusters(x: &[f64], gap: f64) -> (i128, usize) {
+    let (mut ties, mut longest, mut run) = (0i128, usize::from(!x.is_empty()), 1usize);
+    for w in x.windows(2) {
+        if w[1] - w[0] <= gap {
+            run += 1;
+        } else {
+            ties += tie_weight(run as i128);
+            longest = longest.max(run);
+            run = 1;
+        }
+    }
+    if !x.is_empty() {
+        ties += tie_weight(run as i128);
+        longest = longest.max(run);
+    }
+    (ties, longest)
+}
+
 /// The smallest power of two at or above `v` (positive and finite; else
 /// `v`).
 pub(super) fn power_of_two_above(v: f64) -> f64 {

@@ -286,6 +286,33 @@ mod tests {
         assert!(checked >= 27, "{checked}");
     }
     #[test]
+    fn a_workspace_reused_across_samples_gives_a_fresh_ones_bits() {
+        // larger samples first, so later loads find earlier counts left
+        // in the arena past the part in use
+        let mut all = datasets();
+        all.sort_by_key(|(x, y)| std::cmp::Reverse(x.len() + y.len()));
+        let mut reused = MannWhitney::new();
+        let mut checked = 0;
+        for (x, y) in all.iter().chain(all.iter().rev()) {
+            for conf in [0.8, 0.95] {
+                let fresh = mann_whitney(x, y, conf);
+                let again = reused.interval(x, y, conf);
+                match (fresh, again) {
+                    (Ok(f), Ok(a)) => {
+                        let bits = |r: &MannWhitneyResult| {
+                            [r.ci_lower, r.ci_upper, r.estimate, r.p_value].map(f64::to_bits)
+                        };
+                        assert_eq!(bits(&f), bits(&a), "{f:?} vs {a:?}");
+                        checked += 1;
+                    }
+                    (f, a) => assert_eq!(f, a),
+                }
+            }
+        }
+        assert!(checked >= 36, "{checked}");
+    }
+
+    #[test]
     fn merge_pass_equals_reranking_with_ties() {
         let x = [1.0, 2.0, 2.0, 3.0, 5.0, 8.0, 8.0];
         let y = [0.0, 1.0, 2.0, 2.0, 4.0, 7.0];

@@ -29,8 +29,12 @@ pub(super) struct Probe {
 pub(super) struct Probes {
     pub(super) list: Vec<Probe>,
     /// `[0, n)`: the counts at +inf (all 0); `[n, 2n)`: at -inf (all m);
-    /// then n or 2n per probe.
+    /// then n or 2n per probe, up to `used`. Past `used` are earlier
+    /// loads' counts, kept so that a new probe overwrites them instead of
+    /// zeroing fresh room first (every count a probe stores is written).
     pub(super) counts: Vec<usize>,
+    /// The arena's part in use.
+    pub(super) used: usize,
     /// Left from other samples: [`Probes::reset`] before use.
     pub(super) stale: bool,
 }
@@ -39,9 +43,23 @@ impl Probes {
     pub(super) fn reset(&mut self, n: usize, m: usize) {
         self.stale = false;
         self.list.clear();
-        self.counts.clear();
-        self.counts.resize(n, 0);
-        self.counts.resize(2 * n, m);
+        if self.counts.len() < 2 * n {
+            self.counts.resize(2 * n, 0);
+        }
+        self.counts[..n].fill(0);
+        self.counts[n..2 * n].fill(m);
+        self.used = 2 * n;
+    }
+
+    /// Room for `len` more counts at the arena's end: where it starts.
+    /// What it holds is left over; the caller overwrites all of it.
+    pub(super) fn take(&mut self, len: usize) -> usize {
+        let at = self.used;
+        self.used += len;
+        if self.counts.len() < self.used {
+            self.counts.resize(self.used, 0);
+        }
+        at
     }
 
     /// Index of the first probe at or above `d`.

@@ -138,8 +138,14 @@ pub(super) fn sort_reusing(
             }
         }
     }
-    prev.clear();
-    prev.extend_from_slice(values);
+    if how == Sorted::Grown {
+        // `prev` is `values`' first part, bit for bit
+        let had = prev.len();
+        prev.extend_from_slice(&values[had..]);
+    } else {
+        prev.clear();
+        prev.extend_from_slice(values);
+    }
     how
 }
 

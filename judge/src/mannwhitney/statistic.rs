@@ -267,9 +267,9 @@ impl<'a> RankStatistic<'a> {
     ) -> (i64, f64) {
         let (x, y, yp, n, m) = (self.x, self.y, self.y_padded, self.x.len(), self.y.len());
         let probes = &mut *self.probes;
-        let lt_at = probes.counts.len();
-        probes.counts.resize(lt_at + n, 0);
-        let (old, lt_new) = probes.counts.split_at_mut(lt_at);
+        let lt_at = probes.take(n);
+        let (old, rest) = probes.counts.split_at_mut(lt_at);
+        let lt_new = &mut rest[..n];
         let lt_above = &old[bounds.lt_at..bounds.lt_at + n];
         let le_below = &old[bounds.le_at..bounds.le_at + n];
 
@@ -317,9 +317,9 @@ impl<'a> RankStatistic<'a> {
         } else {
             // The rare case: count the ties, to store `le` too and for the
             // tie term.
-            let le_at = lt_at + n;
-            probes.counts.extend_from_within(lt_at..le_at);
-            let (lt_new, le_new) = probes.counts[lt_at..].split_at_mut(n);
+            let le_at = probes.take(n);
+            probes.counts.copy_within(lt_at..le_at, le_at);
+            let (lt_new, le_new) = probes.counts[lt_at..le_at + n].split_at_mut(n);
             let mut sum_le = sum_lt;
             for &i in tied.iter() {
                 let v = x[i] - d;
