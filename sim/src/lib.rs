@@ -22,6 +22,15 @@ pub mod shard;
 pub mod study;
 pub mod sweep;
 
+/// A scenario of the shipped catalog, for unit tests.
+#[cfg(test)]
+pub(crate) fn catalog_scenario(name: &str) -> scenarios::Scenario {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/catalog")
+        .join(name);
+    scenarios::Scenario::load(&path, None).expect("catalog scenario loads")
+}
+
 pub use run::{Decision, Prepared, RunOutcome, run_once};
 pub use study::{StudyAnalysis, StudyOptions, run_seed, run_study, run_study_side_by_side};
 

@@ -392,10 +392,7 @@ mod tests {
     use rand_xoshiro::Xoshiro256PlusPlus;
 
     fn scenario(name: &str) -> Scenario {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../scenarios/catalog")
-            .join(name);
-        Scenario::load(&path, None).expect("catalog scenario loads")
+        crate::catalog_scenario(name)
     }
 
     #[test]

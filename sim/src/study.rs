@@ -231,11 +231,7 @@ pub fn run_shard_outcomes(
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let slots: Mutex<Vec<Option<RunOutcome>>> = Mutex::new(vec![None; total]);
-    let threads = match opts.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
-    .min(chunks.max(1));
+    let threads = worker_threads(opts.threads, chunks);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
@@ -280,3 +276,13 @@ pub fn run_shard_outcomes(
 }
 
 pub use reports::summary::{ScenarioMeta, summarize, summarize_meta};
+
+/// Threads for `chunks` pieces of work: `requested`, or one per core when it
+/// is 0, and never more than there are chunks.
+pub(crate) fn worker_threads(requested: usize, chunks: usize) -> usize {
+    match requested {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(chunks.max(1))
+}

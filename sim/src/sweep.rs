@@ -633,11 +633,7 @@ pub fn shared_counts(
     // threads (a sum: the same whatever the thread count)
     let tally: Mutex<(Vec<[u32; 2]>, ShareStats)> =
         Mutex::new((vec![[0, 0]; n_cand * n_sc], ShareStats::default()));
-    let threads = match opts.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
-    .min(chunks.max(1));
+    let threads = crate::study::worker_threads(opts.threads, chunks);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
@@ -809,10 +805,7 @@ mod tests {
     use super::*;
 
     fn scenario(name: &str) -> Scenario {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../scenarios/catalog")
-            .join(name);
-        Scenario::load(&path, None).expect("catalog scenario loads")
+        crate::catalog_scenario(name)
     }
 
     fn refused(parameter: Parameter, value: f64, words: &str) {

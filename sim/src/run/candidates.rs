@@ -468,10 +468,7 @@ mod tests {
     use scenarios::Scenario;
 
     fn scenario(name: &str) -> Scenario {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../scenarios/catalog")
-            .join(name);
-        Scenario::load(&path, None).expect("catalog scenario loads")
+        crate::catalog_scenario(name)
     }
 
     /// Candidates that share series and verdicts (thresholds, interval,
