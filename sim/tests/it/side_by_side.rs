@@ -39,6 +39,24 @@ fn opts(runs: u32) -> StudyOptions {
     }
 }
 
+/// Reads the Rollout file written at `path` (then removes `dir`) and
+/// releases `aa-typical` (6 replicas) under it: every run promotes only if
+/// each of the Rollout's pod-counting conditions held.
+fn promotes_every_aa_typical_release(path: &Path, dir: &Path) {
+    let file = analysis::read(path);
+    let _ = std::fs::remove_dir_all(dir);
+    let a = [StudyAnalysis {
+        file: file.unwrap(),
+        scenarios: Vec::new(),
+    }];
+    let sc = catalog("aa-typical");
+    assert_eq!(sc.file.service.replicas, 6);
+    let study =
+        run_study_side_by_side(std::slice::from_ref(&sc), &a, opts(10), &|_, _| {}).unwrap();
+    let r = &study.scenarios[0];
+    assert_eq!(r.verdicts.promoted, r.runs, "{:?}", r.verdicts);
+}
+
 #[test]
 fn one_entry_per_scenario_and_analysis_on_common_seeds() {
     let sc = catalog("latency-25pct");
@@ -307,18 +325,7 @@ spec:
         ),
     )
     .unwrap();
-    let file = analysis::read(&path);
-    let _ = std::fs::remove_dir_all(&dir);
-    let a = [StudyAnalysis {
-        file: file.unwrap(),
-        scenarios: Vec::new(),
-    }];
-    let sc = catalog("aa-typical");
-    assert_eq!(sc.file.service.replicas, 6);
-    let study =
-        run_study_side_by_side(std::slice::from_ref(&sc), &a, opts(10), &|_, _| {}).unwrap();
-    let r = &study.scenarios[0];
-    assert_eq!(r.verdicts.promoted, r.runs, "{:?}", r.verdicts);
+    promotes_every_aa_typical_release(&path, &dir);
 }
 
 /// A run on a thread whose last run was of the same analysis restarts that
@@ -423,16 +430,5 @@ spec:
         ),
     )
     .unwrap();
-    let file = analysis::read(&path);
-    let _ = std::fs::remove_dir_all(&dir);
-    let a = [StudyAnalysis {
-        file: file.unwrap(),
-        scenarios: Vec::new(),
-    }];
-    let sc = catalog("aa-typical");
-    assert_eq!(sc.file.service.replicas, 6);
-    let study =
-        run_study_side_by_side(std::slice::from_ref(&sc), &a, opts(10), &|_, _| {}).unwrap();
-    let r = &study.scenarios[0];
-    assert_eq!(r.verdicts.promoted, r.runs, "{:?}", r.verdicts);
+    promotes_every_aa_typical_release(&path, &dir);
 }
