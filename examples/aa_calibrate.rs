@@ -209,6 +209,7 @@ async fn main() -> anyhow::Result<()> {
         from_unix: from,
         to_unix: to,
         queries: queries.into_iter().map(|q| (q.what, q.promql)).collect(),
+        telemetry: None,
     };
     let mut toml = format!(
         "# aa_calibrate: {} production pods of {} run for real at --time-scale {} --rate-scale {}\n\

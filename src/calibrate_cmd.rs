@@ -20,7 +20,8 @@ Examples:
   canarylab calibrate --prometheus http://127.0.0.1:9090 --from 2026-12-01T00:00:00Z --to 2026-12-08T00:00:00Z --out shop.toml
   canarylab sim scenarios/catalog --service shop.toml     # the catalog's regressions on your service
   canarylab sim shop.toml --config scenarios/catalog/canary-config.json   # A/A false alarms on your service
-  canarylab calibrate ... --out shop.toml --aa-config scenarios/catalog/canary-config.json
+  canarylab calibrate ... --telemetry shop-scenario.toml --out shop.toml
+      # a service whose series are renamed as that scenario's [telemetry] says
       # the same A/A prediction in the summary, with how much of its
       # uncertainty comes from the fit (--draws parameter draws)
 
@@ -28,7 +29,14 @@ Reads goldengoose's families (http_requests_total{code},
 http_request_duration_seconds, process_cpu_seconds_total,
 process_resident_memory_bytes) or Istio's (istio_requests_total{response_code},
 istio_request_duration_milliseconds, reporter=\"destination\") per pod (the pod
-label, else instance), at --step, which should be the scrape interval. Writes
+label, else instance), at --step, which should be the scrape interval. With
+--telemetry FILE (a scenario, or a file holding only a [telemetry] table),
+every metric and label name read is the renamed one: the families of
+[telemetry.metrics] (the request counter, the duration histogram's _bucket,
+_sum and _count, the CPU and memory series) and the labels of
+[telemetry.labels] (code, response_code, le, pod, reporter); the written file
+keeps that [telemetry], so `canarylab sim` of it writes the same names. The
+--selector is in the service's own (renamed) label names. Writes
 OUT (a scenario file: each fitted value with its standard error and the data
 it came from; what could not be fitted keeps the default and says why) and
 OUT with .html (the fits drawn over the data). Nothing is written unless
@@ -40,6 +48,11 @@ pub struct CalibrateArgs {
     /// Label matchers selecting the service's series (its production pods).
     #[arg(long, default_value = "", value_name = "'{app=\"shop\"}'")]
     pub selector: String,
+    /// The service's metric and label names: the `[telemetry]` of this
+    /// scenario file (or of a file holding only that table) [default:
+    /// goldengoose's and Istio's own names].
+    #[arg(long, value_name = "FILE.toml")]
+    pub telemetry: Option<PathBuf>,
     /// Start of the window: unix seconds or RFC 3339 (2026-12-01T00:00:00Z).
     #[arg(long, requires = "to", conflicts_with = "last", value_name = "T")]
     pub from: Option<String>,
@@ -257,6 +270,19 @@ fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
 /// Runs `canarylab calibrate`.
 pub fn run(args: &CalibrateArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let step = parse_duration(&args.step).context("--step")?;
+    let telemetry = args
+        .telemetry
+        .as_deref()
+        .map(|path| {
+            scenarios::load_telemetry(path)
+                .map(|t| (path.display().to_string(), t))
+                .context("--telemetry")
+        })
+        .transpose()?;
+    let names = telemetry
+        .as_ref()
+        .map(|(_, t)| t.clone())
+        .unwrap_or_default();
     let (from, to) = match (&args.from, &args.to) {
         (Some(f), Some(t)) => (
             parse_time(f).context("--from")?,
@@ -286,10 +312,11 @@ pub fn run(args: &CalibrateArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         }
     };
     let started = std::time::Instant::now();
-    let reading = calibrate::read(
+    let reading = calibrate::source::read_named(
         &api,
         &args.prometheus,
         &args.selector,
+        &names,
         window,
         &mut progress,
     );
@@ -308,6 +335,7 @@ pub fn run(args: &CalibrateArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         from_unix: from,
         to_unix: to,
         queries: queries.into_iter().map(|q| (q.what, q.promql)).collect(),
+        telemetry,
     };
     let toml = write::scenario_toml(&cal, &prov);
     // the A/A scenario the file is, judged by --aa-config (read before

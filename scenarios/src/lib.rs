@@ -643,6 +643,50 @@ pub fn parse_service(text: &str, path: &Path) -> Result<(Service, f64), Scenario
     Ok((file.service, file.analysis.scrape_step_s))
 }
 
+/// The `[telemetry]` of a file: a whole scenario (validated like
+/// [`parse_service`], no canary config needed; without a `[telemetry]` it
+/// has the default names) or a file holding only a `[telemetry]` table
+/// (such as `canarylab calibrate --telemetry` reads). Errors name the file
+/// and the field.
+pub fn load_telemetry(path: &Path) -> Result<Telemetry, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ScenarioError::Read {
+        file: path.into(),
+        error,
+    })?;
+    parse_telemetry(&text, path)
+}
+
+/// [`load_telemetry`] on text; `path` names it in errors.
+pub fn parse_telemetry(text: &str, path: &Path) -> Result<Telemetry, ScenarioError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Only {
+        telemetry: Option<Telemetry>,
+    }
+    let parse_error = |e: toml::de::Error| ScenarioError::Parse {
+        file: path.into(),
+        message: e.to_string().trim_end().replace('\n', "\n  "),
+    };
+    let table: toml::Table = toml::from_str(text).map_err(parse_error)?;
+    if table.keys().any(|k| k != "telemetry") {
+        let file: ScenarioFile = toml::from_str(text).map_err(parse_error)?;
+        validate(&file, path)?;
+        return Ok(file.telemetry);
+    }
+    let only: Only = toml::from_str(text).map_err(parse_error)?;
+    let Some(telemetry) = only.telemetry else {
+        return Err(invalid(
+            path,
+            "telemetry",
+            "no [telemetry] table (and not a scenario)",
+        ));
+    };
+    telemetry
+        .check()
+        .map_err(|(field, message)| invalid(path, &field, &message))?;
+    Ok(telemetry)
+}
+
 impl Service {
     /// The same service at another scrape step: an AR(1)'s correlation
     /// per step is `rho^(to / from)` (the stationary sd does not depend on

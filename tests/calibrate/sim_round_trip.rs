@@ -198,6 +198,7 @@ fn calibrate_recovers_a_simulated_service_backfilled_into_a_real_prometheus() {
         from_unix: window.from,
         to_unix: window.to,
         queries: queries.into_iter().map(|q| (q.what, q.promql)).collect(),
+        telemetry: None,
     };
     let page = calibrate::write::html(&c, &prov);
     assert_eq!(page.matches("<svg").count(), 2, "{log}");

@@ -61,7 +61,11 @@ impl Drop for Fake {
 }
 
 fn calibrate(url: &str, out: &std::path::Path) -> String {
-    let err = canarylab(&[
+    calibrate_with(url, out, &[])
+}
+
+fn calibrate_with(url: &str, out: &std::path::Path, extra: &[&str]) -> String {
+    let mut args = vec![
         "calibrate",
         "--prometheus",
         url,
@@ -72,8 +76,9 @@ fn calibrate(url: &str, out: &std::path::Path) -> String {
         "--quiet",
         "--out",
         out.to_str().unwrap(),
-    ])
-    .expect_err("fails");
+    ];
+    args.extend_from_slice(extra);
+    let err = canarylab(&args).expect_err("fails");
     assert!(!out.exists(), "nothing written: {err}");
     assert!(!out.with_extension("html").exists(), "nothing written");
     err
@@ -122,12 +127,41 @@ fn calibrate_errors_name_the_url_and_the_query_and_write_nothing() {
     let err = calibrate(&fake.url, &out);
     assert!(
         err.contains(&fake.url)
-            && err.contains("no series")
+            && err.contains("no matching series")
             && err.contains(query)
-            && err.contains(r#"istio_requests_total{app="shop",reporter="destination"}"#),
+            && err.contains(r#"istio_requests_total{app="shop",reporter="destination"}"#)
+            && err.contains("--telemetry"),
+        "{err}"
+    );
+    // ... and under a --telemetry's names, the renamed ones are tried
+    let names = dir.join("names.toml");
+    std::fs::write(
+        &names,
+        "[telemetry.metrics]\nistio_requests_total = \"mesh_requests_total\"\n[telemetry.labels]\nreporter = \"side\"\n",
+    )
+    .unwrap();
+    let err = calibrate_with(&fake.url, &out, &["--telemetry", names.to_str().unwrap()]);
+    assert!(
+        err.contains("no matching series")
+            && err.contains(query)
+            && err.contains(r#"count(mesh_requests_total{app="shop",side="destination"})"#),
         "{err}"
     );
     drop(fake);
+
+    // a bad --telemetry file names itself and the field, before any request
+    std::fs::write(&names, "[telemetry.labels]\npod = \"__pod\"\n").unwrap();
+    let err = calibrate_with(
+        "http://127.0.0.1:9",
+        &out,
+        &["--telemetry", names.to_str().unwrap()],
+    );
+    assert!(
+        err.contains("--telemetry")
+            && err.contains("names.toml")
+            && err.contains("telemetry.labels.pod"),
+        "{err}"
+    );
 
     // bad input stops before any request
     let err = canarylab(&[

@@ -18,10 +18,22 @@
 //! here ([`sample_times`]). Prometheus 2.42's `timestamp()`, which would
 //! give the same per step, costs time quadratic in a range query's points.
 //!
+//! Every metric and label name queried comes from a `[telemetry]`
+//! ([`scenarios::Telemetry`], `--telemetry`), the defaults being
+//! goldengoose's and Istio's own: the family renames of
+//! `[telemetry.metrics]` (the request counter, the duration histogram's
+//! `_bucket`, `_sum` and `_count` each, the CPU and memory series) and the
+//! label renames of `[telemetry.labels]` (`code`, `response_code`, `le`,
+//! `pod`, `reporter`), exactly as the simulator writes them
+//! (sim/src/prometheus.rs: every default name through
+//! `Telemetry::metric` / `Telemetry::label`). See [`Names`].
+//!
 //! Not for: fitting (pure, in [`super::fit`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+use scenarios::Telemetry;
 
 use crate::prom::{self, PromApi, Series};
 
@@ -53,7 +65,7 @@ pub enum Error {
     },
     /// A family the fit needs has no series in the window.
     #[error(
-        "Prometheus at {url} has no series for {what} between {from} and {to} (unix seconds); tried:\n  {queries}\n  check --selector and the time window"
+        "Prometheus at {url} has no matching series for {what} between {from} and {to} (unix seconds); tried:\n  {queries}\n  check --selector, the time window, and --telemetry if the service renames its metrics or labels"
     )]
     NoSeries {
         /// The Prometheus asked.
@@ -113,22 +125,20 @@ pub enum Family {
 }
 
 impl Family {
-    fn requests(self) -> &'static str {
+    /// Default names: request counter, its status-code label, the
+    /// duration histogram's base name.
+    fn defaults(self) -> (&'static str, &'static str, &'static str) {
         match self {
-            Family::Goldengoose => "http_requests_total",
-            Family::Istio => "istio_requests_total",
-        }
-    }
-    fn code(self) -> &'static str {
-        match self {
-            Family::Goldengoose => "code",
-            Family::Istio => "response_code",
-        }
-    }
-    fn duration(self) -> &'static str {
-        match self {
-            Family::Goldengoose => "http_request_duration_seconds",
-            Family::Istio => "istio_request_duration_milliseconds",
+            Family::Goldengoose => (
+                "http_requests_total",
+                "code",
+                "http_request_duration_seconds",
+            ),
+            Family::Istio => (
+                "istio_requests_total",
+                "response_code",
+                "istio_request_duration_milliseconds",
+            ),
         }
     }
     /// Multiplies `le` into seconds.
@@ -143,6 +153,136 @@ impl Family {
         match self {
             Family::Goldengoose => "goldengoose",
             Family::Istio => "istio",
+        }
+    }
+}
+
+/// The names one family's series and labels have in a service, as a
+/// `[telemetry]` renames them (the defaults: [`Telemetry::default`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    /// The request counter (`http_requests_total`, `istio_requests_total`).
+    pub requests: String,
+    /// Its status-code label (`code`, `response_code`).
+    pub code: String,
+    /// The duration histogram's buckets (`..._bucket`).
+    pub bucket: String,
+    /// Its sum (`..._sum`).
+    pub sum: String,
+    /// Its count (`..._count`).
+    pub count: String,
+    /// The buckets' bound label (`le`).
+    pub le: String,
+    /// The CPU-seconds counter (`process_cpu_seconds_total`).
+    pub cpu: String,
+    /// The resident-memory gauge (`process_resident_memory_bytes`).
+    pub memory: String,
+    /// The pod label (`pod`); `instance` is the fallback, not renamed.
+    pub pod: String,
+    /// Istio's `reporter` label (set to `destination` unless the selector
+    /// names it); `None` for goldengoose's family.
+    pub reporter: Option<String>,
+}
+
+impl Names {
+    /// `family`'s names as `t` renames them.
+    pub fn of(family: Family, t: &Telemetry) -> Names {
+        let (requests, code, duration) = family.defaults();
+        let metric = |suffix: &str| {
+            let default = format!("{duration}{suffix}");
+            t.metric(&default).to_owned()
+        };
+        Names {
+            requests: t.metric(requests).to_owned(),
+            code: t.label(code).to_owned(),
+            bucket: metric("_bucket"),
+            sum: metric("_sum"),
+            count: metric("_count"),
+            le: t.label("le").to_owned(),
+            cpu: t.metric("process_cpu_seconds_total").to_owned(),
+            memory: t.metric("process_resident_memory_bytes").to_owned(),
+            pod: t.label("pod").to_owned(),
+            reporter: (family == Family::Istio).then(|| t.label("reporter").to_owned()),
+        }
+    }
+
+    /// The user's matchers, with Istio's `reporter="destination"` unless
+    /// they name the reporter label.
+    pub fn matchers(&self, m: &str) -> String {
+        match &self.reporter {
+            Some(r) if !m.contains(r.as_str()) => {
+                if m.is_empty() {
+                    format!("{r}=\"destination\"")
+                } else {
+                    format!("{m},{r}=\"destination\"")
+                }
+            }
+            _ => m.to_string(),
+        }
+    }
+
+    /// The per-pod grouping: the pod label and `instance`.
+    fn by(&self) -> String {
+        if self.pod == "instance" {
+            self.pod.clone()
+        } else {
+            format!("{}, instance", self.pod)
+        }
+    }
+
+    /// The detection probe: whether the request counter has series.
+    pub fn probe(&self, m: &str) -> String {
+        format!("count({})", with(&self.requests, &self.matchers(m), ""))
+    }
+
+    /// The raw request-counter samples of `points` steps (plus a margin)
+    /// before an instant query's time.
+    pub fn sample_range(&self, m: &str, step_s: f64, points: usize) -> String {
+        format!(
+            "{}[{}ms]",
+            with(&self.requests, &self.matchers(m), ""),
+            (((points + SAMPLE_MARGIN_STEPS) as f64) * step_s * 1000.0).round() as u64
+        )
+    }
+
+    /// The per-pod range queries, `(what, PromQL)`, in the order [`read`]
+    /// sends them after the sample times.
+    pub fn pod_queries(&self, m: &str) -> [(&'static str, String); 6] {
+        let m = self.matchers(m);
+        let by = self.by();
+        let q = |metric: &str, extra: &str| format!("sum by ({by}) ({})", with(metric, &m, extra));
+        [
+            ("requests", q(&self.requests, "")),
+            (
+                "5xx responses",
+                q(&self.requests, &format!("{}=~\"5..\"", self.code)),
+            ),
+            ("latency sum", q(&self.sum, "")),
+            ("latency count", q(&self.count, "")),
+            ("CPU seconds", q(&self.cpu, "")),
+            ("resident memory", q(&self.memory, "")),
+        ]
+    }
+
+    /// The latency histogram's increase per block of `block`, by bound.
+    pub fn histogram_query(&self, m: &str, block: Duration) -> String {
+        format!(
+            "sum by ({}) (increase({}[{}ms]))",
+            self.le,
+            with(&self.bucket, &self.matchers(m), ""),
+            block.as_millis()
+        )
+    }
+
+    /// The series each fitted value came from, for the file's comments.
+    fn sources(&self) -> Sources {
+        Sources {
+            requests: self.requests.clone(),
+            errors: format!("{}{{{}=~\"5..\"}}", self.requests, self.code),
+            latency: format!("{} / {}", self.sum, self.count),
+            histogram: self.bucket.clone(),
+            cpu: self.cpu.clone(),
+            memory: self.memory.clone(),
         }
     }
 }
@@ -190,12 +330,25 @@ fn with(metric: &str, matchers: &str, extra: &str) -> String {
     format!("{metric}{{{}}}", all.join(","))
 }
 
-/// Reads everything [`super::fit::calibrate`] needs. `progress` gets one
-/// line per request.
+/// Reads everything [`super::fit::calibrate`] needs, under goldengoose's
+/// and Istio's default names. `progress` gets one line per request.
 pub async fn read(
     api: &PromApi,
     url: &str,
     selector: &str,
+    window: Window,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Observations, Family, Vec<Query>), Error> {
+    read_named(api, url, selector, &Telemetry::default(), window, progress).await
+}
+
+/// [`read`] under the names `telemetry` gives the service's series and
+/// labels ([`Names::of`]).
+pub async fn read_named(
+    api: &PromApi,
+    url: &str,
+    selector: &str,
+    telemetry: &Telemetry,
     window: Window,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(Observations, Family, Vec<Query>), Error> {
@@ -232,8 +385,7 @@ pub async fn read(
     let mut tried = Vec::new();
     let mut family = None;
     for f in [Family::Goldengoose, Family::Istio] {
-        let m = family_matchers(f, &m);
-        let q = format!("count({})", with(f.requests(), &m, ""));
+        let q = Names::of(f, telemetry).probe(&m);
         progress(&format!("looking for {} ({q})", f.name()));
         let found = run(&q, window.from, window.to, coarse).await?;
         tried.push(q);
@@ -245,43 +397,25 @@ pub async fn read(
     let Some(family) = family else {
         return Err(Error::NoSeries {
             url: url.to_string(),
-            what: "the request counter of goldengoose or Istio".into(),
+            what: if *telemetry == Telemetry::default() {
+                "the request counter of goldengoose or Istio".into()
+            } else {
+                "the request counter of goldengoose or Istio, renamed by the telemetry".into()
+            },
             from: window.from,
             to: window.to,
             queries: tried.join("\n  "),
         });
     };
-    let m = family_matchers(family, &m);
-    let by = "pod, instance";
-    let req = with(family.requests(), &m, "");
-    let err = with(
-        family.requests(),
-        &m,
-        &format!("{}=~\"5..\"", family.code()),
-    );
-    let dur_sum = with(&format!("{}_sum", family.duration()), &m, "");
-    let dur_count = with(&format!("{}_count", family.duration()), &m, "");
-    let cpu = with("process_cpu_seconds_total", &m, "");
-    let mem = with("process_resident_memory_bytes", &m, "");
+    let names = Names::of(family, telemetry);
     // the sample times: raw samples per chunk, `req[range]` at its end
-    let sample_range = |points: usize| {
-        format!(
-            "{req}[{}ms]",
-            (((points + SAMPLE_MARGIN_STEPS) as f64) * step * 1000.0).round() as u64
-        )
-    };
-    let queries = [
-        (
-            "sample times (raw samples, at each chunk's end)",
-            sample_range(CHUNK_POINTS.min(steps)),
-        ),
-        ("requests", format!("sum by ({by}) ({req})")),
-        ("5xx responses", format!("sum by ({by}) ({err})")),
-        ("latency sum", format!("sum by ({by}) ({dur_sum})")),
-        ("latency count", format!("sum by ({by}) ({dur_count})")),
-        ("CPU seconds", format!("sum by ({by}) ({cpu})")),
-        ("resident memory", format!("sum by ({by}) ({mem})")),
-    ];
+    let sample_range = |points: usize| names.sample_range(&m, step, points);
+    let queries: Vec<(&str, String)> = std::iter::once((
+        "sample times (raw samples, at each chunk's end)",
+        sample_range(CHUNK_POINTS.min(steps)),
+    ))
+    .chain(names.pod_queries(&m))
+    .collect();
     let points = CHUNK_POINTS;
     let total_requests = queries.len() * steps.div_ceil(points) + 1;
     let mut sent = 0;
@@ -308,14 +442,14 @@ pub async fn read(
                         query: format!("{q} (instant query at {end:.3})"),
                         source: Box::new(source),
                     })?;
-                sample_times(&raw, window.from, step, a..=b, steps, &mut grid);
+                sample_times(&raw, &names.pod, window.from, step, a..=b, steps, &mut grid);
                 continue;
             }
             progress(&format!(
                 "[{sent}/{total_requests}] {what}, steps {a}-{b} of {steps}: {q}"
             ));
             for s in run(q, start, end, window.step).await? {
-                let pod = pod_name(&s);
+                let pod = pod_name(&s, &names.pod);
                 let v = grid.entry(pod).or_insert_with(|| vec![f64::NAN; steps + 1]);
                 for (t, x) in s.points {
                     let k = ((t - window.from) / step).round();
@@ -390,8 +524,7 @@ pub async fn read(
     let blocks = (steps / 50).clamp(1, super::fit::BLOCKS);
     let block_steps = steps / blocks;
     let block = Duration::from_secs_f64(block_steps as f64 * step);
-    let bucket = with(&format!("{}_bucket", family.duration()), &m, "");
-    let hq = format!("sum by (le) (increase({bucket}[{}ms]))", block.as_millis());
+    let hq = names.histogram_query(&m, block);
     sent += 1;
     progress(&format!(
         "[{sent}/{total_requests}] latency histogram per block: {hq}"
@@ -403,16 +536,8 @@ pub async fn read(
         block,
     )
     .await?;
-    let histogram = histogram_blocks(&hs, family.le_seconds(), blocks);
-
-    let sources = Sources {
-        requests: family.requests().to_string(),
-        errors: format!("{}{{{}=~\"5..\"}}", family.requests(), family.code()),
-        latency: format!("{0}_sum / {0}_count", family.duration()),
-        histogram: format!("{}_bucket", family.duration()),
-        cpu: "process_cpu_seconds_total".into(),
-        memory: "process_resident_memory_bytes".into(),
-    };
+    let histogram = histogram_blocks(&hs, &names.le, family.le_seconds(), blocks);
+    let sources = names.sources();
     let query_list = queries
         .iter()
         .map(|(w, q)| Query {
@@ -437,18 +562,6 @@ pub async fn read(
     ))
 }
 
-fn family_matchers(f: Family, m: &str) -> String {
-    if f == Family::Istio && !m.contains("reporter") {
-        if m.is_empty() {
-            "reporter=\"destination\"".into()
-        } else {
-            format!("{m},reporter=\"destination\"")
-        }
-    } else {
-        m.to_string()
-    }
-}
-
 /// Per pod, the time of its newest raw sample (over all its series) at or
 /// before each grid point `k` in `ks` (`from + k step`), what `max by (pod,
 /// instance) (timestamp(m))` gives there, into `grid` (`steps + 1` points
@@ -457,8 +570,10 @@ fn family_matchers(f: Family, m: &str) -> String {
 /// is left as it was (NaN, or what the chunk before wrote). Times are
 /// compared in whole milliseconds, as Prometheus stores them. Linear in
 /// the samples after one sort per pod.
+#[allow(clippy::too_many_arguments)]
 pub fn sample_times(
     series: &[Series],
+    pod: &str,
     from: f64,
     step: f64,
     ks: std::ops::RangeInclusive<usize>,
@@ -469,7 +584,7 @@ pub fn sample_times(
     let mut by_pod: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for s in series {
         by_pod
-            .entry(pod_name(s))
+            .entry(pod_name(s, pod))
             .or_default()
             .extend(s.points.iter().map(|p| ms(p.0)));
     }
@@ -493,9 +608,10 @@ pub fn sample_times(
     }
 }
 
-fn pod_name(s: &Series) -> String {
+/// The series' pod: its `pod` label (as renamed), else `instance`.
+fn pod_name(s: &Series, pod: &str) -> String {
     s.labels
-        .get("pod")
+        .get(pod)
         .or_else(|| s.labels.get("instance"))
         .cloned()
         .unwrap_or_else(|| "(no pod or instance label)".into())
@@ -521,11 +637,16 @@ pub fn increments(v: &[f64], valid: &[bool]) -> Vec<f64> {
 
 /// Per block (one point per series), cumulative `le` counts into
 /// per-bucket counts; `None` without usable buckets.
-fn histogram_blocks(series: &[Series], le_seconds: f64, blocks: usize) -> Option<HistogramBlocks> {
+fn histogram_blocks(
+    series: &[Series],
+    le: &str,
+    le_seconds: f64,
+    blocks: usize,
+) -> Option<HistogramBlocks> {
     let mut by_le: Vec<(f64, &Series)> = series
         .iter()
         .filter_map(|s| {
-            let le = s.labels.get("le")?;
+            let le = s.labels.get(le)?;
             let v = if le == "+Inf" {
                 f64::INFINITY
             } else {
@@ -605,7 +726,7 @@ mod tests {
         );
         assert_eq!(with("x", "", ""), "x{}");
         assert_eq!(
-            family_matchers(Family::Istio, r#"app="a""#),
+            Names::of(Family::Istio, &Telemetry::default()).matchers(r#"app="a""#),
             r#"app="a",reporter="destination""#
         );
     }
@@ -637,7 +758,7 @@ mod tests {
             s("b", "200", &[105.0, 120.0]),
         ];
         let mut grid = BTreeMap::new();
-        sample_times(&raw, 100.0, 10.0, 0..=5, 7, &mut grid);
+        sample_times(&raw, "pod", 100.0, 10.0, 0..=5, 7, &mut grid);
         assert_eq!(grid["a"][..6], [99.5, 109.5, 119.5, 119.5, 139.5, 149.5]);
         let b = &grid["b"];
         assert!(b[0].is_nan() && b[6].is_nan() && b[7].is_nan(), "{b:?}");
@@ -647,7 +768,7 @@ mod tests {
         // sample in reach (NaN: steps 6 and 7 invalid, as a sample 4 steps
         // old would make them)
         let later = vec![s("b", "200", &[165.0])];
-        sample_times(&later, 100.0, 10.0, 5..=7, 7, &mut grid);
+        sample_times(&later, "pod", 100.0, 10.0, 5..=7, 7, &mut grid);
         assert_eq!(grid["b"][5], 120.0);
         assert!(grid["b"][6].is_nan());
         assert_eq!(grid["b"][7], 165.0);
@@ -674,9 +795,139 @@ mod tests {
             s("50", &[(1.0, 4.0), (2.0, 5.0)]),
             s("100", &[(1.0, 9.0), (2.0, 15.0)]),
         ];
-        let h = histogram_blocks(&series, 0.001, 2).expect("buckets");
+        let h = histogram_blocks(&series, "le", 0.001, 2).expect("buckets");
         assert_eq!(h.bounds, vec![0.05, 0.1]);
         assert_eq!(h.blocks, vec![vec![4.0, 5.0, 1.0], vec![5.0, 10.0, 5.0]]);
-        assert!(histogram_blocks(&series[1..], 1.0, 2).is_none(), "no +Inf");
+        assert!(
+            histogram_blocks(&series[1..], "le", 1.0, 2).is_none(),
+            "no +Inf"
+        );
+    }
+
+    /// Every query of both families under renames: each family and label
+    /// calibrate reads has its renamed name, and no default name is left.
+    #[test]
+    fn queries_use_the_telemetrys_names() {
+        let t = scenarios::parse_telemetry(
+            r#"
+[telemetry.metrics]
+http_requests_total = "shop_requests_total"
+http_request_duration_seconds_bucket = "shop_latency_seconds_bucket"
+http_request_duration_seconds_sum = "shop_latency_seconds_sum"
+http_request_duration_seconds_count = "shop_latency_seconds_count"
+process_cpu_seconds_total = "shop_cpu_seconds_total"
+process_resident_memory_bytes = "shop_memory_bytes"
+istio_requests_total = "mesh_requests_total"
+istio_request_duration_milliseconds_bucket = "mesh_latency_ms_bucket"
+istio_request_duration_milliseconds_sum = "mesh_latency_ms_sum"
+istio_request_duration_milliseconds_count = "mesh_latency_ms_count"
+[telemetry.labels]
+code = "status"
+response_code = "http_status"
+le = "upper"
+pod = "kubernetes_pod_name"
+reporter = "side"
+version = "track"
+"#,
+            std::path::Path::new("names.toml"),
+        )
+        .expect("a valid telemetry");
+        let m = r#"track="stable""#;
+        let all = |f: Family| {
+            let n = Names::of(f, &t);
+            let mut q = vec![n.probe(m), n.sample_range(m, 10.0, 100)];
+            q.extend(n.pod_queries(m).into_iter().map(|(_, q)| q));
+            q.push(n.histogram_query(m, Duration::from_secs(600)));
+            let s = n.sources();
+            q.extend([
+                s.requests,
+                s.errors,
+                s.latency,
+                s.histogram,
+                s.cpu,
+                s.memory,
+            ]);
+            q
+        };
+        let gg = all(Family::Goldengoose);
+        assert_eq!(
+            gg[..8],
+            [
+                r#"count(shop_requests_total{track="stable"})"#,
+                r#"shop_requests_total{track="stable"}[1030000ms]"#,
+                r#"sum by (kubernetes_pod_name, instance) (shop_requests_total{track="stable"})"#,
+                r#"sum by (kubernetes_pod_name, instance) (shop_requests_total{track="stable",status=~"5.."})"#,
+                r#"sum by (kubernetes_pod_name, instance) (shop_latency_seconds_sum{track="stable"})"#,
+                r#"sum by (kubernetes_pod_name, instance) (shop_latency_seconds_count{track="stable"})"#,
+                r#"sum by (kubernetes_pod_name, instance) (shop_cpu_seconds_total{track="stable"})"#,
+                r#"sum by (kubernetes_pod_name, instance) (shop_memory_bytes{track="stable"})"#,
+            ]
+        );
+        assert_eq!(
+            gg[8],
+            r#"sum by (upper) (increase(shop_latency_seconds_bucket{track="stable"}[600000ms]))"#
+        );
+        let istio = all(Family::Istio);
+        assert_eq!(
+            istio[0],
+            r#"count(mesh_requests_total{track="stable",side="destination"})"#
+        );
+        assert!(istio[3].contains(r#"http_status=~"5..""#), "{}", istio[3]);
+        assert!(istio[8].starts_with("sum by (upper) (increase(mesh_latency_ms_bucket{"));
+        // a selector naming the renamed reporter label keeps its own
+        assert_eq!(
+            Names::of(Family::Istio, &t).matchers(r#"side="source""#),
+            r#"side="source""#
+        );
+        let defaults = [
+            "http_request",
+            "istio_request",
+            "process_",
+            "code=",
+            "(le)",
+            "pod,",
+            "reporter",
+        ];
+        for q in gg.iter().chain(&istio) {
+            for d in defaults {
+                assert!(!q.contains(d), "default name {d} in {q}");
+            }
+        }
+        // the defaults are today's names
+        let n = Names::of(Family::Goldengoose, &Telemetry::default());
+        assert_eq!(
+            n.pod_queries("")[1].1,
+            r#"sum by (pod, instance) (http_requests_total{code=~"5.."})"#
+        );
+        assert_eq!(
+            n.histogram_query("", Duration::from_secs(1)),
+            "sum by (le) (increase(http_request_duration_seconds_bucket{}[1000ms]))"
+        );
+        // the pod and le labels are read under their renamed names
+        let series = |labels: &[(&str, &str)], points: &[(f64, f64)]| Series {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            points: points.to_vec(),
+        };
+        assert_eq!(
+            pod_name(
+                &series(&[("kubernetes_pod_name", "shop-1"), ("instance", "x")], &[]),
+                "kubernetes_pod_name"
+            ),
+            "shop-1"
+        );
+        let h = histogram_blocks(
+            &[
+                series(&[("upper", "0.1")], &[(1.0, 3.0)]),
+                series(&[("upper", "+Inf")], &[(1.0, 4.0)]),
+            ],
+            "upper",
+            1.0,
+            1,
+        )
+        .expect("buckets under the renamed le");
+        assert_eq!(h.blocks, vec![vec![3.0, 1.0]]);
     }
 }

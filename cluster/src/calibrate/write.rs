@@ -6,6 +6,9 @@ use std::fmt::Write as _;
 
 use reports::xy::{Curve, Style, XyChart};
 
+use scenarios::Telemetry;
+use scenarios::telemetry::TrackNames;
+
 use super::fit::{Acf, Calibration, Fit};
 
 /// Where the data came from, for the file's header.
@@ -23,6 +26,11 @@ pub struct Provenance {
     pub to_unix: f64,
     /// The queries sent, as `(what, PromQL)`.
     pub queries: Vec<(String, String)>,
+    /// The `[telemetry]` the names came from (`--telemetry FILE`: the
+    /// file, as given, and its table), written into the scenario so the
+    /// simulator writes the series under the same names; `None`: the
+    /// default names, no `[telemetry]` written.
+    pub telemetry: Option<(String, Telemetry)>,
 }
 
 /// One `[service]` line: key, value written, and its comment.
@@ -274,6 +282,21 @@ pub fn scenario_toml(c: &Calibration, p: &Provenance) -> String {
         t,
         "# As a service for the catalog: `canarylab sim scenarios/catalog --service {{this file}}`."
     );
+    match &p.telemetry {
+        Some((file, names)) if *names != Telemetry::default() => {
+            let _ = writeln!(
+                t,
+                "# Metric and label names: the [telemetry] of {file} (kept below, so the simulator writes the same names)."
+            );
+        }
+        Some((file, _)) => {
+            let _ = writeln!(
+                t,
+                "# Metric and label names: the defaults ({file} renames none)."
+            );
+        }
+        None => {}
+    }
     for n in &c.notes {
         let _ = writeln!(t, "# note: {n}");
     }
@@ -311,7 +334,77 @@ pub fn scenario_toml(c: &Calibration, p: &Provenance) -> String {
         "rate_window_s = {}",
         toml_value("window", (c.step_s * 6.0).max(60.0))
     );
+    if let Some((_, telemetry)) = &p.telemetry {
+        t.push_str(&telemetry_toml(telemetry));
+    }
     t
+}
+
+/// A `[telemetry]` as TOML (what `scenarios::parse_telemetry` reads back
+/// to the same value); empty for the defaults.
+pub fn telemetry_toml(telemetry: &Telemetry) -> String {
+    let mut t = String::new();
+    if *telemetry == Telemetry::default() {
+        return t;
+    }
+    let _ = writeln!(t, "\n[telemetry]");
+    for (key, v) in [("app", &telemetry.app), ("namespace", &telemetry.namespace)] {
+        if let Some(v) = v {
+            let _ = writeln!(t, "{key} = {}", toml_string(v));
+        }
+    }
+    for (table, renames) in [
+        ("metrics", &telemetry.metrics),
+        ("labels", &telemetry.labels),
+    ] {
+        if !renames.is_empty() {
+            let _ = writeln!(t, "\n[telemetry.{table}]");
+            for (from, to) in renames {
+                let _ = writeln!(t, "{} = {}", toml_string(from), toml_string(to));
+            }
+        }
+    }
+    for (track, names) in [
+        ("canary", &telemetry.canary),
+        ("baseline", &telemetry.baseline),
+        ("production", &telemetry.production),
+    ] {
+        if *names == TrackNames::default() {
+            continue;
+        }
+        let _ = writeln!(t, "\n[telemetry.{track}]");
+        for (key, v) in [
+            ("version", &names.version),
+            ("workload", &names.workload),
+            ("service", &names.service),
+            ("pod_template_hash", &names.pod_template_hash),
+        ] {
+            if let Some(v) = v {
+                let _ = writeln!(t, "{key} = {}", toml_string(v));
+            }
+        }
+    }
+    t
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn wrap(text: &str, width: usize) -> Vec<String> {
@@ -430,6 +523,13 @@ pub fn html(c: &Calibration, p: &Provenance) -> String {
         num(c.step_s),
         c.steps
     );
+    if let Some((file, _)) = &p.telemetry {
+        let _ = write!(
+            h,
+            "<p>Metric and label names from the <code>[telemetry]</code> of <code>{}</code>.</p>",
+            esc(file)
+        );
+    }
     h.push_str("<h2>Fitted <code>[service]</code></h2><table><tr><th>parameter</th><th>value</th><th>&plusmn; 1 se</th><th>from</th></tr>");
     for l in lines(c) {
         let fit = fit_of(c, l.key);
@@ -636,6 +736,7 @@ mod tests {
             from_unix: 1.8e9,
             to_unix: 1.8e9 + 3600.0,
             queries: vec![("requests".into(), "sum(x)".into())],
+            telemetry: None,
         };
         let text = scenario_toml(&c, &p);
         let (svc, step) =
@@ -694,5 +795,48 @@ mod tests {
             assert!(page.contains(title), "{title} missing");
         }
         assert!(!page.contains("chart not drawn"));
+    }
+
+    /// The user's `[telemetry]` is written into the fitted file and reads
+    /// back to the same value, as a scenario's and on its own.
+    #[test]
+    fn the_telemetry_is_kept_in_the_written_file() {
+        let mut c = super::super::fit::calibrate(&super::super::fit::Observations::default());
+        c.step_s = 10.0;
+        let mut t = Telemetry {
+            app: Some("shop \"eu\"".into()),
+            namespace: Some("shop".into()),
+            ..Telemetry::default()
+        };
+        t.metrics
+            .insert("http_requests_total".into(), "shop_requests_total".into());
+        t.labels.insert("pod".into(), "kubernetes_pod_name".into());
+        t.labels.insert("version".into(), "track".into());
+        t.production.version = Some("stable\\1".into());
+        t.canary.workload = Some("shop-next".into());
+        let mut p = Provenance {
+            url: "http://127.0.0.1:9090".into(),
+            selector: String::new(),
+            family: "goldengoose".into(),
+            from_unix: 1.8e9,
+            to_unix: 1.8e9 + 3600.0,
+            queries: Vec::new(),
+            telemetry: Some(("names.toml".into(), t.clone())),
+        };
+        let text = scenario_toml(&c, &p);
+        let path = std::path::Path::new("out.toml");
+        assert_eq!(scenarios::parse_telemetry(&text, path).expect(&text), t);
+        assert_eq!(
+            scenarios::parse_telemetry(&telemetry_toml(&t), path).expect("alone"),
+            t
+        );
+        scenarios::parse_service(&text, path).expect("still a service file");
+        assert!(text.contains("the [telemetry] of names.toml"), "{text}");
+        assert!(html(&c, &p).contains("<code>names.toml</code>"));
+        // the defaults write no table
+        p.telemetry = Some(("defaults.toml".into(), Telemetry::default()));
+        let text = scenario_toml(&c, &p);
+        assert!(!text.contains("\n[telemetry"), "{text}");
+        assert!(text.contains("defaults.toml renames none"), "{text}");
     }
 }

@@ -321,3 +321,54 @@ fn telemetry_is_optional_and_bad_names_are_refused_with_the_field() {
         .to_string();
     assert!(e.contains("workloads"), "{e}");
 }
+
+#[test]
+fn telemetry_loads_from_a_scenario_or_a_file_of_its_table_alone() {
+    let path = Path::new("names.toml");
+    // a file with only the table
+    let t = scenarios::parse_telemetry(
+        "[telemetry.metrics]\nhttp_requests_total = \"shop_requests_total\"\n[telemetry.labels]\npod = \"kubernetes_pod_name\"\n",
+        path,
+    )
+    .unwrap();
+    assert_eq!(t.metric("http_requests_total"), "shop_requests_total");
+    assert_eq!(t.label("pod"), "kubernetes_pod_name");
+    // a whole scenario: its telemetry; without one, the defaults
+    let t = scenarios::parse_telemetry(
+        &format!("{MINIMAL}[telemetry.labels]\ncode = \"status\"\n"),
+        path,
+    )
+    .unwrap();
+    assert_eq!(t.label("code"), "status");
+    assert_eq!(
+        scenarios::parse_telemetry(MINIMAL, path).unwrap(),
+        scenarios::Telemetry::default()
+    );
+    // errors name the file and the field
+    for (text, field) in [
+        (
+            "[telemetry.metrics]\nhttp_requests_total = \"9shop\"\n",
+            "`telemetry.metrics.http_requests_total`",
+        ),
+        (
+            "[telemetry.labels]\nstatus = \"code\"\n",
+            "`telemetry.labels.status`",
+        ),
+        ("", "`telemetry`"),
+        ("[telemetry]\napps = \"shop\"\n", "apps"),
+        (
+            &format!("{MINIMAL}[service]\nerror_rate = 2.0\n"),
+            "service.error_rate",
+        ),
+        ("[telemetry\n", "names.toml"),
+    ] {
+        let e = scenarios::parse_telemetry(text, path)
+            .expect_err(text)
+            .to_string();
+        assert!(e.contains("names.toml") && e.contains(field), "{text}: {e}");
+    }
+    let e = scenarios::load_telemetry(Path::new("/nonexistent/names.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("/nonexistent/names.toml"), "{e}");
+}
