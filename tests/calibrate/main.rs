@@ -10,6 +10,7 @@
 mod real;
 mod round_trip;
 mod sim_round_trip;
+mod sim_round_trip_renamed;
 
 use cluster::GooseCommand;
 

@@ -57,7 +57,7 @@ config = "canary-config.json"
 
 /// Within 3 standard errors; prints the line either way.
 #[track_caller]
-fn recovered(fit: &Fit, truth: f64, what: &str, log: &mut String) {
+pub(crate) fn recovered(fit: &Fit, truth: f64, what: &str, log: &mut String) {
     let (v, se) = match fit {
         Fit::Fitted { value, se, .. } => (*value, *se),
         Fit::NotFitted(why) => panic!("{what} not fitted: {why}\n{log}"),
