@@ -20,10 +20,11 @@ Examples:
   canarylab calibrate --prometheus http://127.0.0.1:9090 --from 2026-12-01T00:00:00Z --to 2026-12-08T00:00:00Z --out shop.toml
   canarylab sim scenarios/catalog --service shop.toml     # the catalog's regressions on your service
   canarylab sim shop.toml --config scenarios/catalog/canary-config.json   # A/A false alarms on your service
-  canarylab calibrate ... --telemetry shop-scenario.toml --out shop.toml
-      # a service whose series are renamed as that scenario's [telemetry] says
+  canarylab calibrate ... --out shop.toml --aa-config scenarios/catalog/canary-config.json
       # the same A/A prediction in the summary, with how much of its
       # uncertainty comes from the fit (--draws parameter draws)
+  canarylab calibrate ... --telemetry shop-scenario.toml --out shop.toml
+      # a service whose series are renamed as that scenario's [telemetry] says
 
 Reads goldengoose's families (http_requests_total{code},
 http_request_duration_seconds, process_cpu_seconds_total,

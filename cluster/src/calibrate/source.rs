@@ -570,7 +570,6 @@ pub async fn read_named(
 /// is left as it was (NaN, or what the chunk before wrote). Times are
 /// compared in whole milliseconds, as Prometheus stores them. Linear in
 /// the samples after one sort per pod.
-#[allow(clippy::too_many_arguments)]
 pub fn sample_times(
     series: &[Series],
     pod: &str,
