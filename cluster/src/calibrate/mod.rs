@@ -4,7 +4,8 @@
 //! - [`fit`]: the fitting core (pure): per-pod series in, every parameter
 //!   with its standard error out;
 //! - [`source`]: the range queries (chunked to Prometheus's 11,000 points
-//!   per series) that read goldengoose's or Istio's metric families into
+//!   per series) that read goldengoose's or Istio's metric families, under
+//!   a `[telemetry]`'s renames ([`source::Names`]), into
 //!   [`fit::Observations`];
 //! - [`write`](mod@write): the scenario file with one comment per fitted value, the
 //!   printed summary and the HTML page;
@@ -23,4 +24,4 @@ pub mod uncertainty;
 pub mod write;
 
 pub use fit::{Calibration, Fit, Observations, calibrate};
-pub use source::{Family, Query, Window, read};
+pub use source::{Family, Names, Query, Window, read, read_named};

@@ -569,7 +569,8 @@ pub async fn read_named(
 /// the chunk; a grid point with none of its pod's samples at or before it
 /// is left as it was (NaN, or what the chunk before wrote). Times are
 /// compared in whole milliseconds, as Prometheus stores them. Linear in
-/// the samples after one sort per pod.
+/// the samples after one sort per pod. `pod` is the pod label's name
+/// ([`Names::pod`]).
 pub fn sample_times(
     series: &[Series],
     pod: &str,
