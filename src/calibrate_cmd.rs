@@ -169,6 +169,79 @@ pub fn aa_prediction(
     })
 }
 
+/// The first of `scenario`'s canary-config queries (as the simulator
+/// evaluates them) that names a family or label its `[telemetry]` renames:
+/// the simulated service has no series or label of that name, so the
+/// metric would read nothing. `None` when every query uses the service's
+/// names.
+pub fn default_names_in_queries(scenario: &scenarios::Scenario) -> Option<String> {
+    let t = &scenario.file.telemetry;
+    if t.metrics.is_empty() && t.labels.is_empty() {
+        return None;
+    }
+    for (i, (m, source)) in scenario
+        .config
+        .metrics
+        .iter()
+        .zip(&scenario.sources)
+        .enumerate()
+    {
+        let scope = scenarios::ScopeVars::new("canary");
+        let Ok(q) = scenarios::query::metric_query(&scenario.config, i, source, &scope) else {
+            continue;
+        };
+        for word in promql_identifiers(&q) {
+            let (what, to) = match (t.metrics.get(word), t.labels.get(word)) {
+                (Some(to), _) => ("series", to),
+                (None, Some(to)) => ("label", to),
+                (None, None) => continue,
+            };
+            return Some(format!(
+                "metric \"{}\" reads {what} `{word}`, which the telemetry renames `{to}`: the service has no {what} of that name, so the metric would read nothing; write the config's queries in the service's names\n  query: {q}",
+                m.name
+            ));
+        }
+    }
+    None
+}
+
+/// The identifiers of a PromQL expression outside its quoted strings
+/// (metric and label names, functions, keywords).
+fn promql_identifiers(q: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut quote = None;
+    let mut escaped = false;
+    let mut start = None;
+    for (i, c) in q.char_indices() {
+        if let Some(open) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == open {
+                quote = None;
+            }
+            continue;
+        }
+        let ident = c.is_ascii_alphanumeric() || c == '_' || c == ':';
+        match (ident, start) {
+            (true, None) => start = Some(i),
+            (false, Some(a)) => {
+                out.push(&q[a..i]);
+                start = None;
+            }
+            _ => {}
+        }
+        if matches!(c, '"' | '\'' | '`') {
+            quote = Some(c);
+        }
+    }
+    if let Some(a) = start {
+        out.push(&q[a..]);
+    }
+    out
+}
+
 /// Parses `10s`, `500ms`, `6h`, `7d`, `1.5m`.
 pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     let t = text.trim();
@@ -345,8 +418,12 @@ pub fn run(args: &CalibrateArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         .aa_config
         .as_deref()
         .map(|config| {
-            scenarios::Scenario::parse(&toml, &args.out, Some(config))
-                .with_context(|| format!("--aa-config {}", config.display()))
+            let scenario = scenarios::Scenario::parse(&toml, &args.out, Some(config))
+                .with_context(|| format!("--aa-config {}", config.display()))?;
+            if let Some(why) = default_names_in_queries(&scenario) {
+                anyhow::bail!("--aa-config {}: {why}", config.display());
+            }
+            Ok(scenario)
         })
         .transpose()?;
     // What is written must load as a scenario's service.
@@ -424,5 +501,43 @@ mod tests {
         );
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn configs_reading_renamed_names_are_found() {
+        let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/catalog");
+        let parse = |telemetry: &str| {
+            scenarios::Scenario::parse(
+                &format!(
+                    "description = \"d\"\nexpect = \"pass\"\n[analysis]\nconfig = \"canary-config.json\"\n{telemetry}"
+                ),
+                &catalog.join("x.toml"),
+                None,
+            )
+            .expect("parses")
+        };
+        assert_eq!(default_names_in_queries(&parse("")), None);
+        let renamed =
+            parse("[telemetry.metrics]\nprocess_resident_memory_bytes = \"shop_memory_bytes\"\n");
+        let why = default_names_in_queries(&renamed).expect("memory's query reads the old name");
+        assert!(
+            why.contains("\"memory\"")
+                && why.contains("`process_resident_memory_bytes`")
+                && why.contains("`shop_memory_bytes`"),
+            "{why}"
+        );
+        let why = default_names_in_queries(&parse("[telemetry.labels]\ncode = \"status\"\n"))
+            .expect("error_ratio's code matcher");
+        assert!(why.contains("label `code`"), "{why}");
+        // names inside strings are values, not names
+        assert_eq!(
+            promql_identifiers(r#"sum by (le) (rate(x{code="le \"code\""}[1m]))"#),
+            ["sum", "by", "le", "rate", "x", "code", "1m"]
+        );
+        // a renamed label the config does not read
+        assert_eq!(
+            default_names_in_queries(&parse("[telemetry.labels]\nreporter = \"side\"\n")),
+            None
+        );
     }
 }
