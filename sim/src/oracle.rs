@@ -801,8 +801,10 @@ pub fn statistic(sc: &Scenario) -> Option<Statistic> {
 /// Fill in each result's oracle (`scenarios` in the results' order, one
 /// result each): held to the false-alarm rate of the results' harmless
 /// scenarios, pooled (with none observed, half a false alarm over their
-/// runs, so the oracle is not held to an impossible 0). Results without a
-/// closed form, or a study without harmless scenarios, get none.
+/// runs, so the oracle is not held to an impossible 0). Results whose
+/// regression gives none (a tail delay below every bucket bound, a spread
+/// equal to the service's), and a study without harmless scenarios, get
+/// none.
 pub fn annotate(results: &mut [ScenarioResult], scenarios: &[Scenario]) {
     let statistics: Vec<Option<Statistic>> = results
         .iter()
@@ -1206,6 +1208,24 @@ mod tests {
             statistic(&scenario("crash-loop.toml")),
             Some(Statistic::Certain)
         );
+    }
+
+    #[test]
+    fn every_statistic_survives_a_shard_file() {
+        // shard files carry each scenario's statistic for the merge
+        for name in [
+            "latency-tail-p99.toml",
+            "latency-variance.toml",
+            "cpu-30pct.toml",
+            "memory-leak.toml",
+            "crash-loop.toml",
+            "slow-start.toml",
+        ] {
+            let s = statistic(&scenario(name)).expect("an oracle");
+            let text = serde_json::to_string(&s).expect("serialises");
+            let back: Statistic = serde_json::from_str(&text).expect("parses");
+            assert_eq!(back, s, "{text}");
+        }
     }
 
     #[test]
