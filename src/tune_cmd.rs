@@ -280,13 +280,29 @@ pub fn run(args: &TuneArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
         }).collect::<Vec<_>>(),
         "search_s": search_s,
         "wall_s": wall_s,
+        // what the search's shared-series path shared (the counts stderr
+        // shows): candidate releases, those that read another candidate's
+        // series, those on their own series, those run again; steps
+        // generated; windows judged and verdicts shared
+        "sharing": shared,
     });
     write("tune.json", &(serde_json::to_string_pretty(&file)? + "\n"))?;
     write(
         "tradeoff.svg",
         &tradeoff_svg(&scores, chosen, args.max_false_alarm),
     )?;
-    let md = explanation(args, &scenarios, &tried, chosen, &fresh, search_s, wall_s);
+    let mut md = explanation(args, &scenarios, &tried, chosen, &fresh, search_s, wall_s);
+    md.push_str(&format!(
+        "\nShared series: {} of {} candidate releases read another candidate's series (not \
+         generated again), {} on their own series, {} run again on their own; {} of {} \
+         windows' verdicts were another candidate's.\n",
+        shared.reused_series,
+        shared.runs,
+        shared.own_series,
+        shared.rerun,
+        shared.verdicts_shared,
+        shared.judged
+    ));
     write("tune.md", &md)?;
     out.write_all(md.as_bytes())?;
     writeln!(

@@ -50,6 +50,15 @@ fn tune_searches_picks_rechecks_and_writes_a_deployable_config() {
     );
     // the fresh check ran on other seeds than the search
     assert_ne!(file["seed"], file["fresh_seed"]);
+    // what the shared series saved: 6 candidates x 2 scenarios x 60 runs
+    let sharing = &file["sharing"];
+    let count = |k: &str| sharing[k].as_u64().unwrap_or_else(|| panic!("sharing.{k}"));
+    assert_eq!(count("runs"), 720, "{sharing}");
+    assert!(count("reused_series") > 0, "{sharing}");
+    assert!(count("reused_series") + count("own_series") <= count("runs"));
+    assert!(count("rerun") <= count("runs"));
+    assert!(count("verdicts_shared") <= count("judged"));
+    assert!(text.contains("Shared series: "), "{text}");
     let fresh = file["fresh"].as_array().unwrap();
     assert!(!fresh.is_empty() && fresh.len() <= 2);
     // the pick keeps the target on the search's seeds, and its judge is

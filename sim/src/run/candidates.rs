@@ -98,12 +98,14 @@ pub struct Share<'a> {
     stats: ShareStats,
 }
 
-/// How much the candidates of a study shared.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How much the candidates of a study shared (`canarylab tune` writes it
+/// to tune.json as `sharing`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ShareStats {
     /// Candidate runs.
     pub runs: u64,
-    /// Runs that read another candidate's series.
+    /// Runs that read another candidate's series (their generation was
+    /// saved, unless they were run again).
     pub reused_series: u64,
     /// Runs whose series could not be shared (other generator inputs).
     pub own_series: u64,
