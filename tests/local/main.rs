@@ -64,6 +64,7 @@ fn trials() -> Vec<Trial> {
         prometheus multi   peer::flagger_promotes_an_aa_release,
         prometheus multi   peer::argo_set_canary_scale_sizes_the_canary,
         prometheus multi   peer::argo_dynamic_stable_scale_scales_production,
+        prometheus multi   peer::argo_dynamic_stable_scale_abort_restores_production_first,
         prometheus multi   release::aa_release_is_promoted_by_replacing_production,
         prometheus multi   peer::argo_rolls_back_the_latency_regression,
         prometheus multi   serve::analyze_fails_a_latency_regression_from_real_prometheus,

@@ -587,3 +587,50 @@ pub(crate) async fn argo_dynamic_stable_scale_scales_production() {
         "{ten:?}"
     );
 }
+
+/// rollout/trafficrouting.go `calculateDesiredWeightOnAbortOrStableRollback`
+/// with `dynamicStableScale`: an abort moves traffic back only as the
+/// stable's pods become available. Production shrinks to 3 at 50%; the
+/// latency regression's first measurement (3m, failureLimit 0) aborts;
+/// production's 3 new pods start and are ready before the weight goes to
+/// 0, so loadgen's first split without the canary spreads production's
+/// 100% over 6 serving pods.
+pub(crate) async fn argo_dynamic_stable_scale_abort_restores_production_first() {
+    let scenario = catalog("latency-25pct.toml");
+    let root = TempRoot::new("argo-stable-abort");
+    let result = release(&scenario, "argo-dynamic-stable-scale-abort.yaml", &root).await;
+    let out = result.as_ref().expect("release runs");
+    eprintln!("{}", report(out));
+    assert_eq!(out.decision, ReleaseEnd::Rollback, "{}", report(out));
+    assert!(
+        out.analysis.outcome.reason.contains("failureLimit"),
+        "{}",
+        out.analysis.outcome.reason
+    );
+    assert_decided_near(out, 180.0);
+    assert_eq!(out.record.promotion, None);
+    let stable = samples(out, "stable-pods");
+    assert!(
+        during(&stable, 110.0, 170.0).iter().all(|&n| n == 3.0),
+        "{stable:?}"
+    );
+    let back = out
+        .load
+        .weight_changes
+        .iter()
+        .find(|c| {
+            c.weights
+                .iter()
+                .all(|(name, w)| !name.starts_with("canary-") || *w == 0.0)
+        })
+        .expect("traffic back to production");
+    let serving: Vec<&str> = back
+        .weights
+        .iter()
+        .filter(|(name, w)| name.starts_with("production-") && **w > 0.0)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(serving.len(), 6, "{back:?}");
+    let new = ["production-6", "production-7", "production-8"];
+    assert!(new.iter().all(|n| serving.contains(n)), "{back:?}");
+}
