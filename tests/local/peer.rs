@@ -385,20 +385,22 @@ pub(crate) fn cli_releases_by_a_flagger_file_and_names_the_results() {
     assert_eq!(run.series[0].name, "mean-latency-vs-primary");
 }
 
-/// A metric's measurements: scenario seconds since the shift and the one
-/// value (one series: `sum(...)`). No series (before Prometheus's first
-/// scrapes: it hands its targets to its scrapers at most every 5 s, 100
-/// scenario seconds) is left out.
+/// Scenario seconds after the shift by which Prometheus scrapes every
+/// target it started with: it hands target changes to its scrapers at
+/// most every 5 s (its discovery manager's update tick), 100 scenario
+/// seconds at time scale 0.05, and the first scrapes of its targets are
+/// spread over a scrape interval.
+const SETTLED_S: f64 = 110.0;
+
+/// A metric's measurements from [`SETTLED_S`] on: scenario seconds since
+/// the shift and the one value (one series: `sum(...)`).
 fn samples(out: &ReleaseOutcome, metric: &str) -> Vec<(f64, f64)> {
     out.record
         .measurements
         .iter()
-        .filter(|m| m.query == metric)
-        .filter_map(|m| match &m.value {
-            Measurement::Vector(v) if v.is_empty() => None,
-            Measurement::Vector(v) if v.len() == 1 && v[0].is_finite() => {
-                Some((m.scenario_s, v[0]))
-            }
+        .filter(|m| m.query == metric && m.scenario_s >= SETTLED_S)
+        .map(|m| match &m.value {
+            Measurement::Vector(v) if v.len() == 1 && v[0].is_finite() => (m.scenario_s, v[0]),
             other => panic!("{} at {} s: {other:?}", m.query, m.scenario_s),
         })
         .collect()
@@ -446,8 +448,8 @@ fn assert_aa_promoted(out: &ReleaseOutcome) {
 /// with `setCanaryScale` in force: 2 pods (`replicas`), 3 (`weight: 50` of
 /// 6, rounded up), then 1, while the weight stays 20%; production keeps
 /// its 6. Counted by Prometheus (`sum(up)` of each hash's targets, every
-/// 20 s; a new target is scraped up to 100 scenario seconds late, see
-/// [`samples`]): 2 pods from the start; the 3rd starts at 180 s and the
+/// 20 s from [`SETTLED_S`]; a new target is scraped up to 100 scenario
+/// seconds late): 2 pods from the start; the 3rd starts at 180 s and the
 /// pause after it begins once it is ready (about 20 s later,
 /// `rollout/canary.go` `completedCurrentCanaryStep`), so 3 pods seen from
 /// at most 290 s to about 440 s, then 1 (two stopped: seen at once) to the
@@ -462,7 +464,7 @@ pub(crate) async fn argo_set_canary_scale_sizes_the_canary() {
     let canary = samples(out, "canary-pods");
     let stable = samples(out, "stable-pods");
     assert!(
-        during(&canary, 100.0, 170.0).iter().all(|&n| n == 2.0),
+        during(&canary, SETTLED_S, 170.0).iter().all(|&n| n == 2.0),
         "{canary:?}"
     );
     assert!(
@@ -514,8 +516,8 @@ pub(crate) async fn argo_set_canary_scale_sizes_the_canary() {
 /// ceil(6 x 90%) = 6) and stops a canary pod (ceil(0.6) = 1, raised to 2),
 /// and the weight moves once the new production pods are ready
 /// (rollout/trafficrouting.go `checkReplicasAvailable`). Counted by
-/// Prometheus every 20 s (new targets up to 100 scenario seconds late, see
-/// [`samples`]; stopped ones at once): 3 and 3 up to 180 s, 6 and 2 from at
+/// Prometheus every 20 s from [`SETTLED_S`] (new targets up to 100
+/// scenario seconds late, stopped ones at once): 3 and 3 up to 180 s, 6 and 2 from at
 /// most 290 s to the end (about 380 s); loadgen's first 10% split already
 /// spreads production's 90% over the 3 old pods left and the 3 new ones.
 pub(crate) async fn argo_dynamic_stable_scale_scales_production() {
@@ -528,11 +530,11 @@ pub(crate) async fn argo_dynamic_stable_scale_scales_production() {
     let canary = samples(out, "canary-pods");
     let stable = samples(out, "stable-pods");
     assert!(
-        during(&stable, 110.0, 170.0).iter().all(|&n| n == 3.0),
+        during(&stable, SETTLED_S, 170.0).iter().all(|&n| n == 3.0),
         "{stable:?}"
     );
     assert!(
-        during(&canary, 110.0, 170.0).iter().all(|&n| n == 3.0),
+        during(&canary, SETTLED_S, 170.0).iter().all(|&n| n == 3.0),
         "{canary:?}"
     );
     assert!(
@@ -611,7 +613,7 @@ pub(crate) async fn argo_dynamic_stable_scale_abort_restores_production_first() 
     assert_eq!(out.record.promotion, None);
     let stable = samples(out, "stable-pods");
     assert!(
-        during(&stable, 110.0, 170.0).iter().all(|&n| n == 3.0),
+        during(&stable, SETTLED_S, 170.0).iter().all(|&n| n == 3.0),
         "{stable:?}"
     );
     let back = out
