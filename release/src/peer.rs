@@ -6,7 +6,7 @@
 //!
 //! | peer | release |
 //! |---|---|
-//! | `SetWeight(w)` | [`Command::SetWeights`]: canary `w`, production `100 - w` (no baseline: Argo has none unless a user adds one, Flagger's primary is production); with `dynamicStableScale`, production's surplus pods stopped once the traffic left them |
+//! | `SetWeight(w)` | [`Command::SetWeights`]: canary `w`, production `100 - w` (no baseline: Argo has none unless a user adds one, Flagger's primary is production); with `dynamicStableScale`, production's surplus pods stopped once the traffic left them, and its missing ones started before the weight that brings traffic back (the abort's weight 0 first starts production's pods back to its replicas) |
 //! | `SetCanaryScale`, `ScaleForStep` (Argo with `trafficRouting`) | [`Command::StartPods`] or [`Command::StopPods`] of the canary up or down to Argo's count for the step ([`peers::argo::RolloutPlan::replica_counts`] of the scenario's replicas: `setCanaryScale.replicas`, or `ceil(weight × replicas)` raised to `minPodsPerReplicaSet`); with `dynamicStableScale`, production up to its count too; traffic does not change; the machine is told [`peers::Controller::canary_scaled`] once that many canary pods are ready |
 //! | `Measure` | [`Command::Measure`] with its range, answered by [`Event::Measured`] |
 //! | `Judge` (Argo's `kayenta` provider) | [`Command::Judge`] of the window, answered by [`Event::Judged`] |
@@ -206,6 +206,42 @@ impl PeerSpec {
             }
         }
         started
+    }
+
+    /// Every production pod the release may start: Argo's stable with
+    /// `dynamicStableScale` growing back as the steps' weights go down,
+    /// plus an abort bringing it back to all its replicas from its
+    /// smallest (0 without `dynamicStableScale`: production is never
+    /// scaled). A driver that does not restart a stopped pod reserves that
+    /// many production slots beyond the replicas.
+    pub fn production_starts(&self) -> u32 {
+        let Some(p) = self.routed_argo() else {
+            return 0;
+        };
+        let replicas = self.rolling_update.replicas;
+        let (mut stable, mut least, mut started, mut weight) = (replicas, replicas, 0, 0);
+        let stable_at = |step: usize, weight: u32| {
+            self.replica_counts(step, weight)
+                .map_or(replicas, |c| c.stable)
+        };
+        let mut go = |want: u32| {
+            started += want.saturating_sub(stable);
+            stable = want;
+            least = least.min(want);
+        };
+        for (i, step) in p.steps.iter().enumerate() {
+            match step {
+                peers::argo::Step::SetCanaryScale { .. } => go(stable_at(i, weight)),
+                peers::argo::Step::SetWeight(w) => {
+                    // sized for the step at the old weight, then the weight
+                    go(stable_at(i, weight));
+                    weight = (*w).min(100);
+                    go(stable_at(i, weight));
+                }
+                _ => {}
+            }
+        }
+        started + replicas.saturating_sub(least)
     }
 
     /// The simulator's release of `scenario` (its build, deploy and rolling
@@ -427,15 +463,26 @@ impl<'a> PeerRelease<'a> {
                     }
                     self.traffic_at = Some(now);
                 }
+                let weight = canary_percent.min(100);
+                // dynamicStableScale: the stable grows before traffic comes
+                // back to it and shrinks once traffic left it
+                // (rollout/trafficrouting.go: the weight waits for
+                // `checkReplicasAvailable(stableRS, 100 - weight)`)
+                let stable = self
+                    .spec
+                    .replica_counts(self.argo_step, weight)
+                    .map(|c| c.stable);
+                if let Some(stable) = stable.filter(|&n| n > self.stable_wanted) {
+                    self.scale_stable(stable);
+                }
                 self.out.push(Command::SetWeights(Split {
                     canary: w,
                     baseline: 0.0,
                     production: 100.0 - w,
                 }));
-                self.canary_weight = canary_percent.min(100);
-                // dynamicStableScale: the stable shrinks once traffic left it
-                if let Some(counts) = self.spec.replica_counts(self.argo_step, self.canary_weight) {
-                    self.scale_stable(counts.stable);
+                self.canary_weight = weight;
+                if let Some(stable) = stable {
+                    self.scale_stable(stable);
                 }
             }
             PeerCommand::SetCanaryScale { step, .. } | PeerCommand::ScaleForStep { step, .. } => {

@@ -384,3 +384,255 @@ pub(crate) fn cli_releases_by_a_flagger_file_and_names_the_results() {
     assert_eq!(run.label(), "aa-lean [flagger-latency-vs-primary]");
     assert_eq!(run.series[0].name, "mean-latency-vs-primary");
 }
+
+/// Scenario seconds after the shift by which Prometheus scrapes every
+/// target it started with: it hands target changes to its scrapers at
+/// most every 5 s (its discovery manager's update tick), 100 scenario
+/// seconds at time scale 0.05, and the first scrapes of its targets are
+/// spread over a scrape interval.
+const SETTLED_S: f64 = 110.0;
+
+/// A metric's measurements from [`SETTLED_S`] on: scenario seconds since
+/// the shift and the one value (one series: `sum(...)`).
+fn samples(out: &ReleaseOutcome, metric: &str) -> Vec<(f64, f64)> {
+    out.record
+        .measurements
+        .iter()
+        .filter(|m| m.query == metric && m.scenario_s >= SETTLED_S)
+        .map(|m| match &m.value {
+            Measurement::Vector(v) if v.len() == 1 && v[0].is_finite() => (m.scenario_s, v[0]),
+            other => panic!("{} at {} s: {other:?}", m.query, m.scenario_s),
+        })
+        .collect()
+}
+
+/// The values measured from `from` to `to` scenario seconds after the
+/// shift (at least one).
+fn during(samples: &[(f64, f64)], from: f64, to: f64) -> Vec<f64> {
+    let v: Vec<f64> = samples
+        .iter()
+        .filter(|(t, _)| (from..=to).contains(t))
+        .map(|(_, x)| *x)
+        .collect();
+    assert!(
+        !v.is_empty(),
+        "no sample from {from} to {to} s: {samples:?}"
+    );
+    v
+}
+
+/// The values in order, each run of equal ones once.
+fn changes(samples: &[(f64, f64)]) -> Vec<f64> {
+    let mut v: Vec<f64> = samples.iter().map(|(_, x)| *x).collect();
+    v.dedup();
+    v
+}
+
+/// The A/A decision by the latency ratio: promoted, at most one of its
+/// measurements (failureLimit 1) at or over the threshold.
+fn assert_aa_promoted(out: &ReleaseOutcome) {
+    assert_eq!(out.decision, ReleaseEnd::Promote, "{}", report(out));
+    let r = samples(out, "mean-latency-ratio");
+    assert!(!r.is_empty(), "{}", report(out));
+    assert!(
+        r.iter().filter(|(_, x)| *x >= THRESHOLD).count() <= 1,
+        "{}",
+        report(out)
+    );
+    let promotion = out.record.promotion.expect("promoted");
+    assert!(!promotion.undone && promotion.replaced == promotion.of);
+    assert_eq!(promotion.of, out.plan.production_replicas);
+}
+
+/// utils/replicaset/canary.go `CalculateReplicaCountsForTrafficRoutedCanary`
+/// with `setCanaryScale` in force: 2 pods (`replicas`), 3 (`weight: 50` of
+/// 6, rounded up), then 1, while the weight stays 20%; production keeps
+/// its 6. Counted by Prometheus (`sum(up)` of each hash's targets, every
+/// 20 s from [`SETTLED_S`]; a new target is scraped up to 100 scenario
+/// seconds late): 2 pods from the start; the 3rd starts at 180 s and the
+/// pause after it begins once it is ready (about 20 s later,
+/// `rollout/canary.go` `completedCurrentCanaryStep`), so 3 pods seen from
+/// at most 290 s to about 440 s, then 1 (two stopped: seen at once) to the
+/// end (about 560 s).
+pub(crate) async fn argo_set_canary_scale_sizes_the_canary() {
+    let scenario = catalog("aa-typical.toml");
+    let root = TempRoot::new("argo-canary-scale");
+    let result = release(&scenario, "argo-set-canary-scale.yaml", &root).await;
+    let out = result.as_ref().expect("release runs");
+    eprintln!("{}", report(out));
+    assert_aa_promoted(out);
+    let canary = samples(out, "canary-pods");
+    let stable = samples(out, "stable-pods");
+    assert!(
+        during(&canary, SETTLED_S, 170.0).iter().all(|&n| n == 2.0),
+        "{canary:?}"
+    );
+    assert!(
+        during(&canary, 300.0, 430.0).iter().all(|&n| n == 3.0),
+        "{canary:?}"
+    );
+    assert!(
+        during(&canary, 480.0, 540.0).iter().all(|&n| n == 1.0),
+        "{canary:?}"
+    );
+    // 3 -> 1 stops two pods one after the other: a scrape may see 2 between
+    let path = changes(&canary);
+    assert!(
+        path == [2.0, 3.0, 1.0] || path == [2.0, 3.0, 2.0, 1.0],
+        "{canary:?}"
+    );
+    assert!(stable.iter().all(|&(_, n)| n == 6.0), "{stable:?}");
+    // the weight never moved: 20% over however many canary pods serve
+    // (the 3rd joining, two leaving: at least 3 splits), until the
+    // promotion's clean-up takes it to 0
+    let canary: Vec<f64> = out
+        .load
+        .weight_changes
+        .iter()
+        .map(|c| {
+            c.weights
+                .iter()
+                .filter(|(name, _)| name.starts_with("canary-"))
+                .map(|(_, w)| w)
+                .sum()
+        })
+        .collect();
+    let before_cleanup: Vec<f64> = canary.iter().copied().take_while(|&w| w > 0.0).collect();
+    assert!(before_cleanup.len() >= 3, "{canary:?}");
+    assert!(
+        before_cleanup.iter().all(|w| (w - 20.0).abs() < 1e-9),
+        "{canary:?}"
+    );
+    assert!(
+        canary[before_cleanup.len()..].iter().all(|&w| w == 0.0),
+        "{canary:?}"
+    );
+}
+
+/// utils/replicaset/canary.go `CalculateReplicaCountsForTrafficRoutedCanary`
+/// with `dynamicStableScale` and `minPodsPerReplicaSet: 2` on 6 replicas:
+/// at 50% canary 3 and production ceil(6 x 50%) = 3 once the traffic left
+/// it; the 10% step first starts production's 3 new pods (back to
+/// ceil(6 x 90%) = 6) and stops a canary pod (ceil(0.6) = 1, raised to 2),
+/// and the weight moves once the new production pods are ready
+/// (rollout/trafficrouting.go `checkReplicasAvailable`). Counted by
+/// Prometheus every 20 s from [`SETTLED_S`] (new targets up to 100
+/// scenario seconds late, stopped ones at once): 3 and 3 up to 180 s, 6 and 2 from at
+/// most 290 s to the end (about 380 s); loadgen's first 10% split already
+/// spreads production's 90% over the 3 old pods left and the 3 new ones.
+pub(crate) async fn argo_dynamic_stable_scale_scales_production() {
+    let scenario = catalog("aa-typical.toml");
+    let root = TempRoot::new("argo-stable-scale");
+    let result = release(&scenario, "argo-dynamic-stable-scale.yaml", &root).await;
+    let out = result.as_ref().expect("release runs");
+    eprintln!("{}", report(out));
+    assert_aa_promoted(out);
+    let canary = samples(out, "canary-pods");
+    let stable = samples(out, "stable-pods");
+    assert!(
+        during(&stable, SETTLED_S, 170.0).iter().all(|&n| n == 3.0),
+        "{stable:?}"
+    );
+    assert!(
+        during(&canary, SETTLED_S, 170.0).iter().all(|&n| n == 3.0),
+        "{canary:?}"
+    );
+    assert!(
+        during(&stable, 300.0, 370.0).iter().all(|&n| n == 6.0),
+        "{stable:?}"
+    );
+    assert!(
+        during(&canary, 300.0, 370.0).iter().all(|&n| n == 2.0),
+        "{canary:?}"
+    );
+    assert!(
+        stable.iter().all(|&(_, n)| (3.0..=6.0).contains(&n)),
+        "{stable:?}"
+    );
+    // production's first 10% split: 90% over 6 serving instances, 3 of
+    // them new (slots after the replicas), the 3 stopped at 0
+    let ten = out
+        .load
+        .weight_changes
+        .iter()
+        .find(|c| {
+            let canary: f64 = c
+                .weights
+                .iter()
+                .filter(|(name, _)| name.starts_with("canary-"))
+                .map(|(_, w)| w)
+                .sum();
+            (canary - 10.0).abs() < 1e-9
+        })
+        .expect("a 10% split");
+    let serving: Vec<&str> = ten
+        .weights
+        .iter()
+        .filter(|(name, w)| name.starts_with("production-") && **w > 0.0)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(serving.len(), 6, "{ten:?}");
+    for (_, w) in ten
+        .weights
+        .iter()
+        .filter(|(n, _)| n.starts_with("production-"))
+    {
+        assert!(*w == 0.0 || (*w - 15.0).abs() < 1e-9, "{ten:?}");
+    }
+    let new = ["production-6", "production-7", "production-8"];
+    assert!(new.iter().all(|n| serving.contains(n)), "{ten:?}");
+    // the newest three were stopped at 50%: 0, 1, 2 serve on
+    assert!(
+        ["production-0", "production-1", "production-2"]
+            .iter()
+            .all(|n| serving.contains(n)),
+        "{ten:?}"
+    );
+}
+
+/// rollout/trafficrouting.go `calculateDesiredWeightOnAbortOrStableRollback`
+/// with `dynamicStableScale`: an abort moves traffic back only as the
+/// stable's pods become available. Production shrinks to 3 at 50%; the
+/// latency regression's first measurement (3m, failureLimit 0) aborts;
+/// production's 3 new pods start and are ready before the weight goes to
+/// 0, so loadgen's first split without the canary spreads production's
+/// 100% over 6 serving pods.
+pub(crate) async fn argo_dynamic_stable_scale_abort_restores_production_first() {
+    let scenario = catalog("latency-25pct.toml");
+    let root = TempRoot::new("argo-stable-abort");
+    let result = release(&scenario, "argo-dynamic-stable-scale-abort.yaml", &root).await;
+    let out = result.as_ref().expect("release runs");
+    eprintln!("{}", report(out));
+    assert_eq!(out.decision, ReleaseEnd::Rollback, "{}", report(out));
+    assert!(
+        out.analysis.outcome.reason.contains("failureLimit"),
+        "{}",
+        out.analysis.outcome.reason
+    );
+    assert_decided_near(out, 180.0);
+    assert_eq!(out.record.promotion, None);
+    let stable = samples(out, "stable-pods");
+    assert!(
+        during(&stable, SETTLED_S, 170.0).iter().all(|&n| n == 3.0),
+        "{stable:?}"
+    );
+    let back = out
+        .load
+        .weight_changes
+        .iter()
+        .find(|c| {
+            c.weights
+                .iter()
+                .all(|(name, w)| !name.starts_with("canary-") || *w == 0.0)
+        })
+        .expect("traffic back to production");
+    let serving: Vec<&str> = back
+        .weights
+        .iter()
+        .filter(|(name, w)| name.starts_with("production-") && **w > 0.0)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(serving.len(), 6, "{back:?}");
+    let new = ["production-6", "production-7", "production-8"];
+    assert!(new.iter().all(|n| serving.contains(n)), "{back:?}");
+}

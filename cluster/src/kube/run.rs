@@ -715,7 +715,9 @@ impl Release<'_> {
                 let deployment = match track {
                     Track::Canary => Some(&m.canary),
                     Track::Baseline => m.baseline.as_ref(),
-                    // Production runs from before the commit.
+                    // Production runs from before the commit (its pods
+                    // are ready at once); only a peer's dynamicStableScale
+                    // would start more, and this mode runs no peer.
                     Track::Production => None,
                 };
                 match deployment {
@@ -737,8 +739,12 @@ impl Release<'_> {
                     }
                 }
             }
-            // Only a peer's setCanaryScale stops pods; this mode runs the
-            // Kayenta pipeline.
+            // Ignored: only a peer's controller stops pods (Argo's
+            // setCanaryScale down, dynamicStableScale shrinking
+            // production), and this mode runs only the Kayenta pipeline
+            // (`kube run` has no `--analysis`; Argo and Flagger files run
+            // in the simulator and the local mode), whose controller never
+            // sends StopPods.
             Command::StopPods { .. } => {}
             Command::SetWeights(split) => {
                 let split: PlanSplit = split.into();

@@ -604,3 +604,51 @@ fn argo_min_pods_and_dynamic_stable_scale() {
     let s = argo_with(capped, FOLLOW_STEPS, ARGO_METRIC);
     assert_eq!(s.deploy.canary_pods, 4);
 }
+
+/// rollout/trafficrouting.go `reconcileTrafficRouting`: with
+/// `dynamicStableScale` a weight that brings traffic back to the stable
+/// waits for `checkReplicasAvailable(stableRS, 100 - weight)`, and on an
+/// abort `calculateDesiredWeightOnAbortOrStableRollback` moves traffic back
+/// only as the stable's pods become available: the production pods are
+/// started before the weight. Steps 50% then 10% on 4 replicas: stable
+/// ceil(4 x 50%) = 2 once traffic left it, then ceil(4 x 90%) = 4 before
+/// the 10%; the abort at 50% starts 2 before its weight 0. A driver that
+/// does not restart a stopped pod reserves the 2 started on the way and
+/// the 2 an abort from the smallest stable (2) may start.
+#[test]
+fn argo_dynamic_stable_scale_starts_production_before_the_weight() {
+    let canary = "      trafficRouting: {istio: {virtualService: {name: vs}}}\n      dynamicStableScale: true\n";
+    let steps = "      - setWeight: 50\n      - pause: {duration: 10m}\n      - setWeight: 10\n      - pause: {duration: 10m}";
+    let s = argo_with(canary, steps, ARGO_METRIC);
+    assert_eq!(s.production_starts(), 4);
+    // production's pods (+ started, - stopped) and weights, in command order
+    let order = |log: &Log| -> Vec<String> {
+        log.commands
+            .iter()
+            .filter_map(|(_, c)| match c {
+                Command::StartPods {
+                    track: Track::Production,
+                    count,
+                } => Some(format!("+{count}")),
+                Command::StopPods {
+                    track: Track::Production,
+                    count,
+                } => Some(format!("-{count}")),
+                Command::SetWeights(split) => Some(format!("{}%", split.canary)),
+                _ => None,
+            })
+            .collect()
+    };
+    let log = drive(&s, true, true, |_, _| Measurement::Vector(vec![0.99]));
+    assert_eq!(log.outcome.end, ReleaseEnd::Promote);
+    assert_eq!(order(&log), vec!["50%", "-2", "+2", "10%"]);
+    let log = drive(&s, true, true, |_, t| {
+        Measurement::Vector(vec![if t > READY + 300_000 { 0.5 } else { 0.99 }])
+    });
+    assert_eq!(log.outcome.end, ReleaseEnd::Rollback);
+    assert_eq!(order(&log), vec!["50%", "-2", "+2", "0%"]);
+    // without dynamicStableScale production is never scaled
+    let routed = argo_routed(steps, ARGO_METRIC);
+    assert_eq!(routed.production_starts(), 0);
+    assert_eq!(argo(steps, ARGO_METRIC).production_starts(), 0);
+}

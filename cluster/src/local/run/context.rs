@@ -40,6 +40,12 @@ pub(super) struct Context<'a> {
     /// ([`PeerSpec::canary_starts`](release::peer::PeerSpec::canary_starts); a
     /// stopped slot is not restarted).
     pub(super) canary_slots: u32,
+    /// Production slots reserved beyond the plan's replicas, not started
+    /// with them: every production pod a peer's `dynamicStableScale` may
+    /// start again after stopping some
+    /// ([`PeerSpec::production_starts`](release::peer::PeerSpec::production_starts));
+    /// 0 for a Kayenta release.
+    pub(super) production_spares: u32,
 }
 
 impl Context<'_> {

@@ -161,6 +161,7 @@ pub async fn run_release(
             .as_ref()
             .map_or(0, PeerSpec::canary_starts)
             .max(plan.canary_replicas.max(1)),
+        production_spares: peer.as_ref().map_or(0, PeerSpec::production_starts),
     };
     let result = match &peer {
         Some(spec) => {

@@ -36,22 +36,28 @@ pub(super) async fn rollback(running: &mut Running) -> Result<(), (Step, Release
 }
 
 /// The rolling replacement of production, one instance at a time; see the
-/// module docs. `split` is the split in force at the decision.
+/// module docs. `split` is the split in force at the decision. The old
+/// instances are those running (a peer's `dynamicStableScale` may have
+/// stopped some): each new one takes the next old one's place, and the
+/// new ones beyond them (production back to its replicas) are added.
 pub(super) async fn promote(
     ctx: &Context<'_>,
     running: &mut Running,
     record: &mut ReleaseRecord,
     split: Split,
 ) -> Result<(), (Step, ReleaseError)> {
-    let olds: Vec<usize> = indices(running, Track::Production);
+    let olds: Vec<usize> = indices(running, Track::Production)
+        .into_iter()
+        .filter(|&i| running.slots[i].goose.is_some())
+        .collect();
     let news: Vec<usize> = indices(running, Track::Next);
-    let of = olds.len() as u32;
+    let of = news.len() as u32;
     record.promotion = Some(Promotion {
         replaced: 0,
         of,
         undone: false,
     });
-    for (k, (&old, &new)) in olds.iter().zip(&news).enumerate() {
+    for (k, &new) in news.iter().enumerate() {
         let step = async {
             if is_cancelled(ctx.cancel) {
                 return Err(ReleaseError::Interrupted {
@@ -69,7 +75,9 @@ pub(super) async fn promote(
             )
             .await?;
             running.update_targets()?;
-            running.slots[old].serving = false;
+            if let Some(&old) = olds.get(k) {
+                running.slots[old].serving = false;
+            }
             running.slots[new].serving = true;
             running.set_weights(split)
         };

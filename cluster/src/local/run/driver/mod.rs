@@ -147,7 +147,9 @@ impl<'c, 'a> Driver<'c, 'a> {
                     .map_err(|e| (self.step(), e))?;
             }
             Command::SetWeights(split) => {
-                self.split = split.into();
+                let split = split.into();
+                self.production_ready_for(running, split).await;
+                self.split = split;
                 if running.load.is_none() {
                     self.shift_traffic(running, record).await?;
                 } else {
@@ -363,7 +365,9 @@ pub(super) async fn drive<C: Controller>(
         Ok(())
     };
     let production = plan.production_replicas.max(1);
-    for i in 0..production {
+    // A peer's scaled-up stable pods are new pods, as in a cluster: slots
+    // of their own after the replicas, started when asked for.
+    for i in 0..production + ctx.production_spares {
         add(format!("production-{i}"), Track::Production).map_err(deploy)?;
     }
     for i in 0..plan.baseline_replicas {
@@ -375,7 +379,10 @@ pub(super) async fn drive<C: Controller>(
     for i in 0..production {
         add(format!("production-new-{i}"), Track::Next).map_err(deploy)?;
     }
-    for i in indices(running, Track::Production) {
+    for i in indices(running, Track::Production)
+        .into_iter()
+        .take(production as usize)
+    {
         let config = instance_config(ctx, Track::Production, i as u64);
         start_slot(ctx, &mut running.slots[i], config)
             .await

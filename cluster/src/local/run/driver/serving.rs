@@ -1,7 +1,9 @@
 //! Which of the driver's pods serve: the traffic shift (production
-//! ready, then loadgen with one target per instance), a peer's canary
-//! scale-down, ready pods reported (and a late canary pod joining the
-//! traffic), and why a deploy that timed out was not ready.
+//! ready, then loadgen with one target per instance), a peer's canary or
+//! production (Argo's `dynamicStableScale`) scale-down, production's
+//! pods ready before a weight brings traffic back to them, ready pods
+//! reported (and a late canary or production pod joining the traffic),
+//! and why a deploy that timed out was not ready.
 //!
 //! Not for: the weights a split gives each instance (`running.rs`), nor
 //! the promotion and rollback (`promote.rs`).
@@ -15,6 +17,7 @@ use super::Driver;
 use crate::local::run::instance::wait_ready;
 use crate::local::run::running::{Load, Running, Track, indices};
 use crate::local::run::{ReleaseError, ReleaseRecord, Step};
+use crate::plan::Split;
 
 impl Driver<'_, '_> {
     /// The traffic shift: production must serve, then loadgen starts with
@@ -96,43 +99,80 @@ impl Driver<'_, '_> {
         })
     }
 
-    /// Stops `count` canary pods (a peer's `setCanaryScale` down): not yet
-    /// ready ones first, then the last started; the canary's share goes to
-    /// the rest.
+    /// Stops `count` pods of `track` (a peer's `setCanaryScale` down, or
+    /// Argo's `dynamicStableScale` shrinking production): not yet ready
+    /// ones first, then the last started (a ReplicaSet's scale-down
+    /// ranking: not ready before ready, newer before older). Each stops
+    /// serving first, so its requests in flight drain; the track's share
+    /// goes to the rest, and Prometheus stops scraping them. A baseline is
+    /// never scaled by a peer: nothing happens.
     pub(super) async fn stop_pods(
         &mut self,
         running: &mut Running,
         track: PodTrack,
         count: u32,
     ) -> Result<(), ReleaseError> {
-        if track != PodTrack::Canary {
-            return Ok(());
-        }
+        let ours = match track {
+            PodTrack::Canary => Track::Canary,
+            PodTrack::Production => Track::Production,
+            PodTrack::Baseline => return Ok(()),
+        };
         let not_ready: Vec<usize> = self
             .pods
             .starting_slots()
             .into_iter()
-            .filter(|&i| running.slots[i].track == Track::Canary)
+            .filter(|&i| running.slots[i].track == ours)
             .collect();
-        let serving = indices(running, Track::Canary)
+        let serving = indices(running, ours)
             .into_iter()
             .rev()
             .filter(|&i| running.slots[i].goose.is_some() && !not_ready.contains(&i));
         let mut victims: Vec<usize> = not_ready.iter().copied().chain(serving).collect();
         victims.truncate(count as usize);
-        for i in victims {
+        for &i in &victims {
             self.pods.forget(i);
             running.slots[i].serving = false;
-            running.stop_slot(i).await;
         }
         running.set_weights(self.split)?;
+        for i in victims {
+            running.stop_slot(i).await;
+        }
         running.update_targets()
     }
 
+    /// Before `split` brings traffic back to production (Argo's
+    /// `dynamicStableScale`: a lower canary weight, the abort's weight 0):
+    /// production's pods started and not yet ready are waited for (at
+    /// most the ready timeout each, as Argo's `checkReplicasAvailable`
+    /// holds the weight) and serve from then on. One still not ready is
+    /// left out of the traffic; it joins once ready (see
+    /// [`Driver::look_at_pods`]).
+    pub(super) async fn production_ready_for(&mut self, running: &mut Running, split: Split) {
+        if running.load.is_none() || split.production <= self.split.production {
+            return;
+        }
+        let ctx = self.ctx;
+        let starting: Vec<usize> = self
+            .pods
+            .starting_slots()
+            .into_iter()
+            .filter(|&i| running.slots[i].track == Track::Production)
+            .collect();
+        for i in starting {
+            let slot = &running.slots[i];
+            if wait_ready(slot, ctx.min_ready(), ctx.ready_timeout(), ctx.cancel)
+                .await
+                .is_ok()
+            {
+                running.slots[i].serving = true;
+            }
+        }
+    }
+
     /// Reports pods that became ready or crashed (also after they were
-    /// ready) since the last look; a canary pod ready after the traffic
-    /// shift (a peer's scale-up) starts serving (`true`: the weights must be
-    /// set again).
+    /// ready) since the last look; a canary or production pod ready after
+    /// the traffic shift (a peer's scale-up) starts serving (`true`: the
+    /// weights must be set again).
     pub(super) async fn look_at_pods(&mut self, running: &mut Running) -> (Vec<Event>, bool) {
         let min_up = self.ctx.min_ready();
         let before = self.pods.ready_slots();
@@ -145,7 +185,8 @@ impl Driver<'_, '_> {
         if running.load.is_some() {
             for i in self.pods.ready_slots() {
                 let slot = &mut running.slots[i];
-                if !before.contains(&i) && slot.track == Track::Canary && !slot.serving {
+                let scaled = matches!(slot.track, Track::Canary | Track::Production);
+                if !before.contains(&i) && scaled && !slot.serving {
                     slot.serving = true;
                     serve = true;
                 }
