@@ -308,21 +308,43 @@ fn projected_ar1(x: &[f64], c: &[Vec<f64>], s: &[f64]) -> Option<ProjectedAr1> {
         let (e_ss, e_lag, _) = detrended_moments(rho, c, s);
         e_lag / e_ss
     };
-    let rho = if r <= ratio(MIN_LAG1) {
+    let (f_lo, f_hi) = (ratio(MIN_LAG1) - r, ratio(MAX_LAG1) - r);
+    let rho = if f_lo >= 0.0 {
         MIN_LAG1
-    } else if r >= ratio(MAX_LAG1) {
+    } else if f_hi <= 0.0 {
         MAX_LAG1
     } else {
-        let (mut lo, mut hi) = (MIN_LAG1, MAX_LAG1);
-        for _ in 0..30 {
-            let mid = 0.5 * (lo + hi);
-            if ratio(mid) < r {
+        // the expected ratio rises with rho: regula falsi (Illinois),
+        // a handful of evaluations where bisection took thirty
+        let (mut lo, mut hi, mut f_lo, mut f_hi) = (MIN_LAG1, MAX_LAG1, f_lo, f_hi);
+        let mut side = 0i8;
+        let mut mid = 0.5 * (lo + hi);
+        for _ in 0..60 {
+            mid = (lo * f_hi - hi * f_lo) / (f_hi - f_lo);
+            if mid.is_nan() || mid <= lo || mid >= hi {
+                mid = 0.5 * (lo + hi);
+            }
+            let f = ratio(mid) - r;
+            if f.abs() < 1e-12 || hi - lo < 1e-10 {
+                break;
+            }
+            if f < 0.0 {
                 lo = mid;
+                f_lo = f;
+                if side == -1 {
+                    f_hi *= 0.5;
+                }
+                side = -1;
             } else {
                 hi = mid;
+                f_hi = f;
+                if side == 1 {
+                    f_lo *= 0.5;
+                }
+                side = 1;
             }
         }
-        0.5 * (lo + hi)
+        mid
     };
     let (e_ss, _, one_r_one) = detrended_moments(rho, c, s);
     Some(ProjectedAr1 {
@@ -346,27 +368,52 @@ fn projected_ar1(x: &[f64], c: &[Vec<f64>], s: &[f64]) -> Option<ProjectedAr1> {
 /// fraction of the window) is the only guess. `None` below 8 points or
 /// for a series the columns explain exactly.
 pub fn decay_contrast(x: &[f64], decay: f64) -> Option<(f64, f64, f64)> {
+    let (c1, s1) = decay_column(x, decay)?;
     let n = x.len();
-    if n < 8 || decay.is_nan() || decay <= 0.0 || x.iter().any(|v| !v.is_finite()) {
-        return None;
-    }
     let nf = n as f64;
-    let g: Vec<f64> = (0..n).map(|t| (-(t as f64) / (decay * nf)).exp()).collect();
-    let gm = g.iter().sum::<f64>() / nf;
-    let c1: Vec<f64> = g.iter().map(|v| v - gm).collect();
-    let s1: f64 = c1.iter().map(|v| v * v).sum();
-    if s1 <= 0.0 {
-        return None;
-    }
+    let beta = c1.iter().zip(x).map(|(a, b)| a * b).sum::<f64>() / s1;
     let cols = vec![vec![1.0; n], c1];
     let norms = [nf, s1];
-    let beta = cols[1].iter().zip(x).map(|(a, b)| a * b).sum::<f64>() / s1;
     let fit = projected_ar1(x, &cols, &norms)?;
     let rc = ar1_times(fit.rho, &cols[1]);
     let c_r_c: f64 = cols[1].iter().zip(&rc).map(|(a, b)| a * b).sum();
     let vif = c_r_c / s1;
     let var = fit.sigma2 * c_r_c / (s1 * s1);
     Some((beta, var, fit.df(vif))).filter(|(b, v, _)| b.is_finite() && v.is_finite())
+}
+
+/// [`decay_contrast`]'s `beta` alone, without the AR(1) fit (a few
+/// operations per point): whether the test can reject at all on a side
+/// (`beta` beyond a tolerance) is known before its variance is. `None`
+/// exactly where [`decay_contrast`] has no test for lack of points or for
+/// non-finite values.
+pub fn decay_excess(x: &[f64], decay: f64) -> Option<f64> {
+    let (c1, s1) = decay_column(x, decay)?;
+    Some(c1.iter().zip(x).map(|(a, b)| a * b).sum::<f64>() / s1).filter(|b| b.is_finite())
+}
+
+/// The decay column `exp(-t / (decay n))` off its mean over `x`'s points
+/// and its squared norm; `None` below 8 points, for non-finite values or
+/// a non-positive `decay`.
+fn decay_column(x: &[f64], decay: f64) -> Option<(Vec<f64>, f64)> {
+    let n = x.len();
+    if n < 8 || decay.is_nan() || decay <= 0.0 || x.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let nf = n as f64;
+    let q = (-1.0 / (decay * nf)).exp();
+    let mut g = Vec::with_capacity(n);
+    let mut v = 1.0;
+    for _ in 0..n {
+        g.push(v);
+        v *= q;
+    }
+    let gm = g.iter().sum::<f64>() / nf;
+    for v in &mut g {
+        *v -= gm;
+    }
+    let s1: f64 = g.iter().map(|v| v * v).sum();
+    (s1 > 0.0 && s1.is_finite()).then_some((g, s1))
 }
 
 /// The initial positive sequence estimate from residuals `d` of a fit
@@ -679,6 +726,11 @@ mod tests {
         assert!(found > 360, "{found} of 400");
         // unbiased: the excess at the window's first point
         assert!((mean_beta - 0.9).abs() < 0.05, "{mean_beta}");
+        // the cheap coefficient is the test's
+        let x: Vec<f64> = ar1(0.5, 50).iter().map(|v| v + 1.0).collect();
+        let (beta, _, _) = decay_contrast(&x, 0.3).expect("a test for 50 points");
+        assert!((decay_excess(&x, 0.3).unwrap_or(f64::NAN) - beta).abs() < 1e-12);
+        assert!(decay_excess(&[1.0; 7], 0.3).is_none());
         // too short, or explained exactly: no test
         assert!(decay_contrast(&[1.0; 7], 0.2).is_none());
         assert!(decay_contrast(&[2.0; 40], 0.2).is_none());

@@ -39,7 +39,12 @@
 //!   group in that direction, so the scorer sees the group fail. (Scored
 //!   one by one, a config whose latency group holds p50 and p99 fails a
 //!   release on latency only when the noisy p99 fails too: most of
-//!   `ratio-ess`'s lost detection on a 10% slowdown.)
+//!   `ratio-ess`'s lost detection on a 10% slowdown.) With `trend`, a
+//!   share of each test's level goes to a one-sided test of a decaying
+//!   excess of the paired series ([`crate::dependence::decay_contrast`]:
+//!   a canary worse at first that recovers, whose mean barely moves and
+//!   whose decay the AR(1) fit reads as dependence); the metric fails
+//!   when either test rejects.
 //!
 //! The fixed-sample judges (`mann-whitney-ess`, `ratio-ess`, `tolerance`, `grouped`)
 //! spend `alpha / looks` per look when `looks` is set (Bonferroni over the
@@ -57,7 +62,7 @@ use serde_json::Value;
 use crate::classifier::{Classification, ClassifyArgs, MannWhitneyDetails, MetricClassification};
 use crate::config::{CanaryConfig, Direction, NETFLIX_ACA_JUDGE, NanStrategy};
 use crate::dependence::{
-    ar1_mean_variance_detrended, decay_contrast, dependent_df, lag1, lag1_signed,
+    ar1_mean_variance_detrended, decay_contrast, decay_excess, dependent_df, lag1, lag1_signed,
     long_run_mean_variance_detrended, t_from_z, vif_ar1,
 };
 use crate::error::InputError;
@@ -473,7 +478,7 @@ impl Method {
                 let (h, l, what) = self.mann_whitney(control, experiment, a);
                 (h, l, None, what)
             }
-            _ => self.ratio(control, experiment, a, effect),
+            _ => self.ratio(control, experiment, a, effect, (up, down)),
         };
         // Kayenta's effect-size gate: a High needs the mean ratio to reach
         // allowedIncrease (NaN, a zero mean, does not stop it).
@@ -575,6 +580,7 @@ impl Method {
         experiment: &[f64],
         a: f64,
         effect: (f64, f64),
+        (up, down): (bool, bool),
     ) -> (Side, Side, Option<MannWhitneyDetails>, String) {
         let p = self.params;
         let (n, m) = (experiment.len(), control.len());
@@ -619,8 +625,10 @@ impl Method {
         // split between the two
         let mut companion: Option<(f64, f64)> = None;
         let union = matches!(self.kind, Kind::Grouped) && p.detrend > 0 && p.detrend_share < 1.0;
-        // the decaying-excess test's (beta, variance, df)
-        let mut trend: Option<(f64, f64, f64)> = None;
+        // the decaying-excess test: its beta, and its (variance, df) where
+        // beta is beyond the tolerance on a side the metric tests (only
+        // then can it reject: the AR(1) fit is spared otherwise)
+        let mut trend: Option<(f64, Option<(f64, f64)>)> = None;
         let (estimate, var, df, scale) = if mx > 0.0 && my > 0.0 {
             let (var, df) = if n == m {
                 // paired by time: what both tracks share cancels
@@ -633,7 +641,16 @@ impl Method {
                     companion = Some(ar1_mean_variance_detrended(&u, usize::from(p.detrend)));
                 }
                 if matches!(self.kind, Kind::Grouped) && p.trend > 0.0 {
-                    trend = decay_contrast(&u, p.trend_decay).filter(|t| t.1 > 0.0);
+                    trend = decay_excess(&u, p.trend_decay).map(|beta| {
+                        let tol = p.trend_tolerance;
+                        let worth = (up && beta > tol) || (down && -beta > tol);
+                        let fit = worth
+                            .then(|| decay_contrast(&u, p.trend_decay))
+                            .flatten()
+                            .map(|(_, v, d)| (v, d))
+                            .filter(|(v, _)| *v > 0.0);
+                        (beta, fit)
+                    });
                 }
                 var_of_mean(&u, 0.0)
             } else {
@@ -705,8 +722,9 @@ impl Method {
         });
         // the trend test's statistic in the main test's threshold units,
         // per side: (beta beyond its tolerance) / se, rescaled
-        let trend_th = trend.map(|(_, _, d)| t_from_z(stats::qnorm(1.0 - a * p.trend), d));
-        let trend_stat = |sign: f64| match (trend, trend_th) {
+        let fitted = trend.and_then(|(beta, fit)| fit.map(|(v, d)| (beta, v, d)));
+        let trend_th = fitted.map(|(_, _, d)| t_from_z(stats::qnorm(1.0 - a * p.trend), d));
+        let trend_stat = |sign: f64| match (fitted, trend_th) {
             (Some((beta, v, _)), Some(th)) => {
                 (sign * beta - p.trend_tolerance) / v.sqrt() * threshold / th
             }
@@ -762,10 +780,14 @@ impl Method {
                 .iter()
                 .all(|v| v.is_finite())
         });
-        let trend_what = match (trend, trend_th) {
-            (Some((beta, v, _)), Some(th)) => format!(
+        let trend_what = match (trend, fitted, trend_th) {
+            (_, Some((beta, v, _)), Some(th)) => format!(
                 "; decaying excess {beta:.4} +/- se {:.4} (tolerance {:.4}), threshold {th:.2}",
                 v.sqrt(),
+                p.trend_tolerance
+            ),
+            (Some((beta, _)), _, _) => format!(
+                "; decaying excess {beta:.4}, not beyond its tolerance {:.4}",
                 p.trend_tolerance
             ),
             _ => String::new(),
