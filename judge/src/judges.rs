@@ -256,7 +256,7 @@ impl Params {
             detrend: 0,
             detrend_share: 1.0,
             trend: 0.0,
-            trend_decay: 0.5,
+            trend_decay: 0.2,
             trend_tolerance: 0.0,
         }
     }
