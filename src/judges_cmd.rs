@@ -86,7 +86,7 @@ pub fn run(_args: &JudgesArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     }
     writeln!(
         out,
-        "{RECOMMENDED:width$}  = {RECOMMENDED_JUDGE} with alpha 0.08 over 3 looks, trackSd 0.028 (see README)"
+        "{RECOMMENDED:width$}  = {RECOMMENDED_JUDGE} with alpha 0.1 over 3 looks, trackSd 0.028, trend 0.25 (trendDecay 0.2, trendTolerance 0.03; see README)"
     )?;
     Ok(Exit::Success)
 }

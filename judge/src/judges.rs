@@ -39,7 +39,12 @@
 //!   group in that direction, so the scorer sees the group fail. (Scored
 //!   one by one, a config whose latency group holds p50 and p99 fails a
 //!   release on latency only when the noisy p99 fails too: most of
-//!   `ratio-ess`'s lost detection on a 10% slowdown.)
+//!   `ratio-ess`'s lost detection on a 10% slowdown.) With `trend`, a
+//!   share of each test's level goes to a one-sided test of a decaying
+//!   excess of the paired series ([`crate::dependence::decay_contrast`]:
+//!   a canary worse at first that recovers, whose mean barely moves and
+//!   whose decay the AR(1) fit reads as dependence); the metric fails
+//!   when either test rejects.
 //!
 //! The fixed-sample judges (`mann-whitney-ess`, `ratio-ess`, `tolerance`, `grouped`)
 //! spend `alpha / looks` per look when `looks` is set (Bonferroni over the
@@ -57,8 +62,8 @@ use serde_json::Value;
 use crate::classifier::{Classification, ClassifyArgs, MannWhitneyDetails, MetricClassification};
 use crate::config::{CanaryConfig, Direction, NETFLIX_ACA_JUDGE, NanStrategy};
 use crate::dependence::{
-    ar1_mean_variance_detrended, dependent_df, lag1, lag1_signed, long_run_mean_variance_detrended,
-    t_from_z, vif_ar1,
+    ar1_mean_variance_detrended, decay_contrast, decay_excess, dependent_df, lag1, lag1_signed,
+    long_run_mean_variance_detrended, t_from_z, vif_ar1,
 };
 use crate::error::InputError;
 use crate::stats;
@@ -77,9 +82,11 @@ pub const SEQUENTIAL: &str = "sequential";
 pub const GROUPED: &str = "grouped";
 /// The alias for the judge the README recommends.
 pub const RECOMMENDED: &str = "recommended";
-/// What [`RECOMMENDED`] stands for: `grouped` with alpha 0.08 over 3
-/// looks and trackSd 0.028 (one canary pod against one baseline pod at 2%
-/// pod-to-pod variation) unless the config says otherwise (the README's
+/// What [`RECOMMENDED`] stands for: `grouped` with alpha 0.1 over 3
+/// looks, trackSd 0.028 (one canary pod against one baseline pod at 2%
+/// pod-to-pod variation) and a quarter of each test's level on a
+/// decaying excess (`trend` 0.25, `trendDecay` 0.2, `trendTolerance`
+/// 0.03: a slow start) unless the config says otherwise (the README's
 /// measurements on the catalog).
 pub const RECOMMENDED_JUDGE: &str = GROUPED;
 
@@ -116,10 +123,10 @@ pub const JUDGES: &[JudgeInfo] = &[
     },
     JudgeInfo {
         name: GROUPED,
-        summary: "one decision per group: log ratio tests (paired by time, long-run variance \
-                  of the series) at the group's share of alpha; level alpha per release \
-                  (Bonferroni over groups and `looks`; `recommended`: alpha 0.08, looks 3, \
-                  trackSd 0.028)",
+        summary: "one decision per group: log ratio tests (paired by time, AR(1) variance \
+                  of the series) and optionally a test of a decaying excess (`trend`) at the \
+                  group's share of alpha; level alpha per release (Bonferroni over groups and \
+                  `looks`; `recommended`: alpha 0.1, looks 3, trackSd 0.028, trend 0.25)",
     },
     JudgeInfo {
         name: SEQUENTIAL,
@@ -217,6 +224,19 @@ pub struct Params {
     /// rest goes to the plain AR(1) fit, and the metric fails when either
     /// test rejects (Bonferroni). 1: the detrended test alone.
     pub detrend_share: f64,
+    /// [`GROUPED`] only (`trend`, in [0, 1)): the share of each test's
+    /// level spent on a test of a decaying excess of the paired series
+    /// (a slow start: [`decay_contrast`]); the rest goes to the test of
+    /// the mean, and the metric fails when either rejects (Bonferroni).
+    /// 0: no trend test.
+    pub trend: f64,
+    /// [`GROUPED`] with `trend` (`trendDecay`, in (0, 10]): the decay's
+    /// time constant as a fraction of the window's length.
+    pub trend_decay: f64,
+    /// [`GROUPED`] with `trend` (`trendTolerance`, >= 0): the excess at
+    /// the window's first point (relative to the canary's mean) the trend
+    /// test allows.
+    pub trend_tolerance: f64,
 }
 
 impl Params {
@@ -235,15 +255,21 @@ impl Params {
             long_run: false,
             detrend: 0,
             detrend_share: 1.0,
+            trend: 0.0,
+            trend_decay: 0.2,
+            trend_tolerance: 0.0,
         }
     }
 
     /// The parameters [`RECOMMENDED`] starts from.
     pub fn recommended() -> Self {
         Self {
-            alpha: 0.08,
+            alpha: 0.1,
             track_sd: 0.028,
             looks: 3,
+            trend: 0.25,
+            trend_decay: 0.2,
+            trend_tolerance: 0.03,
             ..Self::defaults(Kind::Grouped)
         }
     }
@@ -291,6 +317,18 @@ impl Params {
                     p.detrend_share = num
                 }
                 "detrendShare" if kind == Kind::Grouped => return Err(bad("must be in (0, 1]")),
+                "trend" if kind == Kind::Grouped && (0.0..1.0).contains(&num) => p.trend = num,
+                "trend" if kind == Kind::Grouped => return Err(bad("must be in [0, 1)")),
+                "trendDecay" if kind == Kind::Grouped && num > 0.0 && num <= 10.0 => {
+                    p.trend_decay = num
+                }
+                "trendDecay" if kind == Kind::Grouped => return Err(bad("must be in (0, 10]")),
+                "trendTolerance" if kind == Kind::Grouped && (0.0..10.0).contains(&num) => {
+                    p.trend_tolerance = num
+                }
+                "trendTolerance" if kind == Kind::Grouped => {
+                    return Err(bad("must be in [0, 10)"));
+                }
                 _ => {
                     return Err(InputError::at(
                         &path,
@@ -298,7 +336,7 @@ impl Params {
                             "unknown parameter of judge \"{}\" (known: alpha, tolerance, trackSd, tau, looks{})",
                             kind.name(),
                             if kind == Kind::Grouped {
-                                ", longRun, detrend, detrendShare"
+                                ", longRun, detrend, detrendShare, trend, trendDecay, trendTolerance"
                             } else {
                                 ""
                             }
@@ -440,7 +478,7 @@ impl Method {
                 let (h, l, what) = self.mann_whitney(control, experiment, a);
                 (h, l, None, what)
             }
-            _ => self.ratio(control, experiment, a, effect),
+            _ => self.ratio(control, experiment, a, effect, (up, down)),
         };
         // Kayenta's effect-size gate: a High needs the mean ratio to reach
         // allowedIncrease (NaN, a zero mean, does not stop it).
@@ -542,6 +580,7 @@ impl Method {
         experiment: &[f64],
         a: f64,
         effect: (f64, f64),
+        (up, down): (bool, bool),
     ) -> (Side, Side, Option<MannWhitneyDetails>, String) {
         let p = self.params;
         let (n, m) = (experiment.len(), control.len());
@@ -586,6 +625,10 @@ impl Method {
         // split between the two
         let mut companion: Option<(f64, f64)> = None;
         let union = matches!(self.kind, Kind::Grouped) && p.detrend > 0 && p.detrend_share < 1.0;
+        // the decaying-excess test: its beta, and its (variance, df) where
+        // beta is beyond the tolerance on a side the metric tests (only
+        // then can it reject: the AR(1) fit is spared otherwise)
+        let mut trend: Option<(f64, Option<(f64, f64)>)> = None;
         let (estimate, var, df, scale) = if mx > 0.0 && my > 0.0 {
             let (var, df) = if n == m {
                 // paired by time: what both tracks share cancels
@@ -596,6 +639,18 @@ impl Method {
                     .collect();
                 if union {
                     companion = Some(ar1_mean_variance_detrended(&u, usize::from(p.detrend)));
+                }
+                if matches!(self.kind, Kind::Grouped) && p.trend > 0.0 {
+                    trend = decay_excess(&u, p.trend_decay).map(|beta| {
+                        let tol = p.trend_tolerance;
+                        let worth = (up && beta > tol) || (down && -beta > tol);
+                        let fit = worth
+                            .then(|| decay_contrast(&u, p.trend_decay))
+                            .flatten()
+                            .map(|(_, v, d)| (v, d))
+                            .filter(|(v, _)| *v > 0.0);
+                        (beta, fit)
+                    });
                 }
                 var_of_mean(&u, 0.0)
             } else {
@@ -628,10 +683,17 @@ impl Method {
         };
         let se = var.sqrt();
         let companion = companion.filter(|_| matches!(scale, Scale::Log));
+        let trend = trend.filter(|_| matches!(scale, Scale::Log));
         let a_main = if companion.is_some() {
             a * (1.0 - p.detrend_share)
         } else {
             a
+        };
+        // the trend test's share comes off the mean test's level
+        let a_main = if trend.is_some() {
+            a_main * (1.0 - p.trend)
+        } else {
+            a_main
         };
         let z = stats::qnorm(1.0 - a_main);
         let df = match (self.kind, scale) {
@@ -658,8 +720,18 @@ impl Method {
             );
             ((v + p.track_sd * p.track_sd).sqrt(), threshold / th)
         });
-        let stat = |beyond: f64| {
-            if se > 0.0 {
+        // the trend test's statistic in the main test's threshold units,
+        // per side: (beta beyond its tolerance) / se, rescaled
+        let fitted = trend.and_then(|(beta, fit)| fit.map(|(v, d)| (beta, v, d)));
+        let trend_th = fitted.map(|(_, _, d)| t_from_z(stats::qnorm(1.0 - a * p.trend), d));
+        let trend_stat = |sign: f64| match (fitted, trend_th) {
+            (Some((beta, v, _)), Some(th)) => {
+                (sign * beta - p.trend_tolerance) / v.sqrt() * threshold / th
+            }
+            _ => f64::NEG_INFINITY,
+        };
+        let stat = |beyond: f64, sign: f64| {
+            let main = if se > 0.0 {
                 let own = beyond / se;
                 match companion {
                     Some((se2, scale2)) if se2 > 0.0 => own.max(beyond / se2 * scale2),
@@ -669,14 +741,21 @@ impl Method {
                 f64::INFINITY
             } else {
                 f64::NAN
+            };
+            let t = trend_stat(sign);
+            // the trend's when it is larger or the mean's is NaN
+            if t.is_finite() && (main.is_nan() || main < t) {
+                t
+            } else {
+                main
             }
         };
         let high = Side {
-            stat: stat(estimate - tol_up),
+            stat: stat(estimate - tol_up, 1.0),
             threshold,
         };
         let low = Side {
-            stat: stat(-estimate - tol_down),
+            stat: stat(-estimate - tol_down, -1.0),
             threshold,
         };
         let details = match scale {
@@ -701,10 +780,22 @@ impl Method {
                 .iter()
                 .all(|v| v.is_finite())
         });
+        let trend_what = match (trend, fitted, trend_th) {
+            (_, Some((beta, v, _)), Some(th)) => format!(
+                "; decaying excess {beta:.4} +/- se {:.4} (tolerance {:.4}), threshold {th:.2}",
+                v.sqrt(),
+                p.trend_tolerance
+            ),
+            (Some((beta, _)), _, _) => format!(
+                "; decaying excess {beta:.4}, not beyond its tolerance {:.4}",
+                p.trend_tolerance
+            ),
+            _ => String::new(),
+        };
         let what = match scale {
             Scale::Log => format!(
                 "canary/baseline mean ratio {:.4}, log ratio {estimate:.4} +/- se {se:.4}, \
-                 tolerance {:.4} up / {:.4} down, threshold {threshold:.2}",
+                 tolerance {:.4} up / {:.4} down, threshold {threshold:.2}{trend_what}",
                 estimate.exp(),
                 tol_up.exp(),
                 (-tol_down).exp()

@@ -130,6 +130,16 @@ fn cases(intervals: &[usize]) -> Vec<(&'static str, String, World, bool)> {
             let exact = rho == 0.0 && k == 1;
             out.push((judges::RATIO_ESS, fixed.clone(), w, exact));
             out.push((judges::GROUPED, fixed.clone(), w, exact));
+            // with `recommended`'s test of a decaying excess (a quarter
+            // of the level, no tolerance): the union of the two tests
+            out.push((
+                judges::GROUPED,
+                format!(
+                    r#"{{"alpha":{ALPHA},"looks":{k},"trackSd":{track_sd},"trend":0.25,"trendDecay":0.2}}"#
+                ),
+                w,
+                false,
+            ));
             // rank sums know nothing of a pod offset (trackSd): only
             // within-release dependence
             if pod == 0.0 {
@@ -161,8 +171,13 @@ fn check(runs: usize, intervals: &[usize]) {
     for (i, (name, params, w, exact)) in cases(intervals).into_iter().enumerate() {
         let judge = judge_for(name, &params);
         let r = rate(&judge, &w, runs, 1000 + i as u64);
+        let tag = if params.contains("trend") {
+            format!("{name}+trend")
+        } else {
+            name.to_string()
+        };
         let line = format!(
-            "{name:18} rho {:.1} pod {:.2} looks {:2}: false alarms {:.4} (nominal {ALPHA}, band {:.4}..{:.4})\n",
+            "{tag:18} rho {:.1} pod {:.2} looks {:2}: false alarms {:.4} (nominal {ALPHA}, band {:.4}..{:.4})\n",
             w.rho,
             w.pod,
             w.intervals,
@@ -189,7 +204,7 @@ fn false_alarms_within_the_band_quick() {
 }
 
 #[test]
-#[ignore = "10,000 runs per case, 57 cases: about 60 s of CPU in the test profile; CI runs it (--include-ignored): cargo test -p judge --test it -- --ignored false_alarms_within_the_band_10000_runs"]
+#[ignore = "10,000 runs per case, 69 cases: about 3 minutes in the test profile; CI runs it (--include-ignored): cargo test -p judge --test it -- --ignored false_alarms_within_the_band_10000_runs"]
 fn false_alarms_within_the_band_10000_runs() {
     check(10_000, &[1, 3, 10]);
 }
@@ -276,6 +291,24 @@ fn names_and_parameters_are_checked() {
     assert_eq!(e.path, "judge.judgeConfigurations.detrendShare");
     let e = bad(r#"{"name":"tolerance","judgeConfigurations":{"detrend":1}}"#);
     assert!(e.message.contains("unknown parameter"), "{e}");
+    // grouped's trend test: a share in [0, 1), a decay in (0, 10], a
+    // tolerance in [0, 10), and only for grouped
+    for (params, path) in [
+        (r#"{"trend":1}"#, "trend"),
+        (r#"{"trend":-0.1}"#, "trend"),
+        (r#"{"trendDecay":0}"#, "trendDecay"),
+        (r#"{"trendTolerance":-1}"#, "trendTolerance"),
+    ] {
+        let e = bad(&format!(
+            r#"{{"name":"grouped","judgeConfigurations":{params}}}"#
+        ));
+        assert_eq!(e.path, format!("judge.judgeConfigurations.{path}"), "{e}");
+    }
+    let e = bad(r#"{"name":"ratio-ess","judgeConfigurations":{"trend":0.2}}"#);
+    assert!(e.message.contains("unknown parameter"), "{e}");
+    // recommended's trend can be switched off
+    let j = judge_for(judges::RECOMMENDED, r#"{"trend":0}"#);
+    assert_eq!(j.name(), judges::RECOMMENDED_JUDGE);
     // "recommended" resolves to the recommended judge
     let j = judge_for(judges::RECOMMENDED, "{}");
     assert_eq!(j.name(), judges::RECOMMENDED_JUDGE);
@@ -506,4 +539,39 @@ fn detrending_catches_a_decaying_slowdown_the_plain_fit_misses() {
     let parabola = detect(r#"{"alpha":0.05,"detrend":2}"#, 31);
     assert!(line > plain + 0.2, "plain {plain}, line {line}");
     assert!(parabola > plain + 0.2, "plain {plain}, parabola {parabola}");
+    // the test of the decaying excess itself (recommended's `trend`, a
+    // quarter of the level): the decay is what it looks for
+    let trend = detect(r#"{"alpha":0.05,"trend":0.25,"trendDecay":0.2}"#, 31);
+    assert!(
+        trend > 0.9 && trend > plain + 0.2,
+        "plain {plain}, trend {trend}"
+    );
+    // a canary that gets worse over the window (a leak) is no slow start:
+    // the trend test is one-sided like the metric's direction
+    let judge = judge_for(
+        judges::GROUPED,
+        r#"{"alpha":0.05,"trend":0.9,"trendDecay":0.2}"#,
+    );
+    let mut rng = Rng(41);
+    let mut ws = Workspace::new();
+    let mut hits = 0usize;
+    for _ in 0..400 {
+        let control = track(&mut rng, &w, 1.0, 60);
+        // worse late, by as much as the slow start was early, mean kept
+        let canary: Vec<f64> = track(&mut rng, &w, 1.0, 60)
+            .iter()
+            .enumerate()
+            .map(|(t, v)| v * (1.0 + 0.6 * (-((59 - t) as f64) / 20.0).exp()) / 1.2)
+            .collect();
+        let v = judge.judge_series(
+            &[Series {
+                control: &control,
+                experiment: &canary,
+            }],
+            0,
+            &mut ws,
+        );
+        hits += usize::from(v.metrics[0].0 == Classification::High);
+    }
+    assert!(hits < 40, "{hits} of 400");
 }
