@@ -491,7 +491,7 @@ impl Candidate {
 /// config as a candidate), `base` first; with `only_judge`, only that
 /// judge's. Deterministic, in a fixed order: thresholds, then for
 /// Kayenta's judge the allowed increase, for the others alpha, trackSd and
-/// tolerance; each at the scenarios' own interval and at one look at the
+/// tolerance (for `grouped`, looks and the slow-start trend test on or off); each at the scenarios' own interval and at one look at the
 /// end of the lifetime (`lifetime_s`).
 pub fn tune_grid(base: &Candidate, only_judge: Option<&str>, lifetime_s: f64) -> Vec<Candidate> {
     let mut grid = vec![base.clone()];
@@ -531,19 +531,25 @@ pub fn tune_grid(base: &Candidate, only_judge: Option<&str>, lifetime_s: f64) ->
                     continue;
                 }
                 if name == judge::judges::GROUPED {
-                    // around `recommended` (alpha 0.08 over 3 looks, trackSd
-                    // 0.028: one pod against one at 2% pod variation)
+                    // around `recommended` (alpha 0.1 over 3 looks, trackSd
+                    // 0.028: one pod against one at 2% pod variation; a
+                    // quarter of the level to the slow-start trend test)
                     for alpha in [0.02, 0.06, 0.1] {
                         for track_sd in [0.0, 0.028] {
                             for looks in [1, 3] {
-                                push(
-                                    Some(serde_json::json!({
+                                for trend in [0.0, 0.25] {
+                                    let mut params = serde_json::json!({
                                         "alpha": alpha,
                                         "trackSd": track_sd,
                                         "looks": looks,
-                                    })),
-                                    None,
-                                );
+                                    });
+                                    if trend > 0.0 {
+                                        params["trend"] = trend.into();
+                                        params["trendDecay"] = 0.2.into();
+                                        params["trendTolerance"] = 0.03.into();
+                                    }
+                                    push(Some(params), None);
+                                }
                             }
                         }
                     }
