@@ -48,18 +48,14 @@ pub(crate) fn poisson(lambda: f64, rng: &mut Xoshiro256PlusPlus) -> u64 {
     let mut p = (-lambda).exp();
     let mut cumulative = p;
     let mut k = 0.0;
-    // the count also as an integer: k is a whole number below 2^53, so
-    // this is `k as u64` without the float conversion's branches
-    let mut n = 0u64;
     // rounding can leave the sum a hair below 1: stop where the pmf is
     // far below it (P(k > 200) < 1e-100 for these means)
-    while u > cumulative && n < 200 {
+    while u > cumulative && k < 200.0 {
         k += 1.0;
-        n += 1;
         p *= lambda / k;
         cumulative += p;
     }
-    n
+    k as u64
 }
 
 /// PTRS (W. Hörmann, "The transformed rejection method for generating

@@ -623,9 +623,6 @@ pub fn histogram_quantile(q: f64, counts: &[u64; BUCKETS]) -> f64 {
 
 /// Per-request latency CDF at a bucket bound whose log is `ln_x`:
 /// log-normal, optionally with a fraction shifted by a fixed delay.
-/// Inlined into [`LazyCdf::get`]: a call per bound cost a third as much
-/// as the `pnorm` it wraps.
-#[inline(always)]
 fn latency_cdf(x: f64, ln_x: f64, ln_median: f64, sigma: f64, tail: (f64, f64)) -> f64 {
     let lognormal = |ln_v: f64| {
         if sigma == 0.0 {
