@@ -846,33 +846,18 @@ fn quantile_of_counts(q: f64, counts: &[u64], bounds: &[f64], range_s: f64) -> f
     }
     let mut rank = q * observations;
     let last = counts.len() - 1;
-    // the first bucket below the last whose cumulative rate reaches rank
-    // (Prometheus's sort.Search), and the cumulative counts of it and the
-    // one before: the cumulative counts in integers, then a bisection
-    // converting only the ones it probes
-    let mut cumulative = [0u64; ISTIO];
-    let (b, below, running) = if last <= ISTIO {
-        let mut running = 0u64;
-        for (slot, &c) in cumulative.iter_mut().zip(&counts[..last]) {
-            running += c;
-            *slot = running;
+    // the first bucket below the last whose cumulative rate reaches rank,
+    // and the cumulative rates of it and the one before
+    let (mut below, mut running) = (0u64, 0u64);
+    let mut b = last;
+    for (i, &c) in counts[..last].iter().enumerate() {
+        below = running;
+        running += c;
+        if rate(running) >= rank {
+            b = i;
+            break;
         }
-        let b = cumulative[..last].partition_point(|&c| rate(c) < rank);
-        let below = if b == 0 { 0 } else { cumulative[b - 1] };
-        (b, below, cumulative.get(b).copied().unwrap_or(running))
-    } else {
-        let (mut below, mut running) = (0u64, 0u64);
-        let mut b = last;
-        for (i, &c) in counts[..last].iter().enumerate() {
-            below = running;
-            running += c;
-            if rate(running) >= rank {
-                b = i;
-                break;
-            }
-        }
-        (b, below, running)
-    };
+    }
     if b == last {
         return le(last - 1);
     }
