@@ -53,7 +53,8 @@ use scenarios::telemetry::TelemetryTrack;
 
 use crate::prometheus::{EPOCH_MS, Fam, Families, Layout, Resolver, SeriesInfo, istio_bounds_ms};
 use crate::series::{
-    DURATION_BUCKETS, GOLDENGOOSE, Generator, ISTIO_BUCKETS, Step, UNION_BOUNDS, fold_buckets,
+    DURATION_BUCKETS, GOLDENGOOSE, Generator, ISTIO_BUCKETS, Step, UNION, UNION_BOUNDS,
+    fold_buckets,
 };
 
 /// Buckets of Istio's histogram (the last is +Inf).
@@ -743,17 +744,25 @@ fn run_from(
             } else {
                 (&DURATION_BUCKETS, GOLDENGOOSE)
             };
-            // one step's counts per bucket
+            // one step's counts per bucket: goldengoose's read in place,
+            // Istio's folded from the union histogram
             let fine = g.union_buckets(track);
-            let step_counts = |j: usize, c: &mut [u64; ISTIO]| {
-                if istio {
-                    fold_buckets(&fine[j - 1], &UNION_BOUNDS, c, &ISTIO_BUCKETS);
-                } else {
-                    c[..GOLDENGOOSE].copy_from_slice(&steps[j - 1].buckets);
-                }
-            };
-            // the window's counts, slid from one step to the next
             let mut one = [0u64; ISTIO];
+            fn counts<'c>(
+                istio: bool,
+                fine: &'c [[u64; UNION]],
+                steps: &'c [Step],
+                j: usize,
+                one: &'c mut [u64; ISTIO],
+            ) -> &'c [u64] {
+                if istio {
+                    fold_buckets(&fine[j - 1], &UNION_BOUNDS, one, &ISTIO_BUCKETS);
+                    &one[..]
+                } else {
+                    &steps[j - 1].buckets[..]
+                }
+            }
+            // the window's counts, slid from one step to the next
             for k in ks {
                 if !up.at(steps, w, k) {
                     out.push(Point::Fallback);
@@ -761,20 +770,22 @@ fn run_from(
                 }
                 match *have {
                     Some(prev) if prev + 1 == k => {
-                        step_counts(k, &mut one);
-                        for (s, o) in sums.iter_mut().zip(one) {
+                        for (s, o) in sums.iter_mut().zip(counts(istio, fine, steps, k, &mut one)) {
                             *s += o;
                         }
-                        step_counts(k - w, &mut one);
-                        for (s, o) in sums.iter_mut().zip(one) {
+                        for (s, o) in
+                            sums.iter_mut()
+                                .zip(counts(istio, fine, steps, k - w, &mut one))
+                        {
                             *s -= o;
                         }
                     }
                     _ => {
                         *sums = [0; ISTIO];
                         for j in k + 1 - w..=k {
-                            step_counts(j, &mut one);
-                            for (s, o) in sums.iter_mut().zip(one) {
+                            for (s, o) in
+                                sums.iter_mut().zip(counts(istio, fine, steps, j, &mut one))
+                            {
                                 *s += o;
                             }
                         }

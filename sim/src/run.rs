@@ -66,6 +66,11 @@ thread_local! {
     /// on a thread, in the plain and in the side-by-side loop.
     static SPARE_SCRAPE: std::cell::RefCell<Option<(u64, Scrape)>> =
         const { std::cell::RefCell::new(None) };
+    /// The metric points' memo of this thread's last run
+    /// ([`World::memo_fill`]): the next run starts from its buffers,
+    /// emptied, instead of growing new ones step by step.
+    static SPARE_MEMO: std::cell::RefCell<Vec<[PointMemo; 2]>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Which controller releases the scenario.
@@ -279,6 +284,15 @@ struct PointMemo {
 }
 
 impl PointMemo {
+    /// Empty, as new, keeping the buffers' room.
+    fn reset(&mut self) {
+        self.k0 = 0;
+        self.cursor = None;
+        self.compiled.clear();
+        self.values.clear();
+        self.upto.clear();
+    }
+
     /// The values of the window of `steps` steps from `k0`.
     fn window(&self, steps: usize) -> &[f64] {
         let n = match steps.min(self.upto.len()) {
@@ -372,7 +386,11 @@ fn drive_sharing<'p, 'a>(
         judge_note: String::new(),
         metric_error: None,
         points: Vec::new(),
-        memo: Vec::new(),
+        memo: SPARE_MEMO
+            .try_with(|c| c.try_borrow_mut().map(|mut m| std::mem::take(&mut *m)))
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default(),
         last_verdict: None,
         scrape: None,
         scrape_all: series,
@@ -1058,6 +1076,15 @@ impl<'a> World<'_, 'a> {
         if let Some(s) = &mut self.sharing {
             // the series go back for the next candidate
             s.finish(self.generator.take(), std::mem::take(&mut self.memo));
+        }
+        if !self.memo.is_empty() {
+            let mut memo = std::mem::take(&mut self.memo);
+            memo.iter_mut().flatten().for_each(PointMemo::reset);
+            let _ = SPARE_MEMO.try_with(|c| {
+                if let Ok(mut spare) = c.try_borrow_mut() {
+                    *spare = memo;
+                }
+            });
         }
         let run = RunOutcome {
             decision,

@@ -141,6 +141,148 @@ pub struct Generator<'a> {
     /// Per track: pods the raw series have room for.
     pod_slots: [u32; 2],
     ln_union: [f64; MAX_BOUNDS],
+    /// The run-independent per-step factors (see [`Factors`]).
+    factors: Factors,
+}
+
+/// Per-step factors that depend only on the scenario (the service, the
+/// scrape step, each track's age at the traffic shift and regression),
+/// never on a run's draws: the diurnal swing of the traffic, a fresh pod's
+/// cold-start latency and memory warm-up, a slow start's decay, a crash
+/// loop's down time. Every run of a scenario used to evaluate the same
+/// `sin` and `exp` at every step; a thread keeps the table of its last
+/// scenarios ([`SPARE`]) and a run reads it. Each entry is the very
+/// expression the step evaluated before, with the same operands in the
+/// same order, so the values are the same bits.
+#[derive(Debug, Default)]
+struct Factors {
+    /// The inputs' bits ([`Factors::key`]): a table serves only a
+    /// generator whose inputs have the same bits.
+    key: Vec<u64>,
+    /// Per step: the diurnal factor of the traffic.
+    diurnal: Vec<f64>,
+    /// Per track, per step: `1 + cold_latency * e^(-age / warm_up_s)`.
+    cold: [Vec<f64>; 2],
+    /// Per track, per step: a slow start's `1 + extra_latency *
+    /// e^(-age / decay_s)` (empty for other regressions).
+    slow: [Vec<f64>; 2],
+    /// Per track, per step: the memory warm-up factor.
+    warm: [Vec<f64>; 2],
+    /// Per track, per step: a crash loop's pods are down (empty for other
+    /// regressions).
+    down: [Vec<bool>; 2],
+}
+
+impl Factors {
+    /// The bits of everything the factors read.
+    fn key(service: &Service, step_s: f64, tracks: &[TrackSpec; 2]) -> Vec<u64> {
+        let fp = &service.fresh_pod;
+        let mut key = vec![
+            service.start_hour.to_bits(),
+            service.diurnal_swing.to_bits(),
+            step_s.to_bits(),
+            fp.cold_latency.to_bits(),
+            fp.warm_up_s.to_bits(),
+            fp.memory_ratio.to_bits(),
+        ];
+        for spec in tracks {
+            key.push(spec.age_at_start_s.to_bits());
+            match spec.regression {
+                Some(Regression::SlowStart {
+                    extra_latency,
+                    decay_s,
+                    ..
+                }) => key.extend([1, extra_latency.to_bits(), decay_s.to_bits()]),
+                Some(Regression::CrashLoop { crash_after_s }) => {
+                    key.extend([2, crash_after_s.to_bits(), 0]);
+                }
+                _ => key.extend([0, 0, 0]),
+            }
+        }
+        key
+    }
+
+    /// Steps in the table.
+    fn len(&self) -> usize {
+        self.diurnal.len()
+    }
+
+    /// Extends the table through step `k` (1-based).
+    #[cold]
+    #[inline(never)]
+    fn extend_to(&mut self, k: usize, svc: &Service, step_s: f64, tracks: &[TrackSpec; 2]) {
+        let fp = &svc.fresh_pod;
+        for k in self.len() + 1..=k {
+            let t = k as f64 * step_s;
+            let hour = svc.start_hour + t / 3600.0;
+            self.diurnal
+                .push(1.0 + svc.diurnal_swing * (std::f64::consts::TAU * hour / 24.0).sin());
+            for (track, spec) in tracks.iter().enumerate() {
+                let age = spec.age_at_start_s + t;
+                self.cold[track].push(1.0 + fp.cold_latency * (-age / fp.warm_up_s).exp());
+                self.warm[track]
+                    .push(1.0 - (1.0 - fp.memory_ratio) * (-age / (10.0 * fp.warm_up_s)).exp());
+                match spec.regression {
+                    Some(Regression::SlowStart {
+                        extra_latency,
+                        decay_s,
+                        ..
+                    }) => self.slow[track].push(1.0 + extra_latency * (-age / decay_s).exp()),
+                    Some(Regression::CrashLoop { crash_after_s }) => {
+                        // up from readiness until the crash, then restarting
+                        let cycle = crash_after_s + 30.0;
+                        self.down[track].push(age % cycle > crash_after_s);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Per thread: what the generators of its last runs leave behind for the
+/// next (their factors, most recent last, and their step buffers' room).
+#[derive(Default)]
+struct Spare {
+    factors: Vec<Factors>,
+    steps: Vec<[Vec<Step>; 2]>,
+    fine: Vec<[Vec<[u64; UNION]>; 2]>,
+}
+
+/// Factor tables a thread keeps (scenarios it alternates between).
+const SPARE_FACTORS: usize = 4;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Spare> = std::cell::RefCell::default();
+}
+
+impl Drop for Generator<'_> {
+    fn drop(&mut self) {
+        let factors = std::mem::take(&mut self.factors);
+        let mut steps = std::mem::take(&mut self.steps);
+        let mut fine = std::mem::take(&mut self.fine);
+        steps.iter_mut().for_each(Vec::clear);
+        fine.iter_mut().for_each(Vec::clear);
+        // a thread being torn down keeps nothing
+        let _ = SPARE.try_with(|spare| {
+            let Ok(mut spare) = spare.try_borrow_mut() else {
+                return;
+            };
+            if !factors.key.is_empty() {
+                spare.factors.retain(|f| f.key != factors.key);
+                if spare.factors.len() >= SPARE_FACTORS {
+                    spare.factors.remove(0);
+                }
+                spare.factors.push(factors);
+            }
+            if spare.steps.is_empty() {
+                spare.steps.push(steps);
+            }
+            if spare.fine.is_empty() && fine.iter().any(|f| f.capacity() > 0) {
+                spare.fine.push(fine);
+            }
+        });
+    }
 }
 
 impl std::fmt::Debug for Generator<'_> {
@@ -191,15 +333,34 @@ impl<'a> Generator<'a> {
     /// A generator making the per-step `draws` (what the run's queries
     /// read).
     pub fn new(service: &'a Service, step_s: f64, tracks: [TrackSpec; 2], draws: Draws) -> Self {
+        let key = Factors::key(service, step_s, &tracks);
+        let (factors, steps, fine) = SPARE
+            .try_with(|spare| {
+                let Ok(mut spare) = spare.try_borrow_mut() else {
+                    return Default::default();
+                };
+                let factors = spare
+                    .factors
+                    .iter()
+                    .position(|f| f.key == key)
+                    .map(|i| spare.factors.remove(i));
+                (factors, spare.steps.pop(), spare.fine.pop())
+            })
+            .unwrap_or_default();
+        let factors = factors.unwrap_or(Factors {
+            key,
+            ..Factors::default()
+        });
         Self {
             service,
             step_s,
             shares: Vec::with_capacity(4),
             load: 0.0,
             drift: [0.0; 2],
-            steps: [Vec::new(), Vec::new()],
+            steps: steps.unwrap_or_default(),
             needs: Draws::default().or(draws),
-            fine: [Vec::new(), Vec::new()],
+            fine: fine.unwrap_or_default(),
+            factors,
             ln_union: UNION_BOUNDS.map(f64::ln),
             pod_changes: [Vec::new(), Vec::new()],
             pod_slots: [tracks[0].pods.max(1), tracks[1].pods.max(1)],
@@ -294,8 +455,11 @@ impl<'a> Generator<'a> {
             .rev()
             .find(|(from, _)| *from <= t)
             .map_or([0.0; 2], |(_, s)| *s);
-        let hour = svc.start_hour + t / 3600.0;
-        let diurnal = 1.0 + svc.diurnal_swing * (std::f64::consts::TAU * hour / 24.0).sin();
+        if self.factors.len() < k {
+            self.factors.extend_to(k, svc, self.step_s, &self.tracks);
+        }
+        let diurnal = self.factors.diurnal[k - 1];
+        let load_factor = self.load.exp();
         for track in [CANARY, CONTROL] {
             let pods = f64::from(self.pods_at(track, k));
             let spec = &self.tracks[track];
@@ -307,12 +471,11 @@ impl<'a> Generator<'a> {
             self.drift[track] = ar1(self.drift[track], drift_sd, rng);
             let age = spec.age_at_start_s + t;
             let reg = spec.regression;
-            let expected =
-                svc.request_rate * shares[track] * diurnal * self.load.exp() * self.step_s;
+            let expected = svc.request_rate * shares[track] * diurnal * load_factor * self.step_s;
 
             let mut median = svc.latency_median_ms / 1000.0
                 * (0.5 * self.load + self.drift[track] + spec.latency_offset).exp()
-                * (1.0 + svc.fresh_pod.cold_latency * (-age / svc.fresh_pod.warm_up_s).exp());
+                * self.factors.cold[track][k - 1];
             let mut sigma = svc.latency_sigma;
             let mut error_rate = svc.error_rate;
             let mut cpu_per_request = svc.cpu_ms_per_request / 1000.0;
@@ -330,18 +493,8 @@ impl<'a> Generator<'a> {
                 Some(Regression::MemoryLeak { mib_per_minute }) => {
                     leak_bytes = mib_per_minute * 1_048_576.0 * age / 60.0
                 }
-                Some(Regression::SlowStart {
-                    extra_latency,
-                    decay_s,
-                    ..
-                }) => {
-                    median *= 1.0 + extra_latency * (-age / decay_s).exp();
-                }
-                Some(Regression::CrashLoop { crash_after_s }) => {
-                    // up from readiness until the crash, then restarting
-                    let cycle = crash_after_s + 30.0;
-                    down = age % cycle > crash_after_s;
-                }
+                Some(Regression::SlowStart { .. }) => median *= self.factors.slow[track][k - 1],
+                Some(Regression::CrashLoop { .. }) => down = self.factors.down[track][k - 1],
                 None => {}
             }
 
@@ -393,9 +546,7 @@ impl<'a> Generator<'a> {
                     step.cpu_busy_cores = busy * noise;
                 }
                 if needs.memory {
-                    let warm = 1.0
-                        - (1.0 - svc.fresh_pod.memory_ratio)
-                            * (-age / (10.0 * svc.fresh_pod.warm_up_s)).exp();
+                    let warm = self.factors.warm[track][k - 1];
                     step.memory_bytes =
                         svc.memory_mib * 1_048_576.0 * warm * (1.0 + 0.003 * gauss(rng))
                             + leak_bytes;
@@ -732,6 +883,156 @@ mod tests {
         c[BUCKETS - 1] = 900;
         assert_eq!(histogram_quantile(0.99, &c), 10.0);
         assert!(histogram_quantile(0.5, &[0; BUCKETS]).is_nan());
+    }
+
+    /// The factor tables hold the expressions the step used to evaluate,
+    /// bit for bit (the old expressions, written out here).
+    #[test]
+    fn factors_are_the_expressions_they_replace() {
+        let svc = Service {
+            diurnal_swing: 0.3,
+            start_hour: 9.5,
+            ..Service::default()
+        };
+        let step_s = 10.0;
+        let canary = |regression| TrackSpec {
+            pods: 2,
+            age_at_start_s: 45.0,
+            latency_offset: 0.0,
+            regression,
+        };
+        let control = TrackSpec {
+            pods: 3,
+            age_at_start_s: 7.0 * 86_400.0,
+            latency_offset: 0.0,
+            regression: None,
+        };
+        for regression in [
+            Some(Regression::SlowStart {
+                extra_ready_s: 30.0,
+                extra_latency: 0.8,
+                decay_s: 400.0,
+            }),
+            Some(Regression::CrashLoop {
+                crash_after_s: 95.0,
+            }),
+            None,
+        ] {
+            let tracks = [canary(regression), control.clone()];
+            let mut f = Factors::default();
+            f.extend_to(200, &svc, step_s, &tracks);
+            f.extend_to(700, &svc, step_s, &tracks);
+            assert_eq!(f.len(), 700);
+            let fp = &svc.fresh_pod;
+            for k in 1..=700 {
+                let t = k as f64 * step_s;
+                let hour = svc.start_hour + t / 3600.0;
+                let diurnal = 1.0 + svc.diurnal_swing * (std::f64::consts::TAU * hour / 24.0).sin();
+                assert_eq!(f.diurnal[k - 1].to_bits(), diurnal.to_bits());
+                for (track, spec) in tracks.iter().enumerate() {
+                    let age = spec.age_at_start_s + t;
+                    let cold = 1.0 + fp.cold_latency * (-age / fp.warm_up_s).exp();
+                    assert_eq!(f.cold[track][k - 1].to_bits(), cold.to_bits());
+                    let warm = 1.0 - (1.0 - fp.memory_ratio) * (-age / (10.0 * fp.warm_up_s)).exp();
+                    assert_eq!(f.warm[track][k - 1].to_bits(), warm.to_bits());
+                    match spec.regression {
+                        Some(Regression::SlowStart {
+                            extra_latency,
+                            decay_s,
+                            ..
+                        }) => {
+                            let slow = 1.0 + extra_latency * (-age / decay_s).exp();
+                            assert_eq!(f.slow[track][k - 1].to_bits(), slow.to_bits());
+                        }
+                        Some(Regression::CrashLoop { crash_after_s }) => {
+                            let down = age % (crash_after_s + 30.0) > crash_after_s;
+                            assert_eq!(f.down[track][k - 1], down, "step {k}");
+                        }
+                        _ => {
+                            assert!(f.slow[track].is_empty() && f.down[track].is_empty());
+                        }
+                    }
+                }
+            }
+            // the crash loop's table has both states
+            if let Some(Regression::CrashLoop { .. }) = regression {
+                assert!(f.down[CANARY].contains(&true) && f.down[CANARY].contains(&false));
+            }
+        }
+    }
+
+    /// A generator that finds its thread's tables and buffers from an
+    /// earlier run draws exactly what a fresh one draws, and a different
+    /// scenario on the same thread gets its own tables.
+    #[test]
+    fn a_generator_reusing_its_threads_tables_draws_the_same_steps() {
+        use rand::SeedableRng;
+        fn draw(svc: &Service, regression: Option<Regression>, seed: u64) -> Vec<String> {
+            let tracks = [
+                TrackSpec {
+                    pods: 2,
+                    age_at_start_s: 45.0,
+                    latency_offset: 0.01,
+                    regression,
+                },
+                TrackSpec {
+                    pods: 3,
+                    age_at_start_s: 45.0,
+                    latency_offset: -0.02,
+                    regression: None,
+                },
+            ];
+            let draws = Draws {
+                histogram: true,
+                union: true,
+                latency_sum: true,
+                cpu: true,
+                memory: true,
+            };
+            let mut g = Generator::new(svc, 10.0, tracks, draws);
+            g.set_shares(0.0, [0.1, 0.1]);
+            g.set_shares(300.0, [0.5, 0.5]);
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            g.advance_to(150, &mut rng);
+            let mut out: Vec<String> = [CANARY, CONTROL]
+                .iter()
+                .flat_map(|&t| g.steps(t).iter().map(|s| format!("{s:?}")))
+                .collect();
+            out.extend(
+                [CANARY, CONTROL]
+                    .iter()
+                    .flat_map(|&t| g.union_buckets(t).iter().map(|b| format!("{b:?}"))),
+            );
+            out.push(format!("{:?}", rng.random::<u64>()));
+            out
+        }
+        let svc = Service {
+            diurnal_swing: 0.2,
+            ..Service::default()
+        };
+        let slow = Some(Regression::SlowStart {
+            extra_ready_s: 0.0,
+            extra_latency: 1.0,
+            decay_s: 300.0,
+        });
+        let crash = Some(Regression::CrashLoop {
+            crash_after_s: 200.0,
+        });
+        // fresh threads: no tables to find
+        let fresh = |regression, seed| {
+            let svc = svc.clone();
+            std::thread::spawn(move || draw(&svc, regression, seed))
+                .join()
+                .unwrap()
+        };
+        let (fresh_slow, fresh_crash) = (fresh(slow, 5), fresh(crash, 6));
+        // one thread, alternating scenarios: each run finds the tables the
+        // last run of its scenario left
+        for _ in 0..3 {
+            assert_eq!(draw(&svc, slow, 5), fresh_slow);
+            assert_eq!(draw(&svc, crash, 6), fresh_crash);
+        }
+        assert_ne!(fresh_slow, fresh_crash);
     }
 
     #[test]
