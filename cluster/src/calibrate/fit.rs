@@ -27,7 +27,9 @@
 //! Uncertainty: a delete-a-block jackknife over [`BLOCKS`] contiguous time
 //! blocks for everything estimated over time (it keeps the series'
 //! autocorrelation inside each block, so the standard errors are honest for
-//! correlated data); normal theory over pods for the pod-to-pod spread
+//! correlated data; the error ratio's se is at least its binomial one,
+//! since five blocks of a few minutes can make the jackknife's far too
+//! small by chance); normal theory over pods for the pod-to-pod spread
 //! (`sd / sqrt(2 (n - 1))`) and for memory (`sd / sqrt(n)`).
 //!
 //! Not for: reading Prometheus (see `source`), or writing files.
@@ -525,8 +527,16 @@ pub fn calibrate(obs: &Observations) -> Calibration {
                 2,
             );
             let est = jackknife(&stats, |s| (s[1] > 0.0).then(|| [s[0] / s[1]]));
+            // A ratio of counts is at least as uncertain as its binomial:
+            // the jackknife's few blocks (5 for a few minutes of data) can
+            // put its se far below that by chance.
+            let requests = sum_blocks(&stats)[1];
+            let est = est.map(|[e]| Estimate {
+                se: e.se.max((e.value * (1.0 - e.value) / requests).sqrt()),
+                ..e
+            });
             Fit::from(
-                est.map(|[e]| e),
+                est,
                 format!(
                     "{} / {}, summed over pods and time",
                     src.errors, src.requests
@@ -1530,6 +1540,41 @@ mod tests {
             (value - truth).abs() <= 3.0 * se,
             "{what}: {value} +- {se}, truth {truth} ({:.1} se away)",
             (value - truth) / se
+        );
+    }
+
+    #[test]
+    fn the_error_rates_se_is_never_below_its_binomial() {
+        let truth = Truth {
+            rate: 150.0,
+            swing: 0.0,
+            median_s: 0.05,
+            sigma: 0.5,
+            error_rate: 0.02,
+            cpu_s_per_request: 0.002,
+            idle: 0.03,
+            memory: 250.0,
+            offsets: vec![0.0; 4],
+            load: (0.0, 0.0),
+            drift: (0.0, 0.0),
+        };
+        // a few minutes at 1 s (5 jackknife blocks, as in the real round
+        // trip), with exactly 2% of every step's requests failing: the
+        // blocks agree, so the jackknife alone would say 0
+        let mut obs = simulate(&truth, 260, 1.0, 5, 3);
+        for p in &mut obs.pods {
+            p.errors = p.requests.iter().map(|r| r * 0.02).collect();
+        }
+        let c = calibrate(&obs);
+        let Fit::Fitted { value, se, .. } = &c.error_rate else {
+            panic!("{:?}", c.error_rate)
+        };
+        let requests: f64 = obs.pods.iter().flat_map(|p| &p.requests).sum();
+        let binomial = (value * (1.0 - value) / requests).sqrt();
+        assert!((value - 0.02).abs() < 1e-12, "{value}");
+        assert!(
+            (se - binomial).abs() <= 1e-12 * binomial,
+            "{se} vs {binomial}"
         );
     }
 

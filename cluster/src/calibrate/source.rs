@@ -498,7 +498,9 @@ pub async fn read_named(
                     .map(|r| if r.is_finite() { 0.0 } else { *r })
                     .collect()
             } else {
-                let e = counter(&grids[2]);
+                let e = grids[2].get(pod).map_or_else(Vec::new, |v| {
+                    increments(&absent_is_zero(v, &grids[1][pod]), &valid)
+                });
                 if e.is_empty() {
                     requests
                         .iter()
@@ -615,6 +617,25 @@ fn pod_name(s: &Series, pod: &str) -> String {
         .or_else(|| s.labels.get("instance"))
         .cloned()
         .unwrap_or_else(|| "(no pod or instance label)".into())
+}
+
+/// A counter created at its first increment (a pod's 5xx series appears
+/// with its first error): the points before its first sample, where the
+/// pod's `present` series (its requests) was scraped, are 0, so the errors
+/// counted in that first sample are an increment and not lost. Later gaps
+/// stay missed scrapes.
+pub fn absent_is_zero(v: &[f64], present: &[f64]) -> Vec<f64> {
+    let first = v.iter().position(|x| x.is_finite()).unwrap_or(v.len());
+    v.iter()
+        .enumerate()
+        .map(|(k, &x)| {
+            if k < first && present.get(k).is_some_and(|p| p.is_finite()) {
+                0.0
+            } else {
+                x
+            }
+        })
+        .collect()
 }
 
 /// Per-step increments of a counter sampled at grid points `0..=steps`:
@@ -738,6 +759,22 @@ mod tests {
         let d = increments(&v, &ok);
         assert_eq!(&d[..3], &[5.0, 0.0, 3.0]);
         assert!(d[3].is_nan() && d[4].is_nan() && d[5].is_nan());
+    }
+
+    #[test]
+    fn an_error_counter_is_zero_before_its_first_sample() {
+        // the pod is scraped from point 0; its 5xx series appears at point
+        // 2 with the 2 errors since point 1; a scrape of both is missed at 4
+        let requests = [0.0, 40.0, 80.0, 120.0, f64::NAN, 200.0];
+        let errors = [f64::NAN, f64::NAN, 2.0, 3.0, f64::NAN, 5.0];
+        let filled = absent_is_zero(&errors, &requests);
+        assert_eq!(&filled[..4], &[0.0, 0.0, 2.0, 3.0]);
+        assert!(filled[4].is_nan(), "a later gap stays missed");
+        let d = increments(&filled, &[true; 5]);
+        assert_eq!(&d[..3], &[0.0, 2.0, 1.0], "the first sample's errors count");
+        // before the pod is scraped at all, nothing is known
+        let late = absent_is_zero(&[f64::NAN, 1.0], &[f64::NAN, 10.0]);
+        assert!(late[0].is_nan());
     }
 
     #[test]
