@@ -2002,22 +2002,31 @@ fn linear_regression(ts: &[i64], vs: &[f64], intercept_ms: i64) -> (f64, f64) {
 fn histogram_quantile(q: f64, vec: Vec<Sample>) -> Vec<Sample> {
     let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
     let mut index: HashMap<Labels, usize> = HashMap::new();
+    // the last sample's labels and group: a group's buckets mostly come
+    // one after the other, and then need no key built nor looked up
+    let mut last: Option<(Labels, usize)> = None;
     for s in vec {
         let Some(ub) = s.labels.get("le").and_then(parse_go_float) else {
             continue;
         };
-        let mut key = s.labels.clone();
-        key.remove("le");
-        let gi = match index.get(&key) {
-            Some(&gi) => gi,
-            None => {
-                index.insert(key.clone(), groups.len());
-                key.remove(METRIC_NAME);
-                groups.push((key, Vec::new()));
-                groups.len() - 1
+        let gi = match &last {
+            Some((labels, gi)) if labels.eq_except(&s.labels, "le") => *gi,
+            _ => {
+                let mut key = s.labels.clone();
+                key.remove("le");
+                match index.get(&key) {
+                    Some(&gi) => gi,
+                    None => {
+                        index.insert(key.clone(), groups.len());
+                        key.remove(METRIC_NAME);
+                        groups.push((key, Vec::new()));
+                        groups.len() - 1
+                    }
+                }
             }
         };
         groups[gi].1.push((ub, s.value));
+        last = Some((s.labels, gi));
     }
     groups
         .into_iter()

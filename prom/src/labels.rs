@@ -92,6 +92,20 @@ impl Labels {
         )
     }
 
+    /// Whether the two sets are equal once label `name` is left out of
+    /// both (compared in place, nothing copied).
+    pub fn eq_except(&self, other: &Self, name: &str) -> bool {
+        let mut a = self.0.iter().filter(|(n, _)| n != name);
+        let mut b = other.0.iter().filter(|(n, _)| n != name);
+        loop {
+            match (a.next(), b.next()) {
+                (None, None) => return true,
+                (Some(x), Some(y)) if x == y => {}
+                _ => return false,
+            }
+        }
+    }
+
     /// The pairs, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
@@ -132,5 +146,16 @@ mod tests {
         assert_eq!(l.iter().collect::<Vec<_>>(), vec![("a", "3"), ("b", "2")]);
         assert_eq!(l.get("a"), Some("3"));
         assert_eq!(l.get("c"), None);
+    }
+
+    #[test]
+    fn equal_but_for_one_label() {
+        let a = Labels::from_pairs([("a", "1"), ("le", "0.5"), ("z", "2")]);
+        let b = Labels::from_pairs([("a", "1"), ("le", "+Inf"), ("z", "2")]);
+        let c = Labels::from_pairs([("a", "1"), ("z", "2")]);
+        let d = Labels::from_pairs([("a", "1"), ("le", "1"), ("z", "3")]);
+        assert!(a.eq_except(&b, "le") && b.eq_except(&c, "le") && c.eq_except(&a, "le"));
+        assert!(!a.eq_except(&d, "le") && !a.eq_except(&b, "z"));
+        assert!(!c.eq_except(&Labels::from_pairs([("a", "1")]), "le"));
     }
 }

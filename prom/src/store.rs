@@ -52,8 +52,42 @@ pub struct Store {
     /// Per series: a stale marker among its samples (kept as they are
     /// written, so a query need not scan the samples to know).
     stale: Vec<bool>,
-    by_labels: HashMap<Labels, usize>,
+    /// Series by [`labels_hash`]: the first series with that hash, the
+    /// others chained through `same_hash` (no label set is copied to
+    /// index it: building a run's series is a good part of a short run).
+    by_hash: HashMap<u64, usize>,
+    /// Per series: the next series with the same hash (`usize::MAX`: none).
+    same_hash: Vec<usize>,
     by_name: HashMap<String, Vec<usize>>,
+}
+
+/// A label set's hash for [`Store`]'s index: FxHash-style (rotate, xor,
+/// multiply per 8-byte word) over every name and value, each followed by
+/// a byte no UTF-8 text has, so `("ab","c")` and `("a","bc")` differ.
+/// Collisions are resolved by comparing the label sets.
+fn labels_hash(labels: &Labels) -> u64 {
+    const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let mut h: u64 = 0;
+    let mut add = |w: u64| h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    let mut bytes = |b: &[u8]| {
+        let mut chunks = b.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        // the length tells `"a\0"` from `"a"`; 0xff is never in UTF-8
+        w[7] = 0xff;
+        add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 48));
+    };
+    for (n, v) in labels.iter() {
+        bytes(n.as_bytes());
+        bytes(v.as_bytes());
+    }
+    h
 }
 
 impl Store {
@@ -64,13 +98,37 @@ impl Store {
 
     /// The id of the series with these labels, created (empty) if new.
     pub fn series_id(&mut self, labels: Labels) -> SeriesId {
-        if let Some(&i) = self.by_labels.get(&labels) {
-            return SeriesId(i);
-        }
+        let h = labels_hash(&labels);
         let i = self.series.len();
-        let name = labels.metric_name().unwrap_or_default().to_owned();
-        self.by_name.entry(name).or_default().push(i);
-        self.by_labels.insert(labels.clone(), i);
+        match self.by_hash.entry(h) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let mut at = *e.get();
+                loop {
+                    if self.series[at].labels == labels {
+                        return SeriesId(at);
+                    }
+                    match self.same_hash[at] {
+                        usize::MAX => break,
+                        next => at = next,
+                    }
+                }
+                // a new series whose hash another has: chained after it
+                self.same_hash[at] = i;
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(i);
+            }
+        }
+        self.same_hash.push(usize::MAX);
+        match labels.metric_name() {
+            Some(n) => match self.by_name.get_mut(n) {
+                Some(ids) => ids.push(i),
+                None => {
+                    self.by_name.insert(n.to_owned(), vec![i]);
+                }
+            },
+            None => self.by_name.entry(String::new()).or_default().push(i),
+        }
         self.series.push(Series {
             labels,
             timestamps: Vec::new(),
@@ -81,16 +139,16 @@ impl Store {
     }
 
     /// Appends one sample; its timestamp must be after the series' last.
+    ///
+    /// Always inlined: a simulated scrape writes every series at every
+    /// step through it, and a call per sample cost more than the sample.
+    #[inline(always)]
     pub fn push(&mut self, id: SeriesId, t_ms: i64, v: f64) -> Result<(), Error> {
         let s = &mut self.series[id.0];
         if let Some(&last) = s.timestamps.last()
             && t_ms <= last
         {
-            return Err(Error::OutOfOrder {
-                series: s.labels.to_string(),
-                t_ms,
-                last_ms: last,
-            });
+            return Err(out_of_order(s, t_ms, last));
         }
         s.timestamps.push(t_ms);
         s.values.push(v);
@@ -219,6 +277,18 @@ impl Store {
     }
 }
 
+/// [`Error::OutOfOrder`] for a sample at `t_ms` on `s` (kept out of the
+/// inlined [`Store::push`]).
+#[cold]
+#[inline(never)]
+fn out_of_order(s: &Series, t_ms: i64, last_ms: i64) -> Error {
+    Error::OutOfOrder {
+        series: s.labels.to_string(),
+        t_ms,
+        last_ms,
+    }
+}
+
 /// Convenience for tests and generators: a label set from a metric name and pairs.
 pub fn labels_of(name: &str, pairs: &[(&str, &str)]) -> Labels {
     let mut l = Labels::from_pairs(pairs.iter().copied());
@@ -251,5 +321,39 @@ mod tests {
         st.clear_samples();
         assert!(!st.has_stale(id.0) && !st.has_stale(other.0));
         assert_eq!(st.series_id(labels_of("x", &[("a", "1")])), id);
+    }
+
+    #[test]
+    fn series_are_found_by_their_labels_whatever_their_hashes() {
+        let mut st = Store::new();
+        // pairs that concatenate to the same text hash apart, and any
+        // that collide are told apart by their labels
+        let sets = [
+            labels_of("x", &[("ab", "c")]),
+            labels_of("x", &[("a", "bc")]),
+            labels_of("x", &[("a", "b"), ("c", "")]),
+            labels_of("x", &[("a", "b")]),
+            labels_of("x", &[("a", "b\0")]),
+            labels_of("xy", &[]),
+            labels_of("x", &[("y", "")]),
+        ];
+        let ids: Vec<SeriesId> = sets.iter().map(|l| st.series_id(l.clone())).collect();
+        assert_eq!(ids[2], ids[3], "an empty value is no label");
+        assert_eq!(ids[5].0, 5 - 1);
+        for (l, id) in sets.iter().zip(&ids) {
+            assert_eq!(st.series_id(l.clone()), *id);
+            assert_eq!(&st.get(*id).labels, l);
+        }
+        assert_eq!(st.len(), 6);
+        assert_ne!(labels_hash(&sets[0]), labels_hash(&sets[1]));
+        // a forced collision: two label sets chained under one hash
+        let (a, b) = (labels_of("p", &[("q", "1")]), labels_of("p", &[("q", "2")]));
+        let ia = st.series_id(a.clone());
+        st.by_hash.insert(labels_hash(&b), ia.0);
+        let ib = st.series_id(b.clone());
+        assert_ne!(ia, ib);
+        assert_eq!(st.series_id(a), ia);
+        assert_eq!(st.series_id(b), ib);
+        assert_eq!(st.candidates(Some("p")).len(), 2);
     }
 }

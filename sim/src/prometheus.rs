@@ -69,9 +69,10 @@ use release::{MeasureRequest, Measurement};
 use scenarios::Telemetry;
 use scenarios::telemetry::{ResolvedTrack, TelemetryTrack};
 
+#[cfg(test)]
+use crate::series::fold_buckets;
 use crate::series::{
     DURATION_BUCKETS, Draws, GOLDENGOOSE, Generator, ISTIO_BUCKETS, UNION, UNION_BOUNDS, binomial,
-    fold_buckets,
 };
 
 /// The Prometheus timestamp of the commit (simulated time 0), ms.
@@ -328,17 +329,38 @@ struct Pod {
 }
 
 impl Pod {
-    fn counters_mut(&mut self) -> impl Iterator<Item = &mut Counter> {
-        self.requests
-            .iter_mut()
-            .chain(&mut self.bucket)
-            .chain(&mut self.sum)
-            .chain(&mut self.count)
-            .chain(&mut self.cpu)
-            .chain(&mut self.istio_requests)
-            .chain(&mut self.istio_bucket)
-            .chain(&mut self.istio_sum)
-            .chain(&mut self.istio_count)
+    /// The counters, family by family.
+    fn counter_families(&mut self) -> [&mut Vec<Counter>; 9] {
+        [
+            &mut self.requests,
+            &mut self.bucket,
+            &mut self.sum,
+            &mut self.count,
+            &mut self.cpu,
+            &mut self.istio_requests,
+            &mut self.istio_bucket,
+            &mut self.istio_sum,
+            &mut self.istio_count,
+        ]
+    }
+
+    /// Every counter back to 0 (a new process).
+    fn zero_counters(&mut self) {
+        for fam in self.counter_families() {
+            for c in fam.iter_mut() {
+                c.value = 0.0;
+            }
+        }
+    }
+
+    /// Every counter's value written at `t`.
+    fn push_counters(&mut self, store: &mut Store, t: i64) -> Result<(), prom::Error> {
+        for fam in self.counter_families() {
+            for c in fam.iter() {
+                store.push(c.id, t, c.value)?;
+            }
+        }
+        Ok(())
     }
 
     fn ids(&self) -> impl Iterator<Item = SeriesId> + '_ {
@@ -355,6 +377,39 @@ impl Pod {
             .map(|c| c.id)
             .chain(self.memory)
     }
+}
+
+/// Per fine (union) bucket, the bucket of a coarser histogram bounded by
+/// `coarse_le` (+Inf last) it falls in: [`fold_buckets`] as a table.
+fn fold_table(coarse_le: &[f64]) -> [usize; UNION] {
+    let mut to = [0; UNION];
+    let mut j = 0;
+    for (i, slot) in to.iter_mut().enumerate() {
+        let le = UNION_BOUNDS.get(i).copied().unwrap_or(f64::INFINITY);
+        while j < coarse_le.len() && coarse_le[j] < le {
+            j += 1;
+        }
+        *slot = j;
+    }
+    to
+}
+
+/// [`fold_table`] for goldengoose's buckets.
+static TO_GG: std::sync::LazyLock<[usize; UNION]> =
+    std::sync::LazyLock::new(|| fold_table(&DURATION_BUCKETS));
+/// [`fold_table`] for Istio's buckets.
+static TO_ISTIO: std::sync::LazyLock<[usize; UNION]> =
+    std::sync::LazyLock::new(|| fold_table(&ISTIO_BUCKETS));
+
+/// A step's split over the pods: buffers a scrape keeps across steps and
+/// runs, so writing a step allocates nothing.
+#[derive(Debug, Default)]
+struct Scratch {
+    split: Vec<PodStep>,
+    pod_requests: Vec<u64>,
+    counts: Vec<u64>,
+    errors: Vec<u64>,
+    chosen: Vec<u64>,
 }
 
 /// What one pod served in one step.
@@ -399,6 +454,7 @@ pub struct Scrape {
     /// (selector matches, aggregation groups), kept across measurements
     /// and, with the series, across restarts.
     caches: Vec<prom::QueryCache>,
+    scratch: Scratch,
 }
 
 /// Label names, renamed as the telemetry says.
@@ -469,6 +525,7 @@ impl Scrape {
             written: 0,
             tracks: [canary, control],
             caches: Vec::new(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -487,9 +544,7 @@ impl Scrape {
             ts.down = false;
             for (i, pod) in ts.pods.iter_mut().enumerate() {
                 pod.live = i < ts.live_at_start;
-                for c in pod.counters_mut() {
-                    c.value = 0.0;
-                }
+                pod.zero_counters();
             }
         }
     }
@@ -531,7 +586,7 @@ impl Scrape {
     }
 
     fn write_step(&mut self, g: &Generator<'_>, track: usize, k: usize) -> Result<(), prom::Error> {
-        let step = g.steps(track)[k - 1];
+        let step = &g.steps(track)[k - 1];
         let t = self.origin_ms + k as i64 * self.step_ms;
         let ts = &mut self.tracks[track];
         let f = ts.families;
@@ -561,66 +616,87 @@ impl Scrape {
             }
             pod.live = false;
         }
-        let mut split = vec![PodStep::default(); n];
+        // the step split over its pods, in buffers kept across steps and
+        // runs (the same draws, in the same order, as ever)
+        let sc = &mut self.scratch;
+        sc.split.clear();
+        sc.split.resize(n, PodStep::default());
+        sc.pod_requests.clear();
+        sc.pod_requests.resize(n, 0);
+        let split = &mut sc.split[..];
+        let pod_requests = &mut sc.pod_requests[..];
         // requests: per bucket of the finest histogram drawn, else in all
         let draws = g.draws();
-        let mut pod_requests = vec![0u64; n];
         let buckets_read = f.bucket || f.istio_bucket;
+        // fine bucket b goes to goldengoose's bucket TO_GG[b] and Istio's
+        // TO_ISTIO[b] (integer sums: any order gives the same counts); a
+        // family not read is not folded
+        let (to_gg, to_istio) = (&*TO_GG, &*TO_ISTIO);
         if n == 1 {
             // one pod serves the track's step: nothing to split
             pod_requests[0] = step.requests;
             if buckets_read && draws.union {
-                let fine = g.union_buckets(track)[k - 1];
-                fold_buckets(
-                    &fine,
-                    &UNION_BOUNDS,
-                    &mut split[0].bucket,
-                    &DURATION_BUCKETS,
-                );
-                fold_buckets(
-                    &fine,
-                    &UNION_BOUNDS,
-                    &mut split[0].istio_bucket,
-                    &ISTIO_BUCKETS,
-                );
+                let fine = &g.union_buckets(track)[k - 1];
+                let s = &mut split[0];
+                for (b, &c) in fine.iter().enumerate() {
+                    if f.bucket {
+                        s.bucket[to_gg[b]] += c;
+                    }
+                    if f.istio_bucket {
+                        s.istio_bucket[to_istio[b]] += c;
+                    }
+                }
             } else if buckets_read {
                 split[0].bucket = step.buckets;
             }
         } else if buckets_read && draws.union {
-            let fine = g.union_buckets(track)[k - 1];
-            let mut per_pod = vec![[0u64; UNION]; n];
-            let mut counts = vec![0u64; n];
+            let fine = &g.union_buckets(track)[k - 1];
+            sc.counts.clear();
+            sc.counts.resize(n, 0);
             for (b, &c) in fine.iter().enumerate() {
-                multinomial(c, &mut counts, &mut self.rng[track]);
-                for (p, &c) in counts.iter().enumerate() {
-                    per_pod[p][b] = c;
+                multinomial(c, &mut sc.counts, &mut self.rng[track]);
+                let (gg, istio) = (to_gg[b], to_istio[b]);
+                for ((s, r), &c) in split
+                    .iter_mut()
+                    .zip(pod_requests.iter_mut())
+                    .zip(&sc.counts)
+                {
+                    *r += c;
+                    if f.bucket {
+                        s.bucket[gg] += c;
+                    }
+                    if f.istio_bucket {
+                        s.istio_bucket[istio] += c;
+                    }
                 }
             }
-            for (p, h) in per_pod.iter().enumerate() {
-                pod_requests[p] = h.iter().sum();
-                fold_buckets(h, &UNION_BOUNDS, &mut split[p].bucket, &DURATION_BUCKETS);
-                fold_buckets(h, &UNION_BOUNDS, &mut split[p].istio_bucket, &ISTIO_BUCKETS);
-            }
         } else if buckets_read && draws.histogram {
-            let mut counts = vec![0u64; n];
+            sc.counts.clear();
+            sc.counts.resize(n, 0);
             for (b, &c) in step.buckets.iter().enumerate() {
-                multinomial(c, &mut counts, &mut self.rng[track]);
-                for (p, &c) in counts.iter().enumerate() {
-                    split[p].bucket[b] = c;
-                    pod_requests[p] += c;
+                multinomial(c, &mut sc.counts, &mut self.rng[track]);
+                for ((s, r), &c) in split
+                    .iter_mut()
+                    .zip(pod_requests.iter_mut())
+                    .zip(&sc.counts)
+                {
+                    s.bucket[b] = c;
+                    *r += c;
                 }
             }
         } else {
-            multinomial(step.requests, &mut pod_requests, &mut self.rng[track]);
+            multinomial(step.requests, pod_requests, &mut self.rng[track]);
         }
         // errors over the pods' requests: which of the step's requests
         // failed is a uniform subset, so each pod's count is multivariate
         // hypergeometric
-        let errors = split_errors(
+        split_errors_into(
             step.requests,
             step.errors,
-            &pod_requests,
+            pod_requests,
             &mut self.rng[track],
+            &mut sc.errors,
+            &mut sc.chosen,
         );
         // busy CPU follows each pod's own requests; idle CPU is every pod's
         let served: u64 = pod_requests.iter().sum();
@@ -630,52 +706,43 @@ impl Scrape {
             step.cpu_busy_cores * n as f64 / served as f64
         };
         let idle = step.cpu_cores - step.cpu_busy_cores;
-        for (p, (&r, e)) in pod_requests.iter().zip(errors).enumerate() {
-            split[p].errors = e;
-            split[p].ok = r - e;
-            split[p].latency_sum = if step.requests == 0 {
+        for (s, (&r, &e)) in split.iter_mut().zip(pod_requests.iter().zip(&sc.errors)) {
+            s.errors = e;
+            s.ok = r - e;
+            s.latency_sum = if step.requests == 0 {
                 0.0
             } else {
                 step.latency_sum * r as f64 / step.requests as f64
             };
-            split[p].cpu_seconds =
-                (idle + busy_per_request * r as f64) * self.step_ms as f64 / 1000.0;
-            split[p].memory = step.memory_bytes;
+            s.cpu_seconds = (idle + busy_per_request * r as f64) * self.step_ms as f64 / 1000.0;
+            s.memory = step.memory_bytes;
         }
         let restarted = ts.down;
         let first = !ts.started;
         if first && k == 1 {
             // the counters' values at the traffic shift: 0 for fresh pods,
             // the count of their days in service for production's
-            for (pod, s) in ts.pods.iter_mut().zip(&split) {
+            for (pod, s) in ts.pods.iter_mut().zip(split.iter()) {
                 let scale = ts.age_steps;
                 apply(pod, s, f, |c, inc| c.value = (inc * scale).round());
-                for c in pod.counters_mut() {
-                    self.store.push(c.id, self.origin_ms, c.value)?;
-                }
+                pod.push_counters(&mut self.store, self.origin_ms)?;
                 if let Some(id) = pod.memory {
                     self.store.push(id, self.origin_ms, s.memory)?;
                 }
             }
         }
-        for (pod, s) in ts.pods.iter_mut().zip(&split) {
+        for (pod, s) in ts.pods.iter_mut().zip(split.iter()) {
             if !pod.live {
                 // started since the last step: a new process from 0
                 pod.live = true;
-                for c in pod.counters_mut() {
-                    c.value = 0.0;
-                }
+                pod.zero_counters();
             }
             if restarted || (first && k > 1) {
                 // a new process: its counters start from 0
-                for c in pod.counters_mut() {
-                    c.value = 0.0;
-                }
+                pod.zero_counters();
             }
             apply(pod, s, f, |c, inc| c.value += inc);
-            for c in pod.counters_mut() {
-                self.store.push(c.id, t, c.value)?;
-            }
+            pod.push_counters(&mut self.store, t)?;
             if let Some(id) = pod.memory {
                 self.store.push(id, t, s.memory)?;
             }
@@ -785,32 +852,52 @@ const FEW_ERRORS: u64 = 64;
 /// `errors` of `requests` (`pod_requests` summing to it) split over the
 /// pods exactly: the failed requests are a uniformly random subset, so
 /// the counts are multivariate hypergeometric.
+#[cfg(test)]
 fn split_errors(
     requests: u64,
     errors: u64,
     pod_requests: &[u64],
     rng: &mut Xoshiro256PlusPlus,
 ) -> Vec<u64> {
+    let (mut out, mut chosen) = (Vec::new(), Vec::new());
+    split_errors_into(requests, errors, pod_requests, rng, &mut out, &mut chosen);
+    out
+}
+
+/// [`split_errors`] into `out` (`chosen`: scratch), allocating nothing
+/// once the buffers have grown.
+fn split_errors_into(
+    requests: u64,
+    errors: u64,
+    pod_requests: &[u64],
+    rng: &mut Xoshiro256PlusPlus,
+    out: &mut Vec<u64>,
+    chosen: &mut Vec<u64>,
+) {
     use rand::RngExt;
-    let mut out = vec![0u64; pod_requests.len()];
+    out.clear();
     if errors == 0 || requests == 0 {
-        return out;
+        out.resize(pod_requests.len(), 0);
+        return;
     }
     if errors >= requests {
-        return pod_requests.to_vec();
+        out.extend_from_slice(pod_requests);
+        return;
     }
+    out.resize(pod_requests.len(), 0);
     if pod_requests.len() == 1 {
         out[0] = errors;
-        return out;
+        return;
     }
     if errors <= FEW_ERRORS {
         // Floyd: a uniform `errors`-subset of 0..requests
-        let mut chosen: Vec<u64> = Vec::with_capacity(errors as usize);
+        chosen.clear();
         for j in requests - errors..requests {
             let t = rng.random_range(0..=j);
-            chosen.push(if chosen.contains(&t) { j } else { t });
+            let pick = if chosen.contains(&t) { j } else { t };
+            chosen.push(pick);
         }
-        for position in chosen {
+        for &position in chosen.iter() {
             let mut below = 0;
             for (o, &r) in out.iter_mut().zip(pod_requests) {
                 if position < below + r {
@@ -820,7 +907,7 @@ fn split_errors(
                 below += r;
             }
         }
-        return out;
+        return;
     }
     let (mut left_requests, mut left_errors) = (requests, errors);
     for (o, &r) in out.iter_mut().zip(pod_requests) {
@@ -835,7 +922,6 @@ fn split_errors(
         left_requests -= r;
         left_errors -= e;
     }
-    out
 }
 
 /// `n` split over `out.len()` equal shares, exactly (sequential binomials).
@@ -1135,6 +1221,17 @@ mod tests {
         assert_eq!(istio.iter().sum::<u64>(), UNION as u64);
         assert_eq!(istio[2], 2, "0.0025 and 0.005 fall in le=5 ms");
         assert_eq!(istio[ISTIO - 1], 1);
+        // the tables the scrape folds with agree with fold_buckets on any
+        // histogram
+        let fine: [u64; UNION] = std::array::from_fn(|i| (i as u64 * 7919) % 13 + i as u64);
+        let mut by_table = ([0u64; GOLDENGOOSE], [0u64; ISTIO]);
+        for (b, &c) in fine.iter().enumerate() {
+            by_table.0[TO_GG[b]] += c;
+            by_table.1[TO_ISTIO[b]] += c;
+        }
+        fold_buckets(&fine, &UNION_BOUNDS, &mut gg, &DURATION_BUCKETS);
+        fold_buckets(&fine, &UNION_BOUNDS, &mut istio, &ISTIO_BUCKETS);
+        assert_eq!(by_table, (gg, istio));
     }
 
     #[test]
