@@ -12,6 +12,7 @@
 //! `#[tokio::test]` would be dropped silently here, so a trial fails
 //! naming any that appears.
 
+mod calibrate;
 mod e2e;
 mod goose;
 mod peer;
@@ -58,6 +59,7 @@ macro_rules! trials {
 /// releases start at once and the short ones fill in around them.
 fn trials() -> Vec<Trial> {
     let mut trials = trials![
+        prometheus multi   calibrate::calibrate_recovers_known_goldengoose_settings_from_a_real_prometheus,
         prometheus multi   peer::flagger_rolls_back_the_latency_regression,
         prometheus multi   peer::argo_promotes_an_aa_release,
         prometheus plain   peer::cli_releases_by_a_flagger_file_and_names_the_results,

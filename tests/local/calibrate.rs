@@ -27,6 +27,14 @@
 //! the injected setting plus what the server measurably added, within the
 //! stated uncertainty. goldengoose's buckets scale by 10 from 0.1 s to
 //! 1 s, so the histogram tells as much about sigma at 2 s as at 200 ms.
+//!
+//! In this harness (not in tests/calibrate with the simulator's round
+//! trips) so that its 220 s of real traffic run on one of the waiting
+//! threads beside the local mode's releases instead of after them: cargo
+//! runs test binaries one after another. Beside them its fitted values
+//! moved by no measurable amount at the 2 s median (README "How long CI
+//! takes"); at the old 200 ms median, other real-mode tests beside it moved
+//! the fitted sigma by 15 standard errors.
 
 use std::time::{Duration, Instant};
 
@@ -141,9 +149,7 @@ fn shifted_fit(bounds: &[f64], d: f64) -> (f64, f64) {
     (mu.exp() * 1000.0, sigma)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs prometheus: apt-get install prometheus"]
-async fn calibrate_recovers_known_goldengoose_settings_from_a_real_prometheus() {
+pub(crate) async fn calibrate_recovers_known_goldengoose_settings_from_a_real_prometheus() {
     let started = Instant::now();
     let supervision = Supervision::default();
     let mut pods = Vec::new();
