@@ -40,19 +40,16 @@ cpu = "cpu"
 memory = "memory"
 "#;
 
-const TELEMETRY: &str = r#"
+const TELEMETRY: &str = concat!(
+    r#"
 [telemetry]
 app = "shop"
 namespace = "shop"
 
 [telemetry.metrics]
-http_requests_total = "shop_requests_total"
-http_request_duration_seconds_bucket = "shop_latency_seconds_bucket"
-http_request_duration_seconds_sum = "shop_latency_seconds_sum"
-http_request_duration_seconds_count = "shop_latency_seconds_count"
-process_cpu_seconds_total = "shop_cpu_seconds_total"
-process_resident_memory_bytes = "shop_memory_bytes"
-
+"#,
+    include_str!("../../cluster/tests/fixtures/shop-goldengoose-renames.toml"),
+    r#"
 [telemetry.labels]
 code = "status"
 version = "track"
@@ -60,7 +57,8 @@ pod = "kubernetes_pod_name"
 
 [telemetry.production]
 version = "stable"
-"#;
+"#
+);
 
 #[test]
 #[ignore = "needs prometheus: apt-get install prometheus"]
