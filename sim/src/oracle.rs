@@ -842,7 +842,7 @@ pub fn annotate_with(results: &mut [ScenarioResult], statistics: &[Option<Statis
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::series::{CANARY, CONTROL, Draws, Generator, TrackSpec};
+    use crate::series::{CANARY, CONTROL, Draws, Generator, Step, TrackSpec};
     use rand::SeedableRng;
     use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -964,11 +964,7 @@ mod tests {
     }
 
     /// The analysis steps' records of one track.
-    fn analysed<'g>(
-        g: &'g Generator<'_>,
-        sc: &Scenario,
-        track: usize,
-    ) -> &'g [crate::series::Step] {
+    fn analysed<'g>(g: &'g Generator<'_>, sc: &Scenario, track: usize) -> &'g [Step] {
         let steps = analysis_steps(sc);
         &g.steps(track)[steps.start() - 1..*steps.end()]
     }
@@ -993,20 +989,33 @@ mod tests {
     /// detects what `closed` says, within 3.5 binomial sds, and without the
     /// regression rejects at `alpha`.
     fn agrees(
+        pair: (&Scenario, &Scenario),
+        closed: f64,
+        alpha: f64,
+        reject: impl Fn(&Scenario, u64) -> bool,
+        what: &str,
+    ) {
+        assert!(
+            closed > 0.2 && closed < 0.95,
+            "{what}: pick a regression the band can check: {closed}"
+        );
+        agrees_over(3000, (0x3C, 0xC3), pair, closed, alpha, reject, what);
+    }
+
+    /// [`agrees`] over `runs` releases each way, the seeds salted by
+    /// `salts` (with the regression, without it), for any `closed`.
+    fn agrees_over(
+        runs: u32,
+        salts: (u64, u64),
         (sc, aa): (&Scenario, &Scenario),
         closed: f64,
         alpha: f64,
         reject: impl Fn(&Scenario, u64) -> bool,
         what: &str,
     ) {
-        let runs = 3000u32;
-        assert!(
-            closed > 0.2 && closed < 0.95,
-            "{what}: pick a regression the band can check: {closed}"
-        );
         let band = |p: f64| 3.5 * (p * (1.0 - p) / f64::from(runs)).sqrt();
-        let detected = rejection_rate(runs, 0x3C, |seed| reject(sc, seed));
-        let false_alarms = rejection_rate(runs, 0xC3, |seed| reject(aa, seed));
+        let detected = rejection_rate(runs, salts.0, |seed| reject(sc, seed));
+        let false_alarms = rejection_rate(runs, salts.1, |seed| reject(aa, seed));
         println!(
             "{what}: closed form {closed:.4}, simulated {detected:.4}; false alarms \
              {false_alarms:.4} at {alpha}"
@@ -1021,6 +1030,49 @@ mod tests {
         );
     }
 
+    /// [`agrees`] on one release of the simulator's series per seed
+    /// (generated drawing `draws`): `reject` reads them.
+    fn agrees_on_generated(
+        pair: &(Scenario, Scenario),
+        closed: f64,
+        alpha: f64,
+        draws: Draws,
+        reject: impl Fn(&Generator<'_>, &Scenario) -> bool,
+        what: &str,
+    ) {
+        agrees(
+            (&pair.0, &pair.1),
+            closed,
+            alpha,
+            |sc, seed| reject(&generate(sc, seed, draws), sc),
+            what,
+        );
+    }
+
+    /// [`agrees_on_generated`] for a statistic of the canary's and the
+    /// control's analysed steps (`score`), normal with mean 0 and sd `sd0`
+    /// without the regression, `shift` and `sd1` with it: above its upper
+    /// 5% point without the regression rejects.
+    fn agrees_normal(
+        pair: &(Scenario, Scenario),
+        (shift, sd0, sd1): (f64, f64, f64),
+        draws: Draws,
+        score: impl Fn(&[Step], &[Step]) -> f64,
+        what: &str,
+    ) {
+        let alpha = 0.05;
+        let threshold = qnorm(1.0 - alpha) * sd0;
+        let closed = normal_detection(shift, sd0, sd1, alpha);
+        agrees_on_generated(
+            pair,
+            closed,
+            alpha,
+            draws,
+            |g, sc| score(analysed(g, sc, CANARY), analysed(g, sc, CONTROL)) > threshold,
+            what,
+        );
+    }
+
     /// CPU, checked on a faint +2% (the catalog's +30% is certain): the mean
     /// per-step log CPU difference of the simulated series.
     #[test]
@@ -1032,27 +1084,19 @@ mod tests {
         };
         // equal shares and pods: the mean without the regression is 0
         assert_eq!(requests_at(&pair.0, 50)[0], requests_at(&pair.0, 50)[1]);
-        let alpha = 0.05;
-        let threshold = qnorm(1.0 - alpha) * sd0;
-        let closed = normal_detection(shift, sd0, sd1, alpha);
-        let draws = Draws {
-            cpu: true,
-            ..Draws::default()
-        };
-        agrees(
-            (&pair.0, &pair.1),
-            closed,
-            alpha,
-            |sc, seed| {
-                let g = generate(sc, seed, draws);
-                let (c, b) = (analysed(&g, sc, CANARY), analysed(&g, sc, CONTROL));
-                let t = c
-                    .iter()
+        agrees_normal(
+            &pair,
+            (shift, sd0, sd1),
+            Draws {
+                cpu: true,
+                ..Draws::default()
+            },
+            |c, b| {
+                c.iter()
                     .zip(b)
                     .map(|(c, b)| (c.cpu_cores / b.cpu_cores).ln())
                     .sum::<f64>()
-                    / c.len() as f64;
-                t > threshold
+                    / c.len() as f64
             },
             "cpu +2%",
         );
@@ -1074,27 +1118,19 @@ mod tests {
             unreachable!("a memory oracle")
         };
         let ramp = leak_ramp(&pair.0, rate);
-        let alpha = 0.05;
-        let threshold = qnorm(1.0 - alpha) * sd0;
-        let closed = normal_detection(shift, sd0, sd1, alpha);
-        let draws = Draws {
-            memory: true,
-            ..Draws::default()
-        };
-        agrees(
-            (&pair.0, &pair.1),
-            closed,
-            alpha,
-            |sc, seed| {
-                let g = generate(sc, seed, draws);
-                let (c, b) = (analysed(&g, sc, CANARY), analysed(&g, sc, CONTROL));
-                let t: f64 = c
-                    .iter()
+        agrees_normal(
+            &pair,
+            (shift, sd0, sd1),
+            Draws {
+                memory: true,
+                ..Draws::default()
+            },
+            |c, b| {
+                c.iter()
                     .zip(b)
                     .zip(&ramp)
                     .map(|((c, b), (d, null))| d * ((c.memory_bytes / b.memory_bytes).ln() - null))
-                    .sum();
-                t > threshold
+                    .sum()
             },
             "memory leak 0.008 MiB/min",
         );
@@ -1132,13 +1168,13 @@ mod tests {
             histogram: true,
             ..Draws::default()
         };
-        agrees(
-            (&pair.0, &pair.1),
+        agrees_on_generated(
+            &pair,
             closed,
             alpha,
-            |sc, seed| {
-                let g = generate(sc, seed, draws);
-                analysed(&g, sc, CANARY)
+            draws,
+            |g, sc| {
+                analysed(g, sc, CANARY)
                     .iter()
                     .map(|s| s.buckets[first..].iter().sum::<u64>())
                     .sum::<u64>()
@@ -1158,22 +1194,17 @@ mod tests {
             unreachable!("a spread oracle")
         };
         let w = spread_weights(&pair.0, sigma);
-        let alpha = 0.05;
-        let threshold = qnorm(1.0 - alpha) * sd0;
-        let closed = normal_detection(shift, sd0, sd1, alpha);
-        let draws = Draws {
-            histogram: true,
-            ..Draws::default()
-        };
-        agrees(
-            (&pair.0, &pair.1),
-            closed,
-            alpha,
-            |sc, seed| {
-                let g = generate(sc, seed, draws);
-                let score = |track: usize| {
+        agrees_normal(
+            &pair,
+            (shift, sd0, sd1),
+            Draws {
+                histogram: true,
+                ..Draws::default()
+            },
+            |c, b| {
+                let score = |steps: &[Step]| {
                     let (mut sum, mut n) = (0.0, 0u64);
-                    for s in analysed(&g, sc, track) {
+                    for s in steps {
                         for (c, w) in s.buckets.iter().zip(&w) {
                             sum += *c as f64 * w;
                             n += c;
@@ -1181,7 +1212,7 @@ mod tests {
                     }
                     sum / n.max(1) as f64
                 };
-                score(CANARY) - score(CONTROL) > threshold
+                score(c) - score(b)
             },
             "spread sigma 0.51",
         );
@@ -1275,35 +1306,22 @@ mod tests {
         let (separation, w) = matched_filter(&sc, extra, decay_s, per_request).expect("solves");
         let alpha = 0.05;
         let threshold = qnorm(1.0 - alpha) * separation;
-        let runs = 3000u32;
-        let rate = |s: &Scenario, salt: u64| {
-            (0..runs)
-                .filter(|&r| {
-                    let x = simulated_steps(s, u64::from(r) ^ salt);
-                    x.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>() > threshold
-                })
-                .count() as f64
-                / f64::from(runs)
-        };
         let closed = Statistic::MatchedFilter { separation }.detection(alpha);
         assert!(
             closed > 0.2 && closed < 0.95,
             "pick a fainter slow start: {closed}"
         );
-        let band = |p: f64| 3.5 * (p * (1.0 - p) / f64::from(runs)).sqrt();
-        let detected = rate(&sc, 0x55);
-        assert!(
-            (detected - closed).abs() < band(closed),
-            "simulated detection {detected}, closed form {closed}"
-        );
-        let false_alarms = rate(&aa, 0xA5);
-        println!(
-            "slow start +{extra}: closed form {closed:.4}, simulated {detected:.4}; \
-             false alarms {false_alarms:.4} at {alpha}"
-        );
-        assert!(
-            (false_alarms - alpha).abs() < band(alpha),
-            "simulated false alarms {false_alarms}, nominal {alpha}"
+        agrees_over(
+            3000,
+            (0x55, 0xA5),
+            (&sc, &aa),
+            closed,
+            alpha,
+            |s, seed| {
+                let x = simulated_steps(s, seed);
+                x.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>() > threshold
+            },
+            &format!("slow start +{extra}"),
         );
         // the catalog's slow start, as the oracle reports it
         let catalog = statistic(&scenario("slow-start.toml")).expect("closed form");
@@ -1355,24 +1373,15 @@ mod tests {
         // at alpha 0.05 the band is narrow on both sides
         let alpha = 0.05;
         let threshold = qnorm(1.0 - alpha) * sd;
-        let runs = 4000u32;
-        let rate = |s: &Scenario, salt: u64| {
-            (0..runs)
-                .filter(|&r| simulated_statistic(s, u64::from(r) ^ salt) > threshold)
-                .count() as f64
-                / f64::from(runs)
-        };
         let closed = Statistic::LatencyShift { increase, sd }.detection(alpha);
-        let band = |p: f64| 3.5 * (p * (1.0 - p) / f64::from(runs)).sqrt();
-        let detected = rate(&sc, 0xD1);
-        assert!(
-            (detected - closed).abs() < band(closed),
-            "simulated detection {detected}, closed form {closed}"
-        );
-        let false_alarms = rate(&aa, 0xAA);
-        assert!(
-            (false_alarms - alpha).abs() < band(alpha),
-            "simulated false alarms {false_alarms}, nominal {alpha}"
+        agrees_over(
+            4000,
+            (0xD1, 0xAA),
+            (&sc, &aa),
+            closed,
+            alpha,
+            |s, seed| simulated_statistic(s, seed) > threshold,
+            &format!("latency +{increase}"),
         );
     }
 

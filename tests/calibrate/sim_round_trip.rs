@@ -25,8 +25,9 @@ use cluster::calibrate::{self, Fit, Window};
 
 use crate::real;
 
-const SCENARIO: &str = r#"
-description = "calibrate's round trip through the simulator"
+/// The service and release both round trips simulate, after a
+/// `description`; the renamed one adds its signals and `[telemetry]`.
+const SERVICE_AND_RELEASE: &str = r#"
 expect = "pass"
 
 [service]
@@ -55,6 +56,69 @@ lifetime_s = 10800.0
 config = "canary-config.json"
 "#;
 
+/// The round trip's scenario file: `description`, the shared service and
+/// release, then `more` (tables of the file's end).
+pub(crate) fn scenario_toml(description: &str, more: &str) -> String {
+    format!("description = {description:?}{SERVICE_AND_RELEASE}{more}")
+}
+
+/// The scenario simulated once (the study's first run, `seed`): its raw
+/// series.
+pub(crate) fn simulated(scenario: &scenarios::Scenario, seed: u64) -> prom::Store {
+    let runs =
+        sim::prometheus::example_series(std::slice::from_ref(scenario), seed).expect("simulates");
+    let (_, _, store) = runs.into_iter().next().expect("one run");
+    store
+}
+
+/// A simulated run's series backfilled into a real Prometheus (in `dir`)
+/// and served, with the window calibrate reads: the grid of the track
+/// whose `label` is `value`, from its first sample (the counters' starting
+/// values, at traffic start) to its last, every 10 s.
+pub(crate) struct Served {
+    pub(crate) server: real::Prometheus,
+    pub(crate) window: Window,
+    pub(crate) url: String,
+    pub(crate) api: PromApi,
+}
+
+pub(crate) fn backfill_and_serve_track(
+    dir: &Path,
+    store: &prom::Store,
+    label: &str,
+    value: &str,
+) -> Served {
+    let (store, server) = real::backfill_and_serve(dir, store);
+    let (from_ms, to_ms) = store
+        .series()
+        .iter()
+        .filter(|s| s.labels.get(label).is_some_and(|v| v == value))
+        .flat_map(|s| s.timestamps.iter().copied())
+        .fold((i64::MAX, i64::MIN), |(a, b), t| (a.min(t), b.max(t)));
+    assert!(from_ms < to_ms, "the run has {label}={value} series");
+    let window = Window {
+        from: from_ms as f64 / 1000.0,
+        to: to_ms as f64 / 1000.0,
+        step: Duration::from_secs(10),
+    };
+    let url = format!("http://{}", server.addr);
+    let api = PromApi::from_url(&url).expect("url");
+    Served {
+        server,
+        window,
+        url,
+        api,
+    }
+}
+
+/// A runtime for calibrate's reading.
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
 /// Within 3 standard errors; prints the line either way.
 #[track_caller]
 pub(crate) fn recovered(fit: &Fit, truth: f64, what: &str, log: &mut String) {
@@ -76,32 +140,20 @@ pub(crate) fn recovered(fit: &Fit, truth: f64, what: &str, log: &mut String) {
 #[ignore = "needs prometheus: apt-get install prometheus"]
 fn calibrate_recovers_a_simulated_service_backfilled_into_a_real_prometheus() {
     let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/catalog");
+    let text = scenario_toml("calibrate's round trip through the simulator", "");
     let scenario =
-        scenarios::Scenario::parse(SCENARIO, &catalog.join("calibrate-round-trip.toml"), None)
+        scenarios::Scenario::parse(&text, &catalog.join("calibrate-round-trip.toml"), None)
             .expect("scenario parses");
     let svc = scenario.file.service.clone();
-    let runs =
-        sim::prometheus::example_series(std::slice::from_ref(&scenario), 17).expect("simulates");
-    let (_, _, store) = runs.into_iter().next().expect("one run");
+    let store = simulated(&scenario, 17);
     let dir = real::TempDir::new("calibrate-sim");
-    let (store, server) = real::backfill_and_serve(&dir.0, &store);
-    // The production track's grid: its first sample (the counters' starting
-    // values, at traffic start) to its last.
-    let (from_ms, to_ms) = store
-        .series()
-        .iter()
-        .filter(|s| s.labels.get("version").is_some_and(|v| v == "production"))
-        .flat_map(|s| s.timestamps.iter().copied())
-        .fold((i64::MAX, i64::MIN), |(a, b), t| (a.min(t), b.max(t)));
-    assert!(from_ms < to_ms, "the run has production series");
-    let step = Duration::from_secs(10);
-    let window = Window {
-        from: from_ms as f64 / 1000.0,
-        to: to_ms as f64 / 1000.0,
-        step,
-    };
-    let url = format!("http://{}", server.addr);
-    let api = PromApi::from_url(&url).expect("url");
+    let Served {
+        server,
+        window,
+        url,
+        api,
+    } = backfill_and_serve_track(&dir.0, &store, "version", "production");
+    let step = window.step;
     let mut progress = |_: &str| {};
     let reading = calibrate::read(
         &api,
@@ -110,10 +162,7 @@ fn calibrate_recovers_a_simulated_service_backfilled_into_a_real_prometheus() {
         window,
         &mut progress,
     );
-    let (obs, family, queries) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime")
+    let (obs, family, queries) = runtime()
         .block_on(reading)
         .expect("reads the production track");
     drop(server);

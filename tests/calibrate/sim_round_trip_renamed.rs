@@ -21,71 +21,16 @@
 //! 0, the latency sum and count are not drawn.
 
 use std::path::Path;
-use std::time::Duration;
 
-use cluster::PromApi;
-use cluster::calibrate::{self, Window};
+use cluster::calibrate;
 
 use crate::real;
-use crate::sim_round_trip::recovered;
+use crate::sim_round_trip::{
+    Served, backfill_and_serve_track, recovered, runtime, scenario_toml, simulated,
+};
 
-const SCENARIO: &str = r#"
-description = "calibrate's round trip through the simulator, renamed"
-expect = "pass"
-
-[service]
-request_rate = 300.0
-replicas = 6
-latency_median_ms = 80.0
-latency_sigma = 0.4
-error_rate = 0.005
-cpu_ms_per_request = 4.0
-cpu_idle_cores = 0.03
-memory_mib = 250.0
-pod_variation = 0.0
-load_noise = { sd = 0.04, rho = 0.7 }
-pod_drift = { sd = 0.0, rho = 0.0 }
-fresh_pod = { cold_latency = 0.0, warm_up_s = 600.0, memory_ratio = 1.0 }
-
-[pipeline]
-baseline = "production"
-baseline_replicas = 0
-traffic = { canary = 5, baseline = 0, production = 95 }
-lifetime_s = 10800.0
-
-[analysis]
-config = "canary-config.json"
-
-[analysis.signals]
-latency_p50 = "latency_quantile:0.5"
-latency_p99 = "latency_quantile:0.99"
-error_ratio = "error_ratio"
-cpu = "cpu"
-memory = "memory"
-
-[telemetry]
-app = "shop"
-namespace = "shop"
-
-[telemetry.metrics]
-http_requests_total = "shop_requests_total"
-http_request_duration_seconds_bucket = "shop_latency_seconds_bucket"
-http_request_duration_seconds_sum = "shop_latency_seconds_sum"
-http_request_duration_seconds_count = "shop_latency_seconds_count"
-process_cpu_seconds_total = "shop_cpu_seconds_total"
-process_resident_memory_bytes = "shop_memory_bytes"
-
-[telemetry.labels]
-code = "status"
-version = "track"
-pod = "kubernetes_pod_name"
-
-[telemetry.production]
-version = "stable"
-"#;
-
-/// The signals again, for the fitted file simulated (it has the
-/// `[analysis]` calibrate writes, without them).
+/// The signals: the run's, and again for the fitted file simulated (it has
+/// the `[analysis]` calibrate writes, without them).
 const SIGNALS: &str = r#"
 [analysis.signals]
 latency_p50 = "latency_quantile:0.5"
@@ -95,19 +40,41 @@ cpu = "cpu"
 memory = "memory"
 "#;
 
+const TELEMETRY: &str = concat!(
+    r#"
+[telemetry]
+app = "shop"
+namespace = "shop"
+
+[telemetry.metrics]
+"#,
+    include_str!("../../cluster/tests/fixtures/shop-goldengoose-renames.toml"),
+    r#"
+[telemetry.labels]
+code = "status"
+version = "track"
+pod = "kubernetes_pod_name"
+
+[telemetry.production]
+version = "stable"
+"#
+);
+
 #[test]
 #[ignore = "needs prometheus: apt-get install prometheus"]
 fn calibrate_reads_renamed_series_under_the_scenarios_telemetry() {
     let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/catalog");
     let path = catalog.join("calibrate-renamed.toml");
-    let scenario = scenarios::Scenario::parse(SCENARIO, &path, None).expect("scenario parses");
+    let text = scenario_toml(
+        "calibrate's round trip through the simulator, renamed",
+        &format!("{SIGNALS}{TELEMETRY}"),
+    );
+    let scenario = scenarios::Scenario::parse(&text, &path, None).expect("scenario parses");
     // what `--telemetry SCENARIO` loads
-    let telemetry = scenarios::parse_telemetry(SCENARIO, &path).expect("telemetry loads");
+    let telemetry = scenarios::parse_telemetry(&text, &path).expect("telemetry loads");
     assert_eq!(telemetry, scenario.file.telemetry);
     let svc = scenario.file.service.clone();
-    let runs =
-        sim::prometheus::example_series(std::slice::from_ref(&scenario), 17).expect("simulates");
-    let (_, _, store) = runs.into_iter().next().expect("one run");
+    let store = simulated(&scenario, 17);
     let names = |store: &prom::Store| -> std::collections::BTreeSet<String> {
         store
             .series()
@@ -125,28 +92,15 @@ fn calibrate_reads_renamed_series_under_the_scenarios_telemetry() {
         "{simulated:?}"
     );
     let dir = real::TempDir::new("calibrate-sim-renamed");
-    let (store, server) = real::backfill_and_serve(&dir.0, &store);
-    let (from_ms, to_ms) = store
-        .series()
-        .iter()
-        .filter(|s| s.labels.get("track").is_some_and(|v| v == "stable"))
-        .flat_map(|s| s.timestamps.iter().copied())
-        .fold((i64::MAX, i64::MIN), |(a, b), t| (a.min(t), b.max(t)));
-    assert!(from_ms < to_ms, "the run has production series");
-    let step = Duration::from_secs(10);
-    let window = Window {
-        from: from_ms as f64 / 1000.0,
-        to: to_ms as f64 / 1000.0,
-        step,
-    };
-    let url = format!("http://{}", server.addr);
-    let api = PromApi::from_url(&url).expect("url");
+    let Served {
+        server,
+        window,
+        url,
+        api,
+    } = backfill_and_serve_track(&dir.0, &store, "track", "stable");
+    let step = window.step;
     let selector = r#"{track="stable"}"#;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let (renamed, default) = runtime.block_on(async {
+    let (renamed, default) = runtime().block_on(async {
         let renamed =
             calibrate::source::read_named(&api, &url, selector, &telemetry, window, &mut |_| {})
                 .await;

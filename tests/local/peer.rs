@@ -9,6 +9,7 @@
 //! canary starts up to 5% slower (`service.fresh_pod`), which the local
 //! mode does not reproduce.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cluster::results::{self, ReleaseEnd};
@@ -444,6 +445,49 @@ fn assert_aa_promoted(out: &ReleaseOutcome) {
     assert_eq!(promotion.of, out.plan.production_replicas);
 }
 
+/// A pod-count release, run to its end (printed, for a failing test).
+async fn release_counting_pods(scenario: &str, analysis: &str, root: &str) -> ReleaseOutcome {
+    let scenario = catalog(scenario);
+    let root = TempRoot::new(root);
+    let out = release(&scenario, analysis, &root)
+        .await
+        .expect("release runs");
+    eprintln!("{}", report(&out));
+    out
+}
+
+/// Every count measured from `from` to `to` scenario seconds after the
+/// shift (at least one) is `pods`.
+#[track_caller]
+fn assert_pods_during(samples: &[(f64, f64)], from: f64, to: f64, pods: f64) {
+    assert!(
+        during(samples, from, to).iter().all(|&n| n == pods),
+        "{pods} pods from {from} to {to} s: {samples:?}"
+    );
+}
+
+/// The canary's share of the traffic in one split: the sum over its pods.
+fn canary_weight(weights: &BTreeMap<String, f64>) -> f64 {
+    weights
+        .iter()
+        .filter(|(name, _)| name.starts_with("canary-"))
+        .map(|(_, w)| w)
+        .sum()
+}
+
+/// Production's pods that take traffic in one split.
+fn serving_production(weights: &BTreeMap<String, f64>) -> Vec<&str> {
+    weights
+        .iter()
+        .filter(|(name, w)| name.starts_with("production-") && **w > 0.0)
+        .map(|(name, _)| name.as_str())
+        .collect()
+}
+
+/// The slots of production's pods started after its 6 replicas: the 3 that
+/// `dynamicStableScale` starts again once production has shrunk to 3.
+const NEW_PRODUCTION: [&str; 3] = ["production-6", "production-7", "production-8"];
+
 /// utils/replicaset/canary.go `CalculateReplicaCountsForTrafficRoutedCanary`
 /// with `setCanaryScale` in force: 2 pods (`replicas`), 3 (`weight: 50` of
 /// 6, rounded up), then 1, while the weight stays 20%; production keeps
@@ -455,26 +499,18 @@ fn assert_aa_promoted(out: &ReleaseOutcome) {
 /// at most 290 s to about 440 s, then 1 (two stopped: seen at once) to the
 /// end (about 560 s).
 pub(crate) async fn argo_set_canary_scale_sizes_the_canary() {
-    let scenario = catalog("aa-typical.toml");
-    let root = TempRoot::new("argo-canary-scale");
-    let result = release(&scenario, "argo-set-canary-scale.yaml", &root).await;
-    let out = result.as_ref().expect("release runs");
-    eprintln!("{}", report(out));
-    assert_aa_promoted(out);
-    let canary = samples(out, "canary-pods");
-    let stable = samples(out, "stable-pods");
-    assert!(
-        during(&canary, SETTLED_S, 170.0).iter().all(|&n| n == 2.0),
-        "{canary:?}"
-    );
-    assert!(
-        during(&canary, 300.0, 430.0).iter().all(|&n| n == 3.0),
-        "{canary:?}"
-    );
-    assert!(
-        during(&canary, 480.0, 540.0).iter().all(|&n| n == 1.0),
-        "{canary:?}"
-    );
+    let out = release_counting_pods(
+        "aa-typical.toml",
+        "argo-set-canary-scale.yaml",
+        "argo-canary-scale",
+    )
+    .await;
+    assert_aa_promoted(&out);
+    let canary = samples(&out, "canary-pods");
+    let stable = samples(&out, "stable-pods");
+    assert_pods_during(&canary, SETTLED_S, 170.0, 2.0);
+    assert_pods_during(&canary, 300.0, 430.0, 3.0);
+    assert_pods_during(&canary, 480.0, 540.0, 1.0);
     // 3 -> 1 stops two pods one after the other: a scrape may see 2 between
     let path = changes(&canary);
     assert!(
@@ -489,13 +525,7 @@ pub(crate) async fn argo_set_canary_scale_sizes_the_canary() {
         .load
         .weight_changes
         .iter()
-        .map(|c| {
-            c.weights
-                .iter()
-                .filter(|(name, _)| name.starts_with("canary-"))
-                .map(|(_, w)| w)
-                .sum()
-        })
+        .map(|c| canary_weight(&c.weights))
         .collect();
     let before_cleanup: Vec<f64> = canary.iter().copied().take_while(|&w| w > 0.0).collect();
     assert!(before_cleanup.len() >= 3, "{canary:?}");
@@ -521,30 +551,19 @@ pub(crate) async fn argo_set_canary_scale_sizes_the_canary() {
 /// most 290 s to the end (about 380 s); loadgen's first 10% split already
 /// spreads production's 90% over the 3 old pods left and the 3 new ones.
 pub(crate) async fn argo_dynamic_stable_scale_scales_production() {
-    let scenario = catalog("aa-typical.toml");
-    let root = TempRoot::new("argo-stable-scale");
-    let result = release(&scenario, "argo-dynamic-stable-scale.yaml", &root).await;
-    let out = result.as_ref().expect("release runs");
-    eprintln!("{}", report(out));
-    assert_aa_promoted(out);
-    let canary = samples(out, "canary-pods");
-    let stable = samples(out, "stable-pods");
-    assert!(
-        during(&stable, SETTLED_S, 170.0).iter().all(|&n| n == 3.0),
-        "{stable:?}"
-    );
-    assert!(
-        during(&canary, SETTLED_S, 170.0).iter().all(|&n| n == 3.0),
-        "{canary:?}"
-    );
-    assert!(
-        during(&stable, 300.0, 370.0).iter().all(|&n| n == 6.0),
-        "{stable:?}"
-    );
-    assert!(
-        during(&canary, 300.0, 370.0).iter().all(|&n| n == 2.0),
-        "{canary:?}"
-    );
+    let out = release_counting_pods(
+        "aa-typical.toml",
+        "argo-dynamic-stable-scale.yaml",
+        "argo-stable-scale",
+    )
+    .await;
+    assert_aa_promoted(&out);
+    let canary = samples(&out, "canary-pods");
+    let stable = samples(&out, "stable-pods");
+    assert_pods_during(&stable, SETTLED_S, 170.0, 3.0);
+    assert_pods_during(&canary, SETTLED_S, 170.0, 3.0);
+    assert_pods_during(&stable, 300.0, 370.0, 6.0);
+    assert_pods_during(&canary, 300.0, 370.0, 2.0);
     assert!(
         stable.iter().all(|&(_, n)| (3.0..=6.0).contains(&n)),
         "{stable:?}"
@@ -555,22 +574,9 @@ pub(crate) async fn argo_dynamic_stable_scale_scales_production() {
         .load
         .weight_changes
         .iter()
-        .find(|c| {
-            let canary: f64 = c
-                .weights
-                .iter()
-                .filter(|(name, _)| name.starts_with("canary-"))
-                .map(|(_, w)| w)
-                .sum();
-            (canary - 10.0).abs() < 1e-9
-        })
+        .find(|c| (canary_weight(&c.weights) - 10.0).abs() < 1e-9)
         .expect("a 10% split");
-    let serving: Vec<&str> = ten
-        .weights
-        .iter()
-        .filter(|(name, w)| name.starts_with("production-") && **w > 0.0)
-        .map(|(name, _)| name.as_str())
-        .collect();
+    let serving = serving_production(&ten.weights);
     assert_eq!(serving.len(), 6, "{ten:?}");
     for (_, w) in ten
         .weights
@@ -579,8 +585,10 @@ pub(crate) async fn argo_dynamic_stable_scale_scales_production() {
     {
         assert!(*w == 0.0 || (*w - 15.0).abs() < 1e-9, "{ten:?}");
     }
-    let new = ["production-6", "production-7", "production-8"];
-    assert!(new.iter().all(|n| serving.contains(n)), "{ten:?}");
+    assert!(
+        NEW_PRODUCTION.iter().all(|n| serving.contains(n)),
+        "{ten:?}"
+    );
     // the newest three were stopped at 50%: 0, 1, 2 serve on
     assert!(
         ["production-0", "production-1", "production-2"]
@@ -598,24 +606,22 @@ pub(crate) async fn argo_dynamic_stable_scale_scales_production() {
 /// 0, so loadgen's first split without the canary spreads production's
 /// 100% over 6 serving pods.
 pub(crate) async fn argo_dynamic_stable_scale_abort_restores_production_first() {
-    let scenario = catalog("latency-25pct.toml");
-    let root = TempRoot::new("argo-stable-abort");
-    let result = release(&scenario, "argo-dynamic-stable-scale-abort.yaml", &root).await;
-    let out = result.as_ref().expect("release runs");
-    eprintln!("{}", report(out));
-    assert_eq!(out.decision, ReleaseEnd::Rollback, "{}", report(out));
+    let out = release_counting_pods(
+        "latency-25pct.toml",
+        "argo-dynamic-stable-scale-abort.yaml",
+        "argo-stable-abort",
+    )
+    .await;
+    assert_eq!(out.decision, ReleaseEnd::Rollback, "{}", report(&out));
     assert!(
         out.analysis.outcome.reason.contains("failureLimit"),
         "{}",
         out.analysis.outcome.reason
     );
-    assert_decided_near(out, 180.0);
+    assert_decided_near(&out, 180.0);
     assert_eq!(out.record.promotion, None);
-    let stable = samples(out, "stable-pods");
-    assert!(
-        during(&stable, SETTLED_S, 170.0).iter().all(|&n| n == 3.0),
-        "{stable:?}"
-    );
+    let stable = samples(&out, "stable-pods");
+    assert_pods_during(&stable, SETTLED_S, 170.0, 3.0);
     let back = out
         .load
         .weight_changes
@@ -626,13 +632,10 @@ pub(crate) async fn argo_dynamic_stable_scale_abort_restores_production_first() 
                 .all(|(name, w)| !name.starts_with("canary-") || *w == 0.0)
         })
         .expect("traffic back to production");
-    let serving: Vec<&str> = back
-        .weights
-        .iter()
-        .filter(|(name, w)| name.starts_with("production-") && **w > 0.0)
-        .map(|(name, _)| name.as_str())
-        .collect();
+    let serving = serving_production(&back.weights);
     assert_eq!(serving.len(), 6, "{back:?}");
-    let new = ["production-6", "production-7", "production-8"];
-    assert!(new.iter().all(|n| serving.contains(n)), "{back:?}");
+    assert!(
+        NEW_PRODUCTION.iter().all(|n| serving.contains(n)),
+        "{back:?}"
+    );
 }

@@ -846,14 +846,10 @@ mod tests {
     #[test]
     fn queries_use_the_telemetrys_names() {
         let t = scenarios::parse_telemetry(
-            r#"
-[telemetry.metrics]
-http_requests_total = "shop_requests_total"
-http_request_duration_seconds_bucket = "shop_latency_seconds_bucket"
-http_request_duration_seconds_sum = "shop_latency_seconds_sum"
-http_request_duration_seconds_count = "shop_latency_seconds_count"
-process_cpu_seconds_total = "shop_cpu_seconds_total"
-process_resident_memory_bytes = "shop_memory_bytes"
+            concat!(
+                "[telemetry.metrics]\n",
+                include_str!("../../tests/fixtures/shop-goldengoose-renames.toml"),
+                r#"
 istio_requests_total = "mesh_requests_total"
 istio_request_duration_milliseconds_bucket = "mesh_latency_ms_bucket"
 istio_request_duration_milliseconds_sum = "mesh_latency_ms_sum"
@@ -865,7 +861,8 @@ le = "upper"
 pod = "kubernetes_pod_name"
 reporter = "side"
 version = "track"
-"#,
+"#
+            ),
             std::path::Path::new("names.toml"),
         )
         .expect("a valid telemetry");

@@ -509,18 +509,19 @@ fn detrending_catches_a_decaying_slowdown_the_plain_fit_misses() {
         per_interval: 60,
         intervals: 1,
     };
-    let detect = |params: &str, seed: u64| {
+    // how many of 400 releases the grouped judge (`params`) calls High,
+    // the canary's track made from a fresh one by `canary(t, v)`
+    let hits = |params: &str, seed: u64, canary: &dyn Fn(usize, f64) -> f64| {
         let judge = judge_for(judges::GROUPED, params);
         let mut rng = Rng(seed);
         let mut ws = Workspace::new();
-        let runs = 400;
         let mut hits = 0usize;
-        for _ in 0..runs {
+        for _ in 0..400 {
             let control = track(&mut rng, &w, 1.0, 60);
             let canary: Vec<f64> = track(&mut rng, &w, 1.0, 60)
                 .iter()
                 .enumerate()
-                .map(|(t, v)| v * (1.0 + 0.6 * (-(t as f64) / 20.0).exp()))
+                .map(|(t, v)| canary(t, *v))
                 .collect();
             let v = judge.judge_series(
                 &[Series {
@@ -532,7 +533,11 @@ fn detrending_catches_a_decaying_slowdown_the_plain_fit_misses() {
             );
             hits += usize::from(v.metrics[0].0 == Classification::High);
         }
-        hits as f64 / runs as f64
+        hits
+    };
+    let detect = |params: &str, seed: u64| {
+        let slow_start = |t: usize, v: f64| v * (1.0 + 0.6 * (-(t as f64) / 20.0).exp());
+        hits(params, seed, &slow_start) as f64 / 400.0
     };
     let plain = detect(r#"{"alpha":0.05}"#, 31);
     let line = detect(r#"{"alpha":0.05,"detrend":1}"#, 31);
@@ -547,31 +552,9 @@ fn detrending_catches_a_decaying_slowdown_the_plain_fit_misses() {
         "plain {plain}, trend {trend}"
     );
     // a canary that gets worse over the window (a leak) is no slow start:
-    // the trend test is one-sided like the metric's direction
-    let judge = judge_for(
-        judges::GROUPED,
-        r#"{"alpha":0.05,"trend":0.9,"trendDecay":0.2}"#,
-    );
-    let mut rng = Rng(41);
-    let mut ws = Workspace::new();
-    let mut hits = 0usize;
-    for _ in 0..400 {
-        let control = track(&mut rng, &w, 1.0, 60);
-        // worse late, by as much as the slow start was early, mean kept
-        let canary: Vec<f64> = track(&mut rng, &w, 1.0, 60)
-            .iter()
-            .enumerate()
-            .map(|(t, v)| v * (1.0 + 0.6 * (-((59 - t) as f64) / 20.0).exp()) / 1.2)
-            .collect();
-        let v = judge.judge_series(
-            &[Series {
-                control: &control,
-                experiment: &canary,
-            }],
-            0,
-            &mut ws,
-        );
-        hits += usize::from(v.metrics[0].0 == Classification::High);
-    }
+    // the trend test is one-sided like the metric's direction (the canary
+    // worse late, by as much as the slow start was early, mean kept)
+    let leak = |t: usize, v: f64| v * (1.0 + 0.6 * (-((59 - t) as f64) / 20.0).exp()) / 1.2;
+    let hits = hits(r#"{"alpha":0.05,"trend":0.9,"trendDecay":0.2}"#, 41, &leak);
     assert!(hits < 40, "{hits} of 400");
 }
