@@ -209,7 +209,7 @@ pub(super) fn grown_counts(x: &[f64], y: &[f64], added_x: &[f64], added_y: &[f64
     // of `t - d <= w`
     let mut at = [[0usize; 2]; 2];
     for &w in added_y {
-        let mut places = |s: &[f64], [below, at_most]: &mut [usize; 2]| {
+        let places = |s: &[f64], [below, at_most]: &mut [usize; 2]| {
             *below = gallop(s, *below, |&t| t - d < w);
             *at_most = gallop(s, (*at_most).max(*below), |&t| t - d <= w);
             // above plus at or above
