@@ -128,10 +128,10 @@ pub(super) fn sort_reusing(
                 let mut i = 0;
                 for &p in part.iter() {
                     let kp = key(p);
-                    let run = sorted[i..].partition_point(|&s| key(s) <= kp);
-                    merged.extend_from_slice(&sorted[i..i + run]);
+                    let end = gallop(sorted, i, |&s| key(s) <= kp);
+                    merged.extend_from_slice(&sorted[i..end]);
                     merged.push(p);
-                    i += run;
+                    i = end;
                 }
                 merged.extend_from_slice(&sorted[i..]);
                 std::mem::swap(sorted, merged);
@@ -156,14 +156,16 @@ pub(super) fn sort_reusing(
 pub(super) fn summary_grown(sorted: &[f64], added: &[f64], old: Summary) -> Summary {
     let mut s = old;
     let mut k = 0;
+    // `added` is sorted, so each group's place is at or after the last's
+    let (mut lo, mut hi) = (0, 0);
     while k < added.len() {
         let v = added[k];
         let mut e = k + 1;
         while e < added.len() && added[e] == v {
             e += 1;
         }
-        let lo = sorted.partition_point(|&t| t < v);
-        let hi = sorted.partition_point(|&t| t <= v);
+        lo = gallop(sorted, lo, |&t| t < v);
+        hi = gallop(sorted, hi.max(lo), |&t| t <= v);
         let group = hi - lo;
         let before = group - (e - k);
         s.ties += tie_weight(group as i128) - tie_weight(before as i128);
@@ -190,18 +192,53 @@ pub(super) fn summary_grown(sorted: &[f64], added: &[f64], old: Summary) -> Summ
 /// `y`) add to `sum(lt_i + le_i)` at shift `d` (see [`RankStatistic`](super::statistic::RankStatistic)):
 /// each added x's counts among all of y, and for each added y the old x's
 /// with `x - d` above it and at or above it (all of x's less the added).
+///
+/// The added values are sorted and `t - d` is monotone in `t`, so every
+/// count's place is at or after the previous value's: each is found by
+/// galloping from there, and each `<=` place from the `<` one.
 pub(super) fn grown_counts(x: &[f64], y: &[f64], added_x: &[f64], added_y: &[f64], d: f64) -> i64 {
     let mut total = 0usize;
+    let (mut lt, mut le) = (0, 0);
     for &xi in added_x {
         let v = xi - d;
-        total += y.partition_point(|&t| t < v) + y.partition_point(|&t| t <= v);
+        lt = gallop(y, lt, |&t| t < v);
+        le = gallop(y, le.max(lt), |&t| t <= v);
+        total += lt + le;
     }
+    // per sample (all of x, the added x): the places of `t - d < w` and
+    // of `t - d <= w`
+    let mut at = [[0usize; 2]; 2];
     for &w in added_y {
-        let above = |s: &[f64]| s.len() - s.partition_point(|&t| t - d <= w);
-        let at_or_above = |s: &[f64]| s.len() - s.partition_point(|&t| t - d < w);
-        total += above(x) - above(added_x) + at_or_above(x) - at_or_above(added_x);
+        let places = |s: &[f64], [below, at_most]: &mut [usize; 2]| {
+            *below = gallop(s, *below, |&t| t - d < w);
+            *at_most = gallop(s, (*at_most).max(*below), |&t| t - d <= w);
+            // above plus at or above
+            2 * s.len() - *at_most - *below
+        };
+        let [all, new] = &mut at;
+        total += places(x, all) - places(added_x, new);
     }
     total as i64
+}
+
+/// `from + s[from..].partition_point(pred)` (`pred` true on a prefix of
+/// `s`, which reaches at least to `from`), found by galloping from `from`:
+/// a few comparisons when the place is near, as the places of sorted
+/// values in a sorted sample are to one another's.
+pub(super) fn gallop<T>(s: &[T], from: usize, pred: impl Fn(&T) -> bool) -> usize {
+    let (mut lo, mut step) = (from, 1);
+    let hi = loop {
+        let hi = lo + step;
+        if hi > s.len() {
+            break s.len();
+        }
+        if !pred(&s[hi - 1]) {
+            break hi;
+        }
+        lo = hi;
+        step *= 2;
+    };
+    lo + s[lo..hi].partition_point(pred)
 }
 
 #[cfg(test)]
@@ -242,6 +279,20 @@ mod tests {
     impl Bits for Vec<f64> {
         fn map_bits(&self) -> Vec<u64> {
             self.iter().map(|v| v.to_bits()).collect()
+        }
+    }
+
+    #[test]
+    fn galloping_finds_partition_points_place() {
+        let mut r = Lcg(29);
+        for _ in 0..2000 {
+            let len = r.below(40);
+            let mut s: Vec<f64> = (0..len).map(|_| r.below(12) as f64).collect();
+            s.sort_by(f64::total_cmp);
+            let v = r.below(14) as f64 - 1.0;
+            let want = s.partition_point(|&t| t < v);
+            let from = r.below(want + 1);
+            assert_eq!(gallop(&s, from, |&t| t < v), want, "{s:?} {v} from {from}");
         }
     }
 
