@@ -19,6 +19,7 @@ use scenarios::Scenario;
 
 use crate::SimError;
 use crate::analysis::{AnalysisFile, FileKind};
+use crate::run::candidates::{Candidates, ShareStats};
 use crate::run::{Prepared, RunOutcome, run_once};
 use crate::shard::Shard;
 
@@ -116,7 +117,7 @@ pub fn run_study_side_by_side(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Study, SimError> {
     let prepared = prepare_side_by_side(scenarios, analyses)?;
-    let outcomes = run_all(&prepared, opts, progress);
+    let (outcomes, _) = side_by_side_outcomes(&prepared, analyses.len(), opts, progress);
     let names = analyses.iter().map(|a| a.file.name.as_str()).cycle();
     let results = prepared
         .iter()
@@ -204,6 +205,90 @@ pub fn example_runs_named(
             Some(detail)
         })
         .collect()
+}
+
+/// Every run's outcome of a side-by-side study's (scenario, analysis)
+/// pairs ([`prepare_side_by_side`]'s order: scenario by scenario,
+/// `analyses` each), in run order, and what the analyses shared. Each
+/// (scenario, seed) is released under every analysis in turn
+/// ([`Candidates`]): Kayenta analyses whose releases generate the same
+/// series (the same traffic, pods and scrape step: configs that differ in
+/// metrics, judge, thresholds or analysis timing) generate them once, and
+/// those that differ only in score thresholds share verdicts too; a peer's
+/// release (Argo Rollouts, Flagger: its own weights and pods) runs on its
+/// own. Every outcome is the one the pair has on its own ([`run_all`]).
+pub fn side_by_side_outcomes(
+    prepared: &[Prepared<'_>],
+    analyses: usize,
+    opts: StudyOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> (Vec<Vec<RunOutcome>>, ShareStats) {
+    let analyses = analyses.max(1);
+    let per_scenario: Vec<Candidates<'_, '_>> = prepared
+        .chunks(analyses)
+        .map(|c| Candidates::new(c.iter().collect()))
+        .collect();
+    let runs = opts.runs as usize;
+    let jobs = per_scenario.len() * runs;
+    let total = prepared.len() * runs;
+    const CHUNK: usize = 8;
+    let chunks = jobs.div_ceil(CHUNK);
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let slots: Mutex<(Vec<Option<RunOutcome>>, ShareStats)> =
+        Mutex::new((vec![None; total], ShareStats::default()));
+    let threads = worker_threads(opts.threads, chunks);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut ws = Workspace::new();
+                let mut stats = ShareStats::default();
+                let mut local = Vec::with_capacity(CHUNK * analyses);
+                loop {
+                    let c = next.fetch_add(1, Ordering::Relaxed);
+                    if c >= chunks {
+                        break;
+                    }
+                    local.clear();
+                    for job in c * CHUNK..((c + 1) * CHUNK).min(jobs) {
+                        let (sc, k) = (job / runs, job % runs);
+                        let cands = &per_scenario[sc];
+                        let name = &prepared[sc * analyses].scenario().name;
+                        let seed = run_seed(opts.seed, name, k as u32);
+                        for (a, o) in cands.run(seed, &mut ws, &mut stats).into_iter().enumerate() {
+                            local.push(((sc * analyses + a) * runs + k, o));
+                        }
+                    }
+                    let n = local.len();
+                    {
+                        let mut slots = slots
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        for (i, o) in local.drain(..) {
+                            slots.0[i] = Some(o);
+                        }
+                    }
+                    let d = done.fetch_add(n, Ordering::Relaxed) + n;
+                    progress(d, total);
+                }
+                slots
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .1
+                    .add(&stats);
+            });
+        }
+    });
+    let (slots, stats) = slots
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut it = slots
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| unreachable!("every job ran")));
+    let outcomes = (0..prepared.len())
+        .map(|_| it.by_ref().take(runs).collect())
+        .collect();
+    (outcomes, stats)
 }
 
 /// Every run's outcome, per scenario, in run order.

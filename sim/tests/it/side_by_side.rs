@@ -432,3 +432,92 @@ spec:
     .unwrap();
     promotes_every_aa_typical_release(&path, &dir);
 }
+
+/// Kayenta analyses of a side-by-side study whose releases generate the
+/// same series (the same traffic, pods and metric families: configs that
+/// differ in queries, effect sizes or score thresholds) generate them once
+/// per seed and read them each;
+/// those that differ only in thresholds share the windows' verdicts too;
+/// a peer's release runs on its own. Every outcome is the one the
+/// (scenario, analysis) pair has on its own.
+#[test]
+fn kayenta_analyses_on_the_same_traffic_share_each_seeds_series() {
+    let dir = std::env::temp_dir().join(format!("sim-share-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(analysis_file("kayenta.json")).unwrap())
+            .unwrap();
+    let mut strict = base.clone();
+    strict["classifier"]["scoreThresholds"] = serde_json::json!({"pass": 95, "marginal": 90});
+    // other metrics over the same families: p95 for p99, an allowed
+    // increase on CPU
+    let mut tuned = base.clone();
+    for m in tuned["metrics"].as_array_mut().unwrap() {
+        if m["name"] == "latency_p99" {
+            let q = m["query"]["customInlineTemplate"].as_str().unwrap();
+            let q = q.replace("histogram_quantile(0.99", "histogram_quantile(0.95");
+            m["query"]["customInlineTemplate"] = q.into();
+            m["name"] = "latency_p95".into();
+        }
+        if m["name"] == "cpu" {
+            m["analysisConfigurations"]["canary"]["effectSize"] =
+                serde_json::json!({"allowedIncrease": 1.2});
+        }
+    }
+    assert_ne!(tuned["metrics"], base["metrics"]);
+    let write = |name: &str, v: &serde_json::Value| {
+        let p = dir.join(name);
+        std::fs::write(&p, serde_json::to_string(v).unwrap()).unwrap();
+        p
+    };
+    let files = [
+        analysis_file("kayenta.json"),
+        write("strict.json", &strict),
+        write("tuned.json", &tuned),
+        analysis_file("flagger-canary.yaml"),
+    ];
+    let scenarios = [catalog("latency-10pct"), catalog("aa-typical")];
+    let a: Vec<StudyAnalysis> = files
+        .iter()
+        .map(|f| {
+            let file = analysis::read(f).unwrap();
+            let own = match file.kind {
+                FileKind::Kayenta => scenarios
+                    .iter()
+                    .map(|s| Scenario::load(&s.path, Some(&file.path)).unwrap())
+                    .collect(),
+                FileKind::Peer(_) => Vec::new(),
+            };
+            StudyAnalysis {
+                file,
+                scenarios: own,
+            }
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = opts(40);
+    let prepared = sim::study::prepare_side_by_side(&scenarios, &a).unwrap();
+    let alone = sim::study::run_all(&prepared, o, &|_, _| {});
+    let (shared, stats) = sim::study::side_by_side_outcomes(&prepared, a.len(), o, &|_, _| {});
+    assert_eq!(shared, alone);
+    // per scenario and seed: the first Kayenta analysis generates, the
+    // other two read its series; Flagger's release is not counted
+    assert_eq!(stats.runs, 2 * 40 * 3);
+    assert_eq!(stats.reused_series, 2 * 40 * 2, "{stats:?}");
+    assert_eq!((stats.own_series, stats.rerun), (0, 0), "{stats:?}");
+    assert!(stats.verdicts_shared > 0, "{stats:?}");
+    // the thresholds matter: the strict config fails A/A releases the default
+    // passes
+    let rolled_back = |i: usize| {
+        shared[i]
+            .iter()
+            .filter(|r| r.decision == ReleaseEnd::Rollback)
+            .count()
+    };
+    assert!(
+        rolled_back(5) > rolled_back(4),
+        "{} {}",
+        rolled_back(5),
+        rolled_back(4)
+    );
+}
