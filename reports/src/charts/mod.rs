@@ -14,6 +14,7 @@
 //! [`Study`] as the drivers wrote it.
 
 mod confusion;
+mod glyphs;
 mod histograms;
 mod layout;
 mod power;
@@ -143,6 +144,21 @@ impl<'a> Chart<'a> {
         Ok(pixels)
     }
 
+    /// [`Chart::pixels`] drawn by plotters' own bitmap backend alone,
+    /// every glyph rasterized where it is drawn: the reference the glyph
+    /// cache's pixels are tested against.
+    pub fn pixels_uncached(&self) -> Result<Vec<u8>, Error> {
+        ensure_font()?;
+        let (w, h) = self.size;
+        let mut pixels = vec![0u8; w as usize * h as usize * 3];
+        {
+            let root = BitMapBackend::with_buffer(&mut pixels, self.size).into_drawing_area();
+            self.draw(&root).map_err(|e| self.err(e))?;
+            root.present().map_err(|e| self.err(e))?;
+        }
+        Ok(pixels)
+    }
+
     /// [`Chart::pixels`] into `pixels`, whose room is reused (a report
     /// draws dozens of charts of about the same size).
     fn pixels_into(&self, pixels: &mut Vec<u8>) -> Result<(), Error> {
@@ -152,7 +168,8 @@ impl<'a> Chart<'a> {
         // old contents are never seen: only its length is set.
         pixels.resize(w as usize * h as usize * 3, 0);
         {
-            let root = BitMapBackend::with_buffer(&mut pixels[..], self.size).into_drawing_area();
+            let backend = BitMapBackend::with_buffer(&mut pixels[..], self.size);
+            let root = glyphs::GlyphCache(backend).into_drawing_area();
             self.draw(&root).map_err(|e| self.err(e))?;
             root.present().map_err(|e| self.err(e))?;
         }
