@@ -119,6 +119,8 @@ pub fn write_study(study: &Study, out_dir: &Path) -> Result<Written, Error> {
     let mut svgs = Vec::new();
     let mut pngs = Vec::new();
     let mut rendered = Vec::new();
+    // one pixel buffer for every chart's PNG
+    let mut pixels = Vec::new();
     for chart in charts::study_charts(study) {
         let svg = chart.svg()?;
         svgs.push(write(
@@ -127,7 +129,7 @@ pub fn write_study(study: &Study, out_dir: &Path) -> Result<Written, Error> {
         )?);
         pngs.push(write(
             charts_dir.join(format!("{}.png", chart.id)),
-            &chart.png()?,
+            &chart.png_reusing(&mut pixels)?,
         )?);
         rendered.push((chart, svg));
     }

@@ -178,7 +178,7 @@ impl KayentaPlan {
                 let text = metric_query(&scenario.config, i, source, &ScopeVars::new(scope))
                     .map_err(|e| bad(e.to_string()))?;
                 let query =
-                    Query::parse(&text).map_err(|e| bad(format!("metric \"{}\": {e}", m.name)))?;
+                    parse_once(&text).map_err(|e| bad(format!("metric \"{}\": {e}", m.name)))?;
                 let program = compiler.compile(query.expr());
                 Ok(Scoped { query, program })
             };
@@ -321,6 +321,37 @@ impl KayentaPlan {
             Err(e) => Err(format!("metric \"{}\": {e}", self.metrics[m].0)),
         }
     }
+}
+
+thread_local! {
+    /// The queries this thread parsed, by text: a study's scenarios
+    /// mostly share a canary config, so most of their queries are the same
+    /// text (the parser, built for compile time, is slow).
+    static PARSED: std::cell::RefCell<Vec<Query>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Queries a thread keeps parsed ([`PARSED`]).
+const PARSED_KEPT: usize = 64;
+
+/// [`Query::parse`], or a copy of the query this thread parsed from the
+/// same text (the parser is a function of the text alone).
+fn parse_once(text: &str) -> Result<Query, prom::Error> {
+    let kept = PARSED
+        .try_with(|p| p.borrow().iter().find(|q| q.text() == text).cloned())
+        .ok()
+        .flatten();
+    if let Some(q) = kept {
+        return Ok(q);
+    }
+    let q = Query::parse(text)?;
+    let _ = PARSED.try_with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() >= PARSED_KEPT {
+            p.remove(0);
+        }
+        p.push(q.clone());
+    });
+    Ok(q)
 }
 
 /// Compiles queries against a run's label sets.
@@ -553,9 +584,15 @@ struct UpWindow {
 }
 
 impl UpWindow {
-    fn at(&mut self, steps: &[Step], w: usize, k: usize) -> bool {
+    /// `may_be_down`: whether any of `steps` may be down
+    /// ([`Generator::may_be_down`]); if not, the answer needs no look at
+    /// them (and is the same: the latest down step stays none).
+    fn at(&mut self, steps: &[Step], may_be_down: bool, w: usize, k: usize) -> bool {
         if k < w || k > steps.len() {
             return false;
+        }
+        if !may_be_down {
+            return true;
         }
         let from = (k - w).max(1);
         if self.seen < from {
@@ -680,6 +717,7 @@ fn run_from(
             },
         ) => {
             let steps = g.steps(track);
+            let may_be_down = g.may_be_down(track);
             let step_s = step_ms as f64 / 1000.0;
             let pods = f64::from(g.tracks()[track].pods.max(1));
             // counts in integers (exact), sums of floats slid in floats
@@ -696,7 +734,7 @@ fn run_from(
             };
             let floats = matches!(col, Col::LatencySum(_) | Col::Cpu);
             for k in ks {
-                if !up.at(steps, w, k) {
+                if !up.at(steps, may_be_down, w, k) {
                     out.push(Point::Fallback);
                     continue;
                 }
@@ -738,6 +776,7 @@ fn run_from(
             State::Quantile { up, sums, have },
         ) => {
             let steps = g.steps(track);
+            let may_be_down = g.may_be_down(track);
             let range_s = w as f64 * step_ms as f64 / 1000.0;
             let (bounds, n): (&[f64], usize) = if istio {
                 (istio_bounds_ms(), ISTIO)
@@ -764,7 +803,7 @@ fn run_from(
             }
             // the window's counts, slid from one step to the next
             for k in ks {
-                if !up.at(steps, w, k) {
+                if !up.at(steps, may_be_down, w, k) {
                     out.push(Point::Fallback);
                     continue;
                 }
@@ -840,20 +879,24 @@ fn quantile_of_counts(q: f64, counts: &[u64], bounds: &[f64], range_s: f64) -> f
     if counts.len() < 2 || le(counts.len() - 1) != f64::INFINITY {
         return f64::NAN;
     }
-    let observations = rate(counts.iter().sum());
+    let total: u64 = counts.iter().sum();
+    let observations = rate(total);
     if observations == 0.0 {
         return f64::NAN;
     }
     let mut rank = q * observations;
     let last = counts.len() - 1;
     // the first bucket below the last whose cumulative rate reaches rank,
-    // and the cumulative rates of it and the one before
+    // and the cumulative rates of it and the one before: a cumulative count
+    // reaches it when it reaches `reach`, the least count whose rate does
+    // (rates grow with counts), so the scan compares integers
+    let reach = least_count_reaching(rank, total, range_s);
     let (mut below, mut running) = (0u64, 0u64);
     let mut b = last;
     for (i, &c) in counts[..last].iter().enumerate() {
         below = running;
         running += c;
-        if rate(running) >= rank {
+        if running >= reach {
             b = i;
             break;
         }
@@ -875,9 +918,74 @@ fn quantile_of_counts(q: f64, counts: &[u64], bounds: &[f64], range_s: f64) -> f
     start + (end - start) * (rank / count)
 }
 
+/// The least count `c` with `c as f64 / range_s >= rank`, for `rank` at
+/// most `total`'s rate (so `total` is one) and `range_s` positive: the
+/// rate is non-decreasing in the count (the conversion and the division
+/// round monotonically), so the counts reaching `rank` are those from this
+/// one on. Found from the nearest guess, checked with the rate itself.
+fn least_count_reaching(rank: f64, total: u64, range_s: f64) -> u64 {
+    let rate = |c: u64| c as f64 / range_s;
+    // beyond 2^53 counts convert with gaps: step through them by halves
+    if total >= 1 << 53 || !(rank * range_s).is_finite() {
+        let (mut lo, mut hi) = (0u64, total);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if rate(mid) >= rank {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        return lo;
+    }
+    let mut c = ((rank * range_s).ceil().max(0.0) as u64).min(total);
+    while c > 0 && rate(c - 1) >= rank {
+        c -= 1;
+    }
+    while rate(c) < rank {
+        c += 1;
+    }
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The least reaching count is the least count whose rate reaches the
+    /// rank, found by a scan, around guesses that round either way.
+    #[test]
+    fn least_count_reaching_is_the_scans() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for case in 0..20_000 {
+            let total = [1, 2, 7, 100, 5_000, 1_000_003][(next() % 6) as usize];
+            let range_s = [60.0, 30.0, 120.0, 7.0, 0.3, 1e-3, 3e5][(next() % 7) as usize];
+            let q =
+                [0.5, 0.99, 0.9, 0.01, 1.0, 0.0, 1e-9, 0.999_999, 1.0 / 3.0][(next() % 9) as usize];
+            let rank = q * (total as f64 / range_s);
+            let want = (0..=total)
+                .find(|&c| c as f64 / range_s >= rank)
+                .unwrap_or(total);
+            let got = least_count_reaching(rank, total, range_s);
+            assert_eq!(
+                got, want,
+                "case {case}: rank {rank}, total {total}, range {range_s}"
+            );
+        }
+        // past 2^53 counts: the bisection
+        let total = (1u64 << 60) + 12_345;
+        let range_s = 60.0;
+        let rank = 0.5 * (total as f64 / range_s);
+        let c = least_count_reaching(rank, total, range_s);
+        assert!(c as f64 / range_s >= rank);
+        assert!((c - 1) as f64 / range_s < rank);
+    }
 
     /// Bit for bit what the evaluator's function gives on the same
     /// buckets: empty, sparse, one-bucket and dense counts, both tables,

@@ -579,6 +579,15 @@ impl Generator<'_> {
         self.pod_slots[track]
     }
 
+    /// Whether a step of `track` may be down ([`Step::down`]): only a
+    /// crash-looping canary's are.
+    pub fn may_be_down(&self, track: usize) -> bool {
+        matches!(
+            self.tracks[track].regression,
+            Some(Regression::CrashLoop { .. })
+        )
+    }
+
     /// Pods serving `track` in step `k` (1-based), at least 1 and at most
     /// its slots.
     pub fn pods_at(&self, track: usize, k: usize) -> u32 {

@@ -15,8 +15,8 @@ use crate::Error;
 
 /// DejaVu Sans (Bitstream Vera license, see `assets/DejaVuSans-LICENSE.txt`):
 /// plotters measures text with it for every backend and draws PNG text with it.
-static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
-const FAMILY: &str = "sans-serif";
+pub(super) static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+pub(super) const FAMILY: &str = "sans-serif";
 
 // Okabe-Ito.
 pub(crate) const GREEN: RGBColor = RGBColor(0x00, 0x9E, 0x73);

@@ -125,6 +125,20 @@ fn png_holds_exactly_the_drawn_pixels() {
 }
 
 #[test]
+fn cached_glyphs_draw_the_same_pixels() {
+    // Text drawn from the glyph cache, twice (the second time every glyph
+    // comes from the cache), against plotters' own text drawing.
+    let study = fixture::study();
+    for _ in 0..2 {
+        for chart in study_charts(&study) {
+            let want = chart.pixels_uncached().unwrap();
+            let got = chart.pixels().unwrap();
+            assert!(want == got, "{}", chart.id);
+        }
+    }
+}
+
+#[test]
 fn png_text_is_drawn() {
     // Same chart, two titles: if text were not rasterized they would match.
     let study = fixture::study();
