@@ -127,11 +127,6 @@ pub(super) struct PairBracket {
     pub(super) last: Option<(f64, usize, i64)>,
 }
 
-/// A count more than this far above its floor is galloped to, not
-/// scanned (counts grow with x by about m / n per x, and the probes around
-/// a shift usually leave only a few candidates).
-pub(super) const GALLOP: usize = 32;
-
 /// How many of `y[lo..hi]` are below `v`, plus `lo`, when everything
 /// before `lo` is below `v` and nothing from `hi` on is: gallop up from
 /// `lo`, then binary search.

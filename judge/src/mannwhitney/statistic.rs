@@ -7,7 +7,7 @@
 //! statistic's roots (`zeroin`, [`super::solve_interval`]).
 
 use super::MannWhitneyError;
-use super::probes::{Bounds, GALLOP, POINTS_PER_PAIR, PairBracket, Probe, Probes, count_below};
+use super::probes::{Bounds, POINTS_PER_PAIR, PairBracket, Probe, Probes, count_below};
 
 /// What [`runs`] says about a sorted sample.
 #[derive(Debug, Clone, Copy)]
@@ -276,41 +276,58 @@ impl<'a> RankStatistic<'a> {
         let mut sum_lt = 0usize;
         let tied = &mut self.tied;
         tied.clear();
-        // Counts also grow with x: the previous x's count is a floor.
-        let mut floor = 0usize;
-        for (i, (((&xi, &lo), &hi), out)) in
-            x.iter().zip(lt_above).zip(le_below).zip(lt_new).enumerate()
-        {
-            let mut lt = lo.max(floor);
-            if lt < hi {
-                let v = xi - d;
-                if hi - lt > GALLOP && yp[lt + GALLOP] < v {
-                    lt = count_below(yp, v, lt + GALLOP + 1, hi);
+        if x[n - 1] - d <= y[0] {
+            // Past the top (the root finder's evaluation at mu_max): every
+            // x - d is at or below min(y), so no count is above 0 (rounding
+            // is monotone, so x - d never exceeds x[n-1] - d), and the x's
+            // tying min(y) are those from the first whose x - d reaches it.
+            lt_new.fill(0);
+            tied.extend(x.partition_point(|&xi| xi - d < y[0])..n);
+        } else if x[0] - d > y[m - 1] {
+            // Past the bottom (mu_min, when no x - d ties max(y)): every
+            // count is m and nothing ties.
+            lt_new.fill(m);
+            sum_lt = n * m;
+        } else {
+            // Counts also grow with x: the previous x's count is a floor.
+            let mut floor = 0usize;
+            for (i, (((&xi, &lo), &hi), out)) in
+                x.iter().zip(lt_above).zip(le_below).zip(lt_new).enumerate()
+            {
+                let mut lt = lo.max(floor);
+                if lt < hi {
+                    let v = xi - d;
+                    // The next four at once, without branches (y is sorted,
+                    // so those below v come first): the scan's exit, a
+                    // branch mispredicted about once per x, is mostly not
+                    // reached. All four below (rare: counts grow by about
+                    // m / n per x): gallop from there.
+                    if let Some(w) = yp.get(lt..lt + 4) {
+                        let below = usize::from(w[0] < v)
+                            + usize::from(w[1] < v)
+                            + usize::from(w[2] < v)
+                            + usize::from(w[3] < v);
+                        lt += below;
+                        if below == 4 {
+                            lt = count_below(yp, v, lt, hi);
+                        }
+                    }
+                    // y[hi] (or the sentinel) is not below v: the scan stops
+                    let mut t = yp[lt];
+                    while t < v {
+                        lt += 1;
+                        t = yp[lt];
+                    }
+                    // t >= v here, so this is t == v: a new tie (or the
+                    // sentinel, when v is +inf; the tie count then finds none)
+                    if t <= v {
+                        tied.push(i);
+                    }
                 }
-                // The next four at once, without branches (y is sorted,
-                // so those below v come first): the scan's exit, a branch
-                // mispredicted about once per x, is mostly not reached.
-                if let Some(w) = yp.get(lt..lt + 4) {
-                    lt += usize::from(w[0] < v)
-                        + usize::from(w[1] < v)
-                        + usize::from(w[2] < v)
-                        + usize::from(w[3] < v);
-                }
-                // y[hi] (or the sentinel) is not below v: the scan stops
-                let mut t = yp[lt];
-                while t < v {
-                    lt += 1;
-                    t = yp[lt];
-                }
-                // t >= v here, so this is t == v: a new tie (or the
-                // sentinel, when v is +inf; the tie count then finds none)
-                if t <= v {
-                    tied.push(i);
-                }
+                *out = lt;
+                sum_lt += lt;
+                floor = lt;
             }
-            *out = lt;
-            sum_lt += lt;
-            floor = lt;
         }
         let (le_at, sum_le, ties) = if tied.is_empty() && !rounding_may_merge {
             (lt_at, sum_lt, self.own_ties)
