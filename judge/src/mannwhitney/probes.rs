@@ -127,6 +127,12 @@ pub(super) struct PairBracket {
     pub(super) last: Option<(f64, usize, i64)>,
 }
 
+/// A probe pass ignores the probes' bounds (a plain merge) when they
+/// leave at least this many candidate control values per x: then almost
+/// every x needs a search anyway, and reading two bounds per x costs more
+/// than the few x's they pin save.
+pub(super) const LOOSE: usize = 4;
+
 /// How many of `y[lo..hi]` are below `v`, plus `lo`, when everything
 /// before `lo` is below `v` and nothing from `hi` on is: gallop up from
 /// `lo`, then binary search.

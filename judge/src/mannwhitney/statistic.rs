@@ -7,7 +7,7 @@
 //! statistic's roots (`zeroin`, [`super::solve_interval`]).
 
 use super::MannWhitneyError;
-use super::probes::{Bounds, POINTS_PER_PAIR, PairBracket, Probe, Probes, count_below};
+use super::probes::{Bounds, LOOSE, POINTS_PER_PAIR, PairBracket, Probe, Probes, count_below};
 
 /// What [`runs`] says about a sorted sample.
 #[derive(Debug, Clone, Copy)]
@@ -288,6 +288,36 @@ impl<'a> RankStatistic<'a> {
             // count is m and nothing ties.
             lt_new.fill(m);
             sum_lt = n * m;
+        } else if bounds.le_sum - bounds.lt_sum >= LOOSE * n {
+            // The probes around d leave many candidates per x (the root
+            // finder's first steps across a wide range): nearly every x
+            // would need a search, so a plain merge, without reading the
+            // bounds, costs less. Counts grow with x, so each starts from
+            // the previous one; the same counts and ties as below.
+            let mut lt = 0usize;
+            for (i, (&xi, out)) in x.iter().zip(lt_new).enumerate() {
+                let v = xi - d;
+                if let Some(w) = yp.get(lt..lt + 4) {
+                    let below = usize::from(w[0] < v)
+                        + usize::from(w[1] < v)
+                        + usize::from(w[2] < v)
+                        + usize::from(w[3] < v);
+                    lt += below;
+                    if below == 4 {
+                        lt = count_below(yp, v, lt, m);
+                    }
+                }
+                let mut t = yp[lt];
+                while t < v {
+                    lt += 1;
+                    t = yp[lt];
+                }
+                if t <= v {
+                    tied.push(i);
+                }
+                *out = lt;
+                sum_lt += lt;
+            }
         } else {
             // Counts also grow with x: the previous x's count is a floor.
             let mut floor = 0usize;
