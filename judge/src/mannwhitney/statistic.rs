@@ -378,25 +378,9 @@ impl<'a> RankStatistic<'a> {
                 le_new[i] = le;
             }
             let ties = if rounding_may_merge {
-                // Group equal values of x - d; a group of gx such values
-                // tying eq control values replaces that control group's
-                // term.
-                let mut ties = self.own_y_ties;
-                let mut i = 0;
-                while i < n {
-                    let v = x[i] - d;
-                    let eq = le_new[i] - lt_new[i];
-                    let mut e = i + 1;
-                    while e < n && x[e] - d == v {
-                        e += 1;
-                    }
-                    let t = e - i + eq;
-                    if t > 1 {
-                        ties += tie_weight(t as i128) - tie_weight(eq as i128);
-                    }
-                    i = e;
-                }
-                ties
+                let gap = 4.0 * f64::EPSILON * (self.max_abs_x + d.abs());
+                let own = self.own_x_ties + self.own_y_ties;
+                merged_ties(x, d, gap, tied, lt_new, le_new, own)
             } else {
                 // x - d keeps x's groups: only the groups that now tie eq
                 // control values change, from f(gx) + f(eq) to f(gx + eq).
@@ -442,6 +426,93 @@ impl<'a> RankStatistic<'a> {
         let (twice_rank_sum, ties) = self.ranks(d);
         z_from_ranks(twice_rank_sum - self.twice_offset, ties, self.n, self.m)
     }
+}
+
+/// The tie term at shift `d` where subtracting `d` may round distinct x
+/// values together (neighbours at most `gap` apart): x's own groups
+/// (`own` holds their term and y's) corrected where x's groups now tie
+/// control values (`tied`, ascending, with their counts) and where
+/// rounding joins groups. Values rounded together lie in one cluster (a
+/// run of x whose neighbours are at most `gap` apart, as in
+/// `band::clusters`), so only the clusters holding two distinct values so
+/// close are regrouped; elsewhere x - d keeps x's groups.
+fn merged_ties(
+    x: &[f64],
+    d: f64,
+    gap: f64,
+    tied: &[usize],
+    lt: &[usize],
+    le: &[usize],
+    own: i128,
+) -> i128 {
+    let n = x.len();
+    let close = |i: usize| !(x[i + 1] - x[i] > gap);
+    let mut ties = own;
+    let (mut next_tied, mut done) = (0, 0);
+    // an own group that ties control values: f(gx) + f(eq) become f(gx + eq)
+    let mut plain_below = |end: usize, ties: &mut i128, next_tied: &mut usize| {
+        while let Some(&i) = tied.get(*next_tied).filter(|&&i| i < end) {
+            *next_tied += 1;
+            if i < done {
+                continue;
+            }
+            let (mut s, mut e) = (i, i + 1);
+            while s > 0 && x[s - 1] == x[i] {
+                s -= 1;
+            }
+            while e < n && x[e] == x[i] {
+                e += 1;
+            }
+            let (gx, eq) = ((e - s) as i128, (le[i] - lt[i]) as i128);
+            *ties += tie_weight(gx + eq) - tie_weight(gx) - tie_weight(eq);
+            done = e;
+        }
+    };
+    let mut i = 0;
+    while i + 1 < n {
+        if x[i + 1] == x[i] || !close(i) {
+            i += 1;
+            continue;
+        }
+        // a cluster with two distinct values close enough to round together
+        let mut s = i;
+        while s > 0 && close(s - 1) {
+            s -= 1;
+        }
+        let mut end = i + 2;
+        while end < n && close(end - 1) {
+            end += 1;
+        }
+        plain_below(s, &mut ties, &mut next_tied);
+        // its groups at d replace its own groups: a group of t values of
+        // x - d tying eq control values weighs f(t + eq) - f(eq) here
+        let mut a = s;
+        while a < end {
+            let v = x[a] - d;
+            let eq = (le[a] - lt[a]) as i128;
+            let mut e = a + 1;
+            while e < end && x[e] - d == v {
+                e += 1;
+            }
+            ties += tie_weight((e - a) as i128 + eq) - tie_weight(eq);
+            a = e;
+        }
+        let mut a = s;
+        while a < end {
+            let mut e = a + 1;
+            while e < end && x[e] == x[a] {
+                e += 1;
+            }
+            ties -= tie_weight((e - a) as i128);
+            a = e;
+        }
+        while tied.get(next_tied).is_some_and(|&t| t < end) {
+            next_tied += 1;
+        }
+        i = end;
+    }
+    plain_below(n, &mut ties, &mut next_tied);
+    ties
 }
 
 /// Kayenta's statistic from twice dz (an integer) and the tie term.
