@@ -297,7 +297,7 @@ impl<'a> RankStatistic<'a> {
             let mut lt = 0usize;
             for (i, (&xi, out)) in x.iter().zip(lt_new).enumerate() {
                 let v = xi - d;
-                if let Some(w) = yp.get(lt..lt + 4) {
+                if let Some(w) = yp.get(lt..).and_then(<[f64]>::first_chunk::<4>) {
                     let below = usize::from(w[0] < v)
                         + usize::from(w[1] < v)
                         + usize::from(w[2] < v)
@@ -332,7 +332,7 @@ impl<'a> RankStatistic<'a> {
                     // branch mispredicted about once per x, is mostly not
                     // reached. All four below (rare: counts grow by about
                     // m / n per x): gallop from there.
-                    if let Some(w) = yp.get(lt..lt + 4) {
+                    if let Some(w) = yp.get(lt..).and_then(<[f64]>::first_chunk::<4>) {
                         let below = usize::from(w[0] < v)
                             + usize::from(w[1] < v)
                             + usize::from(w[2] < v)
