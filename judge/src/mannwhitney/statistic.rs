@@ -446,7 +446,7 @@ fn merged_ties(
     own: i128,
 ) -> i128 {
     let n = x.len();
-    let close = |i: usize| !(x[i + 1] - x[i] > gap);
+    let close = |i: usize| (x[i + 1] - x[i]).partial_cmp(&gap) != Some(std::cmp::Ordering::Greater);
     let mut ties = own;
     let (mut next_tied, mut done) = (0, 0);
     // an own group that ties control values: f(gx) + f(eq) become f(gx + eq)
