@@ -446,7 +446,12 @@ fn merged_ties(
     own: i128,
 ) -> i128 {
     let n = x.len();
-    let close = |i: usize| (x[i + 1] - x[i]).partial_cmp(&gap) != Some(std::cmp::Ordering::Greater);
+    // not more than `gap` apart (a NaN difference, of infinities, counts
+    // as close: a cluster too many costs time, never a wrong term)
+    let close = |i: usize| {
+        let g = x[i + 1] - x[i];
+        g <= gap || g.is_nan()
+    };
     let mut ties = own;
     let (mut next_tied, mut done) = (0, 0);
     // an own group that ties control values: f(gx) + f(eq) become f(gx + eq)
