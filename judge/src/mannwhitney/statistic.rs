@@ -475,7 +475,11 @@ fn merged_ties(
     };
     let mut i = 0;
     while i + 1 < n {
-        if x[i + 1] == x[i] || !close(i) {
+        // equal neighbours, or farther apart than `gap` (one comparison
+        // each; a NaN difference falls through: regrouping is exact
+        // wherever it is done)
+        let g = x[i + 1] - x[i];
+        if g == 0.0 || g > gap {
             i += 1;
             continue;
         }
