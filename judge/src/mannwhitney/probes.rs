@@ -127,10 +127,11 @@ pub(super) struct PairBracket {
     pub(super) last: Option<(f64, usize, i64)>,
 }
 
-/// A count more than this far above its floor is galloped to, not
-/// scanned (counts grow with x by about m / n per x, and the probes around
-/// a shift usually leave only a few candidates).
-pub(super) const GALLOP: usize = 32;
+/// A probe pass ignores the probes' bounds (a plain merge) when they
+/// leave at least this many candidate control values per x: then almost
+/// every x needs a search anyway, and reading two bounds per x costs more
+/// than the few x's they pin save.
+pub(super) const LOOSE: usize = 4;
 
 /// How many of `y[lo..hi]` are below `v`, plus `lo`, when everything
 /// before `lo` is below `v` and nothing from `hi` on is: gallop up from

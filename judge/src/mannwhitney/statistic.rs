@@ -7,7 +7,7 @@
 //! statistic's roots (`zeroin`, [`super::solve_interval`]).
 
 use super::MannWhitneyError;
-use super::probes::{Bounds, GALLOP, POINTS_PER_PAIR, PairBracket, Probe, Probes, count_below};
+use super::probes::{Bounds, LOOSE, POINTS_PER_PAIR, PairBracket, Probe, Probes, count_below};
 
 /// What [`runs`] says about a sorted sample.
 #[derive(Debug, Clone, Copy)]
@@ -276,41 +276,88 @@ impl<'a> RankStatistic<'a> {
         let mut sum_lt = 0usize;
         let tied = &mut self.tied;
         tied.clear();
-        // Counts also grow with x: the previous x's count is a floor.
-        let mut floor = 0usize;
-        for (i, (((&xi, &lo), &hi), out)) in
-            x.iter().zip(lt_above).zip(le_below).zip(lt_new).enumerate()
-        {
-            let mut lt = lo.max(floor);
-            if lt < hi {
+        if x[n - 1] - d <= y[0] {
+            // Past the top (the root finder's evaluation at mu_max): every
+            // x - d is at or below min(y), so no count is above 0 (rounding
+            // is monotone, so x - d never exceeds x[n-1] - d), and the x's
+            // tying min(y) are those from the first whose x - d reaches it.
+            lt_new.fill(0);
+            tied.extend(x.partition_point(|&xi| xi - d < y[0])..n);
+        } else if x[0] - d > y[m - 1] {
+            // Past the bottom (mu_min, when no x - d ties max(y)): every
+            // count is m and nothing ties.
+            lt_new.fill(m);
+            sum_lt = n * m;
+        } else if bounds.le_sum - bounds.lt_sum >= LOOSE * n {
+            // The probes around d leave many candidates per x (the root
+            // finder's first steps across a wide range): nearly every x
+            // would need a search, so a plain merge, without reading the
+            // bounds, costs less. Counts grow with x, so each starts from
+            // the previous one; the same counts and ties as below.
+            let mut lt = 0usize;
+            for (i, (&xi, out)) in x.iter().zip(lt_new).enumerate() {
                 let v = xi - d;
-                if hi - lt > GALLOP && yp[lt + GALLOP] < v {
-                    lt = count_below(yp, v, lt + GALLOP + 1, hi);
-                }
-                // The next four at once, without branches (y is sorted,
-                // so those below v come first): the scan's exit, a branch
-                // mispredicted about once per x, is mostly not reached.
-                if let Some(w) = yp.get(lt..lt + 4) {
-                    lt += usize::from(w[0] < v)
+                if let Some(w) = yp.get(lt..).and_then(<[f64]>::first_chunk::<4>) {
+                    let below = usize::from(w[0] < v)
                         + usize::from(w[1] < v)
                         + usize::from(w[2] < v)
                         + usize::from(w[3] < v);
+                    lt += below;
+                    if below == 4 {
+                        lt = count_below(yp, v, lt, m);
+                    }
                 }
-                // y[hi] (or the sentinel) is not below v: the scan stops
                 let mut t = yp[lt];
                 while t < v {
                     lt += 1;
                     t = yp[lt];
                 }
-                // t >= v here, so this is t == v: a new tie (or the
-                // sentinel, when v is +inf; the tie count then finds none)
                 if t <= v {
                     tied.push(i);
                 }
+                *out = lt;
+                sum_lt += lt;
             }
-            *out = lt;
-            sum_lt += lt;
-            floor = lt;
+        } else {
+            // Counts also grow with x: the previous x's count is a floor.
+            let mut floor = 0usize;
+            for (i, (((&xi, &lo), &hi), out)) in
+                x.iter().zip(lt_above).zip(le_below).zip(lt_new).enumerate()
+            {
+                let mut lt = lo.max(floor);
+                if lt < hi {
+                    let v = xi - d;
+                    // The next four at once, without branches (y is sorted,
+                    // so those below v come first): the scan's exit, a
+                    // branch mispredicted about once per x, is mostly not
+                    // reached. All four below (rare: counts grow by about
+                    // m / n per x): gallop from there.
+                    if let Some(w) = yp.get(lt..).and_then(<[f64]>::first_chunk::<4>) {
+                        let below = usize::from(w[0] < v)
+                            + usize::from(w[1] < v)
+                            + usize::from(w[2] < v)
+                            + usize::from(w[3] < v);
+                        lt += below;
+                        if below == 4 {
+                            lt = count_below(yp, v, lt, hi);
+                        }
+                    }
+                    // y[hi] (or the sentinel) is not below v: the scan stops
+                    let mut t = yp[lt];
+                    while t < v {
+                        lt += 1;
+                        t = yp[lt];
+                    }
+                    // t >= v here, so this is t == v: a new tie (or the
+                    // sentinel, when v is +inf; the tie count then finds none)
+                    if t <= v {
+                        tied.push(i);
+                    }
+                }
+                *out = lt;
+                sum_lt += lt;
+                floor = lt;
+            }
         }
         let (le_at, sum_le, ties) = if tied.is_empty() && !rounding_may_merge {
             (lt_at, sum_lt, self.own_ties)
@@ -331,25 +378,9 @@ impl<'a> RankStatistic<'a> {
                 le_new[i] = le;
             }
             let ties = if rounding_may_merge {
-                // Group equal values of x - d; a group of gx such values
-                // tying eq control values replaces that control group's
-                // term.
-                let mut ties = self.own_y_ties;
-                let mut i = 0;
-                while i < n {
-                    let v = x[i] - d;
-                    let eq = le_new[i] - lt_new[i];
-                    let mut e = i + 1;
-                    while e < n && x[e] - d == v {
-                        e += 1;
-                    }
-                    let t = e - i + eq;
-                    if t > 1 {
-                        ties += tie_weight(t as i128) - tie_weight(eq as i128);
-                    }
-                    i = e;
-                }
-                ties
+                let gap = 4.0 * f64::EPSILON * (self.max_abs_x + d.abs());
+                let own = self.own_x_ties + self.own_y_ties;
+                merged_ties(x, d, gap, tied, lt_new, le_new, own)
             } else {
                 // x - d keeps x's groups: only the groups that now tie eq
                 // control values change, from f(gx) + f(eq) to f(gx + eq).
@@ -395,6 +426,102 @@ impl<'a> RankStatistic<'a> {
         let (twice_rank_sum, ties) = self.ranks(d);
         z_from_ranks(twice_rank_sum - self.twice_offset, ties, self.n, self.m)
     }
+}
+
+/// The tie term at shift `d` where subtracting `d` may round distinct x
+/// values together (neighbours at most `gap` apart): x's own groups
+/// (`own` holds their term and y's) corrected where x's groups now tie
+/// control values (`tied`, ascending, with their counts) and where
+/// rounding joins groups. Values rounded together lie in one cluster (a
+/// run of x whose neighbours are at most `gap` apart, as in
+/// `band::clusters`), so only the clusters holding two distinct values so
+/// close are regrouped; elsewhere x - d keeps x's groups.
+fn merged_ties(
+    x: &[f64],
+    d: f64,
+    gap: f64,
+    tied: &[usize],
+    lt: &[usize],
+    le: &[usize],
+    own: i128,
+) -> i128 {
+    let n = x.len();
+    // not more than `gap` apart (a NaN difference, of infinities, counts
+    // as close: a cluster too many costs time, never a wrong term)
+    let close = |i: usize| {
+        let g = x[i + 1] - x[i];
+        g <= gap || g.is_nan()
+    };
+    let mut ties = own;
+    let (mut next_tied, mut done) = (0, 0);
+    // an own group that ties control values: f(gx) + f(eq) become f(gx + eq)
+    let mut plain_below = |end: usize, ties: &mut i128, next_tied: &mut usize| {
+        while let Some(&i) = tied.get(*next_tied).filter(|&&i| i < end) {
+            *next_tied += 1;
+            if i < done {
+                continue;
+            }
+            let (mut s, mut e) = (i, i + 1);
+            while s > 0 && x[s - 1] == x[i] {
+                s -= 1;
+            }
+            while e < n && x[e] == x[i] {
+                e += 1;
+            }
+            let (gx, eq) = ((e - s) as i128, (le[i] - lt[i]) as i128);
+            *ties += tie_weight(gx + eq) - tie_weight(gx) - tie_weight(eq);
+            done = e;
+        }
+    };
+    let mut i = 0;
+    while i + 1 < n {
+        // equal neighbours, or farther apart than `gap` (one comparison
+        // each; a NaN difference falls through: regrouping is exact
+        // wherever it is done)
+        let g = x[i + 1] - x[i];
+        if g == 0.0 || g > gap {
+            i += 1;
+            continue;
+        }
+        // a cluster with two distinct values close enough to round together
+        let mut s = i;
+        while s > 0 && close(s - 1) {
+            s -= 1;
+        }
+        let mut end = i + 2;
+        while end < n && close(end - 1) {
+            end += 1;
+        }
+        plain_below(s, &mut ties, &mut next_tied);
+        // its groups at d replace its own groups: a group of t values of
+        // x - d tying eq control values weighs f(t + eq) - f(eq) here
+        let mut a = s;
+        while a < end {
+            let v = x[a] - d;
+            let eq = (le[a] - lt[a]) as i128;
+            let mut e = a + 1;
+            while e < end && x[e] - d == v {
+                e += 1;
+            }
+            ties += tie_weight((e - a) as i128 + eq) - tie_weight(eq);
+            a = e;
+        }
+        let mut a = s;
+        while a < end {
+            let mut e = a + 1;
+            while e < end && x[e] == x[a] {
+                e += 1;
+            }
+            ties -= tie_weight((e - a) as i128);
+            a = e;
+        }
+        while tied.get(next_tied).is_some_and(|&t| t < end) {
+            next_tied += 1;
+        }
+        i = end;
+    }
+    plain_below(n, &mut ties, &mut next_tied);
+    ties
 }
 
 /// Kayenta's statistic from twice dz (an integer) and the tie term.
