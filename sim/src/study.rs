@@ -211,12 +211,13 @@ pub fn example_runs_named(
 /// pairs ([`prepare_side_by_side`]'s order: scenario by scenario,
 /// `analyses` each), in run order, and what the analyses shared. A
 /// scenario's Kayenta analyses release each seed one after the other
-/// ([`Candidates`]): Kayenta analyses whose releases generate the same
-/// series (the same traffic, pods and scrape step: configs that differ in
-/// metrics, judge, thresholds or analysis timing) generate them once, and
-/// those that differ only in score thresholds share verdicts too; a peer's
-/// release (Argo Rollouts, Flagger: its own weights and pods) runs on its
-/// own. Every outcome is the one the pair has on its own ([`run_all`]).
+/// ([`Candidates`]): those whose releases generate the same series (the
+/// same traffic, pods, scrape step and metric families: configs that
+/// differ in queries, effect sizes, judge, thresholds or analysis timing)
+/// generate them once, and those that differ only in score thresholds
+/// share verdicts too; a peer's release (Argo Rollouts, Flagger: its own
+/// weights and pods) runs on its own. Every outcome is the one the pair
+/// has on its own ([`run_all`]).
 pub fn side_by_side_outcomes(
     prepared: &[Prepared<'_>],
     analyses: usize,
@@ -225,12 +226,8 @@ pub fn side_by_side_outcomes(
 ) -> (Vec<Vec<RunOutcome>>, ShareStats) {
     let analyses = analyses.max(1);
     // Per scenario: its Kayenta analyses together (they may share a seed's
-    // series), each peer's alone. A job is one group's release of one seed,
-    // and a chunk is consecutive seeds of a group, so a thread's runs follow
-    // one another in the same (scenario, analysis) as in [`run_all`] and its
-    // per-thread tables and buffers stay warm: alternating the three
-    // analyses of the catalog seed by seed doubled a side by side's CPU.
-    let mut groups: Vec<(Vec<usize>, Option<Candidates<'_, '_>>)> = Vec::new();
+    // series), each peer's alone.
+    let mut groups: Vec<Group<'_, '_>> = Vec::new();
     for (sc, pairs) in prepared.chunks(analyses).enumerate() {
         let index = |a: usize| sc * analyses + a;
         let kayenta: Vec<usize> = (0..pairs.len())
@@ -249,7 +246,50 @@ pub fn side_by_side_outcomes(
                 .map(|a| (vec![index(a)], None)),
         );
     }
-    let runs = opts.runs as usize;
+    run_groups(prepared, &groups, opts, Shard::WHOLE, progress)
+}
+
+/// Every run's outcome, per scenario, in run order.
+pub fn run_all(
+    prepared: &[Prepared<'_>],
+    opts: StudyOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Vec<Vec<RunOutcome>> {
+    run_shard_outcomes(prepared, opts, Shard::WHOLE, progress)
+}
+
+/// The outcomes of the runs of `shard` (see [`Shard::runs`]), per scenario,
+/// in run order. Each run is seeded by [`run_seed`] from its index in the
+/// whole study, so a shard's runs are exactly the unsharded study's.
+pub fn run_shard_outcomes(
+    prepared: &[Prepared<'_>],
+    opts: StudyOptions,
+    shard: Shard,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Vec<Vec<RunOutcome>> {
+    let alone: Vec<Group<'_, '_>> = (0..prepared.len()).map(|i| (vec![i], None)).collect();
+    run_groups(prepared, &alone, opts, shard, progress).0
+}
+
+/// Indices into the prepared releases that run each seed together: one
+/// alone (`None`: [`run_once`]), or several through their [`Candidates`].
+type Group<'p, 'a> = (Vec<usize>, Option<Candidates<'p, 'a>>);
+
+/// The outcomes of the runs of `shard` of every group's members (every
+/// prepared release in exactly one group), per prepared release, in run
+/// order, and what the groups shared. A job is one group's release of one
+/// seed, and a chunk is consecutive seeds of a group, so a thread's runs
+/// follow one another in the same release and its per-thread tables and
+/// buffers stay warm (alternating the catalog's three analyses seed by seed
+/// doubled a side by side's CPU).
+fn run_groups(
+    prepared: &[Prepared<'_>],
+    groups: &[Group<'_, '_>],
+    opts: StudyOptions,
+    shard: Shard,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> (Vec<Vec<RunOutcome>>, ShareStats) {
+    let runs = shard.len(opts.runs) as usize;
     let jobs = groups.len() * runs;
     let total = prepared.len() * runs;
     const CHUNK: usize = 32;
@@ -264,7 +304,7 @@ pub fn side_by_side_outcomes(
             s.spawn(|| {
                 let mut ws = Workspace::new();
                 let mut stats = ShareStats::default();
-                let mut local = Vec::with_capacity(CHUNK * analyses);
+                let mut local = Vec::with_capacity(CHUNK);
                 loop {
                     let c = next.fetch_add(1, Ordering::Relaxed);
                     if c >= chunks {
@@ -274,7 +314,8 @@ pub fn side_by_side_outcomes(
                     for job in c * CHUNK..((c + 1) * CHUNK).min(jobs) {
                         let ((members, cands), k) = (&groups[job / runs], job % runs);
                         let first = &prepared[members[0]];
-                        let seed = run_seed(opts.seed, &first.scenario().name, k as u32);
+                        let run = shard.run(k as u32);
+                        let seed = run_seed(opts.seed, &first.scenario().name, run);
                         match cands {
                             Some(cands) => {
                                 let outcomes = cands.run(seed, &mut ws, &mut stats);
@@ -318,75 +359,6 @@ pub fn side_by_side_outcomes(
         .map(|_| it.by_ref().take(runs).collect())
         .collect();
     (outcomes, stats)
-}
-
-/// Every run's outcome, per scenario, in run order.
-pub fn run_all(
-    prepared: &[Prepared<'_>],
-    opts: StudyOptions,
-    progress: &(dyn Fn(usize, usize) + Sync),
-) -> Vec<Vec<RunOutcome>> {
-    run_shard_outcomes(prepared, opts, Shard::WHOLE, progress)
-}
-
-/// The outcomes of the runs of `shard` (see [`Shard::runs`]), per scenario,
-/// in run order. Each run is seeded by [`run_seed`] from its index in the
-/// whole study, so a shard's runs are exactly the unsharded study's.
-pub fn run_shard_outcomes(
-    prepared: &[Prepared<'_>],
-    opts: StudyOptions,
-    shard: Shard,
-    progress: &(dyn Fn(usize, usize) + Sync),
-) -> Vec<Vec<RunOutcome>> {
-    let runs = shard.len(opts.runs) as usize;
-    let total = prepared.len() * runs;
-    const CHUNK: usize = 32;
-    let chunks = total.div_ceil(CHUNK);
-    let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
-    let slots: Mutex<Vec<Option<RunOutcome>>> = Mutex::new(vec![None; total]);
-    let threads = worker_threads(opts.threads, chunks);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                let mut ws = Workspace::new();
-                let mut local = Vec::with_capacity(CHUNK);
-                loop {
-                    let c = next.fetch_add(1, Ordering::Relaxed);
-                    if c >= chunks {
-                        break;
-                    }
-                    local.clear();
-                    for job in c * CHUNK..((c + 1) * CHUNK).min(total) {
-                        let (sc, k) = (job / runs, job % runs);
-                        let p = &prepared[sc];
-                        let seed = run_seed(opts.seed, &p.scenario().name, shard.run(k as u32));
-                        local.push((job, run_once(p, seed, false, &mut ws).0));
-                    }
-                    let n = local.len();
-                    {
-                        let mut slots = slots
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        for (job, o) in local.drain(..) {
-                            slots[job] = Some(o);
-                        }
-                    }
-                    let d = done.fetch_add(n, Ordering::Relaxed) + n;
-                    progress(d, total);
-                }
-            });
-        }
-    });
-    let slots = slots
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut it = slots
-        .into_iter()
-        .map(|o| o.unwrap_or_else(|| unreachable!("every job ran")));
-    (0..prepared.len())
-        .map(|_| it.by_ref().take(runs).collect())
-        .collect()
 }
 
 pub use reports::summary::{ScenarioMeta, summarize, summarize_meta};
