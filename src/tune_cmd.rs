@@ -185,12 +185,13 @@ pub fn run(args: &TuneArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     };
     let (all, shared) = sim::sweep::candidates_counts(&scenarios, &candidates, opts, &progress)?;
     eprintln!(
-        "tune: {} candidate releases: {} read another candidate's series, {} their own, {} run \
-         again on their own; {} steps generated; {} windows judged, {} verdicts shared",
+        "tune: {} candidate releases: {} read another candidate's series, {} their own, {} went \
+         on on their own from a step generated otherwise; {} steps generated; {} windows \
+         judged, {} verdicts shared",
         shared.runs,
         shared.reused_series,
         shared.own_series,
-        shared.rerun,
+        shared.forked,
         shared.steps_generated,
         shared.judged,
         shared.verdicts_shared
@@ -294,12 +295,12 @@ pub fn run(args: &TuneArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
     let mut md = explanation(args, &scenarios, &tried, chosen, &fresh, search_s, wall_s);
     md.push_str(&format!(
         "\nShared series: {} of {} candidate releases read another candidate's series (not \
-         generated again), {} on their own series, {} run again on their own; {} of {} \
+         generated again), {} on their own series, {} went on on their own from a step generated otherwise; {} of {} \
          windows' verdicts were another candidate's.\n",
         shared.reused_series,
         shared.runs,
         shared.own_series,
-        shared.rerun,
+        shared.forked,
         shared.verdicts_shared,
         shared.judged
     ));

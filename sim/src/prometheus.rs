@@ -450,10 +450,11 @@ pub struct Scrape {
     step_ms: i64,
     written: usize,
     tracks: [TrackSeries; 2],
-    /// Per query of the plan: what its evaluations on this store share
-    /// (selector matches, aggregation groups), kept across measurements
-    /// and, with the series, across restarts.
-    caches: Vec<prom::QueryCache>,
+    /// Per plan (the runs' [`crate::run::Prepared`] reading these series)
+    /// and query: what its evaluations on this store share (selector
+    /// matches, aggregation groups), kept across measurements and, with
+    /// the series, across restarts.
+    caches: Vec<(u64, Vec<prom::QueryCache>)>,
     scratch: Scratch,
 }
 
@@ -752,14 +753,28 @@ impl Scrape {
         Ok(())
     }
 
-    /// Answer a [`MeasureRequest`] with query `q` (the plan's query
+    /// Answer a [`MeasureRequest`] with query `q` (plan `plan`'s query
     /// `index`: the evaluations of each query share a cache) on what was
     /// scraped.
-    pub fn measure(&mut self, index: usize, q: &Query, m: &MeasureRequest) -> Measurement {
-        if self.caches.len() <= index {
-            self.caches.resize_with(index + 1, Default::default);
+    pub fn measure(
+        &mut self,
+        plan: u64,
+        index: usize,
+        q: &Query,
+        m: &MeasureRequest,
+    ) -> Measurement {
+        let at = match self.caches.iter().position(|(of, _)| *of == plan) {
+            Some(i) => i,
+            None => {
+                self.caches.push((plan, Vec::new()));
+                self.caches.len() - 1
+            }
+        };
+        let caches = &mut self.caches[at].1;
+        if caches.len() <= index {
+            caches.resize_with(index + 1, Default::default);
         }
-        answer_with(&self.store, q, m, Some(&mut self.caches[index]))
+        answer_with(&self.store, q, m, Some(&mut caches[index]))
     }
 }
 

@@ -64,13 +64,52 @@ thread_local! {
     /// set again, the same series in the same order, so results do not
     /// move. A study's runs of one (scenario, analysis) follow each other
     /// on a thread, in the plain and in the side-by-side loop.
-    static SPARE_SCRAPE: std::cell::RefCell<Option<(u64, Scrape)>> =
-        const { std::cell::RefCell::new(None) };
+    static SPARE_SCRAPE: std::cell::RefCell<Vec<(u64, Scrape)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
     /// The metric points' memo of this thread's last run
     /// ([`World::memo_fill`]): the next run starts from its buffers,
     /// emptied, instead of growing new ones step by step.
     static SPARE_MEMO: std::cell::RefCell<Vec<[PointMemo; 2]>> =
         const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Scrapes [`SPARE_SCRAPE`] keeps per thread: a side by side's candidates
+/// of one scenario (each its own series when their families differ).
+const SPARE_SCRAPES: usize = 8;
+
+/// Keep `s`, the raw series of a run of [`Prepared::id`] `id`, for the
+/// thread's next run of it (the oldest other one goes when there are too
+/// many).
+fn spare_scrape(id: u64, s: Scrape) {
+    let _ = SPARE_SCRAPE.try_with(|c| {
+        if let Ok(mut spare) = c.try_borrow_mut() {
+            spare.retain(|(of, _)| *of != id);
+            if spare.len() >= SPARE_SCRAPES {
+                spare.remove(0);
+            }
+            spare.push((id, s));
+        }
+    });
+}
+
+/// What a run's raw series are: runs of one seed whose keys are equal
+/// (and whose series are the same, [`candidates`]) scrape the same
+/// samples.
+#[derive(Debug, Clone)]
+struct ScrapeKey<'a> {
+    families: [Families; 2],
+    traffic_at: Millis,
+    control: scenarios::telemetry::TelemetryTrack,
+    telemetry: &'a scenarios::telemetry::Telemetry,
+}
+
+impl PartialEq for ScrapeKey<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.families == o.families
+            && self.traffic_at == o.traffic_at
+            && self.control == o.control
+            && (std::ptr::eq(self.telemetry, o.telemetry) || self.telemetry == o.telemetry)
+    }
 }
 
 /// Which controller releases the scenario.
@@ -128,6 +167,17 @@ impl<'a> Prepared<'a> {
     /// Whether a peer's rules (not the Kayenta pipeline) release it.
     pub fn is_peer(&self) -> bool {
         matches!(self.analysis, AnalysisSpec::Peer(_))
+    }
+
+    /// Which tool's rules release it: `kayenta`, `argo` or `flagger`.
+    pub fn tool(&self) -> &'static str {
+        match &self.analysis {
+            AnalysisSpec::Kayenta(_) => "kayenta",
+            AnalysisSpec::Peer(spec) => match spec.plan {
+                PeerPlan::Argo(_) => "argo",
+                PeerPlan::Flagger(_) => "flagger",
+            },
+        }
     }
 
     /// Measure these queries (a controller's
@@ -253,6 +303,11 @@ struct World<'p, 'a> {
     /// The raw series, when the controller measures queries or they are
     /// dumped.
     scrape: Option<Scrape>,
+    /// What the raw series are, and the [`Prepared::id`] whose spare they
+    /// become (the run's, or the one whose run built them).
+    scrape_key: Option<(ScrapeKey<'a>, u64)>,
+    /// The raw series are another candidate's ([`candidates::Sharing`]).
+    scrape_shared: bool,
     /// Scrape every family whose draws the run makes (for a dump).
     scrape_all: bool,
     /// Whether the deploy's canary pods were started: later ones are a
@@ -393,6 +448,8 @@ fn drive_sharing<'p, 'a>(
             .unwrap_or_default(),
         last_verdict: None,
         scrape: None,
+        scrape_key: None,
+        scrape_shared: false,
         scrape_all: series,
         canary_deployed: false,
         canary_extra: Vec::new(),
@@ -436,7 +493,17 @@ fn drive_sharing<'p, 'a>(
         && !w.scrape_all
         && let Some(s) = w.scrape.take()
     {
-        SPARE_SCRAPE.with(|c| *c.borrow_mut() = Some((p.id, s)));
+        let (key, owner) = w
+            .scrape_key
+            .take()
+            .unwrap_or_else(|| (w.scrape_key_now(), p.id));
+        let back = match &mut w.sharing {
+            Some(sh) => sh.keep_scrape(key, owner, s),
+            None => Some((owner, s)),
+        };
+        if let Some((owner, s)) = back {
+            spare_scrape(owner, s);
+        }
     }
     let (run, detail) = w.finish(outcome);
     (run, detail, store)
@@ -486,12 +553,21 @@ impl<'a> World<'_, 'a> {
                 if m.at >= self.traffic_at {
                     let since = secs(m.at - self.traffic_at);
                     let k = (since / g.step_s() + 1e-9).floor() as usize;
-                    g.advance_to(k, &mut self.rng);
+                    if let Some(sh) = &mut self.sharing
+                        && sh.on()
+                    {
+                        if sh.advance(g, k, &mut self.rng) {
+                            self.left_share();
+                            return self.measure(m);
+                        }
+                    } else {
+                        g.advance_to(k, &mut self.rng);
+                    }
                 }
                 if let Err(e) = s.catch_up(g) {
                     return Measurement::Error(e.to_string());
                 }
-                s.measure(m.query, q, m)
+                s.measure(self.p.id, m.query, q, m)
             }
             // before the traffic shift: nothing scraped yet
             _ => crate::prometheus::answer(&prom::Store::new(), q, m),
@@ -561,8 +637,11 @@ impl<'a> World<'_, 'a> {
         if !self.p.is_peer() {
             return;
         }
-        if let Some(g) = &mut self.generator {
-            g.add_pods(CONTROL, secs(at.saturating_sub(self.traffic_at)), delta);
+        let from_s = secs(at.saturating_sub(self.traffic_at));
+        match (&mut self.generator, &mut self.sharing) {
+            (Some(_), Some(s)) if s.on() => s.add_pods(CONTROL, from_s, delta),
+            (Some(g), _) => g.add_pods(CONTROL, from_s, delta),
+            (None, _) => {}
         }
     }
 
@@ -594,12 +673,11 @@ impl<'a> World<'_, 'a> {
 
     /// The canary's serving pods change by `delta` at `at`.
     fn canary_change(&mut self, at: Millis, delta: i64) {
-        if let Some(s) = &mut self.sharing {
-            s.pods_changed();
-        }
-        match &mut self.generator {
-            Some(g) => g.add_pods(CANARY, secs(at.saturating_sub(self.traffic_at)), delta),
-            None => self.canary_changes.push((at, delta)),
+        let from_s = secs(at.saturating_sub(self.traffic_at));
+        match (&mut self.generator, &mut self.sharing) {
+            (Some(_), Some(s)) if s.on() => s.add_pods(CANARY, from_s, delta),
+            (Some(g), _) => g.add_pods(CANARY, from_s, delta),
+            (None, _) => self.canary_changes.push((at, delta)),
         }
     }
 
@@ -664,6 +742,11 @@ impl<'a> World<'_, 'a> {
         let planned = self.p.plan.families();
         let read = planned.or(self.p.metrics.families());
         let tracks = [canary, control];
+        let early_pods = || {
+            let canary = self.canary_changes.iter();
+            let canary = canary.map(|&(at, delta)| (secs(at.saturating_sub(now)), delta));
+            [canary.collect(), Vec::new()]
+        };
         if let Some(s) = &mut self.sharing
             && let Some(g) = s.start(
                 svc,
@@ -673,9 +756,10 @@ impl<'a> World<'_, 'a> {
                 shares,
                 &self.rng,
                 self.p.canary_slots(),
-                self.canary_changes.is_empty(),
+                early_pods(),
             )
         {
+            self.canary_changes.clear();
             self.generator = Some(g);
             self.memo = s.take_memo();
             if !planned.is_empty() {
@@ -704,28 +788,37 @@ impl<'a> World<'_, 'a> {
             return;
         };
         if !self.scrape_all {
+            let key = self.scrape_key_now();
+            if let Some(s) = &mut self.sharing
+                && let Some((owner, shared)) = s.take_scrape(&key)
+            {
+                // another candidate's, written from the same series
+                self.scrape = Some(shared);
+                self.scrape_key = Some((key, owner));
+                self.scrape_shared = true;
+                return;
+            }
             let id = self.p.id;
-            let spare = SPARE_SCRAPE.with(|c| c.borrow_mut().take());
-            if let Some((_, mut s)) = spare.filter(|(of, _)| *of == id) {
+            let spare = SPARE_SCRAPE.with(|c| {
+                let mut spare = c.borrow_mut();
+                let i = spare.iter().position(|(of, _)| *of == id)?;
+                Some(spare.remove(i).1)
+            });
+            self.scrape_key = Some((key, id));
+            if let Some(mut s) = spare {
                 s.restart(self.traffic_at, self.seed);
                 self.scrape = Some(s);
                 return;
             }
         }
-        let [a, b] = self.p.plan.per_track();
-        let [c, d] = self.p.metrics.per_track();
         let families = if self.scrape_all {
             let all = Families::drawn(g.draws());
             [all, all]
         } else {
-            [a.or(c), b.or(d)]
+            self.read_families()
         };
         let f = &self.p.scenario.file;
-        let control = if production_control(self.p.scenario, self.p.is_peer()) {
-            scenarios::telemetry::TelemetryTrack::Production
-        } else {
-            scenarios::telemetry::TelemetryTrack::Baseline
-        };
+        let control = self.control_track();
         self.scrape = Some(Scrape::new(
             families,
             &f.telemetry,
@@ -734,6 +827,53 @@ impl<'a> World<'_, 'a> {
             self.traffic_at,
             self.seed,
         ));
+    }
+
+    /// The families of the raw series the run reads, per track.
+    fn read_families(&self) -> [Families; 2] {
+        let [a, b] = self.p.plan.per_track();
+        let [c, d] = self.p.metrics.per_track();
+        [a.or(c), b.or(d)]
+    }
+
+    /// The telemetry's name of the control track.
+    fn control_track(&self) -> scenarios::telemetry::TelemetryTrack {
+        if production_control(self.p.scenario, self.p.is_peer()) {
+            scenarios::telemetry::TelemetryTrack::Production
+        } else {
+            scenarios::telemetry::TelemetryTrack::Baseline
+        }
+    }
+
+    /// The run left the shared series ([`candidates::Sharing::advance`]):
+    /// its raw series and metric points, made from them, are made again
+    /// from its own steps.
+    fn left_share(&mut self) {
+        self.memo.iter_mut().flatten().for_each(PointMemo::reset);
+        let Some(mut s) = self.scrape.take() else {
+            return;
+        };
+        if self.scrape_shared {
+            self.scrape_shared = false;
+            if let (Some(sh), Some((key, owner))) = (&mut self.sharing, self.scrape_key.take()) {
+                sh.give_back_scrape(key, owner, s);
+            }
+            self.start_scrape();
+        } else {
+            s.restart(self.traffic_at, self.seed);
+            self.scrape = Some(s);
+        }
+    }
+
+    /// What this run's raw series are ([`ScrapeKey`]).
+    fn scrape_key_now(&self) -> ScrapeKey<'a> {
+        let scenario: &'a Scenario = self.p.scenario;
+        ScrapeKey {
+            families: self.read_families(),
+            traffic_at: self.traffic_at,
+            control: self.control_track(),
+            telemetry: &scenario.file.telemetry,
+        }
     }
 
     /// Metric `m` for `side` at `at_ms` after the traffic shift,
@@ -868,7 +1008,11 @@ impl<'a> World<'_, 'a> {
         let end = window.end.as_secs_f64();
         let k_hi = (end / step_s + 1e-9).floor() as usize;
         match &mut self.sharing {
-            Some(s) if s.on() => s.advance(generator, k_hi, &mut self.rng),
+            Some(s) if s.on() => {
+                if s.advance(generator, k_hi, &mut self.rng) {
+                    self.left_share();
+                }
+            }
             _ => generator.advance_to(k_hi, &mut self.rng),
         }
         let judge_seed = self.seed ^ (window.index as u64).wrapping_mul(0xD134_2543_DE82_EF95);
@@ -1056,7 +1200,11 @@ impl<'a> World<'_, 'a> {
             // A Kayenta run has generated every step up to its decision
             // (its last window); a peer's only what it measured.
             if self.p.is_peer() {
-                g.advance_to(k_decided, &mut self.rng);
+                match &mut self.sharing {
+                    // its raw series and points are not read any more
+                    Some(s) if s.on() => _ = s.advance(g, k_decided, &mut self.rng),
+                    _ => g.advance_to(k_decided, &mut self.rng),
+                }
             }
             let g = &*g;
             // what this run generated (the shared series may go further)

@@ -116,10 +116,23 @@ pub struct Step {
     pub memory_bytes: f64,
     /// The pods were down (crash loop): nothing was scraped.
     pub down: bool,
+    /// Pods serving the track in the step ([`Generator::pods_at`] when it
+    /// was generated).
+    pub pods: u32,
 }
 
 /// Buckets of goldengoose's histogram (the last is +Inf).
 pub const GOLDENGOOSE: usize = BUCKETS;
+
+/// A generator's autoregressive state between steps: the load noise and
+/// each track's pod drift.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ArState {
+    /// The load noise.
+    pub load: f64,
+    /// Per track, the drift of its pods' average.
+    pub drift: [f64; 2],
+}
 
 /// Generates both tracks in lockstep (they share the load noise).
 pub struct Generator<'a> {
@@ -437,6 +450,31 @@ impl<'a> Generator<'a> {
         self.shares.push((from_s, shares));
     }
 
+    /// The autoregressive state after the last step generated.
+    pub fn ar_state(&self) -> ArState {
+        ArState {
+            load: self.load,
+            drift: self.drift,
+        }
+    }
+
+    /// A generator with this one's first `k` steps whose autoregressive
+    /// state after step `k` was `state` (recorded then): it goes on as
+    /// this one would have from there, under the traffic shares and pod
+    /// changes it is given (none yet).
+    pub fn fork(&self, k: usize, state: ArState) -> Generator<'a> {
+        let mut g = Generator::new(self.service, self.step_s, self.tracks.clone(), self.needs);
+        g.pod_slots = self.pod_slots;
+        for track in [CANARY, CONTROL] {
+            g.steps[track].extend_from_slice(&self.steps[track][..k]);
+            let fine = &self.fine[track];
+            g.fine[track].extend_from_slice(&fine[..k.min(fine.len())]);
+        }
+        g.load = state.load;
+        g.drift = state.drift;
+        g
+    }
+
     /// Generate up to step `k` (1-based) inclusive.
     pub fn advance_to(&mut self, k: usize, rng: &mut Xoshiro256PlusPlus) {
         while self.len() < k {
@@ -461,7 +499,8 @@ impl<'a> Generator<'a> {
         let diurnal = self.factors.diurnal[k - 1];
         let load_factor = self.load.exp();
         for track in [CANARY, CONTROL] {
-            let pods = f64::from(self.pods_at(track, k));
+            let serving = self.pods_at(track, k);
+            let pods = f64::from(serving);
             let spec = &self.tracks[track];
             // the average of `pods` independent drifts
             let drift_sd = scenarios::Ar1 {
@@ -500,6 +539,7 @@ impl<'a> Generator<'a> {
 
             let mut step = Step {
                 down,
+                pods: serving,
                 ..Step::default()
             };
             if down {
@@ -568,6 +608,20 @@ impl Generator<'_> {
         self.pod_changes[track].push((from_s, delta));
     }
 
+    /// The changes of `track`'s pods ([`Generator::add_pods`]), in the
+    /// order they were added.
+    pub fn pod_changes(&self, track: usize) -> &[(f64, i64)] {
+        &self.pod_changes[track]
+    }
+
+    /// Replace the changes of `track`'s pods by `changes` (steps already
+    /// generated keep the pods they had).
+    pub fn set_pod_changes(&mut self, track: usize, changes: &[(f64, i64)]) {
+        let list = &mut self.pod_changes[track];
+        list.clear();
+        list.extend_from_slice(changes);
+    }
+
     /// Room for `slots` pods of `track` in the raw series (at least its
     /// pods at the start): call before the series are scraped.
     pub fn reserve_pods(&mut self, track: usize, slots: u32) {
@@ -589,10 +643,19 @@ impl Generator<'_> {
     }
 
     /// Pods serving `track` in step `k` (1-based), at least 1 and at most
-    /// its slots.
+    /// its slots: those it was generated with, or for a step not yet
+    /// generated, those the changes so far give.
     pub fn pods_at(&self, track: usize, k: usize) -> u32 {
+        match self.steps[track].get(k.wrapping_sub(1)) {
+            Some(step) => step.pods,
+            None => self.pods_with(track, &self.pod_changes[track], k),
+        }
+    }
+
+    /// Pods serving `track` in step `k` under the pod changes `changes`.
+    pub fn pods_with(&self, track: usize, changes: &[(f64, i64)], k: usize) -> u32 {
         let t = k as f64 * self.step_s;
-        let n = self.pod_changes[track]
+        let n = changes
             .iter()
             .filter(|(from, _)| *from <= t)
             .fold(i64::from(self.tracks[track].pods), |n, (_, d)| n + d);

@@ -210,14 +210,17 @@ pub fn example_runs_named(
 /// Every run's outcome of a side-by-side study's (scenario, analysis)
 /// pairs ([`prepare_side_by_side`]'s order: scenario by scenario,
 /// `analyses` each), in run order, and what the analyses shared. A
-/// scenario's Kayenta analyses release each seed one after the other
-/// ([`Candidates`]): those whose releases generate the same series (the
-/// same traffic, pods, scrape step and metric families: configs that
-/// differ in queries, effect sizes, judge, thresholds or analysis timing)
-/// generate them once, and those that differ only in score thresholds
-/// share verdicts too; a peer's release (Argo Rollouts, Flagger: its own
-/// weights and pods) runs on its own. Every outcome is the one the pair
-/// has on its own ([`run_all`]).
+/// scenario's analyses of one tool (its Kayenta configs; its Argo
+/// Rollouts files; its Flagger files) release each seed one after the
+/// other ([`Candidates`]): those whose releases generate the same series
+/// (the same traffic, pods, scrape step and metric families: Kayenta
+/// configs that differ in queries, effect sizes, judge, thresholds or
+/// analysis timing; peer files on the same steps whose queries read the
+/// same families) generate them once, peers' runs scrape them once too,
+/// and Kayenta configs that differ only in score thresholds share
+/// verdicts. Analyses of different tools never share (each tool sets its
+/// own weights and pods). Every outcome is the one the pair has on its own
+/// ([`run_all`]).
 pub fn side_by_side_outcomes(
     prepared: &[Prepared<'_>],
     analyses: usize,
@@ -225,26 +228,29 @@ pub fn side_by_side_outcomes(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> (Vec<Vec<RunOutcome>>, ShareStats) {
     let analyses = analyses.max(1);
-    // Per scenario: its Kayenta analyses together (they may share a seed's
-    // series), each peer's alone.
+    // Per scenario and tool, its analyses together; a thread runs
+    // consecutive seeds of one group (alternating tools seed by seed cools
+    // the per-thread tables).
     let mut groups: Vec<Group<'_, '_>> = Vec::new();
     for (sc, pairs) in prepared.chunks(analyses).enumerate() {
-        let index = |a: usize| sc * analyses + a;
-        let kayenta: Vec<usize> = (0..pairs.len())
-            .filter(|&a| !pairs[a].is_peer())
-            .map(index)
-            .collect();
-        if kayenta.len() > 1 {
-            let c = Candidates::new(kayenta.iter().map(|&i| &prepared[i]).collect());
-            groups.push((kayenta, Some(c)));
-        } else {
-            groups.extend(kayenta.into_iter().map(|i| (vec![i], None)));
+        let mut tools: Vec<&str> = Vec::new();
+        for tool in pairs.iter().map(Prepared::tool) {
+            if !tools.contains(&tool) {
+                tools.push(tool);
+            }
         }
-        groups.extend(
-            (0..pairs.len())
-                .filter(|&a| pairs[a].is_peer())
-                .map(|a| (vec![index(a)], None)),
-        );
+        for tool in tools {
+            let members: Vec<usize> = (0..pairs.len())
+                .filter(|&a| pairs[a].tool() == tool)
+                .map(|a| sc * analyses + a)
+                .collect();
+            if members.len() > 1 {
+                let c = Candidates::new(members.iter().map(|&i| &prepared[i]).collect());
+                groups.push((members, Some(c)));
+            } else {
+                groups.push((members, None));
+            }
+        }
     }
     run_groups(prepared, &groups, opts, Shard::WHOLE, progress)
 }

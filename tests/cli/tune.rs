@@ -56,7 +56,7 @@ fn tune_searches_picks_rechecks_and_writes_a_deployable_config() {
     assert_eq!(count("runs"), 720, "{sharing}");
     assert!(count("reused_series") > 0, "{sharing}");
     assert!(count("reused_series") + count("own_series") <= count("runs"));
-    assert!(count("rerun") <= count("runs"));
+    assert!(count("forked") <= count("reused_series"));
     assert!(count("verdicts_shared") <= count("judged"));
     assert!(text.contains("Shared series: "), "{text}");
     let fresh = file["fresh"].as_array().unwrap();

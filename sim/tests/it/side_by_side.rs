@@ -504,7 +504,7 @@ fn kayenta_analyses_on_the_same_traffic_share_each_seeds_series() {
     // other two read its series; Flagger's release is not counted
     assert_eq!(stats.runs, 2 * 40 * 3);
     assert_eq!(stats.reused_series, 2 * 40 * 2, "{stats:?}");
-    assert_eq!((stats.own_series, stats.rerun), (0, 0), "{stats:?}");
+    assert_eq!((stats.own_series, stats.forked), (0, 0), "{stats:?}");
     assert!(stats.verdicts_shared > 0, "{stats:?}");
     // the thresholds matter: the strict config fails A/A releases the default
     // passes
@@ -520,4 +520,89 @@ fn kayenta_analyses_on_the_same_traffic_share_each_seeds_series() {
         rolled_back(5),
         rolled_back(4)
     );
+}
+
+/// Peer files of one tool on the same steps (an Argo user comparing
+/// AnalysisTemplates, a Flagger user comparing thresholds) release each
+/// seed from one generation and one scrape of the series; a file on other
+/// steps runs on its own. Every outcome is the one the (scenario,
+/// analysis) pair has on its own.
+#[test]
+fn peer_files_on_the_same_steps_share_each_seeds_series() {
+    let dir = std::env::temp_dir().join(format!("sim-peer-share-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let argo = std::fs::read_to_string(analysis_file("argo-rollout.yaml")).unwrap();
+    let flagger = std::fs::read_to_string(analysis_file("flagger-canary.yaml")).unwrap();
+    let edit = |text: &str, from: &str, to: &str| {
+        assert!(text.contains(from), "{from}");
+        text.replacen(from, to, 1)
+    };
+    let write = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let files = [
+        analysis_file("argo-rollout.yaml"),
+        // stricter conditions: other verdicts, other decision times
+        write(
+            "argo-strict.yaml",
+            edit(
+                &edit(&argo, "result[0] >= 0.95", "result[0] >= 0.999"),
+                "result[0] <= 300",
+                "result[0] <= 200",
+            ),
+        ),
+        // other steps: other traffic from the first weight on
+        write(
+            "argo-steps.yaml",
+            edit(&argo, "- setWeight: 5\n", "- setWeight: 10\n"),
+        ),
+        analysis_file("flagger-canary.yaml"),
+        write(
+            "flagger-strict.yaml",
+            edit(&flagger, "max: 300", "max: 200"),
+        ),
+    ];
+    let a: Vec<StudyAnalysis> = files
+        .iter()
+        .map(|f| StudyAnalysis {
+            file: analysis::read(f).unwrap(),
+            scenarios: Vec::new(),
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    let scenarios = [
+        catalog("latency-10pct"),
+        catalog("aa-typical"),
+        catalog("slow-start"),
+        catalog("errors-0.5pct"),
+    ];
+    let o = opts(30);
+    let prepared = sim::study::prepare_side_by_side(&scenarios, &a).unwrap();
+    let alone = sim::study::run_all(&prepared, o, &|_, _| {});
+    let (shared, stats) = sim::study::side_by_side_outcomes(&prepared, a.len(), o, &|_, _| {});
+    for (i, (s, al)) in shared.iter().zip(&alone).enumerate() {
+        assert_eq!(s, al, "pair {i}");
+    }
+    // per scenario and seed: three Argo files (the strict one reads the
+    // first's series, the one on other steps generates its own) and two
+    // Flagger files (the second reads the first's until a check the first
+    // passed fails: Flagger then holds the weight the first stepped, and
+    // the run goes on on its own from there)
+    assert_eq!(stats.runs, 4 * 30 * 5, "{stats:?}");
+    assert_eq!(stats.own_series, 4 * 30, "{stats:?}");
+    assert_eq!(stats.reused_series, 4 * 30 * 2, "{stats:?}");
+    assert!(stats.forked > 0, "{stats:?}");
+    // the conditions matter: the strict files roll back releases the
+    // catalog's promote
+    let promoted = |i: usize| {
+        shared[i]
+            .iter()
+            .filter(|r| r.decision == ReleaseEnd::Promote)
+            .count()
+    };
+    // aa-typical is the second scenario: pairs 5..10
+    assert!(promoted(5) > promoted(6), "{} {}", promoted(5), promoted(6));
+    assert!(promoted(8) > promoted(9), "{} {}", promoted(8), promoted(9));
 }
