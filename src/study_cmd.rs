@@ -34,7 +34,10 @@ pub struct StudyArgs {
     /// Flagger file (a Canary and its MetricTemplates), read unchanged and
     /// told apart by content. Every analysis gets the same seeds; results
     /// get one entry per scenario and analysis, named by the file's stem.
-    /// An Argo or Flagger file's weights and pauses replace the scenario's
+    /// Files of one tool on the same traffic (Kayenta configs; Argo files
+    /// on the same steps; Flagger files on the same stepping) generate each
+    /// seed's series once, so comparing variants costs little more than
+    /// one. An Argo or Flagger file's weights and pauses replace the scenario's
     /// `[pipeline]` traffic and timing; the scenario keeps its service,
     /// regression, build and deploy. A directory stands for its .json,
     /// .yaml and .yml files, in name order (the catalog's three:
@@ -187,6 +190,8 @@ An Argo or Flagger file's steps (weights, pauses) replace the scenario's
 regression stay the scenario's. Argo has no baseline (its queries compare
 the canary with thresholds or the stable pods); Flagger's primary is
 production. Their decision times count from the first traffic shift.
+Variants of one file (other thresholds, conditions or queries on the same
+steps) share each seed's series: two cost well under twice one.
 
 Writes DIR/report.html (open it in a browser), DIR/report.md, DIR/results.json
 (re-render with `canarylab report`) and DIR/charts/*.svg|png.
