@@ -366,7 +366,7 @@ pub fn run_once(
     detail: bool,
     ws: &mut Workspace,
 ) -> (RunOutcome, Option<RunDetail>) {
-    let (run, detail, _) = drive_prepared(p, seed, detail, false, ws);
+    let (run, detail, _) = drive_prepared(p, seed, detail, false, ws, None);
     (run, detail)
 }
 
@@ -378,30 +378,30 @@ pub fn run_with_series(
     seed: u64,
     ws: &mut Workspace,
 ) -> (RunOutcome, Option<RunDetail>, Option<prom::Store>) {
-    drive_prepared(p, seed, true, true, ws)
+    drive_prepared(p, seed, true, true, ws, None)
 }
 
-/// [`drive`] with the controller `p`'s analysis names.
-fn drive_prepared(
-    p: &Prepared<'_>,
+/// [`drive_sharing`] with the controller `p`'s analysis names.
+fn drive_prepared<'p, 'a>(
+    p: &'p Prepared<'a>,
     seed: u64,
     detail: bool,
     series: bool,
     ws: &mut Workspace,
+    sharing: Option<candidates::Sharing<'p, 'a>>,
 ) -> (RunOutcome, Option<RunDetail>, Option<prom::Store>) {
-    match &p.analysis {
+    let (mut kayenta, mut peer);
+    let controller: &mut dyn Controller = match &p.analysis {
         AnalysisSpec::Kayenta(spec) => {
-            drive(p, seed, detail, series, ws, &mut Kayenta::new(spec, detail))
+            kayenta = Kayenta::new(spec, detail);
+            &mut kayenta
         }
-        AnalysisSpec::Peer(spec) => drive(
-            p,
-            seed,
-            detail,
-            series,
-            ws,
-            &mut PeerRelease::new(spec, detail),
-        ),
-    }
+        AnalysisSpec::Peer(spec) => {
+            peer = PeerRelease::new(spec, detail);
+            &mut peer
+        }
+    };
+    drive_sharing(p, seed, detail, series, ws, controller, sharing)
 }
 
 /// One release decided by `controller`, whose [`Controller::queries`] must

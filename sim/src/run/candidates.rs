@@ -43,14 +43,12 @@ use std::collections::HashMap;
 
 use judge::{ScoreClassification, ScoreThresholds, Verdict, Workspace};
 use rand_xoshiro::Xoshiro256PlusPlus;
-use release::kayenta::Kayenta;
 use scenarios::Service;
 
 #[cfg(test)]
 use super::run_once;
 use super::{
-    AnalysisSpec, PeerRelease, PointMemo, Prepared, RunOutcome, ScrapeKey, drive_sharing,
-    spare_scrape,
+    AnalysisSpec, PointMemo, Prepared, RunOutcome, ScrapeKey, drive_prepared, spare_scrape,
 };
 use crate::prometheus::Scrape;
 use crate::series::{ArState, CANARY, CONTROL, Draws, Generator, TrackSpec};
@@ -568,26 +566,7 @@ impl<'p, 'a> Candidates<'p, 'a> {
             .zip(&self.metrics_groups)
         {
             let sharing = Some(Sharing::new(&mut share, group, metrics_group));
-            let (run, _, _) = match &p.analysis {
-                AnalysisSpec::Kayenta(spec) => drive_sharing(
-                    p,
-                    seed,
-                    false,
-                    false,
-                    ws,
-                    &mut Kayenta::new(spec, false),
-                    sharing,
-                ),
-                AnalysisSpec::Peer(spec) => drive_sharing(
-                    p,
-                    seed,
-                    false,
-                    false,
-                    ws,
-                    &mut PeerRelease::new(spec, false),
-                    sharing,
-                ),
-            };
+            let (run, _, _) = drive_prepared(p, seed, false, false, ws, sharing);
             out.push(run);
         }
         if let Some((_, owner, s)) = share.scrape.take() {
