@@ -668,6 +668,9 @@ struct LazyCdf<'t> {
     ln_median: f64,
     sigma: f64,
     tail: (f64, f64),
+    /// No tail and a spread: the CDF is the log-normal's, computed here
+    /// with [`latency_cdf`]'s own expression (most steps).
+    plain: bool,
 }
 
 impl<'t> LazyCdf<'t> {
@@ -678,25 +681,39 @@ impl<'t> LazyCdf<'t> {
             ln_median: median.ln(),
             sigma,
             tail,
+            plain: tail.0 == 0.0 && sigma != 0.0,
         }
     }
 
     /// CDF at bound `b` (the +Inf bound, the table's length, is 1).
+    #[inline]
     fn get(&mut self, b: usize) -> f64 {
-        if b >= self.table.le.len() {
+        let (Some(&v), Some(&ln_x)) = (self.at.get(b), self.table.ln.get(b)) else {
             return 1.0;
-        }
-        let v = self.at[b];
+        };
         if !v.is_nan() {
             return v;
         }
-        let v = latency_cdf(
-            self.table.le[b],
-            self.table.ln[b],
-            self.ln_median,
-            self.sigma,
-            self.tail,
-        );
+        let v = if self.plain {
+            // latency_cdf with tail.0 == 0 and sigma != 0: its log-normal
+            // at ln_x, the same operations on the same operands
+            let z = (ln_x - self.ln_median) / self.sigma;
+            if z < -8.3 {
+                0.0
+            } else if z > 8.3 {
+                1.0
+            } else {
+                judge::stats::pnorm(z)
+            }
+        } else {
+            latency_cdf(
+                self.table.le[b],
+                ln_x,
+                self.ln_median,
+                self.sigma,
+                self.tail,
+            )
+        };
         self.at[b] = v;
         v
     }
@@ -1042,6 +1059,55 @@ mod tests {
             assert_eq!(draw(&svc, crash, 6), fresh_crash);
         }
         assert_ne!(fresh_slow, fresh_crash);
+    }
+
+    /// The lazy CDF's own log-normal (no tail, a spread) is
+    /// [`latency_cdf`] bit for bit, at every bound of both tables, for
+    /// medians and spreads from far below to far above the bounds; and
+    /// its other cases (a tail, no spread) are that function's answers.
+    #[test]
+    fn lazy_cdf_is_latency_cdf_bit_for_bit() {
+        use rand::SeedableRng;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+        let ln_union = UNION_BOUNDS.map(f64::ln);
+        let tables = [
+            GOLDENGOOSE_TABLE,
+            BoundTable {
+                le: &UNION_BOUNDS,
+                ln: &ln_union,
+            },
+        ];
+        let mut plain = 0;
+        for i in 0..200_000 {
+            let median = 10f64.powf(rng.random_range(-5.0..4.0));
+            let sigma = match i % 50 {
+                0 => 0.0,
+                _ => rng.random_range(0.001..3.0),
+            };
+            let tail = match i % 7 {
+                0 => (rng.random_range(0.0..1.0), rng.random_range(0.0..2.0)),
+                _ => (0.0, 0.0),
+            };
+            let table = tables[i % 2];
+            let mut cdf = LazyCdf::new(table, median, sigma, tail);
+            plain += usize::from(cdf.plain);
+            for b in 0..=table.le.len() {
+                let want = if b == table.le.len() {
+                    1.0
+                } else {
+                    latency_cdf(table.le[b], table.ln[b], median.ln(), sigma, tail)
+                };
+                let got = cdf.get(b);
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "{median} {sigma} {tail:?} {b}"
+                );
+                // and again, from the cache
+                assert_eq!(cdf.get(b).to_bits(), want.to_bits());
+            }
+        }
+        assert!(plain > 100_000, "{plain}");
     }
 
     #[test]
