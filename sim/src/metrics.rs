@@ -808,6 +808,14 @@ fn run_from(
                     continue;
                 }
                 match *have {
+                    Some(prev) if prev + 1 == k && !istio => {
+                        // goldengoose's buckets in place: one pass of fixed
+                        // length (the same integers as adding, then taking)
+                        let (new, old) = (&steps[k - 1].buckets, &steps[k - w - 1].buckets);
+                        for ((s, &a), &b) in sums[..GOLDENGOOSE].iter_mut().zip(new).zip(old) {
+                            *s = *s + a - b;
+                        }
+                    }
                     Some(prev) if prev + 1 == k => {
                         for (s, o) in sums.iter_mut().zip(counts(istio, fine, steps, k, &mut one)) {
                             *s += o;
@@ -938,7 +946,7 @@ fn least_count_reaching(rank: f64, total: u64, range_s: f64) -> u64 {
         }
         return lo;
     }
-    let mut c = ((rank * range_s).ceil().max(0.0) as u64).min(total);
+    let mut c = (ceil(rank * range_s).max(0.0) as u64).min(total);
     while c > 0 && rate(c - 1) >= rank {
         c -= 1;
     }
@@ -948,9 +956,43 @@ fn least_count_reaching(rank: f64, total: u64, range_s: f64) -> u64 {
     c
 }
 
+/// `f64::ceil` without a libm call (baseline x86-64 has no rounding
+/// instruction), for finite `x`: its value (a zero's sign aside) below
+/// 2^63 in magnitude, `f64::ceil` beyond.
+fn ceil(x: f64) -> f64 {
+    if x.abs() < 9.0e18 {
+        let t = x as i64 as f64;
+        if t < x { t + 1.0 } else { t }
+    } else {
+        x.ceil()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The libm-free ceil is `f64::ceil` (zeros compare equal whatever
+    /// their sign) on whole numbers, their neighbours and random values.
+    #[test]
+    fn ceil_is_f64_ceil() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut values = vec![
+            0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 9.5e18, -9.5e18, 1e300, -1e300,
+        ];
+        for i in 0..200_000u64 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let whole = (state % 1_000_000) as f64 - 500_000.0;
+            values.extend([whole, whole.next_up(), whole.next_down()]);
+            values.push(f64::from_bits(state) % 1e18);
+            values.push(i as f64 / 7.0);
+        }
+        for x in values.into_iter().filter(|x| x.is_finite()) {
+            assert_eq!(ceil(x), x.ceil(), "{x}");
+        }
+    }
 
     /// The least reaching count is the least count whose rate reaches the
     /// rank, found by a scan, around guesses that round either way.
