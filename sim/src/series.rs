@@ -688,11 +688,11 @@ impl<'t> LazyCdf<'t> {
     /// CDF at bound `b` (the +Inf bound, the table's length, is 1).
     #[inline]
     fn get(&mut self, b: usize) -> f64 {
-        let (Some(&v), Some(&ln_x)) = (self.at.get(b), self.table.ln.get(b)) else {
+        let (Some(slot), Some(&ln_x)) = (self.at.get_mut(b), self.table.ln.get(b)) else {
             return 1.0;
         };
-        if !v.is_nan() {
-            return v;
+        if !slot.is_nan() {
+            return *slot;
         }
         let v = if self.plain {
             // latency_cdf with tail.0 == 0 and sigma != 0: its log-normal
@@ -714,7 +714,7 @@ impl<'t> LazyCdf<'t> {
                 self.tail,
             )
         };
-        self.at[b] = v;
+        *slot = v;
         v
     }
 }
@@ -804,7 +804,7 @@ fn fill_histogram(
     } else {
         cdf.get(first_single - 1)
     };
-    for (b, slot) in out.iter_mut().enumerate().take(hi + 1).skip(first_single) {
+    for (slot, b) in out[first_single..=hi].iter_mut().zip(first_single..) {
         let upto = cdf.get(b);
         let c = poisson(lambda * (upto - below).max(0.0), rng);
         *slot = c;
