@@ -498,9 +498,14 @@ impl<'a> Generator<'a> {
                 None => {}
             }
 
-            let mut step = Step {
+            // built in its place in the track's steps (no copy of the
+            // histogram)
+            self.steps[track].push(Step {
                 down,
                 ..Step::default()
+            });
+            let Some(step) = self.steps[track].last_mut() else {
+                unreachable!("a step was just pushed")
             };
             if down {
                 // everything sent to the canary fails; nothing is scraped
@@ -552,7 +557,6 @@ impl<'a> Generator<'a> {
                             + leak_bytes;
                 }
             }
-            self.steps[track].push(step);
         }
     }
 }
