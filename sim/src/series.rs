@@ -664,6 +664,43 @@ fn latency_cdf(x: f64, ln_x: f64, ln_median: f64, sigma: f64, tail: (f64, f64)) 
     (1.0 - f) * base + f * shifted
 }
 
+/// [`judge::stats::pnorm`] for |`x`| <= 8.3, inlined where the histogram
+/// reads it: that function's expressions on the same operands (same bits;
+/// a test compares them), without its branch for |x| > 37.
+#[inline]
+#[allow(clippy::excessive_precision, clippy::unreadable_literal)]
+fn pnorm_within(x: f64) -> f64 {
+    let z = x.abs();
+    let e = (-z * z / 2.0).exp();
+    let tail = if z < 7.07106781186547 {
+        const NUM: [f64; 7] = [
+            3.52624965998911e-02,
+            0.700383064443688,
+            6.37396220353165,
+            33.912866078383,
+            112.079291497871,
+            221.213596169931,
+            220.206867912376,
+        ];
+        const DEN: [f64; 8] = [
+            8.83883476483184e-02,
+            1.75566716318264,
+            16.064177579207,
+            86.7807322029461,
+            296.564248779674,
+            637.333633378831,
+            793.826512519948,
+            440.413735824752,
+        ];
+        let horner = |c: &[f64]| c.iter().fold(0.0, |acc, &k| acc * z + k);
+        e * horner(&NUM) / horner(&DEN)
+    } else {
+        let b = z + 1.0 / (z + 2.0 / (z + 3.0 / (z + 4.0 / (z + 0.65))));
+        e / b / 2.506628274631
+    };
+    if x > 0.0 { 1.0 - tail } else { tail }
+}
+
 /// The latency CDF at the bucket bounds, each evaluated on first use: a
 /// step's draw usually needs only the bounds near the median.
 struct LazyCdf<'t> {
@@ -707,7 +744,7 @@ impl<'t> LazyCdf<'t> {
             } else if z > 8.3 {
                 1.0
             } else {
-                judge::stats::pnorm(z)
+                pnorm_within(z)
             }
         } else {
             latency_cdf(
@@ -1063,6 +1100,27 @@ mod tests {
             assert_eq!(draw(&svc, crash, 6), fresh_crash);
         }
         assert_ne!(fresh_slow, fresh_crash);
+    }
+
+    /// The inlined pnorm is the judge's, bit for bit, over |z| <= 8.3 (both
+    /// of its branches, the branch point's neighbours, zeros).
+    #[test]
+    fn pnorm_within_is_the_judges() {
+        let mut zs = vec![0.0, -0.0, 8.3, -8.3, 7.07106781186547, -7.07106781186547];
+        zs.extend([
+            7.07106781186547f64.next_up(),
+            7.07106781186547f64.next_down(),
+        ]);
+        for i in 0..=2_000_000 {
+            zs.push(-8.3 + 16.6 * f64::from(i) / 2e6);
+        }
+        for z in zs {
+            assert_eq!(
+                pnorm_within(z).to_bits(),
+                judge::stats::pnorm(z).to_bits(),
+                "{z}"
+            );
+        }
     }
 
     /// The lazy CDF's own log-normal (no tail, a spread) is
