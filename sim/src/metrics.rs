@@ -899,19 +899,14 @@ fn quantile_of_counts(q: f64, counts: &[u64], bounds: &[f64], range_s: f64) -> f
     // reaches it when it reaches `reach`, the least count whose rate does
     // (rates grow with counts), so the scan compares integers
     let reach = least_count_reaching(rank, total, range_s);
-    let (mut below, mut running) = (0u64, 0u64);
-    let mut b = last;
-    for (i, &c) in counts[..last].iter().enumerate() {
-        below = running;
-        running += c;
-        if running >= reach {
-            b = i;
-            break;
-        }
-    }
-    if b == last {
+    let found = match <&[u64; GOLDENGOOSE]>::try_from(counts) {
+        // goldengoose's buckets: a scan of fixed length, unrolled
+        Ok(fixed) => first_reaching(fixed, reach),
+        Err(_) => first_reaching(counts, reach),
+    };
+    let Some((b, below, running)) = found else {
         return le(last - 1);
-    }
+    };
     if b == 0 && le(0) <= 0.0 {
         return le(0);
     }
@@ -924,6 +919,22 @@ fn quantile_of_counts(q: f64, counts: &[u64], bounds: &[f64], range_s: f64) -> f
         rank -= rate(below);
     }
     start + (end - start) * (rank / count)
+}
+
+/// The first bucket below the last (+Inf) of `counts` whose cumulative
+/// count reaches `reach`, with the cumulative counts before it and through
+/// it; `None` if none does.
+#[inline(always)]
+fn first_reaching<C: AsRef<[u64]> + ?Sized>(counts: &C, reach: u64) -> Option<(usize, u64, u64)> {
+    let counts = counts.as_ref();
+    let mut running = 0u64;
+    for (b, &c) in counts[..counts.len() - 1].iter().enumerate() {
+        running += c;
+        if running >= reach {
+            return Some((b, running - c, running));
+        }
+    }
+    None
 }
 
 /// The least count `c` with `c as f64 / range_s >= rank`, for `rank` at
@@ -1032,6 +1043,39 @@ mod tests {
     /// Bit for bit what the evaluator's function gives on the same
     /// buckets: empty, sparse, one-bucket and dense counts, both tables,
     /// every kind of quantile.
+    /// The unrolled scan over goldengoose's buckets finds what the slice's
+    /// scan finds, for every count to reach from 0 to one past the total.
+    #[test]
+    fn fixed_scan_is_the_slices() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..3_000 {
+            let mut counts = [0u64; GOLDENGOOSE];
+            for c in &mut counts {
+                *c = if next() % 3 == 0 { 0 } else { next() % 9 };
+            }
+            let total: u64 = counts.iter().sum();
+            for reach in 0..=total + 1 {
+                let mut running = 0u64;
+                let mut want = None;
+                for (b, &c) in counts[..GOLDENGOOSE - 1].iter().enumerate() {
+                    running += c;
+                    if running >= reach {
+                        want = Some((b, running - c, running));
+                        break;
+                    }
+                }
+                assert_eq!(first_reaching(&counts, reach), want, "{counts:?} {reach}");
+                assert_eq!(first_reaching(&counts[..], reach), want);
+            }
+        }
+    }
+
     #[test]
     fn quantile_of_counts_is_the_evaluators_bit_for_bit() {
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
