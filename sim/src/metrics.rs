@@ -808,6 +808,14 @@ fn run_from(
                     continue;
                 }
                 match *have {
+                    Some(prev) if prev + 1 == k && !istio => {
+                        // goldengoose's buckets in place: one pass of fixed
+                        // length (the same integers as adding, then taking)
+                        let (new, old) = (&steps[k - 1].buckets, &steps[k - w - 1].buckets);
+                        for ((s, &a), &b) in sums[..GOLDENGOOSE].iter_mut().zip(new).zip(old) {
+                            *s = *s + a - b;
+                        }
+                    }
                     Some(prev) if prev + 1 == k => {
                         for (s, o) in sums.iter_mut().zip(counts(istio, fine, steps, k, &mut one)) {
                             *s += o;
@@ -891,19 +899,14 @@ fn quantile_of_counts(q: f64, counts: &[u64], bounds: &[f64], range_s: f64) -> f
     // reaches it when it reaches `reach`, the least count whose rate does
     // (rates grow with counts), so the scan compares integers
     let reach = least_count_reaching(rank, total, range_s);
-    let (mut below, mut running) = (0u64, 0u64);
-    let mut b = last;
-    for (i, &c) in counts[..last].iter().enumerate() {
-        below = running;
-        running += c;
-        if running >= reach {
-            b = i;
-            break;
-        }
-    }
-    if b == last {
+    let found = match <&[u64; GOLDENGOOSE]>::try_from(counts) {
+        // goldengoose's buckets: a scan of fixed length, unrolled
+        Ok(fixed) => first_reaching(fixed, reach),
+        Err(_) => first_reaching(counts, reach),
+    };
+    let Some((b, below, running)) = found else {
         return le(last - 1);
-    }
+    };
     if b == 0 && le(0) <= 0.0 {
         return le(0);
     }
@@ -916,6 +919,22 @@ fn quantile_of_counts(q: f64, counts: &[u64], bounds: &[f64], range_s: f64) -> f
         rank -= rate(below);
     }
     start + (end - start) * (rank / count)
+}
+
+/// The first bucket below the last (+Inf) of `counts` whose cumulative
+/// count reaches `reach`, with the cumulative counts before it and through
+/// it; `None` if none does.
+#[inline(always)]
+fn first_reaching<C: AsRef<[u64]> + ?Sized>(counts: &C, reach: u64) -> Option<(usize, u64, u64)> {
+    let counts = counts.as_ref();
+    let mut running = 0u64;
+    for (b, &c) in counts[..counts.len() - 1].iter().enumerate() {
+        running += c;
+        if running >= reach {
+            return Some((b, running - c, running));
+        }
+    }
+    None
 }
 
 /// The least count `c` with `c as f64 / range_s >= rank`, for `rank` at
@@ -938,7 +957,7 @@ fn least_count_reaching(rank: f64, total: u64, range_s: f64) -> u64 {
         }
         return lo;
     }
-    let mut c = ((rank * range_s).ceil().max(0.0) as u64).min(total);
+    let mut c = (ceil(rank * range_s).max(0.0) as u64).min(total);
     while c > 0 && rate(c - 1) >= rank {
         c -= 1;
     }
@@ -948,9 +967,43 @@ fn least_count_reaching(rank: f64, total: u64, range_s: f64) -> u64 {
     c
 }
 
+/// `f64::ceil` without a libm call (baseline x86-64 has no rounding
+/// instruction), for finite `x`: its value (a zero's sign aside) below
+/// 2^63 in magnitude, `f64::ceil` beyond.
+fn ceil(x: f64) -> f64 {
+    if x.abs() < 9.0e18 {
+        let t = x as i64 as f64;
+        if t < x { t + 1.0 } else { t }
+    } else {
+        x.ceil()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The libm-free ceil is `f64::ceil` (zeros compare equal whatever
+    /// their sign) on whole numbers, their neighbours and random values.
+    #[test]
+    fn ceil_is_f64_ceil() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut values = vec![
+            0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 9.5e18, -9.5e18, 1e300, -1e300,
+        ];
+        for i in 0..200_000u64 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let whole = (state % 1_000_000) as f64 - 500_000.0;
+            values.extend([whole, whole.next_up(), whole.next_down()]);
+            values.push(f64::from_bits(state) % 1e18);
+            values.push(i as f64 / 7.0);
+        }
+        for x in values.into_iter().filter(|x| x.is_finite()) {
+            assert_eq!(ceil(x), x.ceil(), "{x}");
+        }
+    }
 
     /// The least reaching count is the least count whose rate reaches the
     /// rank, found by a scan, around guesses that round either way.
@@ -990,6 +1043,39 @@ mod tests {
     /// Bit for bit what the evaluator's function gives on the same
     /// buckets: empty, sparse, one-bucket and dense counts, both tables,
     /// every kind of quantile.
+    /// The unrolled scan over goldengoose's buckets finds what the slice's
+    /// scan finds, for every count to reach from 0 to one past the total.
+    #[test]
+    fn fixed_scan_is_the_slices() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..3_000 {
+            let mut counts = [0u64; GOLDENGOOSE];
+            for c in &mut counts {
+                *c = if next() % 3 == 0 { 0 } else { next() % 9 };
+            }
+            let total: u64 = counts.iter().sum();
+            for reach in 0..=total + 1 {
+                let mut running = 0u64;
+                let mut want = None;
+                for (b, &c) in counts[..GOLDENGOOSE - 1].iter().enumerate() {
+                    running += c;
+                    if running >= reach {
+                        want = Some((b, running - c, running));
+                        break;
+                    }
+                }
+                assert_eq!(first_reaching(&counts, reach), want, "{counts:?} {reach}");
+                assert_eq!(first_reaching(&counts[..], reach), want);
+            }
+        }
+    }
+
     #[test]
     fn quantile_of_counts_is_the_evaluators_bit_for_bit() {
         let mut state = 0x2545_f491_4f6c_dd1d_u64;

@@ -971,13 +971,18 @@ impl<'a> World<'_, 'a> {
             self.p
                 .metrics
                 .points_continued(m, side, g, cursor, k0, k1, &mut memo.compiled);
-            for i in have..memo.compiled.len() {
-                let v = match memo.compiled[i] {
-                    Point::Value(v) => Some(v),
-                    Point::Absent => None,
-                    Point::Fallback => self.evaluated(m, side, (k0 + i) as i64 * step_ms),
-                };
-                memo.values.extend(v);
+            let new = memo.compiled.len() - have;
+            memo.values.reserve(new);
+            memo.upto.reserve(new);
+            for (i, point) in memo.compiled.iter().enumerate().skip(have) {
+                match *point {
+                    Point::Value(v) => memo.values.push(v),
+                    Point::Absent => {}
+                    Point::Fallback => {
+                        memo.values
+                            .extend(self.evaluated(m, side, (k0 + i) as i64 * step_ms))
+                    }
+                }
                 memo.upto.push(memo.values.len());
             }
         }

@@ -55,7 +55,9 @@ pub(crate) fn poisson(lambda: f64, rng: &mut Xoshiro256PlusPlus) -> u64 {
         p *= lambda / k;
         cumulative += p;
     }
-    k as u64
+    // a whole number in 0..=200: through i64, without the saturating u64
+    // conversion's range checks
+    k as i64 as u64
 }
 
 /// PTRS (W. Hörmann, "The transformed rejection method for generating

@@ -537,10 +537,15 @@ impl<'a> Generator<'a> {
                 None => {}
             }
 
-            let mut step = Step {
+            // built in its place in the track's steps (no copy of the
+            // histogram)
+            self.steps[track].push(Step {
                 down,
                 pods: serving,
                 ..Step::default()
+            });
+            let Some(step) = self.steps[track].last_mut() else {
+                unreachable!("a step was just pushed")
             };
             if down {
                 // everything sent to the canary fails; nothing is scraped
@@ -592,7 +597,6 @@ impl<'a> Generator<'a> {
                             + leak_bytes;
                 }
             }
-            self.steps[track].push(step);
         }
     }
 }
@@ -723,6 +727,43 @@ fn latency_cdf(x: f64, ln_x: f64, ln_median: f64, sigma: f64, tail: (f64, f64)) 
     (1.0 - f) * base + f * shifted
 }
 
+/// [`judge::stats::pnorm`] for |`x`| <= 8.3, inlined where the histogram
+/// reads it: that function's expressions on the same operands (same bits;
+/// a test compares them), without its branch for |x| > 37.
+#[inline]
+#[allow(clippy::excessive_precision, clippy::unreadable_literal)]
+fn pnorm_within(x: f64) -> f64 {
+    let z = x.abs();
+    let e = (-z * z / 2.0).exp();
+    let tail = if z < 7.07106781186547 {
+        const NUM: [f64; 7] = [
+            3.52624965998911e-02,
+            0.700383064443688,
+            6.37396220353165,
+            33.912866078383,
+            112.079291497871,
+            221.213596169931,
+            220.206867912376,
+        ];
+        const DEN: [f64; 8] = [
+            8.83883476483184e-02,
+            1.75566716318264,
+            16.064177579207,
+            86.7807322029461,
+            296.564248779674,
+            637.333633378831,
+            793.826512519948,
+            440.413735824752,
+        ];
+        let horner = |c: &[f64]| c.iter().fold(0.0, |acc, &k| acc * z + k);
+        e * horner(&NUM) / horner(&DEN)
+    } else {
+        let b = z + 1.0 / (z + 2.0 / (z + 3.0 / (z + 4.0 / (z + 0.65))));
+        e / b / 2.506628274631
+    };
+    if x > 0.0 { 1.0 - tail } else { tail }
+}
+
 /// The latency CDF at the bucket bounds, each evaluated on first use: a
 /// step's draw usually needs only the bounds near the median.
 struct LazyCdf<'t> {
@@ -731,6 +772,9 @@ struct LazyCdf<'t> {
     ln_median: f64,
     sigma: f64,
     tail: (f64, f64),
+    /// No tail and a spread: the CDF is the log-normal's, computed here
+    /// with [`latency_cdf`]'s own expression (most steps).
+    plain: bool,
 }
 
 impl<'t> LazyCdf<'t> {
@@ -741,26 +785,40 @@ impl<'t> LazyCdf<'t> {
             ln_median: median.ln(),
             sigma,
             tail,
+            plain: tail.0 == 0.0 && sigma != 0.0,
         }
     }
 
     /// CDF at bound `b` (the +Inf bound, the table's length, is 1).
+    #[inline]
     fn get(&mut self, b: usize) -> f64 {
-        if b >= self.table.le.len() {
+        let (Some(slot), Some(&ln_x)) = (self.at.get_mut(b), self.table.ln.get(b)) else {
             return 1.0;
+        };
+        if !slot.is_nan() {
+            return *slot;
         }
-        let v = self.at[b];
-        if !v.is_nan() {
-            return v;
-        }
-        let v = latency_cdf(
-            self.table.le[b],
-            self.table.ln[b],
-            self.ln_median,
-            self.sigma,
-            self.tail,
-        );
-        self.at[b] = v;
+        let v = if self.plain {
+            // latency_cdf with tail.0 == 0 and sigma != 0: its log-normal
+            // at ln_x, the same operations on the same operands
+            let z = (ln_x - self.ln_median) / self.sigma;
+            if z < -8.3 {
+                0.0
+            } else if z > 8.3 {
+                1.0
+            } else {
+                pnorm_within(z)
+            }
+        } else {
+            latency_cdf(
+                self.table.le[b],
+                ln_x,
+                self.ln_median,
+                self.sigma,
+                self.tail,
+            )
+        };
+        *slot = v;
         v
     }
 }
@@ -850,7 +908,7 @@ fn fill_histogram(
     } else {
         cdf.get(first_single - 1)
     };
-    for (b, slot) in out.iter_mut().enumerate().take(hi + 1).skip(first_single) {
+    for (slot, b) in out[first_single..=hi].iter_mut().zip(first_single..) {
         let upto = cdf.get(b);
         let c = poisson(lambda * (upto - below).max(0.0), rng);
         *slot = c;
@@ -1105,6 +1163,76 @@ mod tests {
             assert_eq!(draw(&svc, crash, 6), fresh_crash);
         }
         assert_ne!(fresh_slow, fresh_crash);
+    }
+
+    /// The inlined pnorm is the judge's, bit for bit, over |z| <= 8.3 (both
+    /// of its branches, the branch point's neighbours, zeros).
+    #[test]
+    fn pnorm_within_is_the_judges() {
+        let mut zs = vec![0.0, -0.0, 8.3, -8.3, 7.07106781186547, -7.07106781186547];
+        zs.extend([
+            7.07106781186547f64.next_up(),
+            7.07106781186547f64.next_down(),
+        ]);
+        for i in 0..=2_000_000 {
+            zs.push(-8.3 + 16.6 * f64::from(i) / 2e6);
+        }
+        for z in zs {
+            assert_eq!(
+                pnorm_within(z).to_bits(),
+                judge::stats::pnorm(z).to_bits(),
+                "{z}"
+            );
+        }
+    }
+
+    /// The lazy CDF's own log-normal (no tail, a spread) is
+    /// [`latency_cdf`] bit for bit, at every bound of both tables, for
+    /// medians and spreads from far below to far above the bounds; and
+    /// its other cases (a tail, no spread) are that function's answers.
+    #[test]
+    fn lazy_cdf_is_latency_cdf_bit_for_bit() {
+        use rand::SeedableRng;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+        let ln_union = UNION_BOUNDS.map(f64::ln);
+        let tables = [
+            GOLDENGOOSE_TABLE,
+            BoundTable {
+                le: &UNION_BOUNDS,
+                ln: &ln_union,
+            },
+        ];
+        let mut plain = 0;
+        for i in 0..200_000 {
+            let median = 10f64.powf(rng.random_range(-5.0..4.0));
+            let sigma = match i % 50 {
+                0 => 0.0,
+                _ => rng.random_range(0.001..3.0),
+            };
+            let tail = match i % 7 {
+                0 => (rng.random_range(0.0..1.0), rng.random_range(0.0..2.0)),
+                _ => (0.0, 0.0),
+            };
+            let table = tables[i % 2];
+            let mut cdf = LazyCdf::new(table, median, sigma, tail);
+            plain += usize::from(cdf.plain);
+            for b in 0..=table.le.len() {
+                let want = if b == table.le.len() {
+                    1.0
+                } else {
+                    latency_cdf(table.le[b], table.ln[b], median.ln(), sigma, tail)
+                };
+                let got = cdf.get(b);
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "{median} {sigma} {tail:?} {b}"
+                );
+                // and again, from the cache
+                assert_eq!(cdf.get(b).to_bits(), want.to_bits());
+            }
+        }
+        assert!(plain > 100_000, "{plain}");
     }
 
     #[test]
