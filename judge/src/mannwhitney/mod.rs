@@ -40,7 +40,7 @@ mod zeroin;
 pub use band::{Band, BandAnswer, BandCounts};
 
 use crate::stats::{pnorm, qnorm};
-use reuse::{Reuse, Sorted, grown_counts, sort_reusing, summary_grown};
+use reuse::{Reuse, Sorted, grown_counts, grown_counts_pair, sort_reusing};
 use statistic::{RankStatistic, Scratch, Summary, runs};
 use zeroin::zeroin;
 
@@ -112,23 +112,39 @@ impl MannWhitney {
     pub fn load(&mut self, experiment: &[f64], control: &[f64]) {
         let r = &mut self.reuse;
         let (mut prev_x, mut prev_y) = (std::mem::take(&mut r.x), std::mem::take(&mut r.y));
-        let sorted_x = sort_reusing(experiment, &mut prev_x, &mut self.x, &mut self.keys, r);
+        let [sx, sy] = &mut self.summary;
+        let sorted_x = sort_reusing(experiment, &mut prev_x, &mut self.x, sx, &mut self.keys, r);
         std::mem::swap(&mut r.part, &mut r.part_x);
         self.y_padded.pop();
-        let sorted_y = sort_reusing(control, &mut prev_y, &mut self.y_padded, &mut self.keys, r);
+        let sorted_y = sort_reusing(
+            control,
+            &mut prev_y,
+            &mut self.y_padded,
+            sy,
+            &mut self.keys,
+            r,
+        );
         (r.x, r.y) = (prev_x, prev_y);
         let y = &self.y_padded;
-        self.summary[0] = match sorted_x {
-            Sorted::Grown => summary_grown(&self.x, &r.part_x, self.summary[0]),
-            _ => runs(&self.x),
-        };
-        self.summary[1] = match sorted_y {
-            Sorted::Grown => summary_grown(y, &r.part, self.summary[1]),
-            _ => runs(y),
-        };
+        // a grown sample's summary was updated by its merge
+        if sorted_x != Sorted::Grown {
+            *sx = runs(&self.x);
+        }
+        if sorted_y != Sorted::Grown {
+            *sy = runs(y);
+        }
         if sorted_x == Sorted::Grown && sorted_y == Sorted::Grown {
-            for (d, total) in self.running.iter_mut().flatten() {
-                *total += grown_counts(&self.x, y, &r.part_x, &r.part, *d);
+            let (x, added_x, added_y) = (&self.x, &r.part_x, &r.part);
+            match &mut self.running {
+                [Some((lo, a)), Some((hi, b))] if *lo <= *hi => {
+                    let [da, db] = grown_counts_pair(x, y, added_x, added_y, [*lo, *hi]);
+                    (*a, *b) = (*a + da, *b + db);
+                }
+                running => {
+                    for (d, total) in running.iter_mut().flatten() {
+                        *total += grown_counts(x, y, added_x, added_y, *d);
+                    }
+                }
             }
         } else {
             self.running = [None; 2];
