@@ -40,7 +40,7 @@ mod zeroin;
 pub use band::{Band, BandAnswer, BandCounts};
 
 use crate::stats::{pnorm, qnorm};
-use reuse::{Reuse, Sorted, grown_counts, grown_counts_pair, sort_reusing};
+use reuse::{Reuse, Sorted, grown_counts, sort_reusing};
 use statistic::{RankStatistic, Scratch, Summary, runs};
 use zeroin::zeroin;
 
@@ -134,17 +134,8 @@ impl MannWhitney {
             *sy = runs(y);
         }
         if sorted_x == Sorted::Grown && sorted_y == Sorted::Grown {
-            let (x, added_x, added_y) = (&self.x, &r.part_x, &r.part);
-            match &mut self.running {
-                [Some((lo, a)), Some((hi, b))] if *lo <= *hi => {
-                    let [da, db] = grown_counts_pair(x, y, added_x, added_y, [*lo, *hi]);
-                    (*a, *b) = (*a + da, *b + db);
-                }
-                running => {
-                    for (d, total) in running.iter_mut().flatten() {
-                        *total += grown_counts(x, y, added_x, added_y, *d);
-                    }
-                }
+            for (d, total) in self.running.iter_mut().flatten() {
+                *total += grown_counts(&self.x, y, &r.part_x, &r.part, *d);
             }
         } else {
             self.running = [None; 2];

@@ -263,52 +263,6 @@ pub(super) fn grown_counts(x: &[f64], y: &[f64], added_x: &[f64], added_y: &[f64
     total as i64
 }
 
-/// [`grown_counts`] at two shifts `lo <= hi` at once (the band decision's
-/// first two, a few tolerances apart): what each count is at `hi` bounds it
-/// at `lo` (x - lo is at or above x - hi, as rounding is monotone), so the
-/// second search starts from the first's place and mostly ends there.
-pub(super) fn grown_counts_pair(
-    x: &[f64],
-    y: &[f64],
-    added_x: &[f64],
-    added_y: &[f64],
-    [lo, hi]: [f64; 2],
-) -> [i64; 2] {
-    let mut total = [0usize; 2];
-    // places in y of x - hi (fewer below) and of x - lo
-    let (mut lt_hi, mut le_hi, mut lt_lo, mut le_lo) = (0, 0, 0, 0);
-    for &xi in added_x {
-        let (v_hi, v_lo) = (xi - hi, xi - lo);
-        lt_hi = gallop(y, lt_hi, |&t| t < v_hi);
-        le_hi = gallop(y, le_hi.max(lt_hi), |&t| t <= v_hi);
-        lt_lo = gallop(y, lt_lo.max(lt_hi), |&t| t < v_lo);
-        le_lo = gallop(y, le_lo.max(lt_lo).max(le_hi), |&t| t <= v_lo);
-        total[0] += lt_lo + le_lo;
-        total[1] += lt_hi + le_hi;
-    }
-    // per sample (all of x, the added x) and shift: the places of
-    // `t - d < w` and of `t - d <= w`; at `hi` at least those at `lo`
-    let mut at = [[[0usize; 2]; 2]; 2];
-    for &w in added_y {
-        let places = |s: &[f64], [at_lo, at_hi]: &mut [[usize; 2]; 2]| {
-            let [below, at_most] = at_lo;
-            *below = gallop(s, *below, |&t| t - lo < w);
-            *at_most = gallop(s, (*at_most).max(*below), |&t| t - lo <= w);
-            let (b_lo, m_lo) = (*below, *at_most);
-            let [below, at_most] = at_hi;
-            *below = gallop(s, (*below).max(b_lo), |&t| t - hi < w);
-            *at_most = gallop(s, (*at_most).max(*below).max(m_lo), |&t| t - hi <= w);
-            // above plus at or above
-            [2 * s.len() - m_lo - b_lo, 2 * s.len() - *at_most - *below]
-        };
-        let [all, new] = &mut at;
-        let (a, b) = (places(x, all), places(added_x, new));
-        total[0] += a[0] - b[0];
-        total[1] += a[1] - b[1];
-    }
-    total.map(|t| t as i64)
-}
-
 /// How many values at the end of `s` satisfy `pred` (true on a suffix of
 /// `s`), found by galloping from the end.
 pub(super) fn gallop_back<T>(s: &[T], pred: impl Fn(&T) -> bool) -> usize {
