@@ -221,8 +221,8 @@ impl MannWhitneyClassifier {
                 args.critical,
             )
         };
-        let deviation = || match self.measure {
-            EffectSizeMeasure::MeanRatio => stats::mean_ratio(control, experiment),
+        let deviation = |mw: &MannWhitney| match self.measure {
+            EffectSizeMeasure::MeanRatio => mw.mean_ratio_loaded(control, experiment),
             EffectSizeMeasure::Cles => stats::cles(control, experiment),
         };
         // A NaN effect size (a zero mean) does not stop a significant change
@@ -239,7 +239,7 @@ impl MannWhitneyClassifier {
         let (deviation, label, details) = if fast {
             // The effect size first: it decides which side of the band
             // can matter at all.
-            let deviation = deviation();
+            let deviation = deviation(mw);
             let above = up && reaches(deviation, self.effect_size_thresholds.1, true);
             let below = down && reaches(deviation, self.effect_size_thresholds.0, false);
             match mw.band_loaded(self.conf_level, self.tolerance, above, below) {
@@ -262,7 +262,7 @@ impl MannWhitneyClassifier {
                 Ok(r) => r,
                 Err(e) => return failed(e),
             };
-            let deviation = deviation();
+            let deviation = deviation(mw);
             let above = up && reaches(deviation, self.effect_size_thresholds.1, true);
             let below = down && reaches(deviation, self.effect_size_thresholds.0, false);
             let (label, details) = self.label(&result, above, below);

@@ -428,6 +428,14 @@ impl Judge {
                 r,
                 ws,
             );
+            // the statistics of the values judged (`classify` may not have
+            // copied them)
+            for (raw, buf) in [
+                (pair.values.experiment.as_slice(), &mut ws.experiment),
+                (pair.values.control.as_slice(), &mut ws.control),
+            ] {
+                preprocess_into(raw, rule.nan_strategy, rule.outlier_factor, buf);
+            }
             // The fast path computes the interval only where it cannot
             // decide without it: drop it always, so the answer's shape does
             // not depend on how the label was found.
@@ -635,13 +643,13 @@ impl Judge {
             ws.mws.resize_with(metric + 1, MannWhitney::new);
         }
         let mw = &mut ws.mws[metric];
-        preprocess_into(
+        let control = cleaned(
             control,
             rule.nan_strategy,
             rule.outlier_factor,
             &mut ws.control,
         );
-        preprocess_into(
+        let experiment = cleaned(
             experiment,
             rule.nan_strategy,
             rule.outlier_factor,
@@ -657,8 +665,8 @@ impl Judge {
         };
         if let Some(method) = &self.method {
             return method.classify(
-                &ws.control,
-                &ws.experiment,
+                control,
+                experiment,
                 &args,
                 rule.classifier.effect_size_thresholds,
                 rule.classifier.critical_thresholds,
@@ -666,10 +674,9 @@ impl Judge {
         }
         if fast {
             rule.classifier
-                .classify_fast(mw, &ws.control, &ws.experiment, &args)
+                .classify_fast(mw, control, experiment, &args)
         } else {
-            rule.classifier
-                .classify(mw, &ws.control, &ws.experiment, &args)
+            rule.classifier.classify(mw, control, experiment, &args)
         }
     }
 }
@@ -680,6 +687,23 @@ pub fn preprocess(raw: &[f64], nan_strategy: NanStrategy, outlier_factor: Option
     let mut out = Vec::with_capacity(raw.len());
     preprocess_into(raw, nan_strategy, outlier_factor, &mut out);
     out
+}
+
+/// [`preprocess`] into `buf`, or `raw` itself where preprocessing would
+/// copy it unchanged (no NaN, no outlier removal): a long window is not
+/// copied for every interval.
+fn cleaned<'a>(
+    raw: &'a [f64],
+    nan_strategy: NanStrategy,
+    outlier_factor: Option<f64>,
+    buf: &'a mut Vec<f64>,
+) -> &'a [f64] {
+    // without an exit per value, which the compiler vectorizes
+    if outlier_factor.is_none() && !raw.iter().fold(false, |any, v| any | v.is_nan()) {
+        return raw;
+    }
+    preprocess_into(raw, nan_strategy, outlier_factor, buf);
+    buf
 }
 
 fn preprocess_into(

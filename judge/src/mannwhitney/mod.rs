@@ -40,7 +40,7 @@ mod zeroin;
 pub use band::{Band, BandAnswer, BandCounts};
 
 use crate::stats::{pnorm, qnorm};
-use reuse::{Reuse, Sorted, grown_counts, sort_reusing, summary_grown};
+use reuse::{Reuse, Sorted, grown_counts, sort_reusing};
 use statistic::{RankStatistic, Scratch, Summary, runs};
 use zeroin::zeroin;
 
@@ -98,6 +98,10 @@ pub struct MannWhitney {
     /// band decision evaluates, for the loaded samples: a grown window
     /// adds its new values' counts instead of a pass over every value.
     running: [Option<(f64, i64)>; 2],
+    /// The loaded experiment's and control's sums in the caller's order,
+    /// as `iter().sum()` gives them (a grown sample's continues the last
+    /// one's fold), for [`MannWhitney::mean_ratio_loaded`].
+    sums: [f64; 2],
 }
 impl MannWhitney {
     /// A workspace with no samples loaded.
@@ -112,20 +116,40 @@ impl MannWhitney {
     pub fn load(&mut self, experiment: &[f64], control: &[f64]) {
         let r = &mut self.reuse;
         let (mut prev_x, mut prev_y) = (std::mem::take(&mut r.x), std::mem::take(&mut r.y));
-        let sorted_x = sort_reusing(experiment, &mut prev_x, &mut self.x, &mut self.keys, r);
+        let had = [prev_x.len(), prev_y.len()];
+        let [sx, sy] = &mut self.summary;
+        let sorted_x = sort_reusing(experiment, &mut prev_x, &mut self.x, sx, &mut self.keys, r);
         std::mem::swap(&mut r.part, &mut r.part_x);
         self.y_padded.pop();
-        let sorted_y = sort_reusing(control, &mut prev_y, &mut self.y_padded, &mut self.keys, r);
+        let sorted_y = sort_reusing(
+            control,
+            &mut prev_y,
+            &mut self.y_padded,
+            sy,
+            &mut self.keys,
+            r,
+        );
         (r.x, r.y) = (prev_x, prev_y);
         let y = &self.y_padded;
-        self.summary[0] = match sorted_x {
-            Sorted::Grown => summary_grown(&self.x, &r.part_x, self.summary[0]),
-            _ => runs(&self.x),
-        };
-        self.summary[1] = match sorted_y {
-            Sorted::Grown => summary_grown(y, &r.part, self.summary[1]),
-            _ => runs(y),
-        };
+        // a grown sample's summary was updated by its merge, and its sum
+        // continues the fold over the values appended
+        for (((how, sum), values), had) in [sorted_x, sorted_y]
+            .into_iter()
+            .zip(&mut self.sums)
+            .zip([experiment, control])
+            .zip(had)
+        {
+            *sum = match how {
+                Sorted::Grown => values[had..].iter().fold(*sum, |a, &v| a + v),
+                _ => values.iter().sum(),
+            };
+        }
+        if sorted_x != Sorted::Grown {
+            *sx = runs(&self.x);
+        }
+        if sorted_y != Sorted::Grown {
+            *sy = runs(y);
+        }
         if sorted_x == Sorted::Grown && sorted_y == Sorted::Grown {
             for (d, total) in self.running.iter_mut().flatten() {
                 *total += grown_counts(&self.x, y, &r.part_x, &r.part, *d);
@@ -134,6 +158,33 @@ impl MannWhitney {
             self.running = [None; 2];
         }
         self.y_padded.push(f64::INFINITY);
+    }
+
+    /// [`crate::stats::mean_ratio`]`(control, experiment)`, bit for bit,
+    /// where `control` and `experiment` are the samples last loaded (in
+    /// the order given to [`MannWhitney::load`]): the means' first sums
+    /// are the load's (a grown window's continue the last window's), and
+    /// their corrections are summed side by side, each in its own order.
+    pub fn mean_ratio_loaded(&self, control: &[f64], experiment: &[f64]) -> f64 {
+        let [e_sum, c_sum] = self.sums;
+        let (ne, nc) = (experiment.len() as f64, control.len() as f64);
+        let (fe, fc) = (e_sum / ne, c_sum / nc);
+        // the neutral element `sum` starts from
+        let zero: f64 = std::iter::empty::<f64>().sum();
+        let (mut ce, mut cc) = (zero, zero);
+        for (e, c) in experiment.iter().zip(control) {
+            ce += e - fe;
+            cc += c - fc;
+        }
+        let k = experiment.len().min(control.len());
+        ce = experiment[k..].iter().fold(ce, |a, v| a + (v - fe));
+        cc = control[k..].iter().fold(cc, |a, v| a + (v - fc));
+        let (e, c) = (fe + ce / ne, fc + cc / nc);
+        if c == 0.0 || e == 0.0 {
+            f64::NAN
+        } else {
+            e / c
+        }
     }
 
     /// The loaded experiment, sorted.
@@ -310,6 +361,51 @@ mod tests {
             }
         }
         assert!(checked >= 36, "{checked}");
+    }
+
+    #[test]
+    fn the_loaded_mean_ratio_is_the_two_pass_one_bit_for_bit() {
+        // windows that grow, slide or start over, of values whose sums
+        // round (magnitudes far apart, zeros of both signs)
+        let mut r = Lcg(31);
+        let mut mw = MannWhitney::new();
+        let (mut x, mut y): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+        let value = |r: &mut Lcg| match r.below(6) {
+            0 => 0.0,
+            1 => -0.0,
+            2 => 1e12 * r.unit(),
+            3 => -1e-3 * r.unit(),
+            _ => r.unit() * 10.0 + 0.1,
+        };
+        for step in 0..500 {
+            match r.below(10) {
+                0 => {
+                    x.clear();
+                    y.clear();
+                }
+                1 => {
+                    let (a, b) = (r.below(x.len() + 1), r.below(y.len() + 1));
+                    x.drain(..a);
+                    y.drain(..b);
+                }
+                _ => {}
+            }
+            for _ in 0..1 + r.below(20) {
+                x.push(value(&mut r));
+            }
+            for _ in 0..1 + r.below(20) {
+                y.push(value(&mut r));
+            }
+            mw.load(&x, &y);
+            let want = crate::stats::mean_ratio(&y, &x);
+            let got = mw.mean_ratio_loaded(&y, &x);
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "step {step}: {got} vs {want}"
+            );
+        }
+        assert!(mw.reuse.reused > 300, "{}", mw.reuse.reused);
     }
 
     #[test]

@@ -69,11 +69,15 @@ pub(super) fn same_bits(a: &[f64], b: &[f64]) -> bool {
 /// its first `k` values dropped and others appended, those are removed
 /// from and merged into `sorted` (the order of equal keys is immaterial:
 /// equal keys are equal bits), else `values` is sorted anew. `prev`
-/// becomes `values`.
+/// becomes `values`. When only values were appended (`Sorted::Grown`),
+/// `summary`, [`runs`](super::statistic::runs) of the previous `sorted`,
+/// becomes that of the new one, updated as the merge places each added
+/// value (see [`Merged`]); otherwise it is left for the caller.
 pub(super) fn sort_reusing(
     values: &[f64],
     prev: &mut Vec<f64>,
     sorted: &mut Vec<f64>,
+    summary: &mut Summary,
     keys: &mut Vec<i64>,
     scratch: &mut Reuse,
 ) -> Sorted {
@@ -125,15 +129,27 @@ pub(super) fn sort_reusing(
                 // A window grows by a few values at a time: find where each
                 // goes and copy the runs of old values between them whole,
                 // instead of comparing every old value.
+                // Where the values were only appended, the merge also
+                // updates the tie summary (`Merged`): it knows each added
+                // value's neighbours without another search.
+                let grown = k == 0;
                 let mut i = 0;
-                for &p in part.iter() {
+                let mut tally = Merged::new(*summary);
+                for (a, &p) in part.iter().enumerate() {
                     let kp = key(p);
                     let end = gallop(sorted, i, |&s| key(s) <= kp);
                     merged.extend_from_slice(&sorted[i..end]);
+                    if grown {
+                        let same = a > 0 && part[a - 1] == p;
+                        tally.place(sorted, end, p, merged.last().copied(), same);
+                    }
                     merged.push(p);
                     i = end;
                 }
                 merged.extend_from_slice(&sorted[i..]);
+                if grown {
+                    *summary = tally.summary;
+                }
                 std::mem::swap(sorted, merged);
             }
         }
@@ -149,43 +165,69 @@ pub(super) fn sort_reusing(
     how
 }
 
-/// [`runs`](super::statistic::runs) of `sorted`, which is a sample summarized by `old` with the
-/// values `added` (sorted) merged in: only the groups they join change,
-/// and a value put between two neighbours replaces their gap by two no
-/// wider ones, so the smallest gap is the old one or one of those.
-pub(super) fn summary_grown(sorted: &[f64], added: &[f64], old: Summary) -> Summary {
-    let mut s = old;
-    let mut k = 0;
-    // `added` is sorted, so each group's place is at or after the last's
-    let (mut lo, mut hi) = (0, 0);
-    while k < added.len() {
-        let v = added[k];
-        let mut e = k + 1;
-        while e < added.len() && added[e] == v {
-            e += 1;
-        }
-        lo = gallop(sorted, lo, |&t| t < v);
-        hi = gallop(sorted, hi.max(lo), |&t| t <= v);
-        let group = hi - lo;
-        let before = group - (e - k);
-        s.ties += tie_weight(group as i128) - tie_weight(before as i128);
-        s.longest = s.longest.max(group);
-        if before == 0 {
-            let mut gap = |g: f64| {
-                if g > 0.0 && g < s.gap {
-                    s.gap = g;
-                }
-            };
-            if lo > 0 {
-                gap(v - sorted[lo - 1]);
-            }
-            if let Some(&next) = sorted.get(hi) {
-                gap(next - v);
-            }
-        }
-        k = e;
+/// The tie summary ([`runs`](super::statistic::runs)) of a sample kept up to
+/// date as a merge places added values into it, in sorted order: only the
+/// groups they join change, and a value put between two neighbours
+/// replaces their gap by two no wider ones, so the smallest gap is the old
+/// one or one of those.
+pub(super) struct Merged {
+    pub(super) summary: Summary,
+    /// The size of the group the last value placed belongs to.
+    group: usize,
+}
+
+impl Merged {
+    pub(super) fn new(summary: Summary) -> Self {
+        Self { summary, group: 0 }
     }
-    s
+
+    /// Place `p` into the old sorted sample `old` at `end` (the old values
+    /// in `f64::total_cmp` order up to `p` lie before it), `left` being the
+    /// value placed just before it in the merge (old or added), `same`
+    /// whether the last added value equals `p`. Each added value adds
+    /// `w(g + 1) - w(g)` to the tie term where `g` is its group's size so
+    /// far, which sums to `w(group) - w(before)` over each group.
+    #[inline]
+    pub(super) fn place(&mut self, old: &[f64], end: usize, p: f64, left: Option<f64>, same: bool) {
+        let s = &mut self.summary;
+        if same {
+            self.group += 1;
+            let g = self.group as i128;
+            s.ties += tie_weight(g) - tie_weight(g - 1);
+        } else {
+            // old values equal to p sit next to `end` (on either side:
+            // -0.0 and 0.0 are equal, with different keys)
+            let equal = |j: usize| old.get(j).is_some_and(|&t| t == p);
+            let before = if equal(end.wrapping_sub(1)) || equal(end) {
+                // the run of equal old values around `end`: galloping
+                // out from it (it is usually short)
+                let below = end - gallop_back(&old[..end], |&t| t == p);
+                let above = gallop(old, end, |&t| t == p);
+                above - below
+            } else {
+                0
+            };
+            self.group = before + 1;
+            s.ties += tie_weight(self.group as i128) - tie_weight(before as i128);
+            if before == 0 {
+                // a new distinct value: the gaps to its neighbours (the
+                // right one checked against the old sample: a nearer added
+                // value checks the smaller gap to p when it is placed)
+                let mut gap = |g: f64| {
+                    if g > 0.0 && g < s.gap {
+                        s.gap = g;
+                    }
+                };
+                if let Some(left) = left {
+                    gap(p - left);
+                }
+                if let Some(&right) = old.get(end) {
+                    gap(right - p);
+                }
+            }
+        }
+        s.longest = s.longest.max(self.group);
+    }
 }
 
 /// What `added_x` and `added_y` (sorted, merged into the sorted `x` and
@@ -219,6 +261,26 @@ pub(super) fn grown_counts(x: &[f64], y: &[f64], added_x: &[f64], added_y: &[f64
         total += places(x, all) - places(added_x, new);
     }
     total as i64
+}
+
+/// How many values at the end of `s` satisfy `pred` (true on a suffix of
+/// `s`), found by galloping from the end.
+pub(super) fn gallop_back<T>(s: &[T], pred: impl Fn(&T) -> bool) -> usize {
+    let (mut lo, mut step) = (0, 1);
+    let hi = loop {
+        let hi = lo + step;
+        if hi > s.len() {
+            break s.len();
+        }
+        if !pred(&s[s.len() - hi]) {
+            break hi;
+        }
+        lo = hi;
+        step *= 2;
+    };
+    // the last `lo` satisfy pred; between lo and hi, a binary search
+    let tail = &s[s.len() - hi..s.len() - lo];
+    lo + tail.len() - tail.partition_point(|t| !pred(t))
 }
 
 /// `from + s[from..].partition_point(pred)` (`pred` true on a prefix of
@@ -293,6 +355,8 @@ mod tests {
             let want = s.partition_point(|&t| t < v);
             let from = r.below(want + 1);
             assert_eq!(gallop(&s, from, |&t| t < v), want, "{s:?} {v} from {from}");
+            let above = s.len() - s.partition_point(|&t| t <= v);
+            assert_eq!(gallop_back(&s, |&t| t > v), above, "{s:?} {v}");
         }
     }
 

@@ -294,29 +294,57 @@ impl<'a> RankStatistic<'a> {
             // would need a search, so a plain merge, without reading the
             // bounds, costs less. Counts grow with x, so each starts from
             // the previous one; the same counts and ties as below.
-            let mut lt = 0usize;
-            for (i, (&xi, out)) in x.iter().zip(lt_new).enumerate() {
+            //
+            // Each count waits for the one before (a chain of dependent
+            // loads), so two halves of x are merged side by side, the
+            // second starting from its first value's count (a binary
+            // search: with d finite no x - d is NaN, so every count is
+            // #{y < x - d} exactly, however it is found).
+            let half = if d.is_finite() && n >= SIDE_BY_SIDE {
+                n / 2
+            } else {
+                0
+            };
+            let mut lt_a = 0usize;
+            let mut lt_b = match x.get(half) {
+                Some(&xb) if half > 0 => {
+                    let v = xb - d;
+                    y.partition_point(|&t| t < v)
+                }
+                _ => 0,
+            };
+            let (x_a, x_b) = (&x[..half], &x[half..2 * half]);
+            let (out_a, out_b) = lt_new[..2 * half].split_at_mut(half);
+            let pairs = x_a.iter().zip(x_b).zip(out_a.iter_mut().zip(out_b));
+            for (k, ((&xa, &xb), (oa, ob))) in pairs.enumerate() {
+                let (va, vb) = (xa - d, xb - d);
+                lt_a = merge_step(yp, m, lt_a, va);
+                lt_b = merge_step(yp, m, lt_b, vb);
+                if yp[lt_a] <= va {
+                    tied.push(k);
+                }
+                if yp[lt_b] <= vb {
+                    tied.push(half + k);
+                }
+                (*oa, *ob) = (lt_a, lt_b);
+                sum_lt += lt_a + lt_b;
+            }
+            // the rest (the last x when n is odd; all of x unsplit), on
+            // from the second half's count
+            let mut lt = lt_b;
+            let rest = x[2 * half..].iter().zip(&mut lt_new[2 * half..]);
+            for (k, (&xi, out)) in rest.enumerate() {
                 let v = xi - d;
-                if let Some(w) = yp.get(lt..).and_then(<[f64]>::first_chunk::<4>) {
-                    let below = usize::from(w[0] < v)
-                        + usize::from(w[1] < v)
-                        + usize::from(w[2] < v)
-                        + usize::from(w[3] < v);
-                    lt += below;
-                    if below == 4 {
-                        lt = count_below(yp, v, lt, m);
-                    }
-                }
-                let mut t = yp[lt];
-                while t < v {
-                    lt += 1;
-                    t = yp[lt];
-                }
-                if t <= v {
-                    tied.push(i);
+                lt = merge_step(yp, m, lt, v);
+                if yp[lt] <= v {
+                    tied.push(2 * half + k);
                 }
                 *out = lt;
                 sum_lt += lt;
+            }
+            // the halves' ties were pushed in turn: ascending again
+            if half > 0 {
+                tied.sort_unstable();
             }
         } else {
             // Counts also grow with x: the previous x's count is a floor.
@@ -426,6 +454,36 @@ impl<'a> RankStatistic<'a> {
         let (twice_rank_sum, ties) = self.ranks(d);
         z_from_ranks(twice_rank_sum - self.twice_offset, ties, self.n, self.m)
     }
+}
+
+/// From how many x values the plain merge of
+/// [`RankStatistic::ranks_from_probes`] runs two halves side by side.
+const SIDE_BY_SIDE: usize = 32;
+
+/// One step of the plain merge: the number of control values below `v`
+/// (`yp` is the control and a +inf sentinel, `m` its length), from `lt`,
+/// a number of them known to be below it (the previous x's count).
+#[inline(always)]
+fn merge_step(yp: &[f64], m: usize, mut lt: usize, v: f64) -> usize {
+    // The next four at once, without branches (the scan's exit, a branch
+    // mispredicted about once per x, is mostly not reached); all four
+    // below: gallop from there.
+    if let Some(w) = yp.get(lt..).and_then(<[f64]>::first_chunk::<4>) {
+        let below = usize::from(w[0] < v)
+            + usize::from(w[1] < v)
+            + usize::from(w[2] < v)
+            + usize::from(w[3] < v);
+        lt += below;
+        if below == 4 {
+            lt = count_below(yp, v, lt, m);
+        }
+    }
+    let mut t = yp[lt];
+    while t < v {
+        lt += 1;
+        t = yp[lt];
+    }
+    lt
 }
 
 /// The tie term at shift `d` where subtracting `d` may round distinct x
