@@ -83,12 +83,22 @@ impl<'a> DrawingBackend for GlyphCache<'a> {
         self.0.draw_rect(upper_left, bottom_right, style, fill)
     }
 
+    /// plotters' default `draw_path`: a path wider than a pixel is filled
+    /// as its outline polygon, by [`super::polygon::fill_polygon`].
     fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
         &mut self,
         path: I,
         style: &S,
     ) -> Result<(), Err<'a>> {
-        self.0.draw_path(path, style)
+        if style.color().alpha == 0.0 {
+            return Ok(());
+        }
+        if style.stroke_width() == 1 {
+            return self.0.draw_path(path, style);
+        }
+        let p: Vec<_> = path.into_iter().collect();
+        let v = plotters_backend::rasterizer::polygonize(&p[..], style.stroke_width());
+        self.fill_polygon(v, &style.color())
     }
 
     fn draw_circle<S: BackendStyle>(
@@ -101,12 +111,15 @@ impl<'a> DrawingBackend for GlyphCache<'a> {
         self.0.draw_circle(center, radius, style, fill)
     }
 
+    /// plotters' default `fill_polygon`, the rasterizer without its
+    /// allocations ([`super::polygon`]).
     fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
         &mut self,
         vert: I,
         style: &S,
     ) -> Result<(), Err<'a>> {
-        self.0.fill_polygon(vert, style)
+        let vert: Vec<_> = vert.into_iter().collect();
+        super::polygon::fill_polygon(&mut self.0, &vert[..], style)
     }
 
     fn estimate_text_size<TStyle: BackendTextStyle>(
