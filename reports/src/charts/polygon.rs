@@ -195,6 +195,7 @@ pub(super) fn fill_polygon<DB: DrawingBackend, S: BackendStyle>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use plotters::prelude::*;
     use plotters_backend::{BackendColor, DrawingBackend};
