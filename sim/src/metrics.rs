@@ -155,13 +155,23 @@ impl KayentaPlan {
         scenario: &scenarios::Scenario,
         layout: &Layout<'_>,
     ) -> Result<Self, judge::InputError> {
+        Self::with_resolver(scenario, layout, &Resolver::new(layout))
+    }
+
+    /// [`KayentaPlan::new`] against `layout`'s series already listed in
+    /// `resolver` (a scenario lists them once for both of its plans).
+    pub(crate) fn with_resolver(
+        scenario: &scenarios::Scenario,
+        layout: &Layout<'_>,
+        resolver: &Resolver,
+    ) -> Result<Self, judge::InputError> {
         let t = layout.telemetry;
         let scopes = [
             t.track(TelemetryTrack::Canary).version,
             t.track(layout.control).version,
         ];
         let compiler = Compiler {
-            resolver: Resolver::new(layout),
+            resolver,
             step_ms: layout.step_ms,
         };
         let mut families = [Families::default(); 2];
@@ -355,12 +365,12 @@ fn parse_once(text: &str) -> Result<Query, prom::Error> {
 }
 
 /// Compiles queries against a run's label sets.
-struct Compiler {
-    resolver: Resolver,
+struct Compiler<'r> {
+    resolver: &'r Resolver,
     step_ms: i64,
 }
 
-impl Compiler {
+impl Compiler<'_> {
     fn compile(&self, e: &Expr) -> Program {
         let p = match e {
             Expr::Paren(p) => self.compile(&p.expr),
@@ -400,7 +410,7 @@ impl Compiler {
         if vs.offset.is_some() || vs.at.is_some() {
             return None;
         }
-        let r = &self.resolver;
+        let r = self.resolver;
         let matched: Vec<SeriesInfo> = r
             .store
             .select(vs)

@@ -208,7 +208,12 @@ impl Plan {
     /// parse, or uses what the evaluator lacks, is kept as its error: each
     /// measurement of it answers [`Measurement::Error`] with the message.
     pub fn new(queries: &[release::Query], layout: &Layout<'_>) -> Self {
-        let resolver = Resolver::new(layout);
+        Self::with_resolver(queries, &Resolver::new(layout))
+    }
+
+    /// [`Plan::new`] against a layout's series already listed: a scenario
+    /// lists them once for this plan and its [`crate::KayentaPlan`].
+    pub(crate) fn with_resolver(queries: &[release::Query], resolver: &Resolver) -> Self {
         let mut families = [Families::default(); 2];
         let parsed = queries
             .iter()

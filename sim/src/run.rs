@@ -26,7 +26,7 @@ use scenarios::{BaselineKind, Regression, Scenario};
 
 use crate::engine::{Millis, Queue, ms, secs};
 use crate::metrics::{Cursor, KayentaPlan, Point};
-use crate::prometheus::{Families, Plan, Scrape};
+use crate::prometheus::{Families, Plan, Resolver, Scrape};
 use crate::series::{CANARY, CONTROL, Generator, TrackSpec};
 
 pub mod candidates;
@@ -130,8 +130,10 @@ impl<'a> Prepared<'a> {
         judge.set_thresholds(scenario.thresholds())?;
         let spec = KayentaSpec::from_scenario(scenario, judge.thresholds());
         let layout = layout(scenario, false);
-        let plan = Plan::new(Kayenta::new(&spec, false).queries(), &layout);
-        let metrics = KayentaPlan::new(scenario, &layout)?;
+        // both plans resolve against the same series: listed once
+        let resolver = Resolver::new(&layout);
+        let plan = Plan::with_resolver(Kayenta::new(&spec, false).queries(), &resolver);
+        let metrics = KayentaPlan::with_resolver(scenario, &layout, &resolver)?;
         Ok(Self {
             scenario,
             judge,
@@ -152,8 +154,10 @@ impl<'a> Prepared<'a> {
         let spec = PeerSpec::from_scenario(scenario, plan);
         let mut layout = layout(scenario, true);
         layout.pods[0] = layout.pods[0].max(spec.canary_slots());
-        let plan = Plan::new(PeerRelease::new(&spec, false).queries(), &layout);
-        let metrics = KayentaPlan::new(scenario, &layout)?;
+        // both plans resolve against the same series: listed once
+        let resolver = Resolver::new(&layout);
+        let plan = Plan::with_resolver(PeerRelease::new(&spec, false).queries(), &resolver);
+        let metrics = KayentaPlan::with_resolver(scenario, &layout, &resolver)?;
         Ok(Self {
             scenario,
             judge,

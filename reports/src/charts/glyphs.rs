@@ -19,15 +19,22 @@ use plotters_backend::{
 
 use super::style::{FAMILY, FONT};
 
-/// One glyph at one size, as plotters draws it at the origin: its
-/// vertical shift and its pixels' coverage.
+/// One character at one size, as plotters draws it at the origin: the
+/// font's glyph (kerning reads it), its advance, its vertical shift and
+/// its pixels' coverage.
 struct Glyph {
+    id: ab_glyph::GlyphId,
+    advance: f32,
     y_shift: i32,
+    /// The pixels plotters would change: it draws every pixel of the
+    /// glyph's box, and the bitmap leaves one whose alpha (the colour's
+    /// times the coverage) is not above 0 as it was, so those are left out.
+    /// None for a character without outline.
     coverage: Vec<(u32, u32, f32)>,
 }
 
-/// Glyphs by (character, size's bits); `None` for one without outline.
-type Glyphs = HashMap<(char, u32), Option<std::rc::Rc<Glyph>>>;
+/// Glyphs by (character, size's bits).
+type Glyphs = HashMap<(char, u32), std::rc::Rc<Glyph>>;
 
 thread_local! {
     static GLYPHS: std::cell::RefCell<Glyphs> = std::cell::RefCell::new(HashMap::new());
@@ -83,12 +90,22 @@ impl<'a> DrawingBackend for GlyphCache<'a> {
         self.0.draw_rect(upper_left, bottom_right, style, fill)
     }
 
+    /// plotters' default `draw_path`: a path wider than a pixel is filled
+    /// as its outline polygon, by [`super::polygon::fill_polygon`].
     fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
         &mut self,
         path: I,
         style: &S,
     ) -> Result<(), Err<'a>> {
-        self.0.draw_path(path, style)
+        if style.color().alpha == 0.0 {
+            return Ok(());
+        }
+        if style.stroke_width() == 1 {
+            return self.0.draw_path(path, style);
+        }
+        let p: Vec<_> = path.into_iter().collect();
+        let v = plotters_backend::rasterizer::polygonize(&p[..], style.stroke_width());
+        self.fill_polygon(v, &style.color())
     }
 
     fn draw_circle<S: BackendStyle>(
@@ -101,12 +118,15 @@ impl<'a> DrawingBackend for GlyphCache<'a> {
         self.0.draw_circle(center, radius, style, fill)
     }
 
+    /// plotters' default `fill_polygon`, the rasterizer without its
+    /// allocations ([`super::polygon`]).
     fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
         &mut self,
         vert: I,
         style: &S,
     ) -> Result<(), Err<'a>> {
-        self.0.fill_polygon(vert, style)
+        let vert: Vec<_> = vert.into_iter().collect();
+        super::polygon::fill_polygon(&mut self.0, &vert[..], style)
     }
 
     fn estimate_text_size<TStyle: BackendTextStyle>(
@@ -170,22 +190,21 @@ impl<'a> DrawingBackend for GlyphCache<'a> {
         let mut x_shift = 0f32;
         let mut prev = None;
         for c in text.chars() {
-            if let Some(pc) = prev {
-                x_shift += font.kern(font.glyph_id(pc), font.glyph_id(c));
+            let glyph = glyph(&font, c, size);
+            if let Some(pid) = prev {
+                x_shift += font.kern(pid, glyph.id);
             }
-            prev = Some(c);
-            if let Some(glyph) = glyph(&font, c, size) {
-                let xs = x_shift as i32;
-                for &(x, y, a) in &glyph.coverage {
-                    let (x, y) = (x as i32 + xs, y as i32 + glyph.y_shift);
-                    let (x, y) = trans.transform(x + dx - min_x, y + dy - min_y);
-                    let (x, y) = (pos.0 + x, pos.1 + y);
-                    if x >= 0 && x < w as i32 && y >= 0 && y < h as i32 {
-                        self.0.draw_pixel((x, y), color.mix(a as f64))?;
-                    }
+            prev = Some(glyph.id);
+            let xs = x_shift as i32;
+            for &(x, y, a) in &glyph.coverage {
+                let (x, y) = (x as i32 + xs, y as i32 + glyph.y_shift);
+                let (x, y) = trans.transform(x + dx - min_x, y + dy - min_y);
+                let (x, y) = (pos.0 + x, pos.1 + y);
+                if x >= 0 && x < w as i32 && y >= 0 && y < h as i32 {
+                    self.0.draw_pixel((x, y), color.mix(a as f64))?;
                 }
             }
-            x_shift += font.h_advance(font.glyph_id(c));
+            x_shift += glyph.advance;
         }
         Ok(())
     }
@@ -196,15 +215,28 @@ fn glyph(
     font: &ab_glyph::PxScaleFont<&FontRef<'static>>,
     c: char,
     size: f64,
-) -> Option<std::rc::Rc<Glyph>> {
+) -> std::rc::Rc<Glyph> {
     let key = (c, (size as f32).to_bits());
     let make = || {
-        let q = font.outline_glyph(font.scaled_glyph(c))?;
-        let rect = q.px_bounds();
-        let y_shift = ((size as f32) / 2.0 + rect.min.y) as i32;
-        let mut coverage = vec![];
-        q.draw(|x, y, c| coverage.push((x, y, c)));
-        Some(std::rc::Rc::new(Glyph { y_shift, coverage }))
+        let id = font.glyph_id(c);
+        let mut glyph = Glyph {
+            id,
+            advance: font.h_advance(id),
+            y_shift: 0,
+            coverage: vec![],
+        };
+        if let Some(q) = font.outline_glyph(font.scaled_glyph(c)) {
+            let rect = q.px_bounds();
+            glyph.y_shift = ((size as f32) / 2.0 + rect.min.y) as i32;
+            // a colour's alpha times a coverage not above 0 is not above
+            // 0 either (NaN is kept: the bitmap blends it)
+            q.draw(|x, y, c| {
+                if c > 0.0 || c.is_nan() {
+                    glyph.coverage.push((x, y, c))
+                }
+            });
+        }
+        std::rc::Rc::new(glyph)
     };
     GLYPHS
         .try_with(|g| g.borrow_mut().entry(key).or_insert_with(make).clone())

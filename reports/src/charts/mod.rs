@@ -17,6 +17,7 @@ mod confusion;
 mod glyphs;
 mod histograms;
 mod layout;
+mod polygon;
 mod power;
 mod roc;
 mod run;

@@ -145,7 +145,9 @@ pub(super) fn draw_power<DB: DrawingBackend>(
             .y_label_formatter(&|v| pct(*v))
             .x_desc("regression size")
             .y_desc("detection")
-            .light_line_style(WHITE)
+            // no light lines: they were white on white, the same picture for
+            // a third of an example run's SVG and its drawing
+            .max_light_lines(0)
             .bold_line_style(GRID)
             .axis_style(MUTED)
             .label_style(font(11.5).color(&MUTED))

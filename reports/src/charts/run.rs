@@ -132,7 +132,9 @@ pub(super) fn draw_run<DB: DrawingBackend>(
             .y_labels(4)
             .x_label_formatter(&|v| seconds(*v))
             .y_label_formatter(&|v| num(*v))
-            .light_line_style(WHITE)
+            // no light lines: they were white on white, the same picture for
+            // a third of an example run's SVG and its drawing
+            .max_light_lines(0)
             .bold_line_style(GRID)
             .axis_style(MUTED)
             .label_style(font(11.5).color(&MUTED))

@@ -262,7 +262,9 @@ fn draw_compare_panel<DB: DrawingBackend>(
             Axis::Seconds => "time from canary start to decision",
             Axis::Count => "failed requests served by the canary",
         })
-        .light_line_style(WHITE)
+        // no light lines: they were white on white, the same picture for
+        // a third of an example run's SVG and its drawing
+        .max_light_lines(0)
         .bold_line_style(GRID)
         .axis_style(MUTED)
         .label_style(font(12.0).color(&MUTED))

@@ -88,7 +88,9 @@ pub(super) fn draw_verdicts<DB: DrawingBackend>(
         .x_labels(6)
         .x_label_formatter(&|v| pct(*v))
         .x_desc("share of runs")
-        .light_line_style(WHITE)
+        // no light lines: they were white on white, the same picture for
+        // a third of an example run's SVG and its drawing
+        .max_light_lines(0)
         .bold_line_style(GRID)
         .axis_style(MUTED)
         .label_style(font(12.0).color(&MUTED))
