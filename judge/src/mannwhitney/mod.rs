@@ -378,24 +378,7 @@ mod tests {
             _ => r.unit() * 10.0 + 0.1,
         };
         for step in 0..500 {
-            match r.below(10) {
-                0 => {
-                    x.clear();
-                    y.clear();
-                }
-                1 => {
-                    let (a, b) = (r.below(x.len() + 1), r.below(y.len() + 1));
-                    x.drain(..a);
-                    y.drain(..b);
-                }
-                _ => {}
-            }
-            for _ in 0..1 + r.below(20) {
-                x.push(value(&mut r));
-            }
-            for _ in 0..1 + r.below(20) {
-                y.push(value(&mut r));
-            }
+            next_window(&mut r, (&mut x, &mut y), 10, 20, value);
             mw.load(&x, &y);
             let want = crate::stats::mean_ratio(&y, &x);
             let got = mw.mean_ratio_loaded(&y, &x);

@@ -419,24 +419,7 @@ mod tests {
         let shifts = [-1.5e-4, 0.25];
         let mut grown = 0;
         for step in 0..600 {
-            match r.below(12) {
-                0 => {
-                    x.clear();
-                    y.clear();
-                }
-                1 => {
-                    let (a, b) = (r.below(x.len() + 1), r.below(y.len() + 1));
-                    x.drain(..a);
-                    y.drain(..b);
-                }
-                _ => {}
-            }
-            for _ in 0..1 + r.below(9) {
-                x.push(value(&mut r));
-            }
-            for _ in 0..1 + r.below(9) {
-                y.push(value(&mut r));
-            }
+            next_window(&mut r, (&mut x, &mut y), 12, 9, value);
             kept.load(&x, &y);
             let mut fresh = MannWhitney::new();
             fresh.load(&x, &y);

@@ -87,6 +87,36 @@ impl Lcg {
     }
 }
 
+/// The next window of a walk of windows that mostly grow: one step in
+/// `one_in` starts over, one slides (drops a random prefix of each
+/// sample); then each sample gets 1 to `most` new values from `value`.
+pub(super) fn next_window(
+    r: &mut Lcg,
+    (x, y): (&mut Vec<f64>, &mut Vec<f64>),
+    one_in: usize,
+    most: usize,
+    value: impl Fn(&mut Lcg) -> f64,
+) {
+    match r.below(one_in) {
+        0 => {
+            x.clear();
+            y.clear();
+        }
+        1 => {
+            let (a, b) = (r.below(x.len() + 1), r.below(y.len() + 1));
+            x.drain(..a);
+            y.drain(..b);
+        }
+        _ => {}
+    }
+    for _ in 0..1 + r.below(most) {
+        x.push(value(r));
+    }
+    for _ in 0..1 + r.below(most) {
+        y.push(value(r));
+    }
+}
+
 /// (experiment, control) pairs covering continuous data at two scales,
 /// heavy ties, a grid where shifts form new ties, x values so close
 /// that subtracting a shift can merge them, signed zeros, large
