@@ -993,18 +993,26 @@ fn ceil(x: f64) -> f64 {
 mod tests {
     use super::*;
 
+    /// Marsaglia's xorshift64 from `state`: the tests' random numbers.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     /// The libm-free ceil is `f64::ceil` (zeros compare equal whatever
     /// their sign) on whole numbers, their neighbours and random values.
     #[test]
     fn ceil_is_f64_ceil() {
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d_u64);
         let mut values = vec![
             0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 9.5e18, -9.5e18, 1e300, -1e300,
         ];
         for i in 0..200_000u64 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            let state = next();
             let whole = (state % 1_000_000) as f64 - 500_000.0;
             values.extend([whole, whole.next_up(), whole.next_down()]);
             values.push(f64::from_bits(state) % 1e18);
@@ -1019,13 +1027,7 @@ mod tests {
     /// rank, found by a scan, around guesses that round either way.
     #[test]
     fn least_count_reaching_is_the_scans() {
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15_u64);
         for case in 0..20_000 {
             let total = [1, 2, 7, 100, 5_000, 1_000_003][(next() % 6) as usize];
             let range_s = [60.0, 30.0, 120.0, 7.0, 0.3, 1e-3, 3e5][(next() % 7) as usize];
@@ -1050,24 +1052,19 @@ mod tests {
         assert!((c - 1) as f64 / range_s < rank);
     }
 
-    /// Bit for bit what the evaluator's function gives on the same
-    /// buckets: empty, sparse, one-bucket and dense counts, both tables,
-    /// every kind of quantile.
     /// The unrolled scan over goldengoose's buckets finds what the slice's
     /// scan finds, for every count to reach from 0 to one past the total.
     #[test]
     fn fixed_scan_is_the_slices() {
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15_u64);
         for _ in 0..3_000 {
             let mut counts = [0u64; GOLDENGOOSE];
             for c in &mut counts {
-                *c = if next() % 3 == 0 { 0 } else { next() % 9 };
+                *c = if next().is_multiple_of(3) {
+                    0
+                } else {
+                    next() % 9
+                };
             }
             let total: u64 = counts.iter().sum();
             for reach in 0..=total + 1 {
@@ -1086,15 +1083,12 @@ mod tests {
         }
     }
 
+    /// Bit for bit what the evaluator's function gives on the same
+    /// buckets: empty, sparse, one-bucket and dense counts, both tables,
+    /// every kind of quantile.
     #[test]
     fn quantile_of_counts_is_the_evaluators_bit_for_bit() {
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d_u64);
         let qs = [0.5, 0.99, 0.9, 0.01, 1.0, 0.0, 1e-9, 0.999_999];
         for case in 0..20_000 {
             let istio = case % 2 == 1;
@@ -1107,7 +1101,7 @@ mod tests {
             let mut counts = [0u64; ISTIO];
             for c in counts[..n].iter_mut() {
                 // a third of the buckets empty
-                *c = if next() % 3 == 0 || scale == 0 {
+                *c = if next().is_multiple_of(3) || scale == 0 {
                     0
                 } else {
                     next() % (scale + 1)
