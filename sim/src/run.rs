@@ -493,14 +493,12 @@ fn drive_sharing<'p, 'a>(
     } else {
         None
     };
+    // every scrape a run builds for itself is keyed (`start_scrape`)
     if !w.detail
         && !w.scrape_all
         && let Some(s) = w.scrape.take()
+        && let Some((key, owner)) = w.scrape_key.take()
     {
-        let (key, owner) = w
-            .scrape_key
-            .take()
-            .unwrap_or_else(|| (w.scrape_key_now(), p.id));
         let back = match &mut w.sharing {
             Some(sh) => sh.keep_scrape(key, owner, s),
             None => Some((owner, s)),
