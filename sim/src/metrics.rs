@@ -145,6 +145,9 @@ pub struct KayentaPlan {
     /// Per track, the families the queries read.
     families: [Families; 2],
     step_ms: i64,
+    /// Per metric and side, the next metric whose program on that side
+    /// slides the same window (see [`KayentaPlan::shares_window`]).
+    partners: Vec<[Option<usize>; 2]>,
 }
 
 impl KayentaPlan {
@@ -199,10 +202,29 @@ impl KayentaPlan {
             }
             metrics.push((m.name.clone(), pair));
         }
+        let partners = (0..metrics.len())
+            .map(|m| {
+                [0, 1].map(|side| {
+                    let window = |p: &Program| match *p {
+                        Program::Quantile {
+                            track,
+                            istio,
+                            steps,
+                            ..
+                        } => Some((track, istio, steps)),
+                        _ => None,
+                    };
+                    let of = |m: usize| window(&metrics[m].1[side].program);
+                    let mine = of(m)?;
+                    (m + 1..metrics.len()).find(|&m2| of(m2) == Some(mine))
+                })
+            })
+            .collect();
         Ok(Self {
             metrics,
             families,
             step_ms: layout.step_ms,
+            partners,
         })
     }
 
@@ -296,6 +318,87 @@ impl KayentaPlan {
                 out,
             );
             cursor.next = Some(k1 + 1);
+        }
+    }
+
+    /// The next metric after `m` whose `side` program slides the same
+    /// window as `m`'s (histogram quantiles over one track's buckets and
+    /// rate window: a config's median and tail), whose points
+    /// [`KayentaPlan::points_continued_pair`] computes with `m`'s in one
+    /// pass.
+    pub fn shares_window(&self, m: usize, side: usize) -> Option<usize> {
+        self.partners.get(m).and_then(|p| p[side])
+    }
+
+    /// [`KayentaPlan::points_continued`] for metric `m` and `m2`
+    /// ([`KayentaPlan::shares_window`]`(m, side)`) on `side`, their cursors
+    /// at the same next step (both fresh, or both continued through the
+    /// same steps): one slide of the window serves both; the same points
+    /// as two calls. Else (not partners, cursors apart) the two calls.
+    #[allow(clippy::too_many_arguments)]
+    pub fn points_continued_pair(
+        &self,
+        (m, m2): (usize, usize),
+        side: usize,
+        g: &Generator<'_>,
+        (cursor, cursor2): (&mut Cursor, &mut Cursor),
+        k0: usize,
+        k1: usize,
+        (out, out2): (&mut Vec<Point>, &mut Vec<Point>),
+    ) {
+        let from = cursor.next.unwrap_or(k0);
+        let paired = match (
+            self.program(m, side),
+            self.program(m2, side),
+            &mut cursor.state,
+            &mut cursor2.state,
+        ) {
+            (
+                &Program::Quantile {
+                    q,
+                    track,
+                    istio,
+                    steps,
+                },
+                &Program::Quantile {
+                    q: q2,
+                    track: track2,
+                    istio: istio2,
+                    steps: steps2,
+                },
+                State::Quantile { up, sums, have },
+                State::Quantile { .. },
+            ) if (track, istio, steps) == (track2, istio2, steps2)
+                && cursor2.next.unwrap_or(k0) == from =>
+            {
+                if k1 >= from {
+                    quantiles(
+                        [q, q2],
+                        track,
+                        istio,
+                        steps,
+                        (up, sums, have),
+                        g,
+                        from,
+                        k1,
+                        self.step_ms,
+                        [&mut *out, &mut *out2],
+                    );
+                }
+                true
+            }
+            _ => false,
+        };
+        if !paired {
+            self.points_continued(m, side, g, cursor, k0, k1, out);
+            self.points_continued(m2, side, g, cursor2, k0, k1, out2);
+            return;
+        }
+        if k1 >= from {
+            // the partner's pass stands where this one does
+            cursor2.state = cursor.state.clone();
+            cursor.next = Some(k1 + 1);
+            cursor2.next = Some(k1 + 1);
         }
     }
 
@@ -784,79 +887,18 @@ fn run_from(
                 steps: w,
             },
             State::Quantile { up, sums, have },
-        ) => {
-            let steps = g.steps(track);
-            let may_be_down = g.may_be_down(track);
-            let range_s = w as f64 * step_ms as f64 / 1000.0;
-            let (bounds, n): (&[f64], usize) = if istio {
-                (istio_bounds_ms(), ISTIO)
-            } else {
-                (&DURATION_BUCKETS, GOLDENGOOSE)
-            };
-            // one step's counts per bucket: goldengoose's read in place,
-            // Istio's folded from the union histogram
-            let fine = g.union_buckets(track);
-            let mut one = [0u64; ISTIO];
-            fn counts<'c>(
-                istio: bool,
-                fine: &'c [[u64; UNION]],
-                steps: &'c [Step],
-                j: usize,
-                one: &'c mut [u64; ISTIO],
-            ) -> &'c [u64] {
-                if istio {
-                    fold_buckets(&fine[j - 1], &UNION_BOUNDS, one, &ISTIO_BUCKETS);
-                    &one[..]
-                } else {
-                    &steps[j - 1].buckets[..]
-                }
-            }
-            // the window's counts, slid from one step to the next
-            for k in ks {
-                if !up.at(steps, may_be_down, w, k) {
-                    out.push(Point::Fallback);
-                    continue;
-                }
-                match *have {
-                    Some(prev) if prev + 1 == k && !istio => {
-                        // goldengoose's buckets in place: one pass of fixed
-                        // length (the same integers as adding, then taking)
-                        let (new, old) = (&steps[k - 1].buckets, &steps[k - w - 1].buckets);
-                        for ((s, &a), &b) in sums[..GOLDENGOOSE].iter_mut().zip(new).zip(old) {
-                            *s = *s + a - b;
-                        }
-                    }
-                    Some(prev) if prev + 1 == k => {
-                        for (s, o) in sums.iter_mut().zip(counts(istio, fine, steps, k, &mut one)) {
-                            *s += o;
-                        }
-                        for (s, o) in
-                            sums.iter_mut()
-                                .zip(counts(istio, fine, steps, k - w, &mut one))
-                        {
-                            *s -= o;
-                        }
-                    }
-                    _ => {
-                        *sums = [0; ISTIO];
-                        for j in k + 1 - w..=k {
-                            for (s, o) in
-                                sums.iter_mut().zip(counts(istio, fine, steps, j, &mut one))
-                            {
-                                *s += o;
-                            }
-                        }
-                    }
-                }
-                *have = Some(k);
-                out.push(Point::Value(quantile_of_counts(
-                    q,
-                    &sums[..n],
-                    bounds,
-                    range_s,
-                )));
-            }
-        }
+        ) => quantiles(
+            [q],
+            track,
+            istio,
+            w,
+            (up, sums, have),
+            g,
+            k0,
+            k1,
+            step_ms,
+            [out],
+        ),
         (&Program::Memory { track, factor }, _) => {
             let steps = g.steps(track);
             out.extend(ks.map(|k| {
@@ -875,6 +917,110 @@ fn run_from(
     }
 }
 
+/// A quantile program's pass (`Program::Quantile` on `track`'s buckets,
+/// Istio's or goldengoose's, over windows of `w` steps) from `state`, for
+/// each of the quantiles `qs` into its `outs`: one slide of the window's
+/// counts serves them all (the counts are integers, so the window's sums
+/// at a step are the same whatever pass reached them), and each point is
+/// the one [`run_from`] gives for that quantile alone.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn quantiles<const N: usize>(
+    qs: [f64; N],
+    track: usize,
+    istio: bool,
+    w: usize,
+    state: (&mut UpWindow, &mut [u64; ISTIO], &mut Option<usize>),
+    g: &Generator<'_>,
+    k0: usize,
+    k1: usize,
+    step_ms: i64,
+    mut outs: [&mut Vec<Point>; N],
+) {
+    let (up, sums, have) = state;
+    let steps = g.steps(track);
+    let may_be_down = g.may_be_down(track);
+    let range_s = w as f64 * step_ms as f64 / 1000.0;
+    let (bounds, n): (&[f64], usize) = if istio {
+        (istio_bounds_ms(), ISTIO)
+    } else {
+        (&DURATION_BUCKETS, GOLDENGOOSE)
+    };
+    // one step's counts per bucket: goldengoose's read in place,
+    // Istio's folded from the union histogram
+    let fine = g.union_buckets(track);
+    let mut one = [0u64; ISTIO];
+    fn counts<'c>(
+        istio: bool,
+        fine: &'c [[u64; UNION]],
+        steps: &'c [Step],
+        j: usize,
+        one: &'c mut [u64; ISTIO],
+    ) -> &'c [u64] {
+        if istio {
+            fold_buckets(&fine[j - 1], &UNION_BOUNDS, one, &ISTIO_BUCKETS);
+            &one[..]
+        } else {
+            &steps[j - 1].buckets[..]
+        }
+    }
+    for out in outs.iter_mut() {
+        out.reserve(k1 + 1 - k0);
+    }
+    // the window's counts, slid from one step to the next
+    for k in k0..=k1 {
+        if !up.at(steps, may_be_down, w, k) {
+            for out in outs.iter_mut() {
+                out.push(Point::Fallback);
+            }
+            continue;
+        }
+        match *have {
+            Some(prev) if prev + 1 == k && !istio => {
+                // goldengoose's buckets in place: one pass of fixed
+                // length (the same integers as adding, then taking)
+                let (new, old) = (&steps[k - 1].buckets, &steps[k - w - 1].buckets);
+                for ((s, &a), &b) in sums[..GOLDENGOOSE].iter_mut().zip(new).zip(old) {
+                    *s = *s + a - b;
+                }
+            }
+            Some(prev) if prev + 1 == k => {
+                for (s, o) in sums.iter_mut().zip(counts(istio, fine, steps, k, &mut one)) {
+                    *s += o;
+                }
+                for (s, o) in sums
+                    .iter_mut()
+                    .zip(counts(istio, fine, steps, k - w, &mut one))
+                {
+                    *s -= o;
+                }
+            }
+            _ => {
+                *sums = [0; ISTIO];
+                for j in k + 1 - w..=k {
+                    for (s, o) in sums.iter_mut().zip(counts(istio, fine, steps, j, &mut one)) {
+                        *s += o;
+                    }
+                }
+            }
+        }
+        *have = Some(k);
+        let counts = &sums[..n];
+        let total: u64 = counts.iter().sum();
+        for (&q, out) in qs.iter().zip(outs.iter_mut()) {
+            out.push(Point::Value(quantile_of_total(
+                q, counts, total, bounds, range_s,
+            )));
+        }
+    }
+}
+
+/// [`quantile_of_total`] summing `counts` itself.
+#[cfg(test)]
+fn quantile_of_counts(q: f64, counts: &[u64], bounds: &[f64], range_s: f64) -> f64 {
+    quantile_of_total(q, counts, counts.iter().sum(), bounds, range_s)
+}
+
 /// [`prom::eval::bucket_quantile_sorted`] on the buckets whose upper
 /// bounds are `bounds` (then +Inf) and whose cumulative rates are the
 /// running sums of `counts` over `range_s`, with the same bits: it
@@ -882,7 +1028,10 @@ fn run_from(
 /// cumulative ones up to the bucket holding the rank, which it finds by a
 /// scan where that function bisects: the rates never decrease, since
 /// conversion and division by a positive number are monotone).
-fn quantile_of_counts(q: f64, counts: &[u64], bounds: &[f64], range_s: f64) -> f64 {
+/// `total` is the sum of `counts` (a pass computes it once for all its
+/// quantiles; `quantile_of_counts` in the tests sums them).
+#[inline(always)]
+fn quantile_of_total(q: f64, counts: &[u64], total: u64, bounds: &[f64], range_s: f64) -> f64 {
     let le = |b: usize| bounds.get(b).copied().unwrap_or(f64::INFINITY);
     if q.is_nan() {
         return f64::NAN;
@@ -897,7 +1046,6 @@ fn quantile_of_counts(q: f64, counts: &[u64], bounds: &[f64], range_s: f64) -> f
     if counts.len() < 2 || le(counts.len() - 1) != f64::INFINITY {
         return f64::NAN;
     }
-    let total: u64 = counts.iter().sum();
     let observations = rate(total);
     if observations == 0.0 {
         return f64::NAN;

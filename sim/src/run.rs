@@ -954,10 +954,76 @@ impl<'a> World<'_, 'a> {
     /// the compiled ones by continuing their pass ([`Cursor`]), the
     /// evaluated ones because an instant query at a time reads no sample
     /// after it.
+    ///
+    /// A metric whose program slides the same window as a later one's
+    /// ([`KayentaPlan::shares_window`]: a median and a tail over the same
+    /// buckets) fills that one's memo with its own, in one pass, when both
+    /// stand at the same step; that metric's own call then finds its memo
+    /// filled.
     fn memo_fill(&mut self, m: usize, side: usize, k0: usize, k1: usize, step_ms: i64) {
-        if self.memo.len() <= m {
-            self.memo.resize_with(m + 1, Default::default);
+        let partner = self.p.metrics.shares_window(m, side);
+        let last = partner.unwrap_or(m);
+        if self.memo.len() <= last {
+            self.memo.resize_with(last + 1, Default::default);
         }
+        let mut memo = self.memo_taken(m, side, k0);
+        let have = memo.upto.len();
+        if k1 < k0 + have || self.generator.is_none() {
+            self.memo[m][side] = memo;
+            return;
+        }
+        // the partner's memo if it stands where this one does
+        let mut paired = partner
+            .filter(|&m2| {
+                let o = &self.memo[m2][side];
+                let len = if o.cursor.is_none() || o.k0 != k0 {
+                    0
+                } else {
+                    o.upto.len()
+                };
+                len == have
+            })
+            .map(|m2| (m2, self.memo_taken(m2, side, k0)));
+        if let Some(g) = &self.generator
+            && let Some(cursor) = &mut memo.cursor
+        {
+            match &mut paired {
+                Some((
+                    m2,
+                    PointMemo {
+                        cursor: Some(cursor2),
+                        compiled: compiled2,
+                        ..
+                    },
+                )) => {
+                    self.p.metrics.points_continued_pair(
+                        (m, *m2),
+                        side,
+                        g,
+                        (cursor, cursor2),
+                        k0,
+                        k1,
+                        (&mut memo.compiled, compiled2),
+                    );
+                }
+                _ => {
+                    self.p
+                        .metrics
+                        .points_continued(m, side, g, cursor, k0, k1, &mut memo.compiled);
+                }
+            }
+        }
+        self.memo_values(m, side, &mut memo, have, step_ms);
+        if let Some((m2, mut memo2)) = paired {
+            self.memo_values(m2, side, &mut memo2, have, step_ms);
+            self.memo[m2][side] = memo2;
+        }
+        self.memo[m][side] = memo;
+    }
+
+    /// Metric `m`'s `side` memo, taken out of the world, emptied with a
+    /// fresh cursor unless it holds windows from `k0`.
+    fn memo_taken(&mut self, m: usize, side: usize, k0: usize) -> PointMemo {
         let mut memo = std::mem::take(&mut self.memo[m][side]);
         if memo.cursor.is_none() || memo.k0 != k0 {
             memo.k0 = k0;
@@ -966,29 +1032,50 @@ impl<'a> World<'_, 'a> {
             memo.values.clear();
             memo.upto.clear();
         }
-        let have = memo.upto.len();
-        if let (Some(g), Some(cursor)) = (&self.generator, &mut memo.cursor)
-            && k1 + 1 > k0 + have
-        {
-            self.p
-                .metrics
-                .points_continued(m, side, g, cursor, k0, k1, &mut memo.compiled);
-            let new = memo.compiled.len() - have;
-            memo.values.reserve(new);
-            memo.upto.reserve(new);
-            for (i, point) in memo.compiled.iter().enumerate().skip(have) {
-                match *point {
-                    Point::Value(v) => memo.values.push(v),
-                    Point::Absent => {}
-                    Point::Fallback => {
-                        memo.values
-                            .extend(self.evaluated(m, side, (k0 + i) as i64 * step_ms))
-                    }
-                }
-                memo.upto.push(memo.values.len());
+        memo
+    }
+
+    /// `memo`'s values and counts for its compiled points from the
+    /// `have`-th on (metric `m`, `side`): the compiled values, the
+    /// evaluator's where the program cannot tell.
+    fn memo_values(
+        &mut self,
+        m: usize,
+        side: usize,
+        memo: &mut PointMemo,
+        have: usize,
+        step_ms: i64,
+    ) {
+        let n = memo.compiled.len();
+        memo.values.reserve(n - have);
+        memo.upto.reserve(n - have);
+        let k0 = memo.k0;
+        let mut i = have;
+        while i < n {
+            // a stretch of values: copied in one go
+            let plain = memo.compiled[i..]
+                .iter()
+                .take_while(|p| matches!(p, Point::Value(_)))
+                .count();
+            if plain > 0 {
+                let before = memo.values.len();
+                memo.values
+                    .extend(memo.compiled[i..i + plain].iter().map(|p| match *p {
+                        Point::Value(v) => v,
+                        // not in the stretch
+                        Point::Absent | Point::Fallback => f64::NAN,
+                    }));
+                memo.upto.extend(before + 1..=before + plain);
+                i += plain;
+                continue;
             }
+            if memo.compiled[i] == Point::Fallback {
+                memo.values
+                    .extend(self.evaluated(m, side, (k0 + i) as i64 * step_ms));
+            }
+            memo.upto.push(memo.values.len());
+            i += 1;
         }
-        self.memo[m][side] = memo;
     }
 
     /// [`World::metric_points`] as Kayenta hands them to the judge: the

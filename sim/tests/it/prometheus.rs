@@ -575,3 +575,108 @@ fn each_pod_burns_cpu_for_its_own_requests() {
         svc.cpu_ms_per_request
     );
 }
+
+/// A median and a tail over the same buckets, computed in one pass
+/// (`points_continued_pair`), are the points each gives in a pass of its
+/// own over the whole range, with the pair's pass continued in pieces of
+/// every length (a growing window's), a crash-looping canary's downtime
+/// included; cursors that stand apart take two passes, the same points.
+#[test]
+fn paired_quantiles_are_their_own_passes() {
+    use rand::SeedableRng;
+    use sim::metrics::Point;
+    use sim::series::{Draws, Generator, TrackSpec};
+    let mut paired = 0;
+    for name in ["aa-typical", "crash-loop", "latency-10pct"] {
+        let sc = catalog(name);
+        let p = Prepared::new(&sc).unwrap();
+        let plan = p.metrics();
+        let track = |regression| TrackSpec {
+            pods: 2,
+            age_at_start_s: 20.0,
+            latency_offset: 0.01,
+            regression,
+        };
+        let draws = Draws {
+            histogram: true,
+            union: true,
+            latency_sum: true,
+            cpu: true,
+            memory: true,
+        };
+        let mut g = Generator::new(
+            &sc.file.service,
+            sc.file.analysis.scrape_step_s,
+            [track(sc.file.regression), track(None)],
+            draws,
+        );
+        g.set_shares(0.0, [0.05, 0.05]);
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
+        let steps = 200;
+        g.advance_to(steps, &mut rng);
+        for side in [0, 1] {
+            for m in 0..plan.len() {
+                let Some(m2) = plan.shares_window(m, side) else {
+                    continue;
+                };
+                paired += 1;
+                for k0 in [0, 3, 30] {
+                    let mut whole = (Vec::new(), Vec::new());
+                    plan.points(m, side, &g, k0, steps, &mut whole.0);
+                    plan.points(m2, side, &g, k0, steps, &mut whole.1);
+                    let values = whole.0.iter().filter(|p| matches!(p, Point::Value(_)));
+                    let fallbacks = whole.0.iter().filter(|p| **p == Point::Fallback);
+                    let (values, fallbacks) = (values.count(), fallbacks.count());
+                    assert!(values > 0 || name == "crash-loop", "{name} {side}");
+                    assert!(fallbacks > 0 || k0 >= 6, "{name} {side} {k0}");
+                    // pieces of 1, 2, 3, ... steps
+                    let (mut c, mut c2) = (plan.cursor(m, side), plan.cursor(m2, side));
+                    let mut got = (Vec::new(), Vec::new());
+                    let (mut k1, mut piece) = (k0, 1);
+                    while k1 <= steps {
+                        plan.points_continued_pair(
+                            (m, m2),
+                            side,
+                            &g,
+                            (&mut c, &mut c2),
+                            k0,
+                            k1,
+                            (&mut got.0, &mut got.1),
+                        );
+                        k1 += piece;
+                        piece += 1;
+                    }
+                    plan.points_continued_pair(
+                        (m, m2),
+                        side,
+                        &g,
+                        (&mut c, &mut c2),
+                        k0,
+                        steps,
+                        (&mut got.0, &mut got.1),
+                    );
+                    let bits = |v: &[Point]| format!("{v:?}");
+                    assert_eq!(bits(&got.0), bits(&whole.0), "{name} {m} {side} {k0}");
+                    assert_eq!(bits(&got.1), bits(&whole.1), "{name} {m2} {side} {k0}");
+                    // the partner's cursor ahead: two passes
+                    let (mut c, mut c2) = (plan.cursor(m, side), plan.cursor(m2, side));
+                    let mut ahead = Vec::new();
+                    plan.points_continued(m2, side, &g, &mut c2, k0, k0 + 10, &mut ahead);
+                    let mut got = Vec::new();
+                    plan.points_continued_pair(
+                        (m, m2),
+                        side,
+                        &g,
+                        (&mut c, &mut c2),
+                        k0,
+                        steps,
+                        (&mut got, &mut ahead),
+                    );
+                    assert_eq!(bits(&got), bits(&whole.0));
+                    assert_eq!(bits(&ahead), bits(&whole.1));
+                }
+            }
+        }
+    }
+    assert_eq!(paired, 6, "the median pairs with the tail, both sides");
+}
