@@ -870,7 +870,7 @@ fn run_from(
                     }
                 }
                 *have = Some(k);
-                let total = if floats { *summed } else { *counted as f64 };
+                let total = if floats { *summed } else { count_f64(*counted) };
                 let v = if increase {
                     total
                 } else {
@@ -1042,7 +1042,7 @@ fn quantile_of_total(q: f64, counts: &[u64], total: u64, bounds: &[f64], range_s
     if q > 1.0 {
         return f64::INFINITY;
     }
-    let rate = |c: u64| c as f64 / range_s;
+    let rate = |c: u64| count_f64(c) / range_s;
     if counts.len() < 2 || le(counts.len() - 1) != f64::INFINITY {
         return f64::NAN;
     }
@@ -1101,7 +1101,7 @@ fn first_reaching<C: AsRef<[u64]> + ?Sized>(counts: &C, reach: u64) -> Option<(u
 /// round monotonically), so the counts reaching `rank` are those from this
 /// one on. Found from the nearest guess, checked with the rate itself.
 fn least_count_reaching(rank: f64, total: u64, range_s: f64) -> u64 {
-    let rate = |c: u64| c as f64 / range_s;
+    let rate = |c: u64| count_f64(c) / range_s;
     // beyond 2^53 counts convert with gaps: step through them by halves
     if total >= 1 << 53 || !(rank * range_s).is_finite() {
         let (mut lo, mut hi) = (0u64, total);
@@ -1115,7 +1115,17 @@ fn least_count_reaching(rank: f64, total: u64, range_s: f64) -> u64 {
         }
         return lo;
     }
-    let mut c = (ceil(rank * range_s).max(0.0) as u64).min(total);
+    // the guess ceil(rank * range_s), at least 0 and at most total, in
+    // integers (total is below 2^53: the same guess as through floats)
+    let x = rank * range_s;
+    let guess = if x.abs() < 9.0e18 {
+        ceil_int(x)
+    } else if x > 0.0 {
+        i64::MAX
+    } else {
+        0
+    };
+    let mut c = (guess.max(0) as u64).min(total);
     while c > 0 && rate(c - 1) >= rank {
         c -= 1;
     }
@@ -1125,15 +1135,23 @@ fn least_count_reaching(rank: f64, total: u64, range_s: f64) -> u64 {
     c
 }
 
-/// `f64::ceil` without a libm call (baseline x86-64 has no rounding
-/// instruction), for finite `x`: its value (a zero's sign aside) below
-/// 2^63 in magnitude, `f64::ceil` beyond.
-fn ceil(x: f64) -> f64 {
-    if x.abs() < 9.0e18 {
-        let t = x as i64 as f64;
-        if t < x { t + 1.0 } else { t }
+/// `f64::ceil` as an integer, without a libm call (baseline x86-64 has no
+/// rounding instruction), for `x` below 9e18 in magnitude (so its
+/// truncation and that plus one are `i64`s; from 2^53 on `x` is whole).
+fn ceil_int(x: f64) -> i64 {
+    let t = x as i64;
+    if (t as f64) < x { t + 1 } else { t }
+}
+
+/// `c as f64`, through the signed conversion below 2^63 (one instruction
+/// on x86-64, where the unsigned one takes six): the same rounding of the
+/// same integer, so the same bits.
+#[inline(always)]
+fn count_f64(c: u64) -> f64 {
+    if c < 1 << 63 {
+        c as i64 as f64
     } else {
-        x.ceil()
+        c as f64
     }
 }
 
@@ -1151,13 +1169,24 @@ mod tests {
         }
     }
 
-    /// The libm-free ceil is `f64::ceil` (zeros compare equal whatever
-    /// their sign) on whole numbers, their neighbours and random values.
+    /// The libm-free ceil is `f64::ceil` on whole numbers, their
+    /// neighbours and random values below 9e18 in magnitude, and the
+    /// signed conversion of a count is the unsigned one.
     #[test]
     fn ceil_is_f64_ceil() {
         let mut next = xorshift(0x2545_f491_4f6c_dd1d_u64);
         let mut values = vec![
-            0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 9.5e18, -9.5e18, 1e300, -1e300,
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            8.9e18,
+            -8.9e18,
+            9e15,
+            2f64.powi(53),
+            2f64.powi(60),
         ];
         for i in 0..200_000u64 {
             let state = next();
@@ -1166,8 +1195,17 @@ mod tests {
             values.push(f64::from_bits(state) % 1e18);
             values.push(i as f64 / 7.0);
         }
-        for x in values.into_iter().filter(|x| x.is_finite()) {
-            assert_eq!(ceil(x), x.ceil(), "{x}");
+        for x in values
+            .into_iter()
+            .filter(|x| x.is_finite() && x.abs() < 9.0e18)
+        {
+            assert_eq!(ceil_int(x), x.ceil() as i64, "{x}");
+        }
+        let mut counts = vec![0, 1, (1 << 53) + 1, (1 << 63) - 1, 1 << 63, u64::MAX];
+        counts.extend((0..100_000).map(|_| next()));
+        counts.extend((0..100_000).map(|_| next() >> 11));
+        for c in counts {
+            assert_eq!(count_f64(c).to_bits(), (c as f64).to_bits(), "{c}");
         }
     }
 
