@@ -833,50 +833,54 @@ fn run_from(
             let may_be_down = g.may_be_down(track);
             let step_s = step_ms as f64 / 1000.0;
             let pods = f64::from(g.tracks()[track].pods.max(1));
-            // counts in integers (exact), sums of floats slid in floats
-            let count = |s: &Step| match col {
-                Col::Ok => s.requests - s.errors,
-                Col::Errors => s.errors,
-                Col::Requests => s.requests,
-                Col::LatencySum(_) | Col::Cpu => 0,
-            };
-            let amount = |s: &Step| match col {
-                Col::LatencySum(unit) => s.latency_sum * unit,
-                Col::Cpu => s.cpu_cores * step_s * pods,
-                _ => 0.0,
-            };
-            let floats = matches!(col, Col::LatencySum(_) | Col::Cpu);
-            for k in ks {
-                if !up.at(steps, may_be_down, w, k) {
-                    out.push(Point::Fallback);
-                    continue;
-                }
-                match *have {
-                    Some(prev) if prev + 1 == k => {
-                        let (new, old) = (&steps[k - 1], &steps[k - w - 1]);
-                        if floats {
-                            *summed += amount(new) - amount(old);
-                        } else {
-                            *counted = *counted + count(new) - count(old);
-                        }
-                    }
-                    _ => {
-                        let window = &steps[k - w..k];
-                        if floats {
-                            *summed = window.iter().map(amount).sum();
-                        } else {
-                            *counted = window.iter().map(count).sum();
-                        }
-                    }
-                }
-                *have = Some(k);
-                let total = if floats { *summed } else { count_f64(*counted) };
+            let value = |total: f64| {
                 let v = if increase {
                     total
                 } else {
                     total / (w as f64 * step_s)
                 };
-                out.push(Point::Value(v / divisor));
+                v / divisor
+            };
+            // counts in integers (exact), sums of floats slid in floats;
+            // one pass per column, so that no step reads the column kind
+            let window = (steps, may_be_down, w);
+            let counts = (up, counted, have);
+            fn slid(count: impl Fn(&Step) -> u64) -> impl Fn(u64, &Step, &Step) -> u64 {
+                move |total, new, old| total + count(new) - count(old)
+            }
+            fn summed_up(count: impl Fn(&Step) -> u64) -> impl Fn(&[Step]) -> u64 {
+                move |window| window.iter().map(&count).sum()
+            }
+            let as_counts = |total: u64| value(total as f64);
+            match col {
+                Col::Ok => {
+                    let c = |s: &Step| s.requests - s.errors;
+                    rate_pass(ks, window, counts, slid(c), summed_up(c), as_counts, out);
+                }
+                Col::Errors => {
+                    let c = |s: &Step| s.errors;
+                    rate_pass(ks, window, counts, slid(c), summed_up(c), as_counts, out);
+                }
+                Col::Requests => {
+                    let c = |s: &Step| s.requests;
+                    rate_pass(ks, window, counts, slid(c), summed_up(c), as_counts, out);
+                }
+                Col::LatencySum(_) | Col::Cpu => {
+                    let amount = |s: &Step| match col {
+                        Col::LatencySum(unit) => s.latency_sum * unit,
+                        Col::Cpu => s.cpu_cores * step_s * pods,
+                        _ => 0.0,
+                    };
+                    rate_pass(
+                        ks,
+                        window,
+                        (counts.0, summed, counts.2),
+                        |total: f64, new: &Step, old: &Step| total + (amount(new) - amount(old)),
+                        |window: &[Step]| window.iter().map(amount).sum(),
+                        value,
+                        out,
+                    );
+                }
             }
         }
         (
@@ -914,6 +918,35 @@ fn run_from(
         // a state of another program: none is ever made (State::of)
         (Program::Fallback | Program::Binary(..) | Program::Rate { .. }, _)
         | (Program::Quantile { .. }, _) => out.extend(ks.map(|_| Point::Fallback)),
+    }
+}
+
+/// A rate program's pass over `ks` on a track's `(steps, may_be_down,
+/// window)`, from its state (its up window, its total, the step of that
+/// total): the total slid from the last step's by `slide(total, new step,
+/// step leaving)`, else summed over the window by `sum`; `value` makes it
+/// the point.
+#[inline(always)]
+fn rate_pass<T: Copy>(
+    ks: std::ops::RangeInclusive<usize>,
+    (steps, may_be_down, w): (&[Step], bool, usize),
+    (up, total, have): (&mut UpWindow, &mut T, &mut Option<usize>),
+    slide: impl Fn(T, &Step, &Step) -> T,
+    sum: impl Fn(&[Step]) -> T,
+    value: impl Fn(T) -> f64,
+    out: &mut Vec<Point>,
+) {
+    for k in ks {
+        if !up.at(steps, may_be_down, w, k) {
+            out.push(Point::Fallback);
+            continue;
+        }
+        *total = match *have {
+            Some(prev) if prev + 1 == k => slide(*total, &steps[k - 1], &steps[k - w - 1]),
+            _ => sum(&steps[k - w..k]),
+        };
+        *have = Some(k);
+        out.push(Point::Value(value(*total)));
     }
 }
 
@@ -1042,7 +1075,7 @@ fn quantile_of_total(q: f64, counts: &[u64], total: u64, bounds: &[f64], range_s
     if q > 1.0 {
         return f64::INFINITY;
     }
-    let rate = |c: u64| count_f64(c) / range_s;
+    let rate = |c: u64| c as f64 / range_s;
     if counts.len() < 2 || le(counts.len() - 1) != f64::INFINITY {
         return f64::NAN;
     }
@@ -1101,7 +1134,7 @@ fn first_reaching<C: AsRef<[u64]> + ?Sized>(counts: &C, reach: u64) -> Option<(u
 /// round monotonically), so the counts reaching `rank` are those from this
 /// one on. Found from the nearest guess, checked with the rate itself.
 fn least_count_reaching(rank: f64, total: u64, range_s: f64) -> u64 {
-    let rate = |c: u64| count_f64(c) / range_s;
+    let rate = |c: u64| c as f64 / range_s;
     // beyond 2^53 counts convert with gaps: step through them by halves
     if total >= 1 << 53 || !(rank * range_s).is_finite() {
         let (mut lo, mut hi) = (0u64, total);
@@ -1143,18 +1176,6 @@ fn ceil_int(x: f64) -> i64 {
     if (t as f64) < x { t + 1 } else { t }
 }
 
-/// `c as f64`, through the signed conversion below 2^63 (one instruction
-/// on x86-64, where the unsigned one takes six): the same rounding of the
-/// same integer, so the same bits.
-#[inline(always)]
-fn count_f64(c: u64) -> f64 {
-    if c < 1 << 63 {
-        c as i64 as f64
-    } else {
-        c as f64
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1170,8 +1191,7 @@ mod tests {
     }
 
     /// The libm-free ceil is `f64::ceil` on whole numbers, their
-    /// neighbours and random values below 9e18 in magnitude, and the
-    /// signed conversion of a count is the unsigned one.
+    /// neighbours and random values below 9e18 in magnitude.
     #[test]
     fn ceil_is_f64_ceil() {
         let mut next = xorshift(0x2545_f491_4f6c_dd1d_u64);
@@ -1200,12 +1220,6 @@ mod tests {
             .filter(|x| x.is_finite() && x.abs() < 9.0e18)
         {
             assert_eq!(ceil_int(x), x.ceil() as i64, "{x}");
-        }
-        let mut counts = vec![0, 1, (1 << 53) + 1, (1 << 63) - 1, 1 << 63, u64::MAX];
-        counts.extend((0..100_000).map(|_| next()));
-        counts.extend((0..100_000).map(|_| next() >> 11));
-        for c in counts {
-            assert_eq!(count_f64(c).to_bits(), (c as f64).to_bits(), "{c}");
         }
     }
 
