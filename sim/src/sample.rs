@@ -46,6 +46,21 @@ pub(crate) fn poisson(lambda: f64, rng: &mut Xoshiro256PlusPlus) -> u64 {
     if u <= 1.0 - lambda {
         return 0;
     }
+    invert(lambda, u)
+}
+
+/// The inversion's search for `u` beyond 0: [`invert_near`], or where it
+/// cannot be sure, [`invert_exact`]. Out of line: the histogram's fill
+/// inlines [`poisson`], and its search loop keeps its registers here.
+#[inline(never)]
+fn invert(lambda: f64, u: f64) -> u64 {
+    invert_near(lambda, u).unwrap_or_else(|| invert_exact(lambda, u))
+}
+
+/// The inversion's search for `u` (a mean below [`PTRS_FROM`]), as
+/// written: the first k whose cumulative pmf, summed from glibc's
+/// e^-lambda, reaches `u`.
+fn invert_exact(lambda: f64, u: f64) -> u64 {
     let mut p = (-lambda).exp();
     let mut cumulative = p;
     let mut k = 0.0;
@@ -59,6 +74,57 @@ pub(crate) fn poisson(lambda: f64, rng: &mut Xoshiro256PlusPlus) -> u64 {
     // a whole number in 0..=200: through i64, without the saturating u64
     // conversion's range checks
     k as i64 as u64
+}
+
+/// [`invert_exact`]'s answer, or None when it cannot be sure of it: the
+/// same search from [`exp_neg_near`]'s e^-lambda. Only comparisons of `u`
+/// with the cumulative sums reach the draw, and the two searches' sums
+/// differ by at most the relative `INVERT_MARGIN` (the exponentials' 5e-6
+/// and 2^-53 for each of at most 200 roundings of each recurrence, with
+/// room to spare); an answer whose two comparisons clear that margin is
+/// the exact search's (the sums never decrease, so it stops at the same
+/// k). Otherwise (a few draws in 10^5) the caller runs the exact search.
+#[inline]
+fn invert_near(lambda: f64, u: f64) -> Option<u64> {
+    const INVERT_MARGIN: f64 = 2.0 * (EXP_NEAR_ERROR + 1e-13);
+    let mut p = exp_neg_near(lambda);
+    let mut cumulative = p;
+    let mut k = 0.0;
+    while u > cumulative && k < 200.0 {
+        k += 1.0;
+        p *= lambda / k;
+        cumulative += p;
+    }
+    // the sum before the last term was at most cumulative - p plus the
+    // last addition's rounding (half an ulp of cumulative)
+    let sure = k < 200.0
+        && u <= cumulative * (1.0 - INVERT_MARGIN)
+        && (k == 0.0 || u > (cumulative - p) * (1.0 + INVERT_MARGIN) + cumulative * 1e-15);
+    sure.then_some(k as i64 as u64)
+}
+
+/// Bound on [`exp_neg_near`]'s relative error (its series' truncation
+/// is below 4.9e-6, the reduction's and the rounding's below 1e-15).
+const EXP_NEAR_ERROR: f64 = 5e-6;
+
+/// e^-`lambda` within the relative [`EXP_NEAR_ERROR`], for `lambda` in
+/// [0, 700]: 2^-n e^-r with n = round(lambda / ln 2) and |r| <= ln 2 / 2,
+/// e^-r by its Taylor series through r^5 (the rest is below
+/// 0.3466^6 / 6! e^0.3466 < 3.41e-6, relative to e^-r >= 0.707: 4.9e-6).
+/// Not glibc's bits: only for deciding comparisons with a margin.
+#[inline]
+fn exp_neg_near(lambda: f64) -> f64 {
+    debug_assert!((0.0..=700.0).contains(&lambda), "{lambda}");
+    // n = round(lambda / ln 2) by adding 1.5 2^52 (no conversions): n is
+    // the low bits of the sum, the sum less 1.5 2^52 is n exactly
+    const ROUND: f64 = 6_755_399_441_055_744.0;
+    let shifted = lambda * std::f64::consts::LOG2_E + ROUND;
+    let n = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let r = lambda - (shifted - ROUND) * std::f64::consts::LN_2;
+    let series =
+        1.0 - r * (1.0 - r * (1.0 / 2.0 - r * (1.0 / 6.0 - r * (1.0 / 24.0 - r * (1.0 / 120.0)))));
+    // 2^-n, n in 0..=1010: a normal double for n <= 1022
+    series * f64::from_bits((1023 - n) << 52)
 }
 
 /// PTRS (W. Hörmann, "The transformed rejection method for generating
@@ -444,6 +510,84 @@ pub(crate) mod tests {
             accepted > cases / 10 && accepted < cases * 9 / 10,
             "{accepted} of {cases}"
         );
+    }
+
+    /// `exp_neg_near` is within its bound of glibc's exponential.
+    #[test]
+    fn exp_neg_near_is_within_its_bound() {
+        use rand::SeedableRng;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+        let mut lambdas = vec![0.0, 700.0, 20.0, std::f64::consts::LN_2 / 2.0];
+        for n in 0..1000 {
+            let mid = (f64::from(n) + 0.5) * std::f64::consts::LN_2;
+            lambdas.extend([mid, mid.next_up(), mid.next_down()]);
+        }
+        for _ in 0..2_000_000 {
+            lambdas.push(rng.random_range(0.0..20.0));
+            lambdas.push(rng.random_range(0.0..700.0));
+        }
+        for lambda in lambdas {
+            let (got, want) = (exp_neg_near(lambda), (-lambda).exp());
+            assert!(
+                (got - want).abs() <= 4.9e-6 * want,
+                "{lambda}: {got} vs {want}"
+            );
+        }
+        assert!(EXP_NEAR_ERROR >= 4.9e-6 + 3e-16);
+    }
+
+    /// The inversion decided from the near exponential answers what the
+    /// exact search answers, or leaves it to that search: on random
+    /// uniforms over the means the inversion serves, and on uniforms at
+    /// (and one or two ulps around) each of the exact search's sums.
+    #[test]
+    fn inversion_is_the_exact_searchs() {
+        use rand::SeedableRng;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(15);
+        let check = |lambda: f64, u: f64| {
+            let want = invert_exact(lambda, u);
+            let got = invert_near(lambda, u);
+            if let Some(k) = got {
+                assert_eq!(k, want, "{lambda} {u}");
+            }
+            got.is_some()
+        };
+        let (mut random, mut decided) = (0u64, 0u64);
+        for i in 0..100_000 {
+            let lambda = match i % 3 {
+                0 => rng.random_range(0.0..1.0),
+                1 => rng.random_range(0.0..PTRS_FROM),
+                _ => 10f64.powf(rng.random_range(-6.0..1.3)),
+            };
+            random += 1;
+            decided += u64::from(check(lambda, rng.random()));
+            // at the exact search's sums
+            let mut p = (-lambda).exp();
+            let mut cumulative = p;
+            let mut k = 0.0;
+            while k < 40.0 && cumulative < 1.0 {
+                let mut u = cumulative.next_down().next_down();
+                for _ in 0..5 {
+                    check(lambda, u);
+                    u = u.next_up();
+                }
+                for r in [1e-6, 1e-5, 3e-5] {
+                    check(lambda, cumulative * (1.0 + r));
+                    check(lambda, cumulative * (1.0 - r));
+                }
+                k += 1.0;
+                p *= lambda / k;
+                cumulative += p;
+            }
+        }
+        // near 1, where the sum may never reach u
+        for lambda in [0.5, 5.0, 19.9] {
+            for u in [1.0f64.next_down(), 1.0f64.next_down().next_down()] {
+                check(lambda, u);
+            }
+        }
+        // nearly every random uniform is decided without the exact search
+        assert!(decided + random / 1000 >= random, "{decided} of {random}");
     }
 
     /// Poisson pmf at 0..=k_max, by the recurrence in log space.
