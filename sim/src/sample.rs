@@ -83,7 +83,8 @@ fn invert_exact(lambda: f64, u: f64) -> u64 {
 /// and 2^-53 for each of at most 200 roundings of each recurrence, with
 /// room to spare); an answer whose two comparisons clear that margin is
 /// the exact search's (the sums never decrease, so it stops at the same
-/// k). Otherwise (a few draws in 10^5) the caller runs the exact search.
+/// k). Otherwise (475 of 1.59M draws in the 100-run catalog) the caller
+/// runs the exact search.
 #[inline]
 fn invert_near(lambda: f64, u: f64) -> Option<u64> {
     const INVERT_MARGIN: f64 = 2.0 * (EXP_NEAR_ERROR + 1e-13);
@@ -104,7 +105,7 @@ fn invert_near(lambda: f64, u: f64) -> Option<u64> {
 }
 
 /// Bound on [`exp_neg_near`]'s relative error (its series' truncation
-/// is below 4.9e-6, the reduction's and the rounding's below 1e-15).
+/// is below 4.9e-6, the reduction's and the rounding's below 1e-12).
 const EXP_NEAR_ERROR: f64 = 5e-6;
 // the bound its test checks, and glibc's ulp
 const _: () = assert!(EXP_NEAR_ERROR >= 4.9e-6 + 3e-16);
@@ -165,8 +166,8 @@ fn poisson_ptrs(lambda: f64, rng: &mut Xoshiro256PlusPlus) -> u64 {
 /// Only the comparison's outcome reaches the draw, so it is first decided
 /// from [`ln_near`] (a cheap logarithm within 4e-8 of the true one) with
 /// a margin that bounds every difference between the two evaluations; only
-/// a comparison within that margin (rarely: a few in ten thousand at the catalog's means) computes
-/// [`ptrs_accepts_exact`]'s glibc logarithms. The outcome is the exact
+/// a comparison within that margin (11 of 413K in the 100-run catalog)
+/// computes [`ptrs_accepts_exact`]'s glibc logarithms. The outcome is the exact
 /// test's in every case (a test compares them on millions of cases, many
 /// built to sit at the boundary).
 #[cold]
@@ -208,7 +209,7 @@ fn ptrs_accepts_exact(lhs: f64, lambda: f64, k: f64) -> bool {
 }
 
 /// Bound on |[`ln_near`]`(x)` - ln x| for a positive normal `x` (the
-/// series' truncation is below 3e-8, its rounding below 1e-13).
+/// series' truncation is below 3e-8, its rounding below 1e-12).
 const LN_NEAR_ERROR: f64 = 4e-8;
 // the bound its test checks, and glibc's ulp at the largest logarithm
 const _: () = assert!(LN_NEAR_ERROR >= 3e-8 + 2e-16 * 745.0);
