@@ -283,11 +283,13 @@ impl<'a> RankStatistic<'a> {
             // tying min(y) are those from the first whose x - d reaches it.
             lt_new.fill(0);
             tied.extend(x.partition_point(|&xi| xi - d < y[0])..n);
-        } else if x[0] - d > y[m - 1] {
-            // Past the bottom (mu_min, when no x - d ties max(y)): every
-            // count is m and nothing ties.
-            lt_new.fill(m);
-            sum_lt = n * m;
+        } else if x[0] - d >= y[m - 1] {
+            // Past the bottom (the root finder's evaluation at mu_min):
+            // every x - d is at or above max(y) (rounding is monotone, so
+            // x - d never falls below x[0] - d). The x's whose x - d ties
+            // max(y) come first: each has the control values below max(y)
+            // below it (`top` of them tie it); every other count is m.
+            sum_lt = past_the_bottom(x, y, d, lt_new, tied);
         } else if bounds.le_sum - bounds.lt_sum >= LOOSE * n {
             // The probes around d leave many candidates per x (the root
             // finder's first steps across a wide range): nearly every x
@@ -454,6 +456,22 @@ impl<'a> RankStatistic<'a> {
         let (twice_rank_sum, ties) = self.ranks(d);
         z_from_ranks(twice_rank_sum - self.twice_offset, ties, self.n, self.m)
     }
+}
+
+/// The counts at a shift `d` with `x[0] - d >= max(y)` (so every
+/// `x - d` is at or above max(y)): those whose `x - d` ties max(y) come
+/// first and have the control values below max(y) below them; every other
+/// count is m. Writes them to `lt`, the tying x's to `tied`, and returns
+/// their sum. Out of line, so that the merge passes' code is not disturbed.
+#[inline(never)]
+fn past_the_bottom(x: &[f64], y: &[f64], d: f64, lt: &mut [usize], tied: &mut Vec<usize>) -> usize {
+    let (n, m) = (x.len(), y.len());
+    let tying = x.partition_point(|&xi| xi - d <= y[m - 1]);
+    let top = y.iter().rev().take_while(|&&t| t == y[m - 1]).count();
+    lt[..tying].fill(m - top);
+    lt[tying..].fill(m);
+    tied.extend(0..tying);
+    n * m - tying * top
 }
 
 /// From how many x values the plain merge of
@@ -634,6 +652,48 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn ranks_equal_the_merge_at_and_past_the_ends() {
+        // The root finder's ends: at mu_min some x - d may tie max(y) (one
+        // or several x, one or several control values at the top), at
+        // mu_max min(y); and just either side of both, with and without
+        // probes taken before.
+        let mut sets = datasets();
+        sets.push((vec![1.0, 1.0, 1.0, 2.0, 5.0], vec![0.0, 0.5, 0.5, 0.5]));
+        sets.push((vec![3.0, 3.0, 4.0], vec![1.0, 3.0, 3.0, 3.0]));
+        sets.push((vec![0.1, 0.1 + 1e-17, 0.3], vec![0.0, 0.2, 0.2]));
+        let mut r = Lcg(13);
+        let mut tying_ends = 0;
+        for (x, y) in sets {
+            let mut mw = MannWhitney::new();
+            mw.load(&x, &y);
+            let m = mw.y_padded.len() - 1;
+            let (xs, ys) = (mw.x.clone(), mw.y_padded[..m].to_vec());
+            let (lo, hi) = (xs[0] - ys[m - 1], xs[xs.len() - 1] - ys[0]);
+            tying_ends += usize::from(xs[0] - lo == ys[m - 1]);
+            let mut ends = vec![lo, hi];
+            for d in [lo, hi] {
+                ends.extend([d.next_up(), d.next_down(), d - 1e-3, d + 1e-3]);
+            }
+            for fresh in [true, false] {
+                let mut stat = RankStatistic::new(&mw.x, &mw.y_padded, &mut mw.scratch);
+                if !fresh {
+                    for d in shifts(&xs, &ys, &mut r).into_iter().take(5) {
+                        stat.ranks(d);
+                    }
+                }
+                for &d in &ends {
+                    assert_eq!(
+                        stat.ranks(d),
+                        ranks_by_merge(&xs, &ys, d),
+                        "d = {d:e}, x {x:?} y {y:?}"
+                    );
+                }
+            }
+        }
+        assert!(tying_ends >= 10, "{tying_ends}");
     }
 
     #[test]
