@@ -482,26 +482,28 @@ const SIDE_BY_SIDE: usize = 32;
 /// (`yp` is the control and a +inf sentinel, `m` its length), from `lt`,
 /// a number of them known to be below it (the previous x's count).
 #[inline(always)]
-fn merge_step(yp: &[f64], m: usize, mut lt: usize, v: f64) -> usize {
+fn merge_step(yp: &[f64], m: usize, lt: usize, v: f64) -> usize {
     // The next four at once, without branches (the scan's exit, a branch
-    // mispredicted about once per x, is mostly not reached); all four
-    // below: gallop from there.
-    if let Some(w) = yp.get(lt..).and_then(<[f64]>::first_chunk::<4>) {
-        let below = usize::from(w[0] < v)
-            + usize::from(w[1] < v)
-            + usize::from(w[2] < v)
-            + usize::from(w[3] < v);
-        lt += below;
-        if below == 4 {
-            lt = count_below(yp, v, lt, m);
+    // mispredicted about once per x, is not needed); all four below:
+    // gallop from there. y is sorted and NaN-free, so the first value not
+    // below v ends the run: the count is exact either way.
+    let Some(w) = yp.get(lt..).and_then(<[f64]>::first_chunk::<4>) else {
+        // fewer than four values (the sentinel included) left: scan
+        let mut lt = lt;
+        while yp[lt] < v {
+            lt += 1;
         }
+        return lt;
+    };
+    let below = usize::from(w[0] < v)
+        + usize::from(w[1] < v)
+        + usize::from(w[2] < v)
+        + usize::from(w[3] < v);
+    if below < 4 {
+        lt + below
+    } else {
+        count_below(yp, v, lt + 4, m)
     }
-    let mut t = yp[lt];
-    while t < v {
-        lt += 1;
-        t = yp[lt];
-    }
-    lt
 }
 
 /// The tie term at shift `d` where subtracting `d` may round distinct x
