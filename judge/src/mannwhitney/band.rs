@@ -78,11 +78,11 @@ impl MannWhitney {
             below,
         };
         let known = match decide_band(&mut stat, &question, &mut self.running) {
-            Ok(band) => {
+            Decision::Band(band) => {
                 self.band_counts.decided += 1;
                 return Ok(BandAnswer::Decided(band));
             }
-            Err(known) => known,
+            Decision::Open(known) => known,
         };
         if let Some(band) = step_band(&mut stat, &question, known.as_ref())? {
             self.band_counts.stepped += 1;
@@ -157,6 +157,14 @@ pub(super) struct Known {
     pub(super) roots: [RootKnowledge; 3],
     pub(super) sig: Sigmas,
     pub(super) slack: f64,
+}
+
+/// What [`decide_band`] gives: the answer, or the question left open with
+/// what it learnt (when it got past its checks).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Decision {
+    Band(Band),
+    Open(Option<Known>),
 }
 
 impl RootKnowledge {
@@ -259,12 +267,12 @@ impl RootKnowledge {
 /// standard deviation that could reach zero (the full computation errs).
 ///
 /// When it leaves the question open past those checks, what it learnt
-/// (`Err(Some(known))`, else `Err(None)`).
+/// (`Open(Some(known))`, else `Open(None)`).
 pub(super) fn decide_band(
     stat: &mut RankStatistic<'_>,
     q: &BandQuestion,
     running: &mut [Option<(f64, i64)>; 2],
-) -> Result<Band, Option<Known>> {
+) -> Decision {
     let (x, y) = (stat.x, stat.y);
     let (n, m) = (x.len(), y.len());
     let (mu_min, mu_max) = (q.mu_min, q.mu_max);
@@ -275,7 +283,7 @@ pub(super) fn decide_band(
         && q.tolerance.is_finite()
         && mu_max - mu_min <= BAND_MAX_WIDTH;
     if !covered {
-        return Err(None);
+        return Decision::Open(None);
     }
     let reach = mu_min.abs().max(mu_max.abs()) + 1.0;
     let own_ties = stat.own_x_ties + stat.own_y_ties;
@@ -305,7 +313,7 @@ pub(super) fn decide_band(
         min: sigma(max_ties as f64, stat.n, stat.m),
     };
     if sig.min.is_nan() || sig.min <= 0.0 {
-        return Err(None);
+        return Decision::Open(None);
     }
     // The estimate's root finder starts from f(mu_min) and f(mu_max)
     // without checking their signs: make sure they are opposite. At
@@ -322,11 +330,11 @@ pub(super) fn decide_band(
         && x[n - 1] - mu_max <= y[0]
         && n * m >= k_high * bottom + 2;
     if !opposite {
-        return Err(None);
+        return Decision::Open(None);
     }
     if !(q.above || q.below) {
         // nothing can fail, and nothing asked
-        return Ok(Band::Within);
+        return Decision::Band(Band::Within);
     }
     // Kayenta's tolerance: |c - b| <= 2 (2 eps |b| + tol / 2) with
     // tol = 1e-4, |b| <= reach; inflated for the rounding of the bounds.
@@ -379,12 +387,12 @@ pub(super) fn decide_band(
         let max_abs = e_lo.abs().max(e_hi.abs());
         let edges = BandEdges::new(q, l, (e_lo, e_hi), u);
         if let Some(band) = edges.band() {
-            return Ok(band);
+            return Decision::Band(band);
         }
         let (above, band_min, band_max) = (edges.above, edges.band_min, edges.band_max);
         let known = Known { roots, sig, slack };
         if evals == BAND_MAX_EVALS {
-            return Err(Some(known));
+            return Decision::Open(Some(known));
         }
         let was_tried = |t: f64| tried[..evals].contains(&t);
         let e = &roots[estimate];
@@ -441,7 +449,10 @@ pub(super) fn decide_band(
             }
             (true, false) => prove_out,
             (false, true) => prove_in,
-            (false, false) => e_guess().ok_or(Some(known))?,
+            (false, false) => match e_guess() {
+                Some(t) => t,
+                None => return Decision::Open(Some(known)),
+            },
         };
     }
 }
