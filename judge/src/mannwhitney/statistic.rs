@@ -320,12 +320,14 @@ impl<'a> RankStatistic<'a> {
             let pairs = x_a.iter().zip(x_b).zip(out_a.iter_mut().zip(out_b));
             for (k, ((&xa, &xb), (oa, ob))) in pairs.enumerate() {
                 let (va, vb) = (xa - d, xb - d);
-                lt_a = merge_step(yp, m, lt_a, va);
-                lt_b = merge_step(yp, m, lt_b, vb);
-                if yp[lt_a] <= va {
+                let tie_a;
+                let tie_b;
+                (lt_a, tie_a) = merge_step(yp, m, lt_a, va);
+                (lt_b, tie_b) = merge_step(yp, m, lt_b, vb);
+                if tie_a {
                     tied.push(k);
                 }
-                if yp[lt_b] <= vb {
+                if tie_b {
                     tied.push(half + k);
                 }
                 (*oa, *ob) = (lt_a, lt_b);
@@ -337,8 +339,9 @@ impl<'a> RankStatistic<'a> {
             let rest = x[2 * half..].iter().zip(&mut lt_new[2 * half..]);
             for (k, (&xi, out)) in rest.enumerate() {
                 let v = xi - d;
-                lt = merge_step(yp, m, lt, v);
-                if yp[lt] <= v {
+                let tie;
+                (lt, tie) = merge_step(yp, m, lt, v);
+                if tie {
                     tied.push(2 * half + k);
                 }
                 *out = lt;
@@ -480,9 +483,11 @@ const SIDE_BY_SIDE: usize = 32;
 
 /// One step of the plain merge: the number of control values below `v`
 /// (`yp` is the control and a +inf sentinel, `m` its length), from `lt`,
-/// a number of them known to be below it (the previous x's count).
+/// a number of them known to be below it (the previous x's count), and
+/// whether the next one ties `v` (a new tie, or the sentinel when `v` is
+/// +inf: the tie count then finds none).
 #[inline(always)]
-fn merge_step(yp: &[f64], m: usize, lt: usize, v: f64) -> usize {
+fn merge_step(yp: &[f64], m: usize, lt: usize, v: f64) -> (usize, bool) {
     // The next four at once, without branches (the scan's exit, a branch
     // mispredicted about once per x, is not needed); all four below:
     // gallop from there. y is sorted and NaN-free, so the first value not
@@ -493,16 +498,17 @@ fn merge_step(yp: &[f64], m: usize, lt: usize, v: f64) -> usize {
         while yp[lt] < v {
             lt += 1;
         }
-        return lt;
+        return (lt, yp[lt] <= v);
     };
     let below = usize::from(w[0] < v)
         + usize::from(w[1] < v)
         + usize::from(w[2] < v)
         + usize::from(w[3] < v);
     if below < 4 {
-        lt + below
+        (lt + below, w[below] <= v)
     } else {
-        count_below(yp, v, lt + 4, m)
+        let lt = count_below(yp, v, lt + 4, m);
+        (lt, yp[lt] <= v)
     }
 }
 
