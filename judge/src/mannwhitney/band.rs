@@ -739,4 +739,63 @@ mod tests {
         }
         assert!(answered >= 200, "{answered}");
     }
+
+    #[test]
+    fn stepping_on_from_the_few_shifts_knowledge_gives_the_full_label() {
+        // Where decide_band leaves a question open with what it learnt,
+        // step_band going on from it against the full interval's label,
+        // with tolerances that put the band's edge near the interval's
+        // lower end (close calls).
+        let (mut answered, mut open) = (0, 0);
+        for (x, y) in datasets() {
+            for conf in [0.8, 0.95, 0.98] {
+                let Ok(full) = mann_whitney(&x, &y, conf) else {
+                    continue;
+                };
+                let near = if full.estimate != 0.0 {
+                    (full.ci_lower / full.estimate.abs()).abs()
+                } else {
+                    0.0
+                };
+                for tolerance in [0.0, 0.1, near * 0.999, near, near * 1.001] {
+                    for (above, below) in [(true, true), (true, false), (false, true)] {
+                        let mut mw = MannWhitney::new();
+                        mw.load(&x, &y);
+                        let m = mw.y_padded.len() - 1;
+                        let q = BandQuestion {
+                            mu_min: mw.x[0] - mw.y_padded[m - 1],
+                            mu_max: mw.x[mw.x.len() - 1] - mw.y_padded[0],
+                            z_quant: qnorm((1.0 - conf) / 2.0),
+                            tolerance,
+                            above,
+                            below,
+                        };
+                        let mut running = [None; 2];
+                        let mut stat = RankStatistic::new(&mw.x, &mw.y_padded, &mut mw.scratch);
+                        let Decision::Open(Some(known)) = decide_band(&mut stat, &q, &mut running)
+                        else {
+                            continue;
+                        };
+                        open += 1;
+                        if let Some(band) = step_band(&mut stat, &q, Some(&known)).unwrap() {
+                            let bound = tolerance * full.estimate.abs();
+                            let want = if above && full.ci_lower > bound {
+                                Band::Above
+                            } else if below && full.ci_upper < -bound {
+                                Band::Below
+                            } else {
+                                Band::Within
+                            };
+                            assert_eq!(band, want, "{full:?} tolerance {tolerance}");
+                            answered += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            answered >= 20 && answered * 10 >= open * 9,
+            "{answered} of {open}"
+        );
+    }
 }
