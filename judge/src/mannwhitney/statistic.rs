@@ -283,11 +283,13 @@ impl<'a> RankStatistic<'a> {
             // tying min(y) are those from the first whose x - d reaches it.
             lt_new.fill(0);
             tied.extend(x.partition_point(|&xi| xi - d < y[0])..n);
-        } else if x[0] - d > y[m - 1] {
-            // Past the bottom (mu_min, when no x - d ties max(y)): every
-            // count is m and nothing ties.
-            lt_new.fill(m);
-            sum_lt = n * m;
+        } else if x[0] - d >= y[m - 1] {
+            // Past the bottom (the root finder's evaluation at mu_min):
+            // every x - d is at or above max(y) (rounding is monotone, so
+            // x - d never falls below x[0] - d). The x's whose x - d ties
+            // max(y) come first: each has the control values below max(y)
+            // below it (`top` of them tie it); every other count is m.
+            sum_lt = past_the_bottom(x, y, d, lt_new, tied);
         } else if bounds.le_sum - bounds.lt_sum >= LOOSE * n {
             // The probes around d leave many candidates per x (the root
             // finder's first steps across a wide range): nearly every x
@@ -318,12 +320,14 @@ impl<'a> RankStatistic<'a> {
             let pairs = x_a.iter().zip(x_b).zip(out_a.iter_mut().zip(out_b));
             for (k, ((&xa, &xb), (oa, ob))) in pairs.enumerate() {
                 let (va, vb) = (xa - d, xb - d);
-                lt_a = merge_step(yp, m, lt_a, va);
-                lt_b = merge_step(yp, m, lt_b, vb);
-                if yp[lt_a] <= va {
+                let tie_a;
+                let tie_b;
+                (lt_a, tie_a) = merge_step(yp, m, lt_a, va);
+                (lt_b, tie_b) = merge_step(yp, m, lt_b, vb);
+                if tie_a {
                     tied.push(k);
                 }
-                if yp[lt_b] <= vb {
+                if tie_b {
                     tied.push(half + k);
                 }
                 (*oa, *ob) = (lt_a, lt_b);
@@ -335,8 +339,9 @@ impl<'a> RankStatistic<'a> {
             let rest = x[2 * half..].iter().zip(&mut lt_new[2 * half..]);
             for (k, (&xi, out)) in rest.enumerate() {
                 let v = xi - d;
-                lt = merge_step(yp, m, lt, v);
-                if yp[lt] <= v {
+                let tie;
+                (lt, tie) = merge_step(yp, m, lt, v);
+                if tie {
                     tied.push(2 * half + k);
                 }
                 *out = lt;
@@ -456,34 +461,55 @@ impl<'a> RankStatistic<'a> {
     }
 }
 
+/// The counts at a shift `d` with `x[0] - d >= max(y)` (so every
+/// `x - d` is at or above max(y)): those whose `x - d` ties max(y) come
+/// first and have the control values below max(y) below them; every other
+/// count is m. Writes them to `lt`, the tying x's to `tied`, and returns
+/// their sum. Out of line, so that the merge passes' code is not disturbed.
+#[inline(never)]
+fn past_the_bottom(x: &[f64], y: &[f64], d: f64, lt: &mut [usize], tied: &mut Vec<usize>) -> usize {
+    let (n, m) = (x.len(), y.len());
+    let tying = x.partition_point(|&xi| xi - d <= y[m - 1]);
+    let top = y.iter().rev().take_while(|&&t| t == y[m - 1]).count();
+    lt[..tying].fill(m - top);
+    lt[tying..].fill(m);
+    tied.extend(0..tying);
+    n * m - tying * top
+}
+
 /// From how many x values the plain merge of
 /// [`RankStatistic::ranks_from_probes`] runs two halves side by side.
 const SIDE_BY_SIDE: usize = 32;
 
 /// One step of the plain merge: the number of control values below `v`
 /// (`yp` is the control and a +inf sentinel, `m` its length), from `lt`,
-/// a number of them known to be below it (the previous x's count).
+/// a number of them known to be below it (the previous x's count), and
+/// whether the next one ties `v` (a new tie, or the sentinel when `v` is
+/// +inf: the tie count then finds none).
 #[inline(always)]
-fn merge_step(yp: &[f64], m: usize, mut lt: usize, v: f64) -> usize {
+fn merge_step(yp: &[f64], m: usize, lt: usize, v: f64) -> (usize, bool) {
     // The next four at once, without branches (the scan's exit, a branch
-    // mispredicted about once per x, is mostly not reached); all four
-    // below: gallop from there.
-    if let Some(w) = yp.get(lt..).and_then(<[f64]>::first_chunk::<4>) {
-        let below = usize::from(w[0] < v)
-            + usize::from(w[1] < v)
-            + usize::from(w[2] < v)
-            + usize::from(w[3] < v);
-        lt += below;
-        if below == 4 {
-            lt = count_below(yp, v, lt, m);
+    // mispredicted about once per x, is not needed); all four below:
+    // gallop from there. y is sorted and NaN-free, so the first value not
+    // below v ends the run: the count is exact either way.
+    let Some(w) = yp.get(lt..).and_then(<[f64]>::first_chunk::<4>) else {
+        // fewer than four values (the sentinel included) left: scan
+        let mut lt = lt;
+        while yp[lt] < v {
+            lt += 1;
         }
+        return (lt, yp[lt] <= v);
+    };
+    let below = usize::from(w[0] < v)
+        + usize::from(w[1] < v)
+        + usize::from(w[2] < v)
+        + usize::from(w[3] < v);
+    if below < 4 {
+        (lt + below, w[below] <= v)
+    } else {
+        let lt = count_below(yp, v, lt + 4, m);
+        (lt, yp[lt] <= v)
     }
-    let mut t = yp[lt];
-    while t < v {
-        lt += 1;
-        t = yp[lt];
-    }
-    lt
 }
 
 /// The tie term at shift `d` where subtracting `d` may round distinct x
@@ -634,6 +660,48 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn ranks_equal_the_merge_at_and_past_the_ends() {
+        // The root finder's ends: at mu_min some x - d may tie max(y) (one
+        // or several x, one or several control values at the top), at
+        // mu_max min(y); and just either side of both, with and without
+        // probes taken before.
+        let mut sets = datasets();
+        sets.push((vec![1.0, 1.0, 1.0, 2.0, 5.0], vec![0.0, 0.5, 0.5, 0.5]));
+        sets.push((vec![3.0, 3.0, 4.0], vec![1.0, 3.0, 3.0, 3.0]));
+        sets.push((vec![0.1, 0.1 + 1e-17, 0.3], vec![0.0, 0.2, 0.2]));
+        let mut r = Lcg(13);
+        let mut tying_ends = 0;
+        for (x, y) in sets {
+            let mut mw = MannWhitney::new();
+            mw.load(&x, &y);
+            let m = mw.y_padded.len() - 1;
+            let (xs, ys) = (mw.x.clone(), mw.y_padded[..m].to_vec());
+            let (lo, hi) = (xs[0] - ys[m - 1], xs[xs.len() - 1] - ys[0]);
+            tying_ends += usize::from(xs[0] - lo == ys[m - 1]);
+            let mut ends = vec![lo, hi];
+            for d in [lo, hi] {
+                ends.extend([d.next_up(), d.next_down(), d - 1e-3, d + 1e-3]);
+            }
+            for fresh in [true, false] {
+                let mut stat = RankStatistic::new(&mw.x, &mw.y_padded, &mut mw.scratch);
+                if !fresh {
+                    for d in shifts(&xs, &ys, &mut r).into_iter().take(5) {
+                        stat.ranks(d);
+                    }
+                }
+                for &d in &ends {
+                    assert_eq!(
+                        stat.ranks(d),
+                        ranks_by_merge(&xs, &ys, d),
+                        "d = {d:e}, x {x:?} y {y:?}"
+                    );
+                }
+            }
+        }
+        assert!(tying_ends >= 10, "{tying_ends}");
     }
 
     #[test]
