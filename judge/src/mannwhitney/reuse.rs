@@ -135,7 +135,7 @@ pub(super) fn sort_reusing(
                 merged.reserve(sorted.len() + part.len());
                 let key = |v: f64| total_key(v.to_bits() as i64);
                 let grown = k == 0;
-                if sorted.len() <= DENSE * part.len() {
+                if dense(sorted.len(), part.len()) {
                     // As many added values as old ones, or nearly (a
                     // short window that grows): one plain merge, and
                     // the tie summary in one pass over the result, cost
@@ -193,6 +193,12 @@ fn finish(how: Sorted, values: &[f64], prev: &mut Vec<f64>) -> Sorted {
 /// Up to this many old values per added one, a merge takes every value in
 /// turn ([`merge_plain`]) and counts walk ([`seek`]) instead of galloping.
 const DENSE: usize = 4;
+
+/// Whether a sorted sample of `len` values (added ones included) has few
+/// enough per `added` value to be merged plainly ([`DENSE`]).
+pub(super) fn dense(len: usize, added: usize) -> bool {
+    len <= DENSE * added
+}
 
 /// The sorted `a` and `b` merged into `out` (`f64::total_cmp` order; equal
 /// keys are equal bits, so which comes first is immaterial).
@@ -302,7 +308,7 @@ pub(super) fn grown_counts(x: &[f64], y: &[f64], added_x: &[f64], added_y: &[f64
     let (mut lt, mut le) = (0, 0);
     // the places are a few values apart when there are few values per
     // added one: walked to, not galloped
-    let dense = |s: &[f64], added: &[f64]| s.len() <= DENSE * added.len();
+    let dense = |s: &[f64], added: &[f64]| dense(s.len(), added.len());
     let y_dense = dense(y, added_x);
     for &xi in added_x {
         let v = xi - d;
@@ -429,6 +435,59 @@ mod tests {
         }
     }
 
+    #[test]
+    fn tie_summaries_are_the_one_pass_ones() {
+        // `runs` against the plain pass it replaced (one branch per
+        // neighbour pair), over sorted samples with ties, signed zeros,
+        // infinities, subnormals and gaps that round
+        fn reference(sorted: &[f64]) -> Summary {
+            let (mut ties, mut gap, mut run, mut longest) = (0i128, f64::INFINITY, 1, 1);
+            for w in sorted.windows(2) {
+                if w[1] == w[0] {
+                    run += 1;
+                    continue;
+                }
+                if run > 1 {
+                    ties += tie_weight(run as i128);
+                    longest = longest.max(run);
+                    run = 1;
+                }
+                let g = w[1] - w[0];
+                if g > 0.0 && g < gap {
+                    gap = g;
+                }
+            }
+            Summary {
+                ties: ties + tie_weight(run as i128),
+                gap,
+                longest: longest.max(run),
+            }
+        }
+        let mut r = Lcg(43);
+        for case in 0..3000 {
+            let n = r.below(40);
+            let mut v: Vec<f64> = (0..n)
+                .map(|_| match r.below(8) {
+                    0 => r.below(4) as f64,
+                    1 => -0.0,
+                    2 => 0.0,
+                    3 => f64::INFINITY,
+                    4 => f64::NEG_INFINITY,
+                    5 => f64::MIN_POSITIVE / 8.0 * r.below(3) as f64,
+                    6 => 1e15 + r.below(9) as f64 * 0.125,
+                    _ => r.unit() * 10.0 - 5.0,
+                })
+                .collect();
+            v.sort_unstable_by(f64::total_cmp);
+            let (a, b) = (runs(&v), reference(&v));
+            assert_eq!(
+                (a.ties, a.gap.to_bits(), a.longest),
+                (b.ties, b.gap.to_bits(), b.longest),
+                "case {case}: {v:?}"
+            );
+        }
+    }
+
     trait Bits {
         fn map_bits(&self) -> Vec<u64>;
     }
@@ -450,6 +509,9 @@ mod tests {
             let want = s.partition_point(|&t| t < v);
             let from = r.below(want + 1);
             assert_eq!(gallop(&s, from, |&t| t < v), want, "{s:?} {v} from {from}");
+            for dense in [false, true] {
+                assert_eq!(seek(&s, from, dense, |&t| t < v), want, "{s:?} {v} {from}");
+            }
             let above = s.len() - s.partition_point(|&t| t <= v);
             assert_eq!(gallop_back(&s, |&t| t > v), above, "{s:?} {v}");
         }
