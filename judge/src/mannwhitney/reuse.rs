@@ -61,15 +61,24 @@ pub(super) fn sort_total(values: &[f64], keys: &mut Vec<i64>, out: &mut Vec<f64>
 
 /// Whether two samples are the same values, bit for bit.
 pub(super) fn same_bits(a: &[f64], b: &[f64]) -> bool {
-    // in blocks without an exit per value, which the compiler vectorizes
+    // in blocks of a fixed length without an exit per value, which the
+    // compiler unrolls and vectorizes
     const BLOCK: usize = 16;
-    a.len() == b.len()
-        && a.chunks(BLOCK).zip(b.chunks(BLOCK)).all(|(p, q)| {
-            p.iter()
-                .zip(q)
-                .fold(0u64, |acc, (p, q)| acc | (p.to_bits() ^ q.to_bits()))
-                == 0
-        })
+    if a.len() != b.len() {
+        return false;
+    }
+    let (p, q) = (a.chunks_exact(BLOCK), b.chunks_exact(BLOCK));
+    let (p_rest, q_rest) = (p.remainder(), q.remainder());
+    p.zip(q).all(|(p, q)| {
+        let mut acc = 0u64;
+        for k in 0..BLOCK {
+            acc |= p[k].to_bits() ^ q[k].to_bits();
+        }
+        acc == 0
+    }) && p_rest
+        .iter()
+        .zip(q_rest)
+        .all(|(p, q)| p.to_bits() == q.to_bits())
 }
 
 /// `values` sorted in `f64::total_cmp` order into `sorted`, which holds
@@ -155,9 +164,18 @@ pub(super) fn sort_reusing(
                 // value's neighbours without another search.
                 let mut i = 0;
                 let mut tally = Merged::new(*summary);
+                // without sign bits (none in the first value of either,
+                // which has the least key), a key is the value's bits
+                let first = sorted.first().map_or(0, |v| v.to_bits());
+                let unsigned = (first | part.first().map_or(0, |v| v.to_bits())) >> 63 == 0;
                 for (a, &p) in part.iter().enumerate() {
-                    let kp = key(p);
-                    let end = gallop(sorted, i, |&s| key(s) <= kp);
+                    let end = if unsigned {
+                        let bp = p.to_bits();
+                        gallop(sorted, i, |&s| s.to_bits() <= bp)
+                    } else {
+                        let kp = key(p);
+                        gallop(sorted, i, |&s| key(s) <= kp)
+                    };
                     merged.extend_from_slice(&sorted[i..end]);
                     if grown {
                         let same = a > 0 && part[a - 1] == p;
@@ -227,6 +245,19 @@ fn seek<T>(s: &[T], from: usize, dense: bool, pred: impl Fn(&T) -> bool) -> usiz
         i
     } else {
         gallop(s, from, pred)
+    }
+}
+
+/// [`gallop`]'s answer where it is most likely `from` itself or just past
+/// it (the end of a group of equal values, seldom more than one): the
+/// first few values walked, then galloping.
+#[inline]
+fn near<T>(s: &[T], from: usize, pred: impl Fn(&T) -> bool) -> usize {
+    const WALK: usize = 4;
+    let stop = s.len().min(from + WALK);
+    match s[from..stop].iter().position(|t| !pred(t)) {
+        Some(k) => from + k,
+        None => gallop(s, stop, pred),
     }
 }
 
@@ -313,7 +344,7 @@ pub(super) fn grown_counts(x: &[f64], y: &[f64], added_x: &[f64], added_y: &[f64
     for &xi in added_x {
         let v = xi - d;
         lt = seek(y, lt, y_dense, |&t| t < v);
-        le = seek(y, le.max(lt), y_dense, |&t| t <= v);
+        le = near(y, le.max(lt), |&t| t <= v);
         total += lt + le;
     }
     // per sample (all of x, the added x): the places of `t - d < w` and
@@ -323,7 +354,7 @@ pub(super) fn grown_counts(x: &[f64], y: &[f64], added_x: &[f64], added_y: &[f64
     for &w in added_y {
         let places = |s: &[f64], dense: bool, [below, at_most]: &mut [usize; 2]| {
             *below = seek(s, *below, dense, |&t| t - d < w);
-            *at_most = seek(s, (*at_most).max(*below), dense, |&t| t - d <= w);
+            *at_most = near(s, (*at_most).max(*below), |&t| t - d <= w);
             // above plus at or above
             2 * s.len() - *at_most - *below
         };
@@ -512,6 +543,7 @@ mod tests {
             for dense in [false, true] {
                 assert_eq!(seek(&s, from, dense, |&t| t < v), want, "{s:?} {v} {from}");
             }
+            assert_eq!(near(&s, from, |&t| t < v), want, "{s:?} {v} {from}");
             let above = s.len() - s.partition_point(|&t| t <= v);
             assert_eq!(gallop_back(&s, |&t| t > v), above, "{s:?} {v}");
         }
