@@ -210,7 +210,7 @@ fn finish(how: Sorted, values: &[f64], prev: &mut Vec<f64>) -> Sorted {
 
 /// Up to this many old values per added one, a merge takes every value in
 /// turn ([`merge_plain`]) and counts walk ([`seek`]) instead of galloping.
-const DENSE: usize = 4;
+const DENSE: usize = 8;
 
 /// Whether a sorted sample of `len` values (added ones included) has few
 /// enough per `added` value to be merged plainly ([`DENSE`]).
@@ -596,8 +596,9 @@ mod tests {
         // Windows that grow (and now and then slide or start over): the
         // summaries and the rank sums at two shifts kept through merges
         // equal a fresh load's, bit for bit.
+        // (dense growth keeps no sums: fewer checks than steps)
         let (grown, _) = walk_grown_windows(23, 600, 12, |_, _| 9);
-        assert!(grown > 500, "{grown}");
+        assert!(grown > 300, "{grown}");
     }
 
     #[test]
