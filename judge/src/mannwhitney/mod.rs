@@ -40,7 +40,7 @@ mod zeroin;
 pub use band::{Band, BandAnswer, BandCounts};
 
 use crate::stats::{pnorm, qnorm};
-use reuse::{Reuse, Sorted, grown_counts, sort_reusing};
+use reuse::{Reuse, Sorted, dense, grown_counts, sort_reusing};
 use statistic::{RankStatistic, Scratch, Summary, runs};
 use zeroin::zeroin;
 
@@ -150,7 +150,13 @@ impl MannWhitney {
         if sorted_y != Sorted::Grown {
             *sy = runs(y);
         }
-        if sorted_x == Sorted::Grown && sorted_y == Sorted::Grown {
+        // A window that (about) doubles is cheaper to count afresh at the
+        // band decision's shifts than to update value by value.
+        if sorted_x == Sorted::Grown
+            && sorted_y == Sorted::Grown
+            && !dense(self.x.len(), r.part_x.len())
+            && !dense(y.len(), r.part.len())
+        {
             for (d, total) in self.running.iter_mut().flatten() {
                 *total += grown_counts(&self.x, y, &r.part_x, &r.part, *d);
             }

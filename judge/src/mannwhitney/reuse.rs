@@ -6,7 +6,7 @@
 //! Not for: the rank statistic itself (`statistic`); the results are
 //! bit for bit those of a fresh sort.
 
-use super::statistic::{Summary, tie_weight};
+use super::statistic::{Summary, runs, tie_weight};
 
 /// How [`sort_reusing`] sorted a sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,23 +45,40 @@ pub(super) fn total_key(bits: i64) -> i64 {
 /// `values` sorted in `f64::total_cmp` order into `out`.
 pub(super) fn sort_total(values: &[f64], keys: &mut Vec<i64>, out: &mut Vec<f64>) {
     keys.clear();
-    keys.extend(values.iter().map(|v| total_key(v.to_bits() as i64)));
-    keys.sort_unstable();
     out.clear();
-    out.extend(keys.iter().map(|&k| f64::from_bits(total_key(k) as u64)));
+    // Without a sign bit (the usual metric: latencies, ratios, bytes) a
+    // value's key is its bits: two plain copies instead of two maps.
+    if values.iter().fold(0, |any, v| any | v.to_bits()) >> 63 == 0 {
+        keys.extend(values.iter().map(|v| v.to_bits() as i64));
+        keys.sort_unstable();
+        out.extend(keys.iter().map(|&k| f64::from_bits(k as u64)));
+    } else {
+        keys.extend(values.iter().map(|v| total_key(v.to_bits() as i64)));
+        keys.sort_unstable();
+        out.extend(keys.iter().map(|&k| f64::from_bits(total_key(k) as u64)));
+    }
 }
 
 /// Whether two samples are the same values, bit for bit.
 pub(super) fn same_bits(a: &[f64], b: &[f64]) -> bool {
-    // in blocks without an exit per value, which the compiler vectorizes
+    // in blocks of a fixed length without an exit per value, which the
+    // compiler unrolls and vectorizes
     const BLOCK: usize = 16;
-    a.len() == b.len()
-        && a.chunks(BLOCK).zip(b.chunks(BLOCK)).all(|(p, q)| {
-            p.iter()
-                .zip(q)
-                .fold(0u64, |acc, (p, q)| acc | (p.to_bits() ^ q.to_bits()))
-                == 0
-        })
+    if a.len() != b.len() {
+        return false;
+    }
+    let (p, q) = (a.chunks_exact(BLOCK), b.chunks_exact(BLOCK));
+    let (p_rest, q_rest) = (p.remainder(), q.remainder());
+    p.zip(q).all(|(p, q)| {
+        let mut acc = 0u64;
+        for k in 0..BLOCK {
+            acc |= p[k].to_bits() ^ q[k].to_bits();
+        }
+        acc == 0
+    }) && p_rest
+        .iter()
+        .zip(q_rest)
+        .all(|(p, q)| p.to_bits() == q.to_bits())
 }
 
 /// `values` sorted in `f64::total_cmp` order into `sorted`, which holds
@@ -126,18 +143,39 @@ pub(super) fn sort_reusing(
                 merged.clear();
                 merged.reserve(sorted.len() + part.len());
                 let key = |v: f64| total_key(v.to_bits() as i64);
+                let grown = k == 0;
+                if dense(sorted.len(), part.len()) {
+                    // As many added values as old ones, or nearly (a
+                    // short window that grows): one plain merge, and
+                    // the tie summary in one pass over the result, cost
+                    // less than placing each added value.
+                    merge_plain(sorted, part, merged);
+                    std::mem::swap(sorted, merged);
+                    if grown {
+                        *summary = runs(sorted);
+                    }
+                    return finish(how, values, prev);
+                }
                 // A window grows by a few values at a time: find where each
                 // goes and copy the runs of old values between them whole,
                 // instead of comparing every old value.
                 // Where the values were only appended, the merge also
                 // updates the tie summary (`Merged`): it knows each added
                 // value's neighbours without another search.
-                let grown = k == 0;
                 let mut i = 0;
                 let mut tally = Merged::new(*summary);
+                // without sign bits (none in the first value of either,
+                // which has the least key), a key is the value's bits
+                let first = sorted.first().map_or(0, |v| v.to_bits());
+                let unsigned = (first | part.first().map_or(0, |v| v.to_bits())) >> 63 == 0;
                 for (a, &p) in part.iter().enumerate() {
-                    let kp = key(p);
-                    let end = gallop(sorted, i, |&s| key(s) <= kp);
+                    let end = if unsigned {
+                        let bp = p.to_bits();
+                        gallop(sorted, i, |&s| s.to_bits() <= bp)
+                    } else {
+                        let kp = key(p);
+                        gallop(sorted, i, |&s| key(s) <= kp)
+                    };
                     merged.extend_from_slice(&sorted[i..end]);
                     if grown {
                         let same = a > 0 && part[a - 1] == p;
@@ -154,6 +192,11 @@ pub(super) fn sort_reusing(
             }
         }
     }
+    finish(how, values, prev)
+}
+
+/// `prev` becomes `values`; `how` is returned.
+fn finish(how: Sorted, values: &[f64], prev: &mut Vec<f64>) -> Sorted {
     if how == Sorted::Grown {
         // `prev` is `values`' first part, bit for bit
         let had = prev.len();
@@ -163,6 +206,59 @@ pub(super) fn sort_reusing(
         prev.extend_from_slice(values);
     }
     how
+}
+
+/// Up to this many old values per added one, a merge takes every value in
+/// turn ([`merge_plain`]) and counts walk ([`seek`]) instead of galloping.
+const DENSE: usize = 8;
+
+/// Whether a sorted sample of `len` values (added ones included) has few
+/// enough per `added` value to be merged plainly ([`DENSE`]).
+pub(super) fn dense(len: usize, added: usize) -> bool {
+    len <= DENSE * added
+}
+
+/// The sorted `a` and `b` merged into `out` (`f64::total_cmp` order; equal
+/// keys are equal bits, so which comes first is immaterial).
+fn merge_plain(a: &[f64], b: &[f64], out: &mut Vec<f64>) {
+    let key = |v: f64| total_key(v.to_bits() as i64);
+    let (mut i, mut j) = (0, 0);
+    while let (Some(&p), Some(&q)) = (a.get(i), b.get(j)) {
+        let take_b = key(q) < key(p);
+        out.push(if take_b { q } else { p });
+        j += usize::from(take_b);
+        i += usize::from(!take_b);
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+}
+
+/// [`gallop`]'s answer, found by a plain walk from `from` where the places
+/// are `dense` (a few values apart).
+#[inline]
+fn seek<T>(s: &[T], from: usize, dense: bool, pred: impl Fn(&T) -> bool) -> usize {
+    if dense {
+        let mut i = from;
+        while s.get(i).is_some_and(&pred) {
+            i += 1;
+        }
+        i
+    } else {
+        gallop(s, from, pred)
+    }
+}
+
+/// [`gallop`]'s answer where it is most likely `from` itself or just past
+/// it (the end of a group of equal values, seldom more than one): the
+/// first few values walked, then galloping.
+#[inline]
+fn near<T>(s: &[T], from: usize, pred: impl Fn(&T) -> bool) -> usize {
+    const WALK: usize = 4;
+    let stop = s.len().min(from + WALK);
+    match s[from..stop].iter().position(|t| !pred(t)) {
+        Some(k) => from + k,
+        None => gallop(s, stop, pred),
+    }
 }
 
 /// The tie summary ([`runs`](super::statistic::runs)) of a sample kept up to
@@ -241,24 +337,29 @@ impl Merged {
 pub(super) fn grown_counts(x: &[f64], y: &[f64], added_x: &[f64], added_y: &[f64], d: f64) -> i64 {
     let mut total = 0usize;
     let (mut lt, mut le) = (0, 0);
+    // the places are a few values apart when there are few values per
+    // added one: walked to, not galloped
+    let dense = |s: &[f64], added: &[f64]| dense(s.len(), added.len());
+    let y_dense = dense(y, added_x);
     for &xi in added_x {
         let v = xi - d;
-        lt = gallop(y, lt, |&t| t < v);
-        le = gallop(y, le.max(lt), |&t| t <= v);
+        lt = seek(y, lt, y_dense, |&t| t < v);
+        le = near(y, le.max(lt), |&t| t <= v);
         total += lt + le;
     }
     // per sample (all of x, the added x): the places of `t - d < w` and
     // of `t - d <= w`
     let mut at = [[0usize; 2]; 2];
+    let (x_dense, added_dense) = (dense(x, added_y), dense(added_x, added_y));
     for &w in added_y {
-        let places = |s: &[f64], [below, at_most]: &mut [usize; 2]| {
-            *below = gallop(s, *below, |&t| t - d < w);
-            *at_most = gallop(s, (*at_most).max(*below), |&t| t - d <= w);
+        let places = |s: &[f64], dense: bool, [below, at_most]: &mut [usize; 2]| {
+            *below = seek(s, *below, dense, |&t| t - d < w);
+            *at_most = near(s, (*at_most).max(*below), |&t| t - d <= w);
             // above plus at or above
             2 * s.len() - *at_most - *below
         };
         let [all, new] = &mut at;
-        total += places(x, all) - places(added_x, new);
+        total += places(x, x_dense, all) - places(added_x, added_dense, new);
     }
     total as i64
 }
@@ -334,6 +435,90 @@ mod tests {
         assert_eq!(got.map_bits(), want.map_bits());
     }
 
+    #[test]
+    fn sorting_with_and_without_sign_bits_is_total_cmp_order() {
+        // the plain-bits keys of a sample without sign bits, and the
+        // mapped keys of one with them (-0.0 included), NaN and infinities
+        let mut r = Lcg(37);
+        let (mut keys, mut got) = (Vec::new(), Vec::new());
+        for case in 0..600 {
+            let n = r.below(90);
+            let v: Vec<f64> = (0..n)
+                .map(|_| {
+                    let a = match r.below(6) {
+                        0 => r.below(4) as f64,
+                        1 => f64::INFINITY,
+                        2 => f64::NAN,
+                        3 => f64::MIN_POSITIVE / 8.0,
+                        _ => r.unit() * 100.0,
+                    };
+                    if case % 2 == 1 && r.below(3) == 0 {
+                        -a
+                    } else {
+                        a
+                    }
+                })
+                .collect();
+            let mut want = v.clone();
+            want.sort_unstable_by(f64::total_cmp);
+            sort_total(&v, &mut keys, &mut got);
+            assert_eq!(got.map_bits(), want.map_bits(), "case {case}");
+        }
+    }
+
+    #[test]
+    fn tie_summaries_are_the_one_pass_ones() {
+        // `runs` against the plain pass it replaced (one branch per
+        // neighbour pair), over sorted samples with ties, signed zeros,
+        // infinities, subnormals and gaps that round
+        fn reference(sorted: &[f64]) -> Summary {
+            let (mut ties, mut gap, mut run, mut longest) = (0i128, f64::INFINITY, 1, 1);
+            for w in sorted.windows(2) {
+                if w[1] == w[0] {
+                    run += 1;
+                    continue;
+                }
+                if run > 1 {
+                    ties += tie_weight(run as i128);
+                    longest = longest.max(run);
+                    run = 1;
+                }
+                let g = w[1] - w[0];
+                if g > 0.0 && g < gap {
+                    gap = g;
+                }
+            }
+            Summary {
+                ties: ties + tie_weight(run as i128),
+                gap,
+                longest: longest.max(run),
+            }
+        }
+        let mut r = Lcg(43);
+        for case in 0..3000 {
+            let n = r.below(40);
+            let mut v: Vec<f64> = (0..n)
+                .map(|_| match r.below(8) {
+                    0 => r.below(4) as f64,
+                    1 => -0.0,
+                    2 => 0.0,
+                    3 => f64::INFINITY,
+                    4 => f64::NEG_INFINITY,
+                    5 => f64::MIN_POSITIVE / 8.0 * r.below(3) as f64,
+                    6 => 1e15 + r.below(9) as f64 * 0.125,
+                    _ => r.unit() * 10.0 - 5.0,
+                })
+                .collect();
+            v.sort_unstable_by(f64::total_cmp);
+            let (a, b) = (runs(&v), reference(&v));
+            assert_eq!(
+                (a.ties, a.gap.to_bits(), a.longest),
+                (b.ties, b.gap.to_bits(), b.longest),
+                "case {case}: {v:?}"
+            );
+        }
+    }
+
     trait Bits {
         fn map_bits(&self) -> Vec<u64>;
     }
@@ -355,6 +540,10 @@ mod tests {
             let want = s.partition_point(|&t| t < v);
             let from = r.below(want + 1);
             assert_eq!(gallop(&s, from, |&t| t < v), want, "{s:?} {v} from {from}");
+            for dense in [false, true] {
+                assert_eq!(seek(&s, from, dense, |&t| t < v), want, "{s:?} {v} {from}");
+            }
+            assert_eq!(near(&s, from, |&t| t < v), want, "{s:?} {v} {from}");
             let above = s.len() - s.partition_point(|&t| t <= v);
             assert_eq!(gallop_back(&s, |&t| t > v), above, "{s:?} {v}");
         }
@@ -407,7 +596,32 @@ mod tests {
         // Windows that grow (and now and then slide or start over): the
         // summaries and the rank sums at two shifts kept through merges
         // equal a fresh load's, bit for bit.
-        let mut r = Lcg(23);
+        // (dense growth keeps no sums: fewer checks than steps)
+        let (grown, _) = walk_grown_windows(23, 600, 12, |_, _| 9);
+        assert!(grown > 300, "{grown}");
+    }
+
+    #[test]
+    fn dense_and_sparse_growth_keep_what_a_fresh_load_has() {
+        // Long windows that grow now by a few values (merged by
+        // galloping), now by many (merged plainly, the counts walked).
+        let (grown, [dense, sparse]) =
+            walk_grown_windows(41, 400, 30, |r, _| if r.below(2) == 0 { 2 } else { 90 });
+        assert!(grown > 300, "{grown}");
+        assert!(dense > 30 && sparse > 60, "{dense} {sparse}");
+    }
+
+    /// A walk of windows (`next_window`) checking each load's sorted
+    /// samples, summaries and kept rank sums against a fresh load's; the
+    /// rank sums checked, and the grown experiments merged plainly and by
+    /// galloping.
+    fn walk_grown_windows(
+        seed: u64,
+        steps: usize,
+        one_in: usize,
+        most: impl Fn(&mut Lcg, usize) -> usize,
+    ) -> (usize, [usize; 2]) {
+        let mut r = Lcg(seed);
         let mut kept = MannWhitney::new();
         let (mut x, mut y): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
         let value = |r: &mut Lcg| match r.below(5) {
@@ -417,12 +631,23 @@ mod tests {
             _ => r.unit() * 10.0 - 5.0,
         };
         let shifts = [-1.5e-4, 0.25];
-        let mut grown = 0;
-        for step in 0..600 {
-            next_window(&mut r, (&mut x, &mut y), 12, 9, value);
+        let (mut grown, mut paths) = (0, [0, 0]);
+        for step in 0..steps {
+            let most = most(&mut r, step);
+            next_window(&mut r, (&mut x, &mut y), one_in, most, value);
+            let had = kept.reuse.x.len();
+            if had > 0 && x.len() > had && same_bits(&x[..had], &kept.reuse.x) {
+                paths[usize::from(had > DENSE * (x.len() - had))] += 1;
+            }
             kept.load(&x, &y);
             let mut fresh = MannWhitney::new();
             fresh.load(&x, &y);
+            assert_eq!(kept.x.map_bits(), fresh.x.map_bits(), "step {step}");
+            assert_eq!(
+                kept.y_padded.map_bits(),
+                fresh.y_padded.map_bits(),
+                "step {step}"
+            );
             let m = fresh.y_padded.len() - 1;
             for (a, b) in kept
                 .summary
@@ -449,6 +674,6 @@ mod tests {
                 }
             }
         }
-        assert!(grown > 500, "{grown}");
+        (grown, paths)
     }
 }

@@ -48,7 +48,44 @@ pub(super) fn tie_weight(t: i128) -> i128 {
 /// sum(t^3 - t) over the groups of equal values in `sorted`, the smallest
 /// positive gap between neighbours, and the largest group.
 pub(super) fn runs(sorted: &[f64]) -> Summary {
-    let (mut ties, mut gap, mut run, mut longest) = (0i128, f64::INFINITY, 1usize, 1usize);
+    // First the gap and whether any neighbours are equal, in one pass
+    // without branches on four lanes: a gap is taken where it is
+    // positive, which equal neighbours' (zero, or NaN between infinities)
+    // are not, so this is the smallest over unequal neighbours; the
+    // smallest of positive numbers does not depend on the order they
+    // are compared in.
+    let pairs = sorted.len().saturating_sub(1);
+    let (lo, hi) = (&sorted[..pairs], sorted.get(1..).unwrap_or_default());
+    let mut least = [f64::INFINITY; 4];
+    let mut equal = 0usize;
+    let mut take = |least: &mut f64, a: f64, b: f64| {
+        let g = b - a;
+        equal += usize::from(b == a);
+        let g = if g > 0.0 { g } else { f64::INFINITY };
+        *least = if g < *least { g } else { *least };
+    };
+    let (lo4, hi4) = (lo.chunks_exact(4), hi.chunks_exact(4));
+    let (lo_rest, hi_rest) = (lo4.remainder(), hi4.remainder());
+    for (a, b) in lo4.zip(hi4) {
+        for k in 0..4 {
+            take(&mut least[k], a[k], b[k]);
+        }
+    }
+    for (&a, &b) in lo_rest.iter().zip(hi_rest) {
+        take(&mut least[0], a, b);
+    }
+    let gap = least
+        .into_iter()
+        .fold(f64::INFINITY, |g, l| if l < g { l } else { g });
+    if equal == 0 {
+        // every group a single value
+        return Summary {
+            ties: tie_weight(1),
+            gap,
+            longest: 1,
+        };
+    }
+    let (mut ties, mut run, mut longest) = (0i128, 1usize, 1usize);
     for w in sorted.windows(2) {
         if w[1] == w[0] {
             run += 1;
@@ -58,10 +95,6 @@ pub(super) fn runs(sorted: &[f64]) -> Summary {
             ties += tie_weight(run as i128);
             longest = longest.max(run);
             run = 1;
-        }
-        let g = w[1] - w[0];
-        if g > 0.0 && g < gap {
-            gap = g;
         }
     }
     Summary {
