@@ -694,6 +694,39 @@ mod tests {
     use super::super::test_support::*;
     use super::*;
 
+    /// The band question for the loaded samples over their whole shift
+    /// range.
+    fn question(
+        mw: &MannWhitney,
+        conf: f64,
+        tolerance: f64,
+        above: bool,
+        below: bool,
+    ) -> BandQuestion {
+        let m = mw.y_padded.len() - 1;
+        BandQuestion {
+            mu_min: mw.x[0] - mw.y_padded[m - 1],
+            mu_max: mw.x[mw.x.len() - 1] - mw.y_padded[0],
+            z_quant: qnorm((1.0 - conf) / 2.0),
+            tolerance,
+            above,
+            below,
+        }
+    }
+
+    /// The band the full interval puts the question in, as the classifier
+    /// reads it.
+    fn label(r: &MannWhitneyResult, tolerance: f64, above: bool, below: bool) -> Band {
+        let bound = tolerance * r.estimate.abs();
+        if above && r.ci_lower > bound {
+            Band::Above
+        } else if below && r.ci_upper < -bound {
+            Band::Below
+        } else {
+            Band::Within
+        }
+    }
+
     #[test]
     fn stepping_the_root_finder_gives_the_full_label() {
         // step_band alone (not only where the statistic at a few shifts
@@ -706,26 +739,11 @@ mod tests {
                     for (above, below) in [(true, true), (true, false), (false, true)] {
                         let mut mw = MannWhitney::new();
                         mw.load(&x, &y);
-                        let m = mw.y_padded.len() - 1;
-                        let q = BandQuestion {
-                            mu_min: mw.x[0] - mw.y_padded[m - 1],
-                            mu_max: mw.x[mw.x.len() - 1] - mw.y_padded[0],
-                            z_quant: qnorm((1.0 - conf) / 2.0),
-                            tolerance,
-                            above,
-                            below,
-                        };
+                        let q = question(&mw, conf, tolerance, above, below);
                         let mut stat = RankStatistic::new(&mw.x, &mw.y_padded, &mut mw.scratch);
                         match (step_band(&mut stat, &q, None), &full) {
                             (Ok(Some(band)), Ok(r)) => {
-                                let bound = tolerance * r.estimate.abs();
-                                let want = if above && r.ci_lower > bound {
-                                    Band::Above
-                                } else if below && r.ci_upper < -bound {
-                                    Band::Below
-                                } else {
-                                    Band::Within
-                                };
+                                let want = label(r, tolerance, above, below);
                                 assert_eq!(band, want, "{r:?} tolerance {tolerance}");
                                 answered += 1;
                             }
@@ -761,15 +779,7 @@ mod tests {
                     for (above, below) in [(true, true), (true, false), (false, true)] {
                         let mut mw = MannWhitney::new();
                         mw.load(&x, &y);
-                        let m = mw.y_padded.len() - 1;
-                        let q = BandQuestion {
-                            mu_min: mw.x[0] - mw.y_padded[m - 1],
-                            mu_max: mw.x[mw.x.len() - 1] - mw.y_padded[0],
-                            z_quant: qnorm((1.0 - conf) / 2.0),
-                            tolerance,
-                            above,
-                            below,
-                        };
+                        let q = question(&mw, conf, tolerance, above, below);
                         let mut running = [None; 2];
                         let mut stat = RankStatistic::new(&mw.x, &mw.y_padded, &mut mw.scratch);
                         let Decision::Open(Some(known)) = decide_band(&mut stat, &q, &mut running)
@@ -778,14 +788,7 @@ mod tests {
                         };
                         open += 1;
                         if let Some(band) = step_band(&mut stat, &q, Some(&known)).unwrap() {
-                            let bound = tolerance * full.estimate.abs();
-                            let want = if above && full.ci_lower > bound {
-                                Band::Above
-                            } else if below && full.ci_upper < -bound {
-                                Band::Below
-                            } else {
-                                Band::Within
-                            };
+                            let want = label(&full, tolerance, above, below);
                             assert_eq!(band, want, "{full:?} tolerance {tolerance}");
                             answered += 1;
                         }
