@@ -632,8 +632,16 @@ fn paired_quantiles_are_their_own_passes() {
                     // pieces of 1, 2, 3, ... steps
                     let (mut c, mut c2) = (plan.cursor(m, side), plan.cursor(m2, side));
                     let mut got = (Vec::new(), Vec::new());
+                    // then once more to the end
+                    let mut ends = Vec::new();
                     let (mut k1, mut piece) = (k0, 1);
                     while k1 <= steps {
+                        ends.push(k1);
+                        k1 += piece;
+                        piece += 1;
+                    }
+                    ends.push(steps);
+                    for k1 in ends {
                         plan.points_continued_pair(
                             (m, m2),
                             side,
@@ -643,18 +651,7 @@ fn paired_quantiles_are_their_own_passes() {
                             k1,
                             (&mut got.0, &mut got.1),
                         );
-                        k1 += piece;
-                        piece += 1;
                     }
-                    plan.points_continued_pair(
-                        (m, m2),
-                        side,
-                        &g,
-                        (&mut c, &mut c2),
-                        k0,
-                        steps,
-                        (&mut got.0, &mut got.1),
-                    );
                     let bits = |v: &[Point]| format!("{v:?}");
                     assert_eq!(bits(&got.0), bits(&whole.0), "{name} {m} {side} {k0}");
                     assert_eq!(bits(&got.1), bits(&whole.1), "{name} {m2} {side} {k0}");
