@@ -27,7 +27,7 @@ pub(crate) fn gauss(rng: &mut Xoshiro256PlusPlus) -> f64 {
 /// Mean from which [`poisson`] uses PTRS (valid from 10): below it, the
 /// sequential search's ~lambda cheap steps cost less than PTRS, whose
 /// quick acceptance is rare at small means.
-const PTRS_FROM: f64 = 20.0;
+pub(crate) const PTRS_FROM: f64 = 20.0;
 
 /// A Poisson draw, exact: inversion by sequential search for a small mean
 /// (cost grows with the mean, but no set-up), Hörmann's PTRS transformed
@@ -40,7 +40,13 @@ pub(crate) fn poisson(lambda: f64, rng: &mut Xoshiro256PlusPlus) -> u64 {
     if lambda >= PTRS_FROM {
         return poisson_ptrs(lambda, rng);
     }
-    let u: f64 = rng.random();
+    poisson_given(lambda, rng.random())
+}
+
+/// [`poisson`]'s draw for a mean in (0, [`PTRS_FROM`]) once its uniform
+/// `u` is drawn.
+#[inline]
+pub(crate) fn poisson_given(lambda: f64, u: f64) -> u64 {
     // e^-lambda >= 1 - lambda: most draws of a small mean are 0 without
     // computing the exponential
     if u <= 1.0 - lambda {
@@ -49,12 +55,41 @@ pub(crate) fn poisson(lambda: f64, rng: &mut Xoshiro256PlusPlus) -> u64 {
     invert(lambda, u)
 }
 
+/// [`poisson_given`]`(exact, u)` for a mean `exact` known only to be within
+/// `dl / 2` of `mean` (the caller passes twice its bound) and known to lie
+/// in (0, [`PTRS_FROM`]) (so the exact draw is by inversion from this
+/// `u`); None when `u` is too close to a boundary to be sure.
+///
+/// The zero shortcut compares `u` with 1 - exact, which is within `dl / 2`
+/// plus two roundings (2^-53 of at most 20 each) of 1 - `mean`: the margin
+/// `dl` + 1e-13 clears both, with the rounding of the margin's own
+/// arithmetic. The search beyond it is [`invert_near`]'s.
+#[inline]
+pub(crate) fn poisson_near(mean: f64, dl: f64, u: f64) -> Option<u64> {
+    let edge = 1.0 - mean;
+    let margin = dl + 1e-13;
+    if u <= edge - margin {
+        Some(0)
+    } else if u <= edge + margin {
+        None
+    } else {
+        invert_within(mean, u, dl)
+    }
+}
+
+/// [`invert_near`] for a mean known within `dl / 2`, out of line for the
+/// reason [`invert`] is.
+#[inline(never)]
+fn invert_within(mean: f64, u: f64, dl: f64) -> Option<u64> {
+    invert_near(mean, u, dl)
+}
+
 /// The inversion's search for `u` beyond 0: [`invert_near`], or where it
 /// cannot be sure, [`invert_exact`]. Out of line: the histogram's fill
 /// inlines [`poisson`], and its search loop keeps its registers here.
 #[inline(never)]
 fn invert(lambda: f64, u: f64) -> u64 {
-    invert_near(lambda, u).unwrap_or_else(|| invert_exact(lambda, u))
+    invert_near(lambda, u, -0.0).unwrap_or_else(|| invert_exact(lambda, u))
 }
 
 /// The inversion's search for `u` (a mean below [`PTRS_FROM`]), as
@@ -85,8 +120,20 @@ fn invert_exact(lambda: f64, u: f64) -> u64 {
 /// the exact search's (the sums never decrease, so it stops at the same
 /// k). Otherwise (475 of 1.59M draws in the 100-run catalog) the caller
 /// runs the exact search.
-#[inline]
-fn invert_near(lambda: f64, u: f64) -> Option<u64> {
+///
+/// With `dl` > 0, `lambda` is a near mean and the exact search's mean is
+/// within `dl / 2` of it (the histogram's bucket means from a near CDF:
+/// the caller passes twice its bound): every true cumulative pmf C_k
+/// moves by at most `dl / 2` between the two means (its derivative in the
+/// mean is minus the pmf at k, within [-1, 0]), so the comparisons also
+/// clear `dl`, absolute. The additions of `dl` round by at most 2^-53 of
+/// their sums: the other half of `dl` and the relative margin's factor 2
+/// absorb that. For the exact mean itself `dl` is -0.0 (x + -0.0 is x for
+/// every x, so both additions fold away). Inlined into both of its out of
+/// line callers (a call between them cost 12M instructions in the 100-run
+/// catalog).
+#[inline(always)]
+fn invert_near(lambda: f64, u: f64, dl: f64) -> Option<u64> {
     const INVERT_MARGIN: f64 = 2.0 * (EXP_NEAR_ERROR + 1e-13);
     let mut p = exp_neg_near(lambda);
     let mut cumulative = p;
@@ -110,9 +157,10 @@ fn invert_near(lambda: f64, u: f64) -> Option<u64> {
     }
     // the sum before the last term was at most cumulative - p plus the
     // last addition's rounding (half an ulp of cumulative)
+    // (`dl` = -0.0, the exact mean, folds both additions away)
     let sure = k < 200.0
-        && u <= cumulative * (1.0 - INVERT_MARGIN)
-        && (k == 0.0 || u > (cumulative - p) * (1.0 + INVERT_MARGIN) + cumulative * 1e-15);
+        && u + dl <= cumulative * (1.0 - INVERT_MARGIN)
+        && (k == 0.0 || u > (cumulative - p) * (1.0 + INVERT_MARGIN) + cumulative * 1e-15 + dl);
     sure.then_some(k as i64 as u64)
 }
 
@@ -563,7 +611,7 @@ pub(crate) mod tests {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(15);
         let check = |lambda: f64, u: f64| {
             let want = invert_exact(lambda, u);
-            let got = invert_near(lambda, u);
+            let got = invert_near(lambda, u, -0.0);
             if let Some(k) = got {
                 assert_eq!(k, want, "{lambda} {u}");
             }
@@ -604,6 +652,70 @@ pub(crate) mod tests {
             }
         }
         // nearly every random uniform is decided without the exact search
+        assert!(decided + random / 1000 >= random, "{decided} of {random}");
+    }
+
+    /// A Poisson draw decided from a near mean (within half the margin
+    /// `dl` of the exact one) is the exact mean's draw from the same
+    /// uniform, or left undecided: near means either side of the exact
+    /// one, uniforms at (and ulps around, and `dl` around) each of the
+    /// exact search's sums and its zero shortcut's edge.
+    #[test]
+    fn a_draw_from_a_near_mean_is_the_exact_means() {
+        use rand::SeedableRng;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(21);
+        let (mut random, mut decided) = (0u64, 0u64);
+        let check = |exact: f64, near: f64, dl: f64, u: f64| {
+            if !(0.0..1.0).contains(&u) {
+                return false;
+            }
+            let got = poisson_near(near, dl, u);
+            if let Some(k) = got {
+                assert_eq!(k, poisson_given(exact, u), "{exact} {near} {dl} {u}");
+            }
+            got.is_some()
+        };
+        for i in 0..40_000 {
+            let exact = match i % 3 {
+                0 => rng.random_range(0.0..1.0),
+                1 => rng.random_range(0.0..PTRS_FROM),
+                _ => 10f64.powf(rng.random_range(-6.0..1.3)),
+            };
+            let dl = 10f64.powf(rng.random_range(-15.0..-4.0));
+            for near in [exact, exact + dl / 2.0, exact - dl / 2.0, exact + dl / 3.0] {
+                if !(near > 0.0 && near < PTRS_FROM) {
+                    continue;
+                }
+                random += 1;
+                decided += u64::from(check(exact, near, dl, rng.random()));
+                let edge = 1.0 - exact;
+                for u in [edge, edge + dl, edge - dl, edge + 2.0 * dl, edge - 2.0 * dl] {
+                    check(exact, near, dl, u);
+                    check(exact, near, dl, u.next_up());
+                    check(exact, near, dl, u.next_down());
+                }
+                let mut p = (-exact).exp();
+                let mut cumulative = p;
+                let mut k = 0.0;
+                while k < 30.0 && cumulative < 1.0 {
+                    for u in [
+                        cumulative,
+                        cumulative + dl,
+                        cumulative - dl,
+                        cumulative * (1.0 + 1e-5) + 1.5 * dl,
+                        cumulative * (1.0 - 1e-5) - 1.5 * dl,
+                    ] {
+                        check(exact, near, dl, u);
+                        check(exact, near, dl, u.next_up());
+                        check(exact, near, dl, u.next_down());
+                    }
+                    k += 1.0;
+                    p *= exact / k;
+                    cumulative += p;
+                }
+            }
+        }
+        // nearly every random uniform is decided
         assert!(decided + random / 1000 >= random, "{decided} of {random}");
     }
 
