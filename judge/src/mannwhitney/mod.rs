@@ -273,12 +273,30 @@ impl Extremes {
     pub fn of(values: &[f64]) -> Self {
         // the neutral element `sum` starts from
         let zero: f64 = std::iter::empty::<f64>().sum();
-        let (mut min, mut max, mut sum) = (f64::INFINITY, f64::NEG_INFINITY, zero);
-        for &v in values {
-            min = if v < min { v } else { min };
-            max = if v > max { v } else { max };
+        // the sum in order (its rounding depends on it); the least and
+        // greatest on four lanes, which the compiler vectorizes (their
+        // order does not matter: only magnitudes and `==` are read)
+        let (mut min, mut max, mut sum) = ([f64::INFINITY; 4], [f64::NEG_INFINITY; 4], zero);
+        let chunks = values.chunks_exact(4);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for k in 0..4 {
+                min[k] = if c[k] < min[k] { c[k] } else { min[k] };
+                max[k] = if c[k] > max[k] { c[k] } else { max[k] };
+            }
+            sum = sum + c[0] + c[1] + c[2] + c[3];
+        }
+        for &v in rest {
+            min[0] = if v < min[0] { v } else { min[0] };
+            max[0] = if v > max[0] { v } else { max[0] };
             sum += v;
         }
+        let min = min
+            .into_iter()
+            .fold(f64::INFINITY, |a, b| if b < a { b } else { a });
+        let max = max
+            .into_iter()
+            .fold(f64::NEG_INFINITY, |a, b| if b > a { b } else { a });
         Self { min, max, sum }
     }
 }
