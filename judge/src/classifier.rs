@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Direction, EffectSizeMeasure, NanStrategy};
-use crate::mannwhitney::{Band, BandAnswer, MannWhitney, MannWhitneyResult};
+use crate::mannwhitney::{
+    Band, BandAnswer, Extremes, MannWhitney, MannWhitneyResult, mean_ratio_summed,
+};
 use crate::stats;
 
 /// A metric's verdict, with Kayenta's spelling.
@@ -186,6 +188,18 @@ impl MannWhitneyClassifier {
         if experiment.is_empty() || control.is_empty() {
             return missing_data(args, Some(format!("Missing data for {}", args.name)), 1.0);
         }
+        // The fast path looks at the extremes and sums first: most often
+        // the effect size asks neither side of the band, and the answer
+        // is then known without sorting (`unloaded`).
+        let mut known_deviation = None;
+        if fast {
+            let extremes = [Extremes::of(experiment), Extremes::of(control)];
+            match self.unloaded(mw, control, experiment, args, extremes) {
+                Unloaded::Answer(answer) => return answer,
+                Unloaded::Deviation(deviation) => known_deviation = Some(deviation),
+                Unloaded::Load => {}
+            }
+        }
         mw.load(experiment, control);
         let (xs, ys) = (mw.experiment_sorted(), mw.control_sorted());
         if xs == ys {
@@ -225,21 +239,11 @@ impl MannWhitneyClassifier {
             EffectSizeMeasure::MeanRatio => mw.mean_ratio_loaded(control, experiment),
             EffectSizeMeasure::Cles => stats::cles(control, experiment),
         };
-        // A NaN effect size (a zero mean) does not stop a significant change
-        // from counting, as in Kayenta's zero-mean tests.
-        let reaches = |deviation: f64, limit: f64, above: bool| {
-            deviation.is_nan()
-                || if above {
-                    deviation >= limit
-                } else {
-                    deviation <= limit
-                }
-        };
         let (up, down) = (args.direction.allows_high(), args.direction.allows_low());
         let (deviation, label, details) = if fast {
             // The effect size first: it decides which side of the band
             // can matter at all.
-            let deviation = deviation(mw);
+            let deviation = known_deviation.unwrap_or_else(|| deviation(mw));
             let above = up && reaches(deviation, self.effect_size_thresholds.1, true);
             let below = down && reaches(deviation, self.effect_size_thresholds.0, false);
             match mw.band_loaded(self.conf_level, self.tolerance, above, below) {
@@ -291,6 +295,50 @@ impl MannWhitneyClassifier {
         }
     }
 
+    /// [`MannWhitneyClassifier::classify_fast`]'s answer where it needs
+    /// no sorted samples: samples that are not identical nor both
+    /// single-valued (their extremes say so) whose effect size asks
+    /// neither side of the band are a Pass whenever
+    /// [`MannWhitney::within_unloaded`] says the band question would be
+    /// decided `Within` (the answer `classify_with` gives after loading,
+    /// with the same effect size). Otherwise the effect size when it was
+    /// taken (from the sums in the caller's order: the bits
+    /// [`MannWhitney::mean_ratio_loaded`] gives), or `Load`.
+    fn unloaded(
+        &self,
+        mw: &mut MannWhitney,
+        control: &[f64],
+        experiment: &[f64],
+        args: &ClassifyArgs<'_>,
+        [e, c]: [Extremes; 2],
+    ) -> Unloaded {
+        // identical sorted samples (`==` value by value) have the same
+        // length, least and greatest values
+        let maybe_identical = experiment.len() == control.len() && e.min == c.min && e.max == c.max;
+        let single_valued = e.min == e.max && c.min == c.max;
+        if maybe_identical || single_valued {
+            return Unloaded::Load;
+        }
+        let deviation = match self.measure {
+            EffectSizeMeasure::MeanRatio => mean_ratio_summed([e.sum, c.sum], control, experiment),
+            EffectSizeMeasure::Cles => stats::cles(control, experiment),
+        };
+        let above =
+            args.direction.allows_high() && reaches(deviation, self.effect_size_thresholds.1, true);
+        let below =
+            args.direction.allows_low() && reaches(deviation, self.effect_size_thresholds.0, false);
+        if above || below || !mw.within_unloaded(&e, &c, self.conf_level, self.tolerance) {
+            return Unloaded::Deviation(deviation);
+        }
+        // Within: a Pass, never critical, with no reason
+        Unloaded::Answer(MetricClassification::early(
+            Classification::Pass,
+            None,
+            deviation,
+            false,
+        ))
+    }
+
     /// High when `above` may count and the interval lies above the band,
     /// else Low when `below` may and it lies below, else Pass.
     fn label(
@@ -316,6 +364,28 @@ impl MannWhitneyClassifier {
         };
         (label, details)
     }
+}
+
+/// Whether an effect size reaches `limit` (from below when `above`, else
+/// from above). A NaN effect size (a zero mean) does not stop a
+/// significant change from counting, as in Kayenta's zero-mean tests.
+fn reaches(deviation: f64, limit: f64, above: bool) -> bool {
+    deviation.is_nan()
+        || if above {
+            deviation >= limit
+        } else {
+            deviation <= limit
+        }
+}
+
+/// What [`MannWhitneyClassifier::unloaded`] found.
+enum Unloaded {
+    /// The classification.
+    Answer(MetricClassification),
+    /// The samples must be loaded; the effect size is this.
+    Deviation(f64),
+    /// The samples must be loaded before anything else.
+    Load,
 }
 
 /// Kayenta's `MeanInequalityClassifier`: High when the canary mean is above

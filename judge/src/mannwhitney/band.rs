@@ -9,7 +9,7 @@
 
 use super::statistic::{RankStatistic, corrected_dz, sigma, tie_weight, z_from_ranks};
 use super::zeroin::Zeroin;
-use super::{MannWhitney, MannWhitneyError, MannWhitneyResult, solve_interval};
+use super::{Extremes, MannWhitney, MannWhitneyError, MannWhitneyResult, solve_interval};
 use crate::stats::qnorm;
 
 /// How many [`MannWhitney::band_loaded`] questions were decided from the
@@ -91,6 +91,43 @@ impl MannWhitney {
         self.band_counts.computed += 1;
         // the probes taken so far serve the root finder too
         solve_interval(mu_min, mu_max, conf_level, |d| stat.z(d)).map(BandAnswer::Computed)
+    }
+
+    /// Whether [`MannWhitney::band_loaded`], asked about neither side
+    /// (`above` and `below` false), answers `Decided(Within)` for samples
+    /// with these extremes, known without loading (sorting) them: true
+    /// when [`step_band`]'s checks pass, which need only the extremes
+    /// (then `band_loaded` answers `Within`, from [`decide_band`] or
+    /// from `step_band` before any step). Counted as decided (where
+    /// `band_loaded` would count the answers from `step_band` as stepped:
+    /// which of the two it is needs the sorted samples). False says
+    /// nothing (the caller loads the samples and asks).
+    pub fn within_unloaded(
+        &mut self,
+        experiment: &Extremes,
+        control: &Extremes,
+        conf_level: f64,
+        tolerance: f64,
+    ) -> bool {
+        // shift_range's checks: both samples have data, the level is in
+        // (0, 1); then its range, from the same values up to the sign of
+        // a zero (the least of -0.0 and 0.0 may be either here), which
+        // step_band's checks do not read
+        let (x, y) = (experiment, control);
+        if !(x.min <= x.max && y.min <= y.max && conf_level > 0.0 && conf_level < 1.0) {
+            return false;
+        }
+        let question = BandQuestion {
+            mu_min: x.min - y.max,
+            mu_max: x.max - y.min,
+            z_quant: qnorm((1.0 - conf_level) / 2.0),
+            tolerance,
+            above: false,
+            below: false,
+        };
+        let within = step_covered((x.min, x.max), (y.min, y.max), &question);
+        self.band_counts.decided += u64::from(within);
+        within
     }
 
     /// How many band questions were decided with and without the root
@@ -552,16 +589,7 @@ pub(super) fn step_band(
     let (x, y) = (stat.x, stat.y);
     let (n, m) = (x.len(), y.len());
     let (mu_min, mu_max) = (q.mu_min, q.mu_max);
-    let reach = mu_min.abs().max(mu_max.abs());
-    let never_all_tied =
-        y[0] != y[m - 1] || x[n - 1] - x[0] > 4.0 * f64::EPSILON * (stat.max_abs_x + reach);
-    let covered = never_all_tied
-        && mu_min.is_finite()
-        && mu_max.is_finite()
-        && q.tolerance >= 0.0
-        && q.tolerance.is_finite()
-        && q.z_quant.is_finite();
-    if !covered {
+    if !step_covered((x[0], x[n - 1]), (y[0], y[m - 1]), q) {
         return Ok(None);
     }
     if !(q.above || q.below) {
@@ -634,6 +662,26 @@ pub(super) fn step_band(
     }
 }
 
+/// [`step_band`]'s checks, from the samples' least and greatest values
+/// (`x` and `y`: (least, greatest)) alone: the full computation cannot
+/// meet an all-tied sample (the control has two distinct values, or the
+/// experiment's extremes stay apart after subtracting any shift in
+/// `[mu_min, mu_max]` or zero), and the question's numbers are finite.
+/// Only the extremes' magnitudes and `==` are read (so either zero may
+/// stand for a least or greatest -0.0 or 0.0).
+fn step_covered(x: (f64, f64), y: (f64, f64), q: &BandQuestion) -> bool {
+    let (mu_min, mu_max) = (q.mu_min, q.mu_max);
+    let reach = mu_min.abs().max(mu_max.abs());
+    let max_abs_x = x.0.abs().max(x.1.abs());
+    let never_all_tied = y.0 != y.1 || x.1 - x.0 > 4.0 * f64::EPSILON * (max_abs_x + reach);
+    never_all_tied
+        && mu_min.is_finite()
+        && mu_max.is_finite()
+        && q.tolerance >= 0.0
+        && q.tolerance.is_finite()
+        && q.z_quant.is_finite()
+}
+
 /// The statistic at `d` ([`RankStatistic::z`], the same bits), and what
 /// it says about the three roots when there is knowledge to add it to.
 fn learn_z(
@@ -690,8 +738,8 @@ pub(super) fn power_of_two_above(v: f64) -> f64 {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::mann_whitney;
     use super::super::test_support::*;
+    use super::super::{Extremes, mann_whitney};
     use super::*;
 
     /// The band question for the loaded samples over their whole shift
@@ -725,6 +773,90 @@ mod tests {
         } else {
             Band::Within
         }
+    }
+
+    #[test]
+    fn extremes_are_the_sorted_ends_and_the_sum_bit_for_bit() {
+        // signed zeros (either may stand for the least or greatest),
+        // infinities, ties, subnormals
+        let mut r = Lcg(53);
+        for case in 0..2000 {
+            let n = 1 + r.below(30);
+            let v: Vec<f64> = (0..n)
+                .map(|_| match r.below(7) {
+                    0 => 0.0,
+                    1 => -0.0,
+                    2 => f64::INFINITY,
+                    3 => -f64::MIN_POSITIVE / 8.0,
+                    4 => r.below(3) as f64,
+                    _ => r.unit() * 1e3 - 10.0,
+                })
+                .filter(|v| case % 3 > 0 || v.is_finite())
+                .collect();
+            let e = Extremes::of(&v);
+            let mut sorted = v.clone();
+            sorted.sort_by(f64::total_cmp);
+            let sum: f64 = v.iter().sum();
+            assert_eq!(e.sum.to_bits(), sum.to_bits(), "case {case}: {v:?}");
+            if let (Some(&lo), Some(&hi)) = (sorted.first(), sorted.last()) {
+                assert!(e.min == lo && e.min.abs().to_bits() == lo.abs().to_bits());
+                assert!(e.max == hi && e.max.abs().to_bits() == hi.abs().to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn within_unloaded_only_where_the_loaded_question_is_decided_within() {
+        // Samples built to sit at within_unloaded's edges (a constant
+        // control against experiments whose extremes are a few ulps
+        // apart, signed zeros at the extremes, infinities) and the
+        // datasets, at valid and invalid levels and tolerances: wherever
+        // it says Within, loading and asking neither side says so too.
+        let mut r = Lcg(59);
+        let mut cases = datasets();
+        for _ in 0..600 {
+            let (n, m) = (1 + r.below(12), 1 + r.below(12));
+            let base: f64 = [0.0, -0.0, 1.0, 1e15, 0.05][r.below(5)];
+            let ulps = r.below(6) as u64;
+            let value = |r: &mut Lcg| match r.below(6) {
+                0 => base,
+                1 => -base,
+                2 => f64::from_bits(base.to_bits() + r.below(ulps as usize + 1) as u64),
+                3 if r.below(8) == 0 => f64::INFINITY,
+                _ => base + r.unit() * [0.0, 1e-12, 1.0][r.below(3)],
+            };
+            let x: Vec<f64> = (0..n).map(|_| value(&mut r)).collect();
+            let y: Vec<f64> = if r.below(3) == 0 {
+                vec![base; m]
+            } else {
+                (0..m).map(|_| value(&mut r)).collect()
+            };
+            cases.push((x, y));
+        }
+        let (mut within, mut asked) = (0, 0);
+        for (x, y) in &cases {
+            for conf in [0.98, 0.5, 1e-300, 1.0, 0.0] {
+                for tolerance in [0.25, 0.0, -1.0, f64::INFINITY] {
+                    let mut mw = MannWhitney::new();
+                    let (e, c) = (Extremes::of(x), Extremes::of(y));
+                    if !mw.within_unloaded(&e, &c, conf, tolerance) {
+                        continue;
+                    }
+                    within += 1;
+                    let mut loaded = MannWhitney::new();
+                    loaded.load(x, y);
+                    let answer = loaded.band_loaded(conf, tolerance, false, false);
+                    assert_eq!(
+                        answer,
+                        Ok(BandAnswer::Decided(Band::Within)),
+                        "{x:?} {y:?} conf {conf} tolerance {tolerance}"
+                    );
+                    assert_eq!(mw.band_counts().decided, 1);
+                    asked += 1;
+                }
+            }
+        }
+        assert!(within > 1000 && asked == within, "{within}");
     }
 
     #[test]

@@ -172,25 +172,7 @@ impl MannWhitney {
     /// are the load's (a grown window's continue the last window's), and
     /// their corrections are summed side by side, each in its own order.
     pub fn mean_ratio_loaded(&self, control: &[f64], experiment: &[f64]) -> f64 {
-        let [e_sum, c_sum] = self.sums;
-        let (ne, nc) = (experiment.len() as f64, control.len() as f64);
-        let (fe, fc) = (e_sum / ne, c_sum / nc);
-        // the neutral element `sum` starts from
-        let zero: f64 = std::iter::empty::<f64>().sum();
-        let (mut ce, mut cc) = (zero, zero);
-        for (e, c) in experiment.iter().zip(control) {
-            ce += e - fe;
-            cc += c - fc;
-        }
-        let k = experiment.len().min(control.len());
-        ce = experiment[k..].iter().fold(ce, |a, v| a + (v - fe));
-        cc = control[k..].iter().fold(cc, |a, v| a + (v - fc));
-        let (e, c) = (fe + ce / ne, fc + cc / nc);
-        if c == 0.0 || e == 0.0 {
-            f64::NAN
-        } else {
-            e / c
-        }
+        mean_ratio_summed(self.sums, control, experiment)
     }
 
     /// The loaded experiment, sorted.
@@ -246,6 +228,79 @@ impl MannWhitney {
         solve_interval(mu_min, mu_max, conf_level, |d| stat.z(d))
     }
 }
+/// [`crate::stats::mean_ratio`]`(control, experiment)`, bit for bit, given
+/// the experiment's and control's sums in the caller's order (as
+/// `iter().sum()` gives them): the means' corrections are summed side by
+/// side, each in its own order.
+pub fn mean_ratio_summed([e_sum, c_sum]: [f64; 2], control: &[f64], experiment: &[f64]) -> f64 {
+    let (ne, nc) = (experiment.len() as f64, control.len() as f64);
+    let (fe, fc) = (e_sum / ne, c_sum / nc);
+    // the neutral element `sum` starts from
+    let zero: f64 = std::iter::empty::<f64>().sum();
+    let (mut ce, mut cc) = (zero, zero);
+    for (e, c) in experiment.iter().zip(control) {
+        ce += e - fe;
+        cc += c - fc;
+    }
+    let k = experiment.len().min(control.len());
+    ce = experiment[k..].iter().fold(ce, |a, v| a + (v - fe));
+    cc = control[k..].iter().fold(cc, |a, v| a + (v - fc));
+    let (e, c) = (fe + ce / ne, fc + cc / nc);
+    if c == 0.0 || e == 0.0 {
+        f64::NAN
+    } else {
+        e / c
+    }
+}
+
+/// A sample's least and greatest values and its sum in the caller's order
+/// (`iter().sum()`, bit for bit), from one pass without sorting: what the
+/// fast classification needs to see whether it has to sort at all
+/// ([`MannWhitney::within_unloaded`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Extremes {
+    /// The least value (of -0.0 and 0.0, either: only its magnitude and
+    /// `==` are read).
+    pub min: f64,
+    /// The greatest value (the same).
+    pub max: f64,
+    /// The sum, in the order given.
+    pub sum: f64,
+}
+
+impl Extremes {
+    /// One pass over `values` (NaN-free; empty: min +inf, max -inf).
+    pub fn of(values: &[f64]) -> Self {
+        // the neutral element `sum` starts from
+        let zero: f64 = std::iter::empty::<f64>().sum();
+        // the sum in order (its rounding depends on it); the least and
+        // greatest on four lanes, which the compiler vectorizes (their
+        // order does not matter: only magnitudes and `==` are read)
+        let (mut min, mut max, mut sum) = ([f64::INFINITY; 4], [f64::NEG_INFINITY; 4], zero);
+        let chunks = values.chunks_exact(4);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for k in 0..4 {
+                min[k] = if c[k] < min[k] { c[k] } else { min[k] };
+                max[k] = if c[k] > max[k] { c[k] } else { max[k] };
+            }
+            sum = sum + c[0] + c[1] + c[2] + c[3];
+        }
+        for &v in rest {
+            min[0] = if v < min[0] { v } else { min[0] };
+            max[0] = if v > max[0] { v } else { max[0] };
+            sum += v;
+        }
+        let min = min
+            .into_iter()
+            .fold(f64::INFINITY, |a, b| if b < a { b } else { a });
+        let max = max
+            .into_iter()
+            .fold(f64::NEG_INFINITY, |a, b| if b > a { b } else { a });
+        Self { min, max, sum }
+    }
+}
+
 /// The interval's three root-finder runs and the p-value, as Kayenta does
 /// them, for any evaluation of the statistic (the tests run this with a
 /// full re-ranking to check that the fast statistic changes nothing).

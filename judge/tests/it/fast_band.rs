@@ -383,3 +383,61 @@ pub fn check_band(experiment: &[f64], control: &[f64], conf: f64, what: &str) {
         }
     }
 }
+
+/// Windows that grow as the simulator's do (a run's series judged at 61,
+/// 121, 181 values, now and then a new run), judged fast in one workspace
+/// (which does not sort a window whose effect size asks neither side of
+/// the band, so the next window is merged into the last one it sorted)
+/// and fully in another: the same labels, critical flags, reasons and
+/// effect sizes, with windows on both sides of the effect thresholds.
+#[test]
+fn growing_windows_judged_fast_with_unsorted_windows_equal_full() {
+    let mut r = Rng(61);
+    let (mut fast_mw, mut full_mw) = (MannWhitney::new(), MannWhitney::new());
+    let (mut control, mut experiment) = (Vec::new(), Vec::new());
+    let (mut asked_none, mut asked) = (0, 0);
+    let mut classifier = MannWhitneyClassifier {
+        effect_size_thresholds: (0.9, 1.1),
+        critical_thresholds: (0.5, 2.0),
+        ..MannWhitneyClassifier::default()
+    };
+    let (mut lift, mut kind) = (1.0, 0);
+    for step in 0..4000 {
+        if step % 3 == 0 {
+            control.clear();
+            experiment.clear();
+            lift = 1.0 + [0.0, 0.02, 0.08, 0.12, 0.3, -0.12][r.below(6)];
+            kind = r.below(9);
+            classifier.measure = if r.chance(0.2) {
+                EffectSizeMeasure::Cles
+            } else {
+                EffectSizeMeasure::MeanRatio
+            };
+        }
+        let added = if r.chance(0.8) { 60 } else { 1 + r.below(90) };
+        let start = if control.is_empty() { 61 } else { added };
+        control.extend(arm(&mut r, start, kind, 0.0, 1.0, 0.0));
+        experiment.extend(arm(&mut r, start, kind, 0.0, lift, 0.0));
+        let args = ClassifyArgs {
+            name: "m",
+            direction: [Direction::Increase, Direction::Either][r.below(2)],
+            nan_strategy: NanStrategy::Remove,
+            critical: r.chance(0.5),
+            must_have_data: false,
+            noise_seed: step,
+        };
+        let full = classifier.classify(&mut full_mw, &control, &experiment, &args);
+        let fast = classifier.classify_fast(&mut fast_mw, &control, &experiment, &args);
+        assert!(
+            same(&full, &fast),
+            "step {step}: full {full:?} fast {fast:?}"
+        );
+        let (low, high) = classifier.effect_size_thresholds;
+        if full.deviation > low && full.deviation < high {
+            asked_none += 1;
+        } else {
+            asked += 1;
+        }
+    }
+    assert!(asked_none > 1000 && asked > 1000, "{asked_none} {asked}");
+}
