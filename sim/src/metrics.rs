@@ -700,12 +700,20 @@ impl UpWindow {
     /// `may_be_down`: whether any of `steps` may be down
     /// ([`Generator::may_be_down`]); if not, the answer needs no look at
     /// them (and is the same: the latest down step stays none).
+    #[inline(always)]
     fn at(&mut self, steps: &[Step], may_be_down: bool, w: usize, k: usize) -> bool {
+        if !may_be_down {
+            return k >= w && k <= steps.len();
+        }
+        self.at_scanned(steps, w, k)
+    }
+
+    /// [`UpWindow::at`] where steps may be down: out of line, so that the
+    /// passes over tracks that are never down keep their registers.
+    #[inline(never)]
+    fn at_scanned(&mut self, steps: &[Step], w: usize, k: usize) -> bool {
         if k < w || k > steps.len() {
             return false;
-        }
-        if !may_be_down {
-            return true;
         }
         let from = (k - w).max(1);
         if self.seen < from {
@@ -983,8 +991,9 @@ fn counted_ratio(
         };
         v / divisor
     };
+    let values = |a: u64, b: u64| (value(a, increase, divisor), value(b, increase2, divisor2));
     let point = |a: u64, b: u64| {
-        let (a, b) = (value(a, increase, divisor), value(b, increase2, divisor2));
+        let (a, b) = values(a, b);
         match op {
             x if x == token::T_ADD => a + b,
             x if x == token::T_SUB => a - b,
@@ -992,25 +1001,30 @@ fn counted_ratio(
             _ => a / b,
         }
     };
+    // a ratio (the usual operator) without the match per point
+    let ratio = |a: u64, b: u64| {
+        let (a, b) = values(a, b);
+        a / b
+    };
     let totals = (counted, counted2);
     let requests = |s: &Step| s.requests;
+    let errors = |s: &Step| s.errors;
+    let ok = |s: &Step| s.requests - s.errors;
+    let div = op == token::T_DIV;
     out.reserve(ks.clone().count());
+    let state = (&mut *up, &mut *have);
     match (col, col2) {
+        (Col::Errors, Col::Requests) if div => {
+            counted_pass(ks, window, state, totals, (errors, requests), ratio, out);
+        }
         (Col::Errors, Col::Requests) => {
-            let errors = |s: &Step| s.errors;
-            counted_pass(
-                ks,
-                window,
-                (up, have),
-                totals,
-                (errors, requests),
-                point,
-                out,
-            );
+            counted_pass(ks, window, state, totals, (errors, requests), point, out);
+        }
+        (Col::Ok, Col::Requests) if div => {
+            counted_pass(ks, window, state, totals, (ok, requests), ratio, out);
         }
         (Col::Ok, Col::Requests) => {
-            let ok = |s: &Step| s.requests - s.errors;
-            counted_pass(ks, window, (up, have), totals, (ok, requests), point, out);
+            counted_pass(ks, window, state, totals, (ok, requests), point, out);
         }
         _ => return false,
     }
