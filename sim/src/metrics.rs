@@ -690,7 +690,7 @@ pub(crate) fn walk_selectors(e: &Expr, f: &mut dyn FnMut(&VectorSelector)) {
 /// Whether a track was scraped at every step from `k - w` to `k` (step 0,
 /// the traffic shift, when it was up at step 1), for increasing `k`: the
 /// last step looked at, and the latest down step up to it.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct UpWindow {
     seen: usize,
     last_down: usize,
@@ -700,12 +700,20 @@ impl UpWindow {
     /// `may_be_down`: whether any of `steps` may be down
     /// ([`Generator::may_be_down`]); if not, the answer needs no look at
     /// them (and is the same: the latest down step stays none).
+    #[inline(always)]
     fn at(&mut self, steps: &[Step], may_be_down: bool, w: usize, k: usize) -> bool {
+        if !may_be_down {
+            return k >= w && k <= steps.len();
+        }
+        self.at_scanned(steps, w, k)
+    }
+
+    /// [`UpWindow::at`] where steps may be down: out of line, so that the
+    /// passes over tracks that are never down keep their registers.
+    #[inline(never)]
+    fn at_scanned(&mut self, steps: &[Step], w: usize, k: usize) -> bool {
         if k < w || k > steps.len() {
             return false;
-        }
-        if !may_be_down {
-            return true;
         }
         let from = (k - w).max(1);
         if self.seen < from {
@@ -797,6 +805,9 @@ fn run_from(
     match (p, state) {
         (Program::Const(v), _) => out.extend(ks.map(|_| Point::Value(*v))),
         (Program::Binary(op, l, r), State::Binary(ls, rs)) => {
+            if counted_ratio(*op, (l, r), (ls, rs), g, ks.clone(), step_ms, out) {
+                return;
+            }
             let from = out.len();
             run_from(l, ls, g, k0, k1, step_ms, out);
             let mut rhs = Vec::with_capacity(k1 + 1 - k0);
@@ -921,6 +932,141 @@ fn run_from(
     }
 }
 
+/// `l op r` where both are rates of request counts over one track and
+/// rate window (an error ratio: errors or successes over requests), their
+/// states at the same step: one pass for both, each count slid as its own
+/// pass slides it and each rate made as its own pass makes it, so the
+/// points [`run_from`]'s two passes and their combination give. Does
+/// nothing and returns false for any other pair.
+fn counted_ratio(
+    op: u16,
+    (l, r): (&Program, &Program),
+    (ls, rs): (&mut State, &mut State),
+    g: &Generator<'_>,
+    ks: std::ops::RangeInclusive<usize>,
+    step_ms: i64,
+    out: &mut Vec<Point>,
+) -> bool {
+    let (
+        &Program::Rate {
+            track,
+            col,
+            steps: w,
+            increase,
+            divisor,
+        },
+        &Program::Rate {
+            track: track2,
+            col: col2,
+            steps: w2,
+            increase: increase2,
+            divisor: divisor2,
+        },
+        State::Rate {
+            up, counted, have, ..
+        },
+        State::Rate {
+            up: up2,
+            counted: counted2,
+            have: have2,
+            ..
+        },
+    ) = (l, r, ls, rs)
+    else {
+        return false;
+    };
+    if (track, w) != (track2, w2) || (*up, *have) != (*up2, *have2) {
+        return false;
+    }
+    let steps = g.steps(track);
+    let window = (steps, g.may_be_down(track), w);
+    let step_s = step_ms as f64 / 1000.0;
+    // Rate's value, for each side
+    let value = |total: u64, increase: bool, divisor: f64| {
+        let total = total as f64;
+        let v = if increase {
+            total
+        } else {
+            total / (w as f64 * step_s)
+        };
+        v / divisor
+    };
+    let values = |a: u64, b: u64| (value(a, increase, divisor), value(b, increase2, divisor2));
+    let point = |a: u64, b: u64| {
+        let (a, b) = values(a, b);
+        match op {
+            x if x == token::T_ADD => a + b,
+            x if x == token::T_SUB => a - b,
+            x if x == token::T_MUL => a * b,
+            _ => a / b,
+        }
+    };
+    // a ratio (the usual operator) without the match per point
+    let ratio = |a: u64, b: u64| {
+        let (a, b) = values(a, b);
+        a / b
+    };
+    let totals = (counted, counted2);
+    let requests = |s: &Step| s.requests;
+    let errors = |s: &Step| s.errors;
+    let ok = |s: &Step| s.requests - s.errors;
+    let div = op == token::T_DIV;
+    out.reserve(ks.clone().count());
+    let state = (&mut *up, &mut *have);
+    match (col, col2) {
+        (Col::Errors, Col::Requests) if div => {
+            counted_pass(ks, window, state, totals, (errors, requests), ratio, out);
+        }
+        (Col::Errors, Col::Requests) => {
+            counted_pass(ks, window, state, totals, (errors, requests), point, out);
+        }
+        (Col::Ok, Col::Requests) if div => {
+            counted_pass(ks, window, state, totals, (ok, requests), ratio, out);
+        }
+        (Col::Ok, Col::Requests) => {
+            counted_pass(ks, window, state, totals, (ok, requests), point, out);
+        }
+        _ => return false,
+    }
+    // the right side's pass stands where the left's does
+    (*up2, *have2) = (*up, *have);
+    true
+}
+
+/// [`counted_ratio`]'s pass: [`rate_pass`] over two counts at once, their
+/// totals slid or summed as that pass does each.
+#[inline(always)]
+fn counted_pass(
+    ks: std::ops::RangeInclusive<usize>,
+    (steps, may_be_down, w): (&[Step], bool, usize),
+    (up, have): (&mut UpWindow, &mut Option<usize>),
+    (total, total2): (&mut u64, &mut u64),
+    (count, count2): (impl Fn(&Step) -> u64, impl Fn(&Step) -> u64),
+    point: impl Fn(u64, u64) -> f64,
+    out: &mut Vec<Point>,
+) {
+    for k in ks {
+        if !up.at(steps, may_be_down, w, k) {
+            out.push(Point::Fallback);
+            continue;
+        }
+        match *have {
+            Some(prev) if prev + 1 == k => {
+                let (new, old) = (&steps[k - 1], &steps[k - w - 1]);
+                *total = *total + count(new) - count(old);
+                *total2 = *total2 + count2(new) - count2(old);
+            }
+            _ => {
+                let window = &steps[k - w..k];
+                *total = window.iter().map(&count).sum();
+                *total2 = window.iter().map(&count2).sum();
+            }
+        }
+        *have = Some(k);
+        out.push(Point::Value(point(*total, *total2)));
+    }
+}
+
 /// A rate program's pass over `ks` on a track's `(steps, may_be_down,
 /// window)`, from its state (its up window, its total, the step of that
 /// total): the total slid from the last step's by `slide(total, new step,
@@ -1000,6 +1146,7 @@ fn quantiles<const N: usize>(
     for out in outs.iter_mut() {
         out.reserve(k1 + 1 - k0);
     }
+    let plain = quantiles_plain(&qs, bounds, n, range_s);
     // the window's counts, slid from one step to the next
     for k in k0..=k1 {
         if !up.at(steps, may_be_down, w, k) {
@@ -1040,6 +1187,20 @@ fn quantiles<const N: usize>(
         *have = Some(k);
         let counts = &sums[..n];
         let total: u64 = counts.iter().sum();
+        if plain && total < 1 << 53 {
+            // quantile_of_total's checks of q and the buckets passed for
+            // the pass; the counts convert exactly, and the total's rate
+            // serves every quantile
+            let observations = exact_f64(total) / range_s;
+            for (&q, out) in qs.iter().zip(outs.iter_mut()) {
+                out.push(Point::Value(if observations == 0.0 {
+                    f64::NAN
+                } else {
+                    quantile_near(q, counts, total, observations, bounds, range_s)
+                }));
+            }
+            continue;
+        }
         for (&q, out) in qs.iter().zip(outs.iter_mut()) {
             out.push(Point::Value(quantile_of_total(
                 q, counts, total, bounds, range_s,
@@ -1047,6 +1208,102 @@ fn quantiles<const N: usize>(
         }
     }
 }
+
+/// Whether [`quantile_near`] may stand for [`quantile_of_total`] in a pass
+/// of the quantiles `qs` over buckets whose upper bounds are `bounds`
+/// (then +Inf) and `n` counts, with rates over `range_s` seconds: every
+/// `q` strictly between 0 and 1 (none of that function's early answers),
+/// the buckets ending in +Inf, at least two of them, and a range whose
+/// rates of counts from 1 to 2^53 are normal numbers
+/// ([`count_reaching_near`]'s margin).
+fn quantiles_plain(qs: &[f64], bounds: &[f64], n: usize, range_s: f64) -> bool {
+    qs.iter().all(|&q| q > 0.0 && q < 1.0)
+        && n >= 2
+        && n == bounds.len() + 1
+        && (RANGE_LEAST..=RANGE_MOST).contains(&range_s)
+}
+
+/// The range of rate windows, seconds, in which [`quantile_near`] runs:
+/// far wider than any scrape step and window (milliseconds to days).
+const RANGE_LEAST: f64 = f64::from_bits((1023 - 60) << 52);
+const RANGE_MOST: f64 = f64::from_bits((1023 + 60) << 52);
+
+/// `c as f64` for `c` below 2^53, the same value (both exact), converted
+/// as a signed integer: masked, the compiler knows the sign bit clear
+/// (baseline x86-64 has no unsigned conversion; Rust's takes 6
+/// instructions, the signed one 2).
+#[inline(always)]
+fn exact_f64(c: u64) -> f64 {
+    debug_assert!(c < 1 << 53);
+    (c & ((1 << 53) - 1)) as f64
+}
+
+/// [`quantile_of_total`] for `q` strictly between 0 and 1, buckets
+/// [`quantiles_plain`] admits, a `total` below 2^53 and its rate
+/// `observations` (`exact_f64(total) / range_s`, not 0): the same
+/// computation without the checks those settle, the least reaching count
+/// from [`count_reaching_near`] where it can tell.
+#[inline(always)]
+fn quantile_near(
+    q: f64,
+    counts: &[u64],
+    total: u64,
+    observations: f64,
+    bounds: &[f64],
+    range_s: f64,
+) -> f64 {
+    let rank = q * observations;
+    let reach = count_reaching_near(rank, range_s)
+        .unwrap_or_else(|| least_count_reaching(rank, total, range_s));
+    interpolated(rank, reach, counts, bounds, range_s, exact_f64)
+}
+
+/// [`least_count_reaching`] with one division at most, for `x` (`rank *
+/// range_s`, rounded) in [2^-900, 2^46) and `range_s` within
+/// [`RANGE_LEAST`, `RANGE_MOST`]: there every quotient and product here is
+/// a normal number, so each rounds within a relative u = 2^-53, and `x`
+/// is `rank * range_s * (1 + d)` with |d| <= u. A count `c` reaches `rank`
+/// when `c >= rank * range_s` (then `c / range_s >= rank`: rounding is
+/// monotone and `rank` a float), which holds when `c - x >= x * u / (1 -
+/// u)`, less than `x * 2^-52`; `c` falls short when `c <= rank * range_s *
+/// (1 - 2^-52)` (then `c / range_s` rounds to at most
+/// `rank * (1 - 2^-52) * (1 + u)`, below `rank`; for `c = 0` the quotient
+/// is 0, below `rank`, which is positive), which holds when
+/// `x - c >= x * 2^-51`. The margin, `x * 2^-48`, is
+/// eight times both and below 1/4. So where `x` stands at least the margin
+/// from the nearest whole number `r`, the answer is `ceil(x)` (the whole
+/// numbers either side of `x` are clear: one by the margin, the other by
+/// at least 1/2); where it stands closer, `r - 1` falls short and `r + 1`
+/// reaches (both at least 3/4 away), and the rate of `r` itself decides,
+/// as the search's test decides it. `r` is `x + 2^52 - 2^52` (below 2^52
+/// the sum rounds to a whole number, ties to even, and the subtraction is
+/// exact), its integer the sum's mantissa; `x` less it is exact (it is
+/// `x` where `r` is 0, else by Sterbenz's lemma). `None` where `x` is out
+/// of that range.
+#[inline(always)]
+fn count_reaching_near(rank: f64, range_s: f64) -> Option<u64> {
+    let x = rank * range_s;
+    if !(NEAR_LEAST..NEAR_MOST).contains(&x) {
+        return None;
+    }
+    let shifted = x + TWO_52;
+    let off = x - (shifted - TWO_52);
+    let nearest = shifted.to_bits() - TWO_52.to_bits();
+    Some(if off.abs() >= x * MARGIN {
+        nearest + u64::from(off > 0.0)
+    } else if exact_f64(nearest) / range_s >= rank {
+        nearest
+    } else {
+        nearest + 1
+    })
+}
+
+/// [`count_reaching_near`]'s range of `x`, its margin relative to `x`, and
+/// the shift that rounds to whole numbers.
+const NEAR_LEAST: f64 = f64::from_bits((1023 - 900) << 52);
+const NEAR_MOST: f64 = f64::from_bits((1023 + 46) << 52);
+const MARGIN: f64 = f64::from_bits((1023 - 48) << 52);
+const TWO_52: f64 = f64::from_bits((1023 + 52) << 52);
 
 /// [`quantile_of_total`] summing `counts` itself.
 #[cfg(test)]
@@ -1083,13 +1340,29 @@ fn quantile_of_total(q: f64, counts: &[u64], total: u64, bounds: &[f64], range_s
     if observations == 0.0 {
         return f64::NAN;
     }
-    let mut rank = q * observations;
+    let rank = q * observations;
+    let reach = least_count_reaching(rank, total, range_s);
+    interpolated(rank, reach, counts, bounds, range_s, |c| c as f64)
+}
+
+/// The rest of [`quantile_of_total`] from the rank and the least count
+/// reaching it, with `to_f64` for `c as f64` (the same values).
+#[inline(always)]
+fn interpolated(
+    mut rank: f64,
+    reach: u64,
+    counts: &[u64],
+    bounds: &[f64],
+    range_s: f64,
+    to_f64: impl Fn(u64) -> f64,
+) -> f64 {
+    let le = |b: usize| bounds.get(b).copied().unwrap_or(f64::INFINITY);
+    let rate = |c: u64| to_f64(c) / range_s;
     let last = counts.len() - 1;
     // the first bucket below the last whose cumulative rate reaches rank,
     // and the cumulative rates of it and the one before: a cumulative count
     // reaches it when it reaches `reach`, the least count whose rate does
     // (rates grow with counts), so the scan compares integers
-    let reach = least_count_reaching(rank, total, range_s);
     let found = match <&[u64; GOLDENGOOSE]>::try_from(counts) {
         // goldengoose's buckets: a scan of fixed length, unrolled
         Ok(fixed) => first_reaching(fixed, reach),
@@ -1250,6 +1523,233 @@ mod tests {
         let c = least_count_reaching(rank, total, range_s);
         assert!(c as f64 / range_s >= rank);
         assert!((c - 1) as f64 / range_s < rank);
+    }
+
+    /// The near least reaching count, where it answers, is the exact
+    /// search's, for ranks drawn as the passes draw them (it answers all of
+    /// them) and ranks within ulps of a count's rate (where `rank *
+    /// range_s` rounds onto or next to a whole number) or at the margin's
+    /// edge.
+    #[test]
+    fn count_reaching_near_is_least_count_reaching() {
+        let mut next = xorshift(0x51_7cc1_b727_220a_u64);
+        let ranges = [60.0, 30.0, 120.0, 10.0, 7.0, 0.3, 1e-3, 3e5, 1.0 / 3.0];
+        let (mut answered, mut drawn) = (0u64, 0u64);
+        let check = |rank: f64, total: u64, range_s: f64| {
+            let near = count_reaching_near(rank, range_s);
+            if let Some(c) = near {
+                assert_eq!(
+                    c,
+                    least_count_reaching(rank, total, range_s),
+                    "rank {rank:e}, total {total}, range {range_s}"
+                );
+            }
+            near.is_some()
+        };
+        for _ in 0..300_000 {
+            let total = match next() % 4 {
+                0 => next() % 10 + 1,
+                1 => next() % 1_000 + 1,
+                2 => next() % 1_000_000 + 1,
+                _ => next() % (1 << 45) + 1,
+            };
+            let range_s = ranges[(next() % ranges.len() as u64) as usize];
+            let q = match next() % 4 {
+                0 => 0.5,
+                1 => 0.99,
+                2 => 0.9,
+                _ => (next() % 1_000_000 + 1) as f64 / 1_000_001.0,
+            };
+            let observations = total as f64 / range_s;
+            drawn += 1;
+            answered += u64::from(check(q * observations, total, range_s));
+            // around a count's rate: ranks a few ulps either side
+            let c = next() % total + 1;
+            let mut at = c as f64 / range_s;
+            for _ in 0..4 {
+                at = at.next_down();
+            }
+            for _ in 0..9 {
+                check(at, total, range_s);
+                at = at.next_up();
+            }
+            // at the margin's edge: x about c * (1 -+ 2^-48) and beyond
+            for f in [0.5, 1.0, 1.5, 3.0, 16.0] {
+                for sign in [-1.0, 1.0] {
+                    let x = c as f64 * (1.0 + sign * f * MARGIN);
+                    check(x / range_s, total, range_s);
+                }
+            }
+        }
+        assert_eq!(answered, drawn);
+    }
+
+    /// The pass's quantile is `quantile_of_total`'s bit for bit: both
+    /// tables, sparse and dense counts, totals whose ranks fall on or next
+    /// to a count's rate (medians of even totals).
+    #[test]
+    fn quantile_near_is_quantile_of_total() {
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d_u64);
+        let qs = [0.5, 0.99, 0.9, 0.01, 0.25, 0.75, 1e-9, 0.999_999];
+        for case in 0..200_000 {
+            let istio = case % 2 == 1;
+            let (bounds, n): (&[f64], usize) = if istio {
+                (istio_bounds_ms(), ISTIO)
+            } else {
+                (&DURATION_BUCKETS, GOLDENGOOSE)
+            };
+            let scale = [0, 1, 2, 3, 50, 10_000, 1 << 40][(next() % 7) as usize];
+            let mut counts = [0u64; ISTIO];
+            for c in counts[..n].iter_mut() {
+                *c = if next().is_multiple_of(3) || scale == 0 {
+                    0
+                } else {
+                    next() % (scale + 1)
+                };
+            }
+            let counts = &counts[..n];
+            let total: u64 = counts.iter().sum();
+            let range_s = [60.0, 30.0, 120.0, 10.0, 7.0, 0.3][(next() % 6) as usize];
+            let q = qs[(next() % qs.len() as u64) as usize];
+            assert!(quantiles_plain(&[q], bounds, n, range_s));
+            let want = quantile_of_total(q, counts, total, bounds, range_s);
+            let observations = exact_f64(total) / range_s;
+            let got = if observations == 0.0 {
+                f64::NAN
+            } else {
+                quantile_near(q, counts, total, observations, bounds, range_s)
+            };
+            assert!(
+                want.to_bits() == got.to_bits() || (want.is_nan() && got.is_nan()),
+                "case {case}: q {q}, counts {counts:?}: {got} != {want}"
+            );
+        }
+    }
+
+    /// The signed conversion of a masked count is the unsigned one below
+    /// 2^53; the near path's constants are the powers of two they say.
+    #[test]
+    fn exact_f64_is_as_f64() {
+        assert_eq!(TWO_52, 2f64.powi(52));
+        assert_eq!(NEAR_MOST, 2f64.powi(46));
+        assert_eq!(NEAR_LEAST, 2f64.powi(-900));
+        assert_eq!(MARGIN, 2f64.powi(-48));
+        assert_eq!((RANGE_LEAST, RANGE_MOST), (2f64.powi(-60), 2f64.powi(60)));
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15_u64);
+        for c in (0..100_000).chain([(1 << 53) - 1, (1 << 52) + 1, 1 << 52]) {
+            assert_eq!(exact_f64(c).to_bits(), (c as f64).to_bits());
+            let r = next() % (1 << 53);
+            assert_eq!(exact_f64(r).to_bits(), (r as f64).to_bits());
+        }
+    }
+
+    /// An error ratio's one pass (`counted_ratio`) is its two rates'
+    /// passes combined as `Binary` combines any two programs' points, bit
+    /// for bit: errors or successes over requests, every operator, rate and
+    /// increase, several windows, on a crash-looping track and a steady
+    /// one, from several first steps and continued in pieces of every
+    /// length.
+    #[test]
+    fn counted_ratio_is_its_rates_passes() {
+        use crate::series::{Draws, TrackSpec};
+        use rand::SeedableRng;
+        let track = |regression| TrackSpec {
+            pods: 2,
+            age_at_start_s: 20.0,
+            latency_offset: 0.01,
+            regression,
+        };
+        let crash = Some(scenarios::Regression::CrashLoop {
+            crash_after_s: 95.0,
+        });
+        let draws = Draws {
+            histogram: true,
+            union: false,
+            latency_sum: true,
+            cpu: true,
+            memory: true,
+        };
+        let svc = scenarios::Service::default();
+        let mut g = Generator::new(&svc, 10.0, [track(crash), track(None)], draws);
+        g.set_shares(0.0, [0.05, 0.05]);
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
+        let steps = 150;
+        g.advance_to(steps, &mut rng);
+        let step_ms = 10_000;
+        let ops = [token::T_DIV, token::T_ADD, token::T_SUB, token::T_MUL];
+        for (col, col2) in [(Col::Errors, Col::Requests), (Col::Ok, Col::Requests)] {
+            for (i, &op) in ops.iter().enumerate() {
+                for w in [1, 3, 6] {
+                    for track in [0, 1] {
+                        let rate = |col, increase, divisor| Program::Rate {
+                            track,
+                            col,
+                            steps: w,
+                            increase,
+                            divisor,
+                        };
+                        let (l, r) = (rate(col, i == 1, 1.0), rate(col2, false, 2.0));
+                        let ratio = Program::Binary(op, Box::new(l.clone()), Box::new(r.clone()));
+                        for k0 in [0, 3, 30] {
+                            let (mut a, mut b) = (Vec::new(), Vec::new());
+                            run(&l, &g, k0, steps, step_ms, &mut a);
+                            run(&r, &g, k0, steps, step_ms, &mut b);
+                            let want: Vec<Point> = a
+                                .iter()
+                                .zip(&b)
+                                .map(|(&a, &b)| match (a, b) {
+                                    (Point::Fallback, _) | (_, Point::Fallback) => Point::Fallback,
+                                    (Point::Value(a), Point::Value(b)) => Point::Value(match op {
+                                        x if x == token::T_ADD => a + b,
+                                        x if x == token::T_SUB => a - b,
+                                        x if x == token::T_MUL => a * b,
+                                        _ => a / b,
+                                    }),
+                                    _ => Point::Absent,
+                                })
+                                .collect();
+                            assert!(want.iter().any(|p| matches!(p, Point::Value(_))));
+                            let mut state = State::of(&ratio);
+                            let mut got = Vec::new();
+                            let (mut from, mut piece) = (k0, 1);
+                            while from <= steps {
+                                let to = (from + piece - 1).min(steps);
+                                run_from(&ratio, &mut state, &g, from, to, step_ms, &mut got);
+                                from = to + 1;
+                                piece += 1;
+                            }
+                            let bits = |v: &[Point]| {
+                                v.iter()
+                                    .map(|p| match p {
+                                        Point::Value(v) => Some(v.to_bits()),
+                                        Point::Absent => None,
+                                        Point::Fallback => Some(1),
+                                    })
+                                    .collect::<Vec<_>>()
+                            };
+                            assert_eq!(bits(&got), bits(&want), "{col:?} {op} {w} {track} {k0}");
+                            // the one pass, not the two
+                            let mut fresh = State::of(&ratio);
+                            let State::Binary(ls, rs) = &mut fresh else {
+                                panic!("a ratio's state");
+                            };
+                            let mut one = Vec::new();
+                            let ks = k0..=steps;
+                            assert!(counted_ratio(
+                                op,
+                                (&l, &r),
+                                (ls, rs),
+                                &g,
+                                ks,
+                                step_ms,
+                                &mut one
+                            ));
+                            assert_eq!(bits(&one), bits(&want));
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The unrolled scan over goldengoose's buckets finds what the slice's

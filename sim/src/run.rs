@@ -1051,6 +1051,23 @@ impl<'a> World<'_, 'a> {
         memo.upto.reserve(n - have);
         let k0 = memo.k0;
         let mut i = have;
+        // the usual case, every point a value: no scan for the stretch's
+        // end (the test takes every point, so it has no early exit to
+        // keep it from being vectorized)
+        let values = |p: &[Point]| {
+            p.iter()
+                .fold(true, |all, p| all & matches!(p, Point::Value(_)))
+        };
+        if values(&memo.compiled[have..]) {
+            i = n;
+            let before = memo.values.len();
+            memo.values
+                .extend(memo.compiled[have..].iter().map(|p| match *p {
+                    Point::Value(v) => v,
+                    Point::Absent | Point::Fallback => f64::NAN,
+                }));
+            memo.upto.extend(before + 1..before + 1 + (n - have));
+        }
         while i < n {
             // a stretch of values: copied in one go
             let plain = memo.compiled[i..]
