@@ -8,7 +8,7 @@
 //! Not for: what is drawn when (see `series`), or statistics on the
 //! draws (the judge crate).
 
-use rand::RngExt;
+use rand::{Rng, RngExt};
 use rand_distr::{Binomial, Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -193,8 +193,9 @@ fn exp_neg_near(lambda: f64) -> f64 {
 /// PTRS (W. Hörmann, "The transformed rejection method for generating
 /// Poisson random variables", Insurance: Mathematics and Economics 12,
 /// 1993), as numpy's `random_poisson_ptrs`; valid for `lambda >= 10`.
+/// (Generic over the generator only for the tests, which script it.)
 #[inline(never)]
-fn poisson_ptrs(lambda: f64, rng: &mut Xoshiro256PlusPlus) -> u64 {
+fn poisson_ptrs<R: Rng>(lambda: f64, rng: &mut R) -> u64 {
     let slam = lambda.sqrt();
     let b = 0.931 + 2.53 * slam;
     let a = -0.059 + 0.02483 * b;
@@ -219,6 +220,93 @@ fn poisson_ptrs(lambda: f64, rng: &mut Xoshiro256PlusPlus) -> u64 {
     }
 }
 
+/// [`poisson_ptrs`]`(exact, rng)` for a mean `exact` known only to be
+/// within `dl` of `mean` (the caller passes its bound) and known to be at
+/// least [`PTRS_FROM`]; None when some comparison of some candidate is too
+/// close to be sure (then the caller restores the generator it had before
+/// the call and draws from the exact mean: the same random numbers).
+///
+/// PTRS's outcome reaches the draw only through comparisons and one
+/// floor; each is decided here where it clears the change of its operands
+/// between the two means plus every rounding. Bounds for a mean L >= 20
+/// (b = 0.931 + 2.53 sqrt L >= 12.245, b' = 1.265 / sqrt L <= 0.2829):
+/// - vr' = 3.6224 b' / (b - 2)^2 <= 0.00976; vr (about 0.6) rounds by a
+///   few 1e-16 in each evaluation: `vr_margin` = 0.02 dl + 1e-14.
+/// - t = (2a / us + b) u with a = 0.02483 b - 0.059 > 0: |t'| <= max(a' /
+///   a, b' / b) |t| = max(b' / (b - 2.3762), b' / b) |t| <= 0.0287 |t|
+///   (and |t| moves by at most 3% within dl <= 1/2); the floor's argument
+///   t + L + 0.43 rounds by at most six roundings of |t| + L + 1 in each
+///   evaluation. Its margin, dl (1 + 0.05 |t|) + 1e-14 (|t| + mean + 2),
+///   decides the floor where the argument is that far from an integer
+///   (then k, and k < 0, are the exact draw's).
+/// - the acceptance test: ln lhs moves by at most inv_alpha' / inv_alpha
+///   (<= 1.1328 b' / (b - 3.4)^2 / 1.1239 < 0.0037) plus 0.0287 (the
+///   divisor a / us^2 + b as t), the log pmf -L + k ln L - ln k! by at
+///   most 1 + k / L: [`ptrs_decides`] adds dl (1.05 + k / (mean - dl)).
+/// - us >= 0.07, us < 0.013 and v > us do not read the mean.
+#[inline(never)]
+pub(crate) fn poisson_ptrs_near<R: Rng>(mean: f64, dl: f64, rng: &mut R) -> Option<u64> {
+    debug_assert!(mean - dl >= PTRS_FROM, "{mean} {dl}");
+    // (the bounds below allow for dl up to 1/2; a NaN fails the caller's
+    // mean - dl >= 20)
+    if dl > 0.5 {
+        return None;
+    }
+    let slam = mean.sqrt();
+    let b = 0.931 + 2.53 * slam;
+    let a = -0.059 + 0.02483 * b;
+    let inv_alpha = 1.1239 + 1.1328 / (b - 3.4);
+    let vr = 0.9277 - 3.6224 / (b - 2.0);
+    let vr_margin = 0.02 * dl + 1e-14;
+    let floor_margin = dl + 1e-14 * (mean + 2.0);
+    let floor_slope = 0.05 * dl + 1e-14;
+    loop {
+        let u = rng.random::<f64>() - 0.5;
+        let v: f64 = rng.random();
+        let us = 0.5 - u.abs();
+        let t = (2.0 * a / us + b) * u;
+        let x = t + mean + 0.43;
+        let k = floor(x);
+        // the floor's argument clears both integers around it (a NaN or
+        // an argument beyond 2^52 fails)
+        let margin = floor_margin + floor_slope * t.abs();
+        let frac = x - k;
+        let k_sure = frac > margin && frac < 1.0 - margin;
+        if us >= 0.07 {
+            if v <= vr - vr_margin {
+                return k_sure.then_some(k as u64);
+            }
+            if v <= vr + vr_margin {
+                return None;
+            }
+        }
+        if us < 0.013 && v > us {
+            continue;
+        }
+        if !k_sure {
+            return None;
+        }
+        if k < 0.0 {
+            continue;
+        }
+        let lhs = v * inv_alpha / (a / (us * us) + b);
+        let extra = dl * (1.05 + k / (mean - dl));
+        match ptrs_decides_near(lhs, mean, k, extra) {
+            Some(true) => return Some(k as u64),
+            Some(false) => continue,
+            None => return None,
+        }
+    }
+}
+
+/// [`ptrs_decides`] for [`poisson_ptrs_near`], out of line as
+/// [`ptrs_accepts`] is.
+#[cold]
+#[inline(never)]
+fn ptrs_decides_near(lhs: f64, mean: f64, k: f64, extra: f64) -> Option<bool> {
+    ptrs_decides(lhs, mean, k, extra)
+}
+
 /// PTRS's exact acceptance test, ln(`lhs`) <= ln P(K = `k`), kept out of
 /// line: it is the rare path, and inlined its logarithms would be
 /// computed speculatively on the quick one.
@@ -233,15 +321,21 @@ fn poisson_ptrs(lambda: f64, rng: &mut Xoshiro256PlusPlus) -> u64 {
 #[cold]
 #[inline(never)]
 fn ptrs_accepts(lhs: f64, lambda: f64, k: f64) -> bool {
-    let (Some(ln_lhs), Some(ln_lambda)) = (ln_near(lhs), ln_near(lambda)) else {
-        return ptrs_accepts_exact(lhs, lambda, k);
-    };
+    ptrs_decides(lhs, lambda, k, 0.0).unwrap_or_else(|| ptrs_accepts_exact(lhs, lambda, k))
+}
+
+/// [`ptrs_accepts`]'s outcome where the near logarithms decide it with
+/// `extra` added to the margin (0, or for a near mean the test's change
+/// between it and the exact one), else None. Inlined into both of its out
+/// of line callers.
+#[inline(always)]
+fn ptrs_decides(lhs: f64, lambda: f64, k: f64, extra: f64) -> Option<bool> {
+    let ln_lhs = ln_near(lhs)?;
+    let ln_lambda = ln_near(lambda)?;
     let (ln_fact, ln_x) = if k < 10.0 {
         (ln_factorial_small(k), 0.0)
     } else {
-        let Some(ln_x) = ln_near(k + 1.0) else {
-            return ptrs_accepts_exact(lhs, lambda, k);
-        };
+        let ln_x = ln_near(k + 1.0)?;
         (stirling(k + 1.0, ln_x), ln_x)
     };
     let rhs = -lambda + k * ln_lambda - ln_fact;
@@ -253,13 +347,13 @@ fn ptrs_accepts(lhs: f64, lambda: f64, k: f64) -> bool {
     // operations a side on terms no larger than `scale`) stay far below
     // 1e-12 scale. The margin is twice that.
     let scale = 10.0 + ln_lhs.abs() + lambda + (k + 2.0) * (2.0 + ln_lambda.abs() + ln_x.abs());
-    let margin = 1e-12 * scale + 4.0 * LN_NEAR_ERROR * (k + 2.0);
+    let margin = 1e-12 * scale + 4.0 * LN_NEAR_ERROR * (k + 2.0) + extra;
     if ln_lhs + margin < rhs {
-        true
+        Some(true)
     } else if ln_lhs - margin > rhs {
-        false
+        Some(false)
     } else {
-        ptrs_accepts_exact(lhs, lambda, k)
+        None
     }
 }
 
@@ -806,5 +900,217 @@ pub(crate) mod tests {
         }
         assert_eq!(poisson(0.0, &mut rng), 0);
         assert_eq!(poisson(f64::NAN, &mut rng), 0);
+    }
+
+    /// A generator that returns `words` first, then `rest`'s numbers: the
+    /// PTRS tests place its uniforms where they want them.
+    #[derive(Clone)]
+    struct Scripted {
+        words: Vec<u64>,
+        used: usize,
+        rest: Xoshiro256PlusPlus,
+    }
+
+    impl rand::TryRng for Scripted {
+        type Error = std::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+            Ok((self.try_next_u64()? >> 32) as u32)
+        }
+        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+            let word = match self.words.get(self.used) {
+                Some(&w) => w,
+                None => self.rest.next_u64(),
+            };
+            self.used += 1;
+            Ok(word)
+        }
+        fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), Self::Error> {
+            unreachable!("PTRS draws words")
+        }
+    }
+
+    /// The word from which `random::<f64>()` gives i 2^-53.
+    fn word(i: u64) -> u64 {
+        i << 11
+    }
+
+    /// The largest i with i 2^-53 <= `r` (`r` in [0, 1)).
+    fn grid(r: f64) -> u64 {
+        (r * 9_007_199_254_740_992.0) as u64
+    }
+
+    /// PTRS's constants (a, b, inv_alpha, vr) for `lambda`, as it computes
+    /// them.
+    fn ptrs_constants(lambda: f64) -> (f64, f64, f64, f64) {
+        let b = 0.931 + 2.53 * lambda.sqrt();
+        let a = -0.059 + 0.02483 * b;
+        (
+            a,
+            b,
+            1.1239 + 1.1328 / (b - 3.4),
+            0.9277 - 3.6224 / (b - 2.0),
+        )
+    }
+
+    /// A PTRS draw decided from a near mean (within `dl` of the exact one)
+    /// is the exact mean's, with the same random numbers used, or left
+    /// undecided: random draws, and candidates built so that the floor's
+    /// argument sits at an integer, v at vr, us at 0.07 or 0.013, or the
+    /// acceptance test at its edge (at, ulps around and margins around
+    /// each), over means from 20 to 1e7 and distances from 1e-14 to 1/2.
+    #[test]
+    fn ptrs_from_a_near_mean_is_the_exact_means() {
+        use rand::SeedableRng;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(33);
+        let (mut cases, mut undecided) = (0u64, 0u64);
+        let (mut random, mut random_undecided) = (0u64, 0u64);
+        let mut seed = 0u64;
+        let mut check = |exact: f64, near: f64, dl: f64, words: Vec<u64>| {
+            seed += 1;
+            let mut a = Scripted {
+                words,
+                used: 0,
+                rest: Xoshiro256PlusPlus::seed_from_u64(seed),
+            };
+            let mut b = a.clone();
+            cases += 1;
+            let Some(k) = poisson_ptrs_near(near, dl, &mut a) else {
+                undecided += 1;
+                return false;
+            };
+            let case = format!("{exact} {near} {dl} {:?}", b.words);
+            assert_eq!(k, poisson_ptrs(exact, &mut b), "{case}");
+            assert_eq!(a.used, b.used, "{case}");
+            assert_eq!(a.next_u64(), b.next_u64(), "{case}");
+            true
+        };
+        // the floor's argument (as the exact draw computes it) at grid
+        // point i for u
+        let argument = |lambda: f64, i: u64| {
+            let (a, b, _, _) = ptrs_constants(lambda);
+            let u = i as f64 / 9_007_199_254_740_992.0 - 0.5;
+            let us = 0.5 - u.abs();
+            (2.0 * a / us + b) * u + lambda + 0.43
+        };
+        let steps = [
+            1u64, 2, 3, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000,
+        ];
+        for i in 0..6_000 {
+            let exact = match i % 4 {
+                0 => rng.random_range(20.0..40.0),
+                1 => 10f64.powf(rng.random_range(1.3..7.0)),
+                2 => 10f64.powf(rng.random_range(1.3..3.0)),
+                _ => 20.0,
+            };
+            // the histogram's (lambda up to 1e9 times its 4e-9), or any
+            let dl = match i % 3 {
+                0 => exact * 4e-9 + 1e-14,
+                1 => 10f64.powf(rng.random_range(-14.0..-6.0)),
+                _ => 10f64.powf(rng.random_range(-6.0..-0.302)),
+            };
+            let small = dl <= 1e-6 && exact <= 1e4;
+            for near in [
+                exact,
+                exact + dl,
+                exact - dl,
+                exact + dl / 2.0,
+                exact - 0.9 * dl,
+            ] {
+                if near - dl < PTRS_FROM {
+                    continue;
+                }
+                let (_, _, inv_alpha_x, vr_x) = ptrs_constants(exact);
+                let (a_x, b_x, _, _) = ptrs_constants(exact);
+                for _ in 0..4 {
+                    let decided = check(exact, near, dl, Vec::new());
+                    if small {
+                        random += 1;
+                        random_undecided += u64::from(!decided);
+                    }
+                }
+                // the floor's argument at an integer: the first grid point
+                // where it reaches one (it grows with u)
+                let start = rng.random_range(1..1u64 << 53);
+                let target = floor(argument(exact, start)) + 1.0;
+                let (mut lo, mut hi) = (start, 1u64 << 53);
+                while hi - lo > 1 {
+                    let mid = lo + (hi - lo) / 2;
+                    if argument(exact, mid) >= target {
+                        hi = mid;
+                    } else {
+                        lo = mid;
+                    }
+                }
+                let v_words = [
+                    word(grid(vr_x * 0.999)),
+                    word(grid(rng.random_range(0.0..1.0))),
+                ];
+                for &v in &v_words {
+                    for d in 0..3 {
+                        check(exact, near, dl, vec![word(hi + d - 1), v]);
+                    }
+                    for &step in &steps {
+                        for idx in [hi.saturating_sub(step), hi + step] {
+                            if idx < 1 << 53 {
+                                check(exact, near, dl, vec![word(idx), v]);
+                            }
+                        }
+                    }
+                }
+                // v at vr, with us >= 0.07
+                let u_word = word(grid(rng.random_range(0.071..0.929)));
+                let at = grid(vr_x);
+                for d in 0..7 {
+                    check(exact, near, dl, vec![u_word, word(at + d - 3)]);
+                }
+                for c in [0.005 * dl, 0.01 * dl, 0.02 * dl, 0.04 * dl, 1e-14, 3e-14] {
+                    let off = grid(c);
+                    check(exact, near, dl, vec![u_word, word(at + off)]);
+                    check(exact, near, dl, vec![u_word, word(at - off)]);
+                }
+                // us at 0.07 and 0.013 (u = +-0.43, +-0.487)
+                for r in [0.93, 0.07, 0.987, 0.013] {
+                    let g = grid(r);
+                    for d in 0..5 {
+                        let us = 0.5 - ((g + d - 2) as f64 / 9_007_199_254_740_992.0 - 0.5).abs();
+                        for v in [word(grid(us)), word(grid(us) + 1), word(grid(vr_x))] {
+                            check(exact, near, dl, vec![word(g + d - 2), v]);
+                        }
+                    }
+                }
+                // the acceptance test at its edge: v where ln lhs is the
+                // log pmf of the candidate's k
+                let ui = rng.random_range(grid(0.014)..grid(0.986));
+                let u = ui as f64 / 9_007_199_254_740_992.0 - 0.5;
+                let us = 0.5 - u.abs();
+                let k = floor((2.0 * a_x / us + b_x) * u + exact + 0.43);
+                if k >= 0.0 {
+                    let rhs = -exact + k * exact.ln() - ln_factorial(k);
+                    let v = rhs.exp() * (a_x / (us * us) + b_x) / inv_alpha_x;
+                    if v > 0.0 && v < 0.999 {
+                        for d in 0..7 {
+                            check(exact, near, dl, vec![word(ui), word(grid(v) + d - 3)]);
+                        }
+                        for r in [1e-12, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5] {
+                            check(exact, near, dl, vec![word(ui), word(grid(v * (1.0 + r)))]);
+                            check(exact, near, dl, vec![word(ui), word(grid(v * (1.0 - r)))]);
+                        }
+                    }
+                }
+            }
+        }
+        // small distances (the histogram's, for a step's lambda to 250)
+        // decide nearly every random draw of a mean to 1e4 (the acceptance
+        // test's own margin grows with the mean); the built cases reach the
+        // margins
+        assert!(random > 30_000, "{random}");
+        assert!(
+            random_undecided * 1000 <= random,
+            "{random_undecided} of {random}"
+        );
+        assert!(
+            undecided > 10_000 && cases - undecided > 1_000_000,
+            "{undecided} of {cases}"
+        );
     }
 }

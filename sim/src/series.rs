@@ -24,7 +24,9 @@ use scenarios::{Regression, Service};
 // `binomial` also serves `prometheus` from here, as before the samplers
 // moved to `sample`.
 pub(crate) use crate::sample::binomial;
-use crate::sample::{PTRS_FROM, ar1, gauss, poisson, poisson_given, poisson_near};
+use crate::sample::{
+    PTRS_FROM, ar1, gauss, poisson, poisson_given, poisson_near, poisson_ptrs_near,
+};
 
 /// goldengoose's `http_request_duration_seconds` bucket bounds (its
 /// `metrics::DURATION_BUCKETS`; the root crate's tests check they agree).
@@ -907,6 +909,24 @@ impl<'t> LazyCdf<'t> {
         lambda * (1.0 - self.get(b)) > TAIL_MEAN
     }
 
+    /// [`poisson_mass`]'s PTRS draw where the near mean could not decide
+    /// it: from the exact mean, the generator restored.
+    #[cold]
+    #[inline(never)]
+    fn poisson_exact(
+        &self,
+        lower: Option<usize>,
+        upper: Option<usize>,
+        lambda: f64,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> u64 {
+        #[cfg(test)]
+        tests::UNDECIDED.with(|c| c.set(c.get() + 1));
+        let hi = upper.map_or(1.0, |b| self.get(b));
+        let lo = lower.map_or(0.0, |b| self.get(b));
+        poisson(lambda * (hi - lo).max(0.0), rng)
+    }
+
     /// [`poisson_mass`]'s draw from its uniform `u` where the near CDF
     /// could not decide it: the exact mean between bounds `lower` (None:
     /// 0) and `upper` (None: 1), inside (0, PTRS_FROM) as the near one
@@ -931,33 +951,33 @@ impl<'t> LazyCdf<'t> {
 }
 
 /// `poisson(lambda * (F(upper) - F(lower)).max(0.0))` on the exact CDF,
-/// with F(None) 0 below and 1 above, given the two values `f_upper` and
-/// `f_lower`: the exact ones, or where `approx`, either may be the near
-/// one (within [`NEAR_CDF_ERROR`]), and `slack` is twice the bound on the
-/// distance of the two means ([`fill_histogram`]'s `mean_slack`).
+/// with F(None) 0 below and 1 above, given the near values `f_upper` and
+/// `f_lower` (each within [`NEAR_CDF_ERROR`] of the exact one, or 0 or 1
+/// exactly); `slack` is [`fill_histogram`]'s `mean_slack`, at least the
+/// distance of the two means, rounding included (for means above 20 too:
+/// each product rounds by at most 2^-53 lambda, within its lambda 5e-16).
 ///
 /// Where the near mean puts the exact one surely inside (0, PTRS_FROM),
 /// the exact draw is an inversion of one uniform whose outcome depends on
 /// the mean only through comparisons: that uniform is drawn and
 /// [`poisson_near`] decides it, or where it cannot, the exact mean does
-/// (the same uniform, the same draw). A mean that needs its exact bits
-/// (PTRS from 20, which computes with it) or may be zero (no uniform is
-/// drawn) is computed exactly.
+/// (the same uniform, the same draw). Where it puts it surely at or above
+/// 20, PTRS's outcome too depends on the mean only through comparisons and
+/// a floor: [`poisson_ptrs_near`] decides them, or where it cannot (17 of
+/// 869K draws in the 100-run catalog), the generator is put back as it was
+/// and the exact mean draws (the same random numbers, the same draw). A
+/// mean that may be zero (no uniform is drawn) or sits within `slack` of
+/// 20 is computed exactly.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn poisson_mass(
     cdf: &LazyCdf<'_>,
     lower: Option<usize>,
     upper: Option<usize>,
     (f_lower, f_upper): (f64, f64),
-    approx: bool,
     lambda: f64,
     slack: f64,
     rng: &mut Xoshiro256PlusPlus,
 ) -> u64 {
-    if !approx {
-        return poisson(lambda * (f_upper - f_lower).max(0.0), rng);
-    }
     let m = lambda * (f_upper - f_lower);
     if m - slack > 0.0 && m + slack < PTRS_FROM {
         let u: f64 = rng.random();
@@ -965,6 +985,14 @@ fn poisson_mass(
             Some(k) => k,
             None => cdf.poisson_given_exact(lower, upper, lambda, u),
         };
+    }
+    if m - slack >= PTRS_FROM {
+        let saved = rng.clone();
+        if let Some(k) = poisson_ptrs_near(m, slack, rng) {
+            return k;
+        }
+        *rng = saved;
+        return cdf.poisson_exact(lower, upper, lambda, rng);
     }
     let hi = upper.map_or(1.0, |b| cdf.get(b));
     let lo = lower.map_or(0.0, |b| cdf.get(b));
@@ -984,14 +1012,14 @@ fn poisson_mass(
 /// conditional binomials only when it is non-zero. Every draw is exact, so
 /// the counts are exact draws from the per-request model.
 ///
-/// The CDF at a bound whose buckets are drawn by inversion (means below
-/// PTRS's 20) reaches the draws only through comparisons (where the runs
-/// end, each inversion's search): there [`near_cdf`] decides them where
-/// its proven margin clears, and the exact CDF only where it does not
-/// (376 of 1.23M such draws and none of the run ends in the 100-run
-/// catalog) or where a draw computes with its mean; the draws and the
-/// random numbers used are the exact CDF's (a test compares the two
-/// fills).
+/// The CDF at the bounds reaches the draws only through comparisons
+/// (where the runs end, each inversion's search, PTRS's comparisons and
+/// floor): [`near_cdf`] decides them where its proven margin clears, and
+/// the exact CDF only where it does not (376 of 1.23M inversions, 17 of
+/// 869K PTRS draws and none of the run ends in the 100-run catalog), at a
+/// mean within the margin of 0 or 20, and in the splits of a tail run
+/// (whose binomials compute with it); the draws and the random numbers
+/// used are the exact CDF's (a test compares the two fills).
 ///
 /// `out` has one bucket per bound of `table` plus +Inf; with goldengoose's
 /// table the draws are those of every earlier version.
@@ -1016,12 +1044,9 @@ fn fill_histogram(
         .ln
         .partition_point(|&l| l < cdf.ln_median)
         .min(buckets - 2);
-    // The CDF at the bounds the walks reach, which are all the bounds the
-    // draws read (the +Inf bound's is 1): the exact value, or where no
-    // bucket beside the bound can hold a mean PTRS draws from (its mean
-    // enters PTRS's arithmetic, so its bounds need their exact values),
-    // the near one (its bit set in `approx`). That is only a guess of
-    // which bounds the draws will need exactly; the draws check.
+    // The near CDF at the bounds the walks reach, which are all the bounds
+    // the draws read (the +Inf bound's is 1); the draws and the run tests
+    // fall back to the exact one where they need it.
     //
     // A run's test compares lambda F or lambda (1 - F) with TAIL_MEAN:
     // from a near F within err = NEAR_CDF_ERROR the compared mean is
@@ -1031,36 +1056,24 @@ fn fill_histogram(
     // decided test is the exact one's (a mean beyond the threshold cannot
     // round back onto it).
     let mut near = [1.0; MAX_BOUNDS + 1];
-    let mut approx = 0u32;
     let run_slack = lambda * (2.0 * NEAR_CDF_ERROR + 1e-15) + 1e-14;
     // lower run: buckets 0..=lo (mass F(lo)); None if every bucket from 0
     // is drawn on its own
     let mut lo = Some(start);
-    // at the start, no bucket reaches 20 when lambda does not
-    let mut use_near = lambda < PTRS_FROM;
     while let Some(b) = lo {
-        let ends = if use_near {
-            let f = cdf.near(b);
-            near[b] = f;
-            approx |= 1 << b;
-            let m = lambda * f;
-            if m + run_slack < TAIL_MEAN {
-                true
-            } else if m - run_slack > TAIL_MEAN {
-                false
-            } else {
-                cdf.lower_run_ends_exact(b, lambda)
-            }
+        let f = cdf.near(b);
+        near[b] = f;
+        let m = lambda * f;
+        let ends = if m + run_slack < TAIL_MEAN {
+            true
+        } else if m - run_slack > TAIL_MEAN {
+            false
         } else {
-            let f = cdf.get(b);
-            near[b] = f;
-            lambda * f <= TAIL_MEAN
+            cdf.lower_run_ends_exact(b, lambda)
         };
         if ends {
             break;
         }
-        // the buckets either side of the bound below hold at most F(b)
-        use_near = lambda * near[b] < PTRS_FROM;
         lo = b.checked_sub(1);
     }
     // upper run: buckets hi+1..buckets (mass 1 - F(hi)); hi = buckets - 1
@@ -1068,18 +1081,10 @@ fn fill_histogram(
     let mut hi = start;
     while hi < buckets - 1 {
         if hi != start {
-            // the buckets either side of hi hold at most 1 - F(hi - 1)
-            if lambda * (1.0 - near[hi - 1]) < PTRS_FROM {
-                near[hi] = cdf.near(hi);
-                approx |= 1 << hi;
-            } else {
-                near[hi] = cdf.get(hi);
-            }
+            near[hi] = cdf.near(hi);
         }
         let m = lambda * (1.0 - near[hi]);
-        let goes_on = if approx & (1 << hi) == 0 {
-            m > TAIL_MEAN
-        } else if m + run_slack < TAIL_MEAN {
+        let goes_on = if m + run_slack < TAIL_MEAN {
             false
         } else if m - run_slack > TAIL_MEAN {
             true
@@ -1096,23 +1101,17 @@ fn fill_histogram(
     // values about [0, 1]) of the exact one, so the real means are within
     // lambda (2 err + 2.3e-16) of each other; the products round by 2^-53
     // of means below about 20 (5e-15 both). `mean_slack` is twice that.
+    // For PTRS (means from 20, up to lambda) the products round by at most
+    // 2^-53 lambda each, so the means are within lambda (2 err + 4.5e-16),
+    // under `mean_slack` itself, which `poisson_ptrs_near` takes as its
+    // bound.
     let mean_slack = lambda * (4.0 * NEAR_CDF_ERROR + 5e-16) + 1e-14;
     let mut total = 0;
     // (lambda * F(lo) is lambda * (F(lo) - 0).max(0), F >= 0)
     let first_single = match lo {
         Some(lo) => {
-            let approx_lo = approx & (1 << lo) != 0;
             let mass = (0.0, near[lo]);
-            let n = poisson_mass(
-                &cdf,
-                None,
-                Some(lo),
-                mass,
-                approx_lo,
-                lambda,
-                mean_slack,
-                rng,
-            );
+            let n = poisson_mass(&cdf, None, Some(lo), mass, lambda, mean_slack, rng);
             if n > 0 {
                 // split downwards: bucket b's share of buckets 0..=b
                 let mut remaining = n;
@@ -1147,35 +1146,15 @@ fn fill_histogram(
     for (slot, b) in out[first_single..=hi].iter_mut().zip(first_single..) {
         let upto = near[b];
         // bounds b - 1 and b (b alone for b = 0)
-        let approx_b = approx & (3 << b >> 1) != 0;
         let lower = b.checked_sub(1);
-        let c = poisson_mass(
-            &cdf,
-            lower,
-            Some(b),
-            (below, upto),
-            approx_b,
-            lambda,
-            mean_slack,
-            rng,
-        );
+        let c = poisson_mass(&cdf, lower, Some(b), (below, upto), lambda, mean_slack, rng);
         *slot = c;
         total += c;
         below = upto;
     }
     if hi < buckets - 1 {
-        let approx_hi = approx & (1 << hi) != 0;
         let mass = (below, 1.0);
-        let n = poisson_mass(
-            &cdf,
-            Some(hi),
-            None,
-            mass,
-            approx_hi,
-            lambda,
-            mean_slack,
-            rng,
-        );
+        let n = poisson_mass(&cdf, Some(hi), None, mass, lambda, mean_slack, rng);
         if n > 0 {
             // split upwards: bucket b's share of buckets b..
             let mut below = cdf.get(hi);
@@ -1673,7 +1652,8 @@ mod tests {
                 0 => (rng.random_range(0.0..0.3), rng.random_range(0.0..2.0)),
                 _ => (0.0, 0.0),
             };
-            let lambda = 10f64.powf(rng.random_range(-2.0..4.0));
+            // (up to 1e6: PTRS buckets from a near mean)
+            let lambda = 10f64.powf(rng.random_range(-2.0..6.0));
             compare(table, lambda, median, sigma, tail);
             // at the edges: the exact CDF at a bound and the one below it
             let cdf = LazyCdf::new(table, median, sigma, tail);
