@@ -290,6 +290,15 @@ impl KayentaPlan {
         }
     }
 
+    /// Makes `cursor` (of any program) [`KayentaPlan::cursor`]`(m, side)`
+    /// in place, its boxes reused where its state has the program's shape
+    /// (a memo's cursor is made again for every run and window start; an
+    /// error ratio's state has two boxes).
+    pub fn renew_cursor(&self, m: usize, side: usize, cursor: &mut Cursor) {
+        cursor.state.renew(self.program(m, side));
+        cursor.next = None;
+    }
+
     /// [`KayentaPlan::points`] continuing the pass of `cursor` (made by
     /// [`KayentaPlan::cursor`] for the same `m` and `side`): appends the
     /// points from the cursor's next step (`k0` if it has none) to `k1`
@@ -761,6 +770,19 @@ enum State {
 }
 
 impl State {
+    /// Makes this state `State::of(p)`, in place where it has `p`'s
+    /// shape: a binary program's boxes are kept, every field below them
+    /// made as `State::of` makes it.
+    fn renew(&mut self, p: &Program) {
+        match (p, self) {
+            (Program::Binary(_, l, r), State::Binary(ls, rs)) => {
+                ls.renew(l);
+                rs.renew(r);
+            }
+            (p, s) => *s = State::of(p),
+        }
+    }
+
     fn of(p: &Program) -> State {
         match p {
             Program::Binary(_, l, r) => {
@@ -1825,6 +1847,101 @@ mod tests {
                 want.to_bits() == got.to_bits() || (want.is_nan() && got.is_nan()),
                 "case {case}: q {q}, counts {counts:?}: {got} != {want}"
             );
+        }
+    }
+
+    /// A state renewed from any other program's, used or fresh, is that
+    /// program's fresh state, and its pass gives a fresh pass's points.
+    #[test]
+    fn renewed_state_is_a_fresh_one() {
+        use crate::series::{Draws, TrackSpec};
+        use rand::SeedableRng;
+        let track = |regression| TrackSpec {
+            pods: 2,
+            age_at_start_s: 20.0,
+            latency_offset: 0.01,
+            regression,
+        };
+        let crash = Some(scenarios::Regression::CrashLoop {
+            crash_after_s: 95.0,
+        });
+        let draws = Draws {
+            histogram: true,
+            union: false,
+            latency_sum: true,
+            cpu: true,
+            memory: true,
+        };
+        let svc = scenarios::Service::default();
+        let mut g = Generator::new(&svc, 10.0, [track(crash), track(None)], draws);
+        g.set_shares(0.0, [0.05, 0.05]);
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
+        let steps = 80;
+        g.advance_to(steps, &mut rng);
+        let step_ms = 10_000;
+        let rate = |track, col| Program::Rate {
+            track,
+            col,
+            steps: 3,
+            increase: false,
+            divisor: 1.0,
+        };
+        let quantile = |track, q| Program::Quantile {
+            q,
+            track,
+            istio: false,
+            steps: 2,
+        };
+        let binary =
+            |l: Program, r: Program| Program::Binary(token::T_DIV, Box::new(l), Box::new(r));
+        let programs = [
+            Program::Const(2.0),
+            Program::Fallback,
+            Program::Memory {
+                track: 0,
+                factor: 1.0,
+            },
+            rate(0, Col::Errors),
+            rate(1, Col::Cpu),
+            quantile(0, 0.5),
+            binary(rate(0, Col::Errors), rate(0, Col::Requests)),
+            binary(rate(1, Col::Ok), rate(1, Col::Requests)),
+            binary(quantile(1, 0.9), rate(0, Col::Requests)),
+            binary(
+                binary(rate(0, Col::Errors), quantile(0, 0.99)),
+                Program::Const(3.0),
+            ),
+            binary(
+                Program::Const(1.0),
+                binary(rate(1, Col::Cpu), rate(1, Col::Errors)),
+            ),
+        ];
+        let bits = |v: &[Point]| {
+            v.iter()
+                .map(|p| match p {
+                    Point::Value(v) => Some(v.to_bits()),
+                    Point::Absent => None,
+                    Point::Fallback => Some(1),
+                })
+                .collect::<Vec<_>>()
+        };
+        for old in &programs {
+            for used in [false, true] {
+                for p in &programs {
+                    let mut state = State::of(old);
+                    if used {
+                        run_from(old, &mut state, &g, 5, 40, step_ms, &mut Vec::new());
+                    }
+                    state.renew(p);
+                    assert_eq!(format!("{state:?}"), format!("{:?}", State::of(p)));
+                    let (mut got, mut want) = (Vec::new(), Vec::new());
+                    run_from(p, &mut state, &g, 2, steps, step_ms, &mut got);
+                    run(p, &g, 2, steps, step_ms, &mut want);
+                    let values = want.iter().any(|p| matches!(p, Point::Value(_)));
+                    assert!(values || *p == Program::Fallback);
+                    assert_eq!(bits(&got), bits(&want), "{old:?} ({used}) to {p:?}");
+                }
+            }
         }
     }
 }

@@ -329,10 +329,15 @@ struct World<'p, 'a> {
 /// [`World::memo_fill`]'s record for one metric and side.
 #[derive(Debug, Default)]
 struct PointMemo {
-    /// The first step of the windows it holds.
+    /// The first step of the windows it holds (`usize::MAX` after a
+    /// reset: none).
     k0: usize,
-    /// The compiled program's pass (`None` before the first window).
-    cursor: Option<Cursor>,
+    /// The compiled program's pass (`None` before the first window; after
+    /// a reset, the last run's, of any metric: the next fresh cursor is
+    /// made in it, [`KayentaPlan::renew_cursor`]). Boxed: a memo is moved
+    /// out of the world and back for every fill, and a quantile's state
+    /// is most of its size.
+    cursor: Option<Box<Cursor>>,
     /// The compiled points from `k0` on.
     compiled: Vec<Point>,
     /// The values Prometheus returns from `k0` on (steps without a
@@ -345,8 +350,8 @@ struct PointMemo {
 impl PointMemo {
     /// Empty, as new, keeping the buffers' room.
     fn reset(&mut self) {
-        self.k0 = 0;
-        self.cursor = None;
+        // no window starts there: the cursor is made fresh before its use
+        self.k0 = usize::MAX;
         self.compiled.clear();
         self.values.clear();
         self.upto.clear();
@@ -1000,7 +1005,7 @@ impl<'a> World<'_, 'a> {
                         (m, *m2),
                         side,
                         g,
-                        (cursor, cursor2),
+                        (&mut **cursor, &mut **cursor2),
                         k0,
                         k1,
                         (&mut memo.compiled, compiled2),
@@ -1027,7 +1032,10 @@ impl<'a> World<'_, 'a> {
         let mut memo = std::mem::take(&mut self.memo[m][side]);
         if memo.cursor.is_none() || memo.k0 != k0 {
             memo.k0 = k0;
-            memo.cursor = Some(self.p.metrics.cursor(m, side));
+            match &mut memo.cursor {
+                Some(c) => self.p.metrics.renew_cursor(m, side, c),
+                None => memo.cursor = Some(Box::new(self.p.metrics.cursor(m, side))),
+            }
             memo.compiled.clear();
             memo.values.clear();
             memo.upto.clear();
