@@ -132,22 +132,32 @@ fn invert_exact(lambda: f64, u: f64) -> u64 {
 /// every x, so both additions fold away). Inlined into both of its out of
 /// line callers (a call between them cost 12M instructions in the 100-run
 /// catalog).
+///
+/// Its recurrence multiplies by `lambda` and by [`INVERSE`]'s 1 / k
+/// (itself rounded) instead of dividing by k: three roundings a step
+/// instead of the exact search's two, 2^-53 each, so after at most 200
+/// steps the two recurrences' terms differ relatively by less than 1e-13
+/// beyond the exponentials' 5e-6, which the margin's factor 2 (5e-6 to
+/// spare) absorbs with the rest. A multiplication by a loaded constant
+/// instead of a division and the float count it needs: two instructions
+/// fewer a step (8 steps a search on average in the 100-run catalog).
 #[inline(always)]
 fn invert_near(lambda: f64, u: f64, dl: f64) -> Option<u64> {
     const INVERT_MARGIN: f64 = 2.0 * (EXP_NEAR_ERROR + 1e-13);
     let mut p = exp_neg_near(lambda);
     let mut cumulative = p;
-    let mut k = 0.0;
+    let mut k = 0;
     // the search as written, but its k < 200 checked once per eight steps
     // (an answer beyond 192 is left to the exact search)
     if u > cumulative {
         'search: loop {
-            if k > 192.0 {
+            if k > 192 {
                 return None;
             }
-            for _ in 0..8 {
-                k += 1.0;
-                p *= lambda / k;
+            // 1 / k for the next eight k (k + 8 <= 200: one bounds check)
+            for &inverse in &INVERSE[k + 1..k + 9] {
+                k += 1;
+                p = p * lambda * inverse;
                 cumulative += p;
                 if u <= cumulative {
                     break 'search;
@@ -158,11 +168,23 @@ fn invert_near(lambda: f64, u: f64, dl: f64) -> Option<u64> {
     // the sum before the last term was at most cumulative - p plus the
     // last addition's rounding (half an ulp of cumulative)
     // (`dl` = -0.0, the exact mean, folds both additions away)
-    let sure = k < 200.0
+    let sure = k < 200
         && u + dl <= cumulative * (1.0 - INVERT_MARGIN)
-        && (k == 0.0 || u > (cumulative - p) * (1.0 + INVERT_MARGIN) + cumulative * 1e-15 + dl);
-    sure.then_some(k as i64 as u64)
+        && (k == 0 || u > (cumulative - p) * (1.0 + INVERT_MARGIN) + cumulative * 1e-15 + dl);
+    sure.then_some(k as u64)
 }
+
+/// 1 / k for k in 1..=200 (index 0 unused), each rounded once:
+/// [`invert_near`]'s recurrence.
+static INVERSE: [f64; 201] = {
+    let mut table = [0.0; 201];
+    let mut k = 1;
+    while k < 201 {
+        table[k] = 1.0 / k as f64;
+        k += 1;
+    }
+    table
+};
 
 /// Bound on [`exp_neg_near`]'s relative error (its series' truncation
 /// is below 4.9e-6, the reduction's and the rounding's below 1e-12).
