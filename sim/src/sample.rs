@@ -193,12 +193,57 @@ const EXP_NEAR_ERROR: f64 = 5e-6;
 const _: () = assert!(EXP_NEAR_ERROR >= 4.9e-6 + 3e-16);
 
 /// e^-`lambda` within the relative [`EXP_NEAR_ERROR`], for `lambda` in
-/// [0, 700]: 2^-n e^-r with n = round(lambda / ln 2) and |r| <= ln 2 / 2,
-/// e^-r by its Taylor series through r^5 (the rest is below
-/// 0.3466^6 / 6! e^0.3466 < 3.41e-6, relative to e^-r >= 0.707: 4.9e-6).
-/// Not glibc's bits: only for deciding comparisons with a margin.
+/// [0, 700]. Below about 20 (every mean the inversion sees) from
+/// [`EXP_TABLE`]: e^-(i / 16) e^-d with i = round(16 lambda), |d| <=
+/// 1/32 (d = lambda - i / 16 is exact, as in `series::near_cdf`), e^-d by
+/// its Taylor series through d^3 (the rest is below (1/32)^4 / 4!
+/// e^(1/32) < 4.2e-8), the table's entries within 1e-13 relative (its
+/// test checks), the rounding a few 1e-16: far inside the bound, in
+/// fewer instructions than [`exp_neg_far`]'s reduction by ln 2 and series
+/// through r^5. Not glibc's bits: only for deciding comparisons with a
+/// margin.
 #[inline]
 fn exp_neg_near(lambda: f64) -> f64 {
+    // i = round(16 lambda) by adding 1.5 2^52 (see `exp_neg_far`)
+    const ROUND: f64 = 6_755_399_441_055_744.0;
+    let shifted = lambda * 16.0 + ROUND;
+    let i = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    // (a NaN or a mean beyond the table: the reduction by ln 2)
+    let Some(&row) = EXP_TABLE.get(i as usize) else {
+        return exp_neg_far(lambda);
+    };
+    let d = lambda - (shifted - ROUND) * (1.0 / 16.0);
+    row * (1.0 - d * (1.0 - d * (1.0 / 2.0 - d * (1.0 / 6.0))))
+}
+
+/// e^-(i / 16) for i in 0..=321 (means to 20.06): e^-1/16 by its Taylor
+/// series (the terms through n = 12, the rest below 1e-25), its powers by
+/// repeated products (321 roundings of 2^-53: within 4e-14 relative).
+static EXP_TABLE: [f64; 322] = {
+    let mut step = 0.0;
+    let mut term = 1.0;
+    let mut n = 0;
+    while n <= 12 {
+        step += term;
+        n += 1;
+        term *= -1.0 / 16.0 / n as f64;
+    }
+    let mut table = [1.0; 322];
+    let mut i = 1;
+    while i < 322 {
+        table[i] = table[i - 1] * step;
+        i += 1;
+    }
+    table
+};
+
+/// [`exp_neg_near`] beyond its table: 2^-n e^-r with n = round(lambda /
+/// ln 2) and |r| <= ln 2 / 2, e^-r by its Taylor series through r^5 (the
+/// rest is below 0.3466^6 / 6! e^0.3466 < 3.41e-6, relative to e^-r >=
+/// 0.707: 4.9e-6).
+#[cold]
+#[inline(never)]
+fn exp_neg_far(lambda: f64) -> f64 {
     debug_assert!((0.0..=700.0).contains(&lambda), "{lambda}");
     // n = round(lambda / ln 2) by adding 1.5 2^52 (no conversions): n is
     // the low bits of the sum, the sum less 1.5 2^52 is n exactly
@@ -703,6 +748,17 @@ pub(crate) mod tests {
         for n in 0..1000 {
             let mid = (f64::from(n) + 0.5) * std::f64::consts::LN_2;
             lambdas.extend([mid, mid.next_up(), mid.next_down()]);
+        }
+        // the table's rows, the midpoints between them (where |d| is
+        // largest) and the table's end
+        for i in 0..=330 {
+            for x in [f64::from(i) / 16.0, (f64::from(i) + 0.5) / 16.0] {
+                lambdas.extend([x, x.next_up(), x.next_down()]);
+            }
+        }
+        for (i, &row) in EXP_TABLE.iter().enumerate() {
+            let want = (-(i as f64) / 16.0).exp();
+            assert!((row - want).abs() <= 1e-13 * want, "{i}: {row} vs {want}");
         }
         for _ in 0..2_000_000 {
             lambdas.push(rng.random_range(0.0..20.0));
