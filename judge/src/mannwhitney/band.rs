@@ -738,6 +738,7 @@ pub(super) fn power_of_two_above(v: f64) -> f64 {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use super::super::statistic::unpadded;
     use super::super::test_support::*;
     use super::super::{Extremes, mann_whitney};
     use super::*;
@@ -751,7 +752,7 @@ mod tests {
         above: bool,
         below: bool,
     ) -> BandQuestion {
-        let m = mw.y_padded.len() - 1;
+        let m = unpadded(&mw.y_padded).len();
         BandQuestion {
             mu_min: mw.x[0] - mw.y_padded[m - 1],
             mu_max: mw.x[mw.x.len() - 1] - mw.y_padded[0],

@@ -41,7 +41,7 @@ pub use band::{Band, BandAnswer, BandCounts};
 
 use crate::stats::{pnorm, qnorm};
 use reuse::{Reuse, Sorted, dense, grown_counts, sort_reusing};
-use statistic::{RankStatistic, Scratch, Summary, runs};
+use statistic::{RankStatistic, SENTINELS, Scratch, Summary, runs, unpadded};
 use zeroin::zeroin;
 
 /// Why an interval could not be computed.
@@ -81,7 +81,8 @@ pub struct MannWhitneyResult {
 pub struct MannWhitney {
     /// Experiment, sorted.
     x: Vec<f64>,
-    /// Control, sorted, then a +inf sentinel that ends every scan.
+    /// Control, sorted, then [`SENTINELS`] +inf sentinels: one ends every
+    /// scan, and the plain merge reads four values from any count on.
     y_padded: Vec<f64>,
     /// Sort keys (scratch).
     keys: Vec<i64>,
@@ -120,7 +121,8 @@ impl MannWhitney {
         let [sx, sy] = &mut self.summary;
         let sorted_x = sort_reusing(experiment, &mut prev_x, &mut self.x, sx, &mut self.keys, r);
         std::mem::swap(&mut r.part, &mut r.part_x);
-        self.y_padded.pop();
+        let m = unpadded(&self.y_padded).len();
+        self.y_padded.truncate(m);
         let sorted_y = sort_reusing(
             control,
             &mut prev_y,
@@ -163,7 +165,7 @@ impl MannWhitney {
         } else {
             self.running = [None; 2];
         }
-        self.y_padded.push(f64::INFINITY);
+        self.y_padded.extend([f64::INFINITY; SENTINELS]);
     }
 
     /// [`crate::stats::mean_ratio`]`(control, experiment)`, bit for bit,
@@ -182,10 +184,7 @@ impl MannWhitney {
 
     /// The loaded control, sorted.
     pub fn control_sorted(&self) -> &[f64] {
-        match self.y_padded.split_last() {
-            Some((_, y)) => y,
-            None => &[],
-        }
+        unpadded(&self.y_padded)
     }
 
     /// Confidence interval for `experiment - control` at `conf_level`.
@@ -206,14 +205,14 @@ impl MannWhitney {
     /// samples have data and `conf_level` lies in (0, 1): what both the
     /// interval and the band classification start from.
     fn shift_range(&self, conf_level: f64) -> Result<(f64, f64), MannWhitneyError> {
-        if self.x.is_empty() || self.y_padded.len() < 2 {
+        if self.x.is_empty() || unpadded(&self.y_padded).is_empty() {
             return Err(MannWhitneyError::Empty);
         }
         if !(conf_level > 0.0 && conf_level < 1.0) {
             return Err(MannWhitneyError::ConfidenceLevel(conf_level));
         }
         let (x, y_padded) = (&self.x, &self.y_padded);
-        let y = &y_padded[..y_padded.len() - 1];
+        let y = unpadded(y_padded);
         Ok((x[0] - y[y.len() - 1], x[x.len() - 1] - y[0]))
     }
 

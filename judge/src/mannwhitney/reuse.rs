@@ -408,7 +408,7 @@ pub(super) fn gallop<T>(s: &[T], from: usize, pred: impl Fn(&T) -> bool) -> usiz
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::MannWhitney;
-    use super::super::statistic::{RankStatistic, runs};
+    use super::super::statistic::{RankStatistic, runs, unpadded};
     use super::super::test_support::*;
     use super::*;
 
@@ -648,7 +648,7 @@ mod tests {
                 fresh.y_padded.map_bits(),
                 "step {step}"
             );
-            let m = fresh.y_padded.len() - 1;
+            let m = unpadded(&fresh.y_padded).len();
             for (a, b) in kept
                 .summary
                 .iter()

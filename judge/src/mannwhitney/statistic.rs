@@ -114,7 +114,8 @@ pub(super) fn runs(sorted: &[f64]) -> Summary {
 pub(super) struct RankStatistic<'a> {
     pub(super) x: &'a [f64],
     pub(super) y: &'a [f64],
-    /// `y` and a +inf sentinel.
+    /// `y` and [`SENTINELS`] +inf sentinels (no fewer: the plain merge
+    /// reads four values from any count on).
     pub(super) y_padded: &'a [f64],
     pub(super) probes: &'a mut Probes,
     pub(super) pairs: &'a mut PairBracket,
@@ -144,8 +145,7 @@ pub(super) struct RankStatistic<'a> {
 
 impl<'a> RankStatistic<'a> {
     pub(super) fn new(x: &'a [f64], y_padded: &'a [f64], scratch: &'a mut Scratch) -> Self {
-        let y = &y_padded[..y_padded.len() - 1];
-        Self::with_summary(x, y_padded, scratch, [runs(x), runs(y)])
+        Self::with_summary(x, y_padded, scratch, [runs(x), runs(unpadded(y_padded))])
     }
 
     /// [`RankStatistic::new`] with the samples' [`runs`] known.
@@ -160,7 +160,7 @@ impl<'a> RankStatistic<'a> {
             pairs,
             tied,
         } = scratch;
-        let y = &y_padded[..y_padded.len() - 1];
+        let y = unpadded(y_padded);
         let (n, m) = (x.len() as i64, y.len() as i64);
         // the counts at +-inf are written when first needed
         probes.stale = true;
@@ -348,6 +348,12 @@ impl<'a> RankStatistic<'a> {
                 }
                 _ => 0,
             };
+            // once here, so that the steps' windows need no check (see
+            // `merge_step`)
+            assert!(
+                yp.len() >= SENTINELS && yp.len() - SENTINELS == m,
+                "the control and its sentinels"
+            );
             let (x_a, x_b) = (&x[..half], &x[half..2 * half]);
             let (out_a, out_b) = lt_new[..2 * half].split_at_mut(half);
             let pairs = x_a.iter().zip(x_b).zip(out_a.iter_mut().zip(out_b));
@@ -526,33 +532,41 @@ fn past_the_bottom(x: &[f64], y: &[f64], d: f64, lt: &mut [usize], tied: &mut Ve
 /// [`RankStatistic::ranks_from_probes`] runs two halves side by side.
 const SIDE_BY_SIDE: usize = 32;
 
+/// How many +inf sentinels follow the control in `y_padded`: a count is at
+/// most m, so the four values from any count on are in the slice, and the
+/// plain merge's steps read them without a check or a scan for the end.
+pub(super) const SENTINELS: usize = 4;
+
+/// The control in `y_padded`, without its sentinels.
+pub(super) fn unpadded(y_padded: &[f64]) -> &[f64] {
+    &y_padded[..y_padded.len().saturating_sub(SENTINELS)]
+}
+
 /// One step of the plain merge: the number of control values below `v`
-/// (`yp` is the control and a +inf sentinel, `m` its length), from `lt`,
-/// a number of them known to be below it (the previous x's count), and
-/// whether the next one ties `v` (a new tie, or the sentinel when `v` is
-/// +inf: the tie count then finds none).
+/// (`yp` is the control and exactly [`SENTINELS`] +inf sentinels, `m` its
+/// length), from `lt`, a number of them known to be below it (the previous
+/// x's count), and whether the next one ties `v` (a new tie, or a sentinel
+/// when `v` is +inf: the tie count then finds none).
 #[inline(always)]
 fn merge_step(yp: &[f64], m: usize, lt: usize, v: f64) -> (usize, bool) {
     // The next four at once, without branches (the scan's exit, a branch
     // mispredicted about once per x, is not needed); all four below:
     // gallop from there. y is sorted and NaN-free, so the first value not
-    // below v ends the run: the count is exact either way.
-    let Some(w) = yp.get(lt..).and_then(<[f64]>::first_chunk::<4>) else {
-        // fewer than four values (the sentinel included) left: scan
-        let mut lt = lt;
-        while yp[lt] < v {
-            lt += 1;
-        }
-        return (lt, yp[lt] <= v);
+    // below v ends the run: the count is exact either way. `lt` is a count,
+    // at most m, so `min` changes nothing; it only lets the compiler see
+    // that the window ends inside `yp` (m + SENTINELS long).
+    let at = lt.min(yp.len() - SENTINELS);
+    let Some(w) = yp[at..].first_chunk::<4>() else {
+        unreachable!("`at` is at most yp.len() - SENTINELS")
     };
     let below = usize::from(w[0] < v)
         + usize::from(w[1] < v)
         + usize::from(w[2] < v)
         + usize::from(w[3] < v);
     if below < 4 {
-        (lt + below, w[below] <= v)
+        (at + below, w[below] <= v)
     } else {
-        let lt = count_below(yp, v, lt + 4, m);
+        let lt = count_below(yp, v, at + 4, m);
         (lt, yp[lt] <= v)
     }
 }
@@ -749,7 +763,7 @@ mod tests {
         for (x, y) in sets {
             let mut mw = MannWhitney::new();
             mw.load(&x, &y);
-            let m = mw.y_padded.len() - 1;
+            let m = unpadded(&mw.y_padded).len();
             let (xs, ys) = (mw.x.clone(), mw.y_padded[..m].to_vec());
             let (lo, hi) = (xs[0] - ys[m - 1], xs[xs.len() - 1] - ys[0]);
             tying_ends += usize::from(xs[0] - lo == ys[m - 1]);
@@ -777,6 +791,48 @@ mod tests {
     }
 
     #[test]
+    fn the_plain_merge_reads_the_sentinels_exactly() {
+        // Controls of 1 to 9 values (fewer than, as many as and more than
+        // a step's window of four) and 1 to 70 x's (one pass, and two
+        // halves side by side), at shifts putting the top x's at, between
+        // and above the top control values and at +-inf: the steps' windows
+        // reach into the sentinels, and every count from 0 to m is taken.
+        let mut r = Lcg(19);
+        let mut reached = 0;
+        for m in 1..=9 {
+            for n in [1, 2, 5, 31, 32, 33, 70] {
+                let y: Vec<f64> = (0..m).map(|_| r.below(6) as f64).collect();
+                let x: Vec<f64> = (0..n).map(|_| r.below(40) as f64 * 0.25).collect();
+                let mut mw = MannWhitney::new();
+                mw.load(&x, &y);
+                let (xs, ys) = (mw.x.clone(), unpadded(&mw.y_padded).to_vec());
+                assert_eq!(ys.len(), m);
+                assert_eq!(mw.control_sorted(), &ys[..]);
+                assert!(
+                    mw.y_padded[m..].len() == SENTINELS
+                        && mw.y_padded[m..].iter().all(|&t| t == f64::INFINITY)
+                );
+                let mut ds = vec![f64::INFINITY, f64::NEG_INFINITY];
+                for &xi in xs.iter().rev().take(6) {
+                    for &t in &ys {
+                        let d = xi - t;
+                        ds.extend([d, d.next_up(), d.next_down(), d - 0.5, d + 0.5]);
+                    }
+                }
+                for &d in &ds {
+                    // fresh probes: the pass is the plain merge
+                    let mut stat = RankStatistic::new(&mw.x, &mw.y_padded, &mut mw.scratch);
+                    let want = ranks_by_merge(&xs, &ys, d);
+                    assert_eq!(stat.ranks(d), want, "d = {d:e}, x {xs:?} y {ys:?}");
+                    let counts = &stat.probes.counts;
+                    reached += counts.iter().filter(|&&c| c + 2 >= m).count();
+                }
+            }
+        }
+        assert!(reached > 1000, "{reached}");
+    }
+
+    #[test]
     fn ranks_equal_the_merge_while_a_bracket_narrows() {
         // Shifts as a root finder makes them: each inside the bracket left
         // by the previous ones, so the pair list is built and narrowed.
@@ -785,7 +841,7 @@ mod tests {
         for (x, y) in datasets() {
             let mut mw = MannWhitney::new();
             mw.load(&x, &y);
-            let m = mw.y_padded.len() - 1;
+            let m = unpadded(&mw.y_padded).len();
             let (lo0, hi0) = (
                 mw.x[0] - mw.y_padded[m - 1],
                 mw.x[mw.x.len() - 1] - mw.y_padded[0],

@@ -195,7 +195,7 @@ impl Zeroin {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::MannWhitney;
-    use super::super::statistic::RankStatistic;
+    use super::super::statistic::{RankStatistic, unpadded};
     use super::super::test_support::*;
     use super::*;
 
@@ -208,7 +208,7 @@ mod tests {
         for (x, y) in datasets() {
             let mut mw = MannWhitney::new();
             mw.load(&x, &y);
-            let m = mw.y_padded.len() - 1;
+            let m = unpadded(&mw.y_padded).len();
             let (lo, hi) = (
                 mw.x[0] - mw.y_padded[m - 1],
                 mw.x[mw.x.len() - 1] - mw.y_padded[0],
