@@ -1665,14 +1665,14 @@ mod tests {
         }
     }
 
-    /// An error ratio's one pass (`counted_ratio`) is its two rates'
-    /// passes combined as `Binary` combines any two programs' points, bit
-    /// for bit: errors or successes over requests, every operator, rate and
-    /// increase, several windows, on a crash-looping track and a steady
-    /// one, from several first steps and continued in pieces of every
-    /// length.
-    #[test]
-    fn counted_ratio_is_its_rates_passes() {
+    /// `steps` ten-second steps of a crash-looping canary (down from 95 s)
+    /// and a steady control, both with 5% of `svc`'s traffic and every
+    /// draw on: the tracks the programs' pass tests read.
+    fn crash_looping_and_steady(
+        svc: &scenarios::Service,
+        seed: u64,
+        steps: usize,
+    ) -> Generator<'_> {
         use crate::series::{Draws, TrackSpec};
         use rand::SeedableRng;
         let track = |regression| TrackSpec {
@@ -1691,12 +1691,24 @@ mod tests {
             cpu: true,
             memory: true,
         };
-        let svc = scenarios::Service::default();
-        let mut g = Generator::new(&svc, 10.0, [track(crash), track(None)], draws);
+        let mut g = Generator::new(svc, 10.0, [track(crash), track(None)], draws);
         g.set_shares(0.0, [0.05, 0.05]);
-        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
-        let steps = 150;
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
         g.advance_to(steps, &mut rng);
+        g
+    }
+
+    /// An error ratio's one pass (`counted_ratio`) is its two rates'
+    /// passes combined as `Binary` combines any two programs' points, bit
+    /// for bit: errors or successes over requests, every operator, rate and
+    /// increase, several windows, on a crash-looping track and a steady
+    /// one, from several first steps and continued in pieces of every
+    /// length.
+    #[test]
+    fn counted_ratio_is_its_rates_passes() {
+        let svc = scenarios::Service::default();
+        let steps = 150;
+        let g = crash_looping_and_steady(&svc, 3, steps);
         let step_ms = 10_000;
         let ops = [token::T_DIV, token::T_ADD, token::T_SUB, token::T_MUL];
         for (col, col2) in [(Col::Errors, Col::Requests), (Col::Ok, Col::Requests)] {
@@ -1854,30 +1866,9 @@ mod tests {
     /// program's fresh state, and its pass gives a fresh pass's points.
     #[test]
     fn renewed_state_is_a_fresh_one() {
-        use crate::series::{Draws, TrackSpec};
-        use rand::SeedableRng;
-        let track = |regression| TrackSpec {
-            pods: 2,
-            age_at_start_s: 20.0,
-            latency_offset: 0.01,
-            regression,
-        };
-        let crash = Some(scenarios::Regression::CrashLoop {
-            crash_after_s: 95.0,
-        });
-        let draws = Draws {
-            histogram: true,
-            union: false,
-            latency_sum: true,
-            cpu: true,
-            memory: true,
-        };
         let svc = scenarios::Service::default();
-        let mut g = Generator::new(&svc, 10.0, [track(crash), track(None)], draws);
-        g.set_shares(0.0, [0.05, 0.05]);
-        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
         let steps = 80;
-        g.advance_to(steps, &mut rng);
+        let g = crash_looping_and_steady(&svc, 5, steps);
         let step_ms = 10_000;
         let rate = |track, col| Program::Rate {
             track,
