@@ -1606,6 +1606,32 @@ mod tests {
         assert_eq!(answered, drawn);
     }
 
+    /// A random bucket set for the quantile tests: Istio's table on odd
+    /// cases, goldengoose's on even ones; the counts up to a scale drawn
+    /// from `scales`, a third of the buckets empty. The bounds, the
+    /// table's bucket count and the counts (zero beyond it).
+    fn random_buckets(
+        next: &mut impl FnMut() -> u64,
+        case: usize,
+        scales: &[u64],
+    ) -> (&'static [f64], usize, [u64; ISTIO]) {
+        let (bounds, n): (&'static [f64], usize) = if case % 2 == 1 {
+            (istio_bounds_ms(), ISTIO)
+        } else {
+            (&DURATION_BUCKETS, GOLDENGOOSE)
+        };
+        let scale = scales[(next() % scales.len() as u64) as usize];
+        let mut counts = [0u64; ISTIO];
+        for c in counts[..n].iter_mut() {
+            *c = if next().is_multiple_of(3) || scale == 0 {
+                0
+            } else {
+                next() % (scale + 1)
+            };
+        }
+        (bounds, n, counts)
+    }
+
     /// The pass's quantile is `quantile_of_total`'s bit for bit: both
     /// tables, sparse and dense counts, totals whose ranks fall on or next
     /// to a count's rate (medians of even totals).
@@ -1614,21 +1640,8 @@ mod tests {
         let mut next = xorshift(0x2545_f491_4f6c_dd1d_u64);
         let qs = [0.5, 0.99, 0.9, 0.01, 0.25, 0.75, 1e-9, 0.999_999];
         for case in 0..200_000 {
-            let istio = case % 2 == 1;
-            let (bounds, n): (&[f64], usize) = if istio {
-                (istio_bounds_ms(), ISTIO)
-            } else {
-                (&DURATION_BUCKETS, GOLDENGOOSE)
-            };
-            let scale = [0, 1, 2, 3, 50, 10_000, 1 << 40][(next() % 7) as usize];
-            let mut counts = [0u64; ISTIO];
-            for c in counts[..n].iter_mut() {
-                *c = if next().is_multiple_of(3) || scale == 0 {
-                    0
-                } else {
-                    next() % (scale + 1)
-                };
-            }
+            let (bounds, n, counts) =
+                random_buckets(&mut next, case, &[0, 1, 2, 3, 50, 10_000, 1 << 40]);
             let counts = &counts[..n];
             let total: u64 = counts.iter().sum();
             let range_s = [60.0, 30.0, 120.0, 10.0, 7.0, 0.3][(next() % 6) as usize];
@@ -1825,22 +1838,7 @@ mod tests {
         let mut next = xorshift(0x2545_f491_4f6c_dd1d_u64);
         let qs = [0.5, 0.99, 0.9, 0.01, 1.0, 0.0, 1e-9, 0.999_999];
         for case in 0..20_000 {
-            let istio = case % 2 == 1;
-            let (bounds, n): (&[f64], usize) = if istio {
-                (istio_bounds_ms(), ISTIO)
-            } else {
-                (&DURATION_BUCKETS, GOLDENGOOSE)
-            };
-            let scale = [0, 1, 3, 50, 10_000][(next() % 5) as usize];
-            let mut counts = [0u64; ISTIO];
-            for c in counts[..n].iter_mut() {
-                // a third of the buckets empty
-                *c = if next().is_multiple_of(3) || scale == 0 {
-                    0
-                } else {
-                    next() % (scale + 1)
-                };
-            }
+            let (bounds, n, counts) = random_buckets(&mut next, case, &[0, 1, 3, 50, 10_000]);
             let range_s = [60.0, 30.0, 120.0, 7.0][(next() % 4) as usize];
             let q = qs[(next() % qs.len() as u64) as usize];
             let mut running = 0u64;
