@@ -1678,6 +1678,19 @@ mod tests {
         }
     }
 
+    /// Points compared bit for bit: a value's bits, None for absent,
+    /// Some(1) (the least subnormal's bits, which no tested value has) for
+    /// a fallback.
+    fn point_bits(v: &[Point]) -> Vec<Option<u64>> {
+        v.iter()
+            .map(|p| match p {
+                Point::Value(v) => Some(v.to_bits()),
+                Point::Absent => None,
+                Point::Fallback => Some(1),
+            })
+            .collect()
+    }
+
     /// `steps` ten-second steps of a crash-looping canary (down from 95 s)
     /// and a steady control, both with 5% of `svc`'s traffic and every
     /// draw on: the tracks the programs' pass tests read.
@@ -1765,16 +1778,11 @@ mod tests {
                                 from = to + 1;
                                 piece += 1;
                             }
-                            let bits = |v: &[Point]| {
-                                v.iter()
-                                    .map(|p| match p {
-                                        Point::Value(v) => Some(v.to_bits()),
-                                        Point::Absent => None,
-                                        Point::Fallback => Some(1),
-                                    })
-                                    .collect::<Vec<_>>()
-                            };
-                            assert_eq!(bits(&got), bits(&want), "{col:?} {op} {w} {track} {k0}");
+                            assert_eq!(
+                                point_bits(&got),
+                                point_bits(&want),
+                                "{col:?} {op} {w} {track} {k0}"
+                            );
                             // the one pass, not the two
                             let mut fresh = State::of(&ratio);
                             let State::Binary(ls, rs) = &mut fresh else {
@@ -1791,7 +1799,7 @@ mod tests {
                                 step_ms,
                                 &mut one
                             ));
-                            assert_eq!(bits(&one), bits(&want));
+                            assert_eq!(point_bits(&one), point_bits(&want));
                         }
                     }
                 }
@@ -1905,15 +1913,6 @@ mod tests {
                 binary(rate(1, Col::Cpu), rate(1, Col::Errors)),
             ),
         ];
-        let bits = |v: &[Point]| {
-            v.iter()
-                .map(|p| match p {
-                    Point::Value(v) => Some(v.to_bits()),
-                    Point::Absent => None,
-                    Point::Fallback => Some(1),
-                })
-                .collect::<Vec<_>>()
-        };
         for old in &programs {
             for used in [false, true] {
                 for p in &programs {
@@ -1928,7 +1927,11 @@ mod tests {
                     run(p, &g, 2, steps, step_ms, &mut want);
                     let values = want.iter().any(|p| matches!(p, Point::Value(_)));
                     assert!(values || *p == Program::Fallback);
-                    assert_eq!(bits(&got), bits(&want), "{old:?} ({used}) to {p:?}");
+                    assert_eq!(
+                        point_bits(&got),
+                        point_bits(&want),
+                        "{old:?} ({used}) to {p:?}"
+                    );
                 }
             }
         }
