@@ -375,7 +375,7 @@ impl KayentaPlan {
                     istio: istio2,
                     steps: steps2,
                 },
-                State::Quantile { up, sums, have },
+                State::Quantile { up, cums, have },
                 State::Quantile { .. },
             ) if (track, istio, steps) == (track2, istio2, steps2)
                 && cursor2.next.unwrap_or(k0) == from =>
@@ -386,7 +386,7 @@ impl KayentaPlan {
                         track,
                         istio,
                         steps,
-                        (up, sums, have),
+                        (up, cums, have),
                         g,
                         from,
                         k1,
@@ -764,7 +764,9 @@ enum State {
     },
     Quantile {
         up: UpWindow,
-        sums: [u64; ISTIO],
+        /// The window's cumulative counts: through each bucket, summed
+        /// over the window's steps (the last is the window's total).
+        cums: [u64; ISTIO],
         have: Option<usize>,
     },
 }
@@ -796,7 +798,7 @@ impl State {
             },
             Program::Quantile { .. } => State::Quantile {
                 up: UpWindow::default(),
-                sums: [0; ISTIO],
+                cums: [0; ISTIO],
                 have: None,
             },
             Program::Const(_) | Program::Memory { .. } | Program::Fallback => State::Stateless,
@@ -923,13 +925,13 @@ fn run_from(
                 istio,
                 steps: w,
             },
-            State::Quantile { up, sums, have },
+            State::Quantile { up, cums, have },
         ) => quantiles(
             [q],
             track,
             istio,
             w,
-            (up, sums, have),
+            (up, cums, have),
             g,
             k0,
             k1,
@@ -1121,9 +1123,11 @@ fn rate_pass<T: Copy>(
 /// A quantile program's pass (`Program::Quantile` on `track`'s buckets,
 /// Istio's or goldengoose's, over windows of `w` steps) from `state`, for
 /// each of the quantiles `qs` into its `outs`: one slide of the window's
-/// counts serves them all (the counts are integers, so the window's sums
-/// at a step are the same whatever pass reached them), and each point is
-/// the one [`run_from`] gives for that quantile alone.
+/// cumulative counts serves them all (the counts are integers, so the
+/// window's sums at a step are the same whatever pass reached them), and
+/// each point is the one [`run_from`] gives for that quantile alone. The
+/// window is kept cumulative (through each bucket), so that its total is
+/// its last and the scan for a rank's bucket reads them in place.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn quantiles<const N: usize>(
@@ -1138,7 +1142,7 @@ fn quantiles<const N: usize>(
     step_ms: i64,
     mut outs: [&mut Vec<Point>; N],
 ) {
-    let (up, sums, have) = state;
+    let (up, cums, have) = state;
     let steps = g.steps(track);
     let may_be_down = g.may_be_down(track);
     let range_s = w as f64 * step_ms as f64 / 1000.0;
@@ -1150,7 +1154,7 @@ fn quantiles<const N: usize>(
     // one step's counts per bucket: goldengoose's read in place,
     // Istio's folded from the union histogram
     let fine = g.union_buckets(track);
-    let mut one = [0u64; ISTIO];
+    let (mut one, mut two) = ([0u64; ISTIO], [0u64; ISTIO]);
     fn counts<'c>(
         istio: bool,
         fine: &'c [[u64; UNION]],
@@ -1180,58 +1184,63 @@ fn quantiles<const N: usize>(
         match *have {
             Some(prev) if prev + 1 == k && !istio => {
                 // goldengoose's buckets in place: one pass of fixed
-                // length (the same integers as adding, then taking)
+                // length
                 let (new, old) = (&steps[k - 1].buckets, &steps[k - w - 1].buckets);
-                for ((s, &a), &b) in sums[..GOLDENGOOSE].iter_mut().zip(new).zip(old) {
-                    *s = *s + a - b;
-                }
+                slide_cumulative(&mut cums[..GOLDENGOOSE], new, old);
             }
             Some(prev) if prev + 1 == k => {
-                for (s, o) in sums.iter_mut().zip(counts(istio, fine, steps, k, &mut one)) {
-                    *s += o;
-                }
-                for (s, o) in sums
-                    .iter_mut()
-                    .zip(counts(istio, fine, steps, k - w, &mut one))
-                {
-                    *s -= o;
-                }
+                let new = counts(istio, fine, steps, k, &mut one);
+                let old = counts(istio, fine, steps, k - w, &mut two);
+                slide_cumulative(cums, new, old);
             }
             _ => {
-                *sums = [0; ISTIO];
+                *cums = [0; ISTIO];
                 for j in k + 1 - w..=k {
-                    for (s, o) in sums.iter_mut().zip(counts(istio, fine, steps, j, &mut one)) {
-                        *s += o;
-                    }
+                    let new = counts(istio, fine, steps, j, &mut one);
+                    slide_cumulative(cums, new, &[0; ISTIO]);
                 }
             }
         }
         *have = Some(k);
-        let counts = &sums[..n];
-        let total: u64 = counts.iter().sum();
+        let cums = &cums[..n];
+        let total = cums[n - 1];
         if plain && total < 1 << 53 {
-            // quantile_of_total's checks of q and the buckets passed for
-            // the pass; the counts convert exactly, and the total's rate
-            // serves every quantile
+            // quantile_of_cumulative's checks of q and the buckets passed
+            // for the pass; the counts convert exactly, and the total's
+            // rate serves every quantile
             let observations = exact_f64(total) / range_s;
             for (&q, out) in qs.iter().zip(outs.iter_mut()) {
                 out.push(Point::Value(if observations == 0.0 {
                     f64::NAN
                 } else {
-                    quantile_near(q, counts, total, observations, bounds, range_s)
+                    quantile_near(q, cums, total, observations, bounds, range_s)
                 }));
             }
             continue;
         }
         for (&q, out) in qs.iter().zip(outs.iter_mut()) {
-            out.push(Point::Value(quantile_of_total(
-                q, counts, total, bounds, range_s,
+            out.push(Point::Value(quantile_of_cumulative(
+                q, cums, bounds, range_s,
             )));
         }
     }
 }
 
-/// Whether [`quantile_near`] may stand for [`quantile_of_total`] in a pass
+/// Adds to the cumulative counts `cums` those of the counts `new` less
+/// those of `old`, bucket by bucket (the running difference of the two,
+/// added through each bucket). Wrapping: the running difference may be
+/// negative, but every result is the window's true cumulative count, a
+/// `u64`, and sums modulo 2^64 are exact where the result fits.
+#[inline(always)]
+fn slide_cumulative(cums: &mut [u64], new: &[u64], old: &[u64]) {
+    let mut d = 0u64;
+    for ((s, &a), &b) in cums.iter_mut().zip(new).zip(old) {
+        d = d.wrapping_add(a).wrapping_sub(b);
+        *s = s.wrapping_add(d);
+    }
+}
+
+/// Whether [`quantile_near`] may stand for [`quantile_of_cumulative`] in a pass
 /// of the quantiles `qs` over buckets whose upper bounds are `bounds`
 /// (then +Inf) and `n` counts, with rates over `range_s` seconds: every
 /// `q` strictly between 0 and 1 (none of that function's early answers),
@@ -1260,15 +1269,15 @@ fn exact_f64(c: u64) -> f64 {
     (c & ((1 << 53) - 1)) as f64
 }
 
-/// [`quantile_of_total`] for `q` strictly between 0 and 1, buckets
-/// [`quantiles_plain`] admits, a `total` below 2^53 and its rate
-/// `observations` (`exact_f64(total) / range_s`, not 0): the same
+/// [`quantile_of_cumulative`] for `q` strictly between 0 and 1, buckets
+/// [`quantiles_plain`] admits, a `total` (the last of `cums`) below 2^53
+/// and its rate `observations` (`exact_f64(total) / range_s`, not 0): the same
 /// computation without the checks those settle, the least reaching count
 /// from [`count_reaching_near`] where it can tell.
 #[inline(always)]
 fn quantile_near(
     q: f64,
-    counts: &[u64],
+    cums: &[u64],
     total: u64,
     observations: f64,
     bounds: &[f64],
@@ -1277,7 +1286,7 @@ fn quantile_near(
     let rank = q * observations;
     let reach = count_reaching_near(rank, range_s)
         .unwrap_or_else(|| least_count_reaching(rank, total, range_s));
-    interpolated(rank, reach, counts, bounds, range_s, exact_f64)
+    interpolated(rank, reach, cums, bounds, range_s, exact_f64)
 }
 
 /// [`least_count_reaching`] with one division at most, for `x` (`rank *
@@ -1327,23 +1336,33 @@ const NEAR_MOST: f64 = f64::from_bits((1023 + 46) << 52);
 const MARGIN: f64 = f64::from_bits((1023 - 48) << 52);
 const TWO_52: f64 = f64::from_bits((1023 + 52) << 52);
 
-/// [`quantile_of_total`] summing `counts` itself.
+/// [`quantile_of_cumulative`] on the running sums of `counts`.
 #[cfg(test)]
 fn quantile_of_counts(q: f64, counts: &[u64], bounds: &[f64], range_s: f64) -> f64 {
-    quantile_of_total(q, counts, counts.iter().sum(), bounds, range_s)
+    quantile_of_cumulative(q, &cumulative(counts), bounds, range_s)
+}
+
+/// The running sums of `counts`.
+#[cfg(test)]
+fn cumulative(counts: &[u64]) -> Vec<u64> {
+    counts
+        .iter()
+        .scan(0u64, |running, &c| {
+            *running += c;
+            Some(*running)
+        })
+        .collect()
 }
 
 /// [`prom::eval::bucket_quantile_sorted`] on the buckets whose upper
 /// bounds are `bounds` (then +Inf) and whose cumulative rates are the
-/// running sums of `counts` over `range_s`, with the same bits: it
+/// cumulative counts `cums` over `range_s`, with the same bits: it
 /// computes only the rates that function reads (the total, and the
 /// cumulative ones up to the bucket holding the rank, which it finds by a
 /// scan where that function bisects: the rates never decrease, since
 /// conversion and division by a positive number are monotone).
-/// `total` is the sum of `counts` (a pass computes it once for all its
-/// quantiles; `quantile_of_counts` in the tests sums them).
 #[inline(always)]
-fn quantile_of_total(q: f64, counts: &[u64], total: u64, bounds: &[f64], range_s: f64) -> f64 {
+fn quantile_of_cumulative(q: f64, cums: &[u64], bounds: &[f64], range_s: f64) -> f64 {
     let le = |b: usize| bounds.get(b).copied().unwrap_or(f64::INFINITY);
     if q.is_nan() {
         return f64::NAN;
@@ -1355,42 +1374,43 @@ fn quantile_of_total(q: f64, counts: &[u64], total: u64, bounds: &[f64], range_s
         return f64::INFINITY;
     }
     let rate = |c: u64| c as f64 / range_s;
-    if counts.len() < 2 || le(counts.len() - 1) != f64::INFINITY {
+    if cums.len() < 2 || le(cums.len() - 1) != f64::INFINITY {
         return f64::NAN;
     }
+    let total = cums[cums.len() - 1];
     let observations = rate(total);
     if observations == 0.0 {
         return f64::NAN;
     }
     let rank = q * observations;
     let reach = least_count_reaching(rank, total, range_s);
-    interpolated(rank, reach, counts, bounds, range_s, |c| c as f64)
+    interpolated(rank, reach, cums, bounds, range_s, |c| c as f64)
 }
 
-/// The rest of [`quantile_of_total`] from the rank and the least count
+/// The rest of [`quantile_of_cumulative`] from the rank and the least count
 /// reaching it, with `to_f64` for `c as f64` (the same values).
 #[inline(always)]
 fn interpolated(
     mut rank: f64,
     reach: u64,
-    counts: &[u64],
+    cums: &[u64],
     bounds: &[f64],
     range_s: f64,
     to_f64: impl Fn(u64) -> f64,
 ) -> f64 {
     let le = |b: usize| bounds.get(b).copied().unwrap_or(f64::INFINITY);
     let rate = |c: u64| to_f64(c) / range_s;
-    let last = counts.len() - 1;
-    // the first bucket below the last whose cumulative rate reaches rank,
-    // and the cumulative rates of it and the one before: a cumulative count
-    // reaches it when it reaches `reach`, the least count whose rate does
-    // (rates grow with counts), so the scan compares integers
-    let found = match <&[u64; GOLDENGOOSE]>::try_from(counts) {
+    let last = cums.len() - 1;
+    // the first bucket below the last whose cumulative rate reaches rank:
+    // a cumulative count reaches it when it reaches `reach`, the least
+    // count whose rate does (rates grow with counts), so the scan compares
+    // integers
+    let found = match <&[u64; GOLDENGOOSE]>::try_from(cums) {
         // goldengoose's buckets: a scan of fixed length, unrolled
         Ok(fixed) => first_reaching(fixed, reach),
-        Err(_) => first_reaching(counts, reach),
+        Err(_) => first_reaching(cums, reach),
     };
-    let Some((b, below, running)) = found else {
+    let Some(b) = found else {
         return le(last - 1);
     };
     if b == 0 && le(0) <= 0.0 {
@@ -1398,29 +1418,22 @@ fn interpolated(
     }
     let mut start = 0.0;
     let end = le(b);
-    let mut count = rate(running);
+    let mut count = rate(cums[b]);
     if b > 0 {
+        let below = rate(cums[b - 1]);
         start = le(b - 1);
-        count -= rate(below);
-        rank -= rate(below);
+        count -= below;
+        rank -= below;
     }
     start + (end - start) * (rank / count)
 }
 
-/// The first bucket below the last (+Inf) of `counts` whose cumulative
-/// count reaches `reach`, with the cumulative counts before it and through
-/// it; `None` if none does.
+/// The first bucket below the last (+Inf) whose cumulative count (of
+/// `cums`) reaches `reach`; `None` if none does.
 #[inline(always)]
-fn first_reaching<C: AsRef<[u64]> + ?Sized>(counts: &C, reach: u64) -> Option<(usize, u64, u64)> {
-    let counts = counts.as_ref();
-    let mut running = 0u64;
-    for (b, &c) in counts[..counts.len() - 1].iter().enumerate() {
-        running += c;
-        if running >= reach {
-            return Some((b, running - c, running));
-        }
-    }
-    None
+fn first_reaching<C: AsRef<[u64]> + ?Sized>(cums: &C, reach: u64) -> Option<usize> {
+    let cums = cums.as_ref();
+    cums[..cums.len() - 1].iter().position(|&c| c >= reach)
 }
 
 /// The least count `c` with `c as f64 / range_s >= rank`, for `rank` at
@@ -1632,27 +1645,28 @@ mod tests {
         (bounds, n, counts)
     }
 
-    /// The pass's quantile is `quantile_of_total`'s bit for bit: both
+    /// The pass's quantile is `quantile_of_counts`'s bit for bit: both
     /// tables, sparse and dense counts, totals whose ranks fall on or next
     /// to a count's rate (medians of even totals).
     #[test]
-    fn quantile_near_is_quantile_of_total() {
+    fn quantile_near_is_quantile_of_counts() {
         let mut next = xorshift(0x2545_f491_4f6c_dd1d_u64);
         let qs = [0.5, 0.99, 0.9, 0.01, 0.25, 0.75, 1e-9, 0.999_999];
         for case in 0..200_000 {
             let (bounds, n, counts) =
                 random_buckets(&mut next, case, &[0, 1, 2, 3, 50, 10_000, 1 << 40]);
             let counts = &counts[..n];
-            let total: u64 = counts.iter().sum();
+            let cums = cumulative(counts);
+            let total = cums[n - 1];
             let range_s = [60.0, 30.0, 120.0, 10.0, 7.0, 0.3][(next() % 6) as usize];
             let q = qs[(next() % qs.len() as u64) as usize];
             assert!(quantiles_plain(&[q], bounds, n, range_s));
-            let want = quantile_of_total(q, counts, total, bounds, range_s);
+            let want = quantile_of_counts(q, counts, bounds, range_s);
             let observations = exact_f64(total) / range_s;
             let got = if observations == 0.0 {
                 f64::NAN
             } else {
-                quantile_near(q, counts, total, observations, bounds, range_s)
+                quantile_near(q, &cums, total, observations, bounds, range_s)
             };
             assert!(
                 want.to_bits() == got.to_bits() || (want.is_nan() && got.is_nan()),
@@ -1822,18 +1836,20 @@ mod tests {
                 };
             }
             let total: u64 = counts.iter().sum();
+            let mut cums = [0u64; GOLDENGOOSE];
+            cums.copy_from_slice(&cumulative(&counts));
             for reach in 0..=total + 1 {
                 let mut running = 0u64;
                 let mut want = None;
                 for (b, &c) in counts[..GOLDENGOOSE - 1].iter().enumerate() {
                     running += c;
                     if running >= reach {
-                        want = Some((b, running - c, running));
+                        want = Some(b);
                         break;
                     }
                 }
-                assert_eq!(first_reaching(&counts, reach), want, "{counts:?} {reach}");
-                assert_eq!(first_reaching(&counts[..], reach), want);
+                assert_eq!(first_reaching(&cums, reach), want, "{counts:?} {reach}");
+                assert_eq!(first_reaching(&cums[..], reach), want);
             }
         }
     }
