@@ -1069,25 +1069,39 @@ fn counted_pass(
     point: impl Fn(u64, u64) -> f64,
     out: &mut Vec<Point>,
 ) {
-    for k in ks {
-        if !up.at(steps, may_be_down, w, k) {
-            out.push(Point::Fallback);
+    let (mut k, k1) = (*ks.start(), *ks.end());
+    while k <= k1 {
+        if let Some((new, old)) = sliding(steps, may_be_down, w, *have, k, k1) {
+            let (mut t, mut t2) = (*total, *total2);
+            for (new, old) in new.iter().zip(old) {
+                t = t + count(new) - count(old);
+                t2 = t2 + count2(new) - count2(old);
+                out.push(Point::Value(point(t, t2)));
+            }
+            (*total, *total2) = (t, t2);
+            k += new.len();
+            *have = Some(k - 1);
             continue;
         }
-        match *have {
-            Some(prev) if prev + 1 == k => {
-                let (new, old) = (&steps[k - 1], &steps[k - w - 1]);
-                *total = *total + count(new) - count(old);
-                *total2 = *total2 + count2(new) - count2(old);
+        if up.at(steps, may_be_down, w, k) {
+            match *have {
+                Some(prev) if prev + 1 == k => {
+                    let (new, old) = (&steps[k - 1], &steps[k - w - 1]);
+                    *total = *total + count(new) - count(old);
+                    *total2 = *total2 + count2(new) - count2(old);
+                }
+                _ => {
+                    let window = &steps[k - w..k];
+                    *total = window.iter().map(&count).sum();
+                    *total2 = window.iter().map(&count2).sum();
+                }
             }
-            _ => {
-                let window = &steps[k - w..k];
-                *total = window.iter().map(&count).sum();
-                *total2 = window.iter().map(&count2).sum();
-            }
+            *have = Some(k);
+            out.push(Point::Value(point(*total, *total2)));
+        } else {
+            out.push(Point::Fallback);
         }
-        *have = Some(k);
-        out.push(Point::Value(point(*total, *total2)));
+        k += 1;
     }
 }
 
@@ -1106,18 +1120,55 @@ fn rate_pass<T: Copy>(
     value: impl Fn(T) -> f64,
     out: &mut Vec<Point>,
 ) {
-    for k in ks {
-        if !up.at(steps, may_be_down, w, k) {
-            out.push(Point::Fallback);
+    let (mut k, k1) = (*ks.start(), *ks.end());
+    while k <= k1 {
+        if let Some((new, old)) = sliding(steps, may_be_down, w, *have, k, k1) {
+            let mut t = *total;
+            for (new, old) in new.iter().zip(old) {
+                t = slide(t, new, old);
+                out.push(Point::Value(value(t)));
+            }
+            *total = t;
+            k += new.len();
+            *have = Some(k - 1);
             continue;
         }
-        *total = match *have {
-            Some(prev) if prev + 1 == k => slide(*total, &steps[k - 1], &steps[k - w - 1]),
-            _ => sum(&steps[k - w..k]),
-        };
-        *have = Some(k);
-        out.push(Point::Value(value(*total)));
+        if up.at(steps, may_be_down, w, k) {
+            *total = match *have {
+                Some(prev) if prev + 1 == k => slide(*total, &steps[k - 1], &steps[k - w - 1]),
+                _ => sum(&steps[k - w..k]),
+            };
+            *have = Some(k);
+            out.push(Point::Value(value(*total)));
+        } else {
+            out.push(Point::Fallback);
+        }
+        k += 1;
     }
+}
+
+/// The steps entering and leaving the window from step `k` to `k1` (or
+/// the track's last step, if before) where a pass only slides its window:
+/// its total is that of step `k - 1` (`have`), a window that was up, and
+/// the track is never down, so every window from `k` to its last step is
+/// up ([`UpWindow::at`] answers so without a look at the steps, and
+/// changes nothing). `None` where the pass must look at each step itself.
+#[inline(always)]
+fn sliding(
+    steps: &[Step],
+    may_be_down: bool,
+    w: usize,
+    have: Option<usize>,
+    k: usize,
+    k1: usize,
+) -> Option<(&[Step], &[Step])> {
+    if may_be_down || k > steps.len() || have.is_none_or(|prev| prev + 1 != k) {
+        return None;
+    }
+    let end = k1.min(steps.len());
+    // an up window at k - 1 ended there, so k - 1 >= w
+    let first = (k - 1).checked_sub(w)?;
+    Some((steps.get(k - 1..end)?, steps.get(first..end - w)?))
 }
 
 /// A quantile program's pass (`Program::Quantile` on `track`'s buckets,
