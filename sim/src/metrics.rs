@@ -1224,21 +1224,28 @@ fn quantiles<const N: usize>(
         out.reserve(k1 + 1 - k0);
     }
     let plain = quantiles_plain(&qs, bounds, n, range_s);
+    let at = (n, bounds, range_s, plain);
     // the window's counts, slid from one step to the next
-    for k in k0..=k1 {
+    let mut k = k0;
+    while k <= k1 {
+        if !istio && let Some((new, old)) = sliding(steps, may_be_down, w, *have, k, k1) {
+            // goldengoose's buckets in place: one pass of fixed length
+            for (new, old) in new.iter().zip(old) {
+                slide_cumulative(&mut cums[..GOLDENGOOSE], &new.buckets, &old.buckets);
+                quantile_points(&qs, cums, at, &mut outs);
+            }
+            k += new.len();
+            *have = Some(k - 1);
+            continue;
+        }
         if !up.at(steps, may_be_down, w, k) {
             for out in outs.iter_mut() {
                 out.push(Point::Fallback);
             }
+            k += 1;
             continue;
         }
         match *have {
-            Some(prev) if prev + 1 == k && !istio => {
-                // goldengoose's buckets in place: one pass of fixed
-                // length
-                let (new, old) = (&steps[k - 1].buckets, &steps[k - w - 1].buckets);
-                slide_cumulative(&mut cums[..GOLDENGOOSE], new, old);
-            }
             Some(prev) if prev + 1 == k => {
                 let new = counts(istio, fine, steps, k, &mut one);
                 let old = counts(istio, fine, steps, k - w, &mut two);
@@ -1253,27 +1260,42 @@ fn quantiles<const N: usize>(
             }
         }
         *have = Some(k);
-        let cums = &cums[..n];
-        let total = cums[n - 1];
-        if plain && total < 1 << 53 {
-            // quantile_of_cumulative's checks of q and the buckets passed
-            // for the pass; the counts convert exactly, and the total's
-            // rate serves every quantile
-            let observations = exact_f64(total) / range_s;
-            for (&q, out) in qs.iter().zip(outs.iter_mut()) {
-                out.push(Point::Value(if observations == 0.0 {
-                    f64::NAN
-                } else {
-                    quantile_near(q, cums, total, observations, bounds, range_s)
-                }));
-            }
-            continue;
-        }
+        quantile_points(&qs, cums, at, &mut outs);
+        k += 1;
+    }
+}
+
+/// [`quantiles`]' points at a step, one for each of `qs` into its `outs`,
+/// from the window's cumulative counts `cums` over `n` buckets whose upper
+/// bounds are `bounds` (then +Inf), rates over `range_s` seconds, `plain`
+/// where [`quantiles_plain`] admits them.
+#[inline(always)]
+fn quantile_points<const N: usize>(
+    qs: &[f64; N],
+    cums: &[u64; ISTIO],
+    (n, bounds, range_s, plain): (usize, &[f64], f64, bool),
+    outs: &mut [&mut Vec<Point>; N],
+) {
+    let cums = &cums[..n];
+    let total = cums[n - 1];
+    if plain && total < 1 << 53 {
+        // quantile_of_cumulative's checks of q and the buckets passed for
+        // the pass; the counts convert exactly, and the total's rate
+        // serves every quantile
+        let observations = exact_f64(total) / range_s;
         for (&q, out) in qs.iter().zip(outs.iter_mut()) {
-            out.push(Point::Value(quantile_of_cumulative(
-                q, cums, bounds, range_s,
-            )));
+            out.push(Point::Value(if observations == 0.0 {
+                f64::NAN
+            } else {
+                quantile_near(q, cums, total, observations, bounds, range_s)
+            }));
         }
+        return;
+    }
+    for (&q, out) in qs.iter().zip(outs.iter_mut()) {
+        out.push(Point::Value(quantile_of_cumulative(
+            q, cums, bounds, range_s,
+        )));
     }
 }
 
