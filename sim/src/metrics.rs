@@ -1225,6 +1225,8 @@ fn quantiles<const N: usize>(
     }
     let plain = quantiles_plain(&qs, bounds, n, range_s);
     let at = (n, bounds, range_s, plain);
+    // each quantile's bucket at the step before ([`first_reaching_from`])
+    let mut hints = [0; N];
     // the window's counts, slid from one step to the next
     let mut k = k0;
     while k <= k1 {
@@ -1232,7 +1234,7 @@ fn quantiles<const N: usize>(
             // goldengoose's buckets in place: one pass of fixed length
             for (new, old) in new.iter().zip(old) {
                 slide_cumulative(&mut cums[..GOLDENGOOSE], &new.buckets, &old.buckets);
-                quantile_points(&qs, cums, at, &mut outs);
+                quantile_points(&qs, cums, at, &mut outs, &mut hints);
             }
             k += new.len();
             *have = Some(k - 1);
@@ -1260,7 +1262,7 @@ fn quantiles<const N: usize>(
             }
         }
         *have = Some(k);
-        quantile_points(&qs, cums, at, &mut outs);
+        quantile_points(&qs, cums, at, &mut outs, &mut hints);
         k += 1;
     }
 }
@@ -1275,6 +1277,7 @@ fn quantile_points<const N: usize>(
     cums: &[u64; ISTIO],
     (n, bounds, range_s, plain): (usize, &[f64], f64, bool),
     outs: &mut [&mut Vec<Point>; N],
+    hints: &mut [usize; N],
 ) {
     let cums = &cums[..n];
     let total = cums[n - 1];
@@ -1283,11 +1286,11 @@ fn quantile_points<const N: usize>(
         // the pass; the counts convert exactly, and the total's rate
         // serves every quantile
         let observations = exact_f64(total) / range_s;
-        for (&q, out) in qs.iter().zip(outs.iter_mut()) {
+        for ((&q, out), hint) in qs.iter().zip(outs.iter_mut()).zip(hints) {
             out.push(Point::Value(if observations == 0.0 {
                 f64::NAN
             } else {
-                quantile_near(q, cums, total, observations, bounds, range_s)
+                quantile_near(q, cums, total, observations, bounds, range_s, hint)
             }));
         }
         return;
@@ -1355,11 +1358,12 @@ fn quantile_near(
     observations: f64,
     bounds: &[f64],
     range_s: f64,
+    hint: &mut usize,
 ) -> f64 {
     let rank = q * observations;
     let reach = count_reaching_near(rank, range_s)
         .unwrap_or_else(|| least_count_reaching(rank, total, range_s));
-    interpolated(rank, reach, cums, bounds, range_s, exact_f64)
+    interpolated(rank, reach, cums, bounds, range_s, exact_f64, hint)
 }
 
 /// [`least_count_reaching`] with one division at most, for `x` (`rank *
@@ -1457,11 +1461,12 @@ fn quantile_of_cumulative(q: f64, cums: &[u64], bounds: &[f64], range_s: f64) ->
     }
     let rank = q * observations;
     let reach = least_count_reaching(rank, total, range_s);
-    interpolated(rank, reach, cums, bounds, range_s, |c| c as f64)
+    interpolated(rank, reach, cums, bounds, range_s, |c| c as f64, &mut 0)
 }
 
 /// The rest of [`quantile_of_cumulative`] from the rank and the least count
-/// reaching it, with `to_f64` for `c as f64` (the same values).
+/// reaching it, with `to_f64` for `c as f64` (the same values); the scan
+/// for its bucket tries `hint` first ([`first_reaching_from`]).
 #[inline(always)]
 fn interpolated(
     mut rank: f64,
@@ -1470,6 +1475,7 @@ fn interpolated(
     bounds: &[f64],
     range_s: f64,
     to_f64: impl Fn(u64) -> f64,
+    hint: &mut usize,
 ) -> f64 {
     let le = |b: usize| bounds.get(b).copied().unwrap_or(f64::INFINITY);
     let rate = |c: u64| to_f64(c) / range_s;
@@ -1480,8 +1486,8 @@ fn interpolated(
     // integers
     let found = match <&[u64; GOLDENGOOSE]>::try_from(cums) {
         // goldengoose's buckets: a scan of fixed length, unrolled
-        Ok(fixed) => first_reaching(fixed, reach),
-        Err(_) => first_reaching(cums, reach),
+        Ok(fixed) => first_reaching_from(fixed, reach, hint),
+        Err(_) => first_reaching_from(cums, reach, hint),
     };
     let Some(b) = found else {
         return le(last - 1);
@@ -1507,6 +1513,29 @@ fn interpolated(
 fn first_reaching<C: AsRef<[u64]> + ?Sized>(cums: &C, reach: u64) -> Option<usize> {
     let cums = cums.as_ref();
     cums[..cums.len() - 1].iter().position(|&c| c >= reach)
+}
+
+/// [`first_reaching`], trying the bucket `hint` first (the one a pass found
+/// for its quantile at the step before: a window slid by one step mostly
+/// keeps it): it is the answer when its cumulative count reaches `reach`
+/// and the one before it does not (cumulative counts never decrease, so
+/// none before it does); else the scan's answer, which becomes the hint.
+#[inline(always)]
+fn first_reaching_from<C: AsRef<[u64]> + ?Sized>(
+    cums: &C,
+    reach: u64,
+    hint: &mut usize,
+) -> Option<usize> {
+    let cums = cums.as_ref();
+    let h = *hint;
+    if h < cums.len().saturating_sub(1) && cums[h] >= reach && (h == 0 || cums[h - 1] < reach) {
+        return Some(h);
+    }
+    let found = first_reaching(cums, reach);
+    if let Some(b) = found {
+        *hint = b;
+    }
+    found
 }
 
 /// The least count `c` with `c as f64 / range_s >= rank`, for `rank` at
@@ -1739,7 +1768,9 @@ mod tests {
             let got = if observations == 0.0 {
                 f64::NAN
             } else {
-                quantile_near(q, &cums, total, observations, bounds, range_s)
+                // any bucket, or none, as the hint
+                let mut hint = (next() % (n as u64 + 2)) as usize;
+                quantile_near(q, &cums, total, observations, bounds, range_s, &mut hint)
             };
             assert!(
                 want.to_bits() == got.to_bits() || (want.is_nan() && got.is_nan()),
@@ -1895,7 +1926,8 @@ mod tests {
     }
 
     /// The unrolled scan over goldengoose's buckets finds what the slice's
-    /// scan finds, for every count to reach from 0 to one past the total.
+    /// scan finds, for every count to reach from 0 to one past the total;
+    /// so does the scan from every hint.
     #[test]
     fn fixed_scan_is_the_slices() {
         let mut next = xorshift(0x9e37_79b9_7f4a_7c15_u64);
@@ -1923,6 +1955,14 @@ mod tests {
                 }
                 assert_eq!(first_reaching(&cums, reach), want, "{counts:?} {reach}");
                 assert_eq!(first_reaching(&cums[..], reach), want);
+                // from every hint, and the hint left is the answer
+                for h in 0..GOLDENGOOSE + 2 {
+                    let mut hint = h;
+                    assert_eq!(first_reaching_from(&cums, reach, &mut hint), want);
+                    assert_eq!(hint, want.unwrap_or(h), "{counts:?} {reach} {h}");
+                    let mut hint = h;
+                    assert_eq!(first_reaching_from(&cums[..], reach, &mut hint), want);
+                }
             }
         }
     }
