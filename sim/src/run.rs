@@ -343,8 +343,12 @@ struct PointMemo {
     /// The values Prometheus returns from `k0` on (steps without a
     /// result left out).
     values: Vec<f64>,
-    /// Per step from `k0`: how many values up to it.
-    upto: Vec<usize>,
+    /// The steps from `k0` whose values it holds.
+    filled: usize,
+    /// Of those, the ones without a value (counted from `k0`, increasing):
+    /// few or none, so a window's values are counted from them rather
+    /// than recorded per step.
+    missing: Vec<usize>,
 }
 
 impl PointMemo {
@@ -354,16 +358,14 @@ impl PointMemo {
         self.k0 = usize::MAX;
         self.compiled.clear();
         self.values.clear();
-        self.upto.clear();
+        self.filled = 0;
+        self.missing.clear();
     }
 
     /// The values of the window of `steps` steps from `k0`.
     fn window(&self, steps: usize) -> &[f64] {
-        let n = match steps.min(self.upto.len()) {
-            0 => 0,
-            s => self.upto[s - 1],
-        };
-        &self.values[..n]
+        let s = steps.min(self.filled);
+        &self.values[..s - self.missing.partition_point(|&i| i < s)]
     }
 }
 
@@ -972,7 +974,7 @@ impl<'a> World<'_, 'a> {
             self.memo.resize_with(last + 1, Default::default);
         }
         let mut memo = self.memo_taken(m, side, k0);
-        let have = memo.upto.len();
+        let have = memo.filled;
         if k1 < k0 + have || self.generator.is_none() {
             self.memo[m][side] = memo;
             return;
@@ -984,7 +986,7 @@ impl<'a> World<'_, 'a> {
                 let len = if o.cursor.is_none() || o.k0 != k0 {
                     0
                 } else {
-                    o.upto.len()
+                    o.filled
                 };
                 len == have
             })
@@ -1038,7 +1040,8 @@ impl<'a> World<'_, 'a> {
             }
             memo.compiled.clear();
             memo.values.clear();
-            memo.upto.clear();
+            memo.filled = 0;
+            memo.missing.clear();
         }
         memo
     }
@@ -1056,7 +1059,7 @@ impl<'a> World<'_, 'a> {
     ) {
         let n = memo.compiled.len();
         memo.values.reserve(n - have);
-        memo.upto.reserve(n - have);
+        memo.filled = n;
         let k0 = memo.k0;
         let mut i = have;
         // the usual case, every point a value: no scan for the stretch's
@@ -1068,13 +1071,11 @@ impl<'a> World<'_, 'a> {
         };
         if values(&memo.compiled[have..]) {
             i = n;
-            let before = memo.values.len();
             memo.values
                 .extend(memo.compiled[have..].iter().map(|p| match *p {
                     Point::Value(v) => v,
                     Point::Absent | Point::Fallback => f64::NAN,
                 }));
-            memo.upto.extend(before + 1..before + 1 + (n - have));
         }
         while i < n {
             // a stretch of values: copied in one go
@@ -1083,22 +1084,23 @@ impl<'a> World<'_, 'a> {
                 .take_while(|p| matches!(p, Point::Value(_)))
                 .count();
             if plain > 0 {
-                let before = memo.values.len();
                 memo.values
                     .extend(memo.compiled[i..i + plain].iter().map(|p| match *p {
                         Point::Value(v) => v,
                         // not in the stretch
                         Point::Absent | Point::Fallback => f64::NAN,
                     }));
-                memo.upto.extend(before + 1..=before + plain);
                 i += plain;
                 continue;
             }
-            if memo.compiled[i] == Point::Fallback {
-                memo.values
-                    .extend(self.evaluated(m, side, (k0 + i) as i64 * step_ms));
+            let value = match memo.compiled[i] {
+                Point::Fallback => self.evaluated(m, side, (k0 + i) as i64 * step_ms),
+                _ => None,
+            };
+            match value {
+                Some(v) => memo.values.push(v),
+                None => memo.missing.push(i),
             }
-            memo.upto.push(memo.values.len());
             i += 1;
         }
     }
