@@ -1005,14 +1005,13 @@ fn counted_ratio(
     let steps = g.steps(track);
     let window = (steps, g.may_be_down(track), w);
     let step_s = step_ms as f64 / 1000.0;
+    // the rate's range, seconds: computed once (in the closure, the
+    // conversion and product were made per point)
+    let range_s = w as f64 * step_s;
     // Rate's value, for each side
     let value = |total: u64, increase: bool, divisor: f64| {
         let total = total as f64;
-        let v = if increase {
-            total
-        } else {
-            total / (w as f64 * step_s)
-        };
+        let v = if increase { total } else { total / range_s };
         v / divisor
     };
     let values = |a: u64, b: u64| (value(a, increase, divisor), value(b, increase2, divisor2));
