@@ -889,16 +889,50 @@ impl<'t> LazyCdf<'t> {
     /// CDF at bound `b` (below the +Inf bound), whose log `ln_x` is
     /// `table.ln[b]`, within [`NEAR_CDF_ERROR`] of [`LazyCdf::get`]'s:
     /// [`near_cdf`] for the log-normal within its table (z the same as
-    /// `get`'s), else `get` itself (as cheap there, or a rare step with a
-    /// tail or no spread).
+    /// `get`'s), else [`LazyCdf::near_else`].
     #[inline(always)]
     fn near(&self, b: usize, ln_x: f64) -> f64 {
         debug_assert_eq!(ln_x.to_bits(), self.table.ln[b].to_bits());
         let z = (ln_x - self.ln_median) / self.near_sigma;
         match near_cdf(self.near, z) {
             Some(f) => f,
-            None => self.get(b),
+            None => self.near_else(b, ln_x),
         }
+    }
+
+    /// [`LazyCdf::near`] beyond the plain log-normal's table: a step with
+    /// a tail (fraction in (0, 1]) and a spread gets [`latency_cdf`]'s
+    /// mixture of two log-normals with [`near_cdf`] in place of
+    /// `pnorm_within` (the same z's, the same clamps beyond 8.3 sd): each
+    /// term is within NEAR_CDF_ERROR / 3 of the exact one's, so their
+    /// mixture with weights 1 - f and f, computed alike, is too, but for
+    /// its three roundings (2^-53 of values at most 1). Anything else
+    /// (|z| beyond 8.3 in a plain step, no spread, a NaN) is `get` itself.
+    #[inline(never)]
+    fn near_else(&self, b: usize, ln_x: f64) -> f64 {
+        let (f, add) = self.tail;
+        let lognormal = |ln_v: f64| {
+            let z = (ln_v - self.ln_median) / self.sigma;
+            if z < -8.3 {
+                Some(0.0)
+            } else if z > 8.3 {
+                Some(1.0)
+            } else {
+                near_cdf(self.near, z)
+            }
+        };
+        if self.sigma != 0.0 && f > 0.0 && f <= 1.0 {
+            let x = self.table.le[b];
+            let shifted = if x > add {
+                lognormal((x - add).ln())
+            } else {
+                Some(0.0)
+            };
+            if let (Some(base), Some(shifted)) = (lognormal(ln_x), shifted) {
+                return (1.0 - f) * base + f * shifted;
+            }
+        }
+        self.get(b)
     }
 
     /// The lower run's test at bound `b` from the exact CDF, where the near
@@ -1528,6 +1562,47 @@ mod tests {
         }
         // the bound is not loose by orders of magnitude either
         assert!(worst > 1e-11, "{worst}");
+    }
+
+    /// `LazyCdf::near` is within its bound of `LazyCdf::get` at every
+    /// bound, for plain steps and for steps with a tail (the mixture of two
+    /// near log-normals, bounds above and below the delay), with no spread,
+    /// with spreads and medians that put bounds far beyond 8.3 sd.
+    #[test]
+    fn lazy_near_is_within_its_bound_of_get() {
+        use rand::SeedableRng;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(31);
+        let ln_union = UNION_BOUNDS.map(f64::ln);
+        let tables = [
+            GOLDENGOOSE_TABLE,
+            BoundTable {
+                le: &UNION_BOUNDS,
+                ln: &ln_union,
+            },
+        ];
+        let (mut mixtures, mut worst) = (0, 0.0f64);
+        for i in 0..200_000 {
+            let median = 10f64.powf(rng.random_range(-5.0..4.0));
+            let sigma = match i % 50 {
+                0 => 0.0,
+                _ => rng.random_range(0.001..3.0),
+            };
+            let tail = match i % 3 {
+                0 => (0.0, 0.0),
+                1 => (rng.random_range(0.0..=1.0), rng.random_range(0.0..2.0)),
+                _ => ([1.0, 0.5, 1e-9][i % 9 / 3], UNION_BOUNDS[i % 23]),
+            };
+            let table = tables[i % 2];
+            let cdf = LazyCdf::new(table, median, sigma, tail);
+            for (b, &ln_x) in table.ln.iter().enumerate() {
+                let (near, exact) = (cdf.near(b, ln_x), cdf.get(b));
+                let err = (near - exact).abs();
+                assert!(err <= 3.1e-10 + 1e-15, "{median} {sigma} {tail:?} {b}: {err}");
+                worst = worst.max(err);
+                mixtures += usize::from(!cdf.plain && near != exact);
+            }
+        }
+        assert!(mixtures > 100_000 && worst > 1e-11, "{mixtures} {worst}");
     }
 
     /// Beyond |z| = 8.3, where `LazyCdf::get` answers 0 or 1, the near CDF
