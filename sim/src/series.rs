@@ -1082,6 +1082,7 @@ fn fill_histogram(
     let bounds = ln.len();
     let buckets = bounds + 1;
     debug_assert_eq!(out.len(), buckets);
+    debug_assert!(out.iter().all(|&c| c == 0), "{out:?}");
     debug_assert_eq!(table.le.len(), bounds);
     if lambda.is_nan() || lambda <= 0.0 {
         return 0;
@@ -1100,8 +1101,13 @@ fn fill_histogram(
     // threshold, by less than 1e-16); `run_slack` is twice that, so a
     // decided test is the exact one's (a mean beyond the threshold cannot
     // round back onto it).
-    let mut near_values = [1.0; MAX_BOUNDS + 1];
-    let near = &mut near_values[..buckets];
+    //
+    // The near values live in `out` (as bits) until each bucket's count
+    // replaces its value: the walks write bounds lo..=hi, every one of
+    // them a single bucket but lo, which is read and cleared before the
+    // lower run's split; `out` comes in cleared (the splits add to it),
+    // so nothing else needs initialising.
+    let near = &mut out[..buckets];
     let run_slack = lambda * (2.0 * NEAR_CDF_ERROR + 1e-15) + 1e-14;
     // lower run: buckets 0..=lo (mass F(lo)); None if every bucket from 0
     // is drawn on its own
@@ -1113,7 +1119,7 @@ fn fill_histogram(
         .rev()
     {
         let f = cdf.near(b, ln_x);
-        *slot = f;
+        *slot = f.to_bits();
         let m = lambda * f;
         let ends = if m + run_slack < TAIL_MEAN {
             true
@@ -1140,7 +1146,7 @@ fn fill_histogram(
         }
     };
     let mut hi = start;
-    if upper_goes_on(start, near[start]) {
+    if upper_goes_on(start, f64::from_bits(near[start])) {
         hi = bounds;
         let above = near[start + 1..bounds]
             .iter_mut()
@@ -1148,7 +1154,7 @@ fn fill_histogram(
             .zip(start + 1..);
         for ((slot, &ln_x), b) in above {
             let f = cdf.near(b, ln_x);
-            *slot = f;
+            *slot = f.to_bits();
             if !upper_goes_on(b, f) {
                 hi = b;
                 break;
@@ -1167,9 +1173,15 @@ fn fill_histogram(
     let mean_slack = lambda * (4.0 * NEAR_CDF_ERROR + 5e-16) + 1e-14;
     let mut total = 0;
     // (lambda * F(lo) is lambda * (F(lo) - 0).max(0), F >= 0)
+    if hi == bounds {
+        // (the +Inf bound's)
+        out[bounds] = 1f64.to_bits();
+    }
+    let mut below = 0.0;
     let first_single = match lo {
         Some(lo) => {
-            let mass = (0.0, near[lo]);
+            below = f64::from_bits(std::mem::take(&mut out[lo]));
+            let mass = (0.0, below);
             let n = poisson_mass(&cdf, (0, lo), mass, lambda, mean_slack, rng);
             if n > 0 {
                 // split downwards: bucket b's share of buckets 0..=b
@@ -1197,16 +1209,8 @@ fn fill_histogram(
         }
         None => 0,
     };
-    let mut below = if first_single == 0 {
-        0.0
-    } else {
-        near[first_single - 1]
-    };
-    let singles = out[first_single..=hi]
-        .iter_mut()
-        .zip(&near[first_single..=hi])
-        .zip(first_single..);
-    for ((slot, &upto), b) in singles {
+    for (slot, b) in out[first_single..=hi].iter_mut().zip(first_single..) {
+        let upto = f64::from_bits(*slot);
         let c = poisson_mass(&cdf, (b, b), (below, upto), lambda, mean_slack, rng);
         *slot = c;
         total += c;
@@ -1597,7 +1601,10 @@ mod tests {
             for (b, &ln_x) in table.ln.iter().enumerate() {
                 let (near, exact) = (cdf.near(b, ln_x), cdf.get(b));
                 let err = (near - exact).abs();
-                assert!(err <= 3.1e-10 + 1e-15, "{median} {sigma} {tail:?} {b}: {err}");
+                assert!(
+                    err <= 3.1e-10 + 1e-15,
+                    "{median} {sigma} {tail:?} {b}: {err}"
+                );
                 worst = worst.max(err);
                 mixtures += usize::from(!cdf.plain && near != exact);
             }
