@@ -801,20 +801,28 @@ static NEAR_CDF: std::sync::LazyLock<NearTable> = std::sync::LazyLock::new(|| {
 });
 
 /// The standard normal CDF within [`NEAR_CDF_ERROR`] of [`pnorm_within`]
-/// for |`z`| <= 8.3, from `table` ([`NEAR_CDF`]): a row and four
-/// multiply-adds instead of an `exp` and a rational function. Not
-/// `pnorm_within`'s bits: only for deciding comparisons with a margin.
+/// for |`z`| <= 8.3, and of [`LazyCdf::get`]'s 0 or 1 beyond it, from
+/// `table` ([`NEAR_CDF`]): a row and four multiply-adds instead of an
+/// `exp` and a rational function; None where round(16 z) has no row (|z|
+/// beyond 8.34, or NaN), so that the row's lookup is the only test of z.
+/// Beyond 8.3 the Taylor step's bound holds as well (it is largest at 0)
+/// and Phi is within Phi(-8.3) < 5.3e-17 of 0 or 1. Not `pnorm_within`'s
+/// bits: only for deciding comparisons with a margin.
 #[inline]
-fn near_cdf(table: &NearTable, z: f64) -> f64 {
-    debug_assert!(z.abs() <= 8.3, "{z}");
+fn near_cdf(table: &NearTable, z: f64) -> Option<f64> {
     // i = round(16 z) by adding 1.5 2^52 (see `sample::exp_neg_near`);
-    // z - i / 16 is exact (a multiple of z's ulp below 1/16)
+    // z - i / 16 is exact (a multiple of z's ulp below 1/16). Where |16 z|
+    // is beyond 2^51 (or z is NaN or infinite) the sum's bits are not
+    // those of 1.5 2^52 + i for any row's i, so the lookup fails.
     const ROUND: f64 = 6_755_399_441_055_744.0;
     let shifted = z * 16.0 + ROUND;
-    let i = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i64;
+    let row = shifted
+        .to_bits()
+        .wrapping_sub(ROUND.to_bits())
+        .wrapping_add(133);
+    let &[p, a1, a2, a3, a4] = table.get(row as usize)?;
     let d = z - (shifted - ROUND) / 16.0;
-    let [p, a1, a2, a3, a4] = table[(i + 133) as usize];
-    p + d * (a1 + d * (a2 + d * (a3 + d * a4)))
+    Some(p + d * (a1 + d * (a2 + d * (a3 + d * a4))))
 }
 
 /// The latency CDF at the bucket bounds of a step: the exact value or a
@@ -830,17 +838,23 @@ struct LazyCdf<'t> {
     /// No tail and a spread: the CDF is the log-normal's, computed here
     /// with [`latency_cdf`]'s own expression (most steps).
     plain: bool,
+    /// `sigma` where `plain`, else NaN: [`LazyCdf::near`]'s z is then NaN,
+    /// which [`near_cdf`] turns down with the same test as a z beyond its
+    /// table.
+    near_sigma: f64,
 }
 
 impl<'t> LazyCdf<'t> {
     fn new(table: BoundTable<'t>, median: f64, sigma: f64, tail: (f64, f64)) -> Self {
+        let plain = tail.0 == 0.0 && sigma != 0.0;
         Self {
             table,
             near: &NEAR_CDF,
             ln_median: median.ln(),
             sigma,
             tail,
-            plain: tail.0 == 0.0 && sigma != 0.0,
+            plain,
+            near_sigma: if plain { sigma } else { f64::NAN },
         }
     }
 
@@ -872,19 +886,53 @@ impl<'t> LazyCdf<'t> {
         }
     }
 
-    /// CDF at bound `b` (below the +Inf bound) within [`NEAR_CDF_ERROR`] of
-    /// [`LazyCdf::get`]'s: [`near_cdf`] for the log-normal within 8.3 sd,
-    /// else `get` itself (as cheap there, or a rare step with a tail or no
-    /// spread).
+    /// CDF at bound `b` (below the +Inf bound), whose log `ln_x` is
+    /// `table.ln[b]`, within [`NEAR_CDF_ERROR`] of [`LazyCdf::get`]'s:
+    /// [`near_cdf`] for the log-normal within its table (z the same as
+    /// `get`'s), else [`LazyCdf::near_else`].
     #[inline(always)]
-    fn near(&self, b: usize) -> f64 {
-        let z = (self.table.ln[b] - self.ln_median) / self.sigma;
-        // (a NaN fails too)
-        if self.plain && z.abs() <= 8.3 {
-            near_cdf(self.near, z)
-        } else {
-            self.get(b)
+    fn near(&self, b: usize, ln_x: f64) -> f64 {
+        debug_assert_eq!(ln_x.to_bits(), self.table.ln[b].to_bits());
+        let z = (ln_x - self.ln_median) / self.near_sigma;
+        match near_cdf(self.near, z) {
+            Some(f) => f,
+            None => self.near_else(b, ln_x),
         }
+    }
+
+    /// [`LazyCdf::near`] beyond the plain log-normal's table: a step with
+    /// a tail (fraction in (0, 1]) and a spread gets [`latency_cdf`]'s
+    /// mixture of two log-normals with [`near_cdf`] in place of
+    /// `pnorm_within` (the same z's, the same clamps beyond 8.3 sd): each
+    /// term is within NEAR_CDF_ERROR / 3 of the exact one's, so their
+    /// mixture with weights 1 - f and f, computed alike, is too, but for
+    /// its three roundings (2^-53 of values at most 1). Anything else
+    /// (|z| beyond 8.3 in a plain step, no spread, a NaN) is `get` itself.
+    #[inline(never)]
+    fn near_else(&self, b: usize, ln_x: f64) -> f64 {
+        let (f, add) = self.tail;
+        let lognormal = |ln_v: f64| {
+            let z = (ln_v - self.ln_median) / self.sigma;
+            if z < -8.3 {
+                Some(0.0)
+            } else if z > 8.3 {
+                Some(1.0)
+            } else {
+                near_cdf(self.near, z)
+            }
+        };
+        if self.sigma != 0.0 && f > 0.0 && f <= 1.0 {
+            let x = self.table.le[b];
+            let shifted = if x > add {
+                lognormal((x - add).ln())
+            } else {
+                Some(0.0)
+            };
+            if let (Some(base), Some(shifted)) = (lognormal(ln_x), shifted) {
+                return (1.0 - f) * base + f * shifted;
+            }
+        }
+        self.get(b)
     }
 
     /// The lower run's test at bound `b` from the exact CDF, where the near
@@ -909,53 +957,51 @@ impl<'t> LazyCdf<'t> {
         lambda * (1.0 - self.get(b)) > TAIL_MEAN
     }
 
+    /// The exact mean of buckets `first..=last`: `lambda * (F(last) -
+    /// F(first - 1)).max(0.0)` with F 0 below bound 0 and 1 at the +Inf
+    /// bound (`get`'s).
+    fn mean_exact(&self, (first, last): (usize, usize), lambda: f64) -> f64 {
+        let hi = self.get(last);
+        let lo = first.checked_sub(1).map_or(0.0, |b| self.get(b));
+        lambda * (hi - lo).max(0.0)
+    }
+
     /// [`poisson_mass`]'s PTRS draw where the near mean could not decide
     /// it: from the exact mean, the generator restored.
     #[cold]
     #[inline(never)]
     fn poisson_exact(
         &self,
-        lower: Option<usize>,
-        upper: Option<usize>,
+        buckets: (usize, usize),
         lambda: f64,
         rng: &mut Xoshiro256PlusPlus,
     ) -> u64 {
         #[cfg(test)]
         tests::UNDECIDED.with(|c| c.set(c.get() + 1));
-        let hi = upper.map_or(1.0, |b| self.get(b));
-        let lo = lower.map_or(0.0, |b| self.get(b));
-        poisson(lambda * (hi - lo).max(0.0), rng)
+        poisson(self.mean_exact(buckets, lambda), rng)
     }
 
     /// [`poisson_mass`]'s draw from its uniform `u` where the near CDF
-    /// could not decide it: the exact mean between bounds `lower` (None:
-    /// 0) and `upper` (None: 1), inside (0, PTRS_FROM) as the near one
-    /// showed.
+    /// could not decide it: the exact mean of `buckets`, inside (0,
+    /// PTRS_FROM) as the near one showed.
     #[cold]
     #[inline(never)]
-    fn poisson_given_exact(
-        &self,
-        lower: Option<usize>,
-        upper: Option<usize>,
-        lambda: f64,
-        u: f64,
-    ) -> u64 {
+    fn poisson_given_exact(&self, buckets: (usize, usize), lambda: f64, u: f64) -> u64 {
         #[cfg(test)]
         tests::UNDECIDED.with(|c| c.set(c.get() + 1));
-        let hi = upper.map_or(1.0, |b| self.get(b));
-        let lo = lower.map_or(0.0, |b| self.get(b));
-        let mean = lambda * (hi - lo).max(0.0);
+        let mean = self.mean_exact(buckets, lambda);
         debug_assert!(mean > 0.0 && mean < PTRS_FROM, "{mean}");
         poisson_given(mean, u)
     }
 }
 
-/// `poisson(lambda * (F(upper) - F(lower)).max(0.0))` on the exact CDF,
-/// with F(None) 0 below and 1 above, given the near values `f_upper` and
-/// `f_lower` (each within [`NEAR_CDF_ERROR`] of the exact one, or 0 or 1
-/// exactly); `slack` is [`fill_histogram`]'s `mean_slack`, at least the
-/// distance of the two means, rounding included (for means above 20 too:
-/// each product rounds by at most 2^-53 lambda, within its lambda 5e-16).
+/// `poisson(lambda * (F(last) - F(first - 1)).max(0.0))` on the exact
+/// CDF for the buckets `first..=last` (F is 0 below bound 0 and 1 at the
+/// +Inf bound), given the near values `f_upper` and `f_lower` (each
+/// within [`NEAR_CDF_ERROR`] of the exact one, or 0 or 1 exactly);
+/// `slack` is [`fill_histogram`]'s `mean_slack`, at least the distance of
+/// the two means, rounding included (for means above 20 too: each product
+/// rounds by at most 2^-53 lambda, within its lambda 5e-16).
 ///
 /// Where the near mean puts the exact one surely inside (0, PTRS_FROM),
 /// the exact draw is an inversion of one uniform whose outcome depends on
@@ -971,8 +1017,7 @@ impl<'t> LazyCdf<'t> {
 #[inline(always)]
 fn poisson_mass(
     cdf: &LazyCdf<'_>,
-    lower: Option<usize>,
-    upper: Option<usize>,
+    buckets: (usize, usize),
     (f_lower, f_upper): (f64, f64),
     lambda: f64,
     slack: f64,
@@ -983,7 +1028,7 @@ fn poisson_mass(
         let u: f64 = rng.random();
         return match poisson_near(m, slack, u) {
             Some(k) => k,
-            None => cdf.poisson_given_exact(lower, upper, lambda, u),
+            None => cdf.poisson_given_exact(buckets, lambda, u),
         };
     }
     if m - slack >= PTRS_FROM {
@@ -992,11 +1037,9 @@ fn poisson_mass(
             return k;
         }
         *rng = saved;
-        return cdf.poisson_exact(lower, upper, lambda, rng);
+        return cdf.poisson_exact(buckets, lambda, rng);
     }
-    let hi = upper.map_or(1.0, |b| cdf.get(b));
-    let lo = lower.map_or(0.0, |b| cdf.get(b));
-    poisson(lambda * (hi - lo).max(0.0), rng)
+    poisson(cdf.mean_exact(buckets, lambda), rng)
 }
 
 /// One step's latency histogram: fills `out` and returns the request
@@ -1033,17 +1076,20 @@ fn fill_histogram(
     tail: (f64, f64),
     rng: &mut Xoshiro256PlusPlus,
 ) -> u64 {
-    let buckets = table.le.len() + 1;
+    // (indices below `ln`'s length, as `bounds`, are known in range: the
+    // walks' loops carry no bounds checks)
+    let ln = table.ln;
+    let bounds = ln.len();
+    let buckets = bounds + 1;
     debug_assert_eq!(out.len(), buckets);
+    debug_assert!(out.iter().all(|&c| c == 0), "{out:?}");
+    debug_assert_eq!(table.le.len(), bounds);
     if lambda.is_nan() || lambda <= 0.0 {
         return 0;
     }
     let cdf = LazyCdf::new(table, median, sigma, tail);
     // start at the bound nearest the median, where the mass is
-    let start = table
-        .ln
-        .partition_point(|&l| l < cdf.ln_median)
-        .min(buckets - 2);
+    let start = ln.partition_point(|&l| l < cdf.ln_median).min(bounds - 1);
     // The near CDF at the bounds the walks reach, which are all the bounds
     // the draws read (the +Inf bound's is 1); the draws and the run tests
     // fall back to the exact one where they need it.
@@ -1055,14 +1101,25 @@ fn fill_histogram(
     // threshold, by less than 1e-16); `run_slack` is twice that, so a
     // decided test is the exact one's (a mean beyond the threshold cannot
     // round back onto it).
-    let mut near = [1.0; MAX_BOUNDS + 1];
+    //
+    // The near values live in `out` (as bits) until each bucket's count
+    // replaces its value: the walks write bounds lo..=hi, every one of
+    // them a single bucket but lo, which is read and cleared before the
+    // lower run's split; `out` comes in cleared (the splits add to it),
+    // so nothing else needs initialising.
+    let near = &mut out[..buckets];
     let run_slack = lambda * (2.0 * NEAR_CDF_ERROR + 1e-15) + 1e-14;
     // lower run: buckets 0..=lo (mass F(lo)); None if every bucket from 0
     // is drawn on its own
-    let mut lo = Some(start);
-    while let Some(b) = lo {
-        let f = cdf.near(b);
-        near[b] = f;
+    let mut lo = None;
+    for (b, (slot, &ln_x)) in near[..=start]
+        .iter_mut()
+        .zip(&ln[..=start])
+        .enumerate()
+        .rev()
+    {
+        let f = cdf.near(b, ln_x);
+        *slot = f.to_bits();
         let m = lambda * f;
         let ends = if m + run_slack < TAIL_MEAN {
             true
@@ -1072,29 +1129,37 @@ fn fill_histogram(
             cdf.lower_run_ends_exact(b, lambda)
         };
         if ends {
+            lo = Some(b);
             break;
         }
-        lo = b.checked_sub(1);
     }
-    // upper run: buckets hi+1..buckets (mass 1 - F(hi)); hi = buckets - 1
-    // means there is none
-    let mut hi = start;
-    while hi < buckets - 1 {
-        if hi != start {
-            near[hi] = cdf.near(hi);
-        }
-        let m = lambda * (1.0 - near[hi]);
-        let goes_on = if m + run_slack < TAIL_MEAN {
+    // upper run: buckets hi+1..buckets (mass 1 - F(hi)); hi = bounds means
+    // there is none
+    let upper_goes_on = |b: usize, f: f64| {
+        let m = lambda * (1.0 - f);
+        if m + run_slack < TAIL_MEAN {
             false
         } else if m - run_slack > TAIL_MEAN {
             true
         } else {
-            cdf.upper_run_goes_on_exact(hi, lambda)
-        };
-        if !goes_on {
-            break;
+            cdf.upper_run_goes_on_exact(b, lambda)
         }
-        hi += 1;
+    };
+    let mut hi = start;
+    if upper_goes_on(start, f64::from_bits(near[start])) {
+        hi = bounds;
+        let above = near[start + 1..bounds]
+            .iter_mut()
+            .zip(&ln[start + 1..])
+            .zip(start + 1..);
+        for ((slot, &ln_x), b) in above {
+            let f = cdf.near(b, ln_x);
+            *slot = f.to_bits();
+            if !upper_goes_on(b, f) {
+                hi = b;
+                break;
+            }
+        }
     }
     // A bucket's near mass (a difference of two near values, or of one
     // and 0 or 1) is within 2 NEAR_CDF_ERROR plus two roundings (2^-53,
@@ -1108,10 +1173,16 @@ fn fill_histogram(
     let mean_slack = lambda * (4.0 * NEAR_CDF_ERROR + 5e-16) + 1e-14;
     let mut total = 0;
     // (lambda * F(lo) is lambda * (F(lo) - 0).max(0), F >= 0)
+    if hi == bounds {
+        // (the +Inf bound's)
+        out[bounds] = 1f64.to_bits();
+    }
+    let mut below = 0.0;
     let first_single = match lo {
         Some(lo) => {
-            let mass = (0.0, near[lo]);
-            let n = poisson_mass(&cdf, None, Some(lo), mass, lambda, mean_slack, rng);
+            below = f64::from_bits(std::mem::take(&mut out[lo]));
+            let mass = (0.0, below);
+            let n = poisson_mass(&cdf, (0, lo), mass, lambda, mean_slack, rng);
             if n > 0 {
                 // split downwards: bucket b's share of buckets 0..=b
                 let mut remaining = n;
@@ -1138,23 +1209,16 @@ fn fill_histogram(
         }
         None => 0,
     };
-    let mut below = if first_single == 0 {
-        0.0
-    } else {
-        near[first_single - 1]
-    };
     for (slot, b) in out[first_single..=hi].iter_mut().zip(first_single..) {
-        let upto = near[b];
-        // bounds b - 1 and b (b alone for b = 0)
-        let lower = b.checked_sub(1);
-        let c = poisson_mass(&cdf, lower, Some(b), (below, upto), lambda, mean_slack, rng);
+        let upto = f64::from_bits(*slot);
+        let c = poisson_mass(&cdf, (b, b), (below, upto), lambda, mean_slack, rng);
         *slot = c;
         total += c;
         below = upto;
     }
-    if hi < buckets - 1 {
+    if hi < bounds {
         let mass = (below, 1.0);
-        let n = poisson_mass(&cdf, Some(hi), None, mass, lambda, mean_slack, rng);
+        let n = poisson_mass(&cdf, (hi + 1, bounds), mass, lambda, mean_slack, rng);
         if n > 0 {
             // split upwards: bucket b's share of buckets b..
             let mut below = cdf.get(hi);
@@ -1496,12 +1560,101 @@ mod tests {
         }
         let mut worst = 0.0f64;
         for z in zs.into_iter().filter(|z| z.abs() <= 8.3) {
-            let err = (near_cdf(&NEAR_CDF, z) - pnorm_within(z)).abs();
+            let err = (near_cdf(&NEAR_CDF, z).unwrap() - pnorm_within(z)).abs();
             assert!(err <= 3.1e-10, "{z}: {err}");
             worst = worst.max(err);
         }
         // the bound is not loose by orders of magnitude either
         assert!(worst > 1e-11, "{worst}");
+    }
+
+    /// `LazyCdf::near` is within its bound of `LazyCdf::get` at every
+    /// bound, for plain steps and for steps with a tail (the mixture of two
+    /// near log-normals, bounds above and below the delay), with no spread,
+    /// with spreads and medians that put bounds far beyond 8.3 sd.
+    #[test]
+    fn lazy_near_is_within_its_bound_of_get() {
+        use rand::SeedableRng;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(31);
+        let ln_union = UNION_BOUNDS.map(f64::ln);
+        let tables = [
+            GOLDENGOOSE_TABLE,
+            BoundTable {
+                le: &UNION_BOUNDS,
+                ln: &ln_union,
+            },
+        ];
+        let (mut mixtures, mut worst) = (0, 0.0f64);
+        for i in 0..200_000 {
+            let median = 10f64.powf(rng.random_range(-5.0..4.0));
+            let sigma = match i % 50 {
+                0 => 0.0,
+                _ => rng.random_range(0.001..3.0),
+            };
+            let tail = match i % 3 {
+                0 => (0.0, 0.0),
+                1 => (rng.random_range(0.0..=1.0), rng.random_range(0.0..2.0)),
+                _ => ([1.0, 0.5, 1e-9][i % 9 / 3], UNION_BOUNDS[i % 23]),
+            };
+            let table = tables[i % 2];
+            let cdf = LazyCdf::new(table, median, sigma, tail);
+            for (b, &ln_x) in table.ln.iter().enumerate() {
+                let (near, exact) = (cdf.near(b, ln_x), cdf.get(b));
+                let err = (near - exact).abs();
+                assert!(
+                    err <= 3.1e-10 + 1e-15,
+                    "{median} {sigma} {tail:?} {b}: {err}"
+                );
+                worst = worst.max(err);
+                mixtures += usize::from(!cdf.plain && near != exact);
+            }
+        }
+        assert!(mixtures > 100_000 && worst > 1e-11, "{mixtures} {worst}");
+    }
+
+    /// Beyond |z| = 8.3, where `LazyCdf::get` answers 0 or 1, the near CDF
+    /// answers within its bound of that up to the table's last row (round(16
+    /// z) = +-133) and None beyond it, for NaN and for the infinities, so
+    /// that its lookup is the only test `LazyCdf::near` makes of z.
+    #[test]
+    fn near_cdf_beyond_its_table_is_none() {
+        use rand::SeedableRng;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(29);
+        let last = 133.5 / 16.0;
+        let mut zs = vec![8.3, last, 9.0, 16.0, 1e6, 2f64.powi(48), 1e300, f64::MAX];
+        zs.extend([
+            f64::INFINITY,
+            f64::MIN_POSITIVE,
+            8.3f64.next_up(),
+            last.next_down(),
+        ]);
+        for _ in 0..100_000 {
+            zs.push(rng.random_range(8.2..8.5));
+            zs.push(10f64.powf(rng.random_range(0.9..300.0)));
+        }
+        let (mut some, mut none) = (0, 0);
+        for z in zs.iter().flat_map(|&z| [z, -z]) {
+            let exact = if z < -8.3 {
+                0.0
+            } else if z > 8.3 {
+                1.0
+            } else {
+                pnorm_within(z)
+            };
+            match near_cdf(&NEAR_CDF, z) {
+                Some(f) => {
+                    assert!(z.abs() < last, "{z}");
+                    assert!((f - exact).abs() <= 3.1e-10, "{z}: {f} {exact}");
+                    some += 1;
+                }
+                None => {
+                    assert!(z.abs() >= last, "{z}");
+                    none += 1;
+                }
+            }
+        }
+        assert!(near_cdf(&NEAR_CDF, f64::NAN).is_none());
+        assert!(some > 10_000 && none > 100_000, "{some} {none}");
     }
 
     /// [`fill_histogram`] as it was before the near CDF: every bound's
