@@ -292,9 +292,10 @@ impl RootKnowledge {
 /// return to within its tolerance ([`RootKnowledge::bounds`]), and the
 /// answer is given only when every combination of returnable ends and
 /// estimate gives it. The first two shifts are just either side of zero
-/// (an interval across zero is inside the band whatever the estimate);
-/// then the estimate is narrowed and the interval's end tested at the
-/// band's edges.
+/// (an interval across zero is inside the band whatever the estimate),
+/// the one on the asked side first and the other only where the first
+/// leaves it something to teach; then the estimate is narrowed and the
+/// interval's end tested at the band's edges.
 ///
 /// Where subtracting a shift could round experiment values together, the
 /// tie term is bounded by the clusters of close values instead of the
@@ -391,7 +392,20 @@ pub(super) fn decide_band(
     // Every shift evaluated stays within `reach` (for the rounding above);
     // beyond the bracket, one just past its end says as much.
     let clamp = |t: f64| t.clamp(mu_min - 2.0 * slack, mu_max + 2.0 * slack);
-    let mut next = clamp(-1.5 * slack);
+    // The first two shifts, just below and just above zero, each with its
+    // slot in `running`; the one on the asked side first (+1.5 slack when
+    // `above` is asked, else -1.5 slack). Where it shows f > 0 for every
+    // root (above; f < 0 below), the other has nothing to teach: f > 0 at
+    // t and h never increasing with the shift, the statistic's bounds at
+    // any shift below t are above zq too (`learn`), so no root learns a
+    // `neg` there, and its `pos` keeps the larger t. Then it is skipped
+    // (an interval clearly off zero, the usual asked question); otherwise
+    // it follows, and the knowledge after both is the same whichever came
+    // first. Every evaluation ends with the check of what is known, so a
+    // question the first shift decides ends there.
+    let first = [clamp(-1.5 * slack), clamp(1.5 * slack)];
+    let order = if q.above { [1, 0] } else { [0, 1] };
+    let mut next = first[order[0]];
     loop {
         let known = running
             .iter()
@@ -401,8 +415,8 @@ pub(super) fn decide_band(
             Some(&(_, total)) => stat.twice_min_rank_sum + total,
             None => {
                 let (twice_rank_sum, _) = stat.ranks(next);
-                if let Some(slot) = running.get_mut(evals) {
-                    *slot = Some((next, twice_rank_sum - stat.twice_min_rank_sum));
+                if let Some(&slot) = order.get(evals) {
+                    running[slot] = Some((next, twice_rank_sum - stat.twice_min_rank_sum));
                 }
                 twice_rank_sum
             }
@@ -413,10 +427,6 @@ pub(super) fn decide_band(
         }
         tried[evals] = next;
         evals += 1;
-        if evals == 1 {
-            next = clamp(1.5 * slack);
-            continue;
-        }
 
         let l = roots[lower].bounds(mu_min, mu_max, slack);
         let (e_lo, e_hi) = roots[estimate].bounds(mu_min, mu_max, slack);
@@ -425,6 +435,18 @@ pub(super) fn decide_band(
         let edges = BandEdges::new(q, l, (e_lo, e_hi), u);
         if let Some(band) = edges.band() {
             return Decision::Band(band);
+        }
+        if evals == 1 {
+            let toward = first[order[0]];
+            let settled = if q.above {
+                roots.iter().all(|r| r.pos >= toward)
+            } else {
+                roots.iter().all(|r| r.neg <= toward)
+            };
+            if !settled {
+                next = first[order[1]];
+                continue;
+            }
         }
         let (above, band_min, band_max) = (edges.above, edges.band_min, edges.band_max);
         let known = Known { roots, sig, slack };
@@ -889,6 +911,47 @@ mod tests {
             }
         }
         assert!(answered >= 200, "{answered}");
+    }
+
+    #[test]
+    fn one_first_shift_where_the_other_teaches_nothing_gives_the_full_label() {
+        // decide_band evaluates the first shift on the asked side and skips
+        // the other where it has nothing to teach (every root known past
+        // the first): its answers against the full interval's label, on
+        // the datasets and on their experiments shifted well into and past
+        // the control's range either way, with the skip reached (one
+        // `running` slot filled, more shifts evaluated after it).
+        let (mut decided, mut skipped) = (0, 0);
+        for (x0, y) in datasets() {
+            let span =
+                y.iter().fold(0.0f64, |s, &v| s.max(v)) - y.iter().fold(0.0f64, |s, &v| s.min(v));
+            for shift in [0.0, 0.3, -0.3, 1.5, -1.5] {
+                let x: Vec<f64> = x0.iter().map(|v| v + shift * (span + 1e-3)).collect();
+                for conf in [0.8, 0.95, 0.98] {
+                    let Ok(full) = mann_whitney(&x, &y, conf) else {
+                        continue;
+                    };
+                    for tolerance in [0.0, 0.1, 0.25, 1.0] {
+                        for (above, below) in [(true, true), (true, false), (false, true)] {
+                            let mut mw = MannWhitney::new();
+                            mw.load(&x, &y);
+                            let q = question(&mw, conf, tolerance, above, below);
+                            let mut running = [None; 2];
+                            let mut stat = RankStatistic::new(&mw.x, &mw.y_padded, &mut mw.scratch);
+                            let decision = decide_band(&mut stat, &q, &mut running);
+                            if let Decision::Band(band) = decision {
+                                let want = label(&full, tolerance, above, below);
+                                assert_eq!(band, want, "{full:?} tolerance {tolerance}");
+                                decided += 1;
+                            }
+                            let one = running.iter().flatten().count() == 1;
+                            skipped += usize::from(one && stat.probes.list.len() > 1);
+                        }
+                    }
+                }
+            }
+        }
+        assert!(decided >= 500 && skipped >= 30, "{decided} {skipped}");
     }
 
     #[test]

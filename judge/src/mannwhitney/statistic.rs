@@ -357,38 +357,40 @@ impl<'a> RankStatistic<'a> {
             let (x_a, x_b) = (&x[..half], &x[half..2 * half]);
             let (out_a, out_b) = lt_new[..2 * half].split_at_mut(half);
             let pairs = x_a.iter().zip(x_b).zip(out_a.iter_mut().zip(out_b));
-            for (k, ((&xa, &xb), (oa, ob))) in pairs.enumerate() {
+            // Whether any x - d ties a control value: the tying x's are
+            // found after the merge (rare), so that no push in the loop
+            // can grow the list (a call, around which the merge kept its
+            // sum and bounds on the stack).
+            let mut any_tie = false;
+            for ((&xa, &xb), (oa, ob)) in pairs {
                 let (va, vb) = (xa - d, xb - d);
                 let tie_a;
                 let tie_b;
                 (lt_a, tie_a) = merge_step(yp, m, lt_a, va);
                 (lt_b, tie_b) = merge_step(yp, m, lt_b, vb);
-                if tie_a {
-                    tied.push(k);
-                }
-                if tie_b {
-                    tied.push(half + k);
-                }
+                any_tie |= tie_a | tie_b;
                 (*oa, *ob) = (lt_a, lt_b);
                 sum_lt += lt_a + lt_b;
             }
             // the rest (the last x when n is odd; all of x unsplit), on
             // from the second half's count
             let mut lt = lt_b;
-            let rest = x[2 * half..].iter().zip(&mut lt_new[2 * half..]);
-            for (k, (&xi, out)) in rest.enumerate() {
-                let v = xi - d;
+            for (&xi, out) in x[2 * half..].iter().zip(&mut lt_new[2 * half..]) {
                 let tie;
-                (lt, tie) = merge_step(yp, m, lt, v);
-                if tie {
-                    tied.push(2 * half + k);
-                }
+                (lt, tie) = merge_step(yp, m, lt, xi - d);
+                any_tie |= tie;
                 *out = lt;
                 sum_lt += lt;
             }
-            // the halves' ties were pushed in turn: ascending again
-            if half > 0 {
-                tied.sort_unstable();
+            // the tying x's, ascending: `merge_step`'s test again, on the
+            // value after each count
+            if any_tie {
+                let counts = x.iter().zip(lt_new.iter()).enumerate();
+                tied.extend(
+                    counts
+                        .filter(|&(_, (&xi, &lt))| yp[lt] <= xi - d)
+                        .map(|(i, _)| i),
+                );
             }
         } else {
             // Counts also grow with x: the previous x's count is a floor.
@@ -798,7 +800,7 @@ mod tests {
         // and above the top control values and at +-inf: the steps' windows
         // reach into the sentinels, and every count from 0 to m is taken.
         let mut r = Lcg(19);
-        let mut reached = 0;
+        let (mut reached, mut tying) = (0, 0);
         for m in 1..=9 {
             for n in [1, 2, 5, 31, 32, 33, 70] {
                 let y: Vec<f64> = (0..m).map(|_| r.below(6) as f64).collect();
@@ -824,12 +826,25 @@ mod tests {
                     let mut stat = RankStatistic::new(&mw.x, &mw.y_padded, &mut mw.scratch);
                     let want = ranks_by_merge(&xs, &ys, d);
                     assert_eq!(stat.ranks(d), want, "d = {d:e}, x {xs:?} y {ys:?}");
-                    let counts = &stat.probes.counts;
+                    // each x's counts as stored (the tying x's found after
+                    // the merge give the `le` ones)
+                    let (p, counts) = (stat.probes.list[0], &stat.probes.counts);
+                    for (i, &xi) in xs.iter().enumerate() {
+                        let v = xi - d;
+                        let below = ys.iter().filter(|&&t| t < v).count();
+                        let at_most = ys.iter().filter(|&&t| t <= v).count();
+                        assert_eq!(
+                            (counts[p.lt_at + i], counts[p.le_at + i]),
+                            (below, at_most),
+                            "x {i}, d = {d:e}, x {xs:?} y {ys:?}"
+                        );
+                        tying += usize::from(at_most > below);
+                    }
                     reached += counts.iter().filter(|&&c| c + 2 >= m).count();
                 }
             }
         }
-        assert!(reached > 1000, "{reached}");
+        assert!(reached > 1000 && tying > 1000, "{reached} {tying}");
     }
 
     #[test]
