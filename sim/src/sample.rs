@@ -334,15 +334,33 @@ pub(crate) fn poisson_ptrs_near<R: Rng>(mean: f64, dl: f64, rng: &mut R) -> Opti
         let us = 0.5 - u.abs();
         let t = (2.0 * a / us + b) * u;
         let x = t + mean + 0.43;
-        let k = floor(x);
+        // floor(x) wherever it is read: x - 1/2 rounded to the nearest
+        // integer by adding and taking away 1.5 2^52 (see `exp_neg_far`),
+        // three instructions where `floor` takes a dozen. k is read only
+        // where `k_sure` holds, and then it is floor(x) whatever k is: the
+        // computed x - k lies in (0, 1), and since rounding is monotonic
+        // and 0 and 1 are doubles, so does the real x - k. And `k_sure`
+        // holds wherever it did with `floor`'s k: the margin is at least
+        // 1e-14 (|t| + mean + 2) >= 1e-14 (|x| + 1.5), so x is more than
+        // that from every integer, which needs |x| < 2^51; x - 1/2 rounds
+        // by at most 2^-53 (|x| + 1/2), less than that, so it stays
+        // strictly between floor(x) -+ 1/2, and for |x - 1/2| < 2^51 the
+        // trick rounds exactly: to floor(x).
+        const ROUND: f64 = 6_755_399_441_055_744.0;
+        let k = (x - 0.5 + ROUND) - ROUND;
         // the floor's argument clears both integers around it (a NaN or
-        // an argument beyond 2^52 fails)
+        // an argument beyond 2^51 fails)
         let margin = floor_margin + floor_slope * t.abs();
         let frac = x - k;
         let k_sure = frac > margin && frac < 1.0 - margin;
+        // a whole k in [0, 2^51) wherever it is returned (the acceptance
+        // path checks k < 0; where us >= 0.07, |u| <= 0.43 and 2a / us <
+        // 0.71 b, so t >= -0.735 b and x >= L - 1.86 sqrt L - 0.26 > 11
+        // for L >= 20): through i64, without the saturating u64
+        // conversion's range checks
         if us >= 0.07 {
             if v <= vr - vr_margin {
-                return k_sure.then_some(k as u64);
+                return k_sure.then_some(k as i64 as u64);
             }
             if v <= vr + vr_margin {
                 return None;
@@ -360,7 +378,7 @@ pub(crate) fn poisson_ptrs_near<R: Rng>(mean: f64, dl: f64, rng: &mut R) -> Opti
         let lhs = v * inv_alpha / (a / (us * us) + b);
         let extra = dl * (1.05 + k / (mean - dl));
         match ptrs_decides_near(lhs, mean, k, extra) {
-            Some(true) => return Some(k as u64),
+            Some(true) => return Some(k as i64 as u64),
             Some(false) => continue,
             None => return None,
         }
@@ -404,7 +422,7 @@ fn ptrs_decides(lhs: f64, lambda: f64, k: f64, extra: f64) -> Option<bool> {
         (ln_factorial_small(k), 0.0)
     } else {
         let ln_x = ln_near(k + 1.0)?;
-        (stirling(k + 1.0, ln_x), ln_x)
+        (stirling_near(k + 1.0, ln_x), ln_x)
     };
     let rhs = -lambda + k * ln_lambda - ln_fact;
     // How far the exact evaluation can be from this one: each logarithm
@@ -413,9 +431,11 @@ fn ptrs_decides(lhs: f64, lambda: f64, k: f64, extra: f64) -> Option<bool> {
     // ln k!: x - 1/2), 2 LN_NEAR_ERROR (k + 2) in all; glibc's logarithms
     // (within an ulp) and the rounding of both evaluations (some 20
     // operations a side on terms no larger than `scale`) stay far below
-    // 1e-12 scale. The margin is twice that.
+    // 1e-12 scale; Stirling's series cut short differs by at most
+    // STIRLING_NEAR_ERROR. The margin is twice that.
     let scale = 10.0 + ln_lhs.abs() + lambda + (k + 2.0) * (2.0 + ln_lambda.abs() + ln_x.abs());
-    let margin = 1e-12 * scale + 4.0 * LN_NEAR_ERROR * (k + 2.0) + extra;
+    let margin =
+        1e-12 * scale + 4.0 * LN_NEAR_ERROR * (k + 2.0) + 2.0 * STIRLING_NEAR_ERROR + extra;
     if ln_lhs + margin < rhs {
         Some(true)
     } else if ln_lhs - margin > rhs {
@@ -518,6 +538,28 @@ fn stirling(x: f64, ln_x: f64) -> f64 {
     let x2 = 1.0 / (x * x);
     let series = A.iter().rev().fold(0.0, |acc, &c| acc * x2 + c);
     series / x + 0.918_938_533_204_672_7 + (x - 0.5) * ln_x - x
+}
+
+/// Bound on |[`stirling_near`] - [`stirling`]| for x >= 11 beyond the
+/// roundings of the three additions both end with (which the acceptance
+/// test's margin counts among its roundings): the left-out terms' sum is
+/// below 3.3e-11, the series' own roundings below 1e-17.
+const STIRLING_NEAR_ERROR: f64 = 4e-11;
+
+/// [`stirling`]'s series through its third term, for x >= 11 (k >= 10),
+/// only for deciding comparisons with a margin: the seven terms left out
+/// are c_n / x^(2n + 1) for n from 3, the first at most 5.96e-4 / 11^7 <
+/// 3.06e-11 and each of the others below 1/15 of the one before (|c_(n+1)
+/// / c_n| < 7.8 and x^2 >= 121): below 3.3e-11 in all. Seven
+/// multiply-adds and a division fewer than the whole series.
+#[inline]
+fn stirling_near(x: f64, ln_x: f64) -> f64 {
+    let r = 1.0 / x;
+    let r2 = r * r;
+    let series = r
+        * (8.333_333_333_333_333e-2
+            - r2 * (2.777_777_777_777_778e-3 - r2 * 7.936_507_936_507_937e-4));
+    series + 0.918_938_533_204_672_7 + (x - 0.5) * ln_x - x
 }
 
 /// A binomial draw, exact: inversion by sequential search for a small
@@ -681,6 +723,30 @@ pub(crate) mod tests {
         for x in [0.0, -1.0, f64::MIN_POSITIVE / 2.0, f64::INFINITY, f64::NAN] {
             assert!(ln_near(x).is_none(), "{x}");
         }
+    }
+
+    /// Stirling's series cut short is within its bound of the whole
+    /// series, from x = 11 (the smallest it serves, where the bound is
+    /// tightest) to 1e9, with the same logarithm.
+    #[test]
+    fn stirling_near_is_within_its_bound() {
+        use rand::SeedableRng;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(8);
+        let mut worst = 0.0f64;
+        let whole = (11..2_000).map(f64::from);
+        let random = (0..100_000).map(|_| floor(10f64.powf(rng.random_range(1.05..9.0))) + 1.0);
+        for x in whole.chain(random) {
+            let ln_x = x.ln();
+            let d = (stirling_near(x, ln_x) - stirling(x, ln_x)).abs();
+            // beyond the cut, the roundings of two sums of size x ln x
+            let rounding = 4e-16 * x * ln_x;
+            assert!(d <= STIRLING_NEAR_ERROR + rounding, "{x} {d}");
+            if x < 100.0 {
+                worst = worst.max(d);
+            }
+        }
+        // the bound is not loose by orders of magnitude at x = 11
+        assert!(worst > STIRLING_NEAR_ERROR / 4.0, "{worst}");
     }
 
     /// PTRS's acceptance decided with the margin is the exact test's, on
