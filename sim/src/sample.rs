@@ -73,15 +73,8 @@ pub(crate) fn poisson_near(mean: f64, dl: f64, u: f64) -> Option<u64> {
     } else if u <= edge + margin {
         None
     } else {
-        invert_within(mean, u, dl)
+        invert_near(mean, u, dl)
     }
-}
-
-/// [`invert_near`] for a mean known within `dl / 2`, out of line for the
-/// reason [`invert`] is.
-#[inline(never)]
-fn invert_within(mean: f64, u: f64, dl: f64) -> Option<u64> {
-    invert_near(mean, u, dl)
 }
 
 /// The inversion's search for `u` beyond 0: [`invert_near`], or where it
@@ -129,9 +122,11 @@ fn invert_exact(lambda: f64, u: f64) -> u64 {
 /// clear `dl`, absolute. The additions of `dl` round by at most 2^-53 of
 /// their sums: the other half of `dl` and the relative margin's factor 2
 /// absorb that. For the exact mean itself `dl` is -0.0 (x + -0.0 is x for
-/// every x, so both additions fold away). Inlined into both of its out of
-/// line callers (a call between them cost 12M instructions in the 100-run
-/// catalog).
+/// every x, so both additions fold away). Inlined into both of its
+/// callers (a call between them cost 12M instructions in the 100-run
+/// catalog): [`invert`], out of line, and [`poisson_near`], which the
+/// histogram's fill inlines (the search out of line cost 23M more there:
+/// the call and its spills outweigh the fill's register pressure).
 ///
 /// Its recurrence multiplies by `lambda` and by [`INVERSE`]'s 1 / k
 /// (itself rounded) instead of dividing by k: three roundings a step
