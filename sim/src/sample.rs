@@ -161,11 +161,17 @@ fn invert_near(lambda: f64, u: f64, dl: f64) -> Option<u64> {
         }
     }
     // the sum before the last term was at most cumulative - p plus the
-    // last addition's rounding (half an ulp of cumulative)
+    // last addition's rounding and the subtraction's (each half an ulp of
+    // at most cumulative <= 1.00001: below 1.2e-16), and for k >= 1 at
+    // least the first term, e^-lambda >= 1.9e-9 for every mean the search
+    // sees (below 20.06): the roundings are below 1.3e-7 of cumulative -
+    // p, which the factor's 1e-6 covers with the multiplication's own
+    // rounding (one multiplication and addition fewer than adding
+    // 1e-15 cumulative)
     // (`dl` = -0.0, the exact mean, folds both additions away)
     let sure = k < 200
         && u + dl <= cumulative * (1.0 - INVERT_MARGIN)
-        && (k == 0 || u > (cumulative - p) * (1.0 + INVERT_MARGIN) + cumulative * 1e-15 + dl);
+        && (k == 0 || u > (cumulative - p) * (1.0 + INVERT_MARGIN + 1e-6) + dl);
     sure.then_some(k as u64)
 }
 
