@@ -350,20 +350,23 @@ pub(crate) fn poisson_ptrs_near<R: Rng>(mean: f64, dl: f64, rng: &mut R) -> Opti
         // strictly between floor(x) -+ 1/2, and for |x - 1/2| < 2^51 the
         // trick rounds exactly: to floor(x).
         const ROUND: f64 = 6_755_399_441_055_744.0;
-        let k = (x - 0.5 + ROUND) - ROUND;
+        let shifted = x - 0.5 + ROUND;
+        let k = shifted - ROUND;
+        // and k as a whole number, the sum's low bits (two's complement
+        // below 0), wherever it is read: |x - 1/2| < 2^51 there
+        let whole = shifted.to_bits().wrapping_sub(ROUND.to_bits());
         // the floor's argument clears both integers around it (a NaN or
         // an argument beyond 2^51 fails)
         let margin = floor_margin + floor_slope * t.abs();
         let frac = x - k;
         let k_sure = frac > margin && frac < 1.0 - margin;
-        // a whole k in [0, 2^51) wherever it is returned (the acceptance
-        // path checks k < 0; where us >= 0.07, |u| <= 0.43 and 2a / us <
-        // 0.71 b, so t >= -0.735 b and x >= L - 1.86 sqrt L - 0.26 > 11
-        // for L >= 20): through i64, without the saturating u64
-        // conversion's range checks
+        // k is in [0, 2^51) wherever it is returned (the acceptance path
+        // checks k < 0; where us >= 0.07, |u| <= 0.43 and 2a / us < 0.71
+        // b, so t >= -0.735 b and x >= L - 1.86 sqrt L - 0.26 > 11 for L
+        // >= 20): `whole` is the draw, without a conversion
         if us >= 0.07 {
             if v <= vr - vr_margin {
-                return k_sure.then_some(k as i64 as u64);
+                return k_sure.then_some(whole);
             }
             if v <= vr + vr_margin {
                 return None;
@@ -380,8 +383,8 @@ pub(crate) fn poisson_ptrs_near<R: Rng>(mean: f64, dl: f64, rng: &mut R) -> Opti
         }
         let lhs = v * inv_alpha / (a / (us * us) + b);
         let extra = dl * (1.05 + k / (mean - dl));
-        match ptrs_decides_near(lhs, mean, k, extra) {
-            Some(true) => return Some(k as i64 as u64),
+        match ptrs_decides_near(lhs, mean, k, whole, extra) {
+            Some(true) => return Some(whole),
             Some(false) => continue,
             None => return None,
         }
@@ -392,8 +395,8 @@ pub(crate) fn poisson_ptrs_near<R: Rng>(mean: f64, dl: f64, rng: &mut R) -> Opti
 /// [`ptrs_accepts`] is.
 #[cold]
 #[inline(never)]
-fn ptrs_decides_near(lhs: f64, mean: f64, k: f64, extra: f64) -> Option<bool> {
-    ptrs_decides(lhs, mean, k, extra)
+fn ptrs_decides_near(lhs: f64, mean: f64, k: f64, whole: u64, extra: f64) -> Option<bool> {
+    ptrs_decides(lhs, mean, k, whole, extra)
 }
 
 /// PTRS's exact acceptance test, ln(`lhs`) <= ln P(K = `k`), kept out of
@@ -410,21 +413,22 @@ fn ptrs_decides_near(lhs: f64, mean: f64, k: f64, extra: f64) -> Option<bool> {
 #[cold]
 #[inline(never)]
 fn ptrs_accepts(lhs: f64, lambda: f64, k: f64) -> bool {
-    ptrs_decides(lhs, lambda, k, 0.0).unwrap_or_else(|| ptrs_accepts_exact(lhs, lambda, k))
+    // (k is whole and at least 0: through i64, without the saturating
+    // u64 conversion's range checks)
+    ptrs_decides(lhs, lambda, k, k as i64 as u64, 0.0)
+        .unwrap_or_else(|| ptrs_accepts_exact(lhs, lambda, k))
 }
 
 /// [`ptrs_accepts`]'s outcome where the near logarithms decide it with
 /// `extra` added to the margin (0, or for a near mean the test's change
-/// between it and the exact one), else None. Inlined into both of its out
-/// of line callers.
+/// between it and the exact one), else None; `whole` is the whole k >= 0
+/// as an integer. Inlined into both of its out of line callers.
 #[inline(always)]
-fn ptrs_decides(lhs: f64, lambda: f64, k: f64, extra: f64) -> Option<bool> {
+fn ptrs_decides(lhs: f64, lambda: f64, k: f64, whole: u64, extra: f64) -> Option<bool> {
     let ln_lhs = ln_near(lhs)?;
     let ln_lambda = ln_near(lambda)?;
-    // (k is whole and at least 0; through i64, without the saturating
-    // usize conversion's range checks)
-    debug_assert!(k >= 0.0 && k == floor(k), "{k}");
-    let (ln_fact, ln_x) = match LN_FACTORIAL_NEAR.get(k as i64 as usize) {
+    debug_assert!(k >= 0.0 && whole as f64 == k, "{k} {whole}");
+    let (ln_fact, ln_x) = match LN_FACTORIAL_NEAR.get(whole as usize) {
         // ln x <= ln 256 < 5.6 for `scale`
         Some(&ln_fact) => (ln_fact, 5.6),
         None => {
