@@ -149,12 +149,17 @@ pub(super) fn fill_polygon<DB: DrawingBackend, S: BackendStyle>(
             e.pos = e.slave_pos();
         }
         // plotters sorts (stably) by the same positions, `partial_cmp`
-        // unwrapped: none is NaN (total_epoch > 0)
-        active.sort_by(|a, b| {
-            a.pos
-                .partial_cmp(&b.pos)
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
+        // unwrapped: none is NaN (total_epoch > 0). A wide line's outline
+        // mostly has two edges under way, mostly in order, and a stable
+        // sort leaves those as they are.
+        let in_order = active.len() == 2 && active[0].pos <= active[1].pos;
+        if !in_order {
+            active.sort_by(|a, b| {
+                a.pos
+                    .partial_cmp(&b.pos)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+        }
         let mut first: Option<Edge> = None;
         let mut second: Option<Edge> = None;
         for &edge in active.iter() {
