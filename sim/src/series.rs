@@ -1489,6 +1489,18 @@ mod tests {
         }
     }
 
+    /// goldengoose's bound table and the union of every table's bounds
+    /// (`ln_union`: their logs), the two tables the fill tests run on.
+    fn both_tables(ln_union: &[f64; UNION_BOUNDS.len()]) -> [BoundTable<'_>; 2] {
+        [
+            GOLDENGOOSE_TABLE,
+            BoundTable {
+                le: &UNION_BOUNDS,
+                ln: ln_union,
+            },
+        ]
+    }
+
     /// The lazy CDF's own log-normal (no tail, a spread) is
     /// [`latency_cdf`] bit for bit, at every bound of both tables, for
     /// medians and spreads from far below to far above the bounds; and
@@ -1498,13 +1510,7 @@ mod tests {
         use rand::SeedableRng;
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
         let ln_union = UNION_BOUNDS.map(f64::ln);
-        let tables = [
-            GOLDENGOOSE_TABLE,
-            BoundTable {
-                le: &UNION_BOUNDS,
-                ln: &ln_union,
-            },
-        ];
+        let tables = both_tables(&ln_union);
         let mut plain = 0;
         for i in 0..200_000 {
             let median = 10f64.powf(rng.random_range(-5.0..4.0));
@@ -1577,13 +1583,7 @@ mod tests {
         use rand::SeedableRng;
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(31);
         let ln_union = UNION_BOUNDS.map(f64::ln);
-        let tables = [
-            GOLDENGOOSE_TABLE,
-            BoundTable {
-                le: &UNION_BOUNDS,
-                ln: &ln_union,
-            },
-        ];
+        let tables = both_tables(&ln_union);
         let (mut mixtures, mut worst) = (0, 0.0f64);
         for i in 0..200_000 {
             let median = 10f64.powf(rng.random_range(-5.0..4.0));
@@ -1767,13 +1767,7 @@ mod tests {
         use rand::SeedableRng;
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(29);
         let ln_union = UNION_BOUNDS.map(f64::ln);
-        let tables = [
-            GOLDENGOOSE_TABLE,
-            BoundTable {
-                le: &UNION_BOUNDS,
-                ln: &ln_union,
-            },
-        ];
+        let tables = both_tables(&ln_union);
         let mut draw_seed = 0u64;
         let mut steps = 0u64;
         let mut compare = |table: BoundTable<'_>, lambda: f64, median, sigma, tail| {

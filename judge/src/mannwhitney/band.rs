@@ -785,6 +785,25 @@ mod tests {
         }
     }
 
+    /// `decide_band` on `x` against `y` for the question `(conf,
+    /// tolerance, above, below)` from fresh kept sums; `f` gets the
+    /// statistic (to step on from), the question, the decision and the
+    /// kept sums.
+    fn few_shifts(
+        x: &[f64],
+        y: &[f64],
+        (conf, tolerance, above, below): (f64, f64, bool, bool),
+        f: impl FnOnce(&mut RankStatistic<'_>, &BandQuestion, Decision, &[Option<(f64, i64)>; 2]),
+    ) {
+        let mut mw = MannWhitney::new();
+        mw.load(x, y);
+        let q = question(&mw, conf, tolerance, above, below);
+        let mut running = [None; 2];
+        let mut stat = RankStatistic::new(&mw.x, &mw.y_padded, &mut mw.scratch);
+        let decision = decide_band(&mut stat, &q, &mut running);
+        f(&mut stat, &q, decision, &running);
+    }
+
     /// The band the full interval puts the question in, as the classifier
     /// reads it.
     fn label(r: &MannWhitneyResult, tolerance: f64, above: bool, below: bool) -> Band {
@@ -933,19 +952,16 @@ mod tests {
                     };
                     for tolerance in [0.0, 0.1, 0.25, 1.0] {
                         for (above, below) in [(true, true), (true, false), (false, true)] {
-                            let mut mw = MannWhitney::new();
-                            mw.load(&x, &y);
-                            let q = question(&mw, conf, tolerance, above, below);
-                            let mut running = [None; 2];
-                            let mut stat = RankStatistic::new(&mw.x, &mw.y_padded, &mut mw.scratch);
-                            let decision = decide_band(&mut stat, &q, &mut running);
-                            if let Decision::Band(band) = decision {
-                                let want = label(&full, tolerance, above, below);
-                                assert_eq!(band, want, "{full:?} tolerance {tolerance}");
-                                decided += 1;
-                            }
-                            let one = running.iter().flatten().count() == 1;
-                            skipped += usize::from(one && stat.probes.list.len() > 1);
+                            let q = (conf, tolerance, above, below);
+                            few_shifts(&x, &y, q, |stat, _, decision, running| {
+                                if let Decision::Band(band) = decision {
+                                    let want = label(&full, tolerance, above, below);
+                                    assert_eq!(band, want, "{full:?} tolerance {tolerance}");
+                                    decided += 1;
+                                }
+                                let one = running.iter().flatten().count() == 1;
+                                skipped += usize::from(one && stat.probes.list.len() > 1);
+                            });
                         }
                     }
                 }
@@ -973,21 +989,18 @@ mod tests {
                 };
                 for tolerance in [0.0, 0.1, near * 0.999, near, near * 1.001] {
                     for (above, below) in [(true, true), (true, false), (false, true)] {
-                        let mut mw = MannWhitney::new();
-                        mw.load(&x, &y);
-                        let q = question(&mw, conf, tolerance, above, below);
-                        let mut running = [None; 2];
-                        let mut stat = RankStatistic::new(&mw.x, &mw.y_padded, &mut mw.scratch);
-                        let Decision::Open(Some(known)) = decide_band(&mut stat, &q, &mut running)
-                        else {
-                            continue;
-                        };
-                        open += 1;
-                        if let Some(band) = step_band(&mut stat, &q, Some(&known)).unwrap() {
-                            let want = label(&full, tolerance, above, below);
-                            assert_eq!(band, want, "{full:?} tolerance {tolerance}");
-                            answered += 1;
-                        }
+                        let q = (conf, tolerance, above, below);
+                        few_shifts(&x, &y, q, |stat, q, decision, _| {
+                            let Decision::Open(Some(known)) = decision else {
+                                return;
+                            };
+                            open += 1;
+                            if let Some(band) = step_band(stat, q, Some(&known)).unwrap() {
+                                let want = label(&full, tolerance, above, below);
+                                assert_eq!(band, want, "{full:?} tolerance {tolerance}");
+                                answered += 1;
+                            }
+                        });
                     }
                 }
             }
