@@ -1061,47 +1061,29 @@ fn counted_ratio(
 #[inline(always)]
 fn counted_pass(
     ks: std::ops::RangeInclusive<usize>,
-    (steps, may_be_down, w): (&[Step], bool, usize),
+    window: (&[Step], bool, usize),
     (up, have): (&mut UpWindow, &mut Option<usize>),
     (total, total2): (&mut u64, &mut u64),
     (count, count2): (impl Fn(&Step) -> u64, impl Fn(&Step) -> u64),
     point: impl Fn(u64, u64) -> f64,
     out: &mut Vec<Point>,
 ) {
-    let (mut k, k1) = (*ks.start(), *ks.end());
-    while k <= k1 {
-        if let Some((new, old)) = sliding(steps, may_be_down, w, *have, k, k1) {
-            let (mut t, mut t2) = (*total, *total2);
-            for (new, old) in new.iter().zip(old) {
-                t = t + count(new) - count(old);
-                t2 = t2 + count2(new) - count2(old);
-                out.push(Point::Value(point(t, t2)));
-            }
-            (*total, *total2) = (t, t2);
-            k += new.len();
-            *have = Some(k - 1);
-            continue;
-        }
-        if up.at(steps, may_be_down, w, k) {
-            match *have {
-                Some(prev) if prev + 1 == k => {
-                    let (new, old) = (&steps[k - 1], &steps[k - w - 1]);
-                    *total = *total + count(new) - count(old);
-                    *total2 = *total2 + count2(new) - count2(old);
-                }
-                _ => {
-                    let window = &steps[k - w..k];
-                    *total = window.iter().map(&count).sum();
-                    *total2 = window.iter().map(&count2).sum();
-                }
-            }
-            *have = Some(k);
-            out.push(Point::Value(point(*total, *total2)));
-        } else {
-            out.push(Point::Fallback);
-        }
-        k += 1;
-    }
+    let mut totals = (*total, *total2);
+    rate_pass(
+        ks,
+        window,
+        (up, &mut totals, have),
+        |(t, t2), new, old| (t + count(new) - count(old), t2 + count2(new) - count2(old)),
+        |window| {
+            (
+                window.iter().map(&count).sum(),
+                window.iter().map(&count2).sum(),
+            )
+        },
+        |(t, t2)| point(t, t2),
+        out,
+    );
+    (*total, *total2) = totals;
 }
 
 /// A rate program's pass over `ks` on a track's `(steps, may_be_down,
